@@ -1,0 +1,78 @@
+//! IR to files. Each emitter adds files to one [`Files`] set, keyed by path
+//! in a sorted map, so the output order never depends on hashing.
+
+pub mod client;
+pub mod doc_text;
+pub mod docs;
+pub mod models;
+pub mod rust_file;
+pub mod server;
+pub mod versions;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::ir::Api;
+use proc_macro2::TokenStream;
+use std::collections::BTreeMap;
+
+/// An emitter bug (never an input problem: those are caught while lowering).
+#[derive(Debug)]
+pub struct EmitError(pub String);
+
+/// What one file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Rust made from the spec.
+    Rust,
+    /// Rust support code copied from `templates/` unchanged.
+    RustVerbatim,
+    /// Markdown.
+    Markdown,
+    /// TOML.
+    Toml,
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// Its contents.
+    pub contents: String,
+    /// What it is.
+    pub kind: FileKind,
+}
+
+/// The generator's output: paths (relative to the output folder, `/`
+/// separated) to files, sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Files(pub BTreeMap<String, File>);
+
+impl Files {
+    fn rust(&mut self, path: String, tokens: TokenStream, what: &str) -> Result<(), EmitError> {
+        let contents = rust_file::format(tokens, what).map_err(EmitError)?;
+        self.0.insert(path, File { contents, kind: FileKind::Rust });
+        Ok(())
+    }
+
+    fn verbatim(&mut self, path: String, source: &str) {
+        self.0.insert(path, File { contents: rust_file::verbatim(source), kind: FileKind::RustVerbatim });
+    }
+
+    fn markdown(&mut self, path: String, text: String) {
+        let contents = format!("{}\n\n{}\n", rust_file::MARKDOWN_HEADER, text.trim_end());
+        self.0.insert(path, File { contents, kind: FileKind::Markdown });
+    }
+
+    fn toml(&mut self, path: String, text: String) {
+        let contents = format!("{}\n{}\n", rust_file::TOML_HEADER, text.trim_end());
+        self.0.insert(path, File { contents, kind: FileKind::Toml });
+    }
+}
+
+/// Emits every output file for an API.
+pub fn emit(api: &Api) -> Result<Files, Diagnostics> {
+    let mut files = Files::default();
+    let bug = |e: EmitError| Diagnostics(vec![Diagnostic::new("#", e.0)]);
+    client::emit(api, &mut files).map_err(bug)?;
+    server::emit(api, &mut files).map_err(bug)?;
+    docs::emit(api, &mut files).map_err(bug)?;
+    Ok(files)
+}

@@ -1,0 +1,415 @@
+//! Named types as Rust: structs, enums and untagged `oneOf` enums with serde
+//! attributes matching the wire format, and a `Validate` impl that checks the
+//! spec's constraints.
+//!
+//! Both generated crates get their own copy of the models, emitted in one of
+//! two [`Mode`]s: the client is lenient where the server may grow (unknown
+//! enum values are kept), the server is strict (an unknown value is a 400).
+
+use super::doc_text::doc_attrs;
+use crate::ir::{Api, Field, Shape, StructType, TypeDef, TypeKind};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::quote;
+
+/// Which crate the models are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decodes what a newer server may send: enums keep unknown values.
+    Client,
+    /// Refuses anything the spec does not allow.
+    Server,
+}
+
+/// An identifier from an already-sanitized name.
+pub fn ident(name: &str) -> Ident {
+    Ident::new(name, Span::call_site())
+}
+
+/// The Rust type of a shape, as used from `crate::types` itself or from
+/// another module of the crate (`prefix` is `quote!(crate::types::)` then).
+pub fn rust_type(shape: &Shape, prefix: &TokenStream) -> TokenStream {
+    match shape {
+        Shape::Named(n) => {
+            let n = ident(n);
+            quote!(#prefix #n)
+        }
+        Shape::String(_) => quote!(::std::string::String),
+        Shape::Integer(i) if i.int32 => quote!(i32),
+        Shape::Integer(_) => quote!(i64),
+        Shape::Number(_) => quote!(f64),
+        Shape::Boolean => quote!(bool),
+        Shape::Array(a) => {
+            let item = rust_type(&a.items, prefix);
+            quote!(::std::vec::Vec<#item>)
+        }
+        Shape::Map(v) => {
+            let value = rust_type(v, prefix);
+            quote!(::std::collections::BTreeMap<::std::string::String, #value>)
+        }
+        Shape::Any => quote!(::serde_json::Value),
+    }
+}
+
+/// How a field is represented, from whether it is required and nullable.
+pub fn field_type(field: &Field, prefix: &TokenStream) -> TokenStream {
+    let mut base = rust_type(&field.shape, prefix);
+    if field.boxed {
+        base = quote!(::std::boxed::Box<#base>);
+    }
+    match (field.required, field.nullable) {
+        (true, false) => base,
+        (true, true) | (false, false) => quote!(::std::option::Option<#base>),
+        (false, true) => quote!(::std::option::Option<::std::option::Option<#base>>),
+    }
+}
+
+/// The whole `types.rs` module.
+pub fn emit_types(api: &Api, mode: Mode) -> TokenStream {
+    let types = api.types.values().map(|t| emit_type(api, t, mode));
+    quote! {
+        //! Every schema of the spec as a Rust type.
+        #![allow(clippy::large_enum_variant, clippy::derive_partial_eq_without_eq)]
+        #(#types)*
+    }
+}
+
+fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
+    let name = ident(&def.name);
+    let mut doc_text = def.description.clone().unwrap_or_else(|| format!("The `{}` schema.", def.api_name));
+    if let Some(example) = &def.example {
+        let pretty = serde_json::to_string_pretty(example).unwrap_or_default();
+        doc_text.push_str(&format!("\n\nExample:\n\n```json\n{pretty}\n```"));
+    }
+    let docs = doc_attrs(Some(&doc_text));
+    match &def.kind {
+        TypeKind::Struct(s) => emit_struct(api, def, s, docs, mode),
+        TypeKind::Enum(e) => {
+            let variants: Vec<TokenStream> = e
+                .variants
+                .iter()
+                .map(|v| {
+                    let vname = ident(&v.name);
+                    let wire = &v.api_name;
+                    let doc = format!(" `{wire}`");
+                    quote! { #[doc = #doc] #[serde(rename = #wire)] #vname, }
+                })
+                .collect();
+            let arms: Vec<TokenStream> = e
+                .variants
+                .iter()
+                .map(|v| {
+                    let vname = ident(&v.name);
+                    let wire = &v.api_name;
+                    quote!(Self::#vname => #wire,)
+                })
+                .collect();
+            let all: Vec<TokenStream> = e.variants.iter().map(|v| {
+                let vname = ident(&v.name);
+                quote!(Self::#vname)
+            }).collect();
+            match mode {
+                Mode::Client => quote! {
+                    #docs
+                    #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq, ::std::cmp::Eq, ::std::hash::Hash, ::std::cmp::PartialOrd, ::std::cmp::Ord, ::serde::Serialize, ::serde::Deserialize)]
+                    pub enum #name {
+                        #(#variants)*
+                        /// A value this version of the client does not know; kept
+                        /// as sent so that a newer server does not break decoding.
+                        #[serde(untagged)]
+                        Unknown(::std::string::String),
+                    }
+                    impl #name {
+                        /// Every value the spec lists.
+                        pub const ALL: &'static [#name] = &[#(#all),*];
+                        /// The value as sent on the wire.
+                        pub fn as_str(&self) -> &str {
+                            match self {
+                                #(#arms)*
+                                Self::Unknown(other) => other.as_str(),
+                            }
+                        }
+                    }
+                    impl ::std::fmt::Display for #name {
+                        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                            f.write_str(self.as_str())
+                        }
+                    }
+                    impl crate::validate::Validate for #name {
+                        fn validate(&self, path: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                            match self {
+                                Self::Unknown(other) => ::std::result::Result::Err(path.error(::std::format!("`{other}` is not one of the values the spec allows"))),
+                                _ => ::std::result::Result::Ok(()),
+                            }
+                        }
+                    }
+                },
+                Mode::Server => quote! {
+                    #docs
+                    #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::marker::Copy, ::std::cmp::PartialEq, ::std::cmp::Eq, ::std::hash::Hash, ::std::cmp::PartialOrd, ::std::cmp::Ord, ::serde::Serialize, ::serde::Deserialize)]
+                    pub enum #name {
+                        #(#variants)*
+                    }
+                    impl #name {
+                        /// Every value the spec lists.
+                        pub const ALL: &'static [#name] = &[#(#all),*];
+                        /// The value as sent on the wire.
+                        pub fn as_str(&self) -> &'static str {
+                            match self {
+                                #(#arms)*
+                            }
+                        }
+                    }
+                    impl ::std::fmt::Display for #name {
+                        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                            f.write_str(self.as_str())
+                        }
+                    }
+                    impl ::std::str::FromStr for #name {
+                        type Err = ::std::string::String;
+                        fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
+                            Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                                let allowed: ::std::vec::Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                                ::std::format!("`{s}` is not one of: {}", allowed.join(", "))
+                            })
+                        }
+                    }
+                    impl crate::validate::Validate for #name {
+                        fn validate(&self, _path: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                            ::std::result::Result::Ok(())
+                        }
+                    }
+                },
+            }
+        }
+        TypeKind::OneOf(o) => {
+            let variants = o.variants.iter().map(|v| {
+                let vname = ident(&v.name);
+                let ty = ident(&v.type_name);
+                let doc = format!(" A [`{}`].", v.type_name);
+                quote!(#[doc = #doc] #vname(#ty),)
+            });
+            let arms = o.variants.iter().map(|v| {
+                let vname = ident(&v.name);
+                quote!(Self::#vname(inner) => crate::validate::Validate::validate(inner, path),)
+            });
+            quote! {
+                #docs
+                #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+                #[serde(untagged)]
+                pub enum #name {
+                    #(#variants)*
+                }
+                impl crate::validate::Validate for #name {
+                    fn validate(&self, path: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                        match self {
+                            #(#arms)*
+                        }
+                    }
+                }
+            }
+        }
+        TypeKind::Alias(shape) => {
+            let ty = rust_type(shape, &TokenStream::new());
+            quote! {
+                #docs
+                pub type #name = #ty;
+            }
+        }
+    }
+}
+
+fn emit_struct(api: &Api, def: &TypeDef, s: &StructType, docs: TokenStream, mode: Mode) -> TokenStream {
+    let name = ident(&def.name);
+    let deny = s.deny_unknown.then(|| quote!(#[serde(deny_unknown_fields)]));
+    let none = TokenStream::new();
+    let mut fields: Vec<TokenStream> = s
+        .fields
+        .iter()
+        .map(|f| {
+            let fname = ident(&f.name);
+            let ty = field_type(f, &none);
+            let wire = &f.api_name;
+            let mut text = f.description.clone().unwrap_or_default();
+            if let Some(default) = &f.default {
+                text.push_str(&format!("\n\nDefault when omitted: `{default}`."));
+            }
+            if text.trim().is_empty() {
+                text = format!("The `{wire}` property.");
+            }
+            let docs = doc_attrs(Some(&text));
+            let serde_attr = match (f.required, f.nullable) {
+                (true, false) => quote!(#[serde(rename = #wire)]),
+                // Present but possibly null: a missing key is an error, which
+                // `deserialize_with` gives (serde only defaults a plain Option).
+                (true, true) => quote!(#[serde(rename = #wire, deserialize_with = "crate::nullable::required")]),
+                (false, false) => match mode {
+                    Mode::Client => quote!(#[serde(rename = #wire, default, skip_serializing_if = "::std::option::Option::is_none")]),
+                    // The server refuses an explicit null where the spec does
+                    // not allow one.
+                    Mode::Server => quote!(#[serde(rename = #wire, default, skip_serializing_if = "::std::option::Option::is_none", deserialize_with = "crate::nullable::non_null")]),
+                },
+                (false, true) => quote!(#[serde(rename = #wire, default, skip_serializing_if = "::std::option::Option::is_none", with = "crate::nullable::double_option")]),
+            };
+            let deprecated = f.deprecated.then(|| quote!(#[deprecated]));
+            quote! { #docs #deprecated #serde_attr pub #fname: #ty, }
+        })
+        .collect();
+    if let Some(extra) = &s.additional {
+        let value = rust_type(extra, &none);
+        fields.push(quote! {
+            /// Properties not named by the spec, kept as sent.
+            #[serde(flatten)]
+            pub additional_properties: ::std::collections::BTreeMap<::std::string::String, #value>,
+        });
+    }
+    let checks: Vec<TokenStream> = s.fields.iter().filter_map(|f| field_check(api, f)).collect();
+    let path_param = if checks.is_empty() { quote!(_path) } else { quote!(path) };
+    quote! {
+        #docs
+        #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #deny
+        pub struct #name {
+            #(#fields)*
+        }
+        impl crate::validate::Validate for #name {
+            #[allow(deprecated)]
+            fn validate(&self, #path_param: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                #(#checks)*
+                ::std::result::Result::Ok(())
+            }
+        }
+    }
+}
+
+/// The check of one field, or `None` when its shape has no constraint.
+fn field_check(api: &Api, f: &Field) -> Option<TokenStream> {
+    let fname = ident(&f.name);
+    let wire = &f.api_name;
+    let check = shape_check(api, &f.shape, &quote!(value), 0)?;
+    let body = quote! {
+        path.push_field(#wire);
+        #check
+        path.pop();
+    };
+    Some(match (f.required, f.nullable) {
+        (true, false) => quote! { { let value = &self.#fname; #body } },
+        (true, true) | (false, false) => quote! { if let ::std::option::Option::Some(value) = &self.#fname { #body } },
+        (false, true) => quote! {
+            if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.#fname { #body }
+        },
+    })
+}
+
+/// Statements checking `value` (a reference) against a shape's constraints,
+/// or `None` when there is nothing to check.
+pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) -> Option<TokenStream> {
+    match shape {
+        Shape::Named(n) => match api.types.get(n).map(|t| &t.kind) {
+            Some(TypeKind::Alias(inner)) if depth < 8 => shape_check(api, inner, value, depth + 1),
+            Some(TypeKind::Alias(_)) | None => None,
+            Some(_) => Some(quote!(crate::validate::Validate::validate(#value, path)?;)),
+        },
+        Shape::String(s) => {
+            if s.min_length.is_none() && s.max_length.is_none() && s.pattern.is_none() {
+                return None;
+            }
+            let min = opt_u64(s.min_length);
+            let max = opt_u64(s.max_length);
+            let pattern = match &s.pattern {
+                Some(p) => quote! {
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> =
+                            ::std::sync::LazyLock::new(|| ::regex::Regex::new(#p).expect("the generator checked this pattern"));
+                        (&*PATTERN, #p)
+                    })
+                },
+                None => quote!(::std::option::Option::None),
+            };
+            Some(quote!(crate::validate::check_string(#value, path, #min, #max, #pattern)?;))
+        }
+        Shape::Integer(i) => {
+            if i.minimum.is_none() && i.maximum.is_none() {
+                return None;
+            }
+            let min = match i.minimum {
+                Some(m) => {
+                    let l = Literal::i64_unsuffixed(m);
+                    quote!(::std::option::Option::Some(#l))
+                }
+                None => quote!(::std::option::Option::None),
+            };
+            let max = match i.maximum {
+                Some(m) => {
+                    let l = Literal::i64_unsuffixed(m);
+                    quote!(::std::option::Option::Some(#l))
+                }
+                None => quote!(::std::option::Option::None),
+            };
+            Some(quote!(crate::validate::check_integer(i64::from(*#value), path, #min, #max)?;))
+        }
+        Shape::Number(n) => {
+            let min = match n.minimum {
+                Some(m) => {
+                    let l = Literal::f64_unsuffixed(m);
+                    let excl = n.exclusive_minimum;
+                    quote!(::std::option::Option::Some((#l, #excl)))
+                }
+                None => quote!(::std::option::Option::None),
+            };
+            let max = match n.maximum {
+                Some(m) => {
+                    let l = Literal::f64_unsuffixed(m);
+                    let excl = n.exclusive_maximum;
+                    quote!(::std::option::Option::Some((#l, #excl)))
+                }
+                None => quote!(::std::option::Option::None),
+            };
+            // Always checked: NaN and infinities are not JSON numbers.
+            Some(quote!(crate::validate::check_number(*#value, path, #min, #max)?;))
+        }
+        Shape::Boolean | Shape::Any => None,
+        Shape::Array(a) => {
+            let len = if a.min_items.is_some() || a.max_items.is_some() {
+                let min = opt_u64(a.min_items);
+                let max = opt_u64(a.max_items);
+                Some(quote!(crate::validate::check_items(#value.len(), path, #min, #max)?;))
+            } else {
+                None
+            };
+            let item = shape_check(api, &a.items, &quote!(item), depth + 1).map(|check| {
+                quote! {
+                    for (index, item) in #value.iter().enumerate() {
+                        path.push_index(index);
+                        #check
+                        path.pop();
+                    }
+                }
+            });
+            if len.is_none() && item.is_none() {
+                None
+            } else {
+                Some(quote!(#len #item))
+            }
+        }
+        Shape::Map(v) => shape_check(api, v, &quote!(item), depth + 1).map(|check| {
+            quote! {
+                for (key, item) in #value.iter() {
+                    path.push_key(key);
+                    #check
+                    path.pop();
+                }
+            }
+        }),
+    }
+}
+
+fn opt_u64(v: Option<u64>) -> TokenStream {
+    match v {
+        Some(n) => {
+            let l = Literal::u64_unsuffixed(n);
+            quote!(::std::option::Option::Some(#l))
+        }
+        None => quote!(::std::option::Option::None),
+    }
+}
+

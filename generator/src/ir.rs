@@ -1,0 +1,493 @@
+//! The generator's own model of an API, between parsing and emitting.
+//!
+//! Everything here is already resolved: no `$ref`s, names sanitized and
+//! deduplicated, maps sorted. The emitters read only these types and never
+//! see openapiv3's, which is what lets the front end change (OpenAPI 3.1,
+//! say) without touching them.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A whole API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    /// `info.title`.
+    pub title: String,
+    /// `info.version`.
+    pub version: String,
+    /// `info.description`, Markdown.
+    pub description: Option<String>,
+    /// The servers, in spec order.
+    pub servers: Vec<Server>,
+    /// The tags, in spec order, plus any used by operations but not declared.
+    pub tags: Vec<Tag>,
+    /// Every named type, keyed by its Rust name.
+    pub types: BTreeMap<String, TypeDef>,
+    /// Every operation, in spec order (paths, then methods in a fixed order).
+    pub operations: Vec<Operation>,
+    /// The security schemes, keyed by their spec name.
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+}
+
+/// A server URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// The URL, e.g. `https://api.run-agent.ai/v1`.
+    pub url: String,
+    /// What the server is for.
+    pub description: Option<String>,
+}
+
+/// A tag grouping operations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tag {
+    /// The tag as written in the spec.
+    pub name: String,
+    /// A sanitized snake-case name, for file names and anchors.
+    pub slug: String,
+    /// What the group is about.
+    pub description: Option<String>,
+}
+
+/// How a request proves who it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecurityScheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The scheme's description.
+        description: Option<String>,
+    },
+}
+
+/// A named type from `components/schemas`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeDef {
+    /// The Rust name (UpperCamelCase, unique).
+    pub name: String,
+    /// The schema's name in the spec.
+    pub api_name: String,
+    /// Where it is defined, as a JSON pointer.
+    pub pointer: String,
+    /// The schema's description.
+    pub description: Option<String>,
+    /// The schema's example, if any.
+    pub example: Option<Value>,
+    /// Whether `null` is a valid value wherever this type is used.
+    pub nullable: bool,
+    /// What kind of type it is.
+    pub kind: TypeKind,
+}
+
+/// The shape of a named type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeKind {
+    /// An object with named properties.
+    Struct(StructType),
+    /// A string enumeration.
+    Enum(EnumType),
+    /// A value that matches exactly one of several named types.
+    OneOf(OneOfType),
+    /// A name for another shape (an array, a string with constraints...).
+    Alias(Shape),
+}
+
+/// An object type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructType {
+    /// The properties, in spec order.
+    pub fields: Vec<Field>,
+    /// `additionalProperties`: `None` when false, so unknown fields are
+    /// rejected; otherwise the shape of the extra values, kept in a map.
+    pub additional: Option<Shape>,
+    /// Whether `additionalProperties: false` was written, so unknown fields
+    /// are an error rather than ignored.
+    pub deny_unknown: bool,
+}
+
+/// One property of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The Rust field name.
+    pub name: String,
+    /// The property name on the wire.
+    pub api_name: String,
+    /// The property's description.
+    pub description: Option<String>,
+    /// Its shape.
+    pub shape: Shape,
+    /// Listed in `required`.
+    pub required: bool,
+    /// `null` is allowed (the property's schema or its named type is nullable).
+    pub nullable: bool,
+    /// The default value, if the spec gives one.
+    pub default: Option<Value>,
+    /// An example value, if the spec gives one.
+    pub example: Option<Value>,
+    /// Marked deprecated.
+    pub deprecated: bool,
+    /// Whether the field must be boxed because its type contains this one.
+    pub boxed: bool,
+}
+
+/// A string enumeration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumType {
+    /// The variants, in spec order.
+    pub variants: Vec<EnumVariant>,
+}
+
+/// One enum value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumVariant {
+    /// The Rust variant name.
+    pub name: String,
+    /// The value on the wire.
+    pub api_name: String,
+}
+
+/// A `oneOf` of named types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOfType {
+    /// The alternatives, tried in order.
+    pub variants: Vec<OneOfVariant>,
+}
+
+/// One alternative of a `oneOf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOfVariant {
+    /// The Rust variant name.
+    pub name: String,
+    /// The named type (its Rust name).
+    pub type_name: String,
+}
+
+/// An anonymous use of a type: a property, a parameter, an array item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// A named type (its Rust name).
+    Named(String),
+    /// A string.
+    String(StringShape),
+    /// An integer.
+    Integer(IntegerShape),
+    /// A floating-point number.
+    Number(NumberShape),
+    /// `true` or `false`.
+    Boolean,
+    /// A list.
+    Array(ArrayShape),
+    /// An object with arbitrary keys, values of one shape.
+    Map(Box<Shape>),
+    /// Any JSON value (a schema with no type).
+    Any,
+}
+
+/// A string and its constraints.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StringShape {
+    /// `format`, if any (`date-time`, `uri`...). Informational only.
+    pub format: Option<String>,
+    /// `minLength`, in characters.
+    pub min_length: Option<u64>,
+    /// `maxLength`, in characters.
+    pub max_length: Option<u64>,
+    /// `pattern`, an ECMA regular expression.
+    pub pattern: Option<String>,
+}
+
+/// An integer and its constraints.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IntegerShape {
+    /// `format: int32` gives `i32`; everything else `i64`.
+    pub int32: bool,
+    /// `minimum` (already adjusted for `exclusiveMinimum`).
+    pub minimum: Option<i64>,
+    /// `maximum` (already adjusted for `exclusiveMaximum`).
+    pub maximum: Option<i64>,
+}
+
+/// A number and its constraints.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NumberShape {
+    /// `minimum`.
+    pub minimum: Option<f64>,
+    /// Whether `minimum` itself is excluded.
+    pub exclusive_minimum: bool,
+    /// `maximum`.
+    pub maximum: Option<f64>,
+    /// Whether `maximum` itself is excluded.
+    pub exclusive_maximum: bool,
+}
+
+/// A list and its constraints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayShape {
+    /// The items.
+    pub items: Box<Shape>,
+    /// `minItems`.
+    pub min_items: Option<u64>,
+    /// `maxItems`.
+    pub max_items: Option<u64>,
+}
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    /// GET
+    Get,
+    /// PUT
+    Put,
+    /// POST
+    Post,
+    /// DELETE
+    Delete,
+    /// PATCH
+    Patch,
+}
+
+impl Method {
+    /// The upper-case method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+        }
+    }
+}
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// The operationId as written.
+    pub id: String,
+    /// The Rust method name (snake case, unique).
+    pub name: String,
+    /// A type-name prefix (UpperCamelCase, unique), e.g. `ListAgents`.
+    pub type_prefix: String,
+    /// Where it is defined.
+    pub pointer: String,
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template as written, e.g. `/agents/{agent_id}`.
+    pub path: String,
+    /// The path split into literal text and parameters.
+    pub segments: Vec<PathSegment>,
+    /// The one-line summary.
+    pub summary: Option<String>,
+    /// The description, Markdown.
+    pub description: Option<String>,
+    /// Tags, in spec order.
+    pub tags: Vec<String>,
+    /// `deprecated: true`.
+    pub deprecated: bool,
+    /// `x-sunset`: the date after which a deprecated operation is removed.
+    pub sunset: Option<String>,
+    /// The parameters: path first (in template order), then query, then
+    /// header, each in spec order.
+    pub parameters: Vec<Parameter>,
+    /// The request body, if any.
+    pub body: Option<RequestBody>,
+    /// The responses, sorted by status (codes, then ranges, then default).
+    pub responses: Vec<Response>,
+    /// Whether the operation needs credentials (a non-empty security
+    /// requirement applies).
+    pub secured: bool,
+    /// Derived: this is a paged list.
+    pub pagination: Option<Pagination>,
+}
+
+impl Operation {
+    /// The 2xx responses.
+    pub fn successes(&self) -> impl Iterator<Item = &Response> {
+        self.responses.iter().filter(|r| r.status.is_success())
+    }
+
+    /// The parameters in one location.
+    pub fn params_in(&self, location: ParamLocation) -> impl Iterator<Item = &Parameter> {
+        self.parameters.iter().filter(move |p| p.location == location)
+    }
+
+    /// Whether the (single) success response is an event stream.
+    pub fn is_stream(&self) -> bool {
+        self.successes().any(|r| matches!(r.body, Some(ResponseBody::EventStream(_))))
+    }
+}
+
+/// A piece of a path template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathSegment {
+    /// Literal text, e.g. `/agents/`.
+    Literal(String),
+    /// A parameter, by its `api_name`.
+    Param(String),
+}
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ParamLocation {
+    /// In the path.
+    Path,
+    /// In the query string.
+    Query,
+    /// In a request header.
+    Header,
+}
+
+impl ParamLocation {
+    /// The OpenAPI name of the location.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamLocation::Path => "path",
+            ParamLocation::Query => "query",
+            ParamLocation::Header => "header",
+        }
+    }
+}
+
+/// One parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    /// The Rust name (snake case, unique within the operation).
+    pub name: String,
+    /// The name on the wire.
+    pub api_name: String,
+    /// Where it goes.
+    pub location: ParamLocation,
+    /// Whether it must be sent.
+    pub required: bool,
+    /// Its shape (a scalar, an enum, or an array of those for queries).
+    pub shape: Shape,
+    /// Its description.
+    pub description: Option<String>,
+    /// The schema's default.
+    pub default: Option<Value>,
+    /// An example value.
+    pub example: Option<Value>,
+    /// Marked deprecated.
+    pub deprecated: bool,
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestBody {
+    /// Always `application/json` for now.
+    pub content_type: String,
+    /// Its shape.
+    pub shape: Shape,
+    /// Whether a body must be sent.
+    pub required: bool,
+    /// Its description.
+    pub description: Option<String>,
+    /// An example body.
+    pub example: Option<Value>,
+}
+
+/// A response status key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatusCode {
+    /// One status, e.g. 200.
+    Code(u16),
+    /// A class, e.g. `4XX` is `Range(4)`.
+    Range(u16),
+    /// `default`.
+    Default,
+}
+
+impl StatusCode {
+    /// Whether this is a 2xx status or range.
+    pub fn is_success(self) -> bool {
+        match self {
+            StatusCode::Code(c) => (200..300).contains(&c),
+            StatusCode::Range(r) => r == 2,
+            StatusCode::Default => false,
+        }
+    }
+
+    /// The status as the spec writes it.
+    pub fn as_spec(self) -> String {
+        match self {
+            StatusCode::Code(c) => c.to_string(),
+            StatusCode::Range(r) => format!("{r}XX"),
+            StatusCode::Default => "default".into(),
+        }
+    }
+}
+
+/// One documented response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The status.
+    pub status: StatusCode,
+    /// The response's description.
+    pub description: String,
+    /// Documented headers, sorted by name.
+    pub headers: Vec<Header>,
+    /// The body, if any.
+    pub body: Option<ResponseBody>,
+}
+
+/// A documented response header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The Rust name.
+    pub name: String,
+    /// The header name on the wire.
+    pub api_name: String,
+    /// What it carries.
+    pub description: Option<String>,
+    /// Its shape.
+    pub shape: Shape,
+    /// Whether it is always present.
+    pub required: bool,
+}
+
+/// A response body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseBody {
+    /// `application/json`.
+    Json {
+        /// Its shape.
+        shape: Shape,
+        /// An example body.
+        example: Option<Value>,
+    },
+    /// `text/event-stream`.
+    EventStream(EventStream),
+}
+
+/// A Server-Sent Events stream and its typed events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventStream {
+    /// The schema of one parsed event (`{event, id, data, retry}`).
+    pub frame: Shape,
+    /// The events, in spec order, from `x-sse-events`.
+    pub events: Vec<SseEvent>,
+}
+
+/// One kind of event in a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// The `event:` name on the wire.
+    pub api_name: String,
+    /// The Rust variant name.
+    pub name: String,
+    /// The shape of the event's JSON `data`.
+    pub data: Shape,
+}
+
+/// A paged list operation, derived from its shape: `page` and `limit` query
+/// parameters and a success body with a `data` array and `pagination`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pagination {
+    /// The Rust name of the page parameter.
+    pub page_param: String,
+    /// The Rust name of the list field in the body.
+    pub items_field: String,
+    /// The Rust name of the pagination field in the body.
+    pub pagination_field: String,
+    /// The item shape.
+    pub item: Shape,
+}

@@ -1,0 +1,101 @@
+//! openapiv3's document to the IR: resolves every `$ref`, names every type
+//! and checks everything the emitters rely on. This is the only module that
+//! sees openapiv3 types.
+
+mod operation;
+mod resolve;
+mod schema;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
+use crate::ir::{Api, SecurityScheme, Server, Tag};
+use crate::naming::{Case, sanitize};
+use openapiv3::OpenAPI;
+use resolve::Resolver;
+use schema::TypeBuilder;
+use std::collections::BTreeMap;
+
+/// Lowers a parsed document into the IR, or returns every problem found.
+pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
+    let mut cx = Context { resolver: Resolver::new(doc), errors: Vec::new() };
+    let root = Pointer::root();
+
+    let security_schemes = lower_security_schemes(doc, &mut cx);
+    let mut types = TypeBuilder::new(doc, &mut cx);
+    types.lower_components(&mut cx);
+    let operations = operation::lower_operations(doc, &security_schemes, &mut types, &mut cx);
+    let types = types.finish(&mut cx);
+
+    let mut tags: Vec<Tag> = doc
+        .tags
+        .iter()
+        .map(|t| Tag { name: t.name.clone(), slug: sanitize(&t.name, Case::Snake), description: t.description.clone() })
+        .collect();
+    for op in &operations {
+        for tag in &op.tags {
+            if !tags.iter().any(|t| &t.name == tag) {
+                tags.push(Tag { name: tag.clone(), slug: sanitize(tag, Case::Snake), description: None });
+            }
+        }
+    }
+    if operations.is_empty() && cx.errors.is_empty() {
+        cx.errors.push(root.push("paths").error("the spec declares no operations"));
+    }
+
+    if !cx.errors.is_empty() {
+        let mut errors = cx.errors;
+        errors.sort();
+        errors.dedup();
+        return Err(Diagnostics(errors));
+    }
+    Ok(Api {
+        title: doc.info.title.clone(),
+        version: doc.info.version.clone(),
+        description: doc.info.description.clone(),
+        servers: doc
+            .servers
+            .iter()
+            .map(|s| Server { url: s.url.clone(), description: s.description.clone() })
+            .collect(),
+        tags,
+        types,
+        operations,
+        security_schemes,
+    })
+}
+
+/// State shared by the lowering passes: where refs point and what went
+/// wrong so far. Lowering keeps going after an error so that one run
+/// reports as many problems as it can.
+pub(crate) struct Context<'a> {
+    pub(crate) resolver: Resolver<'a>,
+    pub(crate) errors: Vec<Diagnostic>,
+}
+
+impl Context<'_> {
+    pub(crate) fn error(&mut self, at: &Pointer, message: impl Into<String>) {
+        self.errors.push(at.error(message));
+    }
+}
+
+fn lower_security_schemes(doc: &OpenAPI, cx: &mut Context<'_>) -> BTreeMap<String, SecurityScheme> {
+    let mut out = BTreeMap::new();
+    let Some(components) = &doc.components else { return out };
+    let base = Pointer::root().push("components").push("securitySchemes");
+    for (name, scheme) in &components.security_schemes {
+        let at = base.push(name);
+        let scheme = match scheme {
+            openapiv3::ReferenceOr::Item(s) => s,
+            openapiv3::ReferenceOr::Reference { .. } => {
+                cx.error(&at, "a security scheme given as a $ref is not supported; define it inline");
+                continue;
+            }
+        };
+        match scheme {
+            openapiv3::SecurityScheme::HTTP { scheme, description, .. } if scheme.eq_ignore_ascii_case("bearer") => {
+                out.insert(name.clone(), SecurityScheme::Bearer { description: description.clone() });
+            }
+            _ => cx.error(&at, "only HTTP bearer security schemes are supported"),
+        }
+    }
+    out
+}

@@ -1,0 +1,487 @@
+//! Paths and operations to IR operations: parameters merged and checked
+//! against the path template, bodies and responses resolved, security
+//! applied, paged lists recognized.
+
+use super::Context;
+use super::schema::TypeBuilder;
+use crate::diagnostics::Pointer;
+use crate::ir::{
+    EventStream, Header, Method, Operation, ParamLocation, Parameter, PathSegment, Pagination, RequestBody,
+    Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
+};
+use crate::naming::{Case, NameTable};
+use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Names the client builders and server inputs use themselves, kept away
+/// from parameter names.
+const RESERVED_PARAM_NAMES: &[&str] = &["body", "send", "options", "client", "into_stream", "ctx", "request"];
+
+/// Request headers the HTTP layer owns; OpenAPI says parameters with these
+/// names are ignored.
+const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
+
+pub(crate) fn lower_operations<'a>(
+    doc: &'a OpenAPI,
+    schemes: &BTreeMap<String, SecurityScheme>,
+    types: &mut TypeBuilder<'a>,
+    cx: &mut Context<'a>,
+) -> Vec<Operation> {
+    let mut out = Vec::new();
+    let mut method_names = NameTable::new();
+    let mut prefixes = NameTable::new();
+    let mut seen_ids: BTreeMap<String, String> = BTreeMap::new();
+    let paths_at = Pointer::root().push("paths");
+    for (path, item) in &doc.paths.paths {
+        let path_at = paths_at.push(path);
+        let item = match item {
+            ReferenceOr::Item(i) => i,
+            ReferenceOr::Reference { .. } => {
+                cx.error(&path_at, "a path item given as a $ref is not supported; write it inline");
+                continue;
+            }
+        };
+        if !path.starts_with('/') {
+            cx.error(&path_at, "paths must start with `/`");
+            continue;
+        }
+        for (m, op) in [("head", &item.head), ("options", &item.options), ("trace", &item.trace)] {
+            if op.is_some() {
+                cx.error(&path_at.push(m), format!("`{m}` operations are not supported"));
+            }
+        }
+        let methods = [
+            (Method::Get, "get", &item.get),
+            (Method::Put, "put", &item.put),
+            (Method::Post, "post", &item.post),
+            (Method::Delete, "delete", &item.delete),
+            (Method::Patch, "patch", &item.patch),
+        ];
+        for (method, key, op) in methods {
+            let Some(op) = op else { continue };
+            let at = path_at.push(key);
+            let Some(id) = op.operation_id.clone() else {
+                cx.error(&at, "every operation needs an `operationId`; names in the generated code come from it");
+                continue;
+            };
+            if let Some(first) = seen_ids.get(&id) {
+                cx.error(&at.push("operationId"), format!("duplicate operationId `{id}` (first used at {first})"));
+                continue;
+            }
+            seen_ids.insert(id.clone(), at.to_string());
+            let name = method_names.unique(&id, Case::Snake);
+            let type_prefix = prefixes.unique(&id, Case::UpperCamel);
+            let lowered = OperationLowering { doc, schemes, types, cx, at: &at, path_at: &path_at, type_prefix: &type_prefix }
+                .lower(path, method, op, &item.parameters);
+            if let Some((parameters, segments, body, responses, secured)) = lowered {
+                let pagination = pagination(&parameters, &responses, types);
+                let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
+                out.push(Operation {
+                    id,
+                    name,
+                    type_prefix,
+                    pointer: at.to_string(),
+                    method,
+                    path: path.clone(),
+                    segments,
+                    summary: op.summary.clone(),
+                    description: op.description.clone(),
+                    tags: op.tags.clone(),
+                    deprecated: op.deprecated,
+                    sunset,
+                    parameters,
+                    body,
+                    responses,
+                    secured,
+                    pagination,
+                });
+            }
+        }
+    }
+    out
+}
+
+type LoweredParts = (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, bool);
+
+struct OperationLowering<'x, 'a> {
+    doc: &'a OpenAPI,
+    schemes: &'x BTreeMap<String, SecurityScheme>,
+    types: &'x mut TypeBuilder<'a>,
+    cx: &'x mut Context<'a>,
+    at: &'x Pointer,
+    path_at: &'x Pointer,
+    type_prefix: &'x str,
+}
+
+impl<'a> OperationLowering<'_, 'a> {
+    fn lower(
+        mut self,
+        path: &str,
+        method: Method,
+        op: &'a openapiv3::Operation,
+        shared: &'a [ReferenceOr<openapiv3::Parameter>],
+    ) -> Option<LoweredParts> {
+        let errors_before = self.cx.errors.len();
+        let segments = self.path_segments(path);
+        let parameters = self.parameters(&segments, shared, &op.parameters);
+        let body = op.request_body.as_ref().and_then(|b| self.request_body(b));
+        if body.is_some() && matches!(method, Method::Get | Method::Delete) {
+            self.cx.error(&self.at.push("requestBody"), "GET and DELETE operations cannot have a request body");
+        }
+        let responses = self.responses(&op.responses);
+        let secured = self.secured(op);
+        (self.cx.errors.len() == errors_before).then_some((parameters, segments, body, responses, secured))
+    }
+
+    fn path_segments(&mut self, path: &str) -> Vec<PathSegment> {
+        let mut segments = Vec::new();
+        let mut rest = path;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                segments.push(PathSegment::Literal(rest[..open].to_owned()));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                self.cx.error(&Pointer::root().push("paths").push(path), "unbalanced `{` in the path template");
+                return segments;
+            };
+            segments.push(PathSegment::Param(rest[open + 1..open + close].to_owned()));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            segments.push(PathSegment::Literal(rest.to_owned()));
+        }
+        segments
+    }
+
+    fn parameters(
+        &mut self,
+        segments: &[PathSegment],
+        shared: &'a [ReferenceOr<openapiv3::Parameter>],
+        own: &'a [ReferenceOr<openapiv3::Parameter>],
+    ) -> Vec<Parameter> {
+        // Operation-level parameters override path-level ones with the same
+        // name and location; duplicates within one list are errors.
+        let mut merged: Vec<(&'a openapiv3::ParameterData, ParamLocation, Pointer)> = Vec::new();
+        for (list, base) in [(shared, self.path_at.push("parameters")), (own, self.at.push("parameters"))] {
+            let mut seen_here = BTreeSet::new();
+            for (i, p) in list.iter().enumerate() {
+                let at = base.push(i);
+                let resolved = self.cx.resolver.resolve(p, "parameters", &at, |c| &c.parameters);
+                let (param, def_at) = match resolved {
+                    Ok(r) => r,
+                    Err(d) => {
+                        self.cx.errors.push(d);
+                        continue;
+                    }
+                };
+                let (data, location) = match param {
+                    openapiv3::Parameter::Path { parameter_data, .. } => (parameter_data, ParamLocation::Path),
+                    openapiv3::Parameter::Query { parameter_data, .. } => (parameter_data, ParamLocation::Query),
+                    openapiv3::Parameter::Header { parameter_data, .. } => (parameter_data, ParamLocation::Header),
+                    openapiv3::Parameter::Cookie { .. } => {
+                        self.cx.error(&at, "cookie parameters are not supported");
+                        continue;
+                    }
+                };
+                let key = (location, data.name.to_ascii_lowercase());
+                if !seen_here.insert(key.clone()) {
+                    self.cx.error(&at, format!("duplicate {} parameter `{}`", location.as_str(), data.name));
+                    continue;
+                }
+                merged.retain(|(d, l, _)| !(*l == key.0 && d.name.to_ascii_lowercase() == key.1));
+                merged.push((data, location, def_at));
+            }
+        }
+
+        let template_params: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| if let PathSegment::Param(p) = s { Some(p.as_str()) } else { None })
+            .collect();
+        for p in &template_params {
+            if !merged.iter().any(|(d, l, _)| *l == ParamLocation::Path && d.name == *p) {
+                self.cx.error(self.at, format!("path parameter `{{{p}}}` is not declared in `parameters`"));
+            }
+        }
+
+        let mut names = NameTable::with_reserved(RESERVED_PARAM_NAMES.iter().copied());
+        let mut out = Vec::new();
+        for (data, location, at) in merged {
+            if location == ParamLocation::Header && IGNORED_HEADERS.contains(&data.name.to_ascii_lowercase().as_str()) {
+                continue;
+            }
+            if location == ParamLocation::Path {
+                if !template_params.contains(&data.name.as_str()) {
+                    self.cx.error(&at, format!("path parameter `{}` does not appear in the path template", data.name));
+                    continue;
+                }
+                if !data.required {
+                    self.cx.error(&at.push("required"), "path parameters must be `required: true`");
+                }
+            }
+            let schema = match &data.format {
+                ParameterSchemaOrContent::Schema(s) => s,
+                ParameterSchemaOrContent::Content(_) => {
+                    self.cx.error(&at.push("content"), "parameters with `content` are not supported; use `schema`");
+                    continue;
+                }
+            };
+            let hint = format!("{} {}", self.type_prefix, data.name);
+            let lowered = self.types.lower_use(self.cx, schema, &at.push("schema"), &hint);
+            if !self.param_shape_ok(&lowered.shape, location) {
+                self.cx.error(
+                    &at.push("schema"),
+                    "parameters must be strings, numbers, booleans or string enums (or arrays of those in the query)",
+                );
+                continue;
+            }
+            out.push(Parameter {
+                name: names.unique(&data.name, Case::Snake),
+                api_name: data.name.clone(),
+                location,
+                required: data.required,
+                shape: lowered.shape,
+                description: data.description.clone().or(lowered.description),
+                default: lowered.default,
+                example: data.example.clone().or(lowered.example),
+                deprecated: data.deprecated.unwrap_or(false) || lowered.deprecated,
+            });
+        }
+        // Path parameters in template order, then query, then headers.
+        out.sort_by_key(|p| {
+            (p.location, template_params.iter().position(|t| *t == p.api_name).unwrap_or(usize::MAX))
+        });
+        out
+    }
+
+    fn param_shape_ok(&self, shape: &Shape, location: ParamLocation) -> bool {
+        match shape {
+            Shape::String(_) | Shape::Integer(_) | Shape::Number(_) | Shape::Boolean => true,
+            Shape::Named(n) => self.types_is_enum(n),
+            Shape::Array(a) if location == ParamLocation::Query => {
+                !matches!(*a.items, Shape::Array(_)) && self.param_shape_ok(&a.items, location)
+            }
+            _ => false,
+        }
+    }
+
+    fn types_is_enum(&self, name: &str) -> bool {
+        self.types.kind_of(name).is_some_and(|k| matches!(k, TypeKind::Enum(_)))
+    }
+
+    fn request_body(&mut self, body: &'a ReferenceOr<openapiv3::RequestBody>) -> Option<RequestBody> {
+        let at = self.at.push("requestBody");
+        let (body, def_at) = match self.cx.resolver.resolve(body, "requestBodies", &at, |c| &c.request_bodies) {
+            Ok(r) => r,
+            Err(d) => {
+                self.cx.errors.push(d);
+                return None;
+            }
+        };
+        let mut json = None;
+        for (media, content) in &body.content {
+            if is_json(media) {
+                json = Some((media, content));
+            } else {
+                self.cx.error(
+                    &def_at.push("content").push(media),
+                    format!("request bodies of type `{media}` are not supported; only application/json"),
+                );
+            }
+        }
+        let Some((media, content)) = json else {
+            self.cx.error(&def_at.push("content"), "a request body needs an application/json media type");
+            return None;
+        };
+        let media_at = def_at.push("content").push(media);
+        let Some(schema) = &content.schema else {
+            self.cx.error(&media_at, "the request body needs a `schema`");
+            return None;
+        };
+        let lowered = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{} Body", self.type_prefix));
+        Some(RequestBody {
+            content_type: "application/json".into(),
+            shape: lowered.shape,
+            required: body.required,
+            description: body.description.clone(),
+            example: content.example.clone().or_else(|| first_example(&content.examples)).or(lowered.example),
+        })
+    }
+
+    fn responses(&mut self, responses: &'a openapiv3::Responses) -> Vec<Response> {
+        let at = self.at.push("responses");
+        let mut out = Vec::new();
+        let entries = responses
+            .responses
+            .iter()
+            .map(|(code, r)| {
+                let status = match code {
+                    openapiv3::StatusCode::Code(c) => StatusCode::Code(*c),
+                    openapiv3::StatusCode::Range(r) => StatusCode::Range(*r),
+                };
+                (status, code.to_string(), r)
+            })
+            .chain(responses.default.iter().map(|r| (StatusCode::Default, "default".to_owned(), r)));
+        for (status, key, response) in entries {
+            let r_at = at.push(&key);
+            let (response, def_at) = match self.cx.resolver.resolve(response, "responses", &r_at, |c| &c.responses) {
+                Ok(r) => r,
+                Err(d) => {
+                    self.cx.errors.push(d);
+                    continue;
+                }
+            };
+            let headers = self.headers(&response.headers, &def_at);
+            let body = self.response_body(response, &def_at, status);
+            out.push(Response { status, description: response.description.clone(), headers, body });
+        }
+        if !out.iter().any(|r| r.status.is_success()) {
+            self.cx.error(&at, "the operation documents no 2xx response");
+        }
+        let streams = out.iter().filter(|r| matches!(r.body, Some(ResponseBody::EventStream(_)))).count();
+        if streams > 0 && out.iter().filter(|r| r.status.is_success()).count() > 1 {
+            self.cx.error(&at, "a streaming operation must have exactly one 2xx response");
+        }
+        out.sort_by_key(|r| r.status);
+        out
+    }
+
+    fn headers(&mut self, headers: &'a indexmap::IndexMap<String, ReferenceOr<openapiv3::Header>>, at: &Pointer) -> Vec<Header> {
+        let mut names = NameTable::new();
+        let mut out = Vec::new();
+        for (api_name, header) in headers {
+            let h_at = at.push("headers").push(api_name);
+            let (header, def_at) = match self.cx.resolver.resolve(header, "headers", &h_at, |c| &c.headers) {
+                Ok(r) => r,
+                Err(d) => {
+                    self.cx.errors.push(d);
+                    continue;
+                }
+            };
+            let ParameterSchemaOrContent::Schema(schema) = &header.format else {
+                self.cx.error(&def_at.push("content"), "headers with `content` are not supported; use `schema`");
+                continue;
+            };
+            let lowered = self.types.lower_use(self.cx, schema, &def_at.push("schema"), &format!("{} {api_name}", self.type_prefix));
+            out.push(Header {
+                name: names.unique(api_name, Case::Snake),
+                api_name: api_name.clone(),
+                description: header.description.clone(),
+                shape: lowered.shape,
+                required: header.required,
+            });
+        }
+        out.sort_by(|a, b| a.api_name.to_ascii_lowercase().cmp(&b.api_name.to_ascii_lowercase()));
+        out
+    }
+
+    fn response_body(&mut self, response: &'a openapiv3::Response, at: &Pointer, status: StatusCode) -> Option<ResponseBody> {
+        let mut body = None;
+        for (media, content) in &response.content {
+            let media_at = at.push("content").push(media);
+            let Some(schema) = &content.schema else {
+                self.cx.error(&media_at, "the response body needs a `schema`");
+                continue;
+            };
+            let hint = format!("{} Response {}", self.type_prefix, status.as_spec());
+            if is_json(media) {
+                let lowered = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &hint);
+                let example = content.example.clone().or_else(|| first_example(&content.examples)).or(lowered.example);
+                body = Some(ResponseBody::Json { shape: lowered.shape, example });
+            } else if media == "text/event-stream" {
+                let frame = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
+                let events = self.sse_events(content, &media_at);
+                body = Some(ResponseBody::EventStream(EventStream { frame, events }));
+            } else {
+                self.cx.error(
+                    &media_at,
+                    format!("responses of type `{media}` are not supported; only application/json and text/event-stream"),
+                );
+            }
+        }
+        if response.content.len() > 1 {
+            self.cx.error(&at.push("content"), "a response with more than one media type is not supported yet");
+        }
+        body
+    }
+
+    fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer) -> Vec<SseEvent> {
+        let ext_at = at.push("x-sse-events");
+        let Some(value) = content.extensions.get("x-sse-events") else {
+            self.cx.error(at, "a text/event-stream response needs `x-sse-events`: a map from each event name to the schema of its data");
+            return Vec::new();
+        };
+        let Some(map) = value.as_object() else {
+            self.cx.error(&ext_at, "`x-sse-events` must map event names to schemas");
+            return Vec::new();
+        };
+        let mut names = NameTable::new();
+        let mut out = Vec::new();
+        for (event, schema) in map {
+            let e_at = ext_at.push(event);
+            let schema: ReferenceOr<openapiv3::Schema> = match serde_json::from_value(schema.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.cx.error(&e_at, format!("not a schema: {e}"));
+                    continue;
+                }
+            };
+            let lowered = self.types.lower_use(self.cx, &schema, &e_at, &format!("{} {event} Event", self.type_prefix));
+            out.push(SseEvent { api_name: event.clone(), name: names.unique(event, Case::UpperCamel), data: lowered.shape });
+        }
+        if out.is_empty() {
+            self.cx.error(&ext_at, "`x-sse-events` declares no events");
+        }
+        out
+    }
+
+    fn secured(&mut self, op: &'a openapiv3::Operation) -> bool {
+        let requirements = op.security.as_ref().or(self.doc.security.as_ref());
+        let Some(requirements) = requirements else { return false };
+        let at = if op.security.is_some() { self.at.push("security") } else { Pointer::root().push("security") };
+        for (i, req) in requirements.iter().enumerate() {
+            for scheme in req.keys() {
+                if !self.schemes.contains_key(scheme) {
+                    self.cx.error(&at.push(i), format!("security scheme `{scheme}` is not defined in #/components/securitySchemes"));
+                }
+            }
+        }
+        // An empty requirement (`{}`) makes credentials optional.
+        !requirements.is_empty() && requirements.iter().all(|r| !r.is_empty())
+    }
+}
+
+fn is_json(media: &str) -> bool {
+    let essence = media.split(';').next().unwrap_or("").trim();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn first_example(examples: &indexmap::IndexMap<String, ReferenceOr<openapiv3::Example>>) -> Option<serde_json::Value> {
+    examples.values().find_map(|e| match e {
+        ReferenceOr::Item(e) => e.value.clone(),
+        ReferenceOr::Reference { .. } => None,
+    })
+}
+
+/// Recognizes a paged list: `page` and `limit` query parameters and a JSON
+/// success body whose type has an array field `data` and a `pagination`
+/// field.
+fn pagination(parameters: &[Parameter], responses: &[Response], types: &TypeBuilder<'_>) -> Option<Pagination> {
+    let page = parameters.iter().find(|p| p.location == ParamLocation::Query && p.api_name == "page")?;
+    parameters.iter().find(|p| p.location == ParamLocation::Query && p.api_name == "limit")?;
+    let mut successes = responses.iter().filter(|r| r.status.is_success());
+    let first = successes.next()?;
+    if successes.next().is_some() {
+        return None;
+    }
+    let Some(ResponseBody::Json { shape: Shape::Named(body), .. }) = &first.body else { return None };
+    let TypeKind::Struct(s) = types.kind_of(body)? else { return None };
+    let data = s.fields.iter().find(|f| f.api_name == "data" && f.required)?;
+    let pagination = s.fields.iter().find(|f| f.api_name == "pagination" && f.required)?;
+    let Shape::Array(items) = &data.shape else { return None };
+    Some(Pagination {
+        page_param: page.name.clone(),
+        items_field: data.name.clone(),
+        pagination_field: pagination.name.clone(),
+        item: (*items.items).clone(),
+    })
+}

@@ -1,0 +1,540 @@
+//! Schemas to named types and shapes.
+//!
+//! Component schemas become named types under their own (sanitized) names.
+//! Inline objects, enums and `oneOf`s get a name made from where they appear
+//! (`AgentConfig` for the `config` property of `Agent`), as progenitor does,
+//! so every struct and enum the emitters print has a name.
+
+use super::Context;
+use super::resolve::Resolver;
+use crate::diagnostics::Pointer;
+use crate::ir::{
+    ArrayShape, EnumType, EnumVariant, Field, IntegerShape, NumberShape, OneOfType, OneOfVariant, Shape,
+    StringShape, StructType, TypeDef, TypeKind,
+};
+use crate::naming::{Case, NameTable};
+use openapiv3::{AdditionalProperties, OpenAPI, ReferenceOr, Schema, SchemaKind, Type};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Builds the named types: those of `components/schemas` and those
+/// synthesized for inline schemas met while lowering operations.
+pub(crate) struct TypeBuilder<'a> {
+    doc: &'a OpenAPI,
+    names: NameTable,
+    /// Spec name of each component schema to its Rust name.
+    component_names: BTreeMap<String, String>,
+    types: BTreeMap<String, TypeDef>,
+}
+
+/// A lowered use of a schema: its shape and whether it admits `null`.
+pub(crate) struct Lowered {
+    pub(crate) shape: Shape,
+    pub(crate) nullable: bool,
+    pub(crate) description: Option<String>,
+    pub(crate) default: Option<serde_json::Value>,
+    pub(crate) example: Option<serde_json::Value>,
+    pub(crate) deprecated: bool,
+}
+
+impl<'a> TypeBuilder<'a> {
+    pub(crate) fn new(doc: &'a OpenAPI, _cx: &mut Context<'a>) -> Self {
+        let mut names = NameTable::new();
+        let mut component_names = BTreeMap::new();
+        if let Some(components) = &doc.components {
+            for name in components.schemas.keys() {
+                component_names.insert(name.clone(), names.unique(name, Case::UpperCamel));
+            }
+        }
+        TypeBuilder { doc, names, component_names, types: BTreeMap::new() }
+    }
+
+    /// The kind of a named type lowered so far.
+    pub(crate) fn kind_of(&self, name: &str) -> Option<&TypeKind> {
+        self.types.get(name).map(|t| &t.kind)
+    }
+
+    /// Lowers every component schema, in spec order.
+    pub(crate) fn lower_components(&mut self, cx: &mut Context<'_>) {
+        let Some(components) = &self.doc.components else { return };
+        let base = Pointer::root().push("components").push("schemas");
+        for (api_name, schema) in &components.schemas {
+            let at = base.push(api_name);
+            let name = self.component_names[api_name].clone();
+            let def = match schema {
+                ReferenceOr::Reference { reference } => {
+                    match self.named_ref(reference, &at) {
+                        Ok(target) => TypeDef {
+                            name: name.clone(),
+                            api_name: api_name.clone(),
+                            pointer: at.to_string(),
+                            description: None,
+                            example: None,
+                            nullable: false,
+                            kind: TypeKind::Alias(Shape::Named(target)),
+                        },
+                        Err(d) => {
+                            cx.errors.push(d);
+                            continue;
+                        }
+                    }
+                }
+                ReferenceOr::Item(schema) => self.named_type(cx, name.clone(), api_name, schema, &at),
+            };
+            self.types.insert(name, def);
+        }
+    }
+
+    /// The Rust name of the component a schema `$ref` names.
+    fn named_ref(&self, reference: &str, at: &Pointer) -> Result<String, crate::diagnostics::Diagnostic> {
+        let name = Resolver::ref_name(reference, "schemas", at)?;
+        self.component_names.get(&name).cloned().ok_or_else(|| {
+            at.push("$ref").error(format!("`{reference}` points at a schema that does not exist"))
+        })
+    }
+
+    /// Whether a component schema admits `null` (following reference chains).
+    fn component_nullable(&self, api_name: &str) -> bool {
+        let mut current = api_name.to_owned();
+        for _ in 0..32 {
+            let Some(schema) = self.doc.components.as_ref().and_then(|c| c.schemas.get(&current)) else {
+                return false;
+            };
+            match schema {
+                ReferenceOr::Item(s) => return s.schema_data.nullable,
+                ReferenceOr::Reference { reference } => match Pointer::parse_ref(reference) {
+                    Some(segments) if segments.len() == 3 => current = segments[2].clone(),
+                    _ => return false,
+                },
+            }
+        }
+        false
+    }
+
+    /// Lowers the use of a schema (a property, an item, a parameter, a body).
+    /// `hint` names any type that has to be synthesized for an inline schema.
+    pub(crate) fn lower_use(
+        &mut self,
+        cx: &mut Context<'_>,
+        schema: &ReferenceOr<Schema>,
+        at: &Pointer,
+        hint: &str,
+    ) -> Lowered {
+        match schema {
+            ReferenceOr::Reference { reference } => self.lower_ref(cx, reference, at),
+            ReferenceOr::Item(s) => self.lower_inline(cx, s, at, hint),
+        }
+    }
+
+    fn lower_use_boxed(
+        &mut self,
+        cx: &mut Context<'_>,
+        schema: &ReferenceOr<Box<Schema>>,
+        at: &Pointer,
+        hint: &str,
+    ) -> Lowered {
+        match schema {
+            ReferenceOr::Reference { reference } => self.lower_ref(cx, reference, at),
+            ReferenceOr::Item(s) => self.lower_inline(cx, s, at, hint),
+        }
+    }
+
+    fn lower_ref(&mut self, cx: &mut Context<'_>, reference: &str, at: &Pointer) -> Lowered {
+        match self.named_ref(reference, at) {
+            Ok(name) => {
+                let api_name = Resolver::ref_name(reference, "schemas", at).unwrap_or_default();
+                Lowered {
+                    shape: Shape::Named(name),
+                    nullable: self.component_nullable(&api_name),
+                    description: None,
+                    default: None,
+                    example: None,
+                    deprecated: false,
+                }
+            }
+            Err(d) => {
+                cx.errors.push(d);
+                Lowered { shape: Shape::Any, nullable: false, description: None, default: None, example: None, deprecated: false }
+            }
+        }
+    }
+
+    fn lower_inline(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Lowered {
+        let data = &schema.schema_data;
+        let mut nullable = data.nullable;
+        let shape = match classify(schema) {
+            Class::Struct | Class::Enum | Class::OneOf => {
+                let name = self.names.unique(hint, Case::UpperCamel);
+                let def = self.named_type(cx, name.clone(), hint, schema, at);
+                nullable |= def.nullable;
+                self.types.insert(name.clone(), def);
+                Shape::Named(name)
+            }
+            Class::SingleAllOf(inner) => {
+                let lowered = self.lower_use(cx, inner, &at.push("allOf").push(0), hint);
+                nullable |= lowered.nullable;
+                lowered.shape
+            }
+            Class::Shape => self.scalar_shape(cx, schema, at, hint),
+            Class::Unsupported(reason) => {
+                cx.error(at, reason);
+                Shape::Any
+            }
+        };
+        Lowered {
+            shape,
+            nullable,
+            description: data.description.clone(),
+            default: data.default.clone(),
+            example: data.example.clone(),
+            deprecated: data.deprecated,
+        }
+    }
+
+    /// Lowers a schema that needs no name of its own: strings, numbers,
+    /// arrays, maps and free-form values.
+    fn scalar_shape(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Shape {
+        match &schema.schema_kind {
+            SchemaKind::Type(Type::String(s)) => {
+                if let Some(p) = &s.pattern {
+                    if let Err(e) = regex::Regex::new(p) {
+                        cx.error(&at.push("pattern"), format!("the pattern does not compile: {}", e.to_string().lines().last().unwrap_or("invalid")));
+                    }
+                }
+                Shape::String(StringShape {
+                format: match &s.format {
+                    openapiv3::VariantOrUnknownOrEmpty::Item(f) => Some(
+                        serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                    ),
+                    openapiv3::VariantOrUnknownOrEmpty::Unknown(f) => Some(f.clone()),
+                    openapiv3::VariantOrUnknownOrEmpty::Empty => None,
+                },
+                min_length: s.min_length.map(|n| n as u64),
+                max_length: s.max_length.map(|n| n as u64),
+                pattern: s.pattern.clone(),
+            })
+            }
+            SchemaKind::Type(Type::Integer(i)) => {
+                if i.multiple_of.is_some() {
+                    cx.error(&at.push("multipleOf"), "`multipleOf` is not supported yet");
+                }
+                if !i.enumeration.is_empty() {
+                    cx.error(&at.push("enum"), "integer enums are not supported yet; use a string enum");
+                }
+                let int32 = matches!(
+                    i.format,
+                    openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32)
+                );
+                Shape::Integer(IntegerShape {
+                    int32,
+                    minimum: i.minimum.map(|m| if i.exclusive_minimum { m.saturating_add(1) } else { m }),
+                    maximum: i.maximum.map(|m| if i.exclusive_maximum { m.saturating_sub(1) } else { m }),
+                })
+            }
+            SchemaKind::Type(Type::Number(n)) => {
+                if n.multiple_of.is_some() {
+                    cx.error(&at.push("multipleOf"), "`multipleOf` is not supported yet");
+                }
+                if !n.enumeration.is_empty() {
+                    cx.error(&at.push("enum"), "number enums are not supported yet");
+                }
+                Shape::Number(NumberShape {
+                    minimum: n.minimum,
+                    exclusive_minimum: n.exclusive_minimum,
+                    maximum: n.maximum,
+                    exclusive_maximum: n.exclusive_maximum,
+                })
+            }
+            SchemaKind::Type(Type::Boolean(_)) => Shape::Boolean,
+            SchemaKind::Type(Type::Array(a)) => {
+                let Some(items) = &a.items else {
+                    cx.error(at, "an array schema needs `items`");
+                    return Shape::Any;
+                };
+                if a.unique_items {
+                    cx.error(&at.push("uniqueItems"), "`uniqueItems` is not supported yet");
+                }
+                let item = self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item"));
+                Shape::Array(ArrayShape {
+                    items: Box::new(nullable_shape(item)),
+                    min_items: a.min_items.map(|n| n as u64),
+                    max_items: a.max_items.map(|n| n as u64),
+                })
+            }
+            SchemaKind::Type(Type::Object(o)) => self.map_shape(cx, o.additional_properties.as_ref(), at, hint),
+            SchemaKind::Any(any) if any_is_empty(any) => Shape::Any,
+            _ => {
+                cx.error(at, "this combination of schema keywords is not supported");
+                Shape::Any
+            }
+        }
+    }
+
+    fn map_shape(
+        &mut self,
+        cx: &mut Context<'_>,
+        additional: Option<&AdditionalProperties>,
+        at: &Pointer,
+        hint: &str,
+    ) -> Shape {
+        match additional {
+            None | Some(AdditionalProperties::Any(true)) => Shape::Map(Box::new(Shape::Any)),
+            Some(AdditionalProperties::Any(false)) => Shape::Map(Box::new(Shape::Any)),
+            Some(AdditionalProperties::Schema(s)) => {
+                let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{hint} value"));
+                Shape::Map(Box::new(nullable_shape(value)))
+            }
+        }
+    }
+
+    /// Lowers a schema that gets a name: a component, or an inline object,
+    /// enum or `oneOf`.
+    fn named_type(&mut self, cx: &mut Context<'_>, name: String, api_name: &str, schema: &Schema, at: &Pointer) -> TypeDef {
+        let data = &schema.schema_data;
+        let mut nullable = data.nullable;
+        let kind = match classify(schema) {
+            Class::Struct => TypeKind::Struct(self.struct_type(cx, &name, schema, at)),
+            Class::Enum => {
+                let (variants, has_null) = self.enum_variants(cx, schema, at);
+                nullable |= has_null;
+                TypeKind::Enum(EnumType { variants })
+            }
+            Class::OneOf => TypeKind::OneOf(self.one_of(cx, schema, at)),
+            Class::SingleAllOf(inner) => {
+                let lowered = self.lower_use(cx, inner, &at.push("allOf").push(0), &name);
+                nullable |= lowered.nullable;
+                TypeKind::Alias(lowered.shape)
+            }
+            Class::Shape => TypeKind::Alias(self.scalar_shape(cx, schema, at, &name)),
+            Class::Unsupported(reason) => {
+                cx.error(at, reason);
+                TypeKind::Alias(Shape::Any)
+            }
+        };
+        TypeDef {
+            name,
+            api_name: api_name.to_owned(),
+            pointer: at.to_string(),
+            description: data.description.clone().or_else(|| data.title.clone()),
+            example: data.example.clone(),
+            nullable,
+            kind,
+        }
+    }
+
+    fn struct_type(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> StructType {
+        let (properties, required, additional) = match &schema.schema_kind {
+            SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
+            SchemaKind::Any(a) => (&a.properties, &a.required, a.additional_properties.as_ref()),
+            _ => unreachable!("classify only returns Struct for objects"),
+        };
+        for r in required {
+            if !properties.contains_key(r) {
+                cx.error(&at.push("required"), format!("`{r}` is required but not among the properties"));
+            }
+        }
+        // Reserve the name the emitters use for additional properties.
+        let mut field_names = NameTable::with_reserved(["additional_properties"]);
+        let mut fields = Vec::new();
+        for (api_name, prop) in properties {
+            let prop_at = at.push("properties").push(api_name);
+            let lowered = self.lower_use_boxed(cx, prop, &prop_at, &format!("{type_name} {api_name}"));
+            fields.push(Field {
+                name: field_names.unique(api_name, Case::Snake),
+                api_name: api_name.clone(),
+                description: lowered.description,
+                shape: lowered.shape,
+                required: required.contains(api_name),
+                nullable: lowered.nullable,
+                default: lowered.default,
+                example: lowered.example,
+                deprecated: lowered.deprecated,
+                boxed: false,
+            });
+        }
+        let (additional, deny_unknown) = match additional {
+            None => (None, false),
+            Some(AdditionalProperties::Any(false)) => (None, true),
+            Some(AdditionalProperties::Any(true)) => (Some(Shape::Any), false),
+            Some(AdditionalProperties::Schema(s)) => {
+                let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{type_name} value"));
+                (Some(nullable_shape(value)), false)
+            }
+        };
+        StructType { fields, additional, deny_unknown }
+    }
+
+    fn enum_variants(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> (Vec<EnumVariant>, bool) {
+        let SchemaKind::Type(Type::String(s)) = &schema.schema_kind else {
+            unreachable!("classify only returns Enum for string enums")
+        };
+        let mut names = NameTable::new();
+        let mut seen = BTreeSet::new();
+        let mut has_null = false;
+        let mut variants = Vec::new();
+        for (i, value) in s.enumeration.iter().enumerate() {
+            match value {
+                None => has_null = true,
+                Some(v) => {
+                    if !seen.insert(v.clone()) {
+                        cx.error(&at.push("enum").push(i), format!("`{v}` is listed twice"));
+                        continue;
+                    }
+                    let name = if v.is_empty() { names.unique("Empty", Case::UpperCamel) } else { names.unique(v, Case::UpperCamel) };
+                    variants.push(EnumVariant { name, api_name: v.clone() });
+                }
+            }
+        }
+        (variants, has_null)
+    }
+
+    fn one_of(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> OneOfType {
+        let SchemaKind::OneOf { one_of } = &schema.schema_kind else {
+            unreachable!("classify only returns OneOf for oneOf")
+        };
+        if schema.schema_data.discriminator.is_some() {
+            cx.error(&at.push("discriminator"), "`discriminator` is not supported yet; the alternatives are told apart by trying each in order");
+        }
+        let mut names = NameTable::new();
+        let mut variants = Vec::new();
+        for (i, alt) in one_of.iter().enumerate() {
+            let alt_at = at.push("oneOf").push(i);
+            match alt {
+                ReferenceOr::Reference { reference } => match self.named_ref(reference, &alt_at) {
+                    Ok(type_name) => {
+                        variants.push(OneOfVariant { name: names.unique(&type_name, Case::UpperCamel), type_name })
+                    }
+                    Err(d) => cx.errors.push(d),
+                },
+                ReferenceOr::Item(_) => cx.error(&alt_at, "`oneOf` alternatives must be `$ref`s to named schemas"),
+            }
+        }
+        if one_of.is_empty() {
+            cx.error(&at.push("oneOf"), "`oneOf` needs at least one alternative");
+        }
+        OneOfType { variants }
+    }
+
+    /// Finishes the types: marks fields that must be boxed (their type
+    /// contains the struct itself) and reports reference cycles that no
+    /// struct breaks (an alias or `oneOf` that contains itself).
+    pub(crate) fn finish(mut self, cx: &mut Context<'_>) -> BTreeMap<String, TypeDef> {
+        let names: Vec<String> = self.types.keys().cloned().collect();
+        for name in &names {
+            // Reaching itself through aliases and oneOfs only is a type of
+            // infinite size (or a loop of names); no Box can fix that.
+            if self.reaches(name, name, &mut BTreeSet::new(), true) {
+                let def = &self.types[name];
+                cx.errors.push(crate::diagnostics::Diagnostic::new(
+                    def.pointer.clone(),
+                    format!("cyclic $ref: `{}` contains itself with no object in between", def.api_name),
+                ));
+            }
+        }
+        for name in &names {
+            let fields_to_box: Vec<usize> = match &self.types[name].kind {
+                TypeKind::Struct(s) => s
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| match &f.shape {
+                        Shape::Named(t) => t == name || self.reaches(t, name, &mut BTreeSet::new(), false),
+                        _ => false,
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(TypeDef { kind: TypeKind::Struct(s), .. }) = self.types.get_mut(name) {
+                for i in fields_to_box {
+                    s.fields[i].boxed = true;
+                }
+            }
+        }
+        self.types
+    }
+
+    /// Whether `from` contains `to` by value (not through a Vec or map).
+    /// With `only_aliases`, struct fields are not followed.
+    fn reaches(&self, from: &str, to: &str, seen: &mut BTreeSet<String>, only_aliases: bool) -> bool {
+        if !seen.insert(from.to_owned()) {
+            return false;
+        }
+        let Some(def) = self.types.get(from) else { return false };
+        let next: Vec<&str> = match &def.kind {
+            TypeKind::Struct(s) if !only_aliases => s
+                .fields
+                .iter()
+                .filter_map(|f| if let Shape::Named(t) = &f.shape { Some(t.as_str()) } else { None })
+                .collect(),
+            TypeKind::Struct(_) => Vec::new(),
+            TypeKind::OneOf(o) => o.variants.iter().map(|v| v.type_name.as_str()).collect(),
+            TypeKind::Alias(Shape::Named(t)) => vec![t.as_str()],
+            _ => Vec::new(),
+        };
+        next.into_iter().any(|n| n == to || self.reaches(n, to, seen, only_aliases))
+    }
+}
+
+/// Turns a lowered use into a shape for an array item or a map value,
+/// where `null` cannot be expressed yet.
+fn nullable_shape(lowered: Lowered) -> Shape {
+    lowered.shape
+}
+
+enum Class<'s> {
+    Struct,
+    Enum,
+    OneOf,
+    SingleAllOf(&'s ReferenceOr<Schema>),
+    Shape,
+    Unsupported(String),
+}
+
+fn classify(schema: &Schema) -> Class<'_> {
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::Object(o)) if !o.properties.is_empty() => Class::Struct,
+        SchemaKind::Type(Type::Object(o)) if matches!(o.additional_properties, Some(AdditionalProperties::Any(false))) => {
+            Class::Struct
+        }
+        SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => Class::Enum,
+        SchemaKind::Type(Type::Boolean(b)) if !b.enumeration.is_empty() => {
+            Class::Unsupported("boolean enums are not supported yet".into())
+        }
+        SchemaKind::Type(_) => Class::Shape,
+        SchemaKind::OneOf { .. } => Class::OneOf,
+        SchemaKind::AllOf { all_of } if all_of.len() == 1 => Class::SingleAllOf(&all_of[0]),
+        SchemaKind::AllOf { .. } => Class::Unsupported("`allOf` with more than one schema is not supported yet".into()),
+        SchemaKind::AnyOf { .. } => Class::Unsupported("`anyOf` is not supported yet; use `oneOf`".into()),
+        SchemaKind::Not { .. } => Class::Unsupported("`not` is not supported".into()),
+        SchemaKind::Any(any) => match &any.typ {
+            Some(t) => Class::Unsupported(format!(
+                "unknown type `{t}`, or keywords that do not fit it; expected one of string, number, integer, boolean, array, object"
+            )),
+            None if !any.properties.is_empty() => Class::Struct,
+            None if any_is_empty(any) => Class::Shape,
+            None => Class::Unsupported("a schema without `type` must be empty (any value) or have `properties`".into()),
+        },
+    }
+}
+
+fn any_is_empty(any: &openapiv3::AnySchema) -> bool {
+    any.typ.is_none()
+        && any.pattern.is_none()
+        && any.multiple_of.is_none()
+        && any.minimum.is_none()
+        && any.maximum.is_none()
+        && any.properties.is_empty()
+        && any.required.is_empty()
+        && any.additional_properties.is_none()
+        && any.items.is_none()
+        && any.enumeration.is_empty()
+        && any.format.is_none()
+        && any.min_length.is_none()
+        && any.max_length.is_none()
+        && any.one_of.is_empty()
+        && any.all_of.is_empty()
+        && any.any_of.is_empty()
+        && any.not.is_none()
+        && any.min_items.is_none()
+        && any.max_items.is_none()
+}

@@ -1,0 +1,147 @@
+//! Spec text to `openapiv3::OpenAPI`, with every failure a diagnostic.
+//!
+//! The text goes through a YAML parser into a `serde_json::Value` first
+//! (JSON is YAML), so the document-level checks (empty input, Swagger 2.0,
+//! OpenAPI 3.1) can point at the exact key before openapiv3 sees it, and so
+//! openapiv3's own deserialization errors can be located with
+//! serde_path_to_error.
+
+use crate::diagnostics::{Diagnostics, Pointer};
+use serde_json::Value;
+
+/// How deep a document may nest. Real specs stay far below; the limit keeps
+/// adversarial input from overflowing the stack in the recursive steps.
+const MAX_DEPTH: usize = 64;
+
+/// Parses spec text into an OpenAPI document.
+pub fn parse(text: &str) -> Result<openapiv3::OpenAPI, Diagnostics> {
+    if text.trim().is_empty() {
+        return Err(Diagnostics::one("#", "the document is empty"));
+    }
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column()));
+        Diagnostics::one("#", format!("not valid YAML or JSON{}: {e}", at.unwrap_or_default()))
+    })?;
+    let json = to_json(&yaml, &Pointer::root(), 0)?;
+    let Value::Object(map) = &json else {
+        return Err(Diagnostics::one("#", "the document must be a mapping (an OpenAPI object)"));
+    };
+    if map.contains_key("swagger") {
+        return Err(Diagnostics::one(
+            "#/swagger",
+            "Swagger 2.0 documents are not supported; convert the spec to OpenAPI 3.0",
+        ));
+    }
+    match map.get("openapi") {
+        None => return Err(Diagnostics::one("#", "missing the `openapi` version field")),
+        Some(Value::String(v)) if v.starts_with("3.0.") => {}
+        Some(Value::String(v)) => {
+            return Err(Diagnostics::one(
+                "#/openapi",
+                format!("OpenAPI {v} is not supported; this generator reads OpenAPI 3.0.x"),
+            ));
+        }
+        Some(_) => return Err(Diagnostics::one("#/openapi", "`openapi` must be a string such as \"3.0.3\"")),
+    }
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let mut pointer = Pointer::root();
+        for segment in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => pointer = pointer.push(index),
+                Segment::Map { key } => pointer = pointer.push(key),
+                Segment::Enum { variant } => pointer = pointer.push(variant),
+                Segment::Unknown => {}
+            }
+        }
+        Diagnostics::one(pointer.as_str(), format!("not a valid OpenAPI 3.0 document here: {}", e.inner()))
+    })
+}
+
+/// Converts YAML to JSON, refusing what JSON cannot express (non-string
+/// keys, non-finite numbers) and documents nested deeper than
+/// [`MAX_DEPTH`].
+fn to_json(value: &serde_yaml_ng::Value, at: &Pointer, depth: usize) -> Result<Value, Diagnostics> {
+    use serde_yaml_ng::Value as Y;
+    if depth > MAX_DEPTH {
+        return Err(Diagnostics::one(at.as_str(), format!("the document nests deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| Diagnostics::one(at.as_str(), "numbers must be finite"))?
+            }
+        }
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| to_json(v, &at.push(i), depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    // YAML lets `200:` be a number; OpenAPI means the string.
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    _ => return Err(Diagnostics::one(at.as_str(), "mapping keys must be strings")),
+                };
+                let child = at.push(&key);
+                out.insert(key, to_json(v, &child, depth + 1)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => to_json(&tagged.value, at, depth)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_and_non_mapping_documents_are_refused() {
+        assert_eq!(err(""), "error at #: the document is empty");
+        assert!(err("- a\n- b\n").contains("must be a mapping"));
+    }
+
+    #[test]
+    fn swagger_2_and_openapi_3_1_are_refused_at_their_version_key() {
+        assert!(err("swagger: '2.0'\ninfo: {}\n").starts_with("error at #/swagger: Swagger 2.0"));
+        assert!(err("openapi: 3.1.0\n").starts_with("error at #/openapi: OpenAPI 3.1.0 is not supported"));
+    }
+
+    #[test]
+    fn malformed_yaml_reports_the_line() {
+        assert!(err("openapi: 3.0.3\ninfo: [\n").contains("line"));
+    }
+
+    #[test]
+    fn deserialization_errors_point_into_the_document() {
+        let e = err("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      responses: 7\n");
+        assert!(e.starts_with("error at #/paths/~1a/get/responses"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing() {
+        let text = format!("openapi: 3.0.3\nx: {}{}\n", "[".repeat(500), "]".repeat(500));
+        assert!(err(&text).contains("nests deeper") || err(&text).contains("YAML"));
+    }
+}

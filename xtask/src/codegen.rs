@@ -1,0 +1,175 @@
+//! Regenerating `generated/` and proving it is in sync.
+//!
+//! The generator is pure; this module adds the file system: it formats the
+//! Rust files with rustfmt (so `cargo fmt --check` agrees with what is
+//! committed), writes only files whose contents changed, removes files a
+//! previous run wrote but this one no longer produces (from a manifest), and
+//! in check mode writes nothing and reports every difference.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Lists every file the last run wrote, so the next run can delete the
+/// ones it no longer produces without touching anything else in the folder.
+pub const MANIFEST: &str = ".codegen-manifest";
+
+/// What to do with the output folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Update it.
+    Write,
+    /// Leave it alone and fail on any difference.
+    Check,
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+}
+
+/// Generates from `spec` into `out`.
+pub fn run(spec: &Path, out: &Path, mode: Mode) -> Result<(), String> {
+    let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
+    let files = render(&text).map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
+    match mode {
+        Mode::Write => write(out, &files),
+        Mode::Check => check(out, &files),
+    }
+}
+
+/// The files for a spec, Rust already formatted, plus the manifest.
+pub fn render(spec: &str) -> Result<BTreeMap<String, String>, String> {
+    let files = runagent_codegen::generate(spec).map_err(|d| d.to_string())?;
+    let mut out = BTreeMap::new();
+    for (path, file) in files.0 {
+        let contents = match file.kind {
+            runagent_codegen::FileKind::Rust | runagent_codegen::FileKind::RustVerbatim => {
+                rustfmt(&file.contents).map_err(|e| format!("rustfmt failed on {path}: {e}"))?
+            }
+            _ => file.contents,
+        };
+        out.insert(path, contents);
+    }
+    let manifest: String = out.keys().map(|p| format!("{p}\n")).collect();
+    out.insert(MANIFEST.to_owned(), manifest);
+    Ok(out)
+}
+
+fn rustfmt(source: &str) -> Result<String, String> {
+    let mut child = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+        .args(["--edition", "2024", "--emit", "stdout", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = source.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    writer.join().map_err(|_| "rustfmt writer panicked".to_owned())?.map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    String::from_utf8(output.stdout).map_err(|e| e.to_string())
+}
+
+/// Every file under `dir`, as `/`-separated paths relative to it.
+fn existing_files(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                found.insert(key, path);
+            }
+        }
+    }
+    found
+}
+
+fn write(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
+    let previous: Vec<String> = fs::read_to_string(out.join(MANIFEST))
+        .map(|m| m.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut changed = 0;
+    for (rel, contents) in files {
+        if ensure_file_contents(&out.join(rel), contents)? {
+            changed += 1;
+        }
+    }
+    let mut removed = 0;
+    for rel in previous {
+        if !files.contains_key(&rel) && !rel.contains("..") {
+            let path = out.join(&rel);
+            if path.exists() {
+                fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    eprintln!("codegen: {} files, {changed} updated, {removed} removed in {}", files.len(), out.display());
+    Ok(())
+}
+
+/// Writes `contents` to `path` only when it differs, so timestamps (and
+/// cargo's rebuilds) follow real changes. Returns whether it wrote.
+fn ensure_file_contents(path: &Path, contents: &str) -> Result<bool, String> {
+    if fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(true)
+}
+
+fn check(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
+    let existing = existing_files(out);
+    let mut report = String::new();
+    for (rel, contents) in files {
+        match fs::read_to_string(out.join(rel)) {
+            Err(_) => report.push_str(&format!("missing: {}\n", out.join(rel).display())),
+            Ok(old) if old != *contents => {
+                report.push_str(&format!("changed: {}\n", out.join(rel).display()));
+                let diff = similar::TextDiff::from_lines(old.as_str(), contents.as_str());
+                let unified = diff.unified_diff().context_radius(2).header(&format!("a/{rel}"), &format!("b/{rel}")).to_string();
+                report.extend(unified.lines().take(40).map(|l| format!("    {l}\n")));
+            }
+            Ok(_) => {}
+        }
+    }
+    for (rel, path) in &existing {
+        if !files.contains_key(rel) {
+            report.push_str(&format!("extra: {} (not produced by the generator)\n", path.display()));
+        }
+    }
+    if report.is_empty() {
+        eprintln!("codegen --check: {} is up to date ({} files)", out.display(), files.len());
+        Ok(())
+    } else {
+        Err(format!("{report}\n{} is out of date with the spec. Run `cargo xtask codegen` and commit the result.", out.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_is_up_to_date() {
+        let root = project_root();
+        if let Err(e) = run(&root.join("spec/openapi.yaml"), &root.join("generated"), Mode::Check) {
+            panic!("{e}");
+        }
+    }
+}
