@@ -22,6 +22,9 @@ pub fn parse(text: &str) -> Result<openapiv3::OpenAPI, Diagnostics> {
         let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column()));
         Diagnostics::one("#", format!("not valid YAML or JSON{}: {e}", at.unwrap_or_default()))
     })?;
+    if yaml.is_null() {
+        return Err(Diagnostics::one("#", "the document is empty"));
+    }
     let json = to_json(&yaml, &Pointer::root(), 0)?;
     let Value::Object(map) = &json else {
         return Err(Diagnostics::one("#", "the document must be a mapping (an OpenAPI object)"));
@@ -43,19 +46,126 @@ pub fn parse(text: &str) -> Result<openapiv3::OpenAPI, Diagnostics> {
         }
         Some(_) => return Err(Diagnostics::one("#/openapi", "`openapi` must be a string such as \"3.0.3\"")),
     }
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let mut pointer = Pointer::root();
-        for segment in e.path().iter() {
-            use serde_path_to_error::Segment;
-            match segment {
-                Segment::Seq { index } => pointer = pointer.push(index),
-                Segment::Map { key } => pointer = pointer.push(key),
-                Segment::Enum { variant } => pointer = pointer.push(variant),
-                Segment::Unknown => {}
+    match serde_path_to_error::deserialize::<_, openapiv3::OpenAPI>(json.clone()) {
+        Ok(doc) => Ok(doc),
+        Err(e) => Err(locate_error(&json).unwrap_or_else(|| {
+            let pointer = path_pointer(&Pointer::root(), e.path());
+            Diagnostics::one(pointer.as_str(), format!("not a valid OpenAPI 3.0 document here: {}", e.inner()))
+        })),
+    }
+}
+
+/// openapiv3 flattens maps (`paths`, extensions), which hides the path of a
+/// deserialization error below them. Deserializing each path item and each
+/// component on its own recovers the exact place.
+fn locate_error(json: &Value) -> Option<Diagnostics> {
+    fn try_part<T: serde::de::DeserializeOwned>(value: &Value, at: &Pointer) -> Option<Diagnostics> {
+        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+        let pointer = path_pointer(at, err.path());
+        Some(Diagnostics::one(pointer.as_str(), format!("not valid here: {}", err.inner())))
+    }
+    let root = Pointer::root();
+    if let Some(paths) = json.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            if path.starts_with("x-") {
+                continue;
+            }
+            let at = root.push("paths").push(path);
+            if let Some(d) = locate_in_path_item(item, &at) {
+                return Some(d);
+            }
+            if let Some(d) = try_part::<openapiv3::ReferenceOr<openapiv3::PathItem>>(item, &at) {
+                return Some(d);
             }
         }
-        Diagnostics::one(pointer.as_str(), format!("not a valid OpenAPI 3.0 document here: {}", e.inner()))
-    })
+    }
+    if let Some(components) = json.get("components").and_then(Value::as_object) {
+        for (kind, entries) in components {
+            let Some(entries) = entries.as_object() else { continue };
+            for (name, value) in entries {
+                let at = root.push("components").push(kind).push(name);
+                let found = match kind.as_str() {
+                    "schemas" => try_part::<openapiv3::ReferenceOr<openapiv3::Schema>>(value, &at),
+                    "parameters" => try_part::<openapiv3::ReferenceOr<openapiv3::Parameter>>(value, &at),
+                    "responses" => try_part::<openapiv3::ReferenceOr<openapiv3::Response>>(value, &at),
+                    "headers" => try_part::<openapiv3::ReferenceOr<openapiv3::Header>>(value, &at),
+                    "requestBodies" => try_part::<openapiv3::ReferenceOr<openapiv3::RequestBody>>(value, &at),
+                    "securitySchemes" => try_part::<openapiv3::ReferenceOr<openapiv3::SecurityScheme>>(value, &at),
+                    _ => None,
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Tries the parts of a path item one by one, deepest first.
+fn locate_in_path_item(item: &Value, at: &Pointer) -> Option<Diagnostics> {
+    fn try_part<T: serde::de::DeserializeOwned>(value: &Value, at: &Pointer) -> Option<Diagnostics> {
+        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+        let pointer = path_pointer(at, err.path());
+        Some(Diagnostics::one(pointer.as_str(), format!("not valid here: {}", err.inner())))
+    }
+    fn parameters(list: Option<&Value>, at: &Pointer) -> Option<Diagnostics> {
+        let list = list?.as_array()?;
+        list.iter().enumerate().find_map(|(i, p)| {
+            try_part::<openapiv3::ReferenceOr<openapiv3::Parameter>>(p, &at.push("parameters").push(i))
+        })
+    }
+    let item_map = item.as_object()?;
+    if let Some(d) = parameters(item_map.get("parameters"), at) {
+        return Some(d);
+    }
+    for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
+        let Some(op) = item_map.get(method) else { continue };
+        let op_at = at.push(method);
+        let Some(op_map) = op.as_object() else {
+            return Some(Diagnostics::one(op_at.as_str(), "an operation must be a mapping"));
+        };
+        if let Some(d) = parameters(op_map.get("parameters"), &op_at) {
+            return Some(d);
+        }
+        if let Some(body) = op_map.get("requestBody") {
+            if let Some(d) = try_part::<openapiv3::ReferenceOr<openapiv3::RequestBody>>(body, &op_at.push("requestBody")) {
+                return Some(d);
+            }
+        }
+        if let Some(responses) = op_map.get("responses") {
+            let r_at = op_at.push("responses");
+            let Some(map) = responses.as_object() else {
+                return Some(Diagnostics::one(r_at.as_str(), "`responses` must map status codes to responses"));
+            };
+            for (status, response) in map {
+                if status.starts_with("x-") {
+                    continue;
+                }
+                if let Some(d) = try_part::<openapiv3::ReferenceOr<openapiv3::Response>>(response, &r_at.push(status)) {
+                    return Some(d);
+                }
+            }
+        }
+        if let Some(d) = try_part::<openapiv3::Operation>(op, &op_at) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+fn path_pointer(base: &Pointer, path: &serde_path_to_error::Path) -> Pointer {
+    use serde_path_to_error::Segment;
+    let mut pointer = base.clone();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer = pointer.push(index),
+            Segment::Map { key } => pointer = pointer.push(key),
+            Segment::Enum { variant } => pointer = pointer.push(variant),
+            Segment::Unknown => {}
+        }
+    }
+    pointer
 }
 
 /// Converts YAML to JSON, refusing what JSON cannot express (non-string
@@ -137,6 +247,8 @@ mod tests {
     fn deserialization_errors_point_into_the_document() {
         let e = err("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      responses: 7\n");
         assert!(e.starts_with("error at #/paths/~1a/get/responses"), "{e}");
+        let e = err("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: nowhere}\n      responses: {}\n");
+        assert!(e.starts_with("error at #/paths/~1a/get/parameters/0"), "{e}");
     }
 
     #[test]
