@@ -24,11 +24,10 @@ pub enum Case {
 /// `async_`), which reads better than a raw identifier and works for the
 /// words raw identifiers cannot express (`self`, `Self`, `crate`, `super`).
 const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
-    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
-    "typeof", "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
+    "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod",
+    "move", "mut", "override", "priv", "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait",
+    "true", "try", "type", "typeof", "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
 /// Turns any spec name into a valid Rust identifier in the requested case.
@@ -39,8 +38,7 @@ const KEYWORDS: &[&str] = &[
 pub fn sanitize(raw: &str, case: Case) -> String {
     // Replace everything that is not alphanumeric by a separator so heck sees
     // word boundaries in `x-rate-limit`, `a.b`, `foo bar` and `ÿ`.
-    let cleaned: String =
-        raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
+    let cleaned: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
     let mut name = match case {
         Case::Snake => cleaned.to_snake_case(),
         Case::UpperCamel => cleaned.to_upper_camel_case(),

@@ -128,10 +128,11 @@ fn locate_in_path_item(item: &Value, at: &Pointer) -> Option<Diagnostics> {
         if let Some(d) = parameters(op_map.get("parameters"), &op_at) {
             return Some(d);
         }
-        if let Some(body) = op_map.get("requestBody") {
-            if let Some(d) = try_part::<openapiv3::ReferenceOr<openapiv3::RequestBody>>(body, &op_at.push("requestBody")) {
-                return Some(d);
-            }
+        if let Some(body) = op_map.get("requestBody")
+            && let Some(d) =
+                try_part::<openapiv3::ReferenceOr<openapiv3::RequestBody>>(body, &op_at.push("requestBody"))
+        {
+            return Some(d);
         }
         if let Some(responses) = op_map.get("responses") {
             let r_at = op_at.push("responses");
@@ -193,11 +194,7 @@ fn to_json(value: &serde_yaml_ng::Value, at: &Pointer, depth: usize) -> Result<V
         }
         Y::String(s) => Value::String(s.clone()),
         Y::Sequence(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| to_json(v, &at.push(i), depth + 1))
-                .collect::<Result<_, _>>()?,
+            items.iter().enumerate().map(|(i, v)| to_json(v, &at.push(i), depth + 1)).collect::<Result<_, _>>()?,
         ),
         Y::Mapping(map) => {
             let mut out = serde_json::Map::new();
@@ -247,7 +244,9 @@ mod tests {
     fn deserialization_errors_point_into_the_document() {
         let e = err("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      responses: 7\n");
         assert!(e.starts_with("error at #/paths/~1a/get/responses"), "{e}");
-        let e = err("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: nowhere}\n      responses: {}\n");
+        let e = err(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: nowhere}\n      responses: {}\n",
+        );
         assert!(e.starts_with("error at #/paths/~1a/get/parameters/0"), "{e}");
     }
 

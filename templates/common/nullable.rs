@@ -17,7 +17,9 @@ where
 
 /// For an optional, non-nullable property (`Option<T>` with
 /// `#[serde(default)]`): the key may be missing, but an explicit `null` is
-/// refused.
+/// refused. Only the server's strict models use it; the client accepts a
+/// `null` it does not expect.
+#[allow(dead_code)]
 pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,

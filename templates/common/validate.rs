@@ -128,10 +128,10 @@ pub fn check_string(
             return Err(path.error(format!("must be at most {max} characters long")));
         }
     }
-    if let Some((regex, source)) = pattern {
-        if !regex.is_match(value) {
-            return Err(path.error(format!("must match the pattern {source}")));
-        }
+    if let Some((regex, source)) = pattern
+        && !regex.is_match(value)
+    {
+        return Err(path.error(format!("must match the pattern {source}")));
     }
     Ok(())
 }
@@ -157,17 +157,17 @@ pub fn check_number(
     if !value.is_finite() {
         return Err(path.error("must be a finite number"));
     }
-    if let Some((min, exclusive)) = minimum {
-        if value < min || (exclusive && value == min) {
-            let word = if exclusive { "greater than" } else { "at least" };
-            return Err(path.error(format!("must be {word} {min}")));
-        }
+    if let Some((min, exclusive)) = minimum
+        && (value < min || (exclusive && value == min))
+    {
+        let word = if exclusive { "greater than" } else { "at least" };
+        return Err(path.error(format!("must be {word} {min}")));
     }
-    if let Some((max, exclusive)) = maximum {
-        if value > max || (exclusive && value == max) {
-            let word = if exclusive { "less than" } else { "at most" };
-            return Err(path.error(format!("must be {word} {max}")));
-        }
+    if let Some((max, exclusive)) = maximum
+        && (value > max || (exclusive && value == max))
+    {
+        let word = if exclusive { "less than" } else { "at most" };
+        return Err(path.error(format!("must be {word} {max}")));
     }
     Ok(())
 }

@@ -33,7 +33,8 @@ pub fn project_root() -> PathBuf {
 /// Generates from `spec` into `out`.
 pub fn run(spec: &Path, out: &Path, mode: Mode) -> Result<(), String> {
     let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
-    let files = render(&text).map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
+    let files =
+        render(&text).map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
     match mode {
         Mode::Write => write(out, &files),
         Mode::Check => check(out, &files),
@@ -60,7 +61,8 @@ pub fn render(spec: &str) -> Result<BTreeMap<String, String>, String> {
 
 fn rustfmt(source: &str) -> Result<String, String> {
     let mut child = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
-        .args(["--edition", "2024", "--emit", "stdout", "--quiet"])
+        .args(["--edition", "2024", "--emit", "stdout", "--quiet", "--config-path"])
+        .arg(project_root().join("rustfmt.toml"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,9 +99,8 @@ fn existing_files(dir: &Path) -> BTreeMap<String, PathBuf> {
 }
 
 fn write(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
-    let previous: Vec<String> = fs::read_to_string(out.join(MANIFEST))
-        .map(|m| m.lines().map(str::to_owned).collect())
-        .unwrap_or_default();
+    let previous: Vec<String> =
+        fs::read_to_string(out.join(MANIFEST)).map(|m| m.lines().map(str::to_owned).collect()).unwrap_or_default();
     let mut changed = 0;
     for (rel, contents) in files {
         if ensure_file_contents(&out.join(rel), contents)? {
@@ -142,7 +143,8 @@ fn check(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
             Ok(old) if old != *contents => {
                 report.push_str(&format!("changed: {}\n", out.join(rel).display()));
                 let diff = similar::TextDiff::from_lines(old.as_str(), contents.as_str());
-                let unified = diff.unified_diff().context_radius(2).header(&format!("a/{rel}"), &format!("b/{rel}")).to_string();
+                let unified =
+                    diff.unified_diff().context_radius(2).header(&format!("a/{rel}"), &format!("b/{rel}")).to_string();
                 report.extend(unified.lines().take(40).map(|l| format!("    {l}\n")));
             }
             Ok(_) => {}
@@ -157,13 +159,112 @@ fn check(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
         eprintln!("codegen --check: {} is up to date ({} files)", out.display(), files.len());
         Ok(())
     } else {
-        Err(format!("{report}\n{} is out of date with the spec. Run `cargo xtask codegen` and commit the result.", out.display()))
+        Err(format!(
+            "{report}\n{} is out of date with the spec. Run `cargo xtask codegen` and commit the result.",
+            out.display()
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec() -> PathBuf {
+        project_root().join("spec/openapi.yaml")
+    }
+
+    /// Generates the real spec into a fresh temporary folder.
+    fn fresh() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        run(&spec(), dir.path(), Mode::Write).unwrap();
+        dir
+    }
+
+    fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        existing_files(dir).into_iter().map(|(k, p)| (k, fs::read(p).unwrap())).collect()
+    }
+
+    /// The generated crates cannot use `workspace = true` (they publish on
+    /// their own), so their versions are repeated; this keeps them equal.
+    #[test]
+    fn generated_crates_use_workspace_pins() {
+        let manifest = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+        let version_of =
+            |spec: &str| spec.split('"').find(|p| p.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned);
+        use runagent_codegen::emit::versions::{CLIENT, SERVER};
+        for (name, spec) in CLIENT.iter().chain(SERVER) {
+            let wanted = version_of(spec).unwrap();
+            let line = manifest
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} =")))
+                .unwrap_or_else(|| panic!("{name} is not in [workspace.dependencies]"));
+            assert_eq!(version_of(line).as_deref(), Some(wanted.as_str()), "{name}: workspace has `{line}`");
+        }
+    }
+
+    #[test]
+    fn two_runs_into_fresh_folders_give_identical_bytes() {
+        let (a, b) = (fresh(), fresh());
+        let (a, b) = (snapshot(a.path()), snapshot(b.path()));
+        assert!(a.len() > 30);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn check_fails_naming_the_file_after_an_edit_a_deletion_or_an_extra_file() {
+        let dir = fresh();
+        assert!(run(&spec(), dir.path(), Mode::Check).is_ok());
+
+        let edited = dir.path().join("client/src/types.rs");
+        let original = fs::read_to_string(&edited).unwrap();
+        fs::write(&edited, format!("{original}// hand edit\n")).unwrap();
+        let e = run(&spec(), dir.path(), Mode::Check).unwrap_err();
+        assert!(
+            e.contains("changed:") && e.contains("client/src/types.rs") && e.contains("cargo xtask codegen"),
+            "{e}"
+        );
+        assert!(e.contains("+// hand edit") || e.contains("-// hand edit"), "the diff is shown: {e}");
+        fs::write(&edited, &original).unwrap();
+
+        fs::remove_file(dir.path().join("server/src/router.rs")).unwrap();
+        let e = run(&spec(), dir.path(), Mode::Check).unwrap_err();
+        assert!(e.contains("missing:") && e.contains("server/src/router.rs"), "{e}");
+        run(&spec(), dir.path(), Mode::Write).unwrap();
+
+        fs::write(dir.path().join("client/src/stray.rs"), "").unwrap();
+        let e = run(&spec(), dir.path(), Mode::Check).unwrap_err();
+        assert!(e.contains("extra:") && e.contains("client/src/stray.rs"), "{e}");
+    }
+
+    #[test]
+    fn write_removes_files_it_no_longer_produces_but_keeps_others() {
+        let dir = fresh();
+        let manifest = dir.path().join(MANIFEST);
+        let mut listed = fs::read_to_string(&manifest).unwrap();
+        listed.push_str("client/src/old.rs\n");
+        fs::write(&manifest, listed).unwrap();
+        fs::write(dir.path().join("client/src/old.rs"), "stale").unwrap();
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        run(&spec(), dir.path(), Mode::Write).unwrap();
+        assert!(!dir.path().join("client/src/old.rs").exists());
+        assert!(dir.path().join("notes.txt").exists());
+    }
+
+    #[test]
+    fn a_broken_spec_writes_nothing_and_names_the_place() {
+        let fixtures = project_root().join("tests/fixtures/broken");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("keep.txt"), "untouched").unwrap();
+        let before = snapshot(dir.path());
+        for entry in fs::read_dir(&fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            let e = run(&path, dir.path(), Mode::Write).unwrap_err();
+            assert!(e.contains("error at #"), "{}: {e}", path.display());
+            assert!(e.contains("nothing was written"), "{e}");
+            assert_eq!(snapshot(dir.path()), before, "{} wrote into the output folder", path.display());
+        }
+    }
 
     #[test]
     fn generated_is_up_to_date() {

@@ -5,7 +5,9 @@
 use super::doc_text::{doc_attrs, lines_to_attrs, rustdoc};
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
-use crate::ir::{Api, Method, Operation, ParamLocation, Parameter, PathSegment, ResponseBody, Shape, StatusCode, TypeKind};
+use crate::ir::{
+    Api, Method, Operation, ParamLocation, Parameter, PathSegment, ResponseBody, Shape, StatusCode, TypeKind,
+};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -26,7 +28,8 @@ pub const RUNTIME: &[(&str, &str)] = &[
 ];
 
 /// Modules whose public items are re-exported at the crate root.
-const REEXPORTED: &[&str] = &["client", "error", "events", "operation", "pagination", "response", "retry", "sse", "validate"];
+const REEXPORTED: &[&str] =
+    &["client", "error", "events", "operation", "pagination", "response", "retry", "sse", "validate"];
 
 pub fn emit(api: &Api, files: &mut Files) -> Result<(), EmitError> {
     let dir = "client";
@@ -216,7 +219,8 @@ fn is_operation_handle(api: &Api, shape: &Shape) -> bool {
     match shape {
         Shape::Named(n) => match api.types.get(n).map(|t| &t.kind) {
             Some(TypeKind::Struct(s)) => {
-                s.fields.iter().any(|f| f.api_name == "check_url") && s.fields.iter().any(|f| f.api_name == "operation_id")
+                s.fields.iter().any(|f| f.api_name == "check_url")
+                    && s.fields.iter().any(|f| f.api_name == "operation_id")
             }
             _ => false,
         },
@@ -233,7 +237,9 @@ fn success_kind<'a>(api: &Api, op: &'a Operation) -> Success<'a> {
         return Success::Several;
     }
     match &successes[0].body {
-        Some(ResponseBody::Json { shape, .. }) => Success::Single { shape: Some(shape), handle: is_operation_handle(api, shape) },
+        Some(ResponseBody::Json { shape, .. }) => {
+            Success::Single { shape: Some(shape), handle: is_operation_handle(api, shape) }
+        }
         _ => Success::Single { shape: None, handle: false },
     }
 }
@@ -298,10 +304,13 @@ fn operation(api: &Api, op: &Operation) -> TokenStream {
             }
         })
         .collect();
-    let opt_inits: Vec<TokenStream> = optional.iter().map(|p| {
-        let n = ident(&p.name);
-        quote!(#n: ::std::option::Option::None,)
-    }).collect();
+    let opt_inits: Vec<TokenStream> = optional
+        .iter()
+        .map(|p| {
+            let n = ident(&p.name);
+            quote!(#n: ::std::option::Option::None,)
+        })
+        .collect();
     let (body_arg, body_init) = match (&body_ty, body_required) {
         (Some(t), true) => (Some(quote!(body: #t)), Some(quote!(body: ::std::option::Option::Some(body),))),
         (Some(_), false) => (None, Some(quote!(body: ::std::option::Option::None,))),
@@ -387,14 +396,13 @@ fn operation(api: &Api, op: &Operation) -> TokenStream {
         .filter_map(|p| {
             let n = ident(&p.name);
             let wire = &p.api_name;
-            let value = if is_argument(p) { quote!((&self.#n)) } else { quote!(value) };
-            let check = shape_check(api, &p.shape, &value, 0)?;
+            let check = shape_check(api, &p.shape, &quote!(value), 0)?;
             let check = quote! {
                 let path = &mut crate::validate::FieldPath::field(#wire);
                 #check
             };
             Some(if is_argument(p) {
-                quote! { { #check } }
+                quote! { { let value = &self.#n; #check } }
             } else {
                 quote! { if let ::std::option::Option::Some(value) = &self.#n { #check } }
             })
@@ -573,11 +581,14 @@ fn path_expr(op: &Operation) -> TokenStream {
                 let p = op.parameters.iter().find(|p| p.location == ParamLocation::Path && &p.api_name == api_name);
                 if let Some(p) = p {
                     let n = ident(&p.name);
-                    let s = to_wire_string(&p.shape, quote!((&self.#n)));
+                    let s = to_wire_string(&p.shape, quote!(&self.#n));
                     args.push(quote!(crate::url::encode_segment(&#s)));
                 }
             }
         }
+    }
+    if args.is_empty() {
+        return quote!(::std::string::String::from(#fmt));
     }
     quote!(::std::format!(#fmt, #(#args),*))
 }
@@ -597,19 +608,19 @@ fn send_fn(api: &Api, op: &Operation) -> (TokenStream, TokenStream) {
     let prefix = quote!(crate::types::);
     match success_kind(api, op) {
         Success::Single { handle: true, .. } => (
-                TokenStream::new(),
-                quote! {
-                    /// Sends the request (retrying as configured) and returns a
-                    /// handle on the long-running operation it started.
-                    pub async fn send(self) -> ::std::result::Result<crate::ApiResponse<crate::OperationHandle>, crate::Error> {
-                        let (spec, options) = self.request()?;
-                        let raw = self.client.execute(spec, &options).await?;
-                        let accepted = raw.json::<crate::types::OperationAccepted>()?;
-                        let handle = crate::OperationHandle::new(self.client.clone(), accepted.body, accepted.meta.clone());
-                        ::std::result::Result::Ok(crate::ApiResponse { body: handle, meta: accepted.meta })
-                    }
-                },
-            ),
+            TokenStream::new(),
+            quote! {
+                /// Sends the request (retrying as configured) and returns a
+                /// handle on the long-running operation it started.
+                pub async fn send(self) -> ::std::result::Result<crate::ApiResponse<crate::OperationHandle>, crate::Error> {
+                    let (spec, options) = self.request()?;
+                    let raw = self.client.execute(spec, &options).await?;
+                    let accepted = raw.json::<crate::types::OperationAccepted>()?;
+                    let handle = crate::OperationHandle::new(self.client.clone(), accepted.body, accepted.meta.clone());
+                    ::std::result::Result::Ok(crate::ApiResponse { body: handle, meta: accepted.meta })
+                }
+            },
+        ),
         Success::Single { shape, .. } => {
             let ty = shape.map(|s| rust_type(s, &prefix)).unwrap_or_else(|| quote!(()));
             let decode = if shape.is_some() {
@@ -716,16 +727,19 @@ fn send_fn(api: &Api, op: &Operation) -> (TokenStream, TokenStream) {
                 })
                 .collect();
             let is_terminal = if terminal.is_empty() { quote!(false) } else { quote!(matches!(self, #(#terminal)|*)) };
-            let error_arm = stream.events.iter().find(|e| e.api_name == "error" && event_has_code_and_message(api, &e.data)).map(|e| {
-                let v = ident(&e.name);
-                quote! {
-                    Self::#v(e) => ::std::option::Option::Some(crate::StreamFailure {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                        event_id: ::std::option::Option::None,
-                    }),
-                }
-            });
+            let error_arm =
+                stream.events.iter().find(|e| e.api_name == "error" && event_has_code_and_message(api, &e.data)).map(
+                    |e| {
+                        let v = ident(&e.name);
+                        quote! {
+                            Self::#v(e) => ::std::option::Option::Some(crate::StreamFailure {
+                                code: e.code.clone(),
+                                message: e.message.clone(),
+                                event_id: ::std::option::Option::None,
+                            }),
+                        }
+                    },
+                );
             let doc = format!(" One event of the `{}` stream.", op.id);
             (
                 quote! {
@@ -836,9 +850,13 @@ fn operation_example(api: &Api, op: &Operation) -> TokenStream {
     }
     let call = format!("client.{}({})", op.name, args.join(", "));
     let usage = if op.pagination.is_some() {
-        format!("use futures::StreamExt;\nlet mut items = {call}.into_stream();\nwhile let Some(item) = items.next().await {{\n    println!(\"{{:?}}\", item?);\n}}\n")
+        format!(
+            "use futures::StreamExt;\nlet mut items = {call}.into_stream();\nwhile let Some(item) = items.next().await {{\n    println!(\"{{:?}}\", item?);\n}}\n"
+        )
     } else if op.is_stream() {
-        format!("use futures::StreamExt;\nlet mut events = {call}.send()?;\nwhile let Some(event) = events.next().await {{\n    println!(\"{{:?}}\", event?);\n}}\n")
+        format!(
+            "use futures::StreamExt;\nlet mut events = {call}.send()?;\nwhile let Some(event) = events.next().await {{\n    println!(\"{{:?}}\", event?);\n}}\n"
+        )
     } else {
         let enum_name = format!("{}Response", op.type_prefix);
         let mut arms = String::new();

@@ -14,6 +14,7 @@ use quote::quote;
 pub fn rustdoc(text: &str) -> String {
     let mut out = Vec::new();
     let mut in_fence = false;
+    let mut in_list = false;
     for line in text.trim_end().lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("```") {
@@ -31,9 +32,32 @@ pub fn rustdoc(text: &str) -> String {
             out.push(line.to_owned());
             continue;
         }
-        // Indented blocks would be doctests too; the indentation carries no
-        // meaning outside lists, so drop it.
-        out.push(escape_line(trimmed));
+        // Indented blocks would be doctests too. Inside a list indentation
+        // continues an item, so it stays; elsewhere it carries no meaning and
+        // is dropped.
+        if trimmed.is_empty() {
+            in_list = false;
+            out.push(String::new());
+            continue;
+        }
+        let starts_item = trimmed.starts_with("- ")
+            || trimmed.starts_with("* ")
+            || trimmed.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let indented = line.len() != trimmed.len();
+        if starts_item {
+            in_list = true;
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push(format!("{indent}{}", escape_line(trimmed)));
+        } else if in_list && indented {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push(format!("{indent}{}", escape_line(trimmed)));
+        } else if in_list {
+            // A lazy continuation of the item: indent it so rustdoc (and
+            // clippy's doc_lazy_continuation) read it as part of the item.
+            out.push(format!("  {}", escape_line(trimmed)));
+        } else {
+            out.push(escape_line(trimmed));
+        }
     }
     if in_fence {
         out.push("```".to_owned());
@@ -117,7 +141,12 @@ mod tests {
     }
 
     #[test]
-    fn indentation_is_dropped_outside_fences() {
+    fn indentation_is_dropped_outside_fences_and_lists() {
         assert_eq!(rustdoc("a\n    b"), "a\nb");
+    }
+
+    #[test]
+    fn list_items_keep_their_continuations() {
+        assert_eq!(rustdoc("- one\n  more\n- two\nlazy\n\nafter"), "- one\n  more\n- two\n  lazy\n\nafter");
     }
 }

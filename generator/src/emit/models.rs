@@ -103,10 +103,14 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                     quote!(Self::#vname => #wire,)
                 })
                 .collect();
-            let all: Vec<TokenStream> = e.variants.iter().map(|v| {
-                let vname = ident(&v.name);
-                quote!(Self::#vname)
-            }).collect();
+            let all: Vec<TokenStream> = e
+                .variants
+                .iter()
+                .map(|v| {
+                    let vname = ident(&v.name);
+                    quote!(Self::#vname)
+                })
+                .collect();
             match mode {
                 Mode::Client => quote! {
                     #docs
@@ -345,7 +349,8 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
                 }
                 None => quote!(::std::option::Option::None),
             };
-            Some(quote!(crate::validate::check_integer(i64::from(*#value), path, #min, #max)?;))
+            let as_i64 = if i.int32 { quote!(i64::from(*#value)) } else { quote!(*#value) };
+            Some(quote!(crate::validate::check_integer(#as_i64, path, #min, #max)?;))
         }
         Shape::Number(n) => {
             let min = match n.minimum {
@@ -385,11 +390,7 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
                     }
                 }
             });
-            if len.is_none() && item.is_none() {
-                None
-            } else {
-                Some(quote!(#len #item))
-            }
+            if len.is_none() && item.is_none() { None } else { Some(quote!(#len #item)) }
         }
         Shape::Map(v) => shape_check(api, v, &quote!(item), depth + 1).map(|check| {
             quote! {
@@ -412,4 +413,3 @@ fn opt_u64(v: Option<u64>) -> TokenStream {
         None => quote!(::std::option::Option::None),
     }
 }
-

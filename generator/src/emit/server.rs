@@ -31,8 +31,16 @@ const REEXPORTED: &[&str] =
     &["auth", "config", "context", "error", "idempotency", "rate_limit", "request_id", "sse", "validate"];
 
 /// Response headers the runtime layers set, so implementations never do.
-const MANAGED_HEADERS: &[&str] =
-    &["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after", "x-request-id", "www-authenticate", "deprecation", "sunset"];
+const MANAGED_HEADERS: &[&str] = &[
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "retry-after",
+    "x-request-id",
+    "www-authenticate",
+    "deprecation",
+    "sunset",
+];
 
 pub fn emit(api: &Api, files: &mut Files) -> Result<(), EmitError> {
     let dir = "server";
@@ -81,19 +89,18 @@ fn readme(api: &Api) -> String {
     let trait_name = trait_name(api);
     let first = api.operations.iter().find(|o| !o.secured).or(api.operations.first());
     let (op_name, op_prefix) = first.map(|o| (o.name.clone(), o.type_prefix.clone())).unwrap_or_default();
-    let ok_variant = first
-        .and_then(|o| o.successes().next())
-        .map(|r| status_variant(r.status))
-        .unwrap_or_else(|| "Ok".into());
-    let body = first
-        .and_then(|o| o.successes().next())
-        .and_then(|r| match &r.body {
-            Some(ResponseBody::Json { shape: Shape::Named(n), example }) => Some((n.clone(), example.clone())),
-            _ => None,
-        });
+    let ok_variant =
+        first.and_then(|o| o.successes().next()).map(|r| status_variant(r.status)).unwrap_or_else(|| "Ok".into());
+    let body = first.and_then(|o| o.successes().next()).and_then(|r| match &r.body {
+        Some(ResponseBody::Json { shape: Shape::Named(n), example }) => Some((n.clone(), example.clone())),
+        _ => None,
+    });
     let (construct, ty) = match body {
         Some((n, Some(example))) => (
-            format!("serde_json::from_value(serde_json::json!({})).expect(\"the example fits the schema\")", serde_json::to_string(&example).unwrap_or_default()),
+            format!(
+                "serde_json::from_value(serde_json::json!({})).expect(\"the example fits the schema\")",
+                serde_json::to_string(&example).unwrap_or_default()
+            ),
             n,
         ),
         _ => ("todo!()".into(), String::new()),
@@ -127,7 +134,7 @@ does everything else the spec says:
 
 ## Implement one operation at a time
 
-Every trait method has a default that answers `501 NOT_IMPLEMENTED`, so a new
+Every trait method has a default that answers `NOT_IMPLEMENTED` in the error envelope (with the 500 status the spec documents for it), so a new
 server compiles and runs before it does anything, and grows one method at a
 time:
 
@@ -142,7 +149,7 @@ impl {trait_name} for MyServer {{
         let body{annotated} = {construct};
         Ok({op_prefix}Response::{ok_variant}(body))
     }}
-    // Every other operation answers 501 NOT_IMPLEMENTED until you write it.
+    // Every other operation answers NOT_IMPLEMENTED until you write it.
 }}
 
 # async fn serve() -> std::io::Result<()> {{
@@ -225,7 +232,8 @@ fn params_struct(op: &Operation) -> TokenStream {
         let n = ident(&p.name);
         let ty = rust_type(&p.shape, &prefix);
         let ty = if p.required || p.default.is_some() { ty } else { quote!(::std::option::Option<#ty>) };
-        let mut text = p.description.clone().unwrap_or_else(|| format!("The `{}` {} parameter.", p.api_name, p.location.as_str()));
+        let mut text =
+            p.description.clone().unwrap_or_else(|| format!("The `{}` {} parameter.", p.api_name, p.location.as_str()));
         if let Some(d) = &p.default {
             text.push_str(&format!("\n\nSet to `{d}` when the request leaves it out."));
         }
@@ -258,7 +266,8 @@ fn response_enum(api: &Api, op: &Operation) -> TokenStream {
         let v = format_ident!("{}", status_variant(r.status));
         let doc = doc_attrs(Some(&format!("{code}: {}", r.description)));
         let headers: Vec<_> = r.headers.iter().filter(|h| !managed(&h.api_name)).collect();
-        let headers_ty = (!headers.is_empty()).then(|| format_ident!("{}{}Headers", op.type_prefix, status_variant(r.status)));
+        let headers_ty =
+            (!headers.is_empty()).then(|| format_ident!("{}{}Headers", op.type_prefix, status_variant(r.status)));
         if let Some(hty) = &headers_ty {
             let fields = headers.iter().map(|h| {
                 let n = ident(&h.name);
@@ -411,7 +420,7 @@ fn trait_method(op: &Operation) -> TokenStream {
         text.push_str("\n\n");
         text.push_str(d);
     }
-    text.push_str("\n\nThe default answers `501 NOT_IMPLEMENTED`.");
+    text.push_str("\n\nThe default answers `NOT_IMPLEMENTED` in the error envelope.");
     let docs = doc_attrs(Some(&text));
     let id = &op.id;
     let deprecated = op.deprecated.then(|| quote!(#[deprecated]));
@@ -433,7 +442,7 @@ fn api_rs(api: &Api) -> TokenStream {
     let responses = api.operations.iter().map(|op| response_enum(api, op));
     let events = api.operations.iter().map(event_enum);
     let doc = doc_attrs(Some(&format!(
-        "The {}: one method per operation.\n\nImplement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to [`router`](crate::router).",
+        "The {}: one method per operation.\n\nImplement the methods your server supports; the others answer `NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to [`router`](crate::router).",
         api.title
     )));
     let _ = rustdoc;
@@ -469,7 +478,7 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         quote! {
             #[derive(::serde::Deserialize)]
             struct Query { #(#fields)* }
-            let query: Query = crate::extract::query(&parts.uri)?;
+            let query_string: Query = crate::extract::query(&parts.uri)?;
         }
     });
     let reads = op.parameters.iter().map(|p| {
@@ -477,14 +486,13 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         let wire = &p.api_name;
         let raw = match p.location {
             ParamLocation::Path => quote!(::std::option::Option::Some(crate::extract::path_param(&path_params, #wire)?)),
-            ParamLocation::Query => quote!(query.#n),
+            ParamLocation::Query => quote!(query_string.#n),
             ParamLocation::Header => {
                 let parse = parse_text(&p.shape, wire);
                 quote! {
-                    match crate::extract::header_str(&parts.headers, #wire)? {
-                        ::std::option::Option::Some(text) => ::std::option::Option::Some(#parse),
-                        ::std::option::Option::None => ::std::option::Option::None,
-                    }
+                    crate::extract::header_str(&parts.headers, #wire)?
+                        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(#parse))
+                        .transpose()?
                 }
             }
         };
@@ -506,12 +514,16 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
             quote! {
                 let #n = match #n {
                     ::std::option::Option::Some(v) => v,
-                    ::std::option::Option::None => return ::std::result::Result::Err(crate::ApiFailure::invalid_input(#wire, "is required")),
+                    ::std::option::Option::None => return ::std::result::Result::Err(crate::ApiFailure::invalid_input(#wire, "missing")),
                 };
             }
         } else if let Some(d) = &p.default {
             let default = default_expr(&p.shape, d);
-            quote!(let #n = #n.unwrap_or_else(|| #default);)
+            if matches!(p.shape, Shape::Integer(_) | Shape::Number(_) | Shape::Boolean) {
+                quote!(let #n = #n.unwrap_or(#default);)
+            } else {
+                quote!(let #n = #n.unwrap_or_else(|| #default);)
+            }
         } else {
             TokenStream::new()
         };
@@ -530,7 +542,7 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         #path_params
         #query_struct
         #(#reads)*
-        let params = #params { #(#names),* };
+        let params = crate::#params { #(#names),* };
     }
 }
 
@@ -538,8 +550,12 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
 fn parse_text(shape: &Shape, wire: &str) -> TokenStream {
     match shape {
         Shape::String(_) => quote!(text.to_owned()),
-        Shape::Named(_) => quote!(text.parse().map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input(#wire, reason))?),
-        _ => quote!(text.parse().map_err(|_| crate::ApiFailure::invalid_input(#wire, ::std::format!("`{text}` is not a valid value")))?),
+        Shape::Named(_) => {
+            quote!(text.parse().map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input(#wire, reason))?)
+        }
+        _ => {
+            quote!(text.parse().map_err(|_| crate::ApiFailure::invalid_input(#wire, ::std::format!("`{text}` is not a valid value")))?)
+        }
     }
 }
 

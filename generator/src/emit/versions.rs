@@ -14,7 +14,10 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("httpdate", r#""1.0.3""#),
     ("percent-encoding", r#""2.3.2""#),
     ("regex", r#""1.13.2""#),
-    ("reqwest", r#"{ version = "0.13.5", default-features = false, features = ["rustls", "json", "stream", "query"] }"#),
+    (
+        "reqwest",
+        r#"{ version = "0.13.5", default-features = false, features = ["rustls", "json", "stream", "query"] }"#,
+    ),
     ("serde", r#"{ version = "1.0.229", features = ["derive"] }"#),
     ("serde_json", r#""1.0.154""#),
     ("thiserror", r#""2.0.21""#),

@@ -6,8 +6,8 @@ use super::Context;
 use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    EventStream, Header, Method, Operation, ParamLocation, Parameter, PathSegment, Pagination, RequestBody,
-    Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
+    EventStream, Header, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody, Response,
+    ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -71,8 +71,9 @@ pub(crate) fn lower_operations<'a>(
             seen_ids.insert(id.clone(), at.to_string());
             let name = method_names.unique(&id, Case::Snake);
             let type_prefix = prefixes.unique(&id, Case::UpperCamel);
-            let lowered = OperationLowering { doc, schemes, types, cx, at: &at, path_at: &path_at, type_prefix: &type_prefix }
-                .lower(path, method, op, &item.parameters);
+            let lowered =
+                OperationLowering { doc, schemes, types, cx, at: &at, path_at: &path_at, type_prefix: &type_prefix }
+                    .lower(path, method, op, &item.parameters);
             if let Some((parameters, segments, body, responses, secured)) = lowered {
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
@@ -247,9 +248,7 @@ impl<'a> OperationLowering<'_, 'a> {
             });
         }
         // Path parameters in template order, then query, then headers.
-        out.sort_by_key(|p| {
-            (p.location, template_params.iter().position(|t| *t == p.api_name).unwrap_or(usize::MAX))
-        });
+        out.sort_by_key(|p| (p.location, template_params.iter().position(|t| *t == p.api_name).unwrap_or(usize::MAX)));
         out
     }
 
@@ -297,7 +296,8 @@ impl<'a> OperationLowering<'_, 'a> {
             self.cx.error(&media_at, "the request body needs a `schema`");
             return None;
         };
-        let lowered = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{} Body", self.type_prefix));
+        let lowered =
+            self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{} Body", self.type_prefix));
         Some(RequestBody {
             content_type: "application/json".into(),
             shape: lowered.shape,
@@ -345,7 +345,11 @@ impl<'a> OperationLowering<'_, 'a> {
         out
     }
 
-    fn headers(&mut self, headers: &'a indexmap::IndexMap<String, ReferenceOr<openapiv3::Header>>, at: &Pointer) -> Vec<Header> {
+    fn headers(
+        &mut self,
+        headers: &'a indexmap::IndexMap<String, ReferenceOr<openapiv3::Header>>,
+        at: &Pointer,
+    ) -> Vec<Header> {
         let mut names = NameTable::new();
         let mut out = Vec::new();
         for (api_name, header) in headers {
@@ -361,7 +365,12 @@ impl<'a> OperationLowering<'_, 'a> {
                 self.cx.error(&def_at.push("content"), "headers with `content` are not supported; use `schema`");
                 continue;
             };
-            let lowered = self.types.lower_use(self.cx, schema, &def_at.push("schema"), &format!("{} {api_name}", self.type_prefix));
+            let lowered = self.types.lower_use(
+                self.cx,
+                schema,
+                &def_at.push("schema"),
+                &format!("{} {api_name}", self.type_prefix),
+            );
             out.push(Header {
                 name: names.unique(api_name, Case::Snake),
                 api_name: api_name.clone(),
@@ -370,11 +379,16 @@ impl<'a> OperationLowering<'_, 'a> {
                 required: header.required,
             });
         }
-        out.sort_by(|a, b| a.api_name.to_ascii_lowercase().cmp(&b.api_name.to_ascii_lowercase()));
+        out.sort_by_key(|h| h.api_name.to_ascii_lowercase());
         out
     }
 
-    fn response_body(&mut self, response: &'a openapiv3::Response, at: &Pointer, status: StatusCode) -> Option<ResponseBody> {
+    fn response_body(
+        &mut self,
+        response: &'a openapiv3::Response,
+        at: &Pointer,
+        status: StatusCode,
+    ) -> Option<ResponseBody> {
         let mut body = None;
         for (media, content) in &response.content {
             let media_at = at.push("content").push(media);
@@ -388,13 +402,16 @@ impl<'a> OperationLowering<'_, 'a> {
                 let example = content.example.clone().or_else(|| first_example(&content.examples)).or(lowered.example);
                 body = Some(ResponseBody::Json { shape: lowered.shape, example });
             } else if media == "text/event-stream" {
-                let frame = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
+                let frame =
+                    self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
                 let events = self.sse_events(content, &media_at);
                 body = Some(ResponseBody::EventStream(EventStream { frame, events }));
             } else {
                 self.cx.error(
                     &media_at,
-                    format!("responses of type `{media}` are not supported; only application/json and text/event-stream"),
+                    format!(
+                        "responses of type `{media}` are not supported; only application/json and text/event-stream"
+                    ),
                 );
             }
         }
@@ -426,7 +443,11 @@ impl<'a> OperationLowering<'_, 'a> {
                 }
             };
             let lowered = self.types.lower_use(self.cx, &schema, &e_at, &format!("{} {event} Event", self.type_prefix));
-            out.push(SseEvent { api_name: event.clone(), name: names.unique(event, Case::UpperCamel), data: lowered.shape });
+            out.push(SseEvent {
+                api_name: event.clone(),
+                name: names.unique(event, Case::UpperCamel),
+                data: lowered.shape,
+            });
         }
         if out.is_empty() {
             self.cx.error(&ext_at, "`x-sse-events` declares no events");
@@ -441,7 +462,10 @@ impl<'a> OperationLowering<'_, 'a> {
         for (i, req) in requirements.iter().enumerate() {
             for scheme in req.keys() {
                 if !self.schemes.contains_key(scheme) {
-                    self.cx.error(&at.push(i), format!("security scheme `{scheme}` is not defined in #/components/securitySchemes"));
+                    self.cx.error(
+                        &at.push(i),
+                        format!("security scheme `{scheme}` is not defined in #/components/securitySchemes"),
+                    );
                 }
             }
         }

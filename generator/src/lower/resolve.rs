@@ -39,9 +39,7 @@ impl<'a> Resolver<'a> {
                 singular(k),
                 singular(kind)
             ))),
-            _ => Err(at
-                .push("$ref")
-                .error(format!("`{reference}` does not point into #/components/{kind}/"))),
+            _ => Err(at.push("$ref").error(format!("`{reference}` does not point into #/components/{kind}/"))),
         }
     }
 
@@ -64,10 +62,7 @@ impl<'a> Resolver<'a> {
                 ReferenceOr::Reference { reference } => {
                     let name = Self::ref_name(reference, kind, &current_at)?;
                     if seen.contains(&name) || seen.len() > MAX_CHAIN {
-                        return Err(at.push("$ref").error(format!(
-                            "cyclic $ref: {} -> {name}",
-                            seen.join(" -> ")
-                        )));
+                        return Err(at.push("$ref").error(format!("cyclic $ref: {} -> {name}", seen.join(" -> "))));
                     }
                     seen.push(name.clone());
                     let map = self.doc.components.as_ref().map(&components);

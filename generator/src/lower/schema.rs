@@ -9,8 +9,8 @@ use super::Context;
 use super::resolve::Resolver;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    ArrayShape, EnumType, EnumVariant, Field, IntegerShape, NumberShape, OneOfType, OneOfVariant, Shape,
-    StringShape, StructType, TypeDef, TypeKind,
+    ArrayShape, EnumType, EnumVariant, Field, IntegerShape, NumberShape, OneOfType, OneOfVariant, Shape, StringShape,
+    StructType, TypeDef, TypeKind,
 };
 use crate::naming::{Case, NameTable};
 use openapiv3::{AdditionalProperties, OpenAPI, ReferenceOr, Schema, SchemaKind, Type};
@@ -61,23 +61,21 @@ impl<'a> TypeBuilder<'a> {
             let at = base.push(api_name);
             let name = self.component_names[api_name].clone();
             let def = match schema {
-                ReferenceOr::Reference { reference } => {
-                    match self.named_ref(reference, &at) {
-                        Ok(target) => TypeDef {
-                            name: name.clone(),
-                            api_name: api_name.clone(),
-                            pointer: at.to_string(),
-                            description: None,
-                            example: None,
-                            nullable: false,
-                            kind: TypeKind::Alias(Shape::Named(target)),
-                        },
-                        Err(d) => {
-                            cx.errors.push(d);
-                            continue;
-                        }
+                ReferenceOr::Reference { reference } => match self.named_ref(reference, &at) {
+                    Ok(target) => TypeDef {
+                        name: name.clone(),
+                        api_name: api_name.clone(),
+                        pointer: at.to_string(),
+                        description: None,
+                        example: None,
+                        nullable: false,
+                        kind: TypeKind::Alias(Shape::Named(target)),
+                    },
+                    Err(d) => {
+                        cx.errors.push(d);
+                        continue;
                     }
-                }
+                },
                 ReferenceOr::Item(schema) => self.named_type(cx, name.clone(), api_name, schema, &at),
             };
             self.types.insert(name, def);
@@ -87,9 +85,10 @@ impl<'a> TypeBuilder<'a> {
     /// The Rust name of the component a schema `$ref` names.
     fn named_ref(&self, reference: &str, at: &Pointer) -> Result<String, crate::diagnostics::Diagnostic> {
         let name = Resolver::ref_name(reference, "schemas", at)?;
-        self.component_names.get(&name).cloned().ok_or_else(|| {
-            at.push("$ref").error(format!("`{reference}` points at a schema that does not exist"))
-        })
+        self.component_names
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| at.push("$ref").error(format!("`{reference}` points at a schema that does not exist")))
     }
 
     /// Whether a component schema admits `null` (following reference chains).
@@ -153,7 +152,14 @@ impl<'a> TypeBuilder<'a> {
             }
             Err(d) => {
                 cx.errors.push(d);
-                Lowered { shape: Shape::Any, nullable: false, description: None, default: None, example: None, deprecated: false }
+                Lowered {
+                    shape: Shape::Any,
+                    nullable: false,
+                    description: None,
+                    default: None,
+                    example: None,
+                    deprecated: false,
+                }
             }
         }
     }
@@ -195,23 +201,27 @@ impl<'a> TypeBuilder<'a> {
     fn scalar_shape(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Shape {
         match &schema.schema_kind {
             SchemaKind::Type(Type::String(s)) => {
-                if let Some(p) = &s.pattern {
-                    if let Err(e) = regex::Regex::new(p) {
-                        cx.error(&at.push("pattern"), format!("the pattern does not compile: {}", e.to_string().lines().last().unwrap_or("invalid")));
-                    }
+                if let Some(p) = &s.pattern
+                    && let Err(e) = regex::Regex::new(p)
+                {
+                    let reason = e.to_string().lines().last().unwrap_or("invalid").to_owned();
+                    cx.error(&at.push("pattern"), format!("the pattern does not compile: {reason}"));
                 }
                 Shape::String(StringShape {
-                format: match &s.format {
-                    openapiv3::VariantOrUnknownOrEmpty::Item(f) => Some(
-                        serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                    ),
-                    openapiv3::VariantOrUnknownOrEmpty::Unknown(f) => Some(f.clone()),
-                    openapiv3::VariantOrUnknownOrEmpty::Empty => None,
-                },
-                min_length: s.min_length.map(|n| n as u64),
-                max_length: s.max_length.map(|n| n as u64),
-                pattern: s.pattern.clone(),
-            })
+                    format: match &s.format {
+                        openapiv3::VariantOrUnknownOrEmpty::Item(f) => Some(
+                            serde_json::to_value(f)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                        ),
+                        openapiv3::VariantOrUnknownOrEmpty::Unknown(f) => Some(f.clone()),
+                        openapiv3::VariantOrUnknownOrEmpty::Empty => None,
+                    },
+                    min_length: s.min_length.map(|n| n as u64),
+                    max_length: s.max_length.map(|n| n as u64),
+                    pattern: s.pattern.clone(),
+                })
             }
             SchemaKind::Type(Type::Integer(i)) => {
                 if i.multiple_of.is_some() {
@@ -220,10 +230,8 @@ impl<'a> TypeBuilder<'a> {
                 if !i.enumeration.is_empty() {
                     cx.error(&at.push("enum"), "integer enums are not supported yet; use a string enum");
                 }
-                let int32 = matches!(
-                    i.format,
-                    openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32)
-                );
+                let int32 =
+                    matches!(i.format, openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32));
                 Shape::Integer(IntegerShape {
                     int32,
                     minimum: i.minimum.map(|m| if i.exclusive_minimum { m.saturating_add(1) } else { m }),
@@ -288,7 +296,14 @@ impl<'a> TypeBuilder<'a> {
 
     /// Lowers a schema that gets a name: a component, or an inline object,
     /// enum or `oneOf`.
-    fn named_type(&mut self, cx: &mut Context<'_>, name: String, api_name: &str, schema: &Schema, at: &Pointer) -> TypeDef {
+    fn named_type(
+        &mut self,
+        cx: &mut Context<'_>,
+        name: String,
+        api_name: &str,
+        schema: &Schema,
+        at: &Pointer,
+    ) -> TypeDef {
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let kind = match classify(schema) {
@@ -379,7 +394,11 @@ impl<'a> TypeBuilder<'a> {
                         cx.error(&at.push("enum").push(i), format!("`{v}` is listed twice"));
                         continue;
                     }
-                    let name = if v.is_empty() { names.unique("Empty", Case::UpperCamel) } else { names.unique(v, Case::UpperCamel) };
+                    let name = if v.is_empty() {
+                        names.unique("Empty", Case::UpperCamel)
+                    } else {
+                        names.unique(v, Case::UpperCamel)
+                    };
                     variants.push(EnumVariant { name, api_name: v.clone() });
                 }
             }
@@ -392,7 +411,10 @@ impl<'a> TypeBuilder<'a> {
             unreachable!("classify only returns OneOf for oneOf")
         };
         if schema.schema_data.discriminator.is_some() {
-            cx.error(&at.push("discriminator"), "`discriminator` is not supported yet; the alternatives are told apart by trying each in order");
+            cx.error(
+                &at.push("discriminator"),
+                "`discriminator` is not supported yet; the alternatives are told apart by trying each in order",
+            );
         }
         let mut names = NameTable::new();
         let mut variants = Vec::new();
@@ -493,7 +515,9 @@ enum Class<'s> {
 fn classify(schema: &Schema) -> Class<'_> {
     match &schema.schema_kind {
         SchemaKind::Type(Type::Object(o)) if !o.properties.is_empty() => Class::Struct,
-        SchemaKind::Type(Type::Object(o)) if matches!(o.additional_properties, Some(AdditionalProperties::Any(false))) => {
+        SchemaKind::Type(Type::Object(o))
+            if matches!(o.additional_properties, Some(AdditionalProperties::Any(false))) =>
+        {
             Class::Struct
         }
         SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => Class::Enum,

@@ -1,0 +1,231 @@
+//! Command-line flags, the `--allow-remote` check and the API keys the
+//! server starts with.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::store::{ApiKeyRecord, DbLocation, Store, StoreResult, Tier};
+
+/// The RunAgent API, running for real on this machine.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "runagent-local", version, about, long_about = None)]
+pub struct Cli {
+    /// The address to listen on. Anything but a loopback address needs
+    /// --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// The port to listen on; 0 picks any free port (see the `listening
+    /// on` line).
+    #[arg(long, value_name = "PORT", default_value_t = 8450)]
+    pub port: u16,
+
+    /// The SQLite database file, created when missing; `:memory:` for a
+    /// throwaway store.
+    #[arg(long, value_name = "PATH", default_value = ".runagent/runagent.db")]
+    pub db: DbLocation,
+
+    /// An API key to accept, with its rate-limit tier (free, pro or
+    /// enterprise; pro when omitted). Repeatable. Keys are stored hashed and
+    /// stay valid across restarts. Without any, a development key is
+    /// created and printed.
+    #[arg(long = "api-key", value_name = "KEY[:TIER]", value_parser = parse_api_key)]
+    pub api_keys: Vec<ApiKeyArg>,
+
+    /// The directory holding the programs of `command` agents; entrypoints
+    /// are relative to it and may not leave it.
+    #[arg(long, value_name = "DIR", default_value = "agents")]
+    pub agents_dir: PathBuf,
+
+    /// Allow --bind to name a non-loopback address, exposing the server
+    /// (and its agents' programs) to the network.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// On SIGINT or SIGTERM, how long in-flight requests, streams and
+    /// operations get to finish before they are cut off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+}
+
+/// One `--api-key KEY[:TIER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyArg {
+    /// The key, as clients send it after `Bearer `.
+    pub key: String,
+    /// Its tier.
+    pub tier: Tier,
+}
+
+/// The tier of keys given without one, and of the development key: enough
+/// requests per hour for interactive work and test runs.
+pub const DEFAULT_TIER: Tier = Tier::Pro;
+
+/// Parses `KEY[:TIER]`. A key is 1 to 256 characters of the bearer token
+/// alphabet (RFC 6750 `b64token`, which has no `:`).
+pub fn parse_api_key(text: &str) -> Result<ApiKeyArg, String> {
+    let (key, tier) = match text.split_once(':') {
+        Some((key, tier)) => {
+            let tier =
+                Tier::parse(tier).ok_or_else(|| format!("unknown tier {tier:?}: expected free, pro or enterprise"))?;
+            (key, tier)
+        }
+        None => (text, DEFAULT_TIER),
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if key.is_empty() || key.len() > 256 || !key.chars().all(valid) {
+        return Err("an API key is 1 to 256 letters, digits or - . _ ~ + / = characters".to_owned());
+    }
+    Ok(ApiKeyArg { key: key.to_owned(), tier })
+}
+
+/// A configuration mistake found before starting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// `--bind` is not an IP address.
+    #[error("--bind {0:?} is not an IP address (or `localhost`)")]
+    BadAddress(String),
+    /// `--bind` names a non-loopback address without `--allow-remote`.
+    #[error(
+        "--bind {0} is not a loopback address: this would expose the server and its agents' \
+         programs to the network; pass --allow-remote if that is what you want"
+    )]
+    RemoteNotAllowed(IpAddr),
+}
+
+impl Cli {
+    /// The socket address to bind, once the `--allow-remote` rule is met.
+    pub fn socket_addr(&self) -> Result<SocketAddr, CliError> {
+        let ip = if self.bind.eq_ignore_ascii_case("localhost") {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            self.bind
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| CliError::BadAddress(self.bind.clone()))?
+        };
+        if !ip.is_loopback() && !self.allow_remote {
+            return Err(CliError::RemoteNotAllowed(ip));
+        }
+        Ok(SocketAddr::new(ip, self.port))
+    }
+}
+
+/// The base URL of a server listening on `addr`.
+pub fn base_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/v1")
+}
+
+/// Stores the keys given with `--api-key`; without any, creates a
+/// development key, stores it and prints it to `out` (the only time it is
+/// ever shown: the database keeps its hash). Returns the keys stored now.
+pub async fn register_keys(
+    store: &Store,
+    keys: &[ApiKeyArg],
+    out: &mut (dyn Write + Send),
+) -> StoreResult<Vec<ApiKeyRecord>> {
+    let mut records = Vec::new();
+    for arg in keys {
+        records.push(store.upsert_key(arg.key.clone(), arg.tier, "cli".to_owned()).await?);
+    }
+    if keys.is_empty() {
+        let key = crate::ids::new_api_key();
+        let record = store.upsert_key(key.clone(), DEFAULT_TIER, "dev".to_owned()).await?;
+        // Failing to print is not worth failing the start over; the key
+        // would just be unknown to the user.
+        let _ = writeln!(out, "development API key: {key} (tier {}; stored hashed, shown only now)", record.tier);
+        let _ = out.flush();
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("runagent-local").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = cli(&[]);
+        assert_eq!(cli.port, 8450);
+        assert_eq!(cli.db, DbLocation::File(PathBuf::from(".runagent/runagent.db")));
+        assert_eq!(base_url(cli.socket_addr().unwrap()), "http://127.0.0.1:8450/v1");
+        assert!(cli.api_keys.is_empty());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = cli(&[
+            "--port",
+            "0",
+            "--db",
+            ":memory:",
+            "--api-key",
+            "abc",
+            "--api-key",
+            "def:free",
+            "--agents-dir",
+            "/tmp/agents",
+            "--bind",
+            "::1",
+        ]);
+        assert_eq!(cli.db, DbLocation::Memory);
+        assert_eq!(
+            cli.api_keys,
+            vec![ApiKeyArg { key: "abc".into(), tier: Tier::Pro }, ApiKeyArg { key: "def".into(), tier: Tier::Free },]
+        );
+        assert_eq!(base_url(cli.socket_addr().unwrap()), "http://[::1]:0/v1");
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert!(parse_api_key("k:enterprise").is_ok());
+        assert!(parse_api_key("k:gold").unwrap_err().contains("unknown tier"));
+        assert!(parse_api_key("").is_err());
+        assert!(parse_api_key("has space").is_err());
+        assert!(parse_api_key(":pro").is_err());
+        let mut args = vec!["runagent-local", "--api-key", "k:gold"];
+        assert!(Cli::try_parse_from(&args).is_err());
+        args[2] = "ok-key";
+        assert!(Cli::try_parse_from(&args).is_ok());
+    }
+
+    #[test]
+    fn remote_binding_needs_the_flag() {
+        assert_eq!(
+            cli(&["--bind", "0.0.0.0"]).socket_addr(),
+            Err(CliError::RemoteNotAllowed("0.0.0.0".parse().unwrap()))
+        );
+        assert!(cli(&["--bind", "0.0.0.0", "--allow-remote"]).socket_addr().is_ok());
+        assert!(cli(&["--bind", "localhost"]).socket_addr().is_ok());
+        assert!(cli(&["--bind", "127.0.0.2"]).socket_addr().is_ok());
+        assert_eq!(cli(&["--bind", "example"]).socket_addr(), Err(CliError::BadAddress("example".into())));
+    }
+
+    #[tokio::test]
+    async fn without_keys_a_development_key_is_created_and_printed() {
+        let store = Store::open(&DbLocation::Memory).unwrap();
+        let mut out = Vec::new();
+        let records = register_keys(&store, &[], &mut out).await.unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let key = out.strip_prefix("development API key: ").and_then(|rest| rest.split_whitespace().next()).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].label, "dev");
+        assert_eq!(store.find_key(key).await.unwrap().unwrap().id, records[0].id);
+
+        let mut out = Vec::new();
+        let given = [parse_api_key("mine:enterprise").unwrap()];
+        let records = register_keys(&store, &given, &mut out).await.unwrap();
+        assert!(out.is_empty());
+        assert_eq!(records[0].tier, Tier::Enterprise);
+        assert_eq!(store.count_keys().await.unwrap(), 2);
+    }
+}

@@ -1,0 +1,199 @@
+//! Startup, serving and graceful shutdown.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runagent_server::{DEFAULT_IDEMPOTENCY_TTL, RouterBuilder, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::LocalApi;
+use crate::cli::{Cli, CliError, base_url, register_keys};
+use crate::runner::Runner;
+use crate::service::{Service, ServiceOptions};
+use crate::store::{Store, StoreError};
+use crate::stores::{SqliteCounters, SqliteIdempotency, SqliteKeys};
+
+/// The path prefix of every route.
+pub const PREFIX: &str = "/v1";
+
+/// How often expired streams are dropped from the replay registry.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A flag is wrong.
+    #[error(transparent)]
+    Config(#[from] CliError),
+    /// The database could not be opened or used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The address could not be bound, or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    /// The process exit status for this error: 2 for a usage mistake, 1
+    /// for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServerError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The router of the API over `service`, with SQLite-backed keys, counters
+/// and idempotency records.
+pub fn router(service: Arc<Service>, store: &Store) -> axum::Router {
+    RouterBuilder::new(LocalApi::new(service, PREFIX), SqliteKeys::new(store.clone()))
+        .config(ServerConfig::default().prefix(PREFIX))
+        .counter_store(Arc::new(SqliteCounters::new(store.clone())))
+        .idempotency_store(Arc::new(SqliteIdempotency::new(store.clone(), DEFAULT_IDEMPOTENCY_TTL)))
+        .build()
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
+/// `out` receives the development key (if one is made) and the `listening
+/// on` line; logs go through `tracing`.
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), ServerError> {
+    run_until(cli, out, shutdown_signal()).await
+}
+
+/// [`run`], stopping when `stop` completes instead of on a signal.
+pub async fn run_until(
+    cli: Cli,
+    out: &mut (dyn Write + Send),
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let addr = cli.socket_addr()?;
+    let location = cli.db.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&location))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+    // Whatever the previous run left open can never finish now.
+    let recovered = store.recover_interrupted().await?;
+    if recovered.operations > 0 || recovered.agents > 0 {
+        tracing::warn!(
+            operations = recovered.operations,
+            agents = recovered.agents,
+            invocations = recovered.invocations,
+            "marked work the previous run left unfinished as failed"
+        );
+    }
+    register_keys(&store, &cli.api_keys, out).await?;
+
+    let service = Service::new(store.clone(), Runner::new(&cli.agents_dir), ServiceOptions::default());
+    let app = router(Arc::clone(&service), &store);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Io { context: format!("cannot listen on {addr}"), source })?;
+    let local: SocketAddr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Io { context: "cannot read the bound address".to_owned(), source })?;
+    tracing::info!(
+        db = %cli.db,
+        agents_dir = %cli.agents_dir.display(),
+        "serving the RunAgent API"
+    );
+    // Scripts wait for this exact line to learn the port; failing to print
+    // it is worth stopping over.
+    writeln!(out, "listening on {}", base_url(local))
+        .and_then(|()| out.flush())
+        .map_err(|source| ServerError::Io { context: "cannot print the listening line".to_owned(), source })?;
+
+    let sweeper = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                service.sweep_streams();
+            }
+        })
+    };
+
+    let stopping = CancellationToken::new();
+    let serve = {
+        let stopping = stopping.clone();
+        tokio::spawn(
+            axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await }).into_future(),
+        )
+    };
+    tokio::pin!(stop);
+    let mut serve = serve;
+    tokio::select! {
+        () = &mut stop => {}
+        finished = &mut serve => {
+            sweeper.abort();
+            return match finished {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(ServerError::Io { context: "serving failed".into(), source }),
+                Err(e) => Err(ServerError::Io {
+                    context: "the server task failed".into(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            };
+        }
+    }
+
+    // Stop accepting connections; requests in flight go on. Background work
+    // (operations, streams, runs behind requests) gets the grace period,
+    // then is stopped and recorded as failed; the connections it held then
+    // end within moments.
+    tracing::info!("shutting down");
+    stopping.cancel();
+    let grace = Duration::from_secs(cli.shutdown_timeout);
+    service.shutdown(grace).await;
+    if tokio::time::timeout(Duration::from_secs(2), &mut serve).await.is_err() {
+        tracing::warn!("closing connections that did not finish in time");
+        serve.abort();
+    }
+    sweeper.abort();
+    // Fold the write-ahead log into the database file, so that the file
+    // alone holds everything.
+    if let Err(error) = store
+        .call(|c| {
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            Ok(())
+        })
+        .await
+    {
+        tracing::warn!(%error, "could not checkpoint the database");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,710 @@
+//! What the server does, independent of HTTP: the agents' lifecycle, the
+//! background work of operations, invocations in every mode, and streams.
+//!
+//! The HTTP layer (`api.rs`) turns requests into calls here and the
+//! results into the generated response types; everything that must hold
+//! whatever the transport (state transitions, cancellation, recording)
+//! lives here, where it is tested directly.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::runner::{Program, RunError, RunOutput, RunRequest, Runner};
+use crate::store::{
+    self, AgentFields, AgentPage, AgentRecord, AgentStatus, CancelOutcome, DeleteOutcome, DeployStart, Framework,
+    InvocationMode, InvokeStart, OperationRecord, Outcome, Store, StoreError,
+};
+use crate::streams::{ResumeError, StreamLimits, StreamRegistry};
+use crate::time::now_rfc3339;
+
+/// A failed request, as the API reports it: an HTTP status, an error code
+/// and message, and optional details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error code (`NOT_FOUND`, `CONFLICT`, ...).
+    pub code: &'static str,
+    /// What to tell people.
+    pub message: String,
+    /// The `details` object, if any.
+    pub details: Option<Value>,
+}
+
+/// The message of every unexpected failure; the cause goes to the log.
+const INTERNAL_MESSAGE: &str = "An unexpected error occurred. Quote the X-Request-Id when reporting it.";
+
+impl Failure {
+    fn new(status: u16, code: &'static str, message: impl Into<String>, details: Value) -> Self {
+        Failure { status, code, message: message.into(), details: Some(details) }
+    }
+
+    /// `404 NOT_FOUND` for an agent.
+    pub fn agent_not_found(id: &str) -> Self {
+        Self::new(
+            404,
+            "NOT_FOUND",
+            format!("Agent {id} not found."),
+            json!({"field": "agent_id", "reason": "not_found"}),
+        )
+    }
+
+    /// `404 NOT_FOUND` for an operation.
+    pub fn operation_not_found(id: &str) -> Self {
+        Self::new(
+            404,
+            "NOT_FOUND",
+            format!("Operation {id} not found."),
+            json!({"field": "operation_id", "reason": "not_found"}),
+        )
+    }
+
+    /// `404 NOT_FOUND` for a stream that cannot be resumed.
+    pub fn stream_not_found(last_event_id: &str, error: ResumeError) -> Self {
+        let stream = last_event_id.rsplit_once(':').map_or(last_event_id, |(s, _)| s);
+        let message = match error {
+            ResumeError::NotInBuffer => {
+                format!("Event {last_event_id} is no longer in the replay buffer.")
+            }
+            ResumeError::Malformed | ResumeError::UnknownStream => {
+                format!("Stream {stream} is unknown or has expired.")
+            }
+        };
+        Self::new(404, "NOT_FOUND", message, json!({"field": "Last-Event-ID", "reason": "not_found"}))
+    }
+
+    /// `409 CONFLICT`: the agent is not deployed.
+    pub fn not_deployed(id: &str, status: AgentStatus) -> Self {
+        Self::new(
+            409,
+            "CONFLICT",
+            format!("Agent {id} is not deployed (status {status})."),
+            json!({"field": "agent_id", "reason": "not_deployed", "agent_status": status.as_str()}),
+        )
+    }
+
+    /// `500 INTERNAL_ERROR`, logging the cause.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Failure { status: 500, code: "INTERNAL_ERROR", message: INTERNAL_MESSAGE.to_owned(), details: None }
+    }
+
+    /// `500 AGENT_ERROR` or `AGENT_TIMEOUT` for a failed run.
+    pub fn from_run(error: &RunError, field_prefix: &str) -> Self {
+        Failure {
+            status: 500,
+            code: error.code(),
+            message: error.to_string(),
+            details: Some(error.details(field_prefix)),
+        }
+    }
+
+    /// The `ApiError` document (`code`, `message`, `details`).
+    pub fn to_api_error(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
+        }
+        error
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::internal(error)
+    }
+}
+
+/// The result of the service.
+pub type ServiceResult<T> = Result<T, Failure>;
+
+/// An invocation's input, as `InvokeRequest` carries it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InvokeInput {
+    /// The query.
+    pub query: String,
+    /// Free-form parameters (`timeout_seconds` among them).
+    pub parameters: Map<String, Value>,
+    /// The conversation id.
+    pub session_id: Option<String>,
+    /// Whether the caller asked for `async`.
+    pub run_async: bool,
+}
+
+impl InvokeInput {
+    /// An input with just a query.
+    pub fn new(query: impl Into<String>) -> Self {
+        InvokeInput { query: query.into(), ..InvokeInput::default() }
+    }
+
+    fn run_request(&self) -> RunRequest {
+        RunRequest {
+            query: self.query.clone(),
+            parameters: self.parameters.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+
+    /// The request as recorded with the invocation.
+    fn to_json(&self) -> Value {
+        let mut request = json!({"query": self.query});
+        if !self.parameters.is_empty() {
+            request["parameters"] = Value::Object(self.parameters.clone());
+        }
+        if let Some(session) = &self.session_id {
+            request["session_id"] = json!(session);
+        }
+        if self.run_async {
+            request["async"] = json!(true);
+        }
+        request
+    }
+}
+
+/// An `InvokeResult` document: the answer and its metadata.
+pub fn invoke_result_json(output: &RunOutput) -> Value {
+    json!({
+        "result": output.result,
+        "metadata": {
+            "execution_time": output.execution_time,
+            "tokens_used": output.tokens_used,
+        },
+    })
+}
+
+/// One event of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The first event, naming the stream.
+    Start {
+        /// `str_...`.
+        stream_id: String,
+        /// The agent that answers.
+        agent_id: String,
+        /// When the stream started.
+        created_at: String,
+    },
+    /// A piece of the answer.
+    Chunk {
+        /// The chunk's position among the chunks, from 0.
+        index: u64,
+        /// The text.
+        text: String,
+    },
+    /// The end of a successful stream.
+    Done(RunOutput),
+    /// The end of a failed stream.
+    Error {
+        /// The error code.
+        code: &'static str,
+        /// What to tell people.
+        message: String,
+    },
+}
+
+/// A stream's events with their SSE ids, as a response sends them.
+pub type EventStream = Pin<Box<dyn Stream<Item = (String, StreamEvent)> + Send>>;
+
+/// An agent's health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentHealth {
+    /// The agent.
+    pub agent: AgentRecord,
+    /// Whether it is deployed and its program is available.
+    pub healthy: bool,
+    /// When the check was made.
+    pub checked_at: String,
+}
+
+/// One item's outcome in a batch.
+pub type BatchOutcome = Result<RunOutput, Failure>;
+
+/// Tunables of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceOptions {
+    /// The replay buffers' bounds.
+    pub streams: StreamLimits,
+    /// How many items of one batch run at once.
+    pub batch_concurrency: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions { streams: StreamLimits::default(), batch_concurrency: 4 }
+    }
+}
+
+/// The server's state and work.
+pub struct Service {
+    store: Store,
+    runner: Runner,
+    streams: StreamRegistry<StreamEvent>,
+    /// Every background task (operations, streams, runs), so that shutdown
+    /// can wait for them.
+    tasks: TaskTracker,
+    /// The cancellation tokens of open operations, by operation id.
+    operations: Mutex<HashMap<String, CancellationToken>>,
+    /// Cancelled when the server stops waiting for work at shutdown; every
+    /// run's token is a child of it.
+    stopping: CancellationToken,
+    options: ServiceOptions,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("runner", &self.runner).finish_non_exhaustive()
+    }
+}
+
+/// Removes an operation's token when its task ends, however it ends.
+struct Registration {
+    service: Arc<Service>,
+    operation_id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.service.lock_operations().remove(&self.operation_id);
+    }
+}
+
+impl Service {
+    /// A service over `store`, running agents with `runner`.
+    pub fn new(store: Store, runner: Runner, options: ServiceOptions) -> Arc<Self> {
+        Arc::new(Service {
+            store,
+            runner,
+            streams: StreamRegistry::new(options.streams),
+            tasks: TaskTracker::new(),
+            operations: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
+            options,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn lock_operations(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.operations.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // --- Agents -----------------------------------------------------------
+
+    /// Creates an agent.
+    pub async fn create_agent(&self, framework: Framework, fields: AgentFields) -> ServiceResult<AgentRecord> {
+        Ok(self.store.create_agent(framework, fields).await?)
+    }
+
+    /// Reads an agent.
+    pub async fn get_agent(&self, id: &str) -> ServiceResult<AgentRecord> {
+        self.store.get_agent(id).await?.ok_or_else(|| Failure::agent_not_found(id))
+    }
+
+    /// Reads a page of agents.
+    pub async fn list_agents(&self, page: u32, limit: u32, status: Option<AgentStatus>) -> ServiceResult<AgentPage> {
+        Ok(self.store.list_agents(page, limit, status).await?)
+    }
+
+    /// Replaces an agent's settings.
+    pub async fn update_agent(&self, id: &str, fields: AgentFields) -> ServiceResult<AgentRecord> {
+        self.store.update_agent(id, fields).await?.ok_or_else(|| Failure::agent_not_found(id))
+    }
+
+    /// Deletes an agent, stopping its open operations.
+    pub async fn delete_agent(&self, id: &str) -> ServiceResult<()> {
+        match self.store.delete_agent(id).await? {
+            DeleteOutcome::NotFound => Err(Failure::agent_not_found(id)),
+            DeleteOutcome::Deleted { cancelled_operations } => {
+                let operations = self.lock_operations();
+                for operation in cancelled_operations {
+                    if let Some(token) = operations.get(&operation) {
+                        token.cancel();
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether an agent can be invoked now.
+    pub async fn agent_health(&self, id: &str) -> ServiceResult<AgentHealth> {
+        let agent = self.get_agent(id).await?;
+        let healthy = agent.status == AgentStatus::Deployed && {
+            let runner = self.runner.clone();
+            let program = Program::from(&agent);
+            // The check touches the file system.
+            tokio::task::spawn_blocking(move || runner.is_available(&program)).await.unwrap_or(false)
+        };
+        Ok(AgentHealth { agent, healthy, checked_at: now_rfc3339() })
+    }
+
+    // --- Operations -------------------------------------------------------
+
+    /// Reads an operation.
+    pub async fn get_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
+        self.store.get_operation(id).await?.ok_or_else(|| Failure::operation_not_found(id))
+    }
+
+    /// Cancels a pending or running operation, stopping its work.
+    pub async fn cancel_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
+        match self.store.cancel_operation(id).await? {
+            CancelOutcome::NotFound => Err(Failure::operation_not_found(id)),
+            CancelOutcome::AlreadyFinished(operation) => Err(Failure::new(
+                409,
+                "CONFLICT",
+                format!("Operation {id} has already finished (status {}).", operation.status),
+                json!({
+                    "field": "operation_id",
+                    "reason": "already_finished",
+                    "operation_status": operation.status.as_str(),
+                }),
+            )),
+            CancelOutcome::Cancelled(operation) => {
+                if let Some(token) = self.lock_operations().get(id) {
+                    token.cancel();
+                }
+                Ok(operation)
+            }
+        }
+    }
+
+    /// Registers an open operation's token; the registration ends with the
+    /// task that holds it.
+    fn register(self: &Arc<Self>, operation_id: &str) -> (CancellationToken, Registration) {
+        let token = self.stopping.child_token();
+        self.lock_operations().insert(operation_id.to_owned(), token.clone());
+        let registration = Registration { service: Arc::clone(self), operation_id: operation_id.to_owned() };
+        (token, registration)
+    }
+
+    /// Starts deploying an agent; the deployment runs in the background.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        agent_id: &str,
+        principal_id: Option<String>,
+    ) -> ServiceResult<OperationRecord> {
+        let (operation, agent) = match self.store.start_deploy(agent_id, principal_id).await? {
+            DeployStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
+            DeployStart::InProgress => {
+                return Err(Failure::new(
+                    409,
+                    "CONFLICT",
+                    format!("A deployment of agent {agent_id} is already in progress."),
+                    json!({
+                        "field": "agent_id",
+                        "reason": "deployment_in_progress",
+                        "agent_status": "deploying",
+                    }),
+                ));
+            }
+            DeployStart::Started { operation, agent } => (operation, *agent),
+        };
+        let (token, registration) = self.register(&operation.id);
+        let service = Arc::clone(self);
+        let operation_id = operation.id.clone();
+        self.tasks.spawn(async move {
+            let _registration = registration;
+            if let Err(error) = service.run_deploy(&operation_id, &agent, &token).await {
+                tracing::error!(%error, operation_id, "deployment failed to record");
+            }
+        });
+        Ok(operation)
+    }
+
+    async fn run_deploy(
+        &self,
+        operation_id: &str,
+        agent: &AgentRecord,
+        token: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        if !self.store.mark_running(operation_id).await? {
+            return Ok(());
+        }
+        let check = async {
+            match agent.framework {
+                Framework::Echo => Ok(()),
+                Framework::Command => {
+                    let runner = self.runner.clone();
+                    let entrypoint = agent.entrypoint.clone();
+                    tokio::task::spawn_blocking(move || runner.check_entrypoint(entrypoint.as_deref()).map(drop))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(crate::runner::EntrypointError {
+                                reason: "check_failed",
+                                message: format!("The entrypoint could not be checked: {e}."),
+                            })
+                        })
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            checked = check => match checked {
+                Ok(()) => Outcome::Succeeded(json!({
+                    "agent_id": agent.id,
+                    "status": "deployed",
+                    "deployed_at": now_rfc3339(),
+                })),
+                Err(error) => Outcome::Failed(json!({
+                    "code": "AGENT_ERROR",
+                    "message": error.message,
+                    "details": {"field": "entrypoint", "reason": error.reason},
+                })),
+            },
+            // A user's cancel already recorded `cancelled`, and this finish
+            // will not overwrite it; at shutdown it records why.
+            () = token.cancelled() => Outcome::Failed(store::interrupted_error()),
+        };
+        self.store.finish_operation(operation_id, outcome, None).await?;
+        Ok(())
+    }
+
+    // --- Invocations ------------------------------------------------------
+
+    /// The agent `agent_id`, if it may be invoked.
+    async fn invocable(&self, agent_id: &str) -> ServiceResult<AgentRecord> {
+        let agent = self.get_agent(agent_id).await?;
+        if agent.status != AgentStatus::Deployed {
+            return Err(Failure::not_deployed(agent_id, agent.status));
+        }
+        Ok(agent)
+    }
+
+    /// Runs an invocation on a task of its own and records it; cancelling
+    /// `token` (or dropping the returned future, whose guard cancels it)
+    /// stops the run and records it cancelled.
+    async fn run_recorded(
+        self: &Arc<Self>,
+        agent: &AgentRecord,
+        principal_id: Option<String>,
+        mode: InvocationMode,
+        input: &InvokeInput,
+        field_prefix: String,
+    ) -> BatchOutcome {
+        let invocation_id = self.store.start_invocation(&agent.id, principal_id, mode, input.to_json()).await?;
+        let token = self.stopping.child_token();
+        let guard = token.clone().drop_guard();
+        let service = Arc::clone(self);
+        let program = Program::from(agent);
+        let request = input.run_request();
+        let task = self.tasks.spawn(async move {
+            let run = service.runner.run(&program, &request, &token).await;
+            service.record_run(&invocation_id, &run, &field_prefix).await;
+            run.map_err(|e| Failure::from_run(&e, &field_prefix))
+        });
+        let outcome = task.await.map_err(Failure::internal)?;
+        guard.disarm();
+        outcome
+    }
+
+    /// Records how an invocation ended; a failure to record is logged, not
+    /// reported (the caller has its answer).
+    async fn record_run(&self, invocation_id: &str, run: &Result<RunOutput, RunError>, field_prefix: &str) {
+        let (outcome, metrics) = match run {
+            Err(RunError::Cancelled) => {
+                if let Err(error) = self.store.cancel_invocation(invocation_id).await {
+                    tracing::error!(%error, invocation_id, "could not record an invocation");
+                }
+                return;
+            }
+            Ok(output) => (
+                Outcome::Succeeded(invoke_result_json(output)),
+                Some((output.execution_time, i64::try_from(output.tokens_used).unwrap_or(i64::MAX))),
+            ),
+            Err(error) => (Outcome::Failed(error.to_api_error(field_prefix)), None),
+        };
+        if let Err(error) = self.store.finish_invocation(invocation_id, outcome, metrics).await {
+            tracing::error!(%error, invocation_id, "could not record an invocation");
+        }
+    }
+
+    /// Runs an agent and waits for its answer.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        agent_id: &str,
+        principal_id: Option<String>,
+        input: InvokeInput,
+    ) -> ServiceResult<RunOutput> {
+        let agent = self.invocable(agent_id).await?;
+        self.run_recorded(&agent, principal_id, InvocationMode::Sync, &input, String::new()).await
+    }
+
+    /// Starts an invocation in the background, as an operation.
+    pub async fn invoke_async(
+        self: &Arc<Self>,
+        agent_id: &str,
+        principal_id: Option<String>,
+        input: InvokeInput,
+    ) -> ServiceResult<OperationRecord> {
+        let (operation, agent) = match self.store.start_invoke(agent_id, principal_id, input.to_json()).await? {
+            InvokeStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
+            InvokeStart::NotDeployed(status) => {
+                return Err(Failure::not_deployed(agent_id, status));
+            }
+            InvokeStart::Started { operation, agent, .. } => (operation, *agent),
+        };
+        let (token, registration) = self.register(&operation.id);
+        let service = Arc::clone(self);
+        let operation_id = operation.id.clone();
+        let program = Program::from(&agent);
+        let request = input.run_request();
+        self.tasks.spawn(async move {
+            let _registration = registration;
+            let recorded = async {
+                if !service.store.mark_running(&operation_id).await? {
+                    return Ok(());
+                }
+                let run = service.runner.run(&program, &request, &token).await;
+                let (outcome, metrics) = match &run {
+                    Ok(output) => (
+                        Outcome::Succeeded(invoke_result_json(output)),
+                        Some((output.execution_time, i64::try_from(output.tokens_used).unwrap_or(i64::MAX))),
+                    ),
+                    // Cancelled by the user: already recorded, and this does
+                    // not overwrite it. Cancelled at shutdown: say so.
+                    Err(RunError::Cancelled) => (Outcome::Failed(store::interrupted_error()), None),
+                    Err(error) => (Outcome::Failed(error.to_api_error("")), None),
+                };
+                service.store.finish_operation(&operation_id, outcome, metrics).await.map(drop)
+            };
+            if let Err(error) = recorded.await {
+                tracing::error!(%error, operation_id, "async invocation failed to record");
+            }
+        });
+        Ok(operation)
+    }
+
+    /// Runs up to 100 invocations, a few at a time, and answers one outcome
+    /// per item in request order. Items asking for `async` are refused one
+    /// by one; the agent must exist and be deployed before any item runs.
+    pub async fn batch(
+        self: &Arc<Self>,
+        agent_id: &str,
+        principal_id: Option<String>,
+        items: Vec<InvokeInput>,
+    ) -> ServiceResult<Vec<BatchOutcome>> {
+        let agent = self.invocable(agent_id).await?;
+        let agent = &agent;
+        let principal_id = &principal_id;
+        let outcomes = futures::stream::iter(items.into_iter().enumerate())
+            .map(|(index, item)| async move {
+                if item.run_async {
+                    return Err(Failure::new(
+                        400,
+                        "INVALID_INPUT",
+                        "Batch items always run synchronously; remove \"async\": true.",
+                        json!({"field": format!("batch[{index}].async"), "reason": "not_allowed"}),
+                    ));
+                }
+                self.run_recorded(agent, principal_id.clone(), InvocationMode::Batch, &item, format!("batch[{index}]."))
+                    .await
+            })
+            // `buffered` runs a bounded number at once and yields in order.
+            .buffered(self.options.batch_concurrency.max(1))
+            .collect()
+            .await;
+        Ok(outcomes)
+    }
+
+    // --- Streams ------------------------------------------------------------
+
+    /// Starts a streamed invocation and returns its events from the first.
+    /// The run is independent of the connection: a client that drops it
+    /// can resume from the replay buffer while the agent goes on.
+    pub async fn stream(
+        self: &Arc<Self>,
+        agent_id: &str,
+        principal_id: &str,
+        input: InvokeInput,
+    ) -> ServiceResult<EventStream> {
+        let agent = self.invocable(agent_id).await?;
+        let invocation_id = self
+            .store
+            .start_invocation(agent_id, Some(principal_id.to_owned()), InvocationMode::Stream, input.to_json())
+            .await?;
+        let buffer = self.streams.create(principal_id, agent_id);
+        buffer.publish(StreamEvent::Start {
+            stream_id: buffer.id().to_owned(),
+            agent_id: agent_id.to_owned(),
+            created_at: now_rfc3339(),
+        });
+        let events = buffer
+            .subscribe(None)
+            .map_err(|e| Failure::internal(format!("a new stream refused its subscriber: {e}")))?;
+        let service = Arc::clone(self);
+        let token = self.stopping.child_token();
+        let program = Program::from(&agent);
+        let request = input.run_request();
+        let producer = Arc::clone(&buffer);
+        self.tasks.spawn(async move {
+            let mut index = 0;
+            let mut on_chunk = |text: String| {
+                producer.publish(StreamEvent::Chunk { index, text });
+                index += 1;
+            };
+            let run = service.runner.run_streaming(&program, &request, &token, &mut on_chunk).await;
+            producer.publish(match &run {
+                Ok(output) => StreamEvent::Done(output.clone()),
+                Err(RunError::Cancelled) => StreamEvent::Error {
+                    code: "INTERNAL_ERROR",
+                    message: "The server stopped before the agent finished.".to_owned(),
+                },
+                Err(error) => StreamEvent::Error { code: error.code(), message: error.to_string() },
+            });
+            producer.finish();
+            service.record_run(&invocation_id, &run, "").await;
+        });
+        let stream_id = buffer.id().to_owned();
+        Ok(Box::pin(events.map(move |(seq, event)| (crate::streams::event_id(&stream_id, seq), event))))
+    }
+
+    /// Resumes a stream after the event `last_event_id`.
+    pub fn resume(&self, agent_id: &str, principal_id: &str, last_event_id: &str) -> ServiceResult<EventStream> {
+        let events = self
+            .streams
+            .resume(last_event_id, principal_id, agent_id)
+            .map_err(|e| Failure::stream_not_found(last_event_id, e))?;
+        let stream_id = last_event_id.rsplit_once(':').map_or(last_event_id, |(s, _)| s).to_owned();
+        Ok(Box::pin(events.map(move |(seq, event)| (crate::streams::event_id(&stream_id, seq), event))))
+    }
+
+    /// Drops expired streams (run it now and then).
+    pub fn sweep_streams(&self) -> usize {
+        self.streams.sweep()
+    }
+
+    // --- Shutdown -----------------------------------------------------------
+
+    /// Lets background work finish for up to `grace`, then stops what is
+    /// left (killing its programs), ends every stream, and marks whatever
+    /// is still open as failed, so that nothing is left half-recorded.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(open = self.tasks.len(), "background work did not finish in time; stopping it");
+            self.stopping.cancel();
+            // Cancelled runs record themselves in moments.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        }
+        self.streams.finish_all();
+        match self.store.recover_interrupted().await {
+            Ok(recovered) if recovered.operations > 0 => {
+                tracing::warn!(operations = recovered.operations, "marked unfinished operations failed")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "could not mark unfinished work failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
