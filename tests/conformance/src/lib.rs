@@ -1,0 +1,1 @@
+//! This crate has only tests: see `tests/`.
