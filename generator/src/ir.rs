@@ -285,6 +285,9 @@ pub struct Operation {
     pub deprecated: bool,
     /// `x-sunset`: the date after which a deprecated operation is removed.
     pub sunset: Option<String>,
+    /// `x-deprecated-at`: the date the operation was deprecated, sent as the
+    /// RFC 9745 `Deprecation` header.
+    pub deprecated_at: Option<String>,
     /// The parameters: path first (in template order), then query, then
     /// header, each in spec order.
     pub parameters: Vec<Parameter>,

@@ -3,7 +3,7 @@
 //! Lists agents, invokes one and streams a reply.
 //!
 //! Run against a local server:
-//! `RUNAGENT_API_KEY=... RUNAGENT_BASE_URL=http://127.0.0.1:8450/v1 cargo run -p runagent-client --example quickstart`
+//! `RUNAGENT_API_KEY=... RUNAGENT_BASE_URL=http://127.0.0.1:8450/v1 RUNAGENT_AGENT_ID=agt_... cargo run -p runagent-client --example quickstart`
 use futures::StreamExt;
 #[tokio::main]
 async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
@@ -13,6 +13,31 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     let mut items = client.list_agents().into_stream();
     while let Some(item) = items.next().await {
         println!("{:?}", item?);
+    }
+    match client
+        .invoke_agent(
+            ::std::env::var("RUNAGENT_AGENT_ID").unwrap_or_else(|_| "agt_7Hq2mP9xKd".to_owned()),
+            ::serde_json::from_str("{\"query\":\"Hello\"}")?,
+        )
+        .send()
+        .await?
+        .body
+    {
+        runagent_client::operations::InvokeAgentResponse::Ok(body) => {
+            println!("{body:?}")
+        }
+        runagent_client::operations::InvokeAgentResponse::Accepted(operation) => {
+            println!("finished: {:?}", operation.wait().await?)
+        }
+    }
+    let mut events = client
+        .stream_agent(
+            ::std::env::var("RUNAGENT_AGENT_ID").unwrap_or_else(|_| "agt_7Hq2mP9xKd".to_owned()),
+            ::serde_json::from_str("{\"query\":\"Hello\"}")?,
+        )
+        .send()?;
+    while let Some(event) = events.next().await {
+        println!("{:?}", event?);
     }
     Ok(())
 }

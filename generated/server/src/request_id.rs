@@ -145,18 +145,21 @@ where
     }
 }
 
-/// Marks the responses of a deprecated operation with `Deprecation: true`
-/// and, when the operation has a sunset date, `Sunset: <HTTP date>`.
+/// Marks the responses of a deprecated operation with `Deprecation` (RFC
+/// 9745: `@` and the Unix time it was deprecated) and, when the operation
+/// has a sunset date, `Sunset: <HTTP date>` (RFC 8594).
 #[derive(Debug, Clone, Copy)]
 pub struct DeprecationLayer {
+    since: &'static str,
     sunset: Option<&'static str>,
 }
 
 impl DeprecationLayer {
-    /// Marks responses as deprecated, with `sunset` (an HTTP date such as
-    /// `Wed, 30 Jun 2027 00:00:00 GMT`) as the `Sunset` header when given.
-    pub fn new(sunset: Option<&'static str>) -> Self {
-        Self { sunset }
+    /// Marks responses as deprecated since `since` (such as `@1751328000`),
+    /// with `sunset` (an HTTP date such as `Wed, 30 Jun 2027 00:00:00 GMT`)
+    /// as the `Sunset` header when given.
+    pub fn new(since: &'static str, sunset: Option<&'static str>) -> Self {
+        Self { since, sunset }
     }
 }
 
@@ -164,7 +167,7 @@ impl<S> Layer<S> for DeprecationLayer {
     type Service = DeprecationService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DeprecationService { inner, sunset: self.sunset }
+        DeprecationService { inner, since: self.since, sunset: self.sunset }
     }
 }
 
@@ -172,6 +175,7 @@ impl<S> Layer<S> for DeprecationLayer {
 #[derive(Debug, Clone)]
 pub struct DeprecationService<S> {
     inner: S,
+    since: &'static str,
     sunset: Option<&'static str>,
 }
 
@@ -190,11 +194,12 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let future = self.inner.call(request);
+        let since = HeaderValue::from_str(self.since).unwrap_or_else(|_| HeaderValue::from_static("true"));
         let sunset = self.sunset.and_then(|date| HeaderValue::from_str(date).ok());
         Box::pin(async move {
             let mut response = future.await?;
             let headers = response.headers_mut();
-            headers.insert(HeaderName::from_static("deprecation"), HeaderValue::from_static("true"));
+            headers.insert(HeaderName::from_static("deprecation"), since);
             if let Some(sunset) = sunset {
                 headers.insert(HeaderName::from_static("sunset"), sunset);
             }
@@ -251,12 +256,12 @@ mod tests {
 
     #[tokio::test]
     async fn deprecation_headers() {
-        let service = DeprecationLayer::new(Some("Wed, 30 Jun 2027 00:00:00 GMT"))
+        let service = DeprecationLayer::new("@1751328000", Some("Wed, 30 Jun 2027 00:00:00 GMT"))
             .layer(tower::service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }));
         let response = service.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(response.headers()["deprecation"], "true");
+        assert_eq!(response.headers()["deprecation"], "@1751328000");
         assert_eq!(response.headers()["sunset"], "Wed, 30 Jun 2027 00:00:00 GMT");
-        let service = DeprecationLayer::new(None)
+        let service = DeprecationLayer::new("true", None)
             .layer(tower::service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }));
         let response = service.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
         assert!(!response.headers().contains_key("sunset"));

@@ -118,7 +118,10 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         ::axum::handler::Handler::layer(handle_get_agent_status::<A>, layers.rate_limit.clone()),
                         layers.auth.clone(),
                     ),
-                    crate::DeprecationLayer::new(::std::option::Option::Some("Wed, 30 Jun 2027 00:00:00 GMT")),
+                    crate::DeprecationLayer::new(
+                        "@1751328000",
+                        ::std::option::Option::Some("Wed, 30 Jun 2027 00:00:00 GMT"),
+                    ),
                 ))
                 .fallback(crate::fallback::method_not_allowed("GET")),
         )

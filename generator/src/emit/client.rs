@@ -8,6 +8,7 @@ use super::{EmitError, Files, versions};
 use crate::ir::{
     Api, Method, Operation, ParamLocation, Parameter, PathSegment, ResponseBody, Shape, StatusCode, TypeKind,
 };
+use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -880,7 +881,10 @@ fn operation_example(api: &Api, op: &Operation) -> TokenStream {
 }
 
 fn example(api: &Api) -> TokenStream {
-    let list = api.operations.iter().find(|o| o.pagination.is_some() && !o.deprecated);
+    let usable = |op: &&Operation| !op.deprecated && op.secured;
+    let list = api.operations.iter().filter(usable).find(|o| o.pagination.is_some());
+    let invoke = api.operations.iter().filter(usable).find(|o| matches!(success_kind(api, o), Success::Several));
+    let stream = api.operations.iter().filter(usable).find(|o| o.is_stream() && o.body.is_some());
     let list_code = list.map(|op| {
         let m = ident(&op.name);
         quote! {
@@ -892,17 +896,72 @@ fn example(api: &Api) -> TokenStream {
             }
         }
     });
+    // Path parameters come from RUNAGENT_<NAME> (e.g. RUNAGENT_AGENT_ID),
+    // falling back to the spec's example; bodies are the spec's examples.
+    let call = |op: &Operation| {
+        let m = ident(&op.name);
+        let args: Vec<TokenStream> = op
+            .parameters
+            .iter()
+            .filter(|p| is_argument(p))
+            .map(|p| {
+                let var = format!("RUNAGENT_{}", sanitize(&p.api_name, Case::ScreamingSnake));
+                let fallback = match &p.example {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "example".into(),
+                };
+                quote!(::std::env::var(#var).unwrap_or_else(|_| #fallback.to_owned()))
+            })
+            .collect();
+        let body = op.body.as_ref().filter(|b| b.required).map(|b| {
+            let json = serde_json::to_string(&b.example.clone().unwrap_or(serde_json::json!({}))).unwrap_or_default();
+            quote!(::serde_json::from_str(#json)?)
+        });
+        let all = args.into_iter().chain(body);
+        quote!(client.#m(#(#all),*))
+    };
+    let invoke_code = invoke.map(|op| {
+        let c = call(op);
+        let e = format_ident!("{}Response", op.type_prefix);
+        let arms = op.successes().map(|r| {
+            let v = format_ident!("{}", status_variant(r.status));
+            match &r.body {
+                Some(ResponseBody::Json { shape, .. }) if is_operation_handle(api, shape) => {
+                    quote!(runagent_client::operations::#e::#v(operation) => println!("finished: {:?}", operation.wait().await?),)
+                }
+                Some(_) => quote!(runagent_client::operations::#e::#v(body) => println!("{body:?}"),),
+                None => quote!(runagent_client::operations::#e::#v => {}),
+            }
+        });
+        quote! {
+            match #c.send().await?.body {
+                #(#arms)*
+            }
+        }
+    });
+    let stream_code = stream.map(|op| {
+        let c = call(op);
+        quote! {
+            let mut events = #c.send()?;
+            while let Some(event) = events.next().await {
+                println!("{:?}", event?);
+            }
+        }
+    });
     quote! {
         //! Lists agents, invokes one and streams a reply.
         //!
         //! Run against a local server:
-        //! `RUNAGENT_API_KEY=... RUNAGENT_BASE_URL=http://127.0.0.1:8450/v1 cargo run -p runagent-client --example quickstart`
+        //! `RUNAGENT_API_KEY=... RUNAGENT_BASE_URL=http://127.0.0.1:8450/v1 RUNAGENT_AGENT_ID=agt_... cargo run -p runagent-client --example quickstart`
         use futures::StreamExt;
 
         #[tokio::main]
         async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
             let client = runagent_client::Client::from_env()?;
             #list_code
+            #invoke_code
+            #stream_code
             Ok(())
         }
     }

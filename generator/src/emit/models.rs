@@ -68,7 +68,7 @@ pub fn emit_types(api: &Api, mode: Mode) -> TokenStream {
     let types = api.types.values().map(|t| emit_type(api, t, mode));
     quote! {
         //! Every schema of the spec as a Rust type.
-        #![allow(clippy::large_enum_variant, clippy::derive_partial_eq_without_eq)]
+        #![allow(clippy::large_enum_variant, clippy::result_large_err, clippy::derive_partial_eq_without_eq)]
         #(#types)*
     }
 }
@@ -196,7 +196,29 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                 let vname = ident(&v.name);
                 quote!(Self::#vname(inner) => crate::validate::Validate::validate(inner, path),)
             });
+            // A success-or-error alternative (a batch item) reads best as a
+            // Result.
+            let into_result = match o.variants.as_slice() {
+                [a, b] if is_error_envelope(api, &b.type_name) != is_error_envelope(api, &a.type_name) => {
+                    let (ok, err) = if is_error_envelope(api, &b.type_name) { (a, b) } else { (b, a) };
+                    let (ok_v, ok_t, err_v, err_t) =
+                        (ident(&ok.name), ident(&ok.type_name), ident(&err.name), ident(&err.type_name));
+                    Some(quote! {
+                        impl #name {
+                            /// The success as `Ok`, the error envelope as `Err`.
+                            pub fn into_result(self) -> ::std::result::Result<#ok_t, #err_t> {
+                                match self {
+                                    Self::#ok_v(ok) => ::std::result::Result::Ok(ok),
+                                    Self::#err_v(err) => ::std::result::Result::Err(err),
+                                }
+                            }
+                        }
+                    })
+                }
+                _ => None,
+            };
             quote! {
+                #into_result
                 #docs
                 #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
                 #[serde(untagged)]
@@ -412,4 +434,12 @@ fn opt_u64(v: Option<u64>) -> TokenStream {
         }
         None => quote!(::std::option::Option::None),
     }
+}
+
+/// Whether a named type is the error envelope: an object with a required
+/// `error` and `status` and no `data`.
+fn is_error_envelope(api: &Api, name: &str) -> bool {
+    let Some(TypeKind::Struct(s)) = api.types.get(name).map(|t| &t.kind) else { return false };
+    let has = |field: &str| s.fields.iter().any(|f| f.api_name == field && f.required);
+    has("error") && has("status") && !s.fields.iter().any(|f| f.api_name == "data")
 }

@@ -623,9 +623,9 @@ fn handler(api: &Api, op: &Operation) -> TokenStream {
     }
 }
 
-fn http_date(date: &str) -> Option<String> {
-    // `YYYY-MM-DD` → `Www, DD Mon YYYY 00:00:00 GMT`, by the civil-from-days
-    // algorithm, so the generator needs no date library.
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (the days-from-civil
+/// algorithm, so the generator needs no date library), with the month.
+fn days_from_civil(date: &str) -> Option<(i64, i64, u32, u32)> {
     let mut it = date.split('-');
     let y: i64 = it.next()?.parse().ok()?;
     let m: u32 = it.next()?.parse().ok()?;
@@ -639,6 +639,17 @@ fn http_date(date: &str) -> Option<String> {
     let doy = (153 * mm as i64 + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
+    Some((days, y, m, d))
+}
+
+/// `YYYY-MM-DD` → `@<unix seconds>`, the RFC 9745 `Deprecation` value.
+fn structured_date(date: &str) -> Option<String> {
+    days_from_civil(date).map(|(days, ..)| format!("@{}", days * 86_400))
+}
+
+/// `YYYY-MM-DD` → `Www, DD Mon YYYY 00:00:00 GMT`, the `Sunset` value.
+fn http_date(date: &str) -> Option<String> {
+    let (days, y, m, d) = days_from_civil(date)?;
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
     let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
     Some(format!("{weekday}, {d:02} {month} {y} 00:00:00 GMT"))
@@ -662,7 +673,10 @@ fn route_layers(op: &Operation) -> TokenStream {
             Some(s) => quote!(::std::option::Option::Some(#s)),
             None => quote!(::std::option::Option::None),
         };
-        handler = quote!(::axum::handler::Handler::layer(#handler, crate::DeprecationLayer::new(#sunset)));
+        // RFC 9745 wants the date of deprecation; without `x-deprecated-at`
+        // the older draft's `true` still says "deprecated".
+        let since = op.deprecated_at.as_deref().and_then(structured_date).unwrap_or_else(|| "true".to_owned());
+        handler = quote!(::axum::handler::Handler::layer(#handler, crate::DeprecationLayer::new(#since, #sunset)));
     }
     handler
 }
@@ -781,7 +795,7 @@ fn router_rs(api: &Api) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
-    use super::http_date;
+    use super::{http_date, structured_date};
 
     #[test]
     fn sunset_dates_become_http_dates() {
@@ -789,5 +803,6 @@ mod tests {
         assert_eq!(http_date("1970-01-01").as_deref(), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
         assert_eq!(http_date("2024-02-29").as_deref(), Some("Thu, 29 Feb 2024 00:00:00 GMT"));
         assert_eq!(http_date("junk"), None);
+        assert_eq!(structured_date("2025-07-01").as_deref(), Some("@1751328000"));
     }
 }

@@ -77,6 +77,7 @@ pub(crate) fn lower_operations<'a>(
             if let Some((parameters, segments, body, responses, secured)) = lowered {
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
+                let deprecated_at = op.extensions.get("x-deprecated-at").and_then(|v| v.as_str()).map(str::to_owned);
                 out.push(Operation {
                     id,
                     name,
@@ -90,6 +91,7 @@ pub(crate) fn lower_operations<'a>(
                     tags: op.tags.clone(),
                     deprecated: op.deprecated,
                     sunset,
+                    deprecated_at,
                     parameters,
                     body,
                     responses,

@@ -384,6 +384,6 @@ async fn unimplemented_operations_and_path_checks() {
     let answer = send(&app, request("GET", "/v1/agents/bad%20id", Some("sk_pro"), None)).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "INVALID_INPUT", json!({"field": "agent_id", "reason": "pattern"}));
     let answer = send(&app, request("GET", "/v1/agents/agt_1/status", Some("sk_pro"), None)).await;
-    assert_eq!(answer.headers["deprecation"], "true");
+    assert_eq!(answer.headers["deprecation"], "@1751328000");
     assert_eq!(answer.headers["sunset"], "Wed, 30 Jun 2027 00:00:00 GMT");
 }
