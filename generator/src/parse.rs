@@ -59,11 +59,6 @@ pub fn parse(text: &str) -> Result<openapiv3::OpenAPI, Diagnostics> {
 /// deserialization error below them. Deserializing each path item and each
 /// component on its own recovers the exact place.
 fn locate_error(json: &Value) -> Option<Diagnostics> {
-    fn try_part<T: serde::de::DeserializeOwned>(value: &Value, at: &Pointer) -> Option<Diagnostics> {
-        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
-        let pointer = path_pointer(at, err.path());
-        Some(Diagnostics::one(pointer.as_str(), format!("not valid here: {}", err.inner())))
-    }
     let root = Pointer::root();
     if let Some(paths) = json.get("paths").and_then(Value::as_object) {
         for (path, item) in paths {
@@ -104,11 +99,6 @@ fn locate_error(json: &Value) -> Option<Diagnostics> {
 
 /// Tries the parts of a path item one by one, deepest first.
 fn locate_in_path_item(item: &Value, at: &Pointer) -> Option<Diagnostics> {
-    fn try_part<T: serde::de::DeserializeOwned>(value: &Value, at: &Pointer) -> Option<Diagnostics> {
-        let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
-        let pointer = path_pointer(at, err.path());
-        Some(Diagnostics::one(pointer.as_str(), format!("not valid here: {}", err.inner())))
-    }
     fn parameters(list: Option<&Value>, at: &Pointer) -> Option<Diagnostics> {
         let list = list?.as_array()?;
         list.iter().enumerate().find_map(|(i, p)| {
@@ -153,6 +143,14 @@ fn locate_in_path_item(item: &Value, at: &Pointer) -> Option<Diagnostics> {
         }
     }
     None
+}
+
+/// Deserializes one part of the document on its own, so a failure's path
+/// starts at `at`.
+fn try_part<T: serde::de::DeserializeOwned>(value: &Value, at: &Pointer) -> Option<Diagnostics> {
+    let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+    let pointer = path_pointer(at, err.path());
+    Some(Diagnostics::one(pointer.as_str(), format!("not valid here: {}", err.inner())))
 }
 
 fn path_pointer(base: &Pointer, path: &serde_path_to_error::Path) -> Pointer {

@@ -12,6 +12,7 @@ pub mod versions;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::ir::Api;
 use proc_macro2::TokenStream;
+use quote::quote;
 use std::collections::BTreeMap;
 
 /// An emitter bug (never an input problem: those are caught while lowering).
@@ -65,6 +66,19 @@ impl Files {
         let contents = format!("{}\n{}\n", rust_file::TOML_HEADER, text.trim_end());
         self.0.insert(path, File { contents, kind: FileKind::Toml });
     }
+}
+
+/// The `mod` lines of a generated crate's `lib.rs` for its runtime files;
+/// the `reexported` ones also get a `pub use` of everything public.
+fn runtime_modules(runtime: &[(&str, &str)], reexported: &[&str]) -> Vec<TokenStream> {
+    runtime
+        .iter()
+        .map(|(file, _)| {
+            let name = file.trim_end_matches(".rs");
+            let m = quote::format_ident!("{}", name);
+            if reexported.contains(&name) { quote!(mod #m; pub use #m::*;) } else { quote!(mod #m;) }
+        })
+        .collect()
 }
 
 /// Emits every output file for an API.
