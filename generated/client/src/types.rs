@@ -724,7 +724,7 @@ impl crate::validate::Validate for DeploymentResult {
 /// | `PAYLOAD_TOO_LARGE` | 413 | The request body is too large. |
 /// | `RATE_LIMITED` | 429 | No requests left in the current window; see `Retry-After`. |
 /// | `INTERNAL_ERROR` | 500 | An unexpected failure in the server. |
-/// | `NOT_IMPLEMENTED` | 500 | The operation is not implemented by this server. |
+/// | `NOT_IMPLEMENTED` | 501 | The operation is not implemented by this server. |
 /// | `AGENT_ERROR` | 500 | The agent's program failed or printed output the server could not read. |
 /// | `AGENT_TIMEOUT` | 500 | The agent's program exceeded its timeout and was stopped. |
 ///

@@ -5,7 +5,7 @@
 #![allow(deprecated, clippy::large_enum_variant)]
 /// The RunAgent API: one method per operation.
 ///
-/// Implement the methods your server supports; the others answer `NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to \[`router`\](crate::router).
+/// Implement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to \[`router`\](crate::router).
 pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// List agents
     ///
@@ -13,7 +13,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Lists the agents, oldest first, one page at a time, optionally only those in a given status.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn list_agents(
         &self,
         ctx: crate::RequestContext,
@@ -29,7 +29,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Creates an agent in status `created`. It must be deployed (`POST /agents/{agent_id}/deployments`) before it can be invoked. The `entrypoint` of a `command` agent is checked when the agent is deployed, not here: a missing or unusable program makes the deployment fail.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn create_agent(
         &self,
         ctx: crate::RequestContext,
@@ -47,7 +47,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Returns one agent.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn get_agent(
         &self,
         ctx: crate::RequestContext,
@@ -63,7 +63,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Replaces ALL mutable fields of an agent at once (`name`, `description`, `entrypoint`, `config`, `tags`): every one of them must be sent, and `null` clears `description` or `entrypoint`. The `framework` cannot be changed; create a new agent instead.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn update_agent(
         &self,
         ctx: crate::RequestContext,
@@ -81,7 +81,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Deletes an agent for good. Its id is not reused.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn delete_agent(
         &self,
         ctx: crate::RequestContext,
@@ -97,7 +97,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// **Deprecated: use `getAgentHealth` (`GET /agents/{agent_id}/health`) instead**, which answers the same document without authentication. This operation will be removed after its sunset date, 2027-06-30 (`x-sunset`); until then it keeps working unchanged, and its successful responses carry `Deprecation` and `Sunset` headers.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     #[deprecated]
     fn get_agent_status(
         &self,
@@ -114,7 +114,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Starts deploying an agent and returns at once with an operation to poll (`kind: deploy`). While it runs the agent's status is `deploying`; then it becomes `deployed` (the operation's `result` is a `DeploymentResult`) or `failed` (the operation's `error` says why, e.g. a `command` agent whose `entrypoint` is missing, is not a program, or is outside the agents directory). A deployed or failed agent can be deployed again. Takes no request body.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn deploy_agent(
         &self,
         ctx: crate::RequestContext,
@@ -145,7 +145,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// `500 AGENT_TIMEOUT`.
     ///
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn invoke_agent(
         &self,
         ctx: crate::RequestContext,
@@ -185,7 +185,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// with status 400, 401, 404, 409 or 429.
     ///
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn stream_agent_get(
         &self,
         ctx: crate::RequestContext,
@@ -236,7 +236,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// envelopes with status 400, 401, 404, 409 or 429.
     ///
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn stream_agent(
         &self,
         ctx: crate::RequestContext,
@@ -254,7 +254,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Runs a deployed agent on 1 to 100 queries and answers with one item per query, in request order. Each item is either an `InvokeResponse` (`status: success`) or an `ErrorResponse` (`status: error`, e.g. `AGENT_ERROR` or `AGENT_TIMEOUT`): one failing item does not fail the others. Items always run synchronously: an item with `"async": true` gets an `INVALID_INPUT` error item. A body that is not a valid `BatchRequest` is rejected as a whole with 400, and an agent that is not deployed with 409, before any item runs. The whole batch counts as one request against the rate limit.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn batch_invoke(
         &self,
         ctx: crate::RequestContext,
@@ -272,7 +272,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Returns an asynchronous operation (a deployment or an async invocation). Poll it until its `status` is `succeeded`, `failed` or `cancelled`.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn get_operation(
         &self,
         ctx: crate::RequestContext,
@@ -288,7 +288,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Cancels a `pending` or `running` operation and returns it with status `cancelled` (a running agent program is stopped; a cancelled deployment leaves the agent `failed`). An operation that has already finished (`succeeded`, `failed` or `cancelled`) cannot be cancelled: `409 CONFLICT`. Takes no request body.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn cancel_operation(
         &self,
         ctx: crate::RequestContext,
@@ -304,7 +304,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Says whether an agent can be invoked right now (it is `deployed` and its program is available). Public: needs no API key and is not rate limited, so its responses carry no rate-limit headers.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn get_agent_health(
         &self,
         ctx: crate::RequestContext,
@@ -320,7 +320,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Says whether the server is up, and its version. Public: needs no API key and is not rate limited, so its responses carry no rate-limit headers.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn get_health(
         &self,
         ctx: crate::RequestContext,
@@ -336,7 +336,7 @@ pub trait RunAgentApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     ///
     /// Reports the API key's tier and its consumption of the current rate-limit window: the same numbers as the `X-RateLimit-*` headers of this response. Limits per hour: free 100, pro 1,000, enterprise custom. This request counts too.
     ///
-    /// The default answers `NOT_IMPLEMENTED` in the error envelope.
+    /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
     fn get_usage(
         &self,
         ctx: crate::RequestContext,
@@ -490,8 +490,10 @@ pub enum ListAgentsResponse {
     Unauthorized(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for ListAgentsResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -516,6 +518,10 @@ impl ::axum::response::IntoResponse for ListAgentsResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -534,8 +540,10 @@ pub enum CreateAgentResponse {
     PayloadTooLarge(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for CreateAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -568,6 +576,10 @@ impl ::axum::response::IntoResponse for CreateAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -584,8 +596,10 @@ pub enum GetAgentResponse {
     NotFound(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -614,6 +628,10 @@ impl ::axum::response::IntoResponse for GetAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -632,8 +650,10 @@ pub enum UpdateAgentResponse {
     PayloadTooLarge(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for UpdateAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -666,6 +686,10 @@ impl ::axum::response::IntoResponse for UpdateAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -682,8 +706,10 @@ pub enum DeleteAgentResponse {
     NotFound(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for DeleteAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -712,6 +738,10 @@ impl ::axum::response::IntoResponse for DeleteAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -728,8 +758,10 @@ pub enum GetAgentStatusResponse {
     NotFound(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetAgentStatusResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -758,6 +790,10 @@ impl ::axum::response::IntoResponse for GetAgentStatusResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -776,8 +812,10 @@ pub enum DeployAgentResponse {
     Conflict(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for DeployAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -810,6 +848,10 @@ impl ::axum::response::IntoResponse for DeployAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -832,8 +874,10 @@ pub enum InvokeAgentResponse {
     PayloadTooLarge(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for InvokeAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -874,6 +918,10 @@ impl ::axum::response::IntoResponse for InvokeAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -912,8 +960,10 @@ pub enum StreamAgentGetResponse {
     Conflict(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for StreamAgentGetResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -941,6 +991,10 @@ impl ::axum::response::IntoResponse for StreamAgentGetResponse {
             ),
             Self::InternalServerError(body) => crate::json_response(
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
         }
@@ -983,8 +1037,10 @@ pub enum StreamAgentResponse {
     PayloadTooLarge(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for StreamAgentResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1018,6 +1074,10 @@ impl ::axum::response::IntoResponse for StreamAgentResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -1038,8 +1098,10 @@ pub enum BatchInvokeResponse {
     PayloadTooLarge(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for BatchInvokeResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1076,6 +1138,10 @@ impl ::axum::response::IntoResponse for BatchInvokeResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -1092,8 +1158,10 @@ pub enum GetOperationResponse {
     NotFound(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetOperationResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1122,6 +1190,10 @@ impl ::axum::response::IntoResponse for GetOperationResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -1140,8 +1212,10 @@ pub enum CancelOperationResponse {
     Conflict(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for CancelOperationResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1174,6 +1248,10 @@ impl ::axum::response::IntoResponse for CancelOperationResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -1188,6 +1266,8 @@ pub enum GetAgentHealthResponse {
     NotFound(crate::types::ErrorResponse),
     /// 500: `INTERNAL_ERROR`: an unexpected failure in the server.
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED` on an operation without authentication: the server does not implement it (yet).
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetAgentHealthResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1208,6 +1288,10 @@ impl ::axum::response::IntoResponse for GetAgentHealthResponse {
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
         }
     }
 }
@@ -1218,6 +1302,8 @@ pub enum GetHealthResponse {
     Ok(crate::types::HealthResponse),
     /// 500: `INTERNAL_ERROR`: an unexpected failure in the server.
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED` on an operation without authentication: the server does not implement it (yet).
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetHealthResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1228,6 +1314,10 @@ impl ::axum::response::IntoResponse for GetHealthResponse {
             ),
             Self::InternalServerError(body) => crate::json_response(
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
         }
@@ -1242,8 +1332,10 @@ pub enum GetUsageResponse {
     Unauthorized(crate::types::ErrorResponse),
     /// 429: `RATE_LIMITED`: the API key has no requests left in the current window. Retry after `Retry-After` seconds.
     TooManyRequests(crate::types::ErrorResponse),
-    /// 500: `INTERNAL_ERROR` (an unexpected failure), `NOT_IMPLEMENTED`, or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
+    /// 500: `INTERNAL_ERROR` (an unexpected failure), or, when an agent runs, `AGENT_ERROR` (its program failed or printed output the server could not read) or `AGENT_TIMEOUT` (it exceeded its timeout).
     InternalServerError(crate::types::ErrorResponse),
+    /// 501: `NOT_IMPLEMENTED`: the operation is part of the API but this server does not implement it (yet). Servers built on the generated stubs answer this for every operation they have not written.
+    NotImplemented(crate::types::ErrorResponse),
 }
 impl ::axum::response::IntoResponse for GetUsageResponse {
     fn into_response(self) -> ::axum::response::Response {
@@ -1262,6 +1354,10 @@ impl ::axum::response::IntoResponse for GetUsageResponse {
             ),
             Self::InternalServerError(body) => crate::json_response(
                 ::http::StatusCode::from_u16(500u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
+                &body,
+            ),
+            Self::NotImplemented(body) => crate::json_response(
+                ::http::StatusCode::from_u16(501u16).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR),
                 &body,
             ),
         }

@@ -134,7 +134,7 @@ does everything else the spec says:
 
 ## Implement one operation at a time
 
-Every trait method has a default that answers `NOT_IMPLEMENTED` in the error envelope (with the 500 status the spec documents for it), so a new
+Every trait method has a default that answers `501 NOT_IMPLEMENTED` in the error envelope, so a new
 server compiles and runs before it does anything, and grows one method at a
 time:
 
@@ -410,7 +410,7 @@ fn trait_method(op: &Operation) -> TokenStream {
         text.push_str("\n\n");
         text.push_str(d);
     }
-    text.push_str("\n\nThe default answers `NOT_IMPLEMENTED` in the error envelope.");
+    text.push_str("\n\nThe default answers `501 NOT_IMPLEMENTED` in the error envelope.");
     let docs = doc_attrs(Some(&text));
     let id = &op.id;
     let deprecated = op.deprecated.then(|| quote!(#[deprecated]));
@@ -432,7 +432,7 @@ fn api_rs(api: &Api) -> TokenStream {
     let responses = api.operations.iter().map(|op| response_enum(api, op));
     let events = api.operations.iter().map(event_enum);
     let doc = doc_attrs(Some(&format!(
-        "The {}: one method per operation.\n\nImplement the methods your server supports; the others answer `NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to [`router`](crate::router).",
+        "The {}: one method per operation.\n\nImplement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to [`router`](crate::router).",
         api.title
     )));
     let _ = rustdoc;

@@ -164,11 +164,11 @@ impl ApiFailure {
         )
     }
 
-    /// `500 NOT_IMPLEMENTED` (the spec answers it with 500, not 501) for an
-    /// operation this server does not implement.
+    /// `501 NOT_IMPLEMENTED` for an operation this server does not implement
+    /// (the default of every trait method).
     pub fn not_implemented(operation_id: &str) -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::NOT_IMPLEMENTED,
             ErrorCode::NotImplemented,
             format!("The operation {operation_id} is not implemented by this server."),
         )
@@ -477,10 +477,10 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn not_implemented_is_a_500() {
+    async fn not_implemented_is_a_501() {
         let (status, _, body) =
             envelope(ApiFailure::not_implemented("listAgents").into_response()).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert_eq!(body["error"]["code"], "NOT_IMPLEMENTED");
     }
 

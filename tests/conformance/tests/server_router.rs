@@ -380,7 +380,7 @@ async fn request_ids_are_echoed_or_made() {
 async fn unimplemented_operations_and_path_checks() {
     let app = app();
     let answer = send(&app, request("GET", "/v1/agents", Some("sk_pro"), None)).await;
-    assert_error(&answer, StatusCode::INTERNAL_SERVER_ERROR, "NOT_IMPLEMENTED", Value::Null);
+    assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED", Value::Null);
     let answer = send(&app, request("GET", "/v1/agents/bad%20id", Some("sk_pro"), None)).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "INVALID_INPUT", json!({"field": "agent_id", "reason": "pattern"}));
     let answer = send(&app, request("GET", "/v1/agents/agt_1/status", Some("sk_pro"), None)).await;
