@@ -2,7 +2,7 @@
 //! request builder per operation, plus the runtime support files copied
 //! verbatim from `templates/client/src`.
 
-use super::doc_text::{doc_attrs, lines_to_attrs, rustdoc};
+use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::ir::{
@@ -160,12 +160,7 @@ fn crate_docs(api: &Api) -> TokenStream {
         ));
     }
     text.push_str("# Ok(())\n# }\n```\n");
-    lines_to_attrs_inner(&text)
-}
-
-fn lines_to_attrs_inner(text: &str) -> TokenStream {
-    let lines = text.lines().map(|l| if l.is_empty() { String::new() } else { format!(" {l}") });
-    quote! { #( #![doc = #lines] )* }
+    lines_to_inner_attrs(&text)
 }
 
 /// How the builder stores a parameter, and the setter's argument type.

@@ -114,8 +114,19 @@ pub fn doc_attrs(text: Option<&str>) -> TokenStream {
 
 /// `#[doc]` attributes for text that is already rustdoc.
 pub fn lines_to_attrs(text: &str) -> TokenStream {
-    let lines = text.lines().map(|l| if l.is_empty() { String::new() } else { format!(" {l}") });
+    let lines = doc_lines(text);
     quote! { #( #[doc = #lines] )* }
+}
+
+/// `#![doc]` attributes (a module's or crate's own docs) for rustdoc text.
+pub fn lines_to_inner_attrs(text: &str) -> TokenStream {
+    let lines = doc_lines(text);
+    quote! { #( #![doc = #lines] )* }
+}
+
+/// One attribute value per line, with the space `///` would leave.
+fn doc_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(|l| if l.is_empty() { String::new() } else { format!(" {l}") })
 }
 
 #[cfg(test)]

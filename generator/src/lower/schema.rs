@@ -263,7 +263,7 @@ impl<'a> TypeBuilder<'a> {
                 }
                 let item = self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item"));
                 Shape::Array(ArrayShape {
-                    items: Box::new(nullable_shape(item)),
+                    items: Box::new(item.shape),
                     min_items: a.min_items.map(|n| n as u64),
                     max_items: a.max_items.map(|n| n as u64),
                 })
@@ -289,7 +289,7 @@ impl<'a> TypeBuilder<'a> {
             Some(AdditionalProperties::Any(false)) => Shape::Map(Box::new(Shape::Any)),
             Some(AdditionalProperties::Schema(s)) => {
                 let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{hint} value"));
-                Shape::Map(Box::new(nullable_shape(value)))
+                Shape::Map(Box::new(value.shape))
             }
         }
     }
@@ -372,7 +372,7 @@ impl<'a> TypeBuilder<'a> {
             Some(AdditionalProperties::Any(true)) => (Some(Shape::Any), false),
             Some(AdditionalProperties::Schema(s)) => {
                 let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{type_name} value"));
-                (Some(nullable_shape(value)), false)
+                (Some(value.shape), false)
             }
         };
         StructType { fields, additional, deny_unknown }
@@ -495,12 +495,6 @@ impl<'a> TypeBuilder<'a> {
         };
         next.into_iter().any(|n| n == to || self.reaches(n, to, seen, only_aliases))
     }
-}
-
-/// Turns a lowered use into a shape for an array item or a map value,
-/// where `null` cannot be expressed yet.
-fn nullable_shape(lowered: Lowered) -> Shape {
-    lowered.shape
 }
 
 enum Class<'s> {
