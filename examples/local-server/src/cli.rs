@@ -5,7 +5,10 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::Parser;
+use runagent_server::RateLimitConfig;
 
 use crate::store::{ApiKeyRecord, DbLocation, Store, StoreResult, Tier};
 
@@ -49,6 +52,24 @@ pub struct Cli {
     /// operations get to finish before they are cut off.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub shutdown_timeout: u64,
+
+    /// Overrides a tier's requests per window (free 100, pro 1000,
+    /// enterprise 10000 by default), e.g. `pro=1000000` for a load or
+    /// contract test that must not be throttled. Repeatable.
+    #[arg(long = "rate-limit", value_name = "TIER=LIMIT", value_parser = parse_rate_limit)]
+    pub rate_limits: Vec<(Tier, u64)>,
+
+    /// The rate-limit window's length.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_window: u64,
+}
+
+/// Parses `TIER=LIMIT`.
+pub fn parse_rate_limit(text: &str) -> Result<(Tier, u64), String> {
+    let (tier, limit) = text.split_once('=').ok_or_else(|| format!("expected TIER=LIMIT, got {text:?}"))?;
+    let tier = Tier::parse(tier).ok_or_else(|| format!("unknown tier {tier:?}: expected free, pro or enterprise"))?;
+    let limit = limit.parse().map_err(|_| format!("the limit {limit:?} is not a whole number"))?;
+    Ok((tier, limit))
 }
 
 /// One `--api-key KEY[:TIER]`.
@@ -97,6 +118,20 @@ pub enum CliError {
 }
 
 impl Cli {
+    /// The rate limits: the API's defaults with `--rate-limit` and
+    /// `--rate-limit-window` applied.
+    pub fn rate_limit_config(&self) -> RateLimitConfig {
+        let mut config = RateLimitConfig::default().window(Duration::from_secs(self.rate_limit_window));
+        for &(tier, limit) in &self.rate_limits {
+            config = match tier {
+                Tier::Free => config.free(limit),
+                Tier::Pro => config.pro(limit),
+                Tier::Enterprise => config.enterprise(limit),
+            };
+        }
+        config
+    }
+
     /// The socket address to bind, once the `--allow-remote` rule is met.
     pub fn socket_addr(&self) -> Result<SocketAddr, CliError> {
         let ip = if self.bind.eq_ignore_ascii_case("localhost") {
@@ -183,6 +218,18 @@ mod tests {
             vec![ApiKeyArg { key: "abc".into(), tier: Tier::Pro }, ApiKeyArg { key: "def".into(), tier: Tier::Free },]
         );
         assert_eq!(base_url(cli.socket_addr().unwrap()), "http://[::1]:0/v1");
+    }
+
+    #[test]
+    fn rate_limits_override_the_defaults() {
+        let config = cli(&["--rate-limit", "pro=1000000", "--rate-limit-window", "60"]).rate_limit_config();
+        assert_eq!((config.free, config.pro, config.enterprise), (100, 1_000_000, 10_000));
+        assert_eq!(config.window, Duration::from_secs(60));
+        assert_eq!(cli(&[]).rate_limit_config(), RateLimitConfig::default());
+        assert!(parse_rate_limit("gold=5").unwrap_err().contains("unknown tier"));
+        assert!(parse_rate_limit("pro").is_err());
+        assert!(parse_rate_limit("pro=-1").is_err());
+        assert!(Cli::try_parse_from(["runagent-local", "--rate-limit-window", "0"]).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runagent_server::{DEFAULT_IDEMPOTENCY_TTL, RouterBuilder, ServerConfig};
+use runagent_server::{DEFAULT_IDEMPOTENCY_TTL, RateLimitConfig, RouterBuilder, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::LocalApi;
@@ -53,9 +53,9 @@ impl ServerError {
 
 /// The router of the API over `service`, with SQLite-backed keys, counters
 /// and idempotency records.
-pub fn router(service: Arc<Service>, store: &Store) -> axum::Router {
+pub fn router(service: Arc<Service>, store: &Store, rate_limit: RateLimitConfig) -> axum::Router {
     RouterBuilder::new(LocalApi::new(service, PREFIX), SqliteKeys::new(store.clone()))
-        .config(ServerConfig::default().prefix(PREFIX))
+        .config(ServerConfig::default().prefix(PREFIX).rate_limit(rate_limit))
         .counter_store(Arc::new(SqliteCounters::new(store.clone())))
         .idempotency_store(Arc::new(SqliteIdempotency::new(store.clone(), DEFAULT_IDEMPOTENCY_TTL)))
         .build()
@@ -92,7 +92,7 @@ pub async fn run_until(
     register_keys(&store, &cli.api_keys, out).await?;
 
     let service = Service::new(store.clone(), Runner::new(&cli.agents_dir), ServiceOptions::default());
-    let app = router(Arc::clone(&service), &store);
+    let app = router(Arc::clone(&service), &store, cli.rate_limit_config());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Io { context: format!("cannot listen on {addr}"), source })?;
