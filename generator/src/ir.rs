@@ -430,6 +430,24 @@ pub struct Response {
     pub headers: Vec<Header>,
     /// The body, if any.
     pub body: Option<ResponseBody>,
+    /// The operations this response leads to, in spec order (the order
+    /// the author chose to present them).
+    pub links: Vec<Link>,
+}
+
+/// An OpenAPI link: a value of this response that can be passed to another
+/// operation. The target and its parameters were checked while lowering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// The link's name in the spec.
+    pub name: String,
+    /// The `operationId` of the operation it leads to.
+    pub operation_id: String,
+    /// Parameters of that operation (their `api_name`) and the runtime
+    /// expressions or constants that fill them, in spec order.
+    pub parameters: Vec<(String, serde_json::Value)>,
+    /// What following the link is for.
+    pub description: Option<String>,
 }
 
 /// A documented response header.

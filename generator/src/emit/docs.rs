@@ -624,6 +624,15 @@ struct OpView {
     examples: Vec<ExampleView>,
     events: Vec<EventRow>,
     stream: Option<StreamView>,
+    links: Vec<LinkRow>,
+}
+
+/// An OpenAPI link of one of the operation's responses.
+struct LinkRow {
+    status: String,
+    target: String,
+    parameters: String,
+    description: String,
 }
 
 struct ParamRow {
@@ -820,6 +829,29 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
                 .collect()
         })
         .unwrap_or_default();
+    let links = op
+        .responses
+        .iter()
+        .flat_map(|r| r.links.iter().map(move |l| (r.status, l)))
+        .map(|(status, link)| LinkRow {
+            status: status_code(status),
+            target: cx
+                .api
+                .operations
+                .iter()
+                .find(|o| o.id == link.operation_id)
+                .map_or_else(|| code(&link.operation_id), |target| cx.op(target, here)),
+            parameters: cell(
+                &link
+                    .parameters
+                    .iter()
+                    .map(|(name, value)| format!("{} = {}", code(name), value_code(value)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            description: cell(link.description.as_deref().unwrap_or("")),
+        })
+        .collect();
     OpView {
         anchor: op_anchor(op),
         id: op.id.clone(),
@@ -836,6 +868,7 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         examples,
         events,
         stream: stream.map(|s| stream_view(cx, s, here)),
+        links,
     }
 }
 

@@ -6,8 +6,8 @@ use super::Context;
 use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    EventStream, Header, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody, Response,
-    ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
+    EventStream, Header, Link, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody,
+    Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -31,6 +31,7 @@ pub(crate) fn lower_operations<'a>(
     let mut method_names = NameTable::new();
     let mut prefixes = NameTable::new();
     let mut seen_ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut link_sites = Vec::new();
     let paths_at = Pointer::root().push("paths");
     for (path, item) in &doc.paths.paths {
         let path_at = paths_at.push(path);
@@ -71,9 +72,17 @@ pub(crate) fn lower_operations<'a>(
             seen_ids.insert(id.clone(), at.to_string());
             let name = method_names.unique(&id, Case::Snake);
             let type_prefix = prefixes.unique(&id, Case::UpperCamel);
-            let lowered =
-                OperationLowering { doc, schemes, types, cx, at: &at, path_at: &path_at, type_prefix: &type_prefix }
-                    .lower(path, method, op, &item.parameters);
+            let lowered = OperationLowering {
+                doc,
+                schemes,
+                types,
+                cx,
+                link_sites: &mut link_sites,
+                at: &at,
+                path_at: &path_at,
+                type_prefix: &type_prefix,
+            }
+            .lower(path, method, op, &item.parameters);
             if let Some((parameters, segments, body, responses, secured)) = lowered {
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
@@ -101,7 +110,45 @@ pub(crate) fn lower_operations<'a>(
             }
         }
     }
+    check_links(&out, &seen_ids, &link_sites, cx);
     out
+}
+
+/// Where a link was defined: its target `operationId`, the parameter names
+/// it fills, and its pointer.
+type LinkSite = (String, Vec<String>, Pointer);
+
+/// Checks that every link leads to an operation of the spec and fills only
+/// parameters that operation has. Runs after all operations are lowered,
+/// since a link may point at an operation defined further down.
+fn check_links(ops: &[Operation], ids: &BTreeMap<String, String>, sites: &[LinkSite], cx: &mut Context<'_>) {
+    for (target, params, at) in sites {
+        if !ids.contains_key(target) {
+            cx.error(
+                &at.push("operationId"),
+                format!("the link leads to `{target}`, which is not an operationId of the spec"),
+            );
+            continue;
+        }
+        // A target that failed to lower has its own diagnostics already.
+        let Some(op) = ops.iter().find(|o| &o.id == target) else { continue };
+        for name in params {
+            // OpenAPI lets a name be qualified by its location: `path.agent_id`.
+            let (location, bare) = match name.split_once('.') {
+                Some((l, rest)) if ["path", "query", "header", "cookie"].contains(&l) => (Some(l), rest),
+                _ => (None, name.as_str()),
+            };
+            let known = op.parameters.iter().filter(|p| location.is_none_or(|l| l == p.location.as_str())).any(|p| {
+                p.api_name == bare || (p.location == ParamLocation::Header && p.api_name.eq_ignore_ascii_case(bare))
+            });
+            if !known {
+                cx.error(
+                    &at.push("parameters").push(name),
+                    format!("`{target}` has no parameter `{name}` for this link to fill"),
+                );
+            }
+        }
+    }
 }
 
 type LoweredParts = (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, bool);
@@ -111,6 +158,7 @@ struct OperationLowering<'x, 'a> {
     schemes: &'x BTreeMap<String, SecurityScheme>,
     types: &'x mut TypeBuilder<'a>,
     cx: &'x mut Context<'a>,
+    link_sites: &'x mut Vec<LinkSite>,
     at: &'x Pointer,
     path_at: &'x Pointer,
     type_prefix: &'x str,
@@ -334,7 +382,8 @@ impl<'a> OperationLowering<'_, 'a> {
             };
             let headers = self.headers(&response.headers, &def_at);
             let body = self.response_body(response, &def_at, status);
-            out.push(Response { status, description: response.description.clone(), headers, body });
+            let links = self.links(&response.links, &def_at);
+            out.push(Response { status, description: response.description.clone(), headers, body, links });
         }
         if !out.iter().any(|r| r.status.is_success()) {
             self.cx.error(&at, "the operation documents no 2xx response");
@@ -382,6 +431,44 @@ impl<'a> OperationLowering<'_, 'a> {
             });
         }
         out.sort_by_key(|h| h.api_name.to_ascii_lowercase());
+        out
+    }
+
+    /// The response's links. Their targets are checked once every
+    /// operation is known, in [`check_links`].
+    fn links(
+        &mut self,
+        links: &'a indexmap::IndexMap<String, ReferenceOr<openapiv3::Link>>,
+        at: &Pointer,
+    ) -> Vec<Link> {
+        let mut out = Vec::new();
+        for (name, link) in links {
+            let l_at = at.push("links").push(name);
+            let (link, def_at) = match self.cx.resolver.resolve(link, "links", &l_at, |c| &c.links) {
+                Ok(r) => r,
+                Err(d) => {
+                    self.cx.errors.push(d);
+                    continue;
+                }
+            };
+            let operation_id = match &link.operation {
+                openapiv3::LinkOperation::OperationId(id) => id.clone(),
+                openapiv3::LinkOperation::OperationRef(_) => {
+                    self.cx.error(
+                        &def_at.push("operationRef"),
+                        "links by `operationRef` are not supported; use `operationId`",
+                    );
+                    continue;
+                }
+            };
+            self.link_sites.push((operation_id.clone(), link.parameters.keys().cloned().collect(), def_at));
+            out.push(Link {
+                name: name.clone(),
+                operation_id,
+                parameters: link.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                description: link.description.clone(),
+            });
+        }
         out
     }
 
