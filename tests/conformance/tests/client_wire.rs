@@ -1,127 +1,16 @@
 //! End-to-end tests of the runtime through the public API (with the stand-in
-//! operation builders), against a scripted loopback server built on tokio.
+//! operation builders), against a scripted loopback server built on tokio
+//! (`scripted/mod.rs`, shared with the fault-injection tests).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod scripted;
+
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use runagent_client::operations::StreamAgentEvent;
 use runagent_client::types::{ErrorCode, InvokeRequest, OperationStatus};
-use runagent_client::{Client, Error, RequestOptions, ResumePolicy, RetryPolicy, WaitOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    at: Instant,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Pieces of raw response bytes, each written after its pause.
-type Script = Vec<(u64, String)>;
-
-struct Server {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    async fn start(scripts: Vec<Script>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            for script in scripts {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let end = loop {
-                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break end;
-                        }
-                        let n = socket.read(&mut chunk).await.unwrap();
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    let mut lines = head.split("\r\n");
-                    let mut first = lines.next().unwrap().split(' ');
-                    let headers: Vec<(String, String)> = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                        .collect();
-                    let length: usize =
-                        headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-                    let mut have = buf.len() - end - 4;
-                    while have < length {
-                        have += socket.read(&mut chunk).await.unwrap();
-                    }
-                    log.lock().unwrap().push(Seen {
-                        method: first.next().unwrap().to_owned(),
-                        target: first.next().unwrap().to_owned(),
-                        headers,
-                        at: Instant::now(),
-                    });
-                    for (pause, bytes) in script {
-                        tokio::time::sleep(Duration::from_millis(pause)).await;
-                        if socket.write_all(bytes.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Server { base, seen }
-    }
-
-    fn client(&self) -> Client {
-        Client::builder()
-            .api_key("k")
-            .base_url(&self.base)
-            .retry_policy(RetryPolicy::new().initial_backoff(Duration::from_millis(10)))
-            .build()
-            .unwrap()
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn json(status: u16, extra: &str, body: &str) -> Script {
-    vec![(
-        0,
-        format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
-            body.len()
-        ),
-    )]
-}
-
-fn sse(pieces: &[(u64, &str)]) -> Script {
-    let mut script =
-        vec![(0, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".to_owned())];
-    script.extend(pieces.iter().map(|(p, s)| (*p, s.to_string())));
-    script
-}
-
-fn error(code: &str, message: &str) -> String {
-    format!(r#"{{"status":"error","error":{{"code":"{code}","message":"{message}"}}}}"#)
-}
+use runagent_client::{Client, Error, RequestOptions, ResumePolicy, WaitOptions};
+use scripted::{Script, Server, error, json, sse};
 
 fn query() -> InvokeRequest {
     InvokeRequest { query: "hi".into(), parameters: None, session_id: None, async_: None }
@@ -323,10 +212,7 @@ fn op(status: &str, extra: &str) -> Script {
 }
 
 fn accepted() -> Script {
-    let body = r#"{"operation_id":"op_7","status":"pending","check_url":"/v1/operations/op_7"}"#;
-    let mut script = json(202, "", body);
-    script[0].1 = script[0].1.replace("202 X", "202 Accepted");
-    script
+    json(202, "", r#"{"operation_id":"op_7","status":"pending","check_url":"/v1/operations/op_7"}"#)
 }
 
 #[tokio::test]

@@ -1,0 +1,81 @@
+//! Starting the `runagent-local` binary for a test: a fresh in-memory
+//! database, one enterprise key (so that no test is throttled) and an agents
+//! directory holding the test's `command` agent.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const KEY: &str = "faults-key";
+
+/// A running `runagent-local`, killed when dropped.
+pub struct LocalServer {
+    child: Child,
+    /// The base URL it printed, ending in `/v1`.
+    pub base_url: String,
+    dir: tempfile::TempDir,
+}
+
+impl LocalServer {
+    /// Starts the binary with `script` as the agents directory's
+    /// `agent.sh`.
+    pub fn start(script: &str) -> LocalServer {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = dir.path().join("agents");
+        std::fs::create_dir(&agents).unwrap();
+        let path = agents.join("agent.sh");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runagent-local"))
+            .args(["--port", "0", "--db", ":memory:", "--shutdown-timeout", "1"])
+            .args(["--api-key", &format!("{KEY}:enterprise")])
+            .arg("--agents-dir")
+            .arg(&agents)
+            .env("RUST_LOG", std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| "off".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let base_url = loop {
+            let line = receiver.recv_timeout(Duration::from_secs(30)).expect("the server prints its listening line");
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        LocalServer { child, base_url, dir }
+    }
+
+    /// The directory `command` agents run in.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.dir.path().join("agents")
+    }
+
+    /// The lines a file in the agents directory holds (0 when it is missing).
+    pub fn lines_of(&self, name: &str) -> usize {
+        read_lines(&self.agents_dir().join(name))
+    }
+}
+
+fn read_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
