@@ -95,7 +95,9 @@ impl Error {
     }
 
     /// Whether repeating the request may succeed: connection problems,
-    /// timeouts and the statuses 408, 429, 500, 502, 503 and 504.
+    /// timeouts, the statuses 408, 429, 500, 502, 503 and 504, and a 409
+    /// that carries `Retry-After` (an `Idempotency-Key` whose first request
+    /// is still in progress; other conflicts carry none and stay final).
     ///
     /// The client already retries these according to its [`RetryPolicy`](crate::RetryPolicy);
     /// this tells whether retrying later, at a higher level, makes sense.
@@ -105,7 +107,10 @@ impl Error {
             // every time; everything else reqwest reports is a transport fault.
             Error::Transport(err) => !err.is_builder() && !err.is_redirect(),
             Error::Timeout => true,
-            Error::Api(failure) => is_retryable_status(failure.meta.status),
+            Error::Api(failure) => {
+                is_retryable_status(failure.meta.status)
+                    || (failure.meta.status == StatusCode::CONFLICT && failure.retry_after.is_some())
+            }
             _ => false,
         }
     }
@@ -408,6 +413,18 @@ mod tests {
         assert!(text.contains("INVALID_INPUT"), "{text}");
         assert!(text.contains("query: missing"), "{text}");
         assert!(text.contains("req_1"), "{text}");
+    }
+
+    #[test]
+    fn only_a_conflict_that_asks_to_wait_is_retryable() {
+        let in_progress = br#"{"status":"error","error":{"code":"CONFLICT","message":"still running","details":{"field":"Idempotency-Key","reason":"in_progress"}}}"#;
+        let waiting = ApiFailure::from_response(meta(409, &[("retry-after", "1")]), in_progress, now());
+        assert_eq!(waiting.retry_after, Some(Duration::from_secs(1)));
+        assert!(Error::from(waiting).is_retryable());
+
+        let not_deployed = br#"{"status":"error","error":{"code":"CONFLICT","message":"not deployed","details":{"field":"agent_id","reason":"not_deployed"}}}"#;
+        let final_conflict = ApiFailure::from_response(meta(409, &[]), not_deployed, now());
+        assert!(!Error::from(final_conflict).is_retryable());
     }
 
     #[test]

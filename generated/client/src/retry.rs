@@ -33,8 +33,11 @@ pub enum Jitter {
 /// Decides which failures are retried, how often and after how long.
 ///
 /// Connection errors, timeouts and the statuses 408, 429, 500, 502, 503 and
-/// 504 are retried; every other status (400, 401, 403, 404, 409, 413, 422, ...)
-/// is returned at once, because repeating the same request cannot change it.
+/// 504 are retried, and so is a 409 that carries `Retry-After` (the server's
+/// answer to a retry whose first request, with the same `Idempotency-Key`,
+/// is still running: the retry then gets the stored response). Every other
+/// status (400, 401, 403, 404, 409, 413, 422, ...) is returned at once,
+/// because repeating the same request cannot change it.
 /// A server-requested delay (`Retry-After`, or `X-RateLimit-Reset` on a 429
 /// whose `X-RateLimit-Remaining` is 0) replaces the backoff, capped at
 /// [`RetryPolicy::max_retry_after`].

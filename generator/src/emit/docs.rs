@@ -781,10 +781,13 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             },
         })
         .collect();
-    let mut headers: BTreeMap<&str, (HeaderRow, Vec<String>)> = BTreeMap::new();
+    // One row per header and meaning: a header documented differently for
+    // different statuses (Retry-After on a 409 and on a 429) gets a row each.
+    let mut headers: BTreeMap<(&str, &str), (HeaderRow, Vec<String>)> = BTreeMap::new();
     for r in &op.responses {
         for h in &r.headers {
-            let entry = headers.entry(&h.api_name).or_insert_with(|| {
+            let key = (h.api_name.as_str(), h.description.as_deref().unwrap_or(""));
+            let entry = headers.entry(key).or_insert_with(|| {
                 let mut ty = cx.shape(&h.shape, here);
                 let limits = constraints(&h.shape);
                 if !limits.is_empty() {

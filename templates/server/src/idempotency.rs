@@ -474,12 +474,21 @@ fn reused() -> ApiFailure {
         .with_field(KEY_HEADER, "reused")
 }
 
+/// The answer to a retry whose first request is still running. Unlike other
+/// conflicts this one goes away by waiting, so it carries `Retry-After`: a
+/// client that timed out while the first request kept running learns to
+/// come back for the stored response instead of giving up.
 fn in_progress() -> ApiFailure {
     ApiFailure::conflict(
         "A request with this Idempotency-Key is still in progress; retry after it finishes.",
     )
     .with_field(KEY_HEADER, "in_progress")
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static(IN_PROGRESS_RETRY_AFTER))
 }
+
+/// Seconds a client is asked to wait before retrying a request still in
+/// progress: short, since most requests finish within seconds.
+const IN_PROGRESS_RETRY_AFTER: &str = "1";
 
 fn replay(stored: StoredResponse) -> Response {
     let mut response = Response::new(Body::from(stored.body));
@@ -684,7 +693,9 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        let (_, _, body) = envelope(second.expect("a 409 while the first runs")).await;
+        let second = second.expect("a 409 while the first runs");
+        assert_eq!(second.headers()[header::RETRY_AFTER], "1");
+        let (_, _, body) = envelope(second).await;
         assert_eq!(body["error"]["details"]["reason"], "in_progress");
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);

@@ -131,6 +131,29 @@ mod retry_after {
     }
 
     #[tokio::test]
+    async fn a_409_for_a_request_still_in_progress_is_retried_for_the_stored_answer() {
+        let server = Server::start(vec![
+            json(409, "Retry-After: 0\r\n", &error("CONFLICT", "still in progress")).fault("409 in_progress"),
+            json(201, "", &agent_response()),
+        ])
+        .await;
+        let created = server.client().create_agent(new_agent()).send().await.unwrap();
+        assert_eq!(created.body.data.id, "agt_1");
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        one_key(&seen);
+    }
+
+    #[tokio::test]
+    async fn a_409_without_retry_after_is_final() {
+        let server = Server::start(vec![json(409, "", &error("CONFLICT", "not deployed"))]).await;
+        let err = server.client().invoke_agent("agt_1", query()).send().await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(409));
+        assert!(!err.is_retryable());
+        assert_eq!(server.seen().len(), 1);
+    }
+
+    #[tokio::test]
     async fn retry_after_is_kept_on_the_error_when_retries_are_spent() {
         let server = Server::start(vec![
             json(503, "Retry-After: 0\r\n", &error("INTERNAL_ERROR", "1")).fault("503 Retry-After: 0"),
