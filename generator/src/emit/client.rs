@@ -108,9 +108,11 @@ async fn main() -> Result<(), runagent_client::Error> {{
 - **Configuration**: `Client::from_env()` or `Client::builder()` (API key, base URL,
   timeout, retries, user agent, default headers, your own `reqwest::Client`).
   A missing key is an error when the client is built.
-- **Retries**: connection errors, timeouts, 408, 429 and 5xx are retried (2 times by
-  default) with exponential backoff and jitter, honoring `Retry-After` and
-  `X-RateLimit-Reset`. Every POST carries one `Idempotency-Key` for all its attempts.
+- **Retries**: connection errors, timeouts, 408, 429, 500, 502, 503 and 504 are retried
+  (2 times by default) with exponential backoff and jitter, honoring `Retry-After` and
+  `X-RateLimit-Reset`. Every POST carries one `Idempotency-Key` for all its attempts, so
+  a retry never runs the work twice; a 409 that says the first attempt is still in
+  progress (it carries `Retry-After`) is retried too, and gets the stored answer.
 - **Errors**: one `Error` type; API errors carry the status, the parsed error
   envelope (with unknown codes kept), the request id and the rate-limit state.
 - **Pagination**: list calls return one page, or `.into_stream()` for every item.
