@@ -6,7 +6,7 @@
 //! way, for types, fields, variants, methods and parameters.
 
 use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The identifier style wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,12 @@ pub fn sanitize(raw: &str, case: Case) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct NameTable {
     used: BTreeSet<String>,
+    /// For each base name, the first number not yet tried. Counting on from
+    /// it gives the same names as counting from 2 (names are never released,
+    /// so every number below it is still taken), but keeps many names that
+    /// sanitize alike (`-`, `--`, `!`, ... all become `unnamed`) linear
+    /// instead of quadratic.
+    next_number: BTreeMap<String, usize>,
 }
 
 impl NameTable {
@@ -81,7 +87,7 @@ impl NameTable {
     /// identifiers that must not collide with names the emitters add
     /// themselves (for example a builder's `send` method).
     pub fn with_reserved<'a>(reserved: impl IntoIterator<Item = &'a str>) -> Self {
-        NameTable { used: reserved.into_iter().map(str::to_owned).collect() }
+        NameTable { used: reserved.into_iter().map(str::to_owned).collect(), next_number: BTreeMap::new() }
     }
 
     /// Sanitizes `raw` and returns a name not handed out before in this
@@ -90,10 +96,10 @@ impl NameTable {
         let base = sanitize(raw, case);
         let separator = if case == Case::UpperCamel { "" } else { "_" };
         let mut candidate = base.clone();
-        let mut n = 2;
+        let n = self.next_number.entry(base.clone()).or_insert(2);
         while self.used.contains(&candidate) {
             candidate = format!("{base}{separator}{n}");
-            n += 1;
+            *n += 1;
         }
         self.used.insert(candidate.clone());
         candidate

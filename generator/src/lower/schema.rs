@@ -440,11 +440,26 @@ impl<'a> TypeBuilder<'a> {
     /// contains the struct itself) and reports reference cycles that no
     /// struct breaks (an alias or `oneOf` that contains itself).
     pub(crate) fn finish(mut self, cx: &mut Context<'_>) -> BTreeMap<String, TypeDef> {
+        // Both questions below are "does this type contain itself?", which
+        // is "is it in a cycle of the containment graph?". The strongly
+        // connected components answer it for every type at once, in linear
+        // time and without recursion: asking each type with a search of its
+        // own was quadratic in the number of schemas, and recursed once per
+        // link of a `$ref` chain, which overflowed the stack on a few
+        // thousand chained schemas (see generator/tests/robustness/regressions.rs).
         let names: Vec<String> = self.types.keys().cloned().collect();
-        for name in &names {
+        let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+
+        let aliases = self.containment_graph(&index, true);
+        let alias_components = strongly_connected_components(&aliases);
+        let mut component_sizes = vec![0usize; names.len()];
+        for &c in &alias_components {
+            component_sizes[c] += 1;
+        }
+        for (i, name) in names.iter().enumerate() {
             // Reaching itself through aliases and oneOfs only is a type of
             // infinite size (or a loop of names); no Box can fix that.
-            if self.reaches(name, name, &mut BTreeSet::new(), true) {
+            if aliases[i].contains(&i) || component_sizes[alias_components[i]] > 1 {
                 let def = &self.types[name];
                 cx.errors.push(crate::diagnostics::Diagnostic::new(
                     def.pointer.clone(),
@@ -452,49 +467,105 @@ impl<'a> TypeBuilder<'a> {
                 ));
             }
         }
-        for name in &names {
-            let fields_to_box: Vec<usize> = match &self.types[name].kind {
-                TypeKind::Struct(s) => s
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| match &f.shape {
-                        Shape::Named(t) => t == name || self.reaches(t, name, &mut BTreeSet::new(), false),
-                        _ => false,
-                    })
-                    .map(|(i, _)| i)
-                    .collect(),
-                _ => Vec::new(),
-            };
+
+        // A field is boxed when its type contains the struct again, that is
+        // when the struct and the field's type share a component.
+        let components = strongly_connected_components(&self.containment_graph(&index, false));
+        for (i, name) in names.iter().enumerate() {
             if let Some(TypeDef { kind: TypeKind::Struct(s), .. }) = self.types.get_mut(name) {
-                for i in fields_to_box {
-                    s.fields[i].boxed = true;
+                for field in &mut s.fields {
+                    if let Shape::Named(t) = &field.shape
+                        && index.get(t.as_str()).is_some_and(|&j| components[j] == components[i])
+                    {
+                        field.boxed = true;
+                    }
                 }
             }
         }
         self.types
     }
 
-    /// Whether `from` contains `to` by value (not through a Vec or map).
+    /// Which types contain which by value (not through a Vec or a map): for
+    /// each type, in `index` order, the indexes of the types it contains.
     /// With `only_aliases`, struct fields are not followed.
-    fn reaches(&self, from: &str, to: &str, seen: &mut BTreeSet<String>, only_aliases: bool) -> bool {
-        if !seen.insert(from.to_owned()) {
-            return false;
-        }
-        let Some(def) = self.types.get(from) else { return false };
-        let next: Vec<&str> = match &def.kind {
-            TypeKind::Struct(s) if !only_aliases => s
-                .fields
-                .iter()
-                .filter_map(|f| if let Shape::Named(t) = &f.shape { Some(t.as_str()) } else { None })
-                .collect(),
-            TypeKind::Struct(_) => Vec::new(),
-            TypeKind::OneOf(o) => o.variants.iter().map(|v| v.type_name.as_str()).collect(),
-            TypeKind::Alias(Shape::Named(t)) => vec![t.as_str()],
-            _ => Vec::new(),
-        };
-        next.into_iter().any(|n| n == to || self.reaches(n, to, seen, only_aliases))
+    fn containment_graph(&self, index: &BTreeMap<&str, usize>, only_aliases: bool) -> Vec<Vec<usize>> {
+        self.types
+            .values()
+            .map(|def| {
+                let next: Vec<&str> = match &def.kind {
+                    TypeKind::Struct(s) if !only_aliases => s
+                        .fields
+                        .iter()
+                        .filter_map(|f| if let Shape::Named(t) = &f.shape { Some(t.as_str()) } else { None })
+                        .collect(),
+                    TypeKind::Struct(_) => Vec::new(),
+                    TypeKind::OneOf(o) => o.variants.iter().map(|v| v.type_name.as_str()).collect(),
+                    TypeKind::Alias(Shape::Named(t)) => vec![t.as_str()],
+                    _ => Vec::new(),
+                };
+                next.into_iter().filter_map(|n| index.get(n).copied()).collect()
+            })
+            .collect()
     }
+}
+
+/// Tarjan's strongly connected components of a graph given as successor
+/// lists: a component number for each node, equal for two nodes exactly
+/// when each reaches the other. Iterative, with an explicit stack, so that
+/// the depth of the graph never becomes the depth of the call stack.
+fn strongly_connected_components(edges: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let mut order = vec![UNSEEN; edges.len()];
+    let mut low = vec![0; edges.len()];
+    let mut on_stack = vec![false; edges.len()];
+    let mut component = vec![UNSEEN; edges.len()];
+    let mut stack = Vec::new();
+    let (mut next_order, mut next_component) = (0, 0);
+    for root in 0..edges.len() {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        // Each entry is a node being visited and the position of the next
+        // successor to look at.
+        let mut work = vec![(root, 0)];
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&(v, next)) = work.last() {
+            if let Some(&w) = edges[v].get(next) {
+                work.last_mut().expect("work is not empty").1 += 1;
+                if order[w] == UNSEEN {
+                    order[w] = next_order;
+                    low[w] = next_order;
+                    next_order += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(order[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == order[v] {
+                loop {
+                    let w = stack.pop().expect("v is still on the stack");
+                    on_stack[w] = false;
+                    component[w] = next_component;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
 }
 
 enum Class<'s> {
