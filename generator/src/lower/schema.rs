@@ -186,6 +186,11 @@ impl<'a> TypeBuilder<'a> {
                 Shape::Any
             }
         };
+        if let Some(default) = &data.default
+            && let Some(problem) = default_mismatch(&shape, default)
+        {
+            cx.error(&at.push("default"), problem);
+        }
         Lowered {
             shape,
             nullable,
@@ -626,4 +631,23 @@ fn any_is_empty(any: &openapiv3::AnySchema) -> bool {
         && any.not.is_none()
         && any.min_items.is_none()
         && any.max_items.is_none()
+}
+
+/// Why `default` cannot be a value of `shape`, if it cannot: the emitters
+/// write defaults as Rust literals, so one of the wrong type (or an integer
+/// beyond 64 bits) would otherwise be silently replaced.
+fn default_mismatch(shape: &Shape, default: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let expected = match (shape, default) {
+        (Shape::Integer(_), Value::Number(n)) if n.is_i64() => return None,
+        (Shape::Integer(_), _) => "an integer that fits in 64 bits",
+        (Shape::Number(_), Value::Number(_)) => return None,
+        (Shape::Number(_), _) => "a number",
+        (Shape::Boolean, Value::Bool(_)) => return None,
+        (Shape::Boolean, _) => "`true` or `false`",
+        (Shape::String(_), Value::String(_)) => return None,
+        (Shape::String(_), _) => "a string",
+        _ => return None,
+    };
+    Some(format!("the default {default} does not fit the schema: expected {expected}"))
 }
