@@ -1,7 +1,9 @@
-//! Project automation: `cargo xtask codegen [--check] [--spec FILE] [--out DIR]`.
+//! Project automation: `cargo xtask codegen [--check] [--spec FILE] [--out DIR]`
+//! and `cargo xtask bench [--quick]`.
 //!
 //! Run through the alias in `.cargo/config.toml`.
 
+mod bench;
 mod codegen;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,15 @@ enum Command {
         #[arg(long, default_value = "generated")]
         out: PathBuf,
     },
+    /// Benchmarks against the alternatives (see BENCHMARKS.md).
+    Bench {
+        /// Every row at tiny sizes in the dev profile: proves the harness works.
+        #[arg(long)]
+        quick: bool,
+        /// Only these rows (1 to 6), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<u32>>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +50,7 @@ fn main() -> ExitCode {
             let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
             codegen::run(&root.join(spec), &root.join(out), mode)
         }
+        Command::Bench { quick, only } => bench::run(&codegen::project_root(), quick, only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
