@@ -137,7 +137,12 @@ pub fn check_string(
 }
 
 /// Checks an integer's range (bounds included).
-pub fn check_integer(value: i64, path: &FieldPath, minimum: Option<i64>, maximum: Option<i64>) -> Result<(), ValidationError> {
+pub fn check_integer(
+    value: i64,
+    path: &FieldPath,
+    minimum: Option<i64>,
+    maximum: Option<i64>,
+) -> Result<(), ValidationError> {
     if let Some(min) = minimum.filter(|min| value < *min) {
         return Err(path.error(format!("must be at least {min}")));
     }
@@ -173,7 +178,12 @@ pub fn check_number(
 }
 
 /// Checks a list's length.
-pub fn check_items(length: usize, path: &FieldPath, min_items: Option<u64>, max_items: Option<u64>) -> Result<(), ValidationError> {
+pub fn check_items(
+    length: usize,
+    path: &FieldPath,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+) -> Result<(), ValidationError> {
     let length = length as u64;
     if let Some(min) = min_items.filter(|min| length < *min) {
         return Err(path.error(format!("must have at least {min} items")));

@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Lists every file the last run wrote, so the next run can delete the
 /// ones it no longer produces without touching anything else in the folder.
@@ -45,38 +44,70 @@ pub fn run(spec: &Path, out: &Path, mode: Mode) -> Result<(), String> {
 pub fn render(spec: &str) -> Result<BTreeMap<String, String>, String> {
     let files = runagent_codegen::generate(spec).map_err(|d| d.to_string())?;
     let mut out = BTreeMap::new();
+    let mut rust = BTreeMap::new();
     for (path, file) in files.0 {
-        let contents = match file.kind {
-            runagent_codegen::FileKind::Rust | runagent_codegen::FileKind::RustVerbatim => {
-                rustfmt(&file.contents).map_err(|e| format!("rustfmt failed on {path}: {e}"))?
-            }
-            _ => file.contents,
-        };
-        out.insert(path, contents);
+        // Only Rust made from the spec needs formatting; the runtime files
+        // are copied from `templates/`, which are kept formatted (the test
+        // `templates_are_formatted` says how).
+        if file.kind == runagent_codegen::FileKind::Rust {
+            rust.insert(path, file.contents);
+        } else {
+            out.insert(path.clone(), file.contents);
+        }
     }
+    let modules: Vec<&str> = out.keys().filter(|p| p.ends_with(".rs")).map(String::as_str).collect();
+    let formatted = rustfmt(&rust, &modules)?;
+    out.extend(formatted);
     let manifest: String = out.keys().map(|p| format!("{p}\n")).collect();
     out.insert(MANIFEST.to_owned(), manifest);
     Ok(out)
 }
 
-fn rustfmt(source: &str) -> Result<String, String> {
-    let mut child = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
-        .args(["--edition", "2024", "--emit", "stdout", "--quiet", "--config-path"])
-        .arg(project_root().join("rustfmt.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = source.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    writer.join().map_err(|_| "rustfmt writer panicked".to_owned())?.map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+/// Formats `files` with ONE rustfmt process (starting one per file cost
+/// most of a regeneration's time): they are laid out in a scratch folder
+/// under their real paths and formatted in place. rustfmt follows `mod`
+/// declarations, so the other modules of the crates (`modules`, formatted
+/// already) are there too, as empty files that cost nothing to format.
+fn rustfmt(files: &BTreeMap<String, String>, modules: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    if files.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    String::from_utf8(output.stdout).map_err(|e| e.to_string())
+    let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch folder: {e}"))?;
+    let place = |path: &str, contents: &str| {
+        let full = scratch.path().join(path);
+        if let Some(parent) = full.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        fs::write(&full, contents).map_err(|e| format!("cannot write {}: {e}", full.display()))?;
+        Ok::<_, String>(full)
+    };
+    for module in modules {
+        place(module, "")?;
+    }
+    let mut paths = Vec::new();
+    for (path, contents) in files {
+        paths.push(place(path, contents)?);
+    }
+    let output = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+        .args(["--edition", "2024", "--quiet", "--config-path"])
+        .arg(project_root().join("rustfmt.toml"))
+        .args(&paths)
+        .output()
+        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
+    if !output.status.success() {
+        // Name the generated paths, not the scratch folder's.
+        let prefix = format!("{}/", scratch.path().display());
+        let stderr = String::from_utf8_lossy(&output.stderr).replace(&prefix, "");
+        return Err(format!("rustfmt failed on the generated code:\n{stderr}"));
+    }
+    files
+        .keys()
+        .map(|path| {
+            let full = scratch.path().join(path);
+            let formatted = fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+            Ok((path.clone(), formatted))
+        })
+        .collect()
 }
 
 /// Every file under `dir`, as `/`-separated paths relative to it.
@@ -264,6 +295,31 @@ mod tests {
             assert!(e.contains("nothing was written"), "{e}");
             assert_eq!(snapshot(dir.path()), before, "{} wrote into the output folder", path.display());
         }
+    }
+
+    /// The runtime files are copied into the generated crates without
+    /// formatting (see `render`), so they must already be formatted the way
+    /// `cargo fmt --check` wants the generated crates.
+    #[test]
+    fn templates_are_formatted() {
+        let root = project_root();
+        let mut templates: Vec<PathBuf> = existing_files(&root.join("templates"))
+            .into_values()
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        templates.sort();
+        assert!(!templates.is_empty(), "no templates found");
+        let output = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+            .args(["--edition", "2024", "--check", "--config-path"])
+            .arg(root.join("rustfmt.toml"))
+            .args(&templates)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "templates/ is not formatted; run\n  rustfmt --edition 2024 --config-path rustfmt.toml $(find templates -name '*.rs')\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
     }
 
     #[test]

@@ -114,15 +114,10 @@ impl Client {
 
     /// Sends an API request, retrying according to the retry policy, and
     /// returns the success response with its body read.
-    pub(crate) async fn execute(
-        &self,
-        spec: RequestSpec,
-        opts: &RequestOptions,
-    ) -> Result<RawResponse, Error> {
+    pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse, Error> {
         let url = self.endpoint_url(&spec.path, &spec.query)?;
         let headers = self.request_headers(&spec, opts, JSON, None)?;
-        self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body)
-            .await
+        self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body).await
     }
 
     /// Sends a request to a URL the API returned, such as an operation's
@@ -139,8 +134,7 @@ impl Client {
         let url = self.resolve_url(url)?;
         let spec = RequestSpec::new(method, String::new());
         let headers = self.request_headers(&spec, opts, JSON, None)?;
-        self.send_with_retries(spec.method, url, headers, None, opts, read_body)
-            .await
+        self.send_with_retries(spec.method, url, headers, None, opts, read_body).await
     }
 
     /// Opens a Server-Sent Events response, retrying according to the retry
@@ -156,15 +150,7 @@ impl Client {
     ) -> Result<reqwest::Response, Error> {
         let url = self.endpoint_url(&spec.path, &spec.query)?;
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
-        self.send_with_retries(
-            spec.method,
-            url,
-            headers,
-            spec.body,
-            opts,
-            expect_event_stream,
-        )
-        .await
+        self.send_with_retries(spec.method, url, headers, spec.body, opts, expect_event_stream).await
     }
 
     /// The timeout of one attempt for a call.
@@ -175,10 +161,7 @@ impl Client {
     /// The retry policy for a call: the call's policy or the client's, with
     /// the call's retry count on top.
     pub(crate) fn retry_policy_for(&self, opts: &RequestOptions) -> RetryPolicy {
-        let mut policy = opts
-            .retry_policy
-            .clone()
-            .unwrap_or_else(|| self.inner.retry.clone());
+        let mut policy = opts.retry_policy.clone().unwrap_or_else(|| self.inner.retry.clone());
         if let Some(max_retries) = opts.max_retries {
             policy.max_retries = max_retries;
         }
@@ -187,18 +170,14 @@ impl Client {
 
     /// Joins an operation path (already percent-encoded, starting with '/')
     /// and query to the base URL.
-    pub(crate) fn endpoint_url(
-        &self,
-        path: &str,
-        query: &[(&'static str, String)],
-    ) -> Result<Url, Error> {
+    pub(crate) fn endpoint_url(&self, path: &str, query: &[(&'static str, String)]) -> Result<Url, Error> {
         let joined = if path.starts_with('/') {
             format!("{}{path}", self.inner.base_prefix)
         } else {
             format!("{}/{path}", self.inner.base_prefix)
         };
-        let mut url = Url::parse(&joined)
-            .map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?;
+        let mut url =
+            Url::parse(&joined).map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?;
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in query {
@@ -211,9 +190,7 @@ impl Client {
     /// Resolves a URL reference the API returned; see [`Client::execute_url`].
     pub(crate) fn resolve_url(&self, reference: &str) -> Result<Url, Error> {
         let base = &self.inner.base_url;
-        let url = base
-            .join(reference)
-            .map_err(|err| Error::Config(format!("invalid URL {reference:?}: {err}")))?;
+        let url = base.join(reference).map_err(|err| Error::Config(format!("invalid URL {reference:?}: {err}")))?;
         if url.origin() != base.origin() {
             return Err(Error::Config(format!(
                 "refusing to send credentials to {url}, which is not on the API's origin {}",
@@ -287,11 +264,7 @@ impl Client {
         let timeout = self.attempt_timeout(opts);
         let mut retry = 0;
         loop {
-            let mut request = self
-                .inner
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
+            let mut request = self.inner.http.request(method.clone(), url.clone()).headers(headers.clone());
             if let Some(body) = &body {
                 // Bytes clones share the buffer, so retries copy nothing.
                 request = request.body(body.clone());
@@ -345,9 +318,7 @@ async fn expect_event_stream(response: reqwest::Response) -> Result<reqwest::Res
     Err(Error::Decode {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
-        source: serde::de::Error::custom(format!(
-            "expected an event stream, got Content-Type {content_type:?}"
-        )),
+        source: serde::de::Error::custom(format!("expected an event stream, got Content-Type {content_type:?}")),
     })
 }
 
@@ -368,10 +339,10 @@ fn needs_idempotency_key(method: &Method) -> bool {
 
 /// Validates a header name and value given as text.
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
-    let header_name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
-    let header_value = HeaderValue::from_str(value)
-        .map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
+    let header_name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+    let header_value =
+        HeaderValue::from_str(value).map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
     Ok((header_name, header_value))
 }
 
@@ -415,19 +386,13 @@ impl ClientBuilder {
     /// and `RUNAGENT_BASE_URL`; a missing key is reported by
     /// [`ClientBuilder::build`].
     pub fn from_env() -> Self {
-        Self::from_vars(
-            std::env::var(API_KEY_ENV).ok(),
-            std::env::var(BASE_URL_ENV).ok(),
-        )
+        Self::from_vars(std::env::var(API_KEY_ENV).ok(), std::env::var(BASE_URL_ENV).ok())
     }
 
     /// [`ClientBuilder::from_env`] with the variables passed in, so that it
     /// can be tested without touching the process environment.
     pub(crate) fn from_vars(api_key: Option<String>, base_url: Option<String>) -> Self {
-        let mut builder = Self {
-            key_source: Some(API_KEY_ENV),
-            ..Self::default()
-        };
+        let mut builder = Self { key_source: Some(API_KEY_ENV), ..Self::default() };
         builder.api_key = api_key;
         builder.base_url = base_url.filter(|url| !url.trim().is_empty());
         builder
@@ -506,32 +471,21 @@ impl ClientBuilder {
     /// A missing or empty API key, an unparsable base URL or an invalid
     /// header is an [`Error::Config`] here rather than a failed request later.
     pub fn build(self) -> Result<Client, Error> {
-        let api_key = self
-            .api_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| match self.key_source {
-                Some(var) => Error::Config(format!("missing API key: {var} is not set or empty")),
-                None => {
-                    Error::Config("missing API key: set it with ClientBuilder::api_key".to_owned())
-                }
-            })?;
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {api_key}")).map_err(|_| {
-                Error::Config(
-                    "the API key contains characters not allowed in an HTTP header".to_owned(),
-                )
-            })?;
+        let api_key = self.api_key.as_deref().map(str::trim).filter(|key| !key.is_empty()).ok_or_else(|| match self
+            .key_source
+        {
+            Some(var) => Error::Config(format!("missing API key: {var} is not set or empty")),
+            None => Error::Config("missing API key: set it with ClientBuilder::api_key".to_owned()),
+        })?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))
+            .map_err(|_| Error::Config("the API key contains characters not allowed in an HTTP header".to_owned()))?;
         authorization.set_sensitive(true);
 
-        let (base_url, base_prefix) =
-            parse_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        let (base_url, base_prefix) = parse_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
 
         let mut default_headers = HeaderMap::new();
-        let user_agent = self
-            .user_agent
-            .unwrap_or_else(|| format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION")));
+        let user_agent =
+            self.user_agent.unwrap_or_else(|| format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION")));
         let (name, value) = parse_header(header::USER_AGENT.as_str(), &user_agent)?;
         default_headers.insert(name, value);
         for (name, value) in &self.default_headers {
@@ -546,9 +500,7 @@ impl ClientBuilder {
                 if let Some(connect_timeout) = self.connect_timeout {
                     builder = builder.connect_timeout(connect_timeout);
                 }
-                builder.build().map_err(|err| {
-                    Error::Config(format!("could not build the HTTP client: {err}"))
-                })?
+                builder.build().map_err(|err| Error::Config(format!("could not build the HTTP client: {err}")))?
             }
         };
 
@@ -693,13 +645,7 @@ pub struct RequestSpec {
 impl RequestSpec {
     /// A request without query, headers or body.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self {
-            method,
-            path: path.into(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: None,
-        }
+        Self { method, path: path.into(), query: Vec::new(), headers: Vec::new(), body: None }
     }
 }
 
@@ -731,10 +677,7 @@ pub(crate) mod test_server {
 
     impl Recorded {
         pub(crate) fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
     }
 
@@ -747,10 +690,7 @@ pub(crate) mod test_server {
 
     /// A complete response with a body and `Connection: close`.
     pub(crate) fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut head = format!(
-            "HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
+        let mut head = format!("HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -771,8 +711,7 @@ pub(crate) mod test_server {
     pub(crate) fn event_stream(pieces: &[(u64, &str)]) -> Reply {
         let mut out = vec![(
             Duration::ZERO,
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-                .to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".to_vec(),
         )];
         for (pause_ms, text) in pieces {
             out.push((Duration::from_millis(*pause_ms), text.as_bytes().to_vec()));
@@ -797,9 +736,7 @@ pub(crate) mod test_server {
         /// Serves `replies` in order, one per connection, then stops.
         pub(crate) fn start(replies: Vec<Reply>) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-            listener
-                .set_nonblocking(true)
-                .expect("nonblocking listener");
+            listener.set_nonblocking(true).expect("nonblocking listener");
             let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
             let requests = Arc::new(Mutex::new(Vec::new()));
             let recorded = Arc::clone(&requests);
@@ -818,11 +755,7 @@ pub(crate) mod test_server {
                     let _ = handler.join();
                 }
             });
-            Self {
-                base_url,
-                requests,
-                thread: Some(thread),
-            }
+            Self { base_url, requests, thread: Some(thread) }
         }
 
         /// The requests received so far.
@@ -868,11 +801,7 @@ pub(crate) mod test_server {
         let Reply::Pieces(pieces) = reply;
         for (pause, bytes) in pieces {
             thread::sleep(pause);
-            if stream
-                .write_all(&bytes)
-                .and_then(|()| stream.flush())
-                .is_err()
-            {
+            if stream.write_all(&bytes).and_then(|()| stream.flush()).is_err() {
                 break;
             }
         }
@@ -921,11 +850,8 @@ pub(crate) mod test_server {
             .filter_map(|line| line.split_once(':'))
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
-        let length = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
+        let length =
+            headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
         let mut body = buf[head_end + 4..].to_vec();
         while body.len() < length {
             let n = stream.read(&mut chunk).ok()?;
@@ -934,13 +860,7 @@ pub(crate) mod test_server {
             }
             body.extend_from_slice(&chunk[..n]);
         }
-        Some(Recorded {
-            method,
-            target,
-            headers,
-            body,
-            at: Instant::now(),
-        })
+        Some(Recorded { method, target, headers, body, at: Instant::now() })
     }
 }
 
@@ -949,11 +869,7 @@ mod tests {
     use super::*;
 
     fn client(base: &str) -> Client {
-        Client::builder()
-            .api_key("key")
-            .base_url(base)
-            .build()
-            .unwrap()
+        Client::builder().api_key("key").base_url(base).build().unwrap()
     }
 
     fn config_error(result: Result<Client, Error>) -> String {
@@ -974,12 +890,7 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_config_errors() {
-        for bad in [
-            "not a url",
-            "ftp://example.com/v1",
-            "https://example.com/v1?x=1",
-            "mailto:a@b.c",
-        ] {
+        for bad in ["not a url", "ftp://example.com/v1", "https://example.com/v1?x=1", "mailto:a@b.c"] {
             let message = config_error(Client::builder().api_key("k").base_url(bad).build());
             assert!(message.contains("base URL"), "{bad}: {message}");
         }
@@ -987,23 +898,16 @@ mod tests {
 
     #[test]
     fn bad_default_header_is_a_config_error() {
-        let result = Client::builder()
-            .api_key("k")
-            .default_header("bad name", "v")
-            .build();
+        let result = Client::builder().api_key("k").default_header("bad name", "v").build();
         assert!(config_error(result).contains("header"));
     }
 
     #[test]
     fn from_vars_defaults_the_base_url() {
-        let client = ClientBuilder::from_vars(Some("k".into()), Some("".into()))
-            .build()
-            .unwrap();
+        let client = ClientBuilder::from_vars(Some("k".into()), Some("".into())).build().unwrap();
         assert_eq!(client.base_url(), DEFAULT_BASE_URL);
         let client =
-            ClientBuilder::from_vars(Some("k".into()), Some("http://localhost:8080/v1/".into()))
-                .build()
-                .unwrap();
+            ClientBuilder::from_vars(Some("k".into()), Some("http://localhost:8080/v1/".into())).build().unwrap();
         assert_eq!(client.base_url(), "http://localhost:8080/v1");
     }
 
@@ -1018,23 +922,13 @@ mod tests {
     #[test]
     fn endpoint_urls_append_to_the_base_path() {
         let client = client("https://api.example.com/v1");
-        let url = client
-            .endpoint_url(
-                "/agents/agt%2F1/invoke",
-                &[("page", "2".into()), ("q", "a b&c".into())],
-            )
-            .unwrap();
-        assert_eq!(
-            url.as_str(),
-            "https://api.example.com/v1/agents/agt%2F1/invoke?page=2&q=a+b%26c"
-        );
+        let url =
+            client.endpoint_url("/agents/agt%2F1/invoke", &[("page", "2".into()), ("q", "a b&c".into())]).unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/v1/agents/agt%2F1/invoke?page=2&q=a+b%26c");
         let url = client.endpoint_url("/agents", &[]).unwrap();
         assert_eq!(url.as_str(), "https://api.example.com/v1/agents");
         let slash = client_with_slash();
-        assert_eq!(
-            slash.endpoint_url("/agents", &[]).unwrap().as_str(),
-            "https://api.example.com/v1/agents"
-        );
+        assert_eq!(slash.endpoint_url("/agents", &[]).unwrap().as_str(), "https://api.example.com/v1/agents");
     }
 
     fn client_with_slash() -> Client {
@@ -1048,50 +942,31 @@ mod tests {
         assert_eq!(url.as_str(), "https://api.example.com/v1/operations/op_1");
         let url = client.resolve_url("operations/op_1").unwrap();
         assert_eq!(url.as_str(), "https://api.example.com/v1/operations/op_1");
-        let url = client
-            .resolve_url("https://api.example.com/v1/operations/op_2")
-            .unwrap();
+        let url = client.resolve_url("https://api.example.com/v1/operations/op_2").unwrap();
         assert_eq!(url.as_str(), "https://api.example.com/v1/operations/op_2");
-        let err = client
-            .resolve_url("https://evil.example.net/v1/operations/op_1")
-            .unwrap_err();
+        let err = client.resolve_url("https://evil.example.net/v1/operations/op_1").unwrap_err();
         assert!(matches!(err, Error::Config(_)));
     }
 
     #[test]
     fn retry_policy_for_merges_overrides() {
-        let client = Client::builder()
-            .api_key("k")
-            .max_retries(5)
-            .build()
-            .unwrap();
+        let client = Client::builder().api_key("k").max_retries(5).build().unwrap();
         assert_eq!(client.retry_policy().max_retries, 5);
         let opts = RequestOptions::new();
         assert_eq!(client.retry_policy_for(&opts).max_retries, 5);
         let opts = RequestOptions::new().retry_policy(RetryPolicy::none());
         assert_eq!(client.retry_policy_for(&opts).max_retries, 0);
-        let opts = RequestOptions::new()
-            .retry_policy(RetryPolicy::none())
-            .max_retries(1);
+        let opts = RequestOptions::new().retry_policy(RetryPolicy::none()).max_retries(1);
         assert_eq!(client.retry_policy_for(&opts).max_retries, 1);
         // The builder's retry count applies whichever order it was set in.
-        let client = Client::builder()
-            .api_key("k")
-            .max_retries(4)
-            .retry_policy(RetryPolicy::none())
-            .build()
-            .unwrap();
+        let client = Client::builder().api_key("k").max_retries(4).retry_policy(RetryPolicy::none()).build().unwrap();
         assert_eq!(client.retry_policy().max_retries, 4);
     }
 
     #[test]
     fn headers_are_assembled_once_per_call() {
-        let client = Client::builder()
-            .api_key("key")
-            .default_header("x-team", "a")
-            .user_agent("custom/1")
-            .build()
-            .unwrap();
+        let client =
+            Client::builder().api_key("key").default_header("x-team", "a").user_agent("custom/1").build().unwrap();
         let mut spec = RequestSpec::new(Method::POST, "/agents");
         spec.body = Some(Bytes::from_static(b"{}"));
         spec.headers.push(("x-team", "b".into()));
@@ -1108,9 +983,7 @@ mod tests {
         assert!(uuid::Uuid::parse_str(key).is_ok(), "{key}");
 
         let get = RequestSpec::new(Method::GET, "/agents");
-        let headers = client
-            .request_headers(&get, &RequestOptions::new(), EVENT_STREAM, Some("7"))
-            .unwrap();
+        let headers = client.request_headers(&get, &RequestOptions::new(), EVENT_STREAM, Some("7")).unwrap();
         assert!(!headers.contains_key(IDEMPOTENCY_KEY));
         assert!(!headers.contains_key(header::CONTENT_TYPE));
         assert_eq!(headers[header::ACCEPT], EVENT_STREAM);
@@ -1120,30 +993,21 @@ mod tests {
         let headers = client.request_headers(&spec, &opts, JSON, None).unwrap();
         assert_eq!(headers[IDEMPOTENCY_KEY], "mine");
         let bad = RequestOptions::new().header("x", "line\nbreak");
-        assert!(matches!(
-            client.request_headers(&spec, &bad, JSON, None),
-            Err(Error::Config(_))
-        ));
+        assert!(matches!(client.request_headers(&spec, &bad, JSON, None), Err(Error::Config(_))));
     }
 
     #[test]
     fn default_user_agent_names_the_crate() {
         let client = client("https://api.example.com/v1");
-        let ua = client.inner.default_headers[header::USER_AGENT]
-            .to_str()
-            .unwrap();
-        assert_eq!(
-            ua,
-            format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION"))
-        );
+        let ua = client.inner.default_headers[header::USER_AGENT].to_str().unwrap();
+        assert_eq!(ua, format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION")));
     }
     mod over_the_wire {
         use super::super::test_server::{TestServer, hang_up, json, response};
         use super::*;
         use crate::types::ErrorCode;
 
-        const RATE_LIMITED: &str =
-            r#"{"status":"error","error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
+        const RATE_LIMITED: &str = r#"{"status":"error","error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
 
         fn envelope(code: &str, message: &str) -> String {
             format!(r#"{{"status":"error","error":{{"code":"{code}","message":"{message}"}}}}"#)
@@ -1158,19 +1022,12 @@ mod tests {
         #[tokio::test]
         async fn retries_429_after_retry_after_with_the_same_idempotency_key() {
             let server = TestServer::start(vec![
-                json(
-                    429,
-                    &[("Retry-After", "1"), ("X-RateLimit-Remaining", "0")],
-                    RATE_LIMITED,
-                ),
+                json(429, &[("Retry-After", "1"), ("X-RateLimit-Remaining", "0")], RATE_LIMITED),
                 json(200, &[("X-Request-Id", "req_2")], r#"{"ok":true}"#),
             ]);
             let raw = server
                 .client()
-                .execute(
-                    post("/agents/agt_1/invoke", r#"{"query":"hi"}"#),
-                    &RequestOptions::new(),
-                )
+                .execute(post("/agents/agt_1/invoke", r#"{"query":"hi"}"#), &RequestOptions::new())
                 .await
                 .unwrap();
             let response = raw.json::<serde_json::Value>().unwrap();
@@ -1186,36 +1043,20 @@ mod tests {
             assert_eq!(first.header("authorization"), Some("Bearer test-key"));
             assert_eq!(first.header("accept"), Some("application/json"));
             assert_eq!(first.header("content-type"), Some("application/json"));
-            assert!(
-                first
-                    .header("user-agent")
-                    .unwrap()
-                    .starts_with("runagent-client/")
-            );
+            assert!(first.header("user-agent").unwrap().starts_with("runagent-client/"));
             let key = first.header("idempotency-key").unwrap();
             assert!(uuid::Uuid::parse_str(key).is_ok());
             assert_eq!(requests[1].header("idempotency-key"), Some(key));
             let waited = requests[1].at - first.at;
-            assert!(
-                waited >= Duration::from_millis(990),
-                "retried after {waited:?}"
-            );
+            assert!(waited >= Duration::from_millis(990), "retried after {waited:?}");
         }
 
         #[tokio::test]
         async fn the_callers_idempotency_key_is_sent_on_every_attempt() {
-            let server = TestServer::start(vec![
-                json(503, &[], &envelope("INTERNAL_ERROR", "busy")),
-                json(200, &[], "{}"),
-            ]);
-            let opts = RequestOptions::new()
-                .idempotency_key("order-1")
-                .header("x-trace", "t1");
-            server
-                .client()
-                .execute(post("/agents", "{}"), &opts)
-                .await
-                .unwrap();
+            let server =
+                TestServer::start(vec![json(503, &[], &envelope("INTERNAL_ERROR", "busy")), json(200, &[], "{}")]);
+            let opts = RequestOptions::new().idempotency_key("order-1").header("x-trace", "t1");
+            server.client().execute(post("/agents", "{}"), &opts).await.unwrap();
             for request in server.requests() {
                 assert_eq!(request.header("idempotency-key"), Some("order-1"));
                 assert_eq!(request.header("x-trace"), Some("t1"));
@@ -1229,19 +1070,13 @@ mod tests {
                 &[("X-Request-Id", "req_1")],
                 r#"{"status":"error","error":{"code":"INVALID_INPUT","message":"Query parameter is required","details":{"field":"query","reason":"missing"}}}"#,
             )]);
-            let err = server
-                .client()
-                .execute(post("/agents/agt_1/invoke", "{}"), &RequestOptions::new())
-                .await
-                .unwrap_err();
+            let err =
+                server.client().execute(post("/agents/agt_1/invoke", "{}"), &RequestOptions::new()).await.unwrap_err();
             assert_eq!(err.status(), Some(http::StatusCode::BAD_REQUEST));
             assert_eq!(err.code(), Some(&ErrorCode::InvalidInput));
             assert_eq!(err.request_id(), Some("req_1"));
             let failure = err.api_failure().unwrap();
-            assert_eq!(
-                failure.details.as_ref().unwrap().field.as_deref(),
-                Some("query")
-            );
+            assert_eq!(failure.details.as_ref().unwrap().field.as_deref(), Some("query"));
             assert_eq!(server.requests().len(), 1);
         }
 
@@ -1253,50 +1088,30 @@ mod tests {
                 json(503, &[], &envelope("INTERNAL_ERROR", "attempt 3")),
             ]);
             let spec = RequestSpec::new(Method::GET, "/agents");
-            let err = server
-                .client()
-                .execute(spec, &RequestOptions::new())
-                .await
-                .unwrap_err();
+            let err = server.client().execute(spec, &RequestOptions::new()).await.unwrap_err();
             assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
             assert_eq!(err.api_failure().unwrap().message, "attempt 3");
             let requests = server.requests();
             assert_eq!(requests.len(), 3);
             // A GET is safe to repeat and carries no idempotency key.
-            assert!(
-                requests
-                    .iter()
-                    .all(|r| r.header("idempotency-key").is_none())
-            );
+            assert!(requests.iter().all(|r| r.header("idempotency-key").is_none()));
         }
 
         #[tokio::test]
         async fn per_call_max_retries_overrides_the_client() {
-            let server =
-                TestServer::start(vec![json(500, &[], &envelope("INTERNAL_ERROR", "once"))]);
+            let server = TestServer::start(vec![json(500, &[], &envelope("INTERNAL_ERROR", "once"))]);
             let spec = RequestSpec::new(Method::GET, "/agents");
-            let err = server
-                .client()
-                .execute(spec, &RequestOptions::new().max_retries(0))
-                .await
-                .unwrap_err();
+            let err = server.client().execute(spec, &RequestOptions::new().max_retries(0)).await.unwrap_err();
             assert_eq!(err.code(), Some(&ErrorCode::InternalError));
             assert_eq!(server.requests().len(), 1);
         }
 
         #[tokio::test]
         async fn non_envelope_error_bodies_become_api_failures() {
-            let server = TestServer::start(vec![response(
-                502,
-                &[("Content-Type", "text/html")],
-                "<html>bad gateway</html>",
-            )]);
+            let server =
+                TestServer::start(vec![response(502, &[("Content-Type", "text/html")], "<html>bad gateway</html>")]);
             let spec = RequestSpec::new(Method::GET, "/agents");
-            let err = server
-                .client()
-                .execute(spec, &RequestOptions::new().max_retries(0))
-                .await
-                .unwrap_err();
+            let err = server.client().execute(spec, &RequestOptions::new().max_retries(0)).await.unwrap_err();
             let failure = err.api_failure().unwrap();
             assert_eq!(failure.code, ErrorCode::InternalError);
             assert_eq!(failure.body, None);
@@ -1307,18 +1122,11 @@ mod tests {
         #[tokio::test]
         async fn a_dropped_connection_is_retried() {
             let server = TestServer::start(vec![hang_up(), json(200, &[], r#"[1]"#)]);
-            let raw = server
-                .client()
-                .execute(post("/agents", "{}"), &RequestOptions::new())
-                .await
-                .unwrap();
+            let raw = server.client().execute(post("/agents", "{}"), &RequestOptions::new()).await.unwrap();
             assert_eq!(&raw.body[..], b"[1]");
             let requests = server.requests();
             assert_eq!(requests.len(), 2);
-            assert_eq!(
-                requests[0].header("idempotency-key"),
-                requests[1].header("idempotency-key")
-            );
+            assert_eq!(requests[0].header("idempotency-key"), requests[1].header("idempotency-key"));
         }
 
         #[tokio::test]
@@ -1330,38 +1138,23 @@ mod tests {
                 )])
             };
             let server = TestServer::start(vec![slow(), slow()]);
-            let opts = RequestOptions::new()
-                .timeout(Duration::from_millis(100))
-                .max_retries(1);
-            let err = server
-                .client()
-                .execute(RequestSpec::new(Method::GET, "/agents"), &opts)
-                .await
-                .unwrap_err();
+            let opts = RequestOptions::new().timeout(Duration::from_millis(100)).max_retries(1);
+            let err = server.client().execute(RequestSpec::new(Method::GET, "/agents"), &opts).await.unwrap_err();
             assert!(matches!(err, Error::Timeout), "{err:?}");
             assert_eq!(server.requests().len(), 2);
         }
 
         #[tokio::test]
         async fn connection_refused_is_a_retryable_transport_error() {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let client = Client::builder()
                 .api_key("k")
                 .base_url(format!("http://127.0.0.1:{port}/v1"))
                 .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(5)))
                 .build()
                 .unwrap();
-            let err = client
-                .execute(
-                    RequestSpec::new(Method::GET, "/agents"),
-                    &RequestOptions::new(),
-                )
-                .await
-                .unwrap_err();
+            let err =
+                client.execute(RequestSpec::new(Method::GET, "/agents"), &RequestOptions::new()).await.unwrap_err();
             assert!(matches!(err, Error::Transport(_)), "{err:?}");
             assert!(err.is_retryable());
         }
@@ -1371,22 +1164,14 @@ mod tests {
             let server = TestServer::start(vec![json(200, &[], "{}")]);
             let mut spec = RequestSpec::new(Method::GET, "/agents");
             spec.query = vec![("page", "2".into()), ("q", "a b&c".into())];
-            server
-                .client()
-                .execute(spec, &RequestOptions::new())
-                .await
-                .unwrap();
+            server.client().execute(spec, &RequestOptions::new()).await.unwrap();
             assert_eq!(server.requests()[0].target, "/v1/agents?page=2&q=a+b%26c");
         }
 
         #[tokio::test]
         async fn check_urls_are_fetched_from_the_origin() {
             let server = TestServer::start(vec![json(200, &[], "{}")]);
-            server
-                .client()
-                .execute_url(Method::GET, "/v1/operations/op_1", &RequestOptions::new())
-                .await
-                .unwrap();
+            server.client().execute_url(Method::GET, "/v1/operations/op_1", &RequestOptions::new()).await.unwrap();
             assert_eq!(server.requests()[0].target, "/v1/operations/op_1");
         }
     }

@@ -51,9 +51,7 @@ pub enum Error {
     #[error("{0}")]
     Stream(StreamFailure),
     /// An event stream dropped before its final event and could not be resumed.
-    #[error(
-        "the event stream was interrupted and could not be resumed after {attempts} reconnection attempt(s)"
-    )]
+    #[error("the event stream was interrupted and could not be resumed after {attempts} reconnection attempt(s)")]
     StreamInterrupted {
         /// How many reconnections were tried before giving up.
         attempts: u32,
@@ -89,9 +87,7 @@ impl Error {
         match self {
             Error::Api(failure) => Some(&failure.code),
             Error::Stream(failure) => Some(&failure.code),
-            Error::OperationFailed(op) | Error::OperationCancelled(op) => {
-                op.error.api_error().map(|e| &e.code)
-            }
+            Error::OperationFailed(op) | Error::OperationCancelled(op) => op.error.api_error().map(|e| &e.code),
             _ => None,
         }
     }
@@ -160,11 +156,7 @@ impl Error {
     /// Converts a reqwest error, reporting reqwest's own timeouts (such as
     /// the connect timeout) as [`Error::Timeout`] so callers check one variant.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Error::Timeout
-        } else {
-            Error::Transport(err)
-        }
+        if err.is_timeout() { Error::Timeout } else { Error::Transport(err) }
     }
 }
 
@@ -295,11 +287,7 @@ impl ApiFailure {
 
 impl fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "HTTP {} {}: {}",
-            self.meta.status, self.code, self.message
-        )?;
+        write!(f, "HTTP {} {}: {}", self.meta.status, self.code, self.message)?;
         if let Some(details) = &self.details {
             match (&details.field, &details.reason) {
                 (Some(field), Some(reason)) => write!(f, " ({field}: {reason})")?,
@@ -336,10 +324,7 @@ pub(crate) fn code_for_status(status: StatusCode) -> ErrorCode {
 fn fallback_message(status: StatusCode, body: &str) -> String {
     let body = body.trim();
     if body.is_empty() {
-        return status
-            .canonical_reason()
-            .unwrap_or("unexpected status")
-            .to_owned();
+        return status.canonical_reason().unwrap_or("unexpected status").to_owned();
     }
     match body.char_indices().nth(MESSAGE_BODY_LIMIT) {
         Some((cut, _)) => format!("{}...", &body[..cut]),
@@ -362,11 +347,7 @@ pub struct StreamFailure {
 impl StreamFailure {
     /// Creates a failure from an `error` event's code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            event_id: None,
-        }
+        Self { code, message: message.into(), event_id: None }
     }
 }
 
@@ -413,8 +394,7 @@ mod tests {
     #[test]
     fn envelope_is_parsed() {
         let body = br#"{"status":"error","error":{"code":"INVALID_INPUT","message":"Query parameter is required","details":{"field":"query","reason":"missing","hint":"add it"}}}"#;
-        let failure =
-            ApiFailure::from_response(meta(400, &[("x-request-id", "req_1")]), body, now());
+        let failure = ApiFailure::from_response(meta(400, &[("x-request-id", "req_1")]), body, now());
         assert_eq!(failure.code, ErrorCode::InvalidInput);
         assert_eq!(failure.message, "Query parameter is required");
         let details = failure.details.clone().unwrap();
@@ -491,11 +471,7 @@ mod tests {
             (418, ErrorCode::Unknown("HTTP_418".into())),
         ];
         for (status, code) in cases {
-            assert_eq!(
-                code_for_status(StatusCode::from_u16(status).unwrap()),
-                code,
-                "{status}"
-            );
+            assert_eq!(code_for_status(StatusCode::from_u16(status).unwrap()), code, "{status}");
         }
     }
 
@@ -504,11 +480,7 @@ mod tests {
         let failure = ApiFailure::from_response(
             meta(
                 429,
-                &[
-                    ("x-ratelimit-limit", "100"),
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset", "1640995020"),
-                ],
+                &[("x-ratelimit-limit", "100"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1640995020")],
             ),
             br#"{"status":"error","error":{"code":"RATE_LIMITED","message":"slow down"}}"#,
             now(),
@@ -540,14 +512,8 @@ mod tests {
 
     #[test]
     fn validation_error_converts() {
-        let err = Error::from(ValidationError {
-            field: "limit".into(),
-            reason: "must be at most 100".into(),
-        });
+        let err = Error::from(ValidationError { field: "limit".into(), reason: "must be at most 100".into() });
         assert!(matches!(err, Error::InvalidRequest(_)));
-        assert_eq!(
-            err.to_string(),
-            "invalid request: limit: must be at most 100"
-        );
+        assert_eq!(err.to_string(), "invalid request: limit: must be at most 100");
     }
 }

@@ -52,11 +52,7 @@ pub struct ResumePolicy {
 
 impl Default for ResumePolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            default_retry: Duration::from_secs(1),
-            max_retry: Duration::from_secs(30),
-        }
+        Self { max_attempts: 5, default_retry: Duration::from_secs(1), max_retry: Duration::from_secs(30) }
     }
 }
 
@@ -98,9 +94,7 @@ impl ResumePolicy {
 
     /// The delay before reconnecting, given the server's `retry` value.
     pub(crate) fn delay(&self, server_retry: Option<Duration>) -> Duration {
-        server_retry
-            .unwrap_or(self.default_retry)
-            .min(self.max_retry)
+        server_retry.unwrap_or(self.default_retry).min(self.max_retry)
     }
 }
 
@@ -137,25 +131,13 @@ impl<E: StreamEvent> EventStream<E> {
     /// ([`ClientBuilder::resume_policy`](crate::ClientBuilder::resume_policy)),
     /// else the default.
     pub(crate) fn new(client: Client, spec: RequestSpec, opts: RequestOptions) -> Self {
-        let resume = opts
-            .resume_policy
-            .clone()
-            .or_else(|| client.resume_policy().cloned())
-            .unwrap_or_default();
+        let resume = opts.resume_policy.clone().or_else(|| client.resume_policy().cloned()).unwrap_or_default();
         Self::with_resume(client, spec, opts, resume)
     }
 
     /// Creates the stream with an explicit resume policy.
-    pub(crate) fn with_resume(
-        client: Client,
-        spec: RequestSpec,
-        opts: RequestOptions,
-        resume: ResumePolicy,
-    ) -> Self {
-        let shared = Arc::new(Mutex::new(Shared {
-            last_event_id: opts.last_event_id.clone(),
-            ..Shared::default()
-        }));
+    pub(crate) fn with_resume(client: Client, spec: RequestSpec, opts: RequestOptions, resume: ResumePolicy) -> Self {
+        let shared = Arc::new(Mutex::new(Shared { last_event_id: opts.last_event_id.clone(), ..Shared::default() }));
         let driver = Driver::<E> {
             read_timeout: client.attempt_timeout(&opts),
             client,
@@ -177,10 +159,7 @@ impl<E: StreamEvent> EventStream<E> {
             let item = driver.next_item().await?;
             Some((item, driver))
         });
-        Self {
-            inner: Box::pin(inner),
-            shared,
-        }
+        Self { inner: Box::pin(inner), shared }
     }
 }
 
@@ -307,11 +286,7 @@ impl<E: StreamEvent> Driver<E> {
             let event = match E::decode(sse.event.as_deref(), &sse.data) {
                 Ok(event) => event,
                 Err(source) => {
-                    return Some(Err(Error::Decode {
-                        status: self.status,
-                        body: sse.data,
-                        source,
-                    }));
+                    return Some(Err(Error::Decode { status: self.status, body: sse.data, source }));
                 }
             };
             if let Some(mut failure) = event.stream_error() {
@@ -353,15 +328,10 @@ impl<E: StreamEvent> Driver<E> {
             } else {
                 (self.opts.clone(), self.opts.last_event_id.clone())
             };
-            match self
-                .client
-                .execute_stream(self.spec.clone(), &opts, last_id.as_deref())
-                .await
-            {
+            match self.client.execute_stream(self.spec.clone(), &opts, last_id.as_deref()).await {
                 Ok(response) => {
                     self.status = response.status();
-                    let meta =
-                        ResponseMeta::from_parts(response.status(), response.headers().clone());
+                    let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
                     self.update(|shared| shared.meta = Some(meta));
                     if resuming && response.status() == StatusCode::NO_CONTENT {
                         // 204 is the standard's way for a server to say
@@ -385,9 +355,7 @@ impl<E: StreamEvent> Driver<E> {
     }
 
     fn interrupted(&self) -> Error {
-        Error::StreamInterrupted {
-            attempts: self.attempts,
-        }
+        Error::StreamInterrupted { attempts: self.attempts }
     }
 
     /// Ends the stream and releases the connection at once.
@@ -412,23 +380,14 @@ mod tests {
         assert!(policy.is_enabled());
         assert!(!ResumePolicy::disabled().is_enabled());
         assert_eq!(policy.delay(None), Duration::from_secs(1));
-        assert_eq!(
-            policy.delay(Some(Duration::from_millis(250))),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            policy.delay(Some(Duration::from_secs(3600))),
-            Duration::from_secs(30)
-        );
+        assert_eq!(policy.delay(Some(Duration::from_millis(250))), Duration::from_millis(250));
+        assert_eq!(policy.delay(Some(Duration::from_secs(3600))), Duration::from_secs(30));
         let custom = ResumePolicy::new()
             .max_attempts(2)
             .default_retry(Duration::from_millis(10))
             .max_retry(Duration::from_millis(20));
         assert_eq!(custom.delay(None), Duration::from_millis(10));
-        assert_eq!(
-            custom.delay(Some(Duration::from_secs(1))),
-            Duration::from_millis(20)
-        );
+        assert_eq!(custom.delay(Some(Duration::from_secs(1))), Duration::from_millis(20));
     }
 
     #[test]
@@ -498,10 +457,7 @@ mod tests {
         }
 
         fn ok(items: &[Result<Ev, Error>]) -> Vec<Ev> {
-            items
-                .iter()
-                .filter_map(|item| item.as_ref().ok().cloned())
-                .collect()
+            items.iter().filter_map(|item| item.as_ref().ok().cloned()).collect()
         }
 
         fn start(n: u32) -> String {
@@ -523,10 +479,7 @@ mod tests {
             let mut stream = open(&server, RequestOptions::new());
             assert_eq!(stream.last_event_id(), None);
             let items: Vec<_> = (&mut stream).collect().await;
-            assert_eq!(
-                ok(&items),
-                [Ev::Start("a".into()), Ev::Chunk("b".into()), Ev::Done]
-            );
+            assert_eq!(ok(&items), [Ev::Start("a".into()), Ev::Chunk("b".into()), Ev::Done]);
             assert_eq!(items.len(), 3);
             assert_eq!(stream.last_event_id().as_deref(), Some("s:2"));
             assert_eq!(stream.reconnects(), 0);
@@ -548,28 +501,13 @@ mod tests {
 
         #[tokio::test]
         async fn a_cut_stream_resumes_without_duplicates() {
-            let first = format!(
-                "retry: 10\n{}{}event: chunk\nid: s:2\ndata: par",
-                start(0),
-                chunk(1, "b")
-            );
+            let first = format!("retry: 10\n{}{}event: chunk\nid: s:2\ndata: par", start(0), chunk(1, "b"));
             // A sloppy server replays from the last id received, inclusive.
             let second = format!("{}{}{}", chunk(1, "b"), chunk(2, "c"), done(3));
-            let server = TestServer::start(vec![
-                event_stream(&[(0, &first)]),
-                event_stream(&[(0, &second)]),
-            ]);
+            let server = TestServer::start(vec![event_stream(&[(0, &first)]), event_stream(&[(0, &second)])]);
             let mut stream = open(&server, RequestOptions::new());
             let items: Vec<_> = (&mut stream).collect().await;
-            assert_eq!(
-                ok(&items),
-                [
-                    Ev::Start("a".into()),
-                    Ev::Chunk("b".into()),
-                    Ev::Chunk("c".into()),
-                    Ev::Done
-                ]
-            );
+            assert_eq!(ok(&items), [Ev::Start("a".into()), Ev::Chunk("b".into()), Ev::Chunk("c".into()), Ev::Done]);
             assert_eq!(items.len(), 4);
             assert_eq!(stream.reconnects(), 1);
             let requests = server.requests();
@@ -578,10 +516,7 @@ mod tests {
             assert_eq!(requests[1].body, requests[0].body);
             // Each connection is its own request with its own key, so that the
             // server does not refuse the resumption as a replay in progress.
-            let keys: Vec<_> = requests
-                .iter()
-                .map(|r| r.header("idempotency-key"))
-                .collect();
+            let keys: Vec<_> = requests.iter().map(|r| r.header("idempotency-key")).collect();
             assert!(keys[0].is_some() && keys[1].is_some() && keys[0] != keys[1]);
         }
 
@@ -648,10 +583,7 @@ mod tests {
             let server = TestServer::start(vec![event_stream(&[(0, "event: start\ndata: a\n\n")])]);
             let items: Vec<_> = open(&server, RequestOptions::new()).collect().await;
             assert_eq!(items.len(), 2);
-            assert!(matches!(
-                items[1],
-                Err(Error::StreamInterrupted { attempts: 0 })
-            ));
+            assert!(matches!(items[1], Err(Error::StreamInterrupted { attempts: 0 })));
             assert_eq!(server.requests().len(), 1);
         }
 
@@ -661,10 +593,7 @@ mod tests {
             let opts = RequestOptions::new().resume_policy(ResumePolicy::disabled());
             let items: Vec<_> = open(&server, opts).collect().await;
             assert_eq!(items.len(), 2);
-            assert!(matches!(
-                items[1],
-                Err(Error::StreamInterrupted { attempts: 0 })
-            ));
+            assert!(matches!(items[1], Err(Error::StreamInterrupted { attempts: 0 })));
             assert_eq!(server.requests().len(), 1);
         }
 
@@ -681,10 +610,7 @@ mod tests {
             let mut stream = open(&server, opts);
             let items: Vec<_> = (&mut stream).collect().await;
             assert_eq!(ok(&items), [Ev::Start("a".into())]);
-            assert!(matches!(
-                items[1],
-                Err(Error::StreamInterrupted { attempts: 2 })
-            ));
+            assert!(matches!(items[1], Err(Error::StreamInterrupted { attempts: 2 })));
             assert_eq!(stream.reconnects(), 2);
             assert_eq!(server.requests().len(), 3);
         }
@@ -694,18 +620,11 @@ mod tests {
             let first = format!("retry: 10\n{}", start(0));
             let server = TestServer::start(vec![
                 event_stream(&[(0, &first)]),
-                json(
-                    404,
-                    &[],
-                    r#"{"status":"error","error":{"code":"NOT_FOUND","message":"expired"}}"#,
-                ),
+                json(404, &[], r#"{"status":"error","error":{"code":"NOT_FOUND","message":"expired"}}"#),
             ]);
             let items: Vec<_> = open(&server, RequestOptions::new()).collect().await;
             assert_eq!(items.len(), 2);
-            assert_eq!(
-                items[1].as_ref().unwrap_err().code(),
-                Some(&ErrorCode::NotFound)
-            );
+            assert_eq!(items[1].as_ref().unwrap_err().code(), Some(&ErrorCode::NotFound));
         }
 
         #[tokio::test]
@@ -731,10 +650,7 @@ mod tests {
             )]);
             let items: Vec<_> = open(&server, RequestOptions::new()).collect().await;
             assert_eq!(items.len(), 1);
-            assert_eq!(
-                items[0].as_ref().unwrap_err().code(),
-                Some(&ErrorCode::Unauthorized)
-            );
+            assert_eq!(items[0].as_ref().unwrap_err().code(), Some(&ErrorCode::Unauthorized));
         }
 
         #[tokio::test]

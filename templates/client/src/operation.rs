@@ -31,11 +31,7 @@ pub struct WaitOptions {
 
 impl Default for WaitOptions {
     fn default() -> Self {
-        Self {
-            timeout: None,
-            initial_interval: Duration::from_millis(250),
-            max_interval: Duration::from_secs(5),
-        }
+        Self { timeout: None, initial_interval: Duration::from_millis(250), max_interval: Duration::from_secs(5) }
     }
 }
 
@@ -86,11 +82,7 @@ pub struct OperationHandle {
 impl OperationHandle {
     /// Wraps an accepted operation.
     pub(crate) fn new(client: Client, accepted: OperationAccepted, meta: ResponseMeta) -> Self {
-        Self {
-            client,
-            accepted,
-            meta,
-        }
+        Self { client, accepted, meta }
     }
 
     /// The operation's id.
@@ -130,23 +122,15 @@ impl OperationHandle {
     /// retries ends the wait with that error.
     pub async fn wait_with(&self, options: WaitOptions) -> Result<Operation, Error> {
         let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
-        let timed_out = || Error::WaitTimeout {
-            operation_id: self.id().to_owned(),
-        };
+        let timed_out = || Error::WaitTimeout { operation_id: self.id().to_owned() };
         let max_hint = self.client.retry_policy().max_retry_after;
         let mut interval = options.initial_interval;
         loop {
             let response = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, self.poll())
-                    .await
-                    .map_err(|_| timed_out())??,
+                Some(deadline) => tokio::time::timeout_at(deadline, self.poll()).await.map_err(|_| timed_out())??,
                 None => self.poll().await?,
             };
-            let hint = server_retry_after(
-                response.meta.status,
-                &response.meta.headers,
-                SystemTime::now(),
-            );
+            let hint = server_retry_after(response.meta.status, &response.meta.headers, SystemTime::now());
             let operation = response.body.data;
             match operation.status {
                 OperationStatus::Succeeded => return Ok(operation),
@@ -172,13 +156,7 @@ impl OperationHandle {
 
     /// Asks the API to cancel the operation and returns it as it is then.
     pub async fn cancel(&self) -> Result<Operation, Error> {
-        Ok(self
-            .client
-            .cancel_operation(self.id())
-            .send()
-            .await?
-            .into_body()
-            .data)
+        Ok(self.client.cancel_operation(self.id()).send().await?.into_body().data)
     }
 
     /// One GET of the check URL (or, if the API sent none, of the operation
@@ -187,10 +165,7 @@ impl OperationHandle {
         if self.check_url().is_empty() {
             return self.client.get_operation(self.id()).send().await;
         }
-        self.client
-            .execute_url(Method::GET, self.check_url(), &RequestOptions::default())
-            .await?
-            .json()
+        self.client.execute_url(Method::GET, self.check_url(), &RequestOptions::default()).await?.json()
     }
 }
 
@@ -201,11 +176,7 @@ mod tests {
     use crate::types::ErrorCode;
 
     fn operation(status: &str) -> String {
-        let error = if status == "failed" {
-            r#","error":{"code":"AGENT_ERROR","message":"boom"}"#
-        } else {
-            ""
-        };
+        let error = if status == "failed" { r#","error":{"code":"AGENT_ERROR","message":"boom"}"# } else { "" };
         format!(
             r#"{{"status":"success","data":{{"operation_id":"op_1","kind":"deploy","status":"{status}","check_url":"/v1/operations/op_1","agent_id":"agt_1","created_at":"2025-01-15T10:30:05Z","updated_at":"2025-01-15T10:30:06Z"{error}}}}}"#
         )
@@ -223,9 +194,7 @@ mod tests {
     }
 
     fn fast() -> WaitOptions {
-        WaitOptions::new()
-            .initial_interval(Duration::from_millis(10))
-            .max_interval(Duration::from_millis(20))
+        WaitOptions::new().initial_interval(Duration::from_millis(10)).max_interval(Duration::from_millis(20))
     }
 
     #[test]
@@ -234,10 +203,7 @@ mod tests {
         assert_eq!(options.timeout, None);
         assert_eq!(options.initial_interval, Duration::from_millis(250));
         assert_eq!(options.max_interval, Duration::from_secs(5));
-        assert_eq!(
-            WaitOptions::new().timeout(Duration::from_secs(1)).timeout,
-            Some(Duration::from_secs(1))
-        );
+        assert_eq!(WaitOptions::new().timeout(Duration::from_secs(1)).timeout, Some(Duration::from_secs(1)));
     }
 
     #[tokio::test]
@@ -261,19 +227,13 @@ mod tests {
         assert_eq!(done.status, OperationStatus::Succeeded);
         let requests = server.requests();
         assert_eq!(requests.len(), 3);
-        assert!(
-            requests
-                .iter()
-                .all(|r| r.method == "GET" && r.target == "/v1/operations/op_1")
-        );
+        assert!(requests.iter().all(|r| r.method == "GET" && r.target == "/v1/operations/op_1"));
     }
 
     #[tokio::test]
     async fn wait_reports_failure() {
-        let server = TestServer::start(vec![
-            json(200, &[], &operation("running")),
-            json(200, &[], &operation("failed")),
-        ]);
+        let server =
+            TestServer::start(vec![json(200, &[], &operation("running")), json(200, &[], &operation("failed"))]);
         let err = handle(&server).wait_with(fast()).await.unwrap_err();
         assert!(matches!(err, Error::OperationFailed(_)), "{err:?}");
         assert_eq!(err.code(), Some(&ErrorCode::AgentError));
@@ -290,19 +250,13 @@ mod tests {
 
     #[tokio::test]
     async fn wait_gives_up_at_the_deadline() {
-        let server = TestServer::start(vec![
-            json(200, &[], &operation("running")),
-            json(200, &[], &operation("running")),
-        ]);
-        let options = WaitOptions::new()
-            .initial_interval(Duration::from_millis(50))
-            .timeout(Duration::from_millis(150));
+        let server =
+            TestServer::start(vec![json(200, &[], &operation("running")), json(200, &[], &operation("running"))]);
+        let options =
+            WaitOptions::new().initial_interval(Duration::from_millis(50)).timeout(Duration::from_millis(150));
         let started = std::time::Instant::now();
         let err = handle(&server).wait_with(options).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::WaitTimeout { operation_id } if operation_id == "op_1"),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Error::WaitTimeout { operation_id } if operation_id == "op_1"), "{err:?}");
         assert!(started.elapsed() >= Duration::from_millis(150));
         assert!(started.elapsed() < Duration::from_secs(2));
     }
@@ -316,10 +270,7 @@ mod tests {
         handle(&server).wait_with(fast()).await.unwrap();
         let requests = server.requests();
         let waited = requests[1].at - requests[0].at;
-        assert!(
-            waited >= Duration::from_millis(990),
-            "polled again after {waited:?}"
-        );
+        assert!(waited >= Duration::from_millis(990), "polled again after {waited:?}");
     }
 
     #[tokio::test]

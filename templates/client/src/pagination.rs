@@ -78,11 +78,7 @@ where
     F: FnMut(u64) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Page<T>, Error>> + Send + 'static,
 {
-    let walk = Walk {
-        items: Vec::new().into_iter(),
-        next: Some(first_page),
-        fetch,
-    };
+    let walk = Walk { items: Vec::new().into_iter(), next: Some(first_page), fetch };
     let inner = futures::stream::unfold(walk, |mut walk| async move {
         loop {
             if let Some(item) = walk.items.next() {
@@ -103,9 +99,7 @@ where
             }
         }
     });
-    Paginated {
-        inner: Box::pin(inner),
-    }
+    Paginated { inner: Box::pin(inner) }
 }
 
 #[cfg(test)]
@@ -127,23 +121,14 @@ mod tests {
             let pages = total.div_ceil(limit);
             let start = (page - 1) * limit;
             let items = (start..total.min(start + limit)).collect();
-            futures::future::ready(Ok(Page {
-                items,
-                page,
-                pages,
-                total,
-            }))
+            futures::future::ready(Ok(Page { items, page, pages, total }))
         }
     }
 
     #[test]
     fn walks_all_pages_in_order() {
         let fetched = Arc::new(Mutex::new(Vec::new()));
-        let items: Vec<u64> = block_on(
-            paginate(1, fake_list(7, 3, fetched.clone()))
-                .map(Result::unwrap)
-                .collect(),
-        );
+        let items: Vec<u64> = block_on(paginate(1, fake_list(7, 3, fetched.clone())).map(Result::unwrap).collect());
         assert_eq!(items, (0..7).collect::<Vec<_>>());
         assert_eq!(*fetched.lock().unwrap(), [1, 2, 3]);
     }
@@ -168,11 +153,7 @@ mod tests {
     #[test]
     fn starts_at_the_given_page() {
         let fetched = Arc::new(Mutex::new(Vec::new()));
-        let items: Vec<u64> = block_on(
-            paginate(2, fake_list(7, 3, fetched.clone()))
-                .map(Result::unwrap)
-                .collect(),
-        );
+        let items: Vec<u64> = block_on(paginate(2, fake_list(7, 3, fetched.clone())).map(Result::unwrap).collect());
         assert_eq!(items, [3, 4, 5, 6]);
         assert_eq!(*fetched.lock().unwrap(), [2, 3]);
     }
@@ -180,8 +161,7 @@ mod tests {
     #[test]
     fn empty_list_fetches_once() {
         let fetched = Arc::new(Mutex::new(Vec::new()));
-        let items: Vec<Result<u64, Error>> =
-            block_on(paginate(1, fake_list(0, 3, fetched.clone())).collect());
+        let items: Vec<Result<u64, Error>> = block_on(paginate(1, fake_list(0, 3, fetched.clone())).collect());
         assert!(items.is_empty());
         assert_eq!(*fetched.lock().unwrap(), [1]);
     }
@@ -193,12 +173,7 @@ mod tests {
         let stream = paginate(1, move |page| {
             *counter.lock().unwrap() += 1;
             let items = if page == 1 { vec![1, 2] } else { vec![] };
-            futures::future::ready(Ok(Page {
-                items,
-                page,
-                pages: 10,
-                total: 20,
-            }))
+            futures::future::ready(Ok(Page { items, page, pages: 10, total: 20 }))
         });
         let items: Vec<u32> = block_on(stream.map(Result::unwrap).collect());
         assert_eq!(items, [1, 2]);
@@ -209,12 +184,7 @@ mod tests {
     fn error_is_yielded_once_then_the_stream_ends() {
         let stream = paginate(1, |page| {
             futures::future::ready(if page == 1 {
-                Ok(Page {
-                    items: vec![1, 2],
-                    page,
-                    pages: 3,
-                    total: 6,
-                })
+                Ok(Page { items: vec![1, 2], page, pages: 3, total: 6 })
             } else {
                 Err(Error::Timeout)
             })
@@ -232,12 +202,7 @@ mod tests {
         let counter = calls.clone();
         let stream = paginate(1, move |_page| {
             *counter.lock().unwrap() += 1;
-            futures::future::ready(Ok(Page {
-                items: vec![0u8],
-                page: 1,
-                pages: 3,
-                total: 3,
-            }))
+            futures::future::ready(Ok(Page { items: vec![0u8], page: 1, pages: 3, total: 3 }))
         });
         let items: Vec<u8> = block_on(stream.map(Result::unwrap).collect());
         assert_eq!(items.len(), 3);
@@ -246,29 +211,10 @@ mod tests {
 
     #[test]
     fn has_next() {
-        let page = Page {
-            items: vec![1],
-            page: 1,
-            pages: 2,
-            total: 2,
-        };
+        let page = Page { items: vec![1], page: 1, pages: 2, total: 2 };
         assert!(page.has_next());
-        assert!(
-            !Page {
-                page: 2,
-                ..page.clone()
-            }
-            .has_next()
-        );
-        assert!(
-            !Page::<u8> {
-                items: vec![],
-                page: 1,
-                pages: 2,
-                total: 2
-            }
-            .has_next()
-        );
+        assert!(!Page { page: 2, ..page.clone() }.has_next());
+        assert!(!Page::<u8> { items: vec![], page: 1, pages: 2, total: 2 }.has_next());
     }
 
     #[test]

@@ -35,12 +35,7 @@ impl ResponseMeta {
     pub fn from_parts(status: StatusCode, headers: HeaderMap) -> Self {
         let request_id = header_str(&headers, REQUEST_ID).map(str::to_owned);
         let rate_limit = RateLimit::from_headers(&headers);
-        Self {
-            status,
-            headers,
-            request_id,
-            rate_limit,
-        }
+        Self { status, headers, request_id, rate_limit }
     }
 
     /// Returns a header's value when it is present and valid visible ASCII.
@@ -78,9 +73,7 @@ impl RateLimit {
 
     /// How long until the window resets, measured from `now`; zero once it has.
     pub fn reset_after(&self, now: SystemTime) -> Duration {
-        self.reset_at()
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO)
+        self.reset_at().duration_since(now).unwrap_or(Duration::ZERO)
     }
 }
 
@@ -109,10 +102,7 @@ impl<T> ApiResponse<T> {
 
     /// Transforms the body while keeping the metadata.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ApiResponse<U> {
-        ApiResponse {
-            body: f(self.body),
-            meta: self.meta,
-        }
+        ApiResponse { body: f(self.body), meta: self.meta }
     }
 
     /// The `X-Request-Id` of the response, if the server sent one.
@@ -164,9 +154,7 @@ impl RawResponse {
         Error::Decode {
             status,
             body: String::from_utf8_lossy(&self.body).into_owned(),
-            source: serde::de::Error::custom(format!(
-                "unexpected success status {status} for this operation"
-            )),
+            source: serde::de::Error::custom(format!("unexpected success status {status} for this operation")),
         }
     }
 
@@ -175,10 +163,7 @@ impl RawResponse {
     /// the server actually sent.
     pub(crate) fn json<T: DeserializeOwned>(self) -> Result<ApiResponse<T>, Error> {
         match serde_json::from_slice(&self.body) {
-            Ok(body) => Ok(ApiResponse {
-                body,
-                meta: self.meta,
-            }),
+            Ok(body) => Ok(ApiResponse { body, meta: self.meta }),
             Err(source) => Err(Error::Decode {
                 status: self.meta.status,
                 body: String::from_utf8_lossy(&self.body).into_owned(),
@@ -193,19 +178,13 @@ impl RawResponse {
     // so a spec without such operations leaves it unused.
     #[allow(dead_code)]
     pub(crate) fn empty(self) -> ApiResponse<()> {
-        ApiResponse {
-            body: (),
-            meta: self.meta,
-        }
+        ApiResponse { body: (), meta: self.meta }
     }
 }
 
 /// Returns a header as text, or `None` when absent or not visible ASCII.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim)
 }
 
 /// Returns a header parsed as an unsigned integer.
@@ -238,14 +217,7 @@ mod tests {
             ]),
         );
         assert_eq!(meta.request_id.as_deref(), Some("req_42"));
-        assert_eq!(
-            meta.rate_limit,
-            Some(RateLimit {
-                limit: 1000,
-                remaining: 999,
-                reset: 1_640_995_200
-            })
-        );
+        assert_eq!(meta.rate_limit, Some(RateLimit { limit: 1000, remaining: 999, reset: 1_640_995_200 }));
         assert_eq!(meta.header("X-Request-Id"), Some("req_42"));
     }
 
@@ -253,35 +225,23 @@ mod tests {
     fn rate_limit_needs_all_three_headers() {
         let partial = headers(&[("x-ratelimit-limit", "10"), ("x-ratelimit-remaining", "0")]);
         assert_eq!(RateLimit::from_headers(&partial), None);
-        let garbage = headers(&[
-            ("x-ratelimit-limit", "10"),
-            ("x-ratelimit-remaining", "-1"),
-            ("x-ratelimit-reset", "soon"),
-        ]);
+        let garbage =
+            headers(&[("x-ratelimit-limit", "10"), ("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "soon")]);
         assert_eq!(RateLimit::from_headers(&garbage), None);
     }
 
     #[test]
     fn rate_limit_reset_after_counts_from_now() {
-        let limit = RateLimit {
-            limit: 1,
-            remaining: 0,
-            reset: 1_000,
-        };
+        let limit = RateLimit { limit: 1, remaining: 0, reset: 1_000 };
         let now = UNIX_EPOCH + Duration::from_millis(997_500);
         assert_eq!(limit.reset_after(now), Duration::from_millis(2_500));
-        assert_eq!(
-            limit.reset_after(UNIX_EPOCH + Duration::from_secs(2_000)),
-            Duration::ZERO
-        );
+        assert_eq!(limit.reset_after(UNIX_EPOCH + Duration::from_secs(2_000)), Duration::ZERO);
     }
 
     #[test]
     fn api_response_map_deref_and_into_body() {
-        let response = ApiResponse {
-            body: vec![1, 2, 3],
-            meta: ResponseMeta::from_parts(StatusCode::OK, HeaderMap::new()),
-        };
+        let response =
+            ApiResponse { body: vec![1, 2, 3], meta: ResponseMeta::from_parts(StatusCode::OK, HeaderMap::new()) };
         assert_eq!(response.len(), 3);
         let mapped = response.map(|items| items.len());
         assert_eq!(mapped.meta.status, StatusCode::OK);
@@ -312,10 +272,7 @@ mod tests {
         let decoded = raw.json::<Vec<u32>>().unwrap();
         assert_eq!(decoded.body, vec![1, 2]);
         assert_eq!(decoded.meta.status, StatusCode::CREATED);
-        let raw = RawResponse {
-            meta: decoded.meta.clone(),
-            body: Bytes::new(),
-        };
+        let raw = RawResponse { meta: decoded.meta.clone(), body: Bytes::new() };
         assert_eq!(raw.status(), StatusCode::CREATED);
         assert_eq!(raw.empty().body, ());
     }
@@ -327,11 +284,7 @@ mod tests {
             body: Bytes::from_static(b"{}"),
         };
         match raw.unexpected_status() {
-            Error::Decode {
-                status,
-                body,
-                source,
-            } => {
+            Error::Decode { status, body, source } => {
                 assert_eq!(status, StatusCode::PARTIAL_CONTENT);
                 assert_eq!(body, "{}");
                 assert!(source.to_string().contains("206"), "{source}");

@@ -120,10 +120,7 @@ impl RetryPolicy {
     /// The backoff before retry number `retry` (0 for the first retry),
     /// before jitter: `initial_backoff * 2^retry`, capped at `max_backoff`.
     pub fn backoff(&self, retry: u32) -> Duration {
-        self.initial_backoff
-            .checked_mul(1u32 << retry.min(31))
-            .unwrap_or(Duration::MAX)
-            .min(self.max_backoff)
+        self.initial_backoff.checked_mul(1u32 << retry.min(31)).unwrap_or(Duration::MAX).min(self.max_backoff)
     }
 
     /// Whether a response with this status is worth retrying.
@@ -153,11 +150,7 @@ pub(crate) fn retry_delay(
         return hint.min(policy.max_retry_after);
     }
     let backoff = policy.backoff(retry);
-    let random = if unit_random.is_nan() {
-        0.0
-    } else {
-        unit_random.clamp(0.0, 1.0)
-    };
+    let random = if unit_random.is_nan() { 0.0 } else { unit_random.clamp(0.0, 1.0) };
     match policy.jitter {
         Jitter::None => backoff,
         Jitter::Full => backoff.mul_f64(random),
@@ -174,25 +167,14 @@ pub(crate) fn retry_delay(
 /// without it, `X-RateLimit-Reset` applies when `X-RateLimit-Remaining` is 0,
 /// because then the window's reset is exactly when a retry can succeed; a
 /// reset already in the past gives no hint, so the backoff applies instead.
-pub(crate) fn server_retry_after(
-    status: StatusCode,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> Option<Duration> {
-    if let Some(delay) =
-        header_str(headers, header::RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now))
-    {
+pub(crate) fn server_retry_after(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(delay) = header_str(headers, header::RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)) {
         return Some(delay);
     }
-    if status == StatusCode::TOO_MANY_REQUESTS
-        && header_u64(headers, "x-ratelimit-remaining") == Some(0)
-    {
+    if status == StatusCode::TOO_MANY_REQUESTS && header_u64(headers, "x-ratelimit-remaining") == Some(0) {
         let reset = header_u64(headers, "x-ratelimit-reset")?;
         let reset_at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
-        return reset_at
-            .duration_since(now)
-            .ok()
-            .filter(|delay| !delay.is_zero());
+        return reset_at.duration_since(now).ok().filter(|delay| !delay.is_zero());
     }
     None
 }
@@ -207,10 +189,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     if value.starts_with(|c: char| c.is_ascii_digit()) {
-        return value
-            .parse::<f64>()
-            .ok()
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok());
+        return value.parse::<f64>().ok().and_then(|secs| Duration::try_from_secs_f64(secs).ok());
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -252,20 +231,12 @@ mod tests {
     #[test]
     fn retryable_statuses() {
         for code in [408, 429, 500, 502, 503, 504] {
-            assert!(
-                is_retryable_status(StatusCode::from_u16(code).unwrap()),
-                "{code}"
-            );
+            assert!(is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
         for code in [200, 400, 401, 403, 404, 405, 409, 413, 422, 501] {
-            assert!(
-                !is_retryable_status(StatusCode::from_u16(code).unwrap()),
-                "{code}"
-            );
+            assert!(!is_retryable_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
-        assert!(RetryPolicy::is_retryable_status(
-            StatusCode::SERVICE_UNAVAILABLE
-        ));
+        assert!(RetryPolicy::is_retryable_status(StatusCode::SERVICE_UNAVAILABLE));
     }
 
     #[test]
@@ -273,23 +244,10 @@ mod tests {
         let policy = no_jitter();
         let delays: Vec<_> = (0..7).map(|n| retry_delay(&policy, n, None, 0.5)).collect();
         let ms = |n| Duration::from_millis(n);
-        assert_eq!(
-            delays,
-            [
-                ms(500),
-                ms(1000),
-                ms(2000),
-                ms(4000),
-                ms(8000),
-                ms(8000),
-                ms(8000)
-            ]
-        );
+        assert_eq!(delays, [ms(500), ms(1000), ms(2000), ms(4000), ms(8000), ms(8000), ms(8000)]);
         // Huge attempt numbers must neither overflow nor panic.
         assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(8));
-        let huge = no_jitter()
-            .initial_backoff(Duration::MAX)
-            .max_backoff(Duration::MAX);
+        let huge = no_jitter().initial_backoff(Duration::MAX).max_backoff(Duration::MAX);
         assert_eq!(huge.backoff(3), Duration::MAX);
     }
 
@@ -297,10 +255,7 @@ mod tests {
     fn full_jitter_stays_within_zero_and_backoff() {
         let policy = RetryPolicy::default().jitter(Jitter::Full);
         assert_eq!(retry_delay(&policy, 1, None, 0.0), Duration::ZERO);
-        assert_eq!(
-            retry_delay(&policy, 1, None, 0.5),
-            Duration::from_millis(500)
-        );
+        assert_eq!(retry_delay(&policy, 1, None, 0.5), Duration::from_millis(500));
         for _ in 0..1000 {
             let delay = retry_delay(&policy, 2, None, fastrand::f64());
             assert!(delay <= Duration::from_secs(2), "{delay:?}");
@@ -310,74 +265,35 @@ mod tests {
     #[test]
     fn equal_jitter_stays_within_half_and_full_backoff() {
         let policy = RetryPolicy::default();
-        assert_eq!(
-            retry_delay(&policy, 0, None, 0.0),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            retry_delay(&policy, 0, None, 1.0),
-            Duration::from_millis(500)
-        );
+        assert_eq!(retry_delay(&policy, 0, None, 0.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(&policy, 0, None, 1.0), Duration::from_millis(500));
         for _ in 0..1000 {
             let delay = retry_delay(&policy, 3, None, fastrand::f64());
-            assert!(
-                delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4),
-                "{delay:?}"
-            );
+            assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4), "{delay:?}");
         }
         // Out-of-range randomness is clamped rather than trusted.
-        assert_eq!(
-            retry_delay(&policy, 0, None, 7.0),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            retry_delay(&policy, 0, None, -1.0),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            retry_delay(&policy, 0, None, f64::NAN),
-            Duration::from_millis(250)
-        );
+        assert_eq!(retry_delay(&policy, 0, None, 7.0), Duration::from_millis(500));
+        assert_eq!(retry_delay(&policy, 0, None, -1.0), Duration::from_millis(250));
+        assert_eq!(retry_delay(&policy, 0, None, f64::NAN), Duration::from_millis(250));
     }
 
     #[test]
     fn server_hint_replaces_backoff_and_is_capped() {
         let policy = RetryPolicy::default();
-        assert_eq!(
-            retry_delay(&policy, 0, Some(Duration::from_secs(3)), 0.9),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            retry_delay(&policy, 5, Some(Duration::ZERO), 0.9),
-            Duration::ZERO
-        );
-        assert_eq!(
-            retry_delay(&policy, 0, Some(Duration::from_secs(3600)), 0.9),
-            Duration::from_secs(60)
-        );
+        assert_eq!(retry_delay(&policy, 0, Some(Duration::from_secs(3)), 0.9), Duration::from_secs(3));
+        assert_eq!(retry_delay(&policy, 5, Some(Duration::ZERO), 0.9), Duration::ZERO);
+        assert_eq!(retry_delay(&policy, 0, Some(Duration::from_secs(3600)), 0.9), Duration::from_secs(60));
         let strict = policy.max_retry_after(Duration::from_secs(2));
-        assert_eq!(
-            retry_delay(&strict, 0, Some(Duration::from_secs(3)), 0.9),
-            Duration::from_secs(2)
-        );
+        assert_eq!(retry_delay(&strict, 0, Some(Duration::from_secs(3)), 0.9), Duration::from_secs(2));
     }
 
     #[test]
     fn retry_after_seconds() {
         let h = headers(&[("retry-after", "7")]);
-        assert_eq!(
-            server_retry_after(StatusCode::SERVICE_UNAVAILABLE, &h, now()),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(server_retry_after(StatusCode::SERVICE_UNAVAILABLE, &h, now()), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("1.5", now()),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            parse_retry_after("99999999999999999999999", now()),
-            Some(Duration::from_secs(u64::MAX))
-        );
+        assert_eq!(parse_retry_after("1.5", now()), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("99999999999999999999999", now()), Some(Duration::from_secs(u64::MAX)));
         assert_eq!(parse_retry_after("-3", now()), None);
         assert_eq!(parse_retry_after("", now()), None);
         assert_eq!(parse_retry_after("soon", now()), None);
@@ -386,91 +302,44 @@ mod tests {
     #[test]
     fn retry_after_http_date() {
         let later = httpdate::fmt_http_date(now() + Duration::from_secs(42));
-        assert_eq!(
-            parse_retry_after(&later, now()),
-            Some(Duration::from_secs(42))
-        );
+        assert_eq!(parse_retry_after(&later, now()), Some(Duration::from_secs(42)));
         let earlier = httpdate::fmt_http_date(now() - Duration::from_secs(42));
         assert_eq!(parse_retry_after(&earlier, now()), Some(Duration::ZERO));
         let h = headers(&[("retry-after", &later)]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &h, now()),
-            Some(Duration::from_secs(42))
-        );
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &h, now()), Some(Duration::from_secs(42)));
     }
 
     #[test]
     fn rate_limit_reset_applies_to_exhausted_429_only() {
         let reset = (1_640_995_000u64 + 30).to_string();
-        let exhausted = headers(&[
-            ("x-ratelimit-limit", "100"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", &reset),
-        ]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &exhausted, now()),
-            Some(Duration::from_secs(30))
-        );
+        let exhausted =
+            headers(&[("x-ratelimit-limit", "100"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]);
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &exhausted, now()), Some(Duration::from_secs(30)));
         // A 503 says nothing about the rate-limit window.
-        assert_eq!(
-            server_retry_after(StatusCode::SERVICE_UNAVAILABLE, &exhausted, now()),
-            None
-        );
+        assert_eq!(server_retry_after(StatusCode::SERVICE_UNAVAILABLE, &exhausted, now()), None);
         // Requests left means the 429 was not about this window.
-        let left = headers(&[
-            ("x-ratelimit-remaining", "5"),
-            ("x-ratelimit-reset", &reset),
-        ]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &left, now()),
-            None
-        );
+        let left = headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", &reset)]);
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &left, now()), None);
         // A reset in the past gives no hint, so the backoff applies.
-        let past = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1000"),
-        ]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &past, now()),
-            None
-        );
+        let past = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1000")]);
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &past, now()), None);
     }
 
     #[test]
     fn retry_after_wins_over_rate_limit_reset() {
         let reset = (1_640_995_000u64 + 30).to_string();
-        let both = headers(&[
-            ("retry-after", "5"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", &reset),
-        ]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &both, now()),
-            Some(Duration::from_secs(5))
-        );
+        let both = headers(&[("retry-after", "5"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]);
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &both, now()), Some(Duration::from_secs(5)));
         // An unparsable Retry-After falls back to the reset header.
-        let bad = headers(&[
-            ("retry-after", "later"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", &reset),
-        ]);
-        assert_eq!(
-            server_retry_after(StatusCode::TOO_MANY_REQUESTS, &bad, now()),
-            Some(Duration::from_secs(30))
-        );
+        let bad = headers(&[("retry-after", "later"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]);
+        assert_eq!(server_retry_after(StatusCode::TOO_MANY_REQUESTS, &bad, now()), Some(Duration::from_secs(30)));
     }
 
     #[test]
     fn capped_reset_delay_end_to_end() {
         let reset = (1_640_995_000u64 + 3600).to_string();
-        let h = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", &reset),
-        ]);
+        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]);
         let hint = server_retry_after(StatusCode::TOO_MANY_REQUESTS, &h, now());
-        assert_eq!(
-            retry_delay(&RetryPolicy::default(), 0, hint, 0.3),
-            Duration::from_secs(60)
-        );
+        assert_eq!(retry_delay(&RetryPolicy::default(), 0, hint, 0.3), Duration::from_secs(60));
     }
 }

@@ -87,11 +87,7 @@ impl SseParser {
     /// that events without an `id` field still carry the id they follow.
     pub fn with_last_event_id(last_event_id: impl Into<String>) -> Self {
         let last_event_id = last_event_id.into();
-        Self {
-            id_buffer: last_event_id.clone(),
-            last_event_id,
-            ..Self::default()
-        }
+        Self { id_buffer: last_event_id.clone(), last_event_id, ..Self::default() }
     }
 
     /// Parses a chunk of bytes; the events it completes are queued for
@@ -221,10 +217,7 @@ impl SseParser {
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // Digits overflowing u64 still mean "a very long time".
-                let millis = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u64::MAX);
+                let millis = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
                 let retry = Duration::from_millis(millis);
                 self.reconnection_time = Some(retry);
                 self.block_retry = Some(retry);
@@ -293,11 +286,7 @@ fn find_line_end(haystack: &[u8]) -> Option<usize> {
         }
         offset += 8;
     }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map(|i| offset + i)
+    words.remainder().iter().position(|&b| b == b'\n' || b == b'\r').map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -316,12 +305,7 @@ mod tests {
     }
 
     fn ev(event: Option<&str>, data: &str, id: Option<&str>) -> SseEvent {
-        SseEvent {
-            event: event.map(str::to_owned),
-            data: data.to_owned(),
-            id: id.map(str::to_owned),
-            retry: None,
-        }
+        SseEvent { event: event.map(str::to_owned), data: data.to_owned(), id: id.map(str::to_owned), retry: None }
     }
 
     #[test]
@@ -408,23 +392,11 @@ mod tests {
     #[test]
     fn crlf_lf_and_cr_line_ends() {
         let expected = [ev(Some("e"), "a\nb", Some("1")), ev(None, "c", Some("1"))];
-        assert_eq!(
-            parse(b"event: e\r\ndata: a\r\ndata: b\r\nid: 1\r\n\r\ndata: c\r\n\r\n"),
-            expected
-        );
-        assert_eq!(
-            parse(b"event: e\ndata: a\ndata: b\nid: 1\n\ndata: c\n\n"),
-            expected
-        );
-        assert_eq!(
-            parse(b"event: e\rdata: a\rdata: b\rid: 1\r\rdata: c\r\r"),
-            expected
-        );
+        assert_eq!(parse(b"event: e\r\ndata: a\r\ndata: b\r\nid: 1\r\n\r\ndata: c\r\n\r\n"), expected);
+        assert_eq!(parse(b"event: e\ndata: a\ndata: b\nid: 1\n\ndata: c\n\n"), expected);
+        assert_eq!(parse(b"event: e\rdata: a\rdata: b\rid: 1\r\rdata: c\r\r"), expected);
         // Mixed in one stream.
-        assert_eq!(
-            parse(b"event: e\r\ndata: a\rdata: b\nid: 1\r\n\rdata: c\n\r\n"),
-            expected
-        );
+        assert_eq!(parse(b"event: e\r\ndata: a\rdata: b\nid: 1\r\n\rdata: c\n\r\n"), expected);
     }
 
     #[test]
@@ -517,9 +489,7 @@ mod tests {
 
     #[test]
     fn id_persists_and_can_be_reset() {
-        let events = parse(
-            b"id: 1\ndata: a\n\ndata: b\n\nid\ndata: c\n\nid: 2\ndata: d\n\nid:\ndata: e\n\n",
-        );
+        let events = parse(b"id: 1\ndata: a\n\ndata: b\n\nid\ndata: c\n\nid: 2\ndata: d\n\nid:\ndata: e\n\n");
         let ids: Vec<_> = events.iter().map(|e| e.id.as_deref()).collect();
         assert_eq!(ids, [Some("1"), Some("1"), None, Some("2"), None]);
     }
@@ -553,9 +523,7 @@ mod tests {
     fn own_id_is_tracked_per_block() {
         let mut parser = SseParser::new();
         parser.push(b"id: 1\ndata: a\n\ndata: b\n\nid:\ndata: c\n\n");
-        let flags: Vec<_> = std::iter::from_fn(|| parser.next_dispatched())
-            .map(|d| d.has_own_id)
-            .collect();
+        let flags: Vec<_> = std::iter::from_fn(|| parser.next_dispatched()).map(|d| d.has_own_id).collect();
         assert_eq!(flags, [true, false, false]);
     }
 
@@ -573,30 +541,15 @@ mod tests {
     fn retry_needs_only_digits() {
         let mut parser = SseParser::new();
         parser.push(b"retry: 2500\n\n");
-        assert_eq!(
-            parser.reconnection_time(),
-            Some(Duration::from_millis(2500))
-        );
-        for bad in [
-            &b"retry: 12a\n\n"[..],
-            b"retry: -5\n\n",
-            b"retry: 1.5\n\n",
-            b"retry:\n\n",
-            b"retry:  7\n\n",
-        ] {
+        assert_eq!(parser.reconnection_time(), Some(Duration::from_millis(2500)));
+        for bad in [&b"retry: 12a\n\n"[..], b"retry: -5\n\n", b"retry: 1.5\n\n", b"retry:\n\n", b"retry:  7\n\n"] {
             parser.push(bad);
-            assert_eq!(
-                parser.reconnection_time(),
-                Some(Duration::from_millis(2500))
-            );
+            assert_eq!(parser.reconnection_time(), Some(Duration::from_millis(2500)));
         }
         parser.push(b"retry:0\n\n");
         assert_eq!(parser.reconnection_time(), Some(Duration::ZERO));
         parser.push(b"retry: 99999999999999999999999\n\n");
-        assert_eq!(
-            parser.reconnection_time(),
-            Some(Duration::from_millis(u64::MAX))
-        );
+        assert_eq!(parser.reconnection_time(), Some(Duration::from_millis(u64::MAX)));
         let events = parse(b"retry: 10\ndata: a\n\ndata: b\n\n");
         assert_eq!(events[0].retry, Some(Duration::from_millis(10)));
         assert_eq!(events[1].retry, None);

@@ -81,10 +81,7 @@ pub struct Principal {
 impl Principal {
     /// A principal with this id and tier.
     pub fn new(id: impl Into<String>, tier: Tier) -> Self {
-        Self {
-            id: id.into(),
-            tier,
-        }
+        Self { id: id.into(), tier }
     }
 }
 
@@ -94,21 +91,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     /// The principal [`AuthLayer`] stored; on a route without the layer,
     /// `401 UNAUTHORIZED` (the request was not authenticated).
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| ApiFailure::unauthorized(MISSING_KEY))
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| ApiFailure::unauthorized(MISSING_KEY))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal>().cloned())
     }
 }
@@ -185,9 +175,7 @@ impl StaticKeys {
 impl fmt::Debug for StaticKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only the count: neither keys nor their digests belong in logs.
-        f.debug_struct("StaticKeys")
-            .field("keys", &self.keys.len())
-            .finish()
+        f.debug_struct("StaticKeys").field("keys", &self.keys.len()).finish()
     }
 }
 
@@ -220,10 +208,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, &'static str> {
     let text = value.to_str().map_err(|_| MALFORMED_KEY)?.trim();
     let (scheme, token) = text.split_once(' ').ok_or(MALFORMED_KEY)?;
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer")
-        || token.is_empty()
-        || token.contains(char::is_whitespace)
-    {
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(char::is_whitespace) {
         return Err(MALFORMED_KEY);
     }
     Ok(token)
@@ -242,9 +227,7 @@ pub struct AuthLayer<A> {
 impl<A: Authenticator> AuthLayer<A> {
     /// Guards routes with `authenticator`.
     pub fn new(authenticator: A) -> Self {
-        Self {
-            authenticator: Arc::new(authenticator),
-        }
+        Self { authenticator: Arc::new(authenticator) }
     }
 
     /// Guards routes with an authenticator shared with other code.
@@ -257,9 +240,7 @@ impl<A: Authenticator> AuthLayer<A> {
 // only the `Arc` is cloned.
 impl<A> Clone for AuthLayer<A> {
     fn clone(&self) -> Self {
-        Self {
-            authenticator: Arc::clone(&self.authenticator),
-        }
+        Self { authenticator: Arc::clone(&self.authenticator) }
     }
 }
 
@@ -273,10 +254,7 @@ impl<A, S> Layer<S> for AuthLayer<A> {
     type Service = AuthService<A, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            authenticator: Arc::clone(&self.authenticator),
-        }
+        AuthService { inner, authenticator: Arc::clone(&self.authenticator) }
     }
 }
 
@@ -288,10 +266,7 @@ pub struct AuthService<A, S> {
 
 impl<A, S: Clone> Clone for AuthService<A, S> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            authenticator: Arc::clone(&self.authenticator),
-        }
+        Self { inner: self.inner.clone(), authenticator: Arc::clone(&self.authenticator) }
     }
 }
 
@@ -347,18 +322,12 @@ mod tests {
     use tower::ServiceExt;
 
     fn keys() -> StaticKeys {
-        StaticKeys::new()
-            .with_key("sk_pro", "user_pro", Tier::Pro)
-            .with_key("sk_free", "user_free", Tier::Free)
+        StaticKeys::new().with_key("sk_pro", "user_pro", Tier::Pro).with_key("sk_free", "user_free", Tier::Free)
     }
 
     fn service() -> impl Service<Request, Response = Response, Error = Infallible> + Clone {
         AuthLayer::new(keys()).layer(tower::service_fn(|request: Request| async move {
-            let principal = request
-                .extensions()
-                .get::<Principal>()
-                .cloned()
-                .expect("a principal");
+            let principal = request.extensions().get::<Principal>().cloned().expect("a principal");
             Ok::<_, Infallible>(format!("{}:{}", principal.id, principal.tier).into_response())
         }))
     }
@@ -376,9 +345,7 @@ mod tests {
         for value in ["Bearer sk_pro", "bearer sk_pro", "BEARER   sk_pro "] {
             let response = service().oneshot(request(Some(value))).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{value}");
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
             assert_eq!(body, "user_pro:pro");
         }
     }
@@ -398,10 +365,7 @@ mod tests {
             let response = service().oneshot(request(value)).await.unwrap();
             let (status, headers, body) = envelope(response).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{value:?}");
-            assert_eq!(
-                headers[header::WWW_AUTHENTICATE],
-                "Bearer realm=\"runagent\""
-            );
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"runagent\"");
             assert_eq!(
                 body,
                 serde_json::json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": message, "details": null}})
@@ -412,10 +376,7 @@ mod tests {
     #[tokio::test]
     async fn two_authorization_headers_are_refused() {
         let mut request = request(Some("Bearer sk_pro"));
-        request.headers_mut().append(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer sk_free"),
-        );
+        request.headers_mut().append(header::AUTHORIZATION, HeaderValue::from_static("Bearer sk_free"));
         let response = service().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
@@ -426,9 +387,7 @@ mod tests {
         impl Authenticator for Prefix {
             async fn authenticate(&self, token: &str) -> Option<Principal> {
                 tokio::task::yield_now().await;
-                token
-                    .strip_prefix("ent_")
-                    .map(|id| Principal::new(id, Tier::Enterprise))
+                token.strip_prefix("ent_").map(|id| Principal::new(id, Tier::Enterprise))
             }
         }
         let layer = AuthLayer::from_arc(Arc::new(Arc::new(Prefix)));
@@ -436,16 +395,8 @@ mod tests {
             let principal = request.extensions().get::<Principal>().cloned().unwrap();
             Ok::<_, Infallible>(principal.id.into_response())
         }));
-        let response = service
-            .oneshot(request(Some("Bearer ent_acme")))
-            .await
-            .unwrap();
-        assert_eq!(
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap(),
-            "acme"
-        );
+        let response = service.oneshot(request(Some("Bearer ent_acme"))).await.unwrap();
+        assert_eq!(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap(), "acme");
     }
 
     #[test]

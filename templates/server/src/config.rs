@@ -33,11 +33,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            prefix: "/v1".to_owned(),
-            body_limit: DEFAULT_BODY_LIMIT,
-            rate_limit: RateLimitConfig::default(),
-        }
+        Self { prefix: "/v1".to_owned(), body_limit: DEFAULT_BODY_LIMIT, rate_limit: RateLimitConfig::default() }
     }
 }
 
@@ -80,11 +76,7 @@ mod tests {
         let config = ServerConfig::default()
             .prefix("")
             .body_limit(10)
-            .rate_limit(
-                RateLimitConfig::default()
-                    .free(1)
-                    .window(Duration::from_secs(60)),
-            );
+            .rate_limit(RateLimitConfig::default().free(1).window(Duration::from_secs(60)));
         assert_eq!(config.prefix, "");
         assert_eq!(config.body_limit, 10);
         assert_eq!(config.rate_limit.free, 1);

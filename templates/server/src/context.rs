@@ -30,6 +30,11 @@ impl RequestContext {
 
     /// A context for calling an implementation directly, in tests.
     pub fn for_principal(principal: Option<Principal>) -> Self {
-        RequestContext { principal, request_id: String::from("req_test"), rate_limit: None, headers: http::HeaderMap::new() }
+        RequestContext {
+            principal,
+            request_id: String::from("req_test"),
+            rate_limit: None,
+            headers: http::HeaderMap::new(),
+        }
     }
 }

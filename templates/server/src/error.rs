@@ -60,16 +60,8 @@ impl ApiFailure {
     /// A failure with any status, code and human-readable message, and no
     /// details.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        let failure = Failure {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-            headers: HeaderMap::new(),
-        };
-        Self {
-            inner: Box::new(failure),
-        }
+        let failure = Failure { status, code, message: message.into(), details: None, headers: HeaderMap::new() };
+        Self { inner: Box::new(failure) }
     }
 
     /// `400 INVALID_INPUT` about one field, parameter or header: `field` is
@@ -78,21 +70,15 @@ impl ApiFailure {
     /// (`missing`, `pattern`, `too_long`).
     pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
         let (field, reason) = (field.into(), reason.into());
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidInput,
-            format!("Invalid value for {field} ({reason})."),
-        )
-        .with_field(field, reason)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, format!("Invalid value for {field} ({reason})."))
+            .with_field(field, reason)
     }
 
     /// `401 UNAUTHORIZED`, with the `WWW-Authenticate: Bearer` challenge the
     /// HTTP standard requires on every 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message).with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(BEARER_CHALLENGE),
-        )
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE))
     }
 
     /// `404 NOT_FOUND`.
@@ -112,11 +98,7 @@ impl ApiFailure {
         if allow.is_empty() {
             return failure;
         }
-        let list = allow
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
         match HeaderValue::from_str(&list) {
             Ok(value) => failure.with_header(header::ALLOW, value),
             Err(_) => failure,
@@ -157,11 +139,7 @@ impl ApiFailure {
     /// `500 INTERNAL_ERROR`. The message reaches the client, so it should
     /// not carry secrets or internals; log those instead.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalError,
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, message)
     }
 
     /// `501 NOT_IMPLEMENTED` for an operation this server does not implement
@@ -177,20 +155,12 @@ impl ApiFailure {
     /// `500 AGENT_ERROR`: the agent's program failed or printed output the
     /// server could not read.
     pub fn agent_error(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::AgentError,
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::AgentError, message)
     }
 
     /// `500 AGENT_TIMEOUT`: the agent's program ran past its timeout.
     pub fn agent_timeout(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::AgentTimeout,
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::AgentTimeout, message)
     }
 
     /// Replaces the details.
@@ -216,16 +186,8 @@ impl ApiFailure {
     /// Adds an extra detail next to `field` and `reason` (a limit, an exit
     /// status). The names `field` and `reason` themselves are set with
     /// [`ApiFailure::with_field`], so that they keep their declared type.
-    pub fn with_detail(
-        mut self,
-        name: impl Into<String>,
-        value: impl Into<serde_json::Value>,
-    ) -> Self {
-        self.inner
-            .details
-            .get_or_insert_with(empty_details)
-            .additional_properties
-            .insert(name.into(), value.into());
+    pub fn with_detail(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.inner.details.get_or_insert_with(empty_details).additional_properties.insert(name.into(), value.into());
         self
     }
 
@@ -269,33 +231,16 @@ impl ApiFailure {
 
     /// The envelope this failure is answered with.
     pub fn into_envelope(self) -> ErrorResponse {
-        let Failure {
-            code,
-            message,
-            details,
-            ..
-        } = *self.inner;
+        let Failure { code, message, details, .. } = *self.inner;
         // `details` is `null` rather than absent when there are none, as the
         // spec's examples show it.
-        ErrorResponse {
-            status: ErrorStatus::Error,
-            error: ApiError {
-                code,
-                message,
-                details: Some(details),
-            },
-        }
+        ErrorResponse { status: ErrorStatus::Error, error: ApiError { code, message, details: Some(details) } }
     }
 }
 
 impl IntoResponse for ApiFailure {
     fn into_response(mut self) -> Response {
-        let Failure {
-            status,
-            ref code,
-            ref message,
-            ..
-        } = *self.inner;
+        let Failure { status, ref code, ref message, .. } = *self.inner;
         if status.is_server_error() {
             tracing::error!(%status, ?code, %message, "request failed");
         } else {
@@ -312,9 +257,7 @@ impl IntoResponse for ApiFailure {
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         response.headers_mut().extend(headers);
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
         response
     }
 }
@@ -325,8 +268,7 @@ impl From<ValidationError> for ApiFailure {
     /// for it in `details.reason`.
     fn from(error: ValidationError) -> Self {
         let reason = validation_reason(&error.reason);
-        Self::invalid_input(error.field.clone(), reason)
-            .with_message(format!("{} {}.", error.field, error.reason))
+        Self::invalid_input(error.field.clone(), reason).with_message(format!("{} {}.", error.field, error.reason))
     }
 }
 
@@ -334,7 +276,8 @@ impl From<ValidationError> for ApiFailure {
 pub(crate) const JSON: &str = "application/json";
 
 /// What is sent if an envelope ever fails to serialize.
-const FALLBACK_ENVELOPE: &str = r#"{"status":"error","error":{"code":"INTERNAL_ERROR","message":"An unexpected error occurred.","details":null}}"#;
+const FALLBACK_ENVELOPE: &str =
+    r#"{"status":"error","error":{"code":"INTERNAL_ERROR","message":"An unexpected error occurred.","details":null}}"#;
 
 /// Serializes `body` as a JSON response with `status`, for the success
 /// variants of the generated responses. A value that fails to serialize (a
@@ -344,9 +287,7 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
         Ok(bytes) => {
             let mut response = Response::new(Body::from(bytes));
             *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
             response
         }
         Err(error) => {
@@ -357,11 +298,7 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 fn empty_details() -> ErrorDetails {
-    ErrorDetails {
-        field: None,
-        reason: None,
-        additional_properties: Default::default(),
-    }
+    ErrorDetails { field: None, reason: None, additional_properties: Default::default() }
 }
 
 /// Whole seconds for `Retry-After`, rounded up and at least 1.
@@ -405,33 +342,24 @@ pub(crate) mod tests {
     pub(crate) async fn envelope(response: Response) -> (StatusCode, HeaderMap, Value) {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.expect("body");
-        assert_eq!(
-            parts.headers[header::CONTENT_TYPE],
-            JSON,
-            "every envelope is JSON"
-        );
+        assert_eq!(parts.headers[header::CONTENT_TYPE], JSON, "every envelope is JSON");
         let value = serde_json::from_slice(&bytes).expect("a JSON body");
         (parts.status, parts.headers, value)
     }
 
     #[tokio::test]
     async fn invalid_input_names_the_field() {
-        let (status, _, body) =
-            envelope(ApiFailure::invalid_input("query", "missing").into_response()).await;
+        let (status, _, body) = envelope(ApiFailure::invalid_input("query", "missing").into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["status"], "error");
         assert_eq!(body["error"]["code"], "INVALID_INPUT");
-        assert_eq!(
-            body["error"]["details"],
-            json!({"field": "query", "reason": "missing"})
-        );
+        assert_eq!(body["error"]["details"], json!({"field": "query", "reason": "missing"}));
     }
 
     #[tokio::test]
     async fn details_are_null_when_there_are_none() {
         let (status, headers, body) =
-            envelope(ApiFailure::unauthorized("A valid API key is required.").into_response())
-                .await;
+            envelope(ApiFailure::unauthorized("A valid API key is required.").into_response()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(headers[header::WWW_AUTHENTICATE], BEARER_CHALLENGE);
         assert_eq!(
@@ -445,10 +373,7 @@ pub(crate) mod tests {
         let (status, _, body) = envelope(ApiFailure::payload_too_large(1024).into_response()).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
-        assert_eq!(
-            body["error"]["details"],
-            json!({"field": "body", "reason": "too_large", "limit_bytes": 1024})
-        );
+        assert_eq!(body["error"]["details"], json!({"field": "body", "reason": "too_large", "limit_bytes": 1024}));
     }
 
     #[tokio::test]
@@ -469,17 +394,12 @@ pub(crate) mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers[header::ALLOW], "GET, POST");
         assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
-        assert!(
-            !ApiFailure::method_not_allowed(&[])
-                .headers()
-                .contains_key(header::ALLOW)
-        );
+        assert!(!ApiFailure::method_not_allowed(&[]).headers().contains_key(header::ALLOW));
     }
 
     #[tokio::test]
     async fn not_implemented_is_a_501() {
-        let (status, _, body) =
-            envelope(ApiFailure::not_implemented("listAgents").into_response()).await;
+        let (status, _, body) = envelope(ApiFailure::not_implemented("listAgents").into_response()).await;
         assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
         assert_eq!(body["error"]["code"], "NOT_IMPLEMENTED");
     }
@@ -500,65 +420,35 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn validation_errors_become_invalid_input() {
-        let error = ValidationError {
-            field: "parameters.temperature".into(),
-            reason: "must be at most 2".into(),
-        };
+        let error = ValidationError { field: "parameters.temperature".into(), reason: "must be at most 2".into() };
         let (status, _, body) = envelope(ApiFailure::from(error).into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(
-            body["error"]["message"],
-            "parameters.temperature must be at most 2."
-        );
-        assert_eq!(
-            body["error"]["details"],
-            json!({"field": "parameters.temperature", "reason": "maximum"})
-        );
+        assert_eq!(body["error"]["message"], "parameters.temperature must be at most 2.");
+        assert_eq!(body["error"]["details"], json!({"field": "parameters.temperature", "reason": "maximum"}));
     }
 
     #[test]
     fn validation_reasons_are_tokens() {
-        assert_eq!(
-            validation_reason("must be at least 1 characters long"),
-            "too_short"
-        );
-        assert_eq!(
-            validation_reason("must be at most 64 characters long"),
-            "too_long"
-        );
-        assert_eq!(
-            validation_reason("must match the pattern ^agt_[A-Za-z0-9]{1,64}$"),
-            "pattern"
-        );
+        assert_eq!(validation_reason("must be at least 1 characters long"), "too_short");
+        assert_eq!(validation_reason("must be at most 64 characters long"), "too_long");
+        assert_eq!(validation_reason("must match the pattern ^agt_[A-Za-z0-9]{1,64}$"), "pattern");
         assert_eq!(validation_reason("must be at least 1"), "minimum");
         assert_eq!(validation_reason("must be greater than 0"), "minimum");
         assert_eq!(validation_reason("must be less than 2"), "maximum");
-        assert_eq!(
-            validation_reason("must have at most 100 items"),
-            "too_many_items"
-        );
-        assert_eq!(
-            validation_reason("must have at least 1 items"),
-            "too_few_items"
-        );
+        assert_eq!(validation_reason("must have at most 100 items"), "too_many_items");
+        assert_eq!(validation_reason("must have at least 1 items"), "too_few_items");
         assert_eq!(validation_reason("must be a finite number"), "not_finite");
         assert_eq!(validation_reason("is odd"), "invalid");
     }
 
     #[tokio::test]
     async fn json_response_sets_status_and_type() {
-        let response = json_response(
-            StatusCode::CREATED,
-            &json!({"status": "success", "data": {}}),
-        );
+        let response = json_response(StatusCode::CREATED, &json!({"status": "success", "data": {}}));
         assert_eq!(response.status(), StatusCode::CREATED);
         let (_, _, body) = envelope(response).await;
         assert_eq!(body["status"], "success");
         let mut bad = std::collections::HashMap::new();
         bad.insert(vec![1u8], 1);
-        assert_eq!(
-            json_response(StatusCode::OK, &bad).status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        assert_eq!(json_response(StatusCode::OK, &bad).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -37,8 +37,7 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiFail
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| {
             tracing::debug!(%error, "failed to read a request body");
-            ApiFailure::invalid_input("body", "unreadable")
-                .with_message("The request body could not be read.")
+            ApiFailure::invalid_input("body", "unreadable").with_message("The request body could not be read.")
         })?;
         length = length.saturating_add(chunk.len());
         if length > limit {
@@ -54,11 +53,7 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiFail
             }
         }
     }
-    Ok(if rest.is_empty() {
-        first.unwrap_or_default()
-    } else {
-        rest.freeze()
-    })
+    Ok(if rest.is_empty() { first.unwrap_or_default() } else { rest.freeze() })
 }
 
 /// Parses a JSON request body into `T` and checks it against the spec.
@@ -71,28 +66,20 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiFail
 /// `malformed_json` (with `line` and `column`), `missing`, `unknown_field`,
 /// `unknown_variant`, `invalid_type`, `invalid_value`, `invalid_length`,
 /// `duplicate` or `invalid`, or the reason of the failed spec check.
-pub(crate) fn json_body<T: DeserializeOwned + Validate>(
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> Result<T, ApiFailure> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()));
+pub(crate) fn json_body<T: DeserializeOwned + Validate>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiFailure> {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
     if !content_type.as_deref().is_some_and(is_json_media_type) {
-        return Err(
-            ApiFailure::invalid_input("body", "content_type").with_message(match content_type {
-                None => "Content-Type must be application/json; the request sent none.".to_owned(),
-                Some(other) => format!("Content-Type must be application/json, not {other}."),
-            }),
-        );
+        return Err(ApiFailure::invalid_input("body", "content_type").with_message(match content_type {
+            None => "Content-Type must be application/json; the request sent none.".to_owned(),
+            Some(other) => format!("Content-Type must be application/json, not {other}."),
+        }));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiFailure::invalid_input("body", "empty")
             .with_message("The request body is empty; a JSON document is required."));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T =
-        serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(json_failure)?;
+    let value: T = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(json_failure)?;
     // Trailing bytes after the document are a syntax error too, which
     // `deserialize` alone does not look for.
     deserializer.end().map_err(|error| malformed_json(&error))?;
@@ -103,16 +90,9 @@ pub(crate) fn json_body<T: DeserializeOwned + Validate>(
 /// Whether a `Content-Type` names JSON: `application/json` or a structured
 /// syntax suffix `+json`, in any letter case, with any parameters.
 fn is_json_media_type(value: &str) -> bool {
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match essence.split_once('/') {
-        Some(("application", subtype)) => {
-            subtype == "json" || (subtype.len() > 5 && subtype.ends_with("+json"))
-        }
+        Some(("application", subtype)) => subtype == "json" || (subtype.len() > 5 && subtype.ends_with("+json")),
         _ => false,
     }
 }
@@ -159,8 +139,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0
-            .deserialize_struct(name, fields, StrictStruct(visitor))
+        self.0.deserialize_struct(name, fields, StrictStruct(visitor))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -215,19 +194,13 @@ macro_rules! forward_visits {
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
             self.0.visit_none()
         }
-        fn visit_some<D: Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
             self.0.visit_some(Strict(deserializer))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             self.0.visit_unit()
         }
-        fn visit_newtype_struct<D: Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
             self.0.visit_newtype_struct(Strict(deserializer))
         }
         fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
@@ -270,10 +243,7 @@ impl<'de, S: de::DeserializeSeed<'de>> de::DeserializeSeed<'de> for Strict<S> {
 impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Strict<A> {
     type Error = A::Error;
 
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
         self.0.next_element_seed(Strict(seed))
     }
 
@@ -285,17 +255,11 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Strict<A> {
 impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for Strict<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Self::Error> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
         self.0.next_key_seed(Strict(seed))
     }
 
-    fn next_value_seed<T: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<T::Value, Self::Error> {
+    fn next_value_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Self::Error> {
         self.0.next_value_seed(Strict(seed))
     }
 
@@ -308,10 +272,7 @@ impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Strict<A> {
     type Error = A::Error;
     type Variant = Strict<A::Variant>;
 
-    fn variant_seed<T: de::DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<(T::Value, Self::Variant), Self::Error> {
+    fn variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self::Variant), Self::Error> {
         let (value, variant) = self.0.variant_seed(Strict(seed))?;
         Ok((value, Strict(variant)))
     }
@@ -324,18 +285,11 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
         self.0.unit_variant()
     }
 
-    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, Self::Error> {
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error> {
         self.0.newtype_variant_seed(Strict(seed))
     }
 
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Self::Error> {
         self.0.tuple_variant(len, Strict(visitor))
     }
 
@@ -350,10 +304,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
 
 fn malformed_json(error: &serde_json::Error) -> ApiFailure {
     ApiFailure::invalid_input("body", "malformed_json")
-        .with_message(format!(
-            "The request body is not valid JSON: {}.",
-            serde_message(error)
-        ))
+        .with_message(format!("The request body is not valid JSON: {}.", serde_message(error)))
         .with_detail("line", error.line())
         .with_detail("column", error.column())
 }
@@ -383,21 +334,14 @@ fn serde_message(error: &serde_json::Error) -> String {
 fn data_failure(path: &str, message: &str) -> ApiFailure {
     let path = if path == "." { "" } else { path };
     let named = |prefix: &str| {
-        message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix('`'))
-            .and_then(|rest| rest.split('`').next())
+        message.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('`')).and_then(|rest| rest.split('`').next())
     };
     // A struct finds a field missing or repeated only after reading the key,
     // so the path is the struct's and the field is appended; an unknown
     // field is refused while its key is read, so the path already ends with
     // it.
     let child = |name: &str| {
-        if path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{path}.{name}")
-        }
+        if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
     };
     if let Some(name) = named("missing field ") {
         let field = child(name);
@@ -435,8 +379,7 @@ fn data_failure(path: &str, message: &str) -> ApiFailure {
 pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiFailure> {
     let raw = uri.query().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|error| {
-        ApiFailure::invalid_input("query", "malformed")
-            .with_message(format!("The query string is malformed: {error}."))
+        ApiFailure::invalid_input("query", "malformed").with_message(format!("The query string is malformed: {error}."))
     })?;
     let mut seen = HashSet::new();
     if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
@@ -444,9 +387,7 @@ pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiFailure> {
             .with_message(format!("Query parameter {name} is given more than once.")));
     }
     let map = MapDeserializer::<_, de::value::Error>::new(
-        pairs
-            .into_iter()
-            .map(|(name, value)| (name, QueryValue(Cow::Owned(value)))),
+        pairs.into_iter().map(|(name, value)| (name, QueryValue(Cow::Owned(value)))),
     );
     serde_path_to_error::deserialize(map).map_err(|error| {
         let path = error.path().to_string();
@@ -456,18 +397,11 @@ pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiFailure> {
         // in the message, the part people read.
         let (field, reason) = failure
             .details()
-            .map(|details| {
-                (
-                    details.field.clone().unwrap_or_default(),
-                    details.reason.clone().unwrap_or_default(),
-                )
-            })
+            .map(|details| (details.field.clone().unwrap_or_default(), details.reason.clone().unwrap_or_default()))
             .unwrap_or_default();
         match reason.as_str() {
             "missing" => failure.with_message(format!("Query parameter {field} is required.")),
-            _ => failure.with_message(format!(
-                "Invalid value for query parameter {field}: {message}."
-            )),
+            _ => failure.with_message(format!("Invalid value for query parameter {field}: {message}.")),
         }
     })
 }
@@ -566,11 +500,7 @@ pub(crate) struct PathParams(Vec<(String, String)>);
 pub(crate) async fn path_params(parts: &mut Parts) -> Result<PathParams, ApiFailure> {
     use axum::extract::rejection::RawPathParamsRejection;
     match RawPathParams::from_request_parts(parts, &()).await {
-        Ok(raw) => Ok(PathParams(
-            raw.iter()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
-        )),
+        Ok(raw) => Ok(PathParams(raw.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())),
         Err(RawPathParamsRejection::InvalidUtf8InPathParam(rejection)) => {
             // axum keeps the parameter's name private but spells it out, in
             // backticks, in its message.
@@ -587,38 +517,28 @@ pub(crate) async fn path_params(parts: &mut Parts) -> Result<PathParams, ApiFail
 /// One path parameter by name. Its absence means the route and the handler
 /// disagree, a bug in the server rather than in the request, hence a 500.
 pub(crate) fn path_param<'p>(params: &'p PathParams, name: &str) -> Result<&'p str, ApiFailure> {
-    params
-        .0
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-        .ok_or_else(|| {
-            tracing::error!(parameter = name, "the route has no such path parameter");
-            ApiFailure::internal("The server's route is missing a path parameter.")
-        })
+    params.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).ok_or_else(|| {
+        tracing::error!(parameter = name, "the route has no such path parameter");
+        ApiFailure::internal("The server's route is missing a path parameter.")
+    })
 }
 
 /// A request header as text: `None` when absent. A header that is not UTF-8
 /// or that is sent more than once is a `400 INVALID_INPUT` naming it, since
 /// every header the spec declares takes one value.
-pub(crate) fn header_str<'h>(
-    headers: &'h HeaderMap,
-    name: &str,
-) -> Result<Option<&'h str>, ApiFailure> {
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiFailure> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(ApiFailure::invalid_input(name, "duplicate")
-            .with_message(format!("Header {name} is sent more than once.")));
+        return Err(
+            ApiFailure::invalid_input(name, "duplicate").with_message(format!("Header {name} is sent more than once."))
+        );
     }
-    std::str::from_utf8(value.as_bytes())
-        .map(Some)
-        .map_err(|_| {
-            ApiFailure::invalid_input(name, "invalid_utf8")
-                .with_message(format!("Header {name} is not valid UTF-8."))
-        })
+    std::str::from_utf8(value.as_bytes()).map(Some).map_err(|_| {
+        ApiFailure::invalid_input(name, "invalid_utf8").with_message(format!("Header {name} is not valid UTF-8."))
+    })
 }
 
 #[cfg(test)]
@@ -681,10 +601,7 @@ mod tests {
 
     fn json_headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(content_type).unwrap(),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
         headers
     }
 
@@ -710,14 +627,7 @@ mod tests {
         ] {
             assert!(is_json_media_type(ok), "{ok}");
         }
-        for bad in [
-            "text/plain",
-            "application/jsonx",
-            "application/+json",
-            "json",
-            "text/json",
-            "",
-        ] {
+        for bad in ["text/plain", "application/jsonx", "application/+json", "json", "text/json", ""] {
             assert!(!is_json_media_type(bad), "{bad}");
         }
     }
@@ -734,16 +644,8 @@ mod tests {
     #[tokio::test]
     async fn content_type_is_required() {
         let error = rejection::<Invoke>(None, r#"{"query":"hi"}"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "body", "reason": "content_type"})
-        );
-        assert!(
-            error["message"]
-                .as_str()
-                .unwrap()
-                .contains("Content-Type must be application/json")
-        );
+        assert_eq!(error["details"], json!({"field": "body", "reason": "content_type"}));
+        assert!(error["message"].as_str().unwrap().contains("Content-Type must be application/json"));
         let error = rejection::<Invoke>(Some("text/plain"), r#"{"query":"hi"}"#).await;
         assert_eq!(error["details"]["reason"], "content_type");
     }
@@ -751,10 +653,7 @@ mod tests {
     #[tokio::test]
     async fn empty_and_malformed_bodies() {
         let error = rejection::<Invoke>(Some("application/json"), "  ").await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "body", "reason": "empty"})
-        );
+        assert_eq!(error["details"], json!({"field": "body", "reason": "empty"}));
         let error = rejection::<Invoke>(Some("application/json"), r#"{"query": "hi""#).await;
         assert_eq!(error["details"]["field"], "body");
         assert_eq!(error["details"]["reason"], "malformed_json");
@@ -765,134 +664,54 @@ mod tests {
 
     #[tokio::test]
     async fn data_errors_name_the_json_path() {
-        let error = rejection::<Invoke>(
-            Some("application/json"),
-            r#"{"parameters":{"temperature":1}}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "query", "reason": "missing"})
-        );
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"parameters":{"temperature":1}}"#).await;
+        assert_eq!(error["details"], json!({"field": "query", "reason": "missing"}));
         assert_eq!(error["message"], "query is required.");
-        let error = rejection::<Invoke>(
-            Some("application/json"),
-            r#"{"query":"hi","parameters":{}}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "parameters.temperature", "reason": "missing"})
-        );
-        let error = rejection::<Invoke>(
-            Some("application/json"),
-            r#"{"query":"hi","parameters":{"temperature":"hot"}}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "parameters.temperature", "reason": "invalid_type"})
-        );
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","parameters":{}}"#).await;
+        assert_eq!(error["details"], json!({"field": "parameters.temperature", "reason": "missing"}));
         let error =
-            rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","mode":"later"}"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "mode", "reason": "unknown_variant"})
-        );
+            rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","parameters":{"temperature":"hot"}}"#).await;
+        assert_eq!(error["details"], json!({"field": "parameters.temperature", "reason": "invalid_type"}));
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","mode":"later"}"#).await;
+        assert_eq!(error["details"], json!({"field": "mode", "reason": "unknown_variant"}));
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","extra":1}"#).await;
+        assert_eq!(error["details"], json!({"field": "extra", "reason": "unknown_field"}));
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"query":"a","query":"b"}"#).await;
+        assert_eq!(error["details"], json!({"field": "query", "reason": "duplicate"}));
         let error =
-            rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","extra":1}"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "extra", "reason": "unknown_field"})
-        );
-        let error =
-            rejection::<Invoke>(Some("application/json"), r#"{"query":"a","query":"b"}"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "query", "reason": "duplicate"})
-        );
-        let error = rejection::<Invoke>(
-            Some("application/json"),
-            r#"{"query":"hi","parameters":{"temperature":1,"top_p":1}}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "parameters.top_p", "reason": "unknown_field"})
-        );
+            rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","parameters":{"temperature":1,"top_p":1}}"#)
+                .await;
+        assert_eq!(error["details"], json!({"field": "parameters.top_p", "reason": "unknown_field"}));
         let error = rejection::<Invoke>(Some("application/json"), r#"["hi"]"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "body", "reason": "invalid_type"})
-        );
-        let error = rejection::<Invoke>(
-            Some("application/json"),
-            r#"{"query":"hi","parameters":[0.5]}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "parameters", "reason": "invalid_type"})
-        );
+        assert_eq!(error["details"], json!({"field": "body", "reason": "invalid_type"}));
+        let error = rejection::<Invoke>(Some("application/json"), r#"{"query":"hi","parameters":[0.5]}"#).await;
+        assert_eq!(error["details"], json!({"field": "parameters", "reason": "invalid_type"}));
         let error = rejection::<Batch>(Some("application/json"), r#"{"batch":[["a"]]}"#).await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "batch[0]", "reason": "invalid_type"})
-        );
+        assert_eq!(error["details"], json!({"field": "batch[0]", "reason": "invalid_type"}));
         let error = rejection::<Invoke>(Some("application/json"), "null").await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "body", "reason": "invalid_type"})
-        );
-        let error = rejection::<Batch>(
-            Some("application/json"),
-            r#"{"batch":[{"query":"a"},{"query":"b"},{}]}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "batch[2].query", "reason": "missing"})
-        );
-        let error = rejection::<Batch>(
-            Some("application/json"),
-            r#"{"batch":[{"query":"a"},{"query":"b","x":0}]}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "batch[1].x", "reason": "unknown_field"})
-        );
+        assert_eq!(error["details"], json!({"field": "body", "reason": "invalid_type"}));
+        let error = rejection::<Batch>(Some("application/json"), r#"{"batch":[{"query":"a"},{"query":"b"},{}]}"#).await;
+        assert_eq!(error["details"], json!({"field": "batch[2].query", "reason": "missing"}));
+        let error =
+            rejection::<Batch>(Some("application/json"), r#"{"batch":[{"query":"a"},{"query":"b","x":0}]}"#).await;
+        assert_eq!(error["details"], json!({"field": "batch[1].x", "reason": "unknown_field"}));
     }
 
     #[tokio::test]
     async fn spec_checks_run_after_parsing() {
-        let error = rejection::<Batch>(
-            Some("application/json"),
-            r#"{"batch":[{"query":"a"},{"query":""}]}"#,
-        )
-        .await;
-        assert_eq!(
-            error["details"],
-            json!({"field": "batch[1].query", "reason": "too_short"})
-        );
+        let error = rejection::<Batch>(Some("application/json"), r#"{"batch":[{"query":"a"},{"query":""}]}"#).await;
+        assert_eq!(error["details"], json!({"field": "batch[1].query", "reason": "too_short"}));
     }
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413() {
         let failure = read_body(Body::from(vec![b'x'; 11]), 10).await.unwrap_err();
         assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let chunks = futures::stream::iter(
-            (0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))),
-        );
+        let chunks = futures::stream::iter((0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))));
         let failure = read_body(Body::from_stream(chunks), 10).await.unwrap_err();
         assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let chunks = futures::stream::iter(
-            (0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"12345"))),
-        );
-        assert_eq!(
-            read_body(Body::from_stream(chunks), 10).await.unwrap(),
-            "1234512345"
-        );
+        let chunks = futures::stream::iter((0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"12345"))));
+        assert_eq!(read_body(Body::from_stream(chunks), 10).await.unwrap(), "1234512345");
         assert_eq!(read_body(Body::empty(), 0).await.unwrap(), "");
     }
 
@@ -930,26 +749,11 @@ mod tests {
     #[tokio::test]
     async fn query_failures_name_the_parameter() {
         let cases: [(&str, Value); 5] = [
-            (
-                "/agents?page=two",
-                json!({"field": "page", "reason": "invalid_value"}),
-            ),
-            (
-                "/agents?page=1&page=2",
-                json!({"field": "page", "reason": "duplicate"}),
-            ),
-            (
-                "/agents?status=later",
-                json!({"field": "status", "reason": "unknown_variant"}),
-            ),
-            (
-                "/agents?page=99999999999",
-                json!({"field": "page", "reason": "invalid_value"}),
-            ),
-            (
-                "/agents?exact=maybe",
-                json!({"field": "exact", "reason": "invalid_value"}),
-            ),
+            ("/agents?page=two", json!({"field": "page", "reason": "invalid_value"})),
+            ("/agents?page=1&page=2", json!({"field": "page", "reason": "duplicate"})),
+            ("/agents?status=later", json!({"field": "status", "reason": "unknown_variant"})),
+            ("/agents?page=99999999999", json!({"field": "page", "reason": "invalid_value"})),
+            ("/agents?exact=maybe", json!({"field": "exact", "reason": "invalid_value"})),
         ];
         for (text, details) in cases {
             let failure = query::<ListQuery>(&uri(text)).unwrap_err();
@@ -959,14 +763,8 @@ mod tests {
         }
         let failure = query::<StreamQuery>(&uri("/s")).unwrap_err();
         let (_, _, body) = envelope(failure.into_response()).await;
-        assert_eq!(
-            body["error"]["details"],
-            json!({"field": "query", "reason": "missing"})
-        );
-        assert_eq!(
-            body["error"]["message"],
-            "Query parameter query is required."
-        );
+        assert_eq!(body["error"]["details"], json!({"field": "query", "reason": "missing"}));
+        assert_eq!(body["error"]["message"], "Query parameter query is required.");
     }
 
     #[tokio::test]
@@ -974,32 +772,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(header_str(&headers, "Idempotency-Key").unwrap(), None);
         headers.insert("idempotency-key", HeaderValue::from_static("abc"));
-        assert_eq!(
-            header_str(&headers, "Idempotency-Key").unwrap(),
-            Some("abc")
-        );
+        assert_eq!(header_str(&headers, "Idempotency-Key").unwrap(), Some("abc"));
         headers.append("idempotency-key", HeaderValue::from_static("def"));
         let failure = header_str(&headers, "Idempotency-Key").unwrap_err();
-        assert_eq!(
-            failure.details().unwrap().reason.as_deref(),
-            Some("duplicate")
-        );
+        assert_eq!(failure.details().unwrap().reason.as_deref(), Some("duplicate"));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "last-event-id",
-            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
-        );
+        headers.insert("last-event-id", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
         let failure = header_str(&headers, "Last-Event-ID").unwrap_err();
         assert_eq!(failure.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            failure.details().unwrap().field.as_deref(),
-            Some("Last-Event-ID")
-        );
+        assert_eq!(failure.details().unwrap().field.as_deref(), Some("Last-Event-ID"));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-name",
-            HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
-        );
+        headers.insert("x-name", HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap());
         assert_eq!(header_str(&headers, "X-Name").unwrap(), Some("caf\u{e9}"));
     }
 
@@ -1013,33 +796,18 @@ mod tests {
                     Ok(params) => params,
                     Err(failure) => return failure.into_response(),
                 };
-                assert_eq!(
-                    path_param(&params, "nope").unwrap_err().status(),
-                    StatusCode::INTERNAL_SERVER_ERROR
-                );
-                path_param(&params, "agent_id")
-                    .unwrap()
-                    .to_owned()
-                    .into_response()
+                assert_eq!(path_param(&params, "nope").unwrap_err().status(), StatusCode::INTERNAL_SERVER_ERROR);
+                path_param(&params, "agent_id").unwrap().to_owned().into_response()
             }),
         );
         use tower::ServiceExt;
-        let request = http::Request::get("/agents/agt%20x")
-            .body(Body::empty())
-            .unwrap();
+        let request = http::Request::get("/agents/agt%20x").body(Body::empty()).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(bytes, "agt x");
-        let request = http::Request::get("/agents/agt%FF")
-            .body(Body::empty())
-            .unwrap();
+        let request = http::Request::get("/agents/agt%FF").body(Body::empty()).unwrap();
         let (status, _, body) = envelope(app.oneshot(request).await.unwrap()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(
-            body["error"]["details"],
-            json!({"field": "agent_id", "reason": "invalid_utf8"})
-        );
+        assert_eq!(body["error"]["details"], json!({"field": "agent_id", "reason": "invalid_utf8"}));
     }
 }

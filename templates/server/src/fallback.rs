@@ -28,9 +28,7 @@ pub(crate) fn method_not_allowed(
 ) -> impl FnOnce(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     move |method: Method| {
         let mut response = ApiFailure::method_not_allowed(&[])
-            .with_message(format!(
-                "{method} is not allowed here; this path supports {allow}."
-            ))
+            .with_message(format!("{method} is not allowed here; this path supports {allow}."))
             .into_response();
         if let Ok(value) = HeaderValue::from_str(allow) {
             response.headers_mut().insert(header::ALLOW, value);
@@ -58,20 +56,13 @@ mod tests {
                     .post(|| async { "create" })
                     .fallback(method_not_allowed("GET, POST")),
             )
-            .route(
-                "/health",
-                get(|| async { "ok" }).fallback(method_not_allowed("GET")),
-            )
+            .route("/health", get(|| async { "ok" }).fallback(method_not_allowed("GET")))
             .fallback(not_found);
         Router::new().nest("/v1", api).fallback(not_found)
     }
 
     async fn call(method: &str, path: &str) -> Response {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
+        let request = http::Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         app().oneshot(request).await.unwrap()
     }
 
@@ -92,22 +83,11 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_are_404() {
-        for path in [
-            "/",
-            "/v1",
-            "/v1/",
-            "/v1/nope",
-            "/v1/agents/",
-            "/v2/agents",
-            "/agents",
-        ] {
+        for path in ["/", "/v1", "/v1/", "/v1/nope", "/v1/agents/", "/v2/agents", "/agents"] {
             let (status, _, body) = envelope(call("GET", path).await).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
             assert_eq!(body["error"]["code"], "NOT_FOUND");
-            assert_eq!(
-                body["error"]["message"],
-                format!("There is no endpoint at {path}.")
-            );
+            assert_eq!(body["error"]["message"], format!("There is no endpoint at {path}."));
         }
         let (status, _, _) = envelope(call("DELETE", "/v1/nope").await).await;
         assert_eq!(status, StatusCode::NOT_FOUND);

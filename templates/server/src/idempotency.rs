@@ -68,12 +68,7 @@ pub enum IdempotencyBegin {
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Looks up `scope` (principal id and key) at `now` and, when it is free
     /// or expired, reserves it as in progress with `fingerprint`.
-    fn begin<'a>(
-        &'a self,
-        scope: &'a str,
-        fingerprint: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, IdempotencyBegin>;
+    fn begin<'a>(&'a self, scope: &'a str, fingerprint: &'a str, now: SystemTime) -> StoreFuture<'a, IdempotencyBegin>;
 
     /// Stores the response of the request that reserved `scope`.
     fn complete<'a>(&'a self, scope: &'a str, response: StoredResponse) -> StoreFuture<'a, ()>;
@@ -93,10 +88,7 @@ pub struct InMemoryIdempotencyStore {
 
 #[derive(Debug, Clone)]
 enum Record {
-    InProgress {
-        fingerprint: String,
-        since: SystemTime,
-    },
+    InProgress { fingerprint: String, since: SystemTime },
     Done(StoredResponse),
 }
 
@@ -126,11 +118,7 @@ impl Default for InMemoryIdempotencyStore {
 impl InMemoryIdempotencyStore {
     /// An empty store keeping records for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            records: Mutex::new(HashMap::new()),
-            calls: AtomicU64::new(0),
-        }
+        Self { ttl, records: Mutex::new(HashMap::new()), calls: AtomicU64::new(0) }
     }
 
     /// The number of records held, expired ones not yet swept included.
@@ -149,10 +137,7 @@ impl InMemoryIdempotencyStore {
     }
 
     fn expired(&self, record: &Record, now: SystemTime) -> bool {
-        record
-            .since()
-            .checked_add(self.ttl)
-            .is_some_and(|end| end <= now)
+        record.since().checked_add(self.ttl).is_some_and(|end| end <= now)
     }
 
     fn begin_now(&self, scope: &str, fingerprint: &str, now: SystemTime) -> IdempotencyBegin {
@@ -166,21 +151,14 @@ impl InMemoryIdempotencyStore {
                 Some(IdempotencyBegin::Replay(stored.clone()))
             }
             Some(Record::Done(_)) => Some(IdempotencyBegin::Mismatch),
-            Some(Record::InProgress {
-                fingerprint: running,
-                ..
-            }) if running == fingerprint => Some(IdempotencyBegin::InProgress),
+            Some(Record::InProgress { fingerprint: running, .. }) if running == fingerprint => {
+                Some(IdempotencyBegin::InProgress)
+            }
             Some(Record::InProgress { .. }) => Some(IdempotencyBegin::Mismatch),
             None => None,
         };
         outcome.unwrap_or_else(|| {
-            records.insert(
-                scope.to_owned(),
-                Record::InProgress {
-                    fingerprint: fingerprint.to_owned(),
-                    since: now,
-                },
-            );
+            records.insert(scope.to_owned(), Record::InProgress { fingerprint: fingerprint.to_owned(), since: now });
             IdempotencyBegin::Started
         })
     }
@@ -188,20 +166,12 @@ impl InMemoryIdempotencyStore {
 
 impl fmt::Debug for InMemoryIdempotencyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryIdempotencyStore")
-            .field("ttl", &self.ttl)
-            .field("records", &self.len())
-            .finish()
+        f.debug_struct("InMemoryIdempotencyStore").field("ttl", &self.ttl).field("records", &self.len()).finish()
     }
 }
 
 impl IdempotencyStore for InMemoryIdempotencyStore {
-    fn begin<'a>(
-        &'a self,
-        scope: &'a str,
-        fingerprint: &'a str,
-        now: SystemTime,
-    ) -> StoreFuture<'a, IdempotencyBegin> {
+    fn begin<'a>(&'a self, scope: &'a str, fingerprint: &'a str, now: SystemTime) -> StoreFuture<'a, IdempotencyBegin> {
         Box::pin(std::future::ready(self.begin_now(scope, fingerprint, now)))
     }
 
@@ -229,11 +199,7 @@ pub fn request_fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
     hasher.update(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     hasher.update([0]);
     hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The store key of a principal's idempotency key: the principal's id, a
@@ -255,8 +221,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiFa
         256.. => "too_long",
         _ => return Ok(Some(key)),
     };
-    Err(ApiFailure::invalid_input(KEY_HEADER, reason)
-        .with_message("Idempotency-Key must be 1 to 255 characters long."))
+    Err(ApiFailure::invalid_input(KEY_HEADER, reason).with_message("Idempotency-Key must be 1 to 255 characters long."))
 }
 
 /// Response headers that belong to one request and not to a replay, and
@@ -316,9 +281,7 @@ impl IdempotencyLayer {
 
 impl fmt::Debug for IdempotencyLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdempotencyLayer")
-            .field("body_limit", &self.body_limit)
-            .finish_non_exhaustive()
+        f.debug_struct("IdempotencyLayer").field("body_limit", &self.body_limit).finish_non_exhaustive()
     }
 }
 
@@ -326,11 +289,7 @@ impl<S> Layer<S> for IdempotencyLayer {
     type Service = IdempotencyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        IdempotencyService {
-            inner,
-            store: Arc::clone(&self.store),
-            body_limit: self.body_limit,
-        }
+        IdempotencyService { inner, store: Arc::clone(&self.store), body_limit: self.body_limit }
     }
 }
 
@@ -344,9 +303,7 @@ pub struct IdempotencyService<S> {
 
 impl<S> fmt::Debug for IdempotencyService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdempotencyService")
-            .field("body_limit", &self.body_limit)
-            .finish_non_exhaustive()
+        f.debug_struct("IdempotencyService").field("body_limit", &self.body_limit).finish_non_exhaustive()
     }
 }
 
@@ -381,10 +338,7 @@ async fn idempotent<S>(
 where
     S: Service<Request, Response = Response>,
 {
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    ) {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return inner.call(request).await;
     }
     let key = match idempotency_key(request.headers()) {
@@ -414,13 +368,8 @@ where
         IdempotencyBegin::InProgress => return Ok(in_progress().into_response()),
         IdempotencyBegin::Started => {}
     }
-    let reservation = Reservation {
-        store: Some(store),
-        scope,
-    };
-    let response = inner
-        .call(Request::from_parts(parts, Body::from(bytes)))
-        .await?;
+    let reservation = Reservation { store: Some(store), scope };
+    let response = inner.call(Request::from_parts(parts, Body::from(bytes))).await?;
     if response.status().is_server_error() || is_event_stream(response.headers()) {
         reservation.abandon().await;
         return Ok(response);
@@ -433,18 +382,14 @@ where
         Err(error) => {
             tracing::error!(%error, "failed to read a response body for idempotency");
             reservation.abandon().await;
-            return Ok(
-                ApiFailure::internal("The server failed to produce its response.").into_response(),
-            );
+            return Ok(ApiFailure::internal("The server failed to produce its response.").into_response());
         }
     };
     let headers = parts
         .headers
         .iter()
         .filter(|(name, _)| !is_unstored_header(name))
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .collect();
     let stored = StoredResponse {
         status: parts.status.as_u16(),
@@ -461,12 +406,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        })
+        .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
 }
 
 fn reused() -> ApiFailure {
@@ -479,11 +419,9 @@ fn reused() -> ApiFailure {
 /// client that timed out while the first request kept running learns to
 /// come back for the stored response instead of giving up.
 fn in_progress() -> ApiFailure {
-    ApiFailure::conflict(
-        "A request with this Idempotency-Key is still in progress; retry after it finishes.",
-    )
-    .with_field(KEY_HEADER, "in_progress")
-    .with_header(header::RETRY_AFTER, HeaderValue::from_static(IN_PROGRESS_RETRY_AFTER))
+    ApiFailure::conflict("A request with this Idempotency-Key is still in progress; retry after it finishes.")
+        .with_field(KEY_HEADER, "in_progress")
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static(IN_PROGRESS_RETRY_AFTER))
 }
 
 /// Seconds a client is asked to wait before retrying a request still in
@@ -492,14 +430,10 @@ const IN_PROGRESS_RETRY_AFTER: &str = "1";
 
 fn replay(stored: StoredResponse) -> Response {
     let mut response = Response::new(Body::from(stored.body));
-    *response.status_mut() =
-        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     for (name, value) in &stored.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
             headers.append(name, value);
         }
     }
@@ -540,9 +474,7 @@ impl Drop for Reservation {
             Ok(runtime) => {
                 runtime.spawn(async move { store.abandon(&scope).await });
             }
-            Err(_) => tracing::warn!(
-                "an idempotency key stays reserved until it expires: no runtime to release it"
-            ),
+            Err(_) => tracing::warn!("an idempotency key stays reserved until it expires: no runtime to release it"),
         }
     }
 }
@@ -565,20 +497,11 @@ mod tests {
             let calls = Arc::clone(&calls);
             async move {
                 let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                let body = axum::body::to_bytes(request.into_body(), usize::MAX)
-                    .await
-                    .unwrap();
-                let mut response = (
-                    StatusCode::CREATED,
-                    format!("call {n}: {}", String::from_utf8_lossy(&body)),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert("x-request-id", HeaderValue::from_static("req_inner"));
-                response
-                    .headers_mut()
-                    .insert("x-custom", HeaderValue::from_static("kept"));
+                let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+                let mut response =
+                    (StatusCode::CREATED, format!("call {n}: {}", String::from_utf8_lossy(&body))).into_response();
+                response.headers_mut().insert("x-request-id", HeaderValue::from_static("req_inner"));
+                response.headers_mut().insert("x-custom", HeaderValue::from_static("kept"));
                 Ok::<_, Infallible>(response)
             }
         })
@@ -591,40 +514,24 @@ mod tests {
         }
         let mut request = builder.body(Body::from(body)).unwrap();
         if let Some(id) = principal {
-            request
-                .extensions_mut()
-                .insert(Principal::new(id, Tier::Pro));
+            request.extensions_mut().insert(Principal::new(id, Tier::Pro));
         }
         request
     }
 
     async fn text(response: Response) -> String {
-        String::from_utf8(
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap()
-                .to_vec(),
-        )
-        .unwrap()
+        String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
     }
 
     #[tokio::test]
     async fn replays_the_first_response() {
         let calls = Arc::new(AtomicUsize::new(0));
         let service = IdempotencyLayer::in_memory(1024).layer(counting(calls.clone()));
-        let first = service
-            .clone()
-            .oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}"))
-            .await
-            .unwrap();
+        let first = service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}")).await.unwrap();
         assert_eq!(first.status(), StatusCode::CREATED);
         assert!(!first.headers().contains_key(REPLAYED_HEADER));
         assert_eq!(text(first).await, "call 1: {\"q\":1}");
-        let again = service
-            .clone()
-            .oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}"))
-            .await
-            .unwrap();
+        let again = service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}")).await.unwrap();
         assert_eq!(again.status(), StatusCode::CREATED);
         assert_eq!(again.headers()[REPLAYED_HEADER], "true");
         assert_eq!(again.headers()["x-custom"], "kept");
@@ -632,11 +539,7 @@ mod tests {
         assert_eq!(text(again).await, "call 1: {\"q\":1}");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // The same key of another principal is another record.
-        let bob = service
-            .clone()
-            .oneshot(post(Some("k1"), Some("bob"), "{\"q\":1}"))
-            .await
-            .unwrap();
+        let bob = service.clone().oneshot(post(Some("k1"), Some("bob"), "{\"q\":1}")).await.unwrap();
         assert_eq!(text(bob).await, "call 2: {\"q\":1}");
     }
 
@@ -644,23 +547,12 @@ mod tests {
     async fn a_different_request_with_the_key_conflicts() {
         let calls = Arc::new(AtomicUsize::new(0));
         let service = IdempotencyLayer::in_memory(1024).layer(counting(calls.clone()));
-        service
-            .clone()
-            .oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}"))
-            .await
-            .unwrap();
-        let response = service
-            .clone()
-            .oneshot(post(Some("k1"), Some("alice"), "{\"q\":2}"))
-            .await
-            .unwrap();
+        service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}")).await.unwrap();
+        let response = service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":2}")).await.unwrap();
         let (status, _, body) = envelope(response).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body["error"]["code"], "CONFLICT");
-        assert_eq!(
-            body["error"]["details"],
-            serde_json::json!({"field": "Idempotency-Key", "reason": "reused"})
-        );
+        assert_eq!(body["error"]["details"], serde_json::json!({"field": "Idempotency-Key", "reason": "reused"}));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -682,11 +574,7 @@ mod tests {
         tokio::task::yield_now().await;
         let mut second = None;
         for _ in 0..100 {
-            let response = service
-                .clone()
-                .oneshot(post(Some("k"), Some("alice"), "x"))
-                .await
-                .unwrap();
+            let response = service.clone().oneshot(post(Some("k"), Some("alice"), "x")).await.unwrap();
             if response.status() == StatusCode::CONFLICT {
                 second = Some(response);
                 break;
@@ -710,25 +598,15 @@ mod tests {
             async move {
                 Ok::<_, Infallible>(match n {
                     0 => ApiFailure::internal("boom").into_response(),
-                    1 => ([(header::CONTENT_TYPE, "text/event-stream")], "data: 1\n\n")
-                        .into_response(),
+                    1 => ([(header::CONTENT_TYPE, "text/event-stream")], "data: 1\n\n").into_response(),
                     _ => StatusCode::OK.into_response(),
                 })
             }
         });
         let service = IdempotencyLayer::in_memory(1024).layer(flaky);
-        let statuses = [
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::OK,
-            StatusCode::OK,
-            StatusCode::OK,
-        ];
+        let statuses = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::OK, StatusCode::OK, StatusCode::OK];
         for status in statuses {
-            let response = service
-                .clone()
-                .oneshot(post(Some("k"), Some("alice"), "x"))
-                .await
-                .unwrap();
+            let response = service.clone().oneshot(post(Some("k"), Some("alice"), "x")).await.unwrap();
             assert_eq!(response.status(), status);
         }
         // Two unstored answers, then one stored and replayed.
@@ -741,37 +619,16 @@ mod tests {
         let service = IdempotencyLayer::in_memory(4).layer(counting(calls.clone()));
         let long = "k".repeat(256);
         let long: &'static str = Box::leak(long.into_boxed_str());
-        let (status, _, body) = envelope(
-            service
-                .clone()
-                .oneshot(post(Some(long), Some("alice"), "x"))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, _, body) =
+            envelope(service.clone().oneshot(post(Some(long), Some("alice"), "x")).await.unwrap()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(
-            body["error"]["details"],
-            serde_json::json!({"field": "Idempotency-Key", "reason": "too_long"})
-        );
-        let (status, _, body) = envelope(
-            service
-                .clone()
-                .oneshot(post(Some(""), Some("alice"), "x"))
-                .await
-                .unwrap(),
-        )
-        .await;
+        assert_eq!(body["error"]["details"], serde_json::json!({"field": "Idempotency-Key", "reason": "too_long"}));
+        let (status, _, body) =
+            envelope(service.clone().oneshot(post(Some(""), Some("alice"), "x")).await.unwrap()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["details"]["reason"], "too_short");
-        let (status, _, _) = envelope(
-            service
-                .clone()
-                .oneshot(post(Some("k"), Some("alice"), "12345"))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, _, _) =
+            envelope(service.clone().oneshot(post(Some("k"), Some("alice"), "12345")).await.unwrap()).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(
             service
@@ -795,20 +652,9 @@ mod tests {
             post(Some("k"), None, "x"),
             post(Some("k"), None, "x"),
         ] {
-            assert!(
-                !service
-                    .clone()
-                    .oneshot(request)
-                    .await
-                    .unwrap()
-                    .headers()
-                    .contains_key(REPLAYED_HEADER)
-            );
+            assert!(!service.clone().oneshot(request).await.unwrap().headers().contains_key(REPLAYED_HEADER));
         }
-        let get = http::Request::get("/x")
-            .header(KEY_HEADER, "k")
-            .body(Body::empty())
-            .unwrap();
+        let get = http::Request::get("/x").header(KEY_HEADER, "k").body(Body::empty()).unwrap();
         service.clone().oneshot(get).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 5);
     }
@@ -816,16 +662,10 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_request_releases_its_key() {
         let store = Arc::new(InMemoryIdempotencyStore::default());
-        let pending = tower::service_fn(|_request: Request| {
-            std::future::pending::<Result<Response, Infallible>>()
-        });
+        let pending = tower::service_fn(|_request: Request| std::future::pending::<Result<Response, Infallible>>());
         let service = IdempotencyLayer::new(store.clone(), 1024).layer(pending);
         let call = service.oneshot(post(Some("k"), Some("alice"), "x"));
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), call)
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(Duration::from_millis(20), call).await.is_err());
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
@@ -837,10 +677,7 @@ mod tests {
         let store = InMemoryIdempotencyStore::new(Duration::from_secs(10));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(store.begin("s", "f", t0).await, IdempotencyBegin::Started);
-        assert_eq!(
-            store.begin("s", "f", t0).await,
-            IdempotencyBegin::InProgress
-        );
+        assert_eq!(store.begin("s", "f", t0).await, IdempotencyBegin::InProgress);
         assert_eq!(store.begin("s", "g", t0).await, IdempotencyBegin::Mismatch);
         let stored = StoredResponse {
             status: 201,
@@ -850,14 +687,8 @@ mod tests {
             created_at: t0,
         };
         store.complete("s", stored.clone()).await;
-        assert_eq!(
-            store.begin("s", "f", t0 + Duration::from_secs(9)).await,
-            IdempotencyBegin::Replay(stored)
-        );
-        assert_eq!(
-            store.begin("s", "g", t0 + Duration::from_secs(10)).await,
-            IdempotencyBegin::Started
-        );
+        assert_eq!(store.begin("s", "f", t0 + Duration::from_secs(9)).await, IdempotencyBegin::Replay(stored));
+        assert_eq!(store.begin("s", "g", t0 + Duration::from_secs(10)).await, IdempotencyBegin::Started);
         store.abandon("s").await;
         assert!(store.is_empty());
     }
@@ -869,10 +700,7 @@ mod tests {
         assert_eq!(base.len(), 64);
         assert_eq!(base, request_fingerprint(&Method::POST, &uri, b"{}"));
         assert_ne!(base, request_fingerprint(&Method::PUT, &uri, b"{}"));
-        assert_ne!(
-            base,
-            request_fingerprint(&Method::POST, &"/agents/b/invoke".parse().unwrap(), b"{}")
-        );
+        assert_ne!(base, request_fingerprint(&Method::POST, &"/agents/b/invoke".parse().unwrap(), b"{}"));
         assert_ne!(base, request_fingerprint(&Method::POST, &uri, b"{ }"));
         assert_eq!(idempotency_scope("alice", "k"), "alice\nk");
     }

@@ -49,12 +49,7 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self {
-            free: 100,
-            pro: 1_000,
-            enterprise: 10_000,
-            window: Duration::from_secs(3600),
-        }
+        Self { free: 100, pro: 1_000, enterprise: 10_000, window: Duration::from_secs(3600) }
     }
 }
 
@@ -116,23 +111,11 @@ pub struct Decision {
 pub trait CounterStore: Send + Sync + 'static {
     /// Counts one request for `key` against `limit` in the fixed window of
     /// length `window` that contains `now`, if the window has room.
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        limit: u64,
-        window: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Decision>;
+    fn hit<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision>;
 
     /// The state of `key`'s window at `now` without counting a request;
     /// `allowed` says whether one more would be admitted.
-    fn peek<'a>(
-        &'a self,
-        key: &'a str,
-        limit: u64,
-        window: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Decision>;
+    fn peek<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision>;
 }
 
 /// The bounds of the fixed window holding `now`: its start and its end (the
@@ -186,33 +169,17 @@ impl InMemoryCounterStore {
         self.windows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn decide(
-        &self,
-        key: &str,
-        limit: u64,
-        window: Duration,
-        now: SystemTime,
-        count: bool,
-    ) -> Decision {
+    fn decide(&self, key: &str, limit: u64, window: Duration, now: SystemTime, count: bool) -> Decision {
         let (start, reset) = window_bounds(now, window);
         let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut windows = self.lock();
         if count && self.calls.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             windows.retain(|_, window| window.reset > now_secs);
         }
-        let current = windows
-            .get(key)
-            .filter(|window| window.start == start)
-            .map_or(0, |window| window.used);
+        let current = windows.get(key).filter(|window| window.start == start).map_or(0, |window| window.used);
         let allowed = current < limit;
         if !(count && allowed) {
-            return Decision {
-                allowed,
-                limit,
-                remaining: limit.saturating_sub(current),
-                reset,
-                used: current,
-            };
+            return Decision { allowed, limit, remaining: limit.saturating_sub(current), reset, used: current };
         }
         let used = current + 1;
         let window = Window { start, reset, used };
@@ -223,47 +190,23 @@ impl InMemoryCounterStore {
                 windows.insert(key.to_owned(), window);
             }
         }
-        Decision {
-            allowed,
-            limit,
-            remaining: limit.saturating_sub(used),
-            reset,
-            used,
-        }
+        Decision { allowed, limit, remaining: limit.saturating_sub(used), reset, used }
     }
 }
 
 impl fmt::Debug for InMemoryCounterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryCounterStore")
-            .field("windows", &self.len())
-            .finish()
+        f.debug_struct("InMemoryCounterStore").field("windows", &self.len()).finish()
     }
 }
 
 impl CounterStore for InMemoryCounterStore {
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        limit: u64,
-        window: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Decision> {
-        Box::pin(std::future::ready(
-            self.decide(key, limit, window, now, true),
-        ))
+    fn hit<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision> {
+        Box::pin(std::future::ready(self.decide(key, limit, window, now, true)))
     }
 
-    fn peek<'a>(
-        &'a self,
-        key: &'a str,
-        limit: u64,
-        window: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, Decision> {
-        Box::pin(std::future::ready(
-            self.decide(key, limit, window, now, false),
-        ))
+    fn peek<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision> {
+        Box::pin(std::future::ready(self.decide(key, limit, window, now, false)))
     }
 }
 
@@ -303,10 +246,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RateLimitStatus {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for RateLimitStatus {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<RateLimitStatus>().cloned())
     }
 }
@@ -328,10 +268,7 @@ pub struct RateLimitLayer {
 impl RateLimitLayer {
     /// Limits with `config`, counting in `store`.
     pub fn new(config: RateLimitConfig, store: Arc<dyn CounterStore>) -> Self {
-        Self {
-            config: Arc::new(config),
-            store,
-        }
+        Self { config: Arc::new(config), store }
     }
 
     /// Limits with `config`, counting in a fresh [`InMemoryCounterStore`].
@@ -342,9 +279,7 @@ impl RateLimitLayer {
 
 impl fmt::Debug for RateLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitLayer")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("RateLimitLayer").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -352,11 +287,7 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
-            inner,
-            config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
-        }
+        RateLimitService { inner, config: Arc::clone(&self.config), store: Arc::clone(&self.store) }
     }
 }
 
@@ -370,9 +301,7 @@ pub struct RateLimitService<S> {
 
 impl<S> fmt::Debug for RateLimitService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("RateLimitService").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -468,41 +397,17 @@ mod tests {
         let store = InMemoryCounterStore::new();
         let hour = Duration::from_secs(3600);
         let first = store.hit("k", 2, hour, at(T0 + 10)).await;
-        assert_eq!(
-            first,
-            Decision {
-                allowed: true,
-                limit: 2,
-                remaining: 1,
-                reset: T0 + 3600,
-                used: 1
-            }
-        );
+        assert_eq!(first, Decision { allowed: true, limit: 2, remaining: 1, reset: T0 + 3600, used: 1 });
         let second = store.hit("k", 2, hour, at(T0 + 20)).await;
-        assert_eq!(
-            (second.allowed, second.remaining, second.used),
-            (true, 0, 2)
-        );
+        assert_eq!((second.allowed, second.remaining, second.used), (true, 0, 2));
         let third = store.hit("k", 2, hour, at(T0 + 3599)).await;
         assert_eq!((third.allowed, third.remaining, third.used), (false, 0, 2));
         assert!(!store.peek("k", 2, hour, at(T0 + 30)).await.allowed);
         let next = store.hit("k", 2, hour, at(T0 + 3600)).await;
-        assert_eq!(
-            next,
-            Decision {
-                allowed: true,
-                limit: 2,
-                remaining: 1,
-                reset: T0 + 7200,
-                used: 1
-            }
-        );
+        assert_eq!(next, Decision { allowed: true, limit: 2, remaining: 1, reset: T0 + 7200, used: 1 });
         assert_eq!(store.hit("other", 2, hour, at(T0)).await.used, 1);
         let peeked = store.peek("fresh", 5, hour, at(T0)).await;
-        assert_eq!(
-            (peeked.allowed, peeked.used, peeked.remaining),
-            (true, 0, 5)
-        );
+        assert_eq!((peeked.allowed, peeked.used, peeked.remaining), (true, 0, 5));
         assert!(!store.hit("zero", 0, hour, at(T0)).await.allowed);
     }
 
@@ -523,15 +428,10 @@ mod tests {
     fn limited(
         config: RateLimitConfig,
         store: Arc<dyn CounterStore>,
-    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + 'static {
+    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static {
         RateLimitLayer::new(config, store).layer(tower::service_fn(|request: Request| async move {
             let status = request.extensions().get::<RateLimitStatus>().cloned();
-            let text = status
-                .map(|s| format!("{}/{}/{}", s.tier, s.used, s.remaining))
-                .unwrap_or_default();
+            let text = status.map(|s| format!("{}/{}/{}", s.tier, s.used, s.remaining)).unwrap_or_default();
             Ok::<_, Infallible>((StatusCode::CREATED, text).into_response())
         }))
     }
@@ -546,49 +446,25 @@ mod tests {
 
     #[tokio::test]
     async fn headers_count_down_then_429() {
-        let service = limited(
-            RateLimitConfig::default().free(3),
-            Arc::new(InMemoryCounterStore::new()),
-        );
+        let service = limited(RateLimitConfig::default().free(3), Arc::new(InMemoryCounterStore::new()));
         let alice = Principal::new("alice", Tier::Free);
         for remaining in [2u64, 1, 0] {
-            let response = service
-                .clone()
-                .oneshot(request(Some(alice.clone())))
-                .await
-                .unwrap();
+            let response = service.clone().oneshot(request(Some(alice.clone()))).await.unwrap();
             assert_eq!(response.status(), StatusCode::CREATED);
             assert_eq!(response.headers()["x-ratelimit-limit"], "3");
-            assert_eq!(
-                response.headers()["x-ratelimit-remaining"],
-                remaining.to_string().as_str()
-            );
-            let reset: u64 = response.headers()["x-ratelimit-reset"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
+            assert_eq!(response.headers()["x-ratelimit-remaining"], remaining.to_string().as_str());
+            let reset: u64 = response.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
             assert_eq!(reset % 3600, 0);
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
             assert_eq!(body, format!("free/{}/{remaining}", 3 - remaining).as_str());
         }
-        let (status, headers, body) =
-            envelope(service.clone().oneshot(request(Some(alice))).await.unwrap()).await;
+        let (status, headers, body) = envelope(service.clone().oneshot(request(Some(alice))).await.unwrap()).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers["x-ratelimit-remaining"], "0");
-        let retry_after: u64 = headers[header::RETRY_AFTER]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let retry_after: u64 = headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
         assert!((1..=3600).contains(&retry_after));
         assert_eq!(body["error"]["code"], "RATE_LIMITED");
-        assert_eq!(
-            body["error"]["message"],
-            "Rate limit of 3 requests per hour exceeded."
-        );
+        assert_eq!(body["error"]["message"], "Rate limit of 3 requests per hour exceeded.");
         assert_eq!(body["error"]["details"]["reason"], "rate_limited");
         assert_eq!(body["error"]["details"]["limit"], 3);
         // Another key has its own window.
@@ -609,26 +485,15 @@ mod tests {
 
     #[test]
     fn never_admits_more_than_the_limit_under_concurrency() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
         runtime.block_on(async {
-            let service = limited(
-                RateLimitConfig::default().free(20),
-                Arc::new(InMemoryCounterStore::new()),
-            );
+            let service = limited(RateLimitConfig::default().free(20), Arc::new(InMemoryCounterStore::new()));
             let tasks: Vec<_> = (0..50)
                 .map(|_| {
                     let service = service.clone();
                     tokio::spawn(async move {
                         let principal = Principal::new("shared", Tier::Free);
-                        service
-                            .oneshot(request(Some(principal)))
-                            .await
-                            .unwrap()
-                            .status()
+                        service.oneshot(request(Some(principal))).await.unwrap().status()
                     })
                 })
                 .collect();
@@ -636,20 +501,8 @@ mod tests {
             for task in tasks {
                 statuses.push(task.await.unwrap());
             }
-            assert_eq!(
-                statuses
-                    .iter()
-                    .filter(|s| **s == StatusCode::CREATED)
-                    .count(),
-                20
-            );
-            assert_eq!(
-                statuses
-                    .iter()
-                    .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
-                    .count(),
-                30
-            );
+            assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 20);
+            assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 30);
         });
     }
 
@@ -658,9 +511,6 @@ mod tests {
         assert_eq!(describe_window(Duration::from_secs(3600)), "hour");
         assert_eq!(describe_window(Duration::from_millis(10)), "second");
         assert_eq!(describe_window(Duration::from_secs(90)), "90 seconds");
-        assert_eq!(
-            window_bounds(at(T0 + 61), Duration::from_secs(60)),
-            (T0 + 60, T0 + 120)
-        );
+        assert_eq!(window_bounds(at(T0 + 61), Duration::from_secs(60)), (T0 + 60, T0 + 120));
     }
 }

@@ -54,21 +54,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     /// The id [`RequestIdLayer`] stored; its absence means the router lacks
     /// the layer, a server misconfiguration, hence a 500.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .ok_or_else(|| ApiFailure::internal("The request has no id."))
+        parts.extensions.get::<RequestId>().cloned().ok_or_else(|| ApiFailure::internal("The request has no id."))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<RequestId>().cloned())
     }
 }
@@ -131,12 +124,10 @@ where
             .and_then(|value| value.to_str().ok())
             .map_or_else(RequestId::generate, |value| RequestId(value.to_owned()));
         // Checked above or generated from hex digits, so always a valid value.
-        let value = HeaderValue::from_str(id.as_str())
-            .unwrap_or_else(|_| HeaderValue::from_static("req_invalid"));
-        request
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER, value.clone());
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+        let value = HeaderValue::from_str(id.as_str()).unwrap_or_else(|_| HeaderValue::from_static("req_invalid"));
+        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+        let span =
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
         request.extensions_mut().insert(id);
         // Calling inside the span makes the inner service's synchronous work
         // (routing, layer setup) part of the request's trace too.
@@ -174,11 +165,7 @@ impl<S> Layer<S> for DeprecationLayer {
     type Service = DeprecationService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DeprecationService {
-            inner,
-            since: self.since,
-            sunset: self.sunset,
-        }
+        DeprecationService { inner, since: self.since, sunset: self.sunset }
     }
 }
 
@@ -206,9 +193,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let future = self.inner.call(request);
         let since = HeaderValue::from_str(self.since).unwrap_or_else(|_| HeaderValue::from_static("true"));
-        let sunset = self
-            .sunset
-            .and_then(|date| HeaderValue::from_str(date).ok());
+        let sunset = self.sunset.and_then(|date| HeaderValue::from_str(date).ok());
         Box::pin(async move {
             let mut response = future.await?;
             let headers = response.headers_mut();
@@ -231,11 +216,7 @@ mod tests {
 
     fn echo() -> impl Service<Request, Response = Response, Error = Infallible> + Clone {
         RequestIdLayer::new().layer(tower::service_fn(|request: Request| async move {
-            let id = request
-                .extensions()
-                .get::<RequestId>()
-                .cloned()
-                .expect("an id");
+            let id = request.extensions().get::<RequestId>().cloned().expect("an id");
             assert_eq!(request.headers()[REQUEST_ID_HEADER], id.as_str());
             Ok::<_, Infallible>(id.0.into_response())
         }))
@@ -244,18 +225,11 @@ mod tests {
     async fn call(header: Option<&[u8]>) -> (String, String) {
         let mut request = http::Request::get("/").body(Body::empty()).unwrap();
         if let Some(value) = header {
-            request
-                .headers_mut()
-                .insert(REQUEST_ID_HEADER, HeaderValue::from_bytes(value).unwrap());
+            request.headers_mut().insert(REQUEST_ID_HEADER, HeaderValue::from_bytes(value).unwrap());
         }
         let response = echo().oneshot(request).await.unwrap();
-        let header = response.headers()[REQUEST_ID_HEADER]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let header = response.headers()[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         (header, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -269,12 +243,7 @@ mod tests {
     #[tokio::test]
     async fn replaces_missing_or_invalid_ids() {
         let long = [b'a'; 129];
-        for value in [
-            None,
-            Some(&b"has space"[..]),
-            Some(&long[..]),
-            Some(&b"caf\xc3\xa9"[..]),
-        ] {
+        for value in [None, Some(&b"has space"[..]), Some(&long[..]), Some(&b"caf\xc3\xa9"[..])] {
             let (header, seen) = call(value).await;
             assert_eq!(header, seen);
             assert!(header.starts_with("req_") && header.len() == 36, "{header}");
@@ -285,25 +254,14 @@ mod tests {
 
     #[tokio::test]
     async fn deprecation_headers() {
-        let service = DeprecationLayer::new("@1751328000", Some("Wed, 30 Jun 2027 00:00:00 GMT")).layer(
-            tower::service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }),
-        );
-        let response = service
-            .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let service = DeprecationLayer::new("@1751328000", Some("Wed, 30 Jun 2027 00:00:00 GMT"))
+            .layer(tower::service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }));
+        let response = service.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.headers()["deprecation"], "@1751328000");
-        assert_eq!(
-            response.headers()["sunset"],
-            "Wed, 30 Jun 2027 00:00:00 GMT"
-        );
-        let service = DeprecationLayer::new("true", None).layer(tower::service_fn(|_: Request| async {
-            Ok::<_, Infallible>("ok".into_response())
-        }));
-        let response = service
-            .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        assert_eq!(response.headers()["sunset"], "Wed, 30 Jun 2027 00:00:00 GMT");
+        let service = DeprecationLayer::new("true", None)
+            .layer(tower::service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }));
+        let response = service.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
         assert!(!response.headers().contains_key("sunset"));
     }
 }

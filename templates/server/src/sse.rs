@@ -46,11 +46,7 @@ pub struct SseItem<E> {
 impl<E> SseItem<E> {
     /// An event with an id and no `retry`.
     pub fn new(id: impl Into<String>, event: E) -> Self {
-        Self {
-            id: id.into(),
-            event,
-            retry: None,
-        }
+        Self { id: id.into(), event, retry: None }
     }
 
     /// Sets the `retry` field.
@@ -106,10 +102,7 @@ pub struct EventStream<E> {
 impl<E> EventStream<E> {
     /// A response that sends the items of `stream`, then ends.
     pub fn new(stream: impl Stream<Item = SseItem<E>> + Send + 'static) -> Self {
-        Self {
-            stream: Box::pin(stream),
-            keep_alive: None,
-        }
+        Self { stream: Box::pin(stream), keep_alive: None }
     }
 
     /// Sends a comment whenever `interval` passes without an event, so that
@@ -122,9 +115,7 @@ impl<E> EventStream<E> {
 
 impl<E> fmt::Debug for EventStream<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream")
-            .field("keep_alive", &self.keep_alive)
-            .finish_non_exhaustive()
+        f.debug_struct("EventStream").field("keep_alive", &self.keep_alive).finish_non_exhaustive()
     }
 }
 
@@ -132,17 +123,12 @@ impl<E: SseEventData + Send + 'static> IntoResponse for EventStream<E> {
     fn into_response(self) -> Response {
         let frames = Frames {
             stream: self.stream,
-            keep_alive: self
-                .keep_alive
-                .map(|interval| (interval, Box::pin(tokio::time::sleep(interval)))),
+            keep_alive: self.keep_alive.map(|interval| (interval, Box::pin(tokio::time::sleep(interval)))),
         };
         let mut response = Response::new(Body::from_stream(frames));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }
@@ -162,9 +148,7 @@ impl<E: SseEventData> Stream for Frames<E> {
         match this.stream.as_mut().poll_next(cx) {
             Poll::Ready(Some(item)) => {
                 if let Some((interval, sleep)) = &mut this.keep_alive {
-                    sleep
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + *interval);
+                    sleep.as_mut().reset(tokio::time::Instant::now() + *interval);
                 }
                 Poll::Ready(Some(Ok(item.to_frame())))
             }
@@ -176,9 +160,7 @@ impl<E: SseEventData> Stream for Frames<E> {
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + *interval);
+                sleep.as_mut().reset(tokio::time::Instant::now() + *interval);
                 Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))))
             }
         }
@@ -212,28 +194,18 @@ mod tests {
     }
 
     async fn body(response: Response) -> String {
-        String::from_utf8(
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap()
-                .to_vec(),
-        )
-        .unwrap()
+        String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
     }
 
     #[tokio::test]
     async fn frames_events_and_ends() {
         let items = vec![
-            SseItem::new("str_1:0", Event::Chunk("{\"index\":0}"))
-                .with_retry(Duration::from_secs(3)),
+            SseItem::new("str_1:0", Event::Chunk("{\"index\":0}")).with_retry(Duration::from_secs(3)),
             SseItem::new("str_1:1", Event::Done),
         ];
         let response = EventStream::new(futures::stream::iter(items)).into_response();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/event-stream"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
         assert_eq!(
             body(response).await,
@@ -244,10 +216,7 @@ mod tests {
     #[test]
     fn multi_line_data_and_hostile_ids() {
         let frame = SseItem::new("a\r\nb\0c", Event::Chunk("one\r\ntwo\rthree\nfour")).to_frame();
-        assert_eq!(
-            frame,
-            "event: chunk\nid: abc\ndata: one\ndata: two\ndata: three\ndata: four\n\n"
-        );
+        assert_eq!(frame, "event: chunk\nid: abc\ndata: one\ndata: two\ndata: three\ndata: four\n\n");
         let frame = SseItem::new("", Event::Chunk("")).to_frame();
         assert_eq!(frame, "event: chunk\nid: \ndata: \n\n");
     }
@@ -261,24 +230,15 @@ mod tests {
     #[tokio::test]
     async fn keep_alive_fills_quiet_gaps() {
         let (sender, receiver) = futures::channel::mpsc::unbounded();
-        let response = EventStream::new(receiver)
-            .keep_alive(Duration::from_millis(40))
-            .into_response();
+        let response = EventStream::new(receiver).keep_alive(Duration::from_millis(40)).into_response();
         let reader = tokio::spawn(body(response));
         tokio::time::sleep(Duration::from_millis(60)).await;
-        sender
-            .unbounded_send(SseItem::new("1", Event::Done))
-            .unwrap();
+        sender.unbounded_send(SseItem::new("1", Event::Done)).unwrap();
         drop(sender);
         let text = reader.await.unwrap();
         // A busy machine may oversleep into a second keep-alive; one at least
         // must come, and only keep-alives before the event.
-        let gap = text
-            .strip_suffix("event: done\nid: 1\ndata: {\"result\":\"ok\"}\n\n")
-            .expect("the event last");
-        assert!(
-            !gap.is_empty() && gap.replace(": keep-alive\n\n", "").is_empty(),
-            "{gap:?}"
-        );
+        let gap = text.strip_suffix("event: done\nid: 1\ndata: {\"result\":\"ok\"}\n\n").expect("the event last");
+        assert!(!gap.is_empty() && gap.replace(": keep-alive\n\n", "").is_empty(), "{gap:?}");
     }
 }
