@@ -65,9 +65,11 @@ pub fn render(spec: &str) -> Result<BTreeMap<String, String>, String> {
 
 /// Formats `files` with ONE rustfmt process (starting one per file cost
 /// most of a regeneration's time): they are laid out in a scratch folder
-/// under their real paths and formatted in place. rustfmt follows `mod`
-/// declarations, so the other modules of the crates (`modules`, formatted
-/// already) are there too, as empty files that cost nothing to format.
+/// under their real paths and formatted in place. rustfmt is given only the
+/// crate roots and follows their `mod` declarations, as `cargo fmt` does
+/// (naming every module too would format each twice); the other modules of
+/// the crates (`modules`, formatted already) are there as empty files that
+/// cost nothing to format.
 fn rustfmt(files: &BTreeMap<String, String>, modules: &[&str]) -> Result<BTreeMap<String, String>, String> {
     if files.is_empty() {
         return Ok(BTreeMap::new());
@@ -84,14 +86,17 @@ fn rustfmt(files: &BTreeMap<String, String>, modules: &[&str]) -> Result<BTreeMa
     for module in modules {
         place(module, "")?;
     }
-    let mut paths = Vec::new();
+    let mut roots = Vec::new();
     for (path, contents) in files {
-        paths.push(place(path, contents)?);
+        let full = place(path, contents)?;
+        if is_crate_root(path) {
+            roots.push(full);
+        }
     }
     let output = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
         .args(["--edition", "2024", "--quiet", "--config-path"])
         .arg(project_root().join("rustfmt.toml"))
-        .args(&paths)
+        .args(&roots)
         .output()
         .map_err(|e| format!("cannot run rustfmt: {e}"))?;
     if !output.status.success() {
@@ -108,6 +113,19 @@ fn rustfmt(files: &BTreeMap<String, String>, modules: &[&str]) -> Result<BTreeMa
             Ok((path.clone(), formatted))
         })
         .collect()
+}
+
+/// Whether rustfmt must be named this file, because no other file reaches
+/// it through `mod`: anything outside a `src/` folder (examples, tests),
+/// `src/lib.rs`, `src/main.rs` and `src/bin/*.rs`.
+fn is_crate_root(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let Some(src) = parts.iter().position(|p| *p == "src") else { return true };
+    match &parts[src + 1..] {
+        [file] => *file == "lib.rs" || *file == "main.rs",
+        ["bin", _] => true,
+        _ => false,
+    }
 }
 
 /// Every file under `dir`, as `/`-separated paths relative to it.
@@ -218,6 +236,18 @@ mod tests {
 
     /// The generated crates cannot use `workspace = true` (they publish on
     /// their own), so their versions are repeated; this keeps them equal.
+    #[test]
+    fn only_crate_roots_are_named_to_rustfmt() {
+        for root in
+            ["client/src/lib.rs", "server/src/main.rs", "client/src/bin/tool.rs", "client/examples/quickstart.rs"]
+        {
+            assert!(is_crate_root(root), "{root}");
+        }
+        for module in ["client/src/types.rs", "server/src/api/mod.rs", "client/src/bin/tool/helper.rs"] {
+            assert!(!is_crate_root(module), "{module}");
+        }
+    }
+
     #[test]
     fn generated_crates_use_workspace_pins() {
         let manifest = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();

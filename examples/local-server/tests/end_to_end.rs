@@ -2,11 +2,13 @@
 //! through every operation with `runagent-client`, then restarted on the
 //! same database.
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+mod support;
 
 use futures::StreamExt;
 use runagent_client::operations::{InvokeAgentResponse, StreamAgentEvent};
@@ -44,38 +46,12 @@ struct Server {
 
 impl Server {
     fn start(db: &Path, agents: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runagent-local"))
-            .args(["--port", "0", "--shutdown-timeout", "2"])
-            .arg("--db")
-            .arg(db)
-            .arg("--agents-dir")
-            .arg(agents)
-            .args(extra)
-            // The server's log is quiet unless asked for, e.g.
-            // RUNAGENT_E2E_LOG=info.
-            .env("RUST_LOG", std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| "off".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut preamble = Vec::new();
-        let base_url = loop {
-            let line = receiver.recv_timeout(Duration::from_secs(30)).expect("the server prints its listening line");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.to_owned();
-            }
-            preamble.push(line);
-        };
+        // A slower shutdown than the other tests: this one stops the server
+        // with streams and operations in flight and checks they finish.
+        let mut args: Vec<&OsStr> = vec!["--shutdown-timeout".as_ref(), "2".as_ref(), "--db".as_ref(), db.as_os_str()];
+        args.extend(["--agents-dir".as_ref(), agents.as_os_str()]);
+        args.extend(extra.iter().map(OsStr::new));
+        let (child, base_url, preamble) = support::spawn(args);
         Server { child, base_url, preamble }
     }
 

@@ -3,6 +3,7 @@
 //! directory holding the test's `command` agent.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,40 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub const KEY: &str = "faults-key";
+
+/// Starts the binary on a free port with `args` and waits for its
+/// `listening on` line. Returns the child, the base URL it printed (ending
+/// in `/v1`) and the lines printed before it (the development key, if any).
+/// The server's log is quiet unless asked for, e.g. RUNAGENT_E2E_LOG=info.
+pub fn spawn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> (Child, String, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runagent-local"))
+        .args(["--port", "0"])
+        .args(args)
+        .env("RUST_LOG", std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| "off".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut preamble = Vec::new();
+    let base_url = loop {
+        let line = receiver.recv_timeout(Duration::from_secs(30)).expect("the server prints its listening line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+        preamble.push(line);
+    };
+    (child, base_url, preamble)
+}
 
 /// A running `runagent-local`, killed when dropped.
 pub struct LocalServer {
@@ -29,32 +64,18 @@ impl LocalServer {
         let path = agents.join("agent.sh");
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runagent-local"))
-            .args(["--port", "0", "--db", ":memory:", "--shutdown-timeout", "1"])
-            .args(["--api-key", &format!("{KEY}:enterprise")])
-            .arg("--agents-dir")
-            .arg(&agents)
-            .env("RUST_LOG", std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| "off".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let base_url = loop {
-            let line = receiver.recv_timeout(Duration::from_secs(30)).expect("the server prints its listening line");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.to_owned();
-            }
-        };
+        let key = format!("{KEY}:enterprise");
+        let args: [&OsStr; 8] = [
+            "--shutdown-timeout".as_ref(),
+            "1".as_ref(),
+            "--db".as_ref(),
+            ":memory:".as_ref(),
+            "--api-key".as_ref(),
+            key.as_ref(),
+            "--agents-dir".as_ref(),
+            agents.as_os_str(),
+        ];
+        let (child, base_url, _) = spawn(args);
         LocalServer { child, base_url, dir }
     }
 
