@@ -312,7 +312,7 @@ fn codegen(env: &Env, plan: &Plan) -> Result<Row, String> {
         met: Some(ratio.0 >= 20.0),
         note: format!(
             "times are process start to exit into an empty folder: ours is the built xtask binary \
-             (`xtask codegen --out DIR`: parse, generate, rustfmt each of the Rust files in its own process, \
+             (`xtask codegen --out DIR`: parse, generate, one rustfmt run over the spec-derived files, \
              write), theirs is `java -jar openapi-generator.jar generate -g rust` plus the same with `-g rust-axum` \
              (JVM start included, no formatter run, Python wrapper not timed); of our time the generator itself \
              (in process) takes {} s, the rest is rustfmt and writing",
