@@ -27,6 +27,153 @@ pub struct Api {
     pub operations: Vec<Operation>,
     /// The security schemes, keyed by their spec name.
     pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// The conventions the spec follows, found once after lowering and read
+    /// by every emitter (none of them re-derives one).
+    pub conventions: Conventions,
+}
+
+/// The conventions an API follows beyond plain OpenAPI, each found by the
+/// shape of the spec where possible (see `lower/conventions.rs`) and each
+/// carrying the JSON pointer that proves it. A convention the spec does not
+/// follow is `None`, and the features built on it degrade: no envelope
+/// gives a generic error, no operation endpoints no `wait()`, no rate-limit
+/// headers no rate limiting.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Conventions {
+    /// The error envelope answered with every failure.
+    pub error: Option<ErrorConvention>,
+    /// Long-running operations: a 202 handle, polled and cancelled through
+    /// operations of the API.
+    pub long_running: Option<LongRunning>,
+    /// `X-RateLimit-Limit`/`-Remaining`/`-Reset` response headers.
+    pub rate_limit: Option<Evidence>,
+    /// A request-id response header (e.g. `X-Request-Id`).
+    pub request_id: Option<Evidence>,
+    /// An idempotency-key request header (e.g. `Idempotency-Key`).
+    pub idempotency_key: Option<Evidence>,
+    /// An HTTP bearer security scheme.
+    pub bearer: Option<Evidence>,
+}
+
+/// A convention's wire name and where the spec shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The name on the wire (a header name) or in the spec (a scheme name).
+    pub name: String,
+    /// A JSON pointer to where the spec declares it.
+    pub pointer: String,
+}
+
+/// The error envelope: the body every error response shares, with a code
+/// and a message, maybe nested one level (`{"error": {"code", "message"}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorConvention {
+    /// The envelope type's pointer (the schema used by the most error responses).
+    pub pointer: String,
+    /// The envelope's Rust type name.
+    pub envelope: String,
+    /// Rust field names from the envelope to the error object; empty when
+    /// the code and message are fields of the envelope itself.
+    pub error_path: Vec<String>,
+    /// The Rust type name of the object holding code and message.
+    pub error_type: String,
+    /// The Rust name of the code field (required, a string or string enum).
+    pub code_field: String,
+    /// The code's enum type (Rust name), or `None` when the code is a plain string.
+    pub code_enum: Option<String>,
+    /// The Rust name of the message field (a required string).
+    pub message_field: String,
+    /// The optional details object beside code and message.
+    pub details: Option<ErrorDetails>,
+    /// Required fields of the envelope or the error object that can hold
+    /// one value only (a single-value enum such as `status: error`), so a
+    /// server can build the envelope.
+    pub constants: Vec<EnvelopeConstant>,
+    /// The code each HTTP status implies, for bodies that are not the
+    /// envelope and for a server's own rejections: from the error
+    /// responses' examples first, then from a code named after the status's
+    /// reason phrase (`404` → `NOT_FOUND`). Values are the codes' wire names.
+    pub status_codes: BTreeMap<u16, String>,
+}
+
+/// The details object of an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDetails {
+    /// The Rust name of the details field in the error object.
+    pub field: String,
+    /// Whether the field is required.
+    pub required: bool,
+    /// Whether the field is nullable.
+    pub nullable: bool,
+    /// The details' Rust type name.
+    pub type_name: String,
+    /// The Rust name of an optional string field naming the culprit (`field`).
+    pub field_field: Option<String>,
+    /// The Rust name of an optional string field with a short reason (`reason`).
+    pub reason_field: Option<String>,
+    /// Whether the details keep other properties (`additionalProperties`).
+    pub open: bool,
+}
+
+/// A required field with one possible value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvelopeConstant {
+    /// The Rust type holding the field.
+    pub owner: String,
+    /// The field's Rust name.
+    pub field: String,
+    /// The field's enum type (Rust name).
+    pub enum_type: String,
+    /// The enum's only variant (Rust name).
+    pub variant: String,
+}
+
+/// Long-running operations: a `202 Accepted` body naming an operation,
+/// an operation that fetches it by id, and maybe one that cancels it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongRunning {
+    /// The accepted body type's pointer.
+    pub pointer: String,
+    /// The `202` body's Rust type name.
+    pub accepted: String,
+    /// The Rust name of the id field in the accepted body.
+    pub id_field: String,
+    /// The Rust name of the accepted body's poll-URL field, if any (`check_url`).
+    pub check_url_field: Option<String>,
+    /// The Rust method name of the operation that fetches one operation.
+    pub poll: String,
+    /// That operation's success body type (Rust name).
+    pub poll_body: String,
+    /// Rust field names from the poll body to the operation record; empty
+    /// when the body is the record.
+    pub record_path: Vec<String>,
+    /// The record's Rust type name.
+    pub record: String,
+    /// The Rust name of the record's status field.
+    pub status_field: String,
+    /// The status enum's Rust type name.
+    pub status_enum: String,
+    /// The status variant that means success (Rust name).
+    pub succeeded: String,
+    /// The status variant that means failure, if any.
+    pub failed: Option<String>,
+    /// The status variant that means cancelled, if any.
+    pub cancelled: Option<String>,
+    /// The record field holding the error convention's error object, if any.
+    pub error_field: Option<RecordError>,
+    /// The Rust method name of the operation that cancels one, if any.
+    pub cancel: Option<String>,
+}
+
+/// The field of an operation record that holds its error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    /// Its Rust name.
+    pub field: String,
+    /// Whether it is required.
+    pub required: bool,
+    /// Whether it is nullable.
+    pub nullable: bool,
 }
 
 /// A server URL.
@@ -497,6 +644,23 @@ pub struct SseEvent {
     pub name: String,
     /// The shape of the event's JSON `data`.
     pub data: Shape,
+    /// Whether the stream ends after this event (`done`, `end`, `error`, ...),
+    /// so a client stops instead of resuming.
+    pub terminal: bool,
+    /// Whether this event reports a failure: its data is an object with a
+    /// required code and message.
+    pub failure: Option<EventFailure>,
+}
+
+/// How to read a failure event's code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFailure {
+    /// The Rust name of the code field.
+    pub code_field: String,
+    /// Whether the code is the error convention's code enum (otherwise a string).
+    pub typed_code: bool,
+    /// The Rust name of the message field.
+    pub message_field: String,
 }
 
 /// A paged list operation, derived from its shape: `page` and `limit` query
@@ -509,6 +673,13 @@ pub struct Pagination {
     pub items_field: String,
     /// The Rust name of the pagination field in the body.
     pub pagination_field: String,
+    /// The Rust names of the current page, page count and total fields of
+    /// the pagination object (integers).
+    pub page_field: String,
+    /// See `page_field`.
+    pub pages_field: String,
+    /// See `page_field`; `None` when the list does not report a total.
+    pub total_field: Option<String>,
     /// The item shape.
     pub item: Shape,
 }

@@ -6,6 +6,7 @@
 //! files). It touches no file system and no network, so the same text
 //! always gives the same bytes.
 
+pub mod config;
 pub mod diagnostics;
 pub mod ir;
 pub mod naming;
@@ -13,6 +14,7 @@ pub mod naming;
 mod lower;
 mod parse;
 
+pub use config::{Config, Names};
 pub use diagnostics::{Diagnostic, Diagnostics};
 
 /// Parses and lowers a spec into the IR.
@@ -25,8 +27,14 @@ pub mod emit;
 
 pub use emit::{File, FileKind, Files};
 
-/// Generates every output file from spec text.
+/// Generates every output file from spec text, with every name derived
+/// from the spec (see [`Config`]).
 pub fn generate(spec: &str) -> Result<Files, Diagnostics> {
+    generate_with(spec, &Config::default())
+}
+
+/// Generates every output file from spec text, with the names `config` chooses.
+pub fn generate_with(spec: &str, config: &Config) -> Result<Files, Diagnostics> {
     let api = load(spec)?;
-    emit::emit(&api)
+    emit::emit(&api, &Names::resolve(config, &api))
 }

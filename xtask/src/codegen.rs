@@ -29,20 +29,96 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
 }
 
-/// Generates from `spec` into `out`.
-pub fn run(spec: &Path, out: &Path, mode: Mode) -> Result<(), String> {
-    let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
-    let files =
-        render(&text).map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
-    match mode {
-        Mode::Write => write(out, &files),
-        Mode::Check => check(out, &files),
+/// The project's spec and the file naming its crates.
+pub const PROJECT_SPEC: &str = "spec/openapi.yaml";
+/// See [`PROJECT_SPEC`].
+pub const PROJECT_CONFIG: &str = "codegen.toml";
+
+/// Names given on the command line; each wins over the config file.
+#[derive(Debug, Default, clap::Args)]
+pub struct NameFlags {
+    /// The client crate's package name.
+    #[arg(long)]
+    pub client_crate: Option<String>,
+    /// The server crate's package name.
+    #[arg(long)]
+    pub server_crate: Option<String>,
+    /// The prefix of the client's environment variables (`<PREFIX>_API_KEY`).
+    #[arg(long)]
+    pub env_prefix: Option<String>,
+    /// The realm of the server's `WWW-Authenticate` challenge.
+    #[arg(long)]
+    pub auth_realm: Option<String>,
+}
+
+/// One generation: a spec and the names of its crates.
+#[derive(Debug)]
+pub struct Job {
+    spec: PathBuf,
+    config: runagent_codegen::Config,
+}
+
+impl Job {
+    /// The project's spec with `codegen.toml`.
+    #[cfg(test)]
+    pub fn project() -> Result<Job, String> {
+        Job::new(None, None, NameFlags::default())
+    }
+
+    /// A spec (the project's when `None`), a config file (the project's
+    /// for the project's spec when `None`) and flags over both.
+    pub fn new(spec: Option<PathBuf>, config: Option<PathBuf>, flags: NameFlags) -> Result<Job, String> {
+        let root = project_root();
+        let config_path = match (&spec, config) {
+            (_, Some(path)) => Some(root.join(path)),
+            (None, None) => Some(root.join(PROJECT_CONFIG)),
+            (Some(_), None) => None,
+        };
+        let mut config = match config_path {
+            Some(path) => {
+                let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => runagent_codegen::Config::default(),
+        };
+        let spec = spec.unwrap_or_else(|| PathBuf::from(PROJECT_SPEC));
+        if config.spec_path.is_none() {
+            config.spec_path = Some(spec.display().to_string());
+        }
+        let NameFlags { client_crate, server_crate, env_prefix, auth_realm } = flags;
+        config.client_crate = client_crate.or(config.client_crate);
+        config.server_crate = server_crate.or(config.server_crate);
+        config.env_prefix = env_prefix.or(config.env_prefix);
+        config.auth_realm = auth_realm.or(config.auth_realm);
+        Ok(Job { spec: root.join(spec), config })
+    }
+
+    /// A spec file with names derived from its title.
+    #[cfg(test)]
+    pub fn spec(spec: &Path) -> Job {
+        let config = runagent_codegen::Config {
+            spec_path: Some(spec.display().to_string()),
+            ..runagent_codegen::Config::default()
+        };
+        Job { spec: spec.to_path_buf(), config }
+    }
+
+    /// Generates into `out`.
+    pub fn run(&self, out: &Path, mode: Mode) -> Result<(), String> {
+        let spec = &self.spec;
+        let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
+        let files = render(&text, &self.config)
+            .map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
+        match mode {
+            Mode::Write => write(out, &files),
+            Mode::Check => check(out, &files),
+        }
     }
 }
 
 /// The files for a spec, Rust already formatted, plus the manifest.
-pub fn render(spec: &str) -> Result<BTreeMap<String, String>, String> {
-    let files = runagent_codegen::generate(spec).map_err(|d| d.to_string())?;
+pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<BTreeMap<String, String>, String> {
+    let files = runagent_codegen::generate_with(spec, config).map_err(|d| d.to_string())?;
     let mut out = BTreeMap::new();
     let mut rust = BTreeMap::new();
     for (path, file) in files.0 {
@@ -219,8 +295,16 @@ fn check(out: &Path, files: &BTreeMap<String, String>) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn run(spec: &Path, out: &Path, mode: Mode) -> Result<(), String> {
+        if spec == project_root().join(PROJECT_SPEC) {
+            Job::project()?.run(out, mode)
+        } else {
+            Job::spec(spec).run(out, mode)
+        }
+    }
+
     fn spec() -> PathBuf {
-        project_root().join("spec/openapi.yaml")
+        project_root().join(PROJECT_SPEC)
     }
 
     /// Generates the real spec into a fresh temporary folder.

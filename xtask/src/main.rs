@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask codegen [--check] [--spec FILE] [--out DIR]`
+//! Project automation: `cargo xtask codegen [--check] [--spec FILE] [--out DIR] [--config FILE]`
 //! and `cargo xtask bench [--quick]`.
 //!
 //! Run through the alias in `.cargo/config.toml`.
@@ -24,12 +24,19 @@ enum Command {
         /// Writes nothing; fails if anything under the output folder differs.
         #[arg(long)]
         check: bool,
-        /// The spec to read.
-        #[arg(long, default_value = "spec/openapi.yaml")]
-        spec: PathBuf,
+        /// The spec to read (default: the project's, with the names in
+        /// `codegen.toml`).
+        #[arg(long)]
+        spec: Option<PathBuf>,
         /// The folder to write into.
         #[arg(long, default_value = "generated")]
         out: PathBuf,
+        /// A codegen.toml naming the crates (default: `codegen.toml` for the
+        /// project's spec; names derived from `info.title` for `--spec`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        names: codegen::NameFlags,
     },
     /// Benchmarks against the alternatives (see BENCHMARKS.md).
     Bench {
@@ -45,10 +52,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Codegen { check, spec, out } => {
+        Command::Codegen { check, spec, out, config, names } => {
             let root = codegen::project_root();
             let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
-            codegen::run(&root.join(spec), &root.join(out), mode)
+            codegen::Job::new(spec, config, names).and_then(|job| job.run(&root.join(out), mode))
         }
         Command::Bench { quick, only } => bench::run(&codegen::project_root(), quick, only),
     };

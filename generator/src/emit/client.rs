@@ -32,7 +32,8 @@ pub const RUNTIME: &[(&str, &str)] = &[
 const REEXPORTED: &[&str] =
     &["client", "error", "events", "operation", "pagination", "response", "retry", "sse", "validate"];
 
-pub fn emit(api: &Api, files: &mut Files) -> Result<(), EmitError> {
+pub fn emit(api: &Api, names: &crate::config::Names, files: &mut Files) -> Result<(), EmitError> {
+    let _ = names;
     let dir = "client";
     files.toml(format!("{dir}/Cargo.toml"), cargo_toml(api));
     files.markdown(format!("{dir}/README.md"), readme(api));

@@ -27,7 +27,8 @@ const MODELS: &str = "models.md";
 const INDEX: &str = "index.md";
 
 /// Adds `docs/index.md`, the tag pages and `docs/models.md`.
-pub fn emit(api: &Api, files: &mut Files) -> Result<(), EmitError> {
+pub fn emit(api: &Api, names: &crate::config::Names, files: &mut Files) -> Result<(), EmitError> {
+    let _ = names;
     let cx = Ctx::new(api);
     files.markdown("docs/index.md".into(), render(&index_page(&cx), INDEX)?);
     for page in &cx.pages {
@@ -1804,8 +1805,8 @@ mod tests {
     }
 
     fn pages(api: &Api) -> BTreeMap<String, String> {
-        let mut files = Files::default();
-        emit(api, &mut files).expect("docs render");
+        let files =
+            crate::emit::emit(api, &crate::config::Names::resolve(&Default::default(), api)).expect("docs render");
         files
             .0
             .into_iter()

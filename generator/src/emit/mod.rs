@@ -9,6 +9,7 @@ pub mod rust_file;
 pub mod server;
 pub mod versions;
 
+use crate::config::Names;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::ir::Api;
 use proc_macro2::TokenStream;
@@ -58,12 +59,12 @@ impl Files {
     }
 
     fn markdown(&mut self, path: String, text: String) {
-        let contents = format!("{}\n\n{}\n", rust_file::MARKDOWN_HEADER, text.trim_end());
+        let contents = format!("{}\n", text.trim_end());
         self.0.insert(path, File { contents, kind: FileKind::Markdown });
     }
 
     fn toml(&mut self, path: String, text: String) {
-        let contents = format!("{}\n{}\n", rust_file::TOML_HEADER, text.trim_end());
+        let contents = format!("{}\n", text.trim_end());
         self.0.insert(path, File { contents, kind: FileKind::Toml });
     }
 }
@@ -81,12 +82,21 @@ fn runtime_modules(runtime: &[(&str, &str)], reexported: &[&str]) -> Vec<TokenSt
         .collect()
 }
 
-/// Emits every output file for an API.
-pub fn emit(api: &Api) -> Result<Files, Diagnostics> {
+/// Emits every output file for an API, each starting with the
+/// `@generated` line that names the spec.
+pub fn emit(api: &Api, names: &Names) -> Result<Files, Diagnostics> {
     let mut files = Files::default();
     let bug = |e: EmitError| Diagnostics(vec![Diagnostic::new("#", e.0)]);
-    client::emit(api, &mut files).map_err(bug)?;
-    server::emit(api, &mut files).map_err(bug)?;
-    docs::emit(api, &mut files).map_err(bug)?;
+    client::emit(api, names, &mut files).map_err(bug)?;
+    server::emit(api, names, &mut files).map_err(bug)?;
+    docs::emit(api, names, &mut files).map_err(bug)?;
+    for file in files.0.values_mut() {
+        let (comment, gap) = match file.kind {
+            FileKind::Rust | FileKind::RustVerbatim => (rust_file::RUST_COMMENT, "\n\n"),
+            FileKind::Markdown => (rust_file::MARKDOWN_COMMENT, "\n\n"),
+            FileKind::Toml => (rust_file::TOML_COMMENT, "\n"),
+        };
+        file.contents = format!("{}{gap}{}", rust_file::header(&names.spec_path, comment), file.contents);
+    }
     Ok(files)
 }

@@ -42,7 +42,8 @@ const MANAGED_HEADERS: &[&str] = &[
     "sunset",
 ];
 
-pub fn emit(api: &Api, files: &mut Files) -> Result<(), EmitError> {
+pub fn emit(api: &Api, names: &crate::config::Names, files: &mut Files) -> Result<(), EmitError> {
+    let _ = names;
     let dir = "server";
     files.toml(format!("{dir}/Cargo.toml"), cargo_toml(api));
     files.markdown(format!("{dir}/README.md"), readme(api));

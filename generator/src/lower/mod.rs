@@ -2,6 +2,7 @@
 //! and checks everything the emitters rely on. This is the only module that
 //! sees openapiv3 types.
 
+mod conventions;
 mod operation;
 mod resolve;
 mod schema;
@@ -47,7 +48,7 @@ pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
         errors.dedup();
         return Err(Diagnostics(errors));
     }
-    Ok(Api {
+    let mut api = Api {
         title: doc.info.title.clone(),
         version: doc.info.version.clone(),
         description: doc.info.description.clone(),
@@ -60,7 +61,10 @@ pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
         types,
         operations,
         security_schemes,
-    })
+        conventions: Default::default(),
+    };
+    conventions::detect(&mut api);
+    Ok(api)
 }
 
 /// State shared by the lowering passes: where refs point and what went

@@ -533,6 +533,8 @@ impl<'a> OperationLowering<'_, 'a> {
             };
             let lowered = self.types.lower_use(self.cx, &schema, &e_at, &format!("{} {event} Event", self.type_prefix));
             out.push(SseEvent {
+                terminal: false,
+                failure: None,
                 api_name: event.clone(),
                 name: names.unique(event, Case::UpperCamel),
                 data: lowered.shape,
@@ -591,10 +593,25 @@ fn pagination(parameters: &[Parameter], responses: &[Response], types: &TypeBuil
     let data = s.fields.iter().find(|f| f.api_name == "data" && f.required)?;
     let pagination = s.fields.iter().find(|f| f.api_name == "pagination" && f.required)?;
     let Shape::Array(items) = &data.shape else { return None };
+    // The client walks pages by the pagination object's current page and
+    // page count, so both must be required integers.
+    let Shape::Named(meta) = &pagination.shape else { return None };
+    let TypeKind::Struct(meta) = types.kind_of(meta)? else { return None };
+    let int_field = |name: &str, required: bool| {
+        meta.fields
+            .iter()
+            .find(|f| {
+                f.api_name == name && matches!(f.shape, Shape::Integer(_)) && !f.nullable && (f.required || !required)
+            })
+            .map(|f| f.name.clone())
+    };
     Some(Pagination {
         page_param: page.name.clone(),
         items_field: data.name.clone(),
         pagination_field: pagination.name.clone(),
+        page_field: int_field("page", true)?,
+        pages_field: int_field("pages", true)?,
+        total_field: int_field("total", true),
         item: (*items.items).clone(),
     })
 }
