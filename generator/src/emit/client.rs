@@ -28,6 +28,12 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("validate.rs", include_str!("../../../templates/common/validate.rs")),
 ];
 
+/// Names a builder uses itself (its methods and fields), so no parameter
+/// may take them: a parameter becomes a field and a setter of the builder.
+/// Keep in step with `operation` below; the `param-collision` fixture
+/// compiles a parameter named after each.
+pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "validate", "request", "into_stream"];
+
 /// Modules whose public items are re-exported at the crate root.
 const REEXPORTED: &[&str] =
     &["client", "error", "events", "operation", "pagination", "response", "retry", "sse", "validate"];

@@ -82,6 +82,14 @@ fn runtime_modules(runtime: &[(&str, &str)], reexported: &[&str]) -> Vec<TokenSt
         .collect()
 }
 
+/// Identifiers a parameter must not take, because an emitter uses the name
+/// itself next to parameters: builder methods and fields of the client,
+/// locals and extractor names of the server. Each emitter owns its list;
+/// lowering numbers a clashing parameter (`send` becomes `send_2`).
+pub fn reserved_param_names() -> impl Iterator<Item = &'static str> {
+    client::RESERVED_PARAMS.iter().chain(server::RESERVED_PARAMS).copied()
+}
+
 /// Emits every output file for an API, each starting with the
 /// `@generated` line that names the spec.
 pub fn emit(api: &Api, names: &Names) -> Result<Files, Diagnostics> {

@@ -30,6 +30,12 @@ pub const RUNTIME: &[(&str, &str)] = &[
 const REEXPORTED: &[&str] =
     &["auth", "config", "context", "error", "idempotency", "rate_limit", "request_id", "sse", "validate"];
 
+/// Names the generated handlers use next to parameters (the context, the
+/// state, the inputs), so no parameter may take them. Keep in step with
+/// `handler` and `params_struct`; the `param-collision` fixture compiles a
+/// parameter named after each.
+pub const RESERVED_PARAMS: &[&str] = &["ctx", "state", "params", "request"];
+
 /// Response headers the runtime layers set, so implementations never do.
 const MANAGED_HEADERS: &[&str] = &[
     "x-ratelimit-limit",

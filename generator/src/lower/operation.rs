@@ -13,10 +13,6 @@ use crate::naming::{Case, NameTable};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Names the client builders and server inputs use themselves, kept away
-/// from parameter names.
-const RESERVED_PARAM_NAMES: &[&str] = &["body", "send", "options", "client", "into_stream", "ctx", "request"];
-
 /// Request headers the HTTP layer owns; OpenAPI says parameters with these
 /// names are ignored.
 const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
@@ -254,7 +250,7 @@ impl<'a> OperationLowering<'_, 'a> {
             }
         }
 
-        let mut names = NameTable::with_reserved(RESERVED_PARAM_NAMES.iter().copied());
+        let mut names = NameTable::with_reserved(crate::emit::reserved_param_names());
         let mut out = Vec::new();
         for (data, location, at) in merged {
             if location == ParamLocation::Header && IGNORED_HEADERS.contains(&data.name.to_ascii_lowercase().as_str()) {
