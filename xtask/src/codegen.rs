@@ -34,6 +34,46 @@ pub const PROJECT_SPEC: &str = "spec/openapi.yaml";
 /// See [`PROJECT_SPEC`].
 pub const PROJECT_CONFIG: &str = "codegen.toml";
 
+/// Specs besides the project's whose output is generated into
+/// `tests/output/<file stem>/` by every `cargo xtask codegen` and compiled as
+/// workspace members, so `cargo clippy --workspace -D warnings` and
+/// `cargo test --workspace` prove that what the generator emits for them
+/// builds (in the spirit of progenitor's `tests/output`). Their crates are
+/// named `<stem>-client` and `<stem>-server`.
+pub const COMPILED_SPECS: &[&str] = &[
+    "tests/fixtures/minimal.yaml",
+    "tests/fixtures/naming.yaml",
+    "tests/fixtures/nullable.yaml",
+    "tests/fixtures/refs.yaml",
+    "tests/fixtures/param-collision.yaml",
+    "tests/corpus/oai-link-example.yaml",
+];
+
+/// Where the output of each of [`COMPILED_SPECS`] goes.
+pub const COMPILED_OUTPUT: &str = "tests/output";
+
+/// The project's spec into `generated/` and every compiled spec into
+/// `tests/output/`: what plain `cargo xtask codegen [--check]` does.
+pub fn run_all(mode: Mode) -> Result<(), String> {
+    let root = project_root();
+    let mut failures = Vec::new();
+    let mut jobs = vec![(Job::new(None, None, NameFlags::default())?, root.join("generated"))];
+    for spec in COMPILED_SPECS {
+        jobs.push((Job::compiled(spec), root.join(COMPILED_OUTPUT).join(stem(spec))));
+    }
+    for (job, out) in jobs {
+        if let Err(e) = job.run(&out, mode) {
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(failures.join("\n\n")) }
+}
+
+fn stem(spec: &str) -> &str {
+    let name = spec.rsplit('/').next().unwrap_or(spec);
+    name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".json")).unwrap_or(name)
+}
+
 /// Names given on the command line; each wins over the config file.
 #[derive(Debug, Default, clap::Args)]
 pub struct NameFlags {
@@ -49,6 +89,16 @@ pub struct NameFlags {
     /// The realm of the server's `WWW-Authenticate` challenge.
     #[arg(long)]
     pub auth_realm: Option<String>,
+}
+
+impl NameFlags {
+    /// Whether no name was given.
+    pub fn is_empty(&self) -> bool {
+        self.client_crate.is_none()
+            && self.server_crate.is_none()
+            && self.env_prefix.is_none()
+            && self.auth_realm.is_none()
+    }
 }
 
 /// One generation: a spec and the names of its crates.
@@ -91,6 +141,18 @@ impl Job {
         config.env_prefix = env_prefix.or(config.env_prefix);
         config.auth_realm = auth_realm.or(config.auth_realm);
         Ok(Job { spec: root.join(spec), config })
+    }
+
+    /// One of [`COMPILED_SPECS`], with crates named after its file.
+    pub fn compiled(spec: &str) -> Job {
+        let stem = stem(spec);
+        let config = runagent_codegen::Config {
+            spec_path: Some(spec.to_owned()),
+            client_crate: Some(format!("{stem}-client")),
+            server_crate: Some(format!("{stem}-server")),
+            ..runagent_codegen::Config::default()
+        };
+        Job { spec: project_root().join(spec), config }
     }
 
     /// A spec file with names derived from its title.
@@ -436,11 +498,26 @@ mod tests {
         );
     }
 
+    /// `generated/` and `tests/output/` are what the specs give today.
     #[test]
     fn generated_is_up_to_date() {
-        let root = project_root();
-        if let Err(e) = run(&root.join("spec/openapi.yaml"), &root.join("generated"), Mode::Check) {
+        if let Err(e) = run_all(Mode::Check) {
             panic!("{e}");
         }
+    }
+
+    /// Every valid fixture is compiled; a new one must be added to the list.
+    #[test]
+    fn every_valid_fixture_is_compiled() {
+        let mut fixtures: Vec<String> = existing_files(&project_root().join("tests/fixtures"))
+            .into_keys()
+            .filter(|p| p.ends_with(".yaml") && !p.contains('/'))
+            .map(|p| format!("tests/fixtures/{p}"))
+            .collect();
+        fixtures.sort();
+        let mut listed: Vec<String> =
+            COMPILED_SPECS.iter().filter(|s| s.starts_with("tests/fixtures/")).map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(fixtures, listed);
     }
 }

@@ -7,7 +7,7 @@ mod bench;
 mod codegen;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -55,7 +55,12 @@ fn main() -> ExitCode {
         Command::Codegen { check, spec, out, config, names } => {
             let root = codegen::project_root();
             let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
-            codegen::Job::new(spec, config, names).and_then(|job| job.run(&root.join(out), mode))
+            let defaults = spec.is_none() && config.is_none() && out == Path::new("generated") && names.is_empty();
+            if defaults {
+                codegen::run_all(mode)
+            } else {
+                codegen::Job::new(spec, config, names).and_then(|job| job.run(&root.join(out), mode))
+            }
         }
         Command::Bench { quick, only } => bench::run(&codegen::project_root(), quick, only),
     };

@@ -6,6 +6,8 @@ mod conventions;
 mod operation;
 mod resolve;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
 use crate::ir::{Api, SecurityScheme, Server, Tag};
