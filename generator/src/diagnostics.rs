@@ -11,18 +11,41 @@ pub struct Diagnostic {
     pub pointer: String,
     /// A one-line reason.
     pub message: String,
+    /// Whether generation stopped because of it.
+    pub severity: Severity,
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Nothing is generated.
+    Error,
+    /// The output was generated, with the construct handled as the message
+    /// says (a derived name, a clamped number, an ignored keyword). Never
+    /// silent: every warning is printed, and `--deny-warnings` makes them
+    /// fatal.
+    Warning,
 }
 
 impl Diagnostic {
-    /// Creates a diagnostic at `pointer` with a one-line `message`.
+    /// Creates an error at `pointer` with a one-line `message`.
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { pointer: pointer.into(), message: message.into() }
+        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Error }
+    }
+
+    /// Creates a warning at `pointer` with a one-line `message`.
+    pub fn warning(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Warning }
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error at {}: {}", self.pointer, self.message)
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{kind} at {}: {}", self.pointer, self.message)
     }
 }
 
@@ -81,9 +104,14 @@ impl Pointer {
         &self.0
     }
 
-    /// A diagnostic at this pointer.
+    /// An error at this pointer.
     pub fn error(&self, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.0.clone(), message)
+    }
+
+    /// A warning at this pointer.
+    pub fn warning(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(self.0.clone(), message)
     }
 }
 

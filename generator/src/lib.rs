@@ -15,12 +15,20 @@ mod lower;
 mod parse;
 
 pub use config::{Config, Names};
-pub use diagnostics::{Diagnostic, Diagnostics};
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 
-/// Parses and lowers a spec into the IR.
+/// Parses and lowers a spec into the IR (warnings are dropped; see
+/// [`load_with_warnings`]).
 pub fn load(spec: &str) -> Result<ir::Api, Diagnostics> {
-    let doc = parse::parse(spec)?;
-    lower::lower(&doc)
+    load_with_warnings(spec).map(|(api, _)| api)
+}
+
+/// Parses and lowers a spec into the IR, with the warnings found on the way.
+pub fn load_with_warnings(spec: &str) -> Result<(ir::Api, Vec<Diagnostic>), Diagnostics> {
+    let mut warnings = Vec::new();
+    let doc = parse::parse(spec, &mut warnings)?;
+    let api = lower::lower(&doc, &mut warnings)?;
+    Ok((api, warnings))
 }
 
 pub mod emit;
@@ -30,11 +38,22 @@ pub use emit::{File, FileKind, Files};
 /// Generates every output file from spec text, with every name derived
 /// from the spec (see [`Config`]).
 pub fn generate(spec: &str) -> Result<Files, Diagnostics> {
-    generate_with(spec, &Config::default())
+    generate_with(spec, &Config::default()).map(|out| out.files)
 }
 
 /// Generates every output file from spec text, with the names `config` chooses.
-pub fn generate_with(spec: &str, config: &Config) -> Result<Files, Diagnostics> {
-    let api = load(spec)?;
-    emit::emit(&api, &Names::resolve(config, &api))
+pub fn generate_with(spec: &str, config: &Config) -> Result<Output, Diagnostics> {
+    let (api, warnings) = load_with_warnings(spec)?;
+    let files = emit::emit(&api, &Names::resolve(config, &api))?;
+    Ok(Output { files, warnings })
+}
+
+/// What [`generate_with`] gives: the files, and the warnings about
+/// constructs it handled in a documented way instead of refusing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Every output file.
+    pub files: Files,
+    /// Every warning, sorted by pointer.
+    pub warnings: Vec<Diagnostic>,
 }

@@ -54,14 +54,15 @@ pub const COMPILED_OUTPUT: &str = "tests/output";
 
 /// The project's spec into `generated/` and every compiled spec into
 /// `tests/output/`: what plain `cargo xtask codegen [--check]` does.
-pub fn run_all(mode: Mode) -> Result<(), String> {
+pub fn run_all(mode: Mode, deny_warnings: bool) -> Result<(), String> {
     let root = project_root();
     let mut failures = Vec::new();
     let mut jobs = vec![(Job::new(None, None, NameFlags::default())?, root.join("generated"))];
     for spec in COMPILED_SPECS {
         jobs.push((Job::compiled(spec), root.join(COMPILED_OUTPUT).join(stem(spec))));
     }
-    for (job, out) in jobs {
+    for (mut job, out) in jobs {
+        job.deny_warnings = deny_warnings;
         if let Err(e) = job.run(&out, mode) {
             failures.push(e);
         }
@@ -106,6 +107,8 @@ impl NameFlags {
 pub struct Job {
     spec: PathBuf,
     config: runagent_codegen::Config,
+    /// Whether a warning fails the run (`--deny-warnings`).
+    pub deny_warnings: bool,
 }
 
 impl Job {
@@ -140,7 +143,7 @@ impl Job {
         config.server_crate = server_crate.or(config.server_crate);
         config.env_prefix = env_prefix.or(config.env_prefix);
         config.auth_realm = auth_realm.or(config.auth_realm);
-        Ok(Job { spec: root.join(spec), config })
+        Ok(Job { spec: root.join(spec), config, deny_warnings: false })
     }
 
     /// One of [`COMPILED_SPECS`], with crates named after its file.
@@ -152,7 +155,7 @@ impl Job {
             server_crate: Some(format!("{stem}-server")),
             ..runagent_codegen::Config::default()
         };
-        Job { spec: project_root().join(spec), config }
+        Job { spec: project_root().join(spec), config, deny_warnings: false }
     }
 
     /// A spec file with names derived from its title.
@@ -162,15 +165,28 @@ impl Job {
             spec_path: Some(spec.display().to_string()),
             ..runagent_codegen::Config::default()
         };
-        Job { spec: spec.to_path_buf(), config }
+        Job { spec: spec.to_path_buf(), config, deny_warnings: false }
     }
 
     /// Generates into `out`.
     pub fn run(&self, out: &Path, mode: Mode) -> Result<(), String> {
         let spec = &self.spec;
         let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
-        let files = render(&text, &self.config)
+        let rendered = render(&text, &self.config)
             .map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
+        if !rendered.warnings.is_empty() {
+            let list: Vec<String> = rendered.warnings.iter().map(ToString::to_string).collect();
+            let list = list.join("\n");
+            if self.deny_warnings {
+                return Err(format!(
+                    "{}: {} warning(s) and --deny-warnings; nothing was written.\n{list}",
+                    spec.display(),
+                    rendered.warnings.len()
+                ));
+            }
+            eprintln!("{}: {} warning(s):\n{list}", spec.display(), rendered.warnings.len());
+        }
+        let files = rendered.files;
         match mode {
             Mode::Write => write(out, &files),
             Mode::Check => check(out, &files),
@@ -179,8 +195,10 @@ impl Job {
 }
 
 /// The files for a spec, Rust already formatted, plus the manifest.
-pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<BTreeMap<String, String>, String> {
-    let files = runagent_codegen::generate_with(spec, config).map_err(|d| d.to_string())?;
+pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<Rendered, String> {
+    let output = runagent_codegen::generate_with(spec, config).map_err(|d| d.to_string())?;
+    let warnings = output.warnings;
+    let files = output.files;
     let mut out = BTreeMap::new();
     let mut rust = BTreeMap::new();
     for (path, file) in files.0 {
@@ -198,7 +216,15 @@ pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<BTreeMap<
     out.extend(formatted);
     let manifest: String = out.keys().map(|p| format!("{p}\n")).collect();
     out.insert(MANIFEST.to_owned(), manifest);
-    Ok(out)
+    Ok(Rendered { files: out, warnings })
+}
+
+/// What [`render`] gives: the file contents by path and the generator's warnings.
+pub struct Rendered {
+    /// Paths to contents, the manifest included.
+    pub files: BTreeMap<String, String>,
+    /// Constructs the generator handled in a documented way instead of refusing.
+    pub warnings: Vec<runagent_codegen::Diagnostic>,
 }
 
 /// Formats `files` with ONE rustfmt process (starting one per file cost
@@ -498,10 +524,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn deny_warnings_makes_a_warned_spec_write_nothing() {
+        let spec = project_root().join("tests/fixtures/warnings/no-operation-id.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let mut job = Job::spec(&spec);
+        job.deny_warnings = true;
+        let e = job.run(dir.path(), Mode::Write).unwrap_err();
+        assert!(e.contains("--deny-warnings; nothing was written"), "{e}");
+        assert!(e.contains("warning at #/paths/~1pets/get: no `operationId`"), "{e}");
+        assert!(snapshot(dir.path()).is_empty());
+        job.deny_warnings = false;
+        job.run(dir.path(), Mode::Write).unwrap();
+        assert!(dir.path().join("client/src/lib.rs").exists());
+    }
+
     /// `generated/` and `tests/output/` are what the specs give today.
     #[test]
     fn generated_is_up_to_date() {
-        if let Err(e) = run_all(Mode::Check) {
+        if let Err(e) = run_all(Mode::Check, true) {
             panic!("{e}");
         }
     }

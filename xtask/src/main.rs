@@ -37,6 +37,9 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         names: codegen::NameFlags,
+        /// Fails (writing nothing) when the generator warns about the spec.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Benchmarks against the alternatives (see BENCHMARKS.md).
     Bench {
@@ -52,14 +55,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Codegen { check, spec, out, config, names } => {
+        Command::Codegen { check, spec, out, config, names, deny_warnings } => {
             let root = codegen::project_root();
             let mode = if check { codegen::Mode::Check } else { codegen::Mode::Write };
             let defaults = spec.is_none() && config.is_none() && out == Path::new("generated") && names.is_empty();
             if defaults {
-                codegen::run_all(mode)
+                codegen::run_all(mode, deny_warnings)
             } else {
-                codegen::Job::new(spec, config, names).and_then(|job| job.run(&root.join(out), mode))
+                codegen::Job::new(spec, config, names).and_then(|mut job| {
+                    job.deny_warnings = deny_warnings;
+                    job.run(&root.join(out), mode)
+                })
             }
         }
         Command::Bench { quick, only } => bench::run(&codegen::project_root(), quick, only),

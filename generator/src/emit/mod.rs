@@ -90,6 +90,23 @@ pub fn reserved_param_names() -> impl Iterator<Item = &'static str> {
     client::RESERVED_PARAMS.iter().chain(server::RESERVED_PARAMS).copied()
 }
 
+/// Method names an operation must not take, because the client's runtime
+/// defines them on `Client` itself (a clash is numbered: `builder_2`).
+pub fn reserved_method_names() -> impl Iterator<Item = &'static str> {
+    const CLIENT_METHODS: &[&str] = &[
+        "builder",
+        "from_env",
+        "base_url",
+        "retry_policy",
+        "timeout",
+        "execute",
+        "execute_url",
+        "execute_stream",
+        "clone",
+    ];
+    CLIENT_METHODS.iter().copied()
+}
+
 /// Emits every output file for an API, each starting with the
 /// `@generated` line that names the spec.
 pub fn emit(api: &Api, names: &Names) -> Result<Files, Diagnostics> {

@@ -17,9 +17,10 @@ use resolve::Resolver;
 use schema::TypeBuilder;
 use std::collections::BTreeMap;
 
-/// Lowers a parsed document into the IR, or returns every problem found.
-pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
-    let mut cx = Context { resolver: Resolver::new(doc), errors: Vec::new() };
+/// Lowers a parsed document into the IR, or returns every problem found;
+/// warnings (constructs handled in a documented way) go to `warnings`.
+pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagnostics> {
+    let mut cx = Context { resolver: Resolver::new(doc), errors: Vec::new(), warnings: Vec::new() };
     let root = Pointer::root();
 
     let security_schemes = lower_security_schemes(doc, &mut cx);
@@ -44,6 +45,10 @@ pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
         cx.errors.push(root.push("paths").error("the spec declares no operations"));
     }
 
+    let mut found = std::mem::take(&mut cx.warnings);
+    found.sort();
+    found.dedup();
+    warnings.extend(found);
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
         errors.sort();
@@ -75,11 +80,16 @@ pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
 pub(crate) struct Context<'a> {
     pub(crate) resolver: Resolver<'a>,
     pub(crate) errors: Vec<Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
 }
 
 impl Context<'_> {
     pub(crate) fn error(&mut self, at: &Pointer, message: impl Into<String>) {
         self.errors.push(at.error(message));
+    }
+
+    pub(crate) fn warn(&mut self, at: &Pointer, message: impl Into<String>) {
+        self.warnings.push(at.warning(message));
     }
 }
 

@@ -9,7 +9,7 @@ use crate::ir::{
     EventStream, Header, Link, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody,
     Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
 };
-use crate::naming::{Case, NameTable};
+use crate::naming::{Case, NameTable, sanitize};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +24,16 @@ pub(crate) fn lower_operations<'a>(
     cx: &mut Context<'a>,
 ) -> Vec<Operation> {
     let mut out = Vec::new();
-    let mut method_names = NameTable::new();
+    let mut method_names = NameTable::with_reserved(crate::emit::reserved_method_names());
+    // Derived operationIds must not take a name the spec gives explicitly.
+    let declared_ids: BTreeSet<String> = doc
+        .paths
+        .paths
+        .values()
+        .filter_map(|item| item.as_item())
+        .flat_map(|item| [&item.get, &item.put, &item.post, &item.delete, &item.patch])
+        .filter_map(|op| op.as_ref()?.operation_id.clone())
+        .collect();
     let mut prefixes = NameTable::new();
     let mut seen_ids: BTreeMap<String, String> = BTreeMap::new();
     let mut link_sites = Vec::new();
@@ -57,9 +66,13 @@ pub(crate) fn lower_operations<'a>(
         for (method, key, op) in methods {
             let Some(op) = op else { continue };
             let at = path_at.push(key);
-            let Some(id) = op.operation_id.clone() else {
-                cx.error(&at, "every operation needs an `operationId`; names in the generated code come from it");
-                continue;
+            let id = match &op.operation_id {
+                Some(id) => id.clone(),
+                None => {
+                    let derived = derived_operation_id(key, path, &declared_ids);
+                    cx.warn(&at, format!("no `operationId`; `{derived}` (from the method and path) is used"));
+                    derived
+                }
             };
             if let Some(first) = seen_ids.get(&id) {
                 cx.error(&at.push("operationId"), format!("duplicate operationId `{id}` (first used at {first})"));
@@ -108,6 +121,28 @@ pub(crate) fn lower_operations<'a>(
     }
     check_links(&out, &seen_ids, &link_sites, cx);
     out
+}
+
+/// An operationId for an operation that has none, from its method and path
+/// the way other generators derive one: `get /pets/{petId}/photos` gives
+/// `getPetsByPetIdPhotos`. A clash with a declared id gets a number.
+fn derived_operation_id(method: &str, path: &str, declared: &BTreeSet<String>) -> String {
+    let mut id = method.to_owned();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let (prefix, word) = match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(param) => ("By", param),
+            None => ("", segment),
+        };
+        id.push_str(prefix);
+        id.push_str(&sanitize(word, Case::UpperCamel));
+    }
+    let mut candidate = id.clone();
+    let mut n = 2;
+    while declared.contains(&candidate) {
+        candidate = format!("{id}{n}");
+        n += 1;
+    }
+    candidate
 }
 
 /// Where a link was defined: its target `operationId`, the parameter names

@@ -349,7 +349,7 @@ impl<'a> TypeBuilder<'a> {
         };
         for r in required {
             if !properties.contains_key(r) {
-                cx.error(&at.push("required"), format!("`{r}` is required but not among the properties"));
+                cx.warn(&at.push("required"), format!("`{r}` is required but not among the properties; it is ignored"));
             }
         }
         // Reserve the name the emitters use for additional properties.

@@ -377,7 +377,7 @@ impl crate::Client {
     /// `POST /builder` (`builder`)
     ///
     /// Returns a builder; set optional parameters on it and call `send()`.
-    pub fn builder(&self, body: crate::types::Option) -> Builder {
+    pub fn builder_2(&self, body: crate::types::Option) -> Builder {
         Builder {
             client: ::std::clone::Clone::clone(self),
             body: ::std::option::Option::Some(body),
@@ -385,7 +385,7 @@ impl crate::Client {
         }
     }
 }
-/// A `builder` request; made by [`Client::builder`](crate::Client::builder).
+/// A `builder` request; made by [`Client::builder_2`](crate::Client::builder_2).
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct Builder {
@@ -450,11 +450,11 @@ impl crate::Client {
     /// `GET /from-env` (`from_env`)
     ///
     /// Returns a builder; set optional parameters on it and call `send()`.
-    pub fn from_env(&self) -> FromEnv {
+    pub fn from_env_2(&self) -> FromEnv {
         FromEnv { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `from_env` request; made by [`Client::from_env`](crate::Client::from_env).
+/// A `from_env` request; made by [`Client::from_env_2`](crate::Client::from_env_2).
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct FromEnv {
@@ -503,11 +503,11 @@ impl crate::Client {
     /// `GET /execute` (`execute`)
     ///
     /// Returns a builder; set optional parameters on it and call `send()`.
-    pub fn execute(&self) -> Execute {
+    pub fn execute_2(&self) -> Execute {
         Execute { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `execute` request; made by [`Client::execute`](crate::Client::execute).
+/// A `execute` request; made by [`Client::execute_2`](crate::Client::execute_2).
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct Execute {
@@ -564,7 +564,7 @@ impl crate::Client {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = runagent_client::Client::from_env()?;
-    /// let response = client.base_url().send().await?;
+    /// let response = client.base_url_2().send().await?;
     /// match response.body {
     ///     runagent_client::operations::BaseUrlResponse::Ok(body) => println!("{body:?}"),
     ///     runagent_client::operations::BaseUrlResponse::Accepted(body) => println!("{body:?}"),
@@ -572,7 +572,7 @@ impl crate::Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn base_url(&self) -> BaseUrl {
+    pub fn base_url_2(&self) -> BaseUrl {
         BaseUrl {
             client: ::std::clone::Clone::clone(self),
             timeout: ::std::option::Option::None,
@@ -581,7 +581,7 @@ impl crate::Client {
         }
     }
 }
-/// A `baseUrl` request; made by [`Client::base_url`](crate::Client::base_url).
+/// A `baseUrl` request; made by [`Client::base_url_2`](crate::Client::base_url_2).
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct BaseUrl {

@@ -26,7 +26,7 @@ pub trait ParamCollisionApi: ::std::marker::Send + ::std::marker::Sync + 'static
     /// `POST /builder` (`builder`).
     ///
     /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
-    fn builder(
+    fn builder_2(
         &self,
         ctx: crate::RequestContext,
         params: BuilderParams,
@@ -42,7 +42,7 @@ pub trait ParamCollisionApi: ::std::marker::Send + ::std::marker::Sync + 'static
     /// `GET /from-env` (`from_env`).
     ///
     /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
-    fn from_env(
+    fn from_env_2(
         &self,
         ctx: crate::RequestContext,
         params: FromEnvParams,
@@ -56,7 +56,7 @@ pub trait ParamCollisionApi: ::std::marker::Send + ::std::marker::Sync + 'static
     /// `GET /execute` (`execute`).
     ///
     /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
-    fn execute(
+    fn execute_2(
         &self,
         ctx: crate::RequestContext,
         params: ExecuteParams,
@@ -70,7 +70,7 @@ pub trait ParamCollisionApi: ::std::marker::Send + ::std::marker::Sync + 'static
     /// `GET /misc` (`baseUrl`).
     ///
     /// The default answers `501 NOT_IMPLEMENTED` in the error envelope.
-    fn base_url(
+    fn base_url_2(
         &self,
         ctx: crate::RequestContext,
         params: BaseUrlParams,

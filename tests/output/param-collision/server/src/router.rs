@@ -86,25 +86,25 @@ fn routes<A: crate::ParamCollisionApi, Au: crate::Authenticator>(
         .route(
             "/builder",
             ::axum::routing::MethodRouter::new()
-                .post(handle_builder::<A>)
+                .post(handle_builder_2::<A>)
                 .fallback(crate::fallback::method_not_allowed("POST")),
         )
         .route(
             "/from-env",
             ::axum::routing::MethodRouter::new()
-                .get(handle_from_env::<A>)
+                .get(handle_from_env_2::<A>)
                 .fallback(crate::fallback::method_not_allowed("GET")),
         )
         .route(
             "/execute",
             ::axum::routing::MethodRouter::new()
-                .get(handle_execute::<A>)
+                .get(handle_execute_2::<A>)
                 .fallback(crate::fallback::method_not_allowed("GET")),
         )
         .route(
             "/misc",
             ::axum::routing::MethodRouter::new()
-                .get(handle_base_url::<A>)
+                .get(handle_base_url_2::<A>)
                 .fallback(crate::fallback::method_not_allowed("GET")),
         )
         .fallback(crate::fallback::not_found)
@@ -277,7 +277,7 @@ async fn handle_get_thing<A: crate::ParamCollisionApi>(
     }
 }
 #[allow(deprecated)]
-async fn handle_builder<A: crate::ParamCollisionApi>(
+async fn handle_builder_2<A: crate::ParamCollisionApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
@@ -288,7 +288,7 @@ async fn handle_builder<A: crate::ParamCollisionApi>(
         let params = crate::BuilderParams {};
         let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
         let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.builder(ctx, params, body).await
+        state.api.builder_2(ctx, params, body).await
     }
     .await;
     match result {
@@ -297,7 +297,7 @@ async fn handle_builder<A: crate::ParamCollisionApi>(
     }
 }
 #[allow(deprecated)]
-async fn handle_from_env<A: crate::ParamCollisionApi>(
+async fn handle_from_env_2<A: crate::ParamCollisionApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
@@ -307,7 +307,7 @@ async fn handle_from_env<A: crate::ParamCollisionApi>(
         let _ = body;
         let ctx = crate::RequestContext::from_parts(&parts);
         let params = crate::FromEnvParams {};
-        state.api.from_env(ctx, params).await
+        state.api.from_env_2(ctx, params).await
     }
     .await;
     match result {
@@ -316,7 +316,7 @@ async fn handle_from_env<A: crate::ParamCollisionApi>(
     }
 }
 #[allow(deprecated)]
-async fn handle_execute<A: crate::ParamCollisionApi>(
+async fn handle_execute_2<A: crate::ParamCollisionApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
@@ -326,7 +326,7 @@ async fn handle_execute<A: crate::ParamCollisionApi>(
         let _ = body;
         let ctx = crate::RequestContext::from_parts(&parts);
         let params = crate::ExecuteParams {};
-        state.api.execute(ctx, params).await
+        state.api.execute_2(ctx, params).await
     }
     .await;
     match result {
@@ -335,7 +335,7 @@ async fn handle_execute<A: crate::ParamCollisionApi>(
     }
 }
 #[allow(deprecated)]
-async fn handle_base_url<A: crate::ParamCollisionApi>(
+async fn handle_base_url_2<A: crate::ParamCollisionApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
@@ -359,7 +359,7 @@ async fn handle_base_url<A: crate::ParamCollisionApi>(
         }
         let retry_policy = query_string.retry_policy;
         let params = crate::BaseUrlParams { timeout, retry_policy };
-        state.api.base_url(ctx, params).await
+        state.api.base_url_2(ctx, params).await
     }
     .await;
     match result {

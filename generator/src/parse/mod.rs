@@ -6,26 +6,28 @@
 //! openapiv3's own deserialization errors can be located with
 //! serde_path_to_error.
 
-use crate::diagnostics::{Diagnostics, Pointer};
+mod yaml;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
 use serde_json::Value;
+use yaml::Node;
 
 /// How deep a document may nest. Real specs stay far below; the limit keeps
 /// adversarial input from overflowing the stack in the recursive steps.
 const MAX_DEPTH: usize = 64;
 
-/// Parses spec text into an OpenAPI document.
-pub fn parse(text: &str) -> Result<openapiv3::OpenAPI, Diagnostics> {
+/// Parses spec text into an OpenAPI document; what it had to adjust on the
+/// way goes to `warnings`.
+pub fn parse(text: &str, warnings: &mut Vec<Diagnostic>) -> Result<openapiv3::OpenAPI, Diagnostics> {
     if text.trim().is_empty() {
         return Err(Diagnostics::one("#", "the document is empty"));
     }
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column()));
-        Diagnostics::one("#", format!("not valid YAML or JSON{}: {e}", at.unwrap_or_default()))
-    })?;
-    if yaml.is_null() {
+    let yaml = yaml::from_str(text).map_err(|e| Diagnostics::one("#", e))?;
+    if yaml == Node::Null {
         return Err(Diagnostics::one("#", "the document is empty"));
     }
-    let json = to_json(&yaml, &Pointer::root(), 0)?;
+    let mut json = to_json(&yaml, &Pointer::root(), 0)?;
+    clamp_integer_bounds(&mut json, &Pointer::root(), warnings);
     let Value::Object(map) = &json else {
         return Err(Diagnostics::one("#", "the document must be a mapping (an OpenAPI object)"));
     };
@@ -170,38 +172,32 @@ fn path_pointer(base: &Pointer, path: &serde_path_to_error::Path) -> Pointer {
 /// Converts YAML to JSON, refusing what JSON cannot express (non-string
 /// keys, non-finite numbers) and documents nested deeper than
 /// [`MAX_DEPTH`].
-fn to_json(value: &serde_yaml_ng::Value, at: &Pointer, depth: usize) -> Result<Value, Diagnostics> {
-    use serde_yaml_ng::Value as Y;
+fn to_json(value: &Node, at: &Pointer, depth: usize) -> Result<Value, Diagnostics> {
     if depth > MAX_DEPTH {
         return Err(Diagnostics::one(at.as_str(), format!("the document nests deeper than {MAX_DEPTH} levels")));
     }
     Ok(match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(*b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f)
-                    .map(Value::Number)
-                    .ok_or_else(|| Diagnostics::one(at.as_str(), "numbers must be finite"))?
-            }
-        }
-        Y::String(s) => Value::String(s.clone()),
-        Y::Sequence(items) => Value::Array(
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(*b),
+        Node::Int(i) => Value::from(*i),
+        Node::UInt(u) => Value::from(*u),
+        Node::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .ok_or_else(|| Diagnostics::one(at.as_str(), "numbers must be finite"))?,
+        Node::String(s) => Value::String(s.clone()),
+        Node::Seq(items) => Value::Array(
             items.iter().enumerate().map(|(i, v)| to_json(v, &at.push(i), depth + 1)).collect::<Result<_, _>>()?,
         ),
-        Y::Mapping(map) => {
+        Node::Map(entries) => {
             let mut out = serde_json::Map::new();
-            for (k, v) in map {
+            for (k, v) in entries {
                 let key = match k {
-                    Y::String(s) => s.clone(),
+                    Node::String(s) => s.clone(),
                     // YAML lets `200:` be a number; OpenAPI means the string.
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
+                    Node::Int(i) => i.to_string(),
+                    Node::UInt(u) => u.to_string(),
+                    Node::Float(f) => f.to_string(),
+                    Node::Bool(b) => b.to_string(),
                     _ => return Err(Diagnostics::one(at.as_str(), "mapping keys must be strings")),
                 };
                 let child = at.push(&key);
@@ -209,8 +205,42 @@ fn to_json(value: &serde_yaml_ng::Value, at: &Pointer, depth: usize) -> Result<V
             }
             Value::Object(out)
         }
-        Y::Tagged(tagged) => to_json(&tagged.value, at, depth)?,
     })
+}
+
+/// An integer schema's `minimum`, `maximum` or `default` written beyond the
+/// 64-bit range (or as a float, as `-9223372036854776000` parses) is moved
+/// to the nearest 64-bit integer, with a warning: the generated code uses
+/// 64-bit integers, so nothing beyond them can be sent anyway.
+fn clamp_integer_bounds(value: &mut Value, at: &Pointer, warnings: &mut Vec<Diagnostic>) {
+    match value {
+        Value::Object(map) => {
+            let integer = map.get("type").and_then(Value::as_str) == Some("integer");
+            for (key, child) in map.iter_mut() {
+                let child_at = at.push(key);
+                if integer
+                    && matches!(key.as_str(), "minimum" | "maximum")
+                    && let Value::Number(n) = child
+                    && n.as_i64().is_none()
+                    && let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                {
+                    let clamped = if f < 0.0 { i64::MIN } else { i64::MAX };
+                    warnings
+                        .push(child_at.warning(format!("{n} is outside the 64-bit integer range; {clamped} is used")));
+                    *child = Value::from(clamped);
+                } else {
+                    clamp_integer_bounds(child, &child_at, warnings);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                clamp_integer_bounds(item, &at.push(i), warnings);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +248,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
+        parse(text, &mut Vec::new()).unwrap_err().to_string()
     }
 
     #[test]
@@ -246,6 +276,24 @@ mod tests {
             "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: q, in: nowhere}\n      responses: {}\n",
         );
         assert!(e.starts_with("error at #/paths/~1a/get/parameters/0"), "{e}");
+    }
+
+    #[test]
+    fn integer_bounds_beyond_64_bits_are_clamped_with_a_warning() {
+        let mut warnings = Vec::new();
+        let doc = parse(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\ncomponents:\n  schemas:\n    Seed: {type: integer, minimum: -9223372036854776000, maximum: 9223372036854775807}\n",
+            &mut warnings,
+        )
+        .unwrap();
+        assert!(doc.components.is_some());
+        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "warning at #/components/schemas/Seed/minimum: -9.223372036854776e+18 is outside the 64-bit integer range; -9223372036854775808 is used"
+            ]
+        );
     }
 
     #[test]
