@@ -90,7 +90,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
-        Ok(u64::try_from(v).map_or(Node::Float(v as f64), |u| Node::UInt(u)))
+        Ok(u64::try_from(v).map_or(Node::Float(v as f64), Node::UInt))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
