@@ -46,6 +46,7 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/nullable.yaml",
     "tests/fixtures/refs.yaml",
     "tests/fixtures/param-collision.yaml",
+    "tests/fixtures/versions.yaml",
     "tests/corpus/oai-link-example.yaml",
 ];
 

@@ -6,6 +6,7 @@
 //! openapiv3's own deserialization errors can be located with
 //! serde_path_to_error.
 
+mod v31;
 mod yaml;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
@@ -40,10 +41,12 @@ pub fn parse(text: &str, warnings: &mut Vec<Diagnostic>) -> Result<openapiv3::Op
     match map.get("openapi") {
         None => return Err(Diagnostics::one("#", "missing the `openapi` version field")),
         Some(Value::String(v)) if v.starts_with("3.0.") => {}
+        // The 3.1 front end: rewritten into 3.0 form, then read the same way.
+        Some(Value::String(v)) if v.starts_with("3.1.") => v31::downgrade(&mut json, warnings)?,
         Some(Value::String(v)) => {
             return Err(Diagnostics::one(
                 "#/openapi",
-                format!("OpenAPI {v} is not supported; this generator reads OpenAPI 3.0.x"),
+                format!("OpenAPI {v} is not supported; this generator reads OpenAPI 3.0.x and 3.1.x"),
             ));
         }
         Some(_) => return Err(Diagnostics::one("#/openapi", "`openapi` must be a string such as \"3.0.3\"")),
@@ -258,9 +261,25 @@ mod tests {
     }
 
     #[test]
-    fn swagger_2_and_openapi_3_1_are_refused_at_their_version_key() {
+    fn swagger_2_and_openapi_4_are_refused_at_their_version_key() {
         assert!(err("swagger: '2.0'\ninfo: {}\n").starts_with("error at #/swagger: Swagger 2.0"));
-        assert!(err("openapi: 3.1.0\n").starts_with("error at #/openapi: OpenAPI 3.1.0 is not supported"));
+        assert!(err("openapi: 4.0.0\n").starts_with("error at #/openapi: OpenAPI 4.0.0 is not supported"));
+    }
+
+    #[test]
+    fn defs_of_a_3_1_schema_are_hoisted_and_refs_follow() {
+        let mut warnings = Vec::new();
+        let doc = parse(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\ncomponents:\n  schemas:\n    Box:\n      type: object\n      properties:\n        inner: {$ref: '#/components/schemas/Box/$defs/Inner'}\n      $defs:\n        Inner: {type: string}\n    User:\n      type: object\n      properties:\n        b: {$ref: '#/components/schemas/Box/$defs/Inner'}\n",
+            &mut warnings,
+        )
+        .unwrap();
+        let schemas = &doc.components.unwrap().schemas;
+        assert!(schemas.contains_key("Box_Inner"), "{:?}", schemas.keys().collect::<Vec<_>>());
+        let json = serde_json::to_string(&schemas["User"]).unwrap();
+        assert!(json.contains("#/components/schemas/Box_Inner"), "{json}");
+        let json = serde_json::to_string(&schemas["Box"]).unwrap();
+        assert!(json.contains("#/components/schemas/Box_Inner") && !json.contains("$defs"), "{json}");
     }
 
     #[test]
