@@ -13,6 +13,9 @@ pub struct Diagnostic {
     pub message: String,
     /// Whether generation stopped because of it.
     pub severity: Severity,
+    /// The file the pointer is in, for a spec split into several files;
+    /// `None` for the root document.
+    pub file: Option<String>,
 }
 
 /// How bad a problem is.
@@ -30,12 +33,12 @@ pub enum Severity {
 impl Diagnostic {
     /// Creates an error at `pointer` with a one-line `message`.
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Error }
+        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Error, file: None }
     }
 
     /// Creates a warning at `pointer` with a one-line `message`.
     pub fn warning(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Warning }
+        Diagnostic { pointer: pointer.into(), message: message.into(), severity: Severity::Warning, file: None }
     }
 }
 
@@ -45,7 +48,8 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{kind} at {}: {}", self.pointer, self.message)
+        let file = self.file.as_deref().unwrap_or("");
+        write!(f, "{kind} at {file}{}: {}", self.pointer, self.message)
     }
 }
 

@@ -31,6 +31,44 @@ pub fn load_with_warnings(spec: &str) -> Result<(ir::Api, Vec<Diagnostic>), Diag
     Ok((api, warnings))
 }
 
+/// Parses and lowers a spec split into files: `documents` maps each file's
+/// path (relative to the spec's folder, `/`-separated) to its text, `root`
+/// names the one to start from. Diagnostics name the file and the pointer
+/// in it. [`referenced_files`] tells which files to load.
+pub fn load_documents(
+    root: &str,
+    documents: &std::collections::BTreeMap<String, String>,
+) -> Result<(ir::Api, Vec<Diagnostic>), Diagnostics> {
+    let mut warnings = Vec::new();
+    let (doc, map) = parse::parse_documents(root, documents, &mut warnings)?;
+    let mut lowered = Vec::new();
+    let api = lower::lower(&doc, &mut lowered).map_err(|mut e| {
+        e.0.iter_mut().for_each(|d| map.locate(d));
+        e
+    })?;
+    warnings.extend(lowered.into_iter().map(|mut d| {
+        map.locate(&mut d);
+        d
+    }));
+    Ok((api, warnings))
+}
+
+/// The files a document's `$ref`s name, relative to the spec's folder.
+pub fn referenced_files(name: &str, text: &str) -> Result<Vec<String>, Diagnostics> {
+    parse::referenced_files(name, text)
+}
+
+/// Generates from a spec split into files (see [`load_documents`]).
+pub fn generate_documents(
+    root: &str,
+    documents: &std::collections::BTreeMap<String, String>,
+    config: &Config,
+) -> Result<Output, Diagnostics> {
+    let (api, warnings) = load_documents(root, documents)?;
+    let files = emit::emit(&api, &Names::resolve(config, &api))?;
+    Ok(Output { files, warnings })
+}
+
 pub mod emit;
 
 pub use emit::{File, FileKind, Files};

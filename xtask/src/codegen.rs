@@ -172,8 +172,8 @@ impl Job {
     /// Generates into `out`.
     pub fn run(&self, out: &Path, mode: Mode) -> Result<(), String> {
         let spec = &self.spec;
-        let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
-        let rendered = render(&text, &self.config)
+        let (root, documents) = load_documents(spec)?;
+        let rendered = render(&root, &documents, &self.config)
             .map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
         if !rendered.warnings.is_empty() {
             let list: Vec<String> = rendered.warnings.iter().map(ToString::to_string).collect();
@@ -195,9 +195,37 @@ impl Job {
     }
 }
 
+/// The spec file and every file its `$ref`s reach, by path relative to the
+/// spec's folder (the generator reads no files itself). A file that cannot
+/// be read is left out: the generator then names the `$ref` that needs it.
+fn load_documents(spec: &Path) -> Result<(String, BTreeMap<String, String>), String> {
+    let dir = spec.parent().unwrap_or(Path::new("."));
+    let root = spec.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = fs::read_to_string(spec).map_err(|e| format!("cannot read {}: {e}", spec.display()))?;
+    let mut documents = BTreeMap::new();
+    let mut queue = vec![(root.clone(), text)];
+    while let Some((name, text)) = queue.pop() {
+        // A document that does not parse is reported by the generator.
+        for referenced in runagent_codegen::referenced_files(&name, &text).unwrap_or_default() {
+            if !documents.contains_key(&referenced)
+                && referenced != name
+                && let Ok(text) = fs::read_to_string(dir.join(&referenced))
+            {
+                queue.push((referenced, text));
+            }
+        }
+        documents.insert(name, text);
+    }
+    Ok((root, documents))
+}
+
 /// The files for a spec, Rust already formatted, plus the manifest.
-pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<Rendered, String> {
-    let output = runagent_codegen::generate_with(spec, config).map_err(|d| d.to_string())?;
+pub fn render(
+    root: &str,
+    documents: &BTreeMap<String, String>,
+    config: &runagent_codegen::Config,
+) -> Result<Rendered, String> {
+    let output = runagent_codegen::generate_documents(root, documents, config).map_err(|d| d.to_string())?;
     let warnings = output.warnings;
     let files = output.files;
     let mut out = BTreeMap::new();

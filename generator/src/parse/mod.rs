@@ -6,8 +6,12 @@
 //! openapiv3's own deserialization errors can be located with
 //! serde_path_to_error.
 
+mod bundle;
 mod v31;
 mod yaml;
+
+pub use bundle::SourceMap;
+use std::collections::BTreeMap;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
 use serde_json::Value;
@@ -20,6 +24,67 @@ const MAX_DEPTH: usize = 64;
 /// Parses spec text into an OpenAPI document; what it had to adjust on the
 /// way goes to `warnings`.
 pub fn parse(text: &str, warnings: &mut Vec<Diagnostic>) -> Result<openapiv3::OpenAPI, Diagnostics> {
+    let json = read(text, warnings)?;
+    from_json(json, warnings)
+}
+
+/// Parses a spec split into files: `texts` maps each file's path (relative,
+/// `/`-separated) to its text, and `root` names the one to start from.
+/// Diagnostics about parts of other files are located in those files
+/// through the returned map.
+pub fn parse_documents(
+    root: &str,
+    texts: &BTreeMap<String, String>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(openapiv3::OpenAPI, SourceMap), Diagnostics> {
+    let Some(root_text) = texts.get(root) else {
+        return Err(Diagnostics::one("#", format!("the root document `{root}` was not given")));
+    };
+    let root_json = read(root_text, warnings)?;
+    let mut others = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, text) in texts.iter().filter(|(name, _)| name.as_str() != root) {
+        let mut found = Vec::new();
+        match read(text, &mut found) {
+            Ok(json) => {
+                others.insert(name.clone(), json);
+            }
+            Err(e) => errors.extend(e.0.into_iter().map(|d| with_file(d, name))),
+        }
+        warnings.extend(found.into_iter().map(|d| with_file(d, name)));
+    }
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
+    }
+    let (bundled, map) = bundle::bundle(root, root_json, &others)?;
+    let mut found = Vec::new();
+    let result = from_json(bundled, &mut found);
+    let locate = |mut d: Diagnostic| {
+        map.locate(&mut d);
+        d
+    };
+    warnings.extend(found.into_iter().map(locate));
+    match result {
+        Ok(doc) => Ok((doc, map)),
+        Err(e) => Err(Diagnostics(e.0.into_iter().map(locate).collect())),
+    }
+}
+
+/// The other files a document refers to (paths relative to the spec's
+/// folder), so a caller can load every file a split spec needs.
+pub fn referenced_files(name: &str, text: &str) -> Result<Vec<String>, Diagnostics> {
+    let json =
+        read(text, &mut Vec::new()).map_err(|e| Diagnostics(e.0.into_iter().map(|d| with_file(d, name)).collect()))?;
+    Ok(bundle::referenced_files(name, &json))
+}
+
+fn with_file(mut d: Diagnostic, file: &str) -> Diagnostic {
+    d.file = Some(file.to_owned());
+    d
+}
+
+/// Text to JSON, with integer bounds beyond 64 bits clamped.
+fn read(text: &str, warnings: &mut Vec<Diagnostic>) -> Result<Value, Diagnostics> {
     if text.trim().is_empty() {
         return Err(Diagnostics::one("#", "the document is empty"));
     }
@@ -29,6 +94,11 @@ pub fn parse(text: &str, warnings: &mut Vec<Diagnostic>) -> Result<openapiv3::Op
     }
     let mut json = to_json(&yaml, &Pointer::root(), 0)?;
     clamp_integer_bounds(&mut json, &Pointer::root(), warnings);
+    Ok(json)
+}
+
+/// The document checks, the 3.1 front end and openapiv3.
+fn from_json(mut json: Value, warnings: &mut Vec<Diagnostic>) -> Result<openapiv3::OpenAPI, Diagnostics> {
     let Value::Object(map) = &json else {
         return Err(Diagnostics::one("#", "the document must be a mapping (an OpenAPI object)"));
     };

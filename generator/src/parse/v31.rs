@@ -106,7 +106,8 @@ fn walk(value: &mut Value, at: &Pointer, w: &mut Walk<'_>) {
                 let is_schema_map = SCHEMA_MAP_KEYS.contains(&key.as_str())
                     // `properties` of a schema, `schemas` of components.
                     && (was || key == "schemas");
-                if key.starts_with("x-") || key == "example" || key == "examples" || key == "default" || key == "enum" {
+                let data = matches!(key.as_str(), "example" | "examples" | "default" | "enum" | "const");
+                if key.starts_with("x-") || (was && data) || key == "example" {
                     continue;
                 } else if SCHEMA_KEYS.contains(&key.as_str()) {
                     w.in_schema = true;
