@@ -4,6 +4,7 @@
 
 mod conventions;
 mod operation;
+mod prose;
 mod resolve;
 mod schema;
 
@@ -62,8 +63,10 @@ pub fn lower(doc: &OpenAPI) -> Result<Api, Diagnostics> {
         operations,
         security_schemes,
         conventions: Default::default(),
+        prose: Default::default(),
     };
     conventions::detect(&mut api);
+    prose::read(&mut api);
     Ok(api)
 }
 
