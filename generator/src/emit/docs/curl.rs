@@ -38,15 +38,15 @@ pub(super) fn dq(text: &str) -> String {
     out
 }
 
-/// A runnable curl command: the base URL and key come from
-/// `$RUNAGENT_BASE_URL` and `$RUNAGENT_API_KEY`, path parameters and
-/// required query parameters from their examples, the body from the
-/// request's example.
+/// A runnable curl command: the base URL and key come from the environment
+/// variables [`Names`](crate::config::Names) chooses (`$PETS_BASE_URL`,
+/// `$PETS_API_KEY`), path parameters and required query parameters from
+/// their examples, the body from the request's example.
 pub(super) fn curl(cx: &Ctx<'_>, op: &Operation) -> String {
     let value_of = |p: &crate::ir::Parameter| {
         p.example.clone().or_else(|| p.default.clone()).unwrap_or_else(|| cx.example(&p.shape, 0))
     };
-    let mut url = String::from("$RUNAGENT_BASE_URL");
+    let mut url = format!("${}", cx.names.base_url_env());
     for segment in &op.segments {
         match segment {
             PathSegment::Literal(text) => url.push_str(text),
@@ -80,7 +80,7 @@ pub(super) fn curl(cx: &Ctx<'_>, op: &Operation) -> String {
     first.push_str(&format!(" \"{url}\""));
     let mut lines = vec![first];
     if op.secured {
-        lines.push("-H \"Authorization: Bearer $RUNAGENT_API_KEY\"".into());
+        lines.push(format!("-H \"Authorization: Bearer ${}\"", cx.names.api_key_env()));
     }
     if stream {
         lines.push("-H \"Accept: text/event-stream\"".into());

@@ -234,6 +234,12 @@ pub(super) fn status_code(status: StatusCode) -> String {
     code(&status.as_spec())
 }
 
+/// `a` or `an` before a word (by its first letter, which is enough for
+/// the names of headers and events).
+pub(super) fn article(word: &str) -> &'static str {
+    if word.starts_with(|c: char| "aeiouAEIOU".contains(c)) { "an" } else { "a" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

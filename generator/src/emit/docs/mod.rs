@@ -7,22 +7,41 @@
 //! Markdown (type names with links, table cells, curl commands), so the
 //! templates only arrange them.
 //!
+//! What the pages say about the API's conventions (its error envelope and
+//! codes, long-running operations, rate limits, idempotency keys, how
+//! streams end) is read from `api.conventions` and `api.prose`, found once
+//! while lowering; nothing here recognizes a convention by a schema's name
+//! or parses the spec's Markdown for facts. A convention the spec does not
+//! follow leaves its section out. Names that are not the spec's (the
+//! environment variables of the curl examples) come from [`Names`].
+//!
+//! Layout: this file holds the page list, the cross-page links and the
+//! entry point; `markdown.rs` the text helpers; `example.rs` the made-up
+//! example values; `curl.rs` the curl commands; `rows.rs` the table rows
+//! pages share; `tag_page.rs`, `models_page.rs` and `overview.rs` one
+//! page kind each, with the overview's per-topic facts in `topics.rs` and
+//! its error and envelope facts in `errors.rs`.
+//!
 //! Anchors are explicit and stable: `op-<operationId>` before every
 //! operation on its tag page, `model-<schema name in lower case>` before
 //! every model on the models page. Headings may be reworded freely; links
 //! never use heading-derived anchors.
 
 mod curl;
+mod errors;
 mod example;
 mod markdown;
 mod models_page;
 mod overview;
+mod rows;
 mod tag_page;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 use super::{EmitError, Files};
-use crate::ir::{Api, Field, Operation, Shape, TypeDef};
+use crate::config::Names;
+use crate::ir::{Api, Field, Operation, Shape, StructType, TypeDef, TypeKind};
 use askama::Template;
 use markdown::{code, first_sentence, tidy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,9 +52,8 @@ const MODELS: &str = "models.md";
 const INDEX: &str = "index.md";
 
 /// Adds `docs/index.md`, the tag pages and `docs/models.md`.
-pub fn emit(api: &Api, names: &crate::config::Names, files: &mut Files) -> Result<(), EmitError> {
-    let _ = names;
-    let cx = Ctx::new(api);
+pub fn emit(api: &Api, names: &Names, files: &mut Files) -> Result<(), EmitError> {
+    let cx = Ctx::new(api, names);
     files.markdown("docs/index.md".into(), render(&overview::index_page(&cx), INDEX)?);
     for page in &cx.pages {
         files.markdown(format!("docs/{}", page.file), render(&tag_page::tag_page(&cx, page), &page.file)?);
@@ -68,6 +86,7 @@ struct Page<'a> {
 /// The IR plus where everything is documented.
 struct Ctx<'a> {
     api: &'a Api,
+    names: &'a Names,
     pages: Vec<Page<'a>>,
     /// operationId to the file of its page.
     op_file: BTreeMap<&'a str, String>,
@@ -76,7 +95,7 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(api: &'a Api) -> Self {
+    fn new(api: &'a Api, names: &'a Names) -> Self {
         let mut used: BTreeSet<String> = [INDEX, MODELS].iter().map(|f| f.to_string()).collect();
         let mut unique_file = |slug: &str| {
             let mut file = format!("{slug}.md");
@@ -127,11 +146,48 @@ impl<'a> Ctx<'a> {
             }
             model_anchor.insert(name.as_str(), anchor);
         }
-        Ctx { api, pages, op_file, model_anchor }
+        Ctx { api, names, pages, op_file, model_anchor }
     }
 
     fn type_def(&self, name: &str) -> Option<&'a TypeDef> {
         self.api.types.get(name)
+    }
+
+    /// The named struct a shape refers to, with its Rust name.
+    fn struct_of(&self, shape: &Shape) -> Option<(&'a str, &'a StructType)> {
+        let Shape::Named(name) = shape else { return None };
+        let def = self.type_def(name)?;
+        match &def.kind {
+            TypeKind::Struct(s) => Some((def.name.as_str(), s)),
+            _ => None,
+        }
+    }
+
+    /// The wire name of a struct's field, from the Rust names the
+    /// conventions use (the Rust name itself if the field is not found).
+    fn wire_field(&self, type_name: &str, field: &str) -> String {
+        self.struct_of(&Shape::Named(type_name.to_owned()))
+            .and_then(|(_, s)| s.fields.iter().find(|f| f.name == field))
+            .map_or_else(|| field.to_owned(), |f| f.api_name.clone())
+    }
+
+    /// The wire value of an enum's variant, from its Rust name.
+    fn wire_variant(&self, enum_name: &str, variant: &str) -> String {
+        match self.type_def(enum_name).map(|d| &d.kind) {
+            Some(TypeKind::Enum(e)) => e.variants.iter().find(|v| v.name == variant).map(|v| v.api_name.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| variant.to_owned())
+    }
+
+    /// The operation with a Rust method name (as the conventions name them).
+    fn op_named(&self, name: &str) -> Option<&'a Operation> {
+        self.api.operations.iter().find(|op| op.name == name)
+    }
+
+    /// Whether any operation needs credentials, so the docs talk about a key.
+    fn any_secured(&self) -> bool {
+        self.api.operations.iter().any(|op| op.secured)
     }
 
     /// `here` (a file name) to `file#anchor`, or `#anchor` on the same page.
@@ -199,6 +255,20 @@ impl<'a> Ctx<'a> {
             None => String::new(),
         }
     }
+}
+
+/// The links to every page, the current one in bold.
+fn nav(cx: &Ctx<'_>, here: &str) -> String {
+    let mut parts = vec![if here == INDEX { "**Overview**".to_owned() } else { format!("[Overview]({INDEX})") }];
+    for page in &cx.pages {
+        parts.push(if page.file == here {
+            format!("**{}**", page.name)
+        } else {
+            format!("[{}]({})", page.name, page.file)
+        });
+    }
+    parts.push(if here == MODELS { "**Models**".to_owned() } else { format!("[Models]({MODELS})") });
+    parts.join(" · ")
 }
 
 fn op_anchor(op: &Operation) -> String {

@@ -1,9 +1,8 @@
 //! The models page: every named type, its fields or values, and where it
 //! is used.
 
-use super::markdown::*;
-use super::tag_page::nav;
-use super::{Ctx, MODELS};
+use super::markdown::{block, cell, code, constraints, first_sentence, pretty_json, status_code, value_code, yes_no};
+use super::{Ctx, MODELS, nav};
 use crate::ir::{Api, Field, Operation, ResponseBody, Shape, StructType, TypeDef, TypeKind};
 use askama::Template;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,44 +10,44 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Template)]
 #[template(path = "docs/models.md", escape = "none")]
 pub(super) struct ModelsView {
-    pub(super) nav: String,
-    pub(super) summary: Vec<ModelRow>,
-    pub(super) models: Vec<ModelView>,
+    nav: String,
+    summary: Vec<ModelRow>,
+    models: Vec<ModelView>,
 }
 
-pub(super) struct ModelRow {
-    pub(super) link: String,
-    pub(super) kind: String,
-    pub(super) description: String,
+struct ModelRow {
+    link: String,
+    kind: String,
+    description: String,
 }
 
-pub(super) struct ModelView {
-    pub(super) anchor: String,
-    pub(super) title: String,
-    pub(super) kind: String,
-    pub(super) inline_at: Option<String>,
-    pub(super) description: Option<String>,
-    pub(super) nullable: bool,
-    pub(super) fields: Vec<FieldRow>,
-    pub(super) extra: Option<String>,
-    pub(super) values: Option<String>,
-    pub(super) variants: Vec<String>,
-    pub(super) alias: Option<String>,
-    pub(super) example: Option<String>,
-    pub(super) used_by: Vec<String>,
-    pub(super) referenced_by: Vec<String>,
+struct ModelView {
+    anchor: String,
+    title: String,
+    kind: String,
+    inline_at: Option<String>,
+    description: Option<String>,
+    nullable: bool,
+    fields: Vec<FieldRow>,
+    extra: Option<String>,
+    values: Option<String>,
+    variants: Vec<String>,
+    alias: Option<String>,
+    example: Option<String>,
+    used_by: Vec<String>,
+    referenced_by: Vec<String>,
 }
 
-pub(super) struct FieldRow {
-    pub(super) name: String,
-    pub(super) ty: String,
-    pub(super) required: String,
-    pub(super) nullable: String,
-    pub(super) constraints: String,
-    pub(super) description: String,
+struct FieldRow {
+    name: String,
+    ty: String,
+    required: String,
+    nullable: String,
+    constraints: String,
+    description: String,
 }
 
-pub(super) fn kind_name(cx: &Ctx<'_>, def: &TypeDef) -> String {
+fn kind_name(cx: &Ctx<'_>, def: &TypeDef) -> String {
     match &def.kind {
         TypeKind::Struct(_) => "object".into(),
         TypeKind::Enum(_) => "string enum".into(),
@@ -58,7 +57,7 @@ pub(super) fn kind_name(cx: &Ctx<'_>, def: &TypeDef) -> String {
 }
 
 /// The named types a type refers to directly.
-pub(super) fn references(def: &TypeDef) -> Vec<&str> {
+fn references(def: &TypeDef) -> Vec<&str> {
     let mut out = Vec::new();
     match &def.kind {
         TypeKind::Struct(s) => {
@@ -79,12 +78,12 @@ pub(super) fn references(def: &TypeDef) -> Vec<&str> {
 /// Where each type is used by operations: type name to (operation, roles)
 /// for requests, success responses, parameters and events, and to the
 /// operations whose error responses use it.
-pub(super) struct Uses<'a> {
-    pub(super) direct: BTreeMap<&'a str, Vec<(&'a Operation, Vec<String>)>>,
-    pub(super) errors: BTreeMap<&'a str, Vec<&'a Operation>>,
+struct Uses<'a> {
+    direct: BTreeMap<&'a str, Vec<(&'a Operation, Vec<String>)>>,
+    errors: BTreeMap<&'a str, Vec<&'a Operation>>,
 }
 
-pub(super) fn uses(api: &Api) -> Uses<'_> {
+fn uses(api: &Api) -> Uses<'_> {
     fn add<'s>(shape: &'s Shape, role: String, roles: &mut Vec<(&'s str, String)>) {
         let mut named = Vec::new();
         Ctx::named_in(shape, &mut named);
@@ -222,14 +221,14 @@ pub(super) fn models_page(cx: &Ctx<'_>) -> ModelsView {
 
 /// Whether a type was made for an inline schema rather than named in
 /// `components/schemas`.
-pub(super) fn is_inline(def: &TypeDef) -> bool {
+fn is_inline(def: &TypeDef) -> bool {
     match def.pointer.trim_start_matches('#').strip_prefix("/components/schemas/") {
         Some(rest) => rest.contains('/'),
         None => true,
     }
 }
 
-pub(super) fn field_row(cx: &Ctx<'_>, f: &Field) -> FieldRow {
+fn field_row(cx: &Ctx<'_>, f: &Field) -> FieldRow {
     let mut description = cx.field_description(f);
     if let Some(default) = &f.default {
         description = format!("{} Default: {}.", description.trim(), value_code(default));
@@ -248,7 +247,7 @@ pub(super) fn field_row(cx: &Ctx<'_>, f: &Field) -> FieldRow {
     }
 }
 
-pub(super) fn extra_properties(cx: &Ctx<'_>, s: &StructType) -> Option<String> {
+fn extra_properties(cx: &Ctx<'_>, s: &StructType) -> Option<String> {
     match (&s.additional, s.deny_unknown) {
         (_, true) => Some("Any other property is rejected (`additionalProperties: false`).".into()),
         (Some(Shape::Any), false) => Some("Other properties are allowed, with any JSON value, and kept.".into()),

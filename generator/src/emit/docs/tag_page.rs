@@ -2,123 +2,77 @@
 //! curl example, responses, headers, links and events.
 
 use super::curl::curl;
-use super::markdown::*;
-use super::{Ctx, INDEX, MODELS, Page, op_anchor};
-use crate::ir::{Operation, ResponseBody, Shape, TypeKind};
+use super::markdown::{article, block, cell, code, first_paragraph, pretty_json, status_code, value_code, yes_no};
+use super::rows::{EventRow, HeaderRow, OpRow, ParamRow, event_row, header_row, op_row, typed};
+use super::{Ctx, Page, nav, op_anchor};
+use crate::ir::{EventStream, Operation, ResponseBody, Shape, TypeKind};
 use askama::Template;
 use std::collections::BTreeMap;
 
 #[derive(Template)]
 #[template(path = "docs/tag.md", escape = "none")]
 pub(super) struct TagView {
-    pub(super) name: String,
-    pub(super) description: Option<String>,
-    pub(super) nav: String,
-    pub(super) summary: Vec<OpRow>,
-    pub(super) also: Vec<OpRow>,
-    pub(super) ops: Vec<OpView>,
+    name: String,
+    description: Option<String>,
+    nav: String,
+    summary: Vec<OpRow>,
+    also: Vec<OpRow>,
+    ops: Vec<OpView>,
 }
 
-/// One line of a table of operations.
-pub(super) struct OpRow {
-    pub(super) link: String,
-    pub(super) request: String,
-    pub(super) summary: String,
-}
-
-pub(super) struct OpView {
-    pub(super) anchor: String,
-    pub(super) id: String,
-    pub(super) request: String,
-    pub(super) title: String,
-    pub(super) auth: String,
-    pub(super) deprecated: Option<String>,
-    pub(super) description: Option<String>,
-    pub(super) params: Vec<ParamRow>,
-    pub(super) body: Option<BodyView>,
-    pub(super) curl: String,
-    pub(super) responses: Vec<ResponseRow>,
-    pub(super) headers: Vec<HeaderRow>,
-    pub(super) examples: Vec<ExampleView>,
-    pub(super) events: Vec<EventRow>,
-    pub(super) stream: Option<StreamView>,
-    pub(super) links: Vec<LinkRow>,
+struct OpView {
+    anchor: String,
+    id: String,
+    request: String,
+    title: String,
+    /// What the operation needs to authenticate; `None` when the API has
+    /// no security at all, so there is nothing to say.
+    auth: Option<String>,
+    deprecated: Option<String>,
+    description: Option<String>,
+    params: Vec<ParamRow>,
+    body: Option<BodyView>,
+    curl: String,
+    responses: Vec<ResponseRow>,
+    headers: Vec<HeaderRow>,
+    examples: Vec<ExampleView>,
+    events: Vec<EventRow>,
+    stream: Option<StreamView>,
+    links: Vec<LinkRow>,
 }
 
 /// An OpenAPI link of one of the operation's responses.
-pub(super) struct LinkRow {
-    pub(super) status: String,
-    pub(super) target: String,
-    pub(super) parameters: String,
-    pub(super) description: String,
+struct LinkRow {
+    status: String,
+    target: String,
+    parameters: String,
+    description: String,
 }
 
-pub(super) struct ParamRow {
-    pub(super) name: String,
-    pub(super) location: String,
-    pub(super) ty: String,
-    pub(super) required: String,
-    pub(super) default: String,
-    pub(super) description: String,
+struct BodyView {
+    model: String,
+    content_type: String,
+    required: bool,
+    description: Option<String>,
+    example: Option<String>,
 }
 
-pub(super) struct BodyView {
-    pub(super) model: String,
-    pub(super) content_type: String,
-    pub(super) required: bool,
-    pub(super) description: Option<String>,
-    pub(super) example: Option<String>,
+struct ResponseRow {
+    status: String,
+    description: String,
+    body: String,
 }
 
-pub(super) struct ResponseRow {
-    pub(super) status: String,
-    pub(super) description: String,
-    pub(super) body: String,
+struct ExampleView {
+    status: String,
+    json: String,
 }
 
-pub(super) struct HeaderRow {
-    pub(super) name: String,
-    pub(super) ty: String,
-    pub(super) statuses: String,
-    pub(super) description: String,
-}
-
-pub(super) struct ExampleView {
-    pub(super) status: String,
-    pub(super) json: String,
-}
-
-pub(super) struct EventRow {
-    pub(super) name: String,
-    pub(super) data: String,
-}
-
-pub(super) struct StreamView {
+struct StreamView {
     /// The events of a successful stream, on the wire.
-    pub(super) success: String,
-    /// How a failed stream ends, when it has an `error` event.
-    pub(super) failure: Option<String>,
-}
-
-pub(super) fn op_row(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpRow {
-    let mut summary = cell(op.summary.as_deref().unwrap_or(""));
-    if op.deprecated && !summary.to_lowercase().contains("deprecated") {
-        summary.push_str(" **(deprecated)**");
-    }
-    OpRow { link: cx.op(op, here), request: code(&format!("{} {}", op.method.as_str(), op.path)), summary }
-}
-
-pub(super) fn nav(cx: &Ctx<'_>, here: &str) -> String {
-    let mut parts = vec![if here == INDEX { "**Overview**".to_owned() } else { format!("[Overview]({INDEX})") }];
-    for page in &cx.pages {
-        parts.push(if page.file == here {
-            format!("**{}**", page.name)
-        } else {
-            format!("[{}]({})", page.name, page.file)
-        });
-    }
-    parts.push(if here == MODELS { "**Models**".to_owned() } else { format!("[Models]({MODELS})") });
-    parts.join(" · ")
+    success: String,
+    /// How a failed stream ends, when it has a failure event.
+    failure: Option<String>,
 }
 
 pub(super) fn tag_page(cx: &Ctx<'_>, page: &Page<'_>) -> TagView {
@@ -133,17 +87,21 @@ pub(super) fn tag_page(cx: &Ctx<'_>, page: &Page<'_>) -> TagView {
     }
 }
 
-pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
-    let auth = if op.secured {
-        let schemes: Vec<String> = cx.api.security_schemes.keys().map(|k| code(k)).collect();
-        if schemes.is_empty() {
-            "API key".to_owned()
+fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
+    let has_security = cx.any_secured() || !cx.api.security_schemes.is_empty();
+    let auth = has_security.then(|| {
+        if op.secured {
+            // Every scheme the IR knows is an HTTP bearer scheme.
+            let schemes: Vec<String> = cx.api.security_schemes.keys().map(|k| code(k)).collect();
+            if schemes.is_empty() {
+                "API key".to_owned()
+            } else {
+                format!("API key ({}, `Authorization: Bearer …`)", schemes.join(", "))
+            }
         } else {
-            format!("API key ({}, `Authorization: Bearer …`)", schemes.join(", "))
+            "none (public)".to_owned()
         }
-    } else {
-        "none (public)".to_owned()
-    };
+    });
     let deprecated = op.deprecated.then(|| match &op.sunset {
         Some(date) => format!("This operation is deprecated and will be removed after **{date}** (its sunset date)."),
         None => "This operation is deprecated and will be removed in a future version.".to_owned(),
@@ -152,11 +110,6 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         .parameters
         .iter()
         .map(|p| {
-            let mut ty = cx.shape(&p.shape, here);
-            let limits = constraints(&p.shape);
-            if !limits.is_empty() {
-                ty = format!("{ty}, {}", limits.join(", "));
-            }
             let mut description = p.description.clone().unwrap_or_default();
             if let Some(example) = &p.example {
                 description = format!("{} Example: {}.", description.trim(), value_code(example));
@@ -167,7 +120,7 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             ParamRow {
                 name: code(&p.api_name),
                 location: p.location.as_str().to_owned(),
-                ty: cell(&ty),
+                ty: cell(&typed(cx, &p.shape, here)),
                 required: yes_no(p.required).to_owned(),
                 default: p.default.as_ref().map_or_else(|| "—".to_owned(), value_code),
                 description: cell(&description),
@@ -190,12 +143,16 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             body: match &r.body {
                 None => "—".to_owned(),
                 Some(ResponseBody::Json { shape, .. }) => cell(&cx.shape(shape, here)),
-                Some(ResponseBody::EventStream(s)) => cell(&format!(
-                    "event stream ({}) of {}, see [Events](#events-{})",
-                    code("text/event-stream"),
-                    cx.shape(&s.frame, here),
-                    op.id
-                )),
+                Some(ResponseBody::EventStream(s)) => {
+                    let text = format!("event stream ({}) of {}", code("text/event-stream"), cx.shape(&s.frame, here));
+                    // The Events section (and its anchor) exists only when
+                    // the spec names the events.
+                    if s.events.is_empty() {
+                        cell(&text)
+                    } else {
+                        cell(&format!("{text}, see [Events](#events-{})", op.id))
+                    }
+                }
             },
         })
         .collect();
@@ -205,20 +162,7 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
     for r in &op.responses {
         for h in &r.headers {
             let key = (h.api_name.as_str(), h.description.as_deref().unwrap_or(""));
-            let entry = headers.entry(key).or_insert_with(|| {
-                let mut ty = cx.shape(&h.shape, here);
-                let limits = constraints(&h.shape);
-                if !limits.is_empty() {
-                    ty = format!("{ty}, {}", limits.join(", "));
-                }
-                let row = HeaderRow {
-                    name: code(&h.api_name),
-                    ty: cell(&ty),
-                    statuses: String::new(),
-                    description: cell(h.description.as_deref().unwrap_or("")),
-                };
-                (row, Vec::new())
-            });
+            let entry = headers.entry(key).or_insert_with(|| (header_row(cx, h, here), Vec::new()));
             entry.1.push(status_code(r.status));
         }
     }
@@ -242,14 +186,7 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         Some(ResponseBody::EventStream(s)) => Some(s),
         _ => None,
     });
-    let events = stream
-        .map(|s| {
-            s.events
-                .iter()
-                .map(|e| EventRow { name: code(&e.api_name), data: cell(&cx.shape(&e.data, here)) })
-                .collect()
-        })
-        .unwrap_or_default();
+    let events = stream.map(|s| s.events.iter().map(|e| event_row(cx, e, here)).collect()).unwrap_or_default();
     let links = op
         .responses
         .iter()
@@ -294,7 +231,7 @@ pub(super) fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
 }
 
 /// The statuses a header comes with: `all`, `all but ...` or a list.
-pub(super) fn sent_with(op: &Operation, statuses: &[String]) -> String {
+fn sent_with(op: &Operation, statuses: &[String]) -> String {
     let missing: Vec<String> =
         op.responses.iter().map(|r| status_code(r.status)).filter(|s| !statuses.contains(s)).collect();
     if missing.is_empty() {
@@ -306,10 +243,11 @@ pub(super) fn sent_with(op: &Operation, statuses: &[String]) -> String {
     }
 }
 
-/// A made-up stream on the wire, from the event schemas: every event once,
-/// in spec order, except an `error` event, which would end a failed stream
-/// in place of the last event of a successful one.
-pub(super) fn stream_view(cx: &Ctx<'_>, stream: &crate::ir::EventStream, here: &str) -> StreamView {
+/// A made-up stream on the wire, from the event schemas: the events of a
+/// successful stream once each, in spec order, up to the first that ends
+/// it; a failure event (lowering marks it) would end a failed stream in
+/// place of that last one.
+fn stream_view(cx: &Ctx<'_>, stream: &EventStream, here: &str) -> StreamView {
     // Event ids: the frame's `id` example is `<stream>:<sequence>` here; keep
     // its prefix and count from 0. Without one, plain sequence numbers.
     let id_prefix = match &stream.frame {
@@ -321,20 +259,23 @@ pub(super) fn stream_view(cx: &Ctx<'_>, stream: &crate::ir::EventStream, here: &
     }
     .and_then(|v| v.as_str().and_then(|s| s.rfind(':').map(|i| s[..=i].to_owned())))
     .unwrap_or_default();
-    let (errors, others): (Vec<_>, Vec<_>) = stream.events.iter().partition(|e| e.api_name == "error");
-    let success: Vec<String> = others
+    let (failures, others): (Vec<_>, Vec<_>) = stream.events.iter().partition(|e| e.failure.is_some());
+    let end = others.iter().position(|e| e.terminal).map_or(others.len(), |i| i + 1);
+    let success = &others[..end];
+    let lines: Vec<String> = success
         .iter()
         .enumerate()
         .map(|(seq, e)| format!("event: {}\nid: {id_prefix}{seq}\ndata: {}", e.api_name, cx.example(&e.data, 0)))
         .collect();
-    let failure = match (errors.first(), others.last()) {
-        (Some(error), Some(last)) => Some(format!(
-            "A stream that fails after it started ends with an {} event (its `data` is a {}) in place of {}.",
-            code(&error.api_name),
-            cx.shape(&error.data, here),
+    let failure = match (failures.first(), success.last()) {
+        (Some(failed), Some(last)) => Some(format!(
+            "A stream that fails after it started ends with {} {} event (its `data` is a {}) in place of {}.",
+            article(&failed.api_name),
+            code(&failed.api_name),
+            cx.shape(&failed.data, here),
             code(&last.api_name)
         )),
         _ => None,
     };
-    StreamView { success: success.join("\n\n"), failure }
+    StreamView { success: lines.join("\n\n"), failure }
 }

@@ -1,9 +1,12 @@
-//! Tests of the whole docs output.
+//! Tests of the whole docs output: RunAgent's docs keep every feature,
+//! and the fixture specs' docs degrade (no section without content, no
+//! dangling link, nothing about RunAgent).
 
 use super::markdown::is_fence;
-use super::overview::Topic;
+use super::overview::heading;
 use super::*;
-use crate::ir::TypeKind;
+use crate::config::Config;
+use crate::ir::ProseTopic;
 use regex::Regex;
 
 const SPEC: &str = include_str!("../../../../spec/openapi.yaml");
@@ -12,8 +15,18 @@ fn api() -> Api {
     crate::load(SPEC).expect("the spec loads")
 }
 
+/// The names `codegen.toml` gives RunAgent's output.
+fn runagent_names(api: &Api) -> Names {
+    Names::resolve(&Config { env_prefix: Some("RUNAGENT".into()), ..Config::default() }, api)
+}
+
+/// RunAgent's pages, named as `cargo xtask codegen` names them.
 fn pages(api: &Api) -> BTreeMap<String, String> {
-    let files = crate::emit::emit(api, &crate::config::Names::resolve(&Default::default(), api)).expect("docs render");
+    pages_named(api, &runagent_names(api))
+}
+
+fn pages_named(api: &Api, names: &Names) -> BTreeMap<String, String> {
+    let files = crate::emit::emit(api, names).expect("docs render");
     files
         .0
         .into_iter()
@@ -39,7 +52,7 @@ fn write_docs_for_reading() {
             let dir = out.join(path.file_stem().unwrap());
             std::fs::create_dir_all(&dir).unwrap();
             let api = crate::load(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            for (name, text) in pages(&api) {
+            for (name, text) in pages_named(&api, &Names::resolve(&Config::default(), &api)) {
                 std::fs::write(dir.join(name), text).unwrap();
             }
         }
@@ -127,13 +140,12 @@ fn every_model_has_an_anchor() {
     }
 }
 
-#[test]
-fn every_link_resolves() {
-    let api = api();
-    let pages = pages(&api);
+/// Checks that every relative link of the pages leads to a page and an
+/// anchor on it; returns how many it checked.
+fn check_links(pages: &BTreeMap<String, String>) -> usize {
     let link = Regex::new(r"\]\(([A-Za-z0-9_.-]*)(?:#([^)\s]+))?\)").unwrap();
     let mut checked = 0;
-    for (page, text) in &pages {
+    for (page, text) in pages {
         // Links inside code blocks are not links.
         let mut prose = String::new();
         let mut in_fence = false;
@@ -161,6 +173,14 @@ fn every_link_resolves() {
             checked += 1;
         }
     }
+    checked
+}
+
+#[test]
+fn every_link_resolves() {
+    let api = api();
+    let pages = pages(&api);
+    let checked = check_links(&pages);
     assert!(checked > 100, "the pages link a lot ({checked})");
     // The kinds of links the brief names are among them.
     assert!(pages["index.md"].contains("](agents.md#op-listAgents)"));
@@ -260,15 +280,33 @@ fn index_covers_every_topic() {
 
 #[test]
 fn index_without_a_description_still_covers_every_topic() {
-    let mut api = api();
-    api.description = None;
+    // The spec without `info.description`, so that neither the overview nor
+    // the table of codes can come from it.
+    let mut doc: serde_json::Value = serde_yaml_ng::from_str(SPEC).unwrap();
+    doc["info"].as_object_mut().unwrap().remove("description");
+    let api = crate::load(&doc.to_string()).expect("the spec loads without its description");
+    assert!(api.prose.sections.is_empty());
     let index = &pages(&api)["index.md"];
-    for heading in Topic::ALL.map(Topic::heading) {
+    for heading in ProseTopic::ALL.map(heading) {
         assert!(index.contains(&format!("\n## {heading}\n")), "{heading}");
     }
     // The generated error table, with meanings from ErrorCode's description.
     assert!(index.contains("| `AGENT_TIMEOUT` | 500 | The agent's program exceeded its timeout and was stopped. |"));
     assert!(index.contains("\"pagination\""), "a list envelope example");
+    // What the conventions say, in the generated sections.
+    for needle in [
+        "JSON responses are wrapped in an envelope whose `status` says which kind it is, except those listed",
+        "An error is answered with [`ErrorResponse`](models.md#model-errorresponse), whose `error.code` says what went wrong and `error.message` explains it.",
+        "wait as long as `Retry-After` says",
+        "A request that carries an `Idempotency-Key` header",
+        "Poll it with [`getOperation`](operations.md#op-getOperation) until `status` is `succeeded`, `failed` or `cancelled`; cancel it with [`cancelOperation`](operations.md#op-cancelOperation).",
+        "A stream ends with `done`, or with `error` when it fails.",
+        "Batch operations: [`batchInvoke`](invocations.md#op-batchInvoke)",
+        "The API is versioned in the URL path (`v1` in the base URL). Deprecated operations keep working",
+    ] {
+        assert!(index.contains(needle), "{needle}\n{index}");
+    }
+    check_links(&pages(&api));
 }
 
 #[test]
@@ -328,4 +366,183 @@ fn output_is_deterministic() {
 #[test]
 fn anchors_are_lower_case_words() {
     assert_eq!(anchor_text("Stream event.X"), "stream-event-x");
+}
+
+/// The `##` headings of a page, outside code, that have nothing under them
+/// before the next heading of the same or a higher level.
+fn empty_sections(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut in_fence = false;
+    for (i, line) in lines.iter().enumerate() {
+        if is_fence(line) {
+            in_fence = !in_fence;
+        }
+        if in_fence || !line.starts_with("## ") {
+            continue;
+        }
+        let content = lines[i + 1..]
+            .iter()
+            .take_while(|l| !(l.starts_with("## ") || l.starts_with("# ") || **l == "---"))
+            .any(|l| !l.trim().is_empty());
+        if !content {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn fixture_docs_degrade() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    for name in ["minimal", "naming", "nullable", "refs"] {
+        let text = std::fs::read_to_string(fixtures.join(format!("{name}.yaml"))).unwrap();
+        let api = crate::load(&text).unwrap();
+        let names = Names::resolve(&Config::default(), &api);
+        let pages = pages_named(&api, &names);
+        check_links(&pages);
+        let secured = api.operations.iter().any(|op| op.secured);
+        for (page, text) in &pages {
+            assert!(!text.to_lowercase().contains("runagent"), "{name}/{page} names RunAgent:\n{text}");
+            assert_eq!(empty_sections(text), Vec::<String>::new(), "{name}/{page}:\n{text}");
+            assert!(text.contains(&names.base_url_env()) || page != "index.md", "{name}/{page}");
+            assert_eq!(text.contains(&names.api_key_env()), secured && page != "models.md", "{name}/{page}:\n{text}");
+        }
+        let index = &pages["index.md"];
+        // None of these fixtures has an error envelope, long-running
+        // operations, streams, paged lists or rate limits.
+        for missing in [
+            "## Envelopes",
+            "## Errors",
+            "## Rate limits",
+            "## Pagination",
+            "## Async",
+            "## Streaming",
+            "## Batch",
+            "## Idempotent",
+        ] {
+            assert!(!index.contains(missing), "{name}: {missing}\n{index}");
+        }
+        assert_eq!(index.contains("## Authentication"), secured, "{name}");
+    }
+}
+
+#[test]
+fn names_come_from_the_config() {
+    let api = api();
+    let names = Names::resolve(&Config { env_prefix: Some("agents".into()), ..Config::default() }, &api);
+    let pages = pages_named(&api, &names);
+    for (page, text) in &pages {
+        assert!(!text.contains("RUNAGENT_"), "{page}");
+    }
+    assert!(
+        pages["index.md"]
+            .contains("export AGENTS_BASE_URL=https://api.run-agent.ai/v1\nexport AGENTS_API_KEY=YOUR_API_KEY\n")
+    );
+    assert!(curl_of(&pages, "listAgents").contains("\"$AGENTS_BASE_URL/agents\""));
+}
+
+#[test]
+fn a_public_api_needs_no_key() {
+    let text = include_str!("../../../../tests/fixtures/minimal.yaml");
+    let api = crate::load(text).unwrap();
+    let index = &pages_named(&api, &Names::resolve(&Config::default(), &api))["index.md"];
+    assert!(
+        index.contains(
+            "read the base URL from an environment variable:\n\n```sh\nexport MINIMAL_BASE_URL=http://localhost\n```"
+        ),
+        "{index}"
+    );
+    assert!(!index.contains("## Versioning"), "no version in a path, nothing deprecated: {index}");
+}
+
+/// A small API that follows some conventions differently from RunAgent: a
+/// flat error object with a string code, a job polled by id, a stream that
+/// ends without a failure event, one rate-limit header and no key.
+const JOBS: &str = r#"
+openapi: 3.0.3
+info: {title: Jobs, version: '2'}
+servers: [{url: 'https://jobs.example.com'}]
+paths:
+  /jobs:
+    post:
+      operationId: startJob
+      responses:
+        '202':
+          description: Started.
+          headers:
+            X-RateLimit-Limit: {schema: {type: integer}}
+          content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}
+        '400':
+          description: Bad.
+          content: {application/json: {schema: {$ref: '#/components/schemas/Problem'}}}
+  /jobs/{job_id}:
+    get:
+      operationId: getJob
+      parameters: [{name: job_id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200': {description: The job., content: {application/json: {schema: {$ref: '#/components/schemas/Job'}}}}
+        default: {description: Failed., content: {application/json: {schema: {$ref: '#/components/schemas/Problem'}}}}
+  /jobs/{job_id}/log:
+    get:
+      operationId: tailLog
+      parameters: [{name: job_id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: The log.
+          content:
+            text/event-stream:
+              schema: {$ref: '#/components/schemas/Frame'}
+              x-sse-events:
+                line: {$ref: '#/components/schemas/Line'}
+                end: {$ref: '#/components/schemas/Line'}
+components:
+  schemas:
+    Problem: {type: object, required: [code, message], properties: {code: {type: string}, message: {type: string}}}
+    Job:
+      type: object
+      required: [job_id, status]
+      properties: {job_id: {type: string}, status: {type: string, enum: [queued, done, failed]}}
+    Frame: {type: object, required: [event, data], properties: {event: {type: string}, data: {type: string}}}
+    Line: {type: object, required: [text], properties: {text: {type: string}}}
+"#;
+
+#[test]
+fn another_apis_conventions_are_documented_as_it_follows_them() {
+    let api = crate::load(JOBS).unwrap();
+    let pages = pages_named(&api, &Names::resolve(&Config::default(), &api));
+    check_links(&pages);
+    for (page, text) in &pages {
+        assert_eq!(empty_sections(text), Vec::<String>::new(), "{page}:\n{text}");
+        assert!(!text.to_lowercase().contains("runagent"), "{page}");
+        assert!(!text.contains("API_KEY") && !text.contains("Authentication"), "nothing is secured: {page}\n{text}");
+    }
+    let index = &pages["index.md"];
+    for needle in [
+        "## Errors\n\nAn error is answered with [`Problem`](models.md#model-problem), whose `code` says what went wrong and `message` explains it.\n",
+        "Requests are rate limited. Responses carry the state of the current window in the headers below.\n",
+        "Not rate limited: [`getJob`](other.md#op-getJob), [`tailLog`](other.md#op-tailLog).",
+        "Poll it with [`getJob`](other.md#op-getJob) until `status` is `done` or `failed`.\n",
+        "- [`startJob`](other.md#op-startJob), answering [`Job`](models.md#model-job)",
+        "A stream ends with `end`.",
+    ] {
+        assert!(index.contains(needle), "{needle}\n{index}");
+    }
+    // No envelope discriminator, no codes, no key, no pages, no batches.
+    for missing in [
+        "## Envelopes",
+        "| Code |",
+        "The codes are",
+        "## Idempotent",
+        "## Pagination",
+        "## Batch",
+        "## Versioning",
+        "Retry-After",
+        "Last-Event-ID",
+    ] {
+        assert!(!index.contains(missing), "{missing}\n{index}");
+    }
+    let page = &pages["other.md"];
+    assert!(page.contains("event: line\nid: 0\ndata: {\"text\":\"string\"}\n\nevent: end\nid: 1\n"), "{page}");
+    assert!(!page.contains("A stream that fails"), "{page}");
 }
