@@ -30,6 +30,95 @@ pub struct Api {
     /// The conventions the spec follows, found once after lowering and read
     /// by every emitter (none of them re-derives one).
     pub conventions: Conventions,
+    /// What the spec's Markdown prose says that the docs need as data, read
+    /// once after lowering so that no emitter parses Markdown.
+    pub prose: Prose,
+}
+
+/// What the spec's prose says, as data (see `lower/prose.rs`). Only what is
+/// written in Markdown lives here; what the spec's shape says is in
+/// [`Conventions`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prose {
+    /// The text of `info.description` before its first top-level heading
+    /// (Markdown, trimmed; empty when there is none).
+    pub preamble: String,
+    /// The top-level (`#` or `##`) sections of `info.description`, in order.
+    pub sections: Vec<ProseSection>,
+    /// What the prose says about each code of the error convention's code
+    /// enum, in enum order; empty when the envelope's code is a plain string
+    /// or there is no envelope.
+    pub error_codes: Vec<ErrorCodeProse>,
+}
+
+/// One top-level section of `info.description`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProseSection {
+    /// The heading's text, without its `#`s.
+    pub heading: String,
+    /// The Markdown under the heading, its own headings as written.
+    pub body: String,
+    /// What the section is about, judged by its heading; each topic goes to
+    /// the first section about it only.
+    pub topic: Option<ProseTopic>,
+}
+
+/// A subject an API overview covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProseTopic {
+    /// Credentials.
+    Authentication,
+    /// The bodies every response is wrapped in.
+    Envelopes,
+    /// Error codes and the error envelope.
+    Errors,
+    /// Rate limits and their headers.
+    RateLimits,
+    /// Paged lists.
+    Pagination,
+    /// Idempotency keys.
+    Idempotency,
+    /// Long-running operations.
+    LongRunning,
+    /// Server-Sent Events.
+    Streaming,
+    /// Batch operations.
+    Batch,
+    /// Versions and deprecation.
+    Versioning,
+}
+
+impl ProseTopic {
+    /// Every topic, in the order an overview presents them.
+    pub const ALL: [ProseTopic; 10] = [
+        ProseTopic::Authentication,
+        ProseTopic::Envelopes,
+        ProseTopic::Errors,
+        ProseTopic::RateLimits,
+        ProseTopic::Pagination,
+        ProseTopic::Idempotency,
+        ProseTopic::LongRunning,
+        ProseTopic::Streaming,
+        ProseTopic::Batch,
+        ProseTopic::Versioning,
+    ];
+}
+
+/// What the prose says about one error code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorCodeProse {
+    /// The code on the wire.
+    pub code: String,
+    /// The HTTP statuses it comes with, as written (`404`, `4XX`): from a
+    /// Markdown table's status column, else the statuses the error
+    /// convention maps to it and those of responses whose description names
+    /// it in backticks.
+    pub statuses: Vec<String>,
+    /// Its meaning, from a Markdown table row (one line of Markdown).
+    pub meaning: Option<String>,
+    /// Whether the section of `info.description` about errors names it (in
+    /// backticks) already, so a table of codes would repeat it.
+    pub in_overview: bool,
 }
 
 /// The conventions an API follows beyond plain OpenAPI, each found by the

@@ -4,6 +4,7 @@
 
 mod conventions;
 mod operation;
+mod prose;
 mod resolve;
 mod schema;
 #[cfg(test)]
@@ -69,8 +70,10 @@ pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagn
         operations,
         security_schemes,
         conventions: Default::default(),
+        prose: Default::default(),
     };
     conventions::detect(&mut api);
+    prose::read(&mut api);
     Ok(api)
 }
 
