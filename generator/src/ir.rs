@@ -292,8 +292,92 @@ pub enum SecurityScheme {
     Bearer {
         /// The scheme's description.
         description: Option<String>,
+        /// `bearerFormat`: a hint such as `JWT`.
+        format: Option<String>,
+    },
+    /// `Authorization: Basic <base64 of user:password>`.
+    Basic {
+        /// The scheme's description.
+        description: Option<String>,
+    },
+    /// A key in a header, a query parameter or a cookie.
+    ApiKey {
+        /// The scheme's description.
+        description: Option<String>,
+        /// Where the key goes.
+        location: ApiKeyLocation,
+        /// The header, parameter or cookie name.
+        name: String,
+    },
+    /// OAuth 2: a bearer access token got from one of the flows.
+    OAuth2 {
+        /// The scheme's description.
+        description: Option<String>,
+        /// The flows, in a fixed order (implicit, password, client
+        /// credentials, authorization code).
+        flows: Vec<OAuthFlow>,
+    },
+    /// OpenID Connect: a bearer token from the provider at `url`.
+    OpenIdConnect {
+        /// The scheme's description.
+        description: Option<String>,
+        /// The discovery URL.
+        url: String,
     },
 }
+
+impl SecurityScheme {
+    /// The scheme's description.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            SecurityScheme::Bearer { description, .. }
+            | SecurityScheme::Basic { description }
+            | SecurityScheme::ApiKey { description, .. }
+            | SecurityScheme::OAuth2 { description, .. }
+            | SecurityScheme::OpenIdConnect { description, .. } => description.as_deref(),
+        }
+    }
+
+    /// Whether the credential is sent as `Authorization: Bearer <token>`
+    /// (HTTP bearer, OAuth 2 and OpenID Connect all are).
+    pub fn is_bearer_token(&self) -> bool {
+        matches!(
+            self,
+            SecurityScheme::Bearer { .. } | SecurityScheme::OAuth2 { .. } | SecurityScheme::OpenIdConnect { .. }
+        )
+    }
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyLocation {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// One OAuth 2 flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthFlow {
+    /// `implicit`, `password`, `clientCredentials` or `authorizationCode`.
+    pub kind: String,
+    /// Where the user authorizes (implicit and authorization code).
+    pub authorization_url: Option<String>,
+    /// Where tokens are got (every flow but implicit).
+    pub token_url: Option<String>,
+    /// Where tokens are refreshed.
+    pub refresh_url: Option<String>,
+    /// Scope names and what they allow, in spec order.
+    pub scopes: Vec<(String, String)>,
+}
+
+/// One way to satisfy an operation's security: every scheme listed (by its
+/// spec name, with the scopes it needs) together. An empty requirement
+/// means no credentials are needed.
+pub type SecurityRequirement = Vec<(String, Vec<String>)>;
 
 /// A named type from `components/schemas`.
 #[derive(Debug, Clone, PartialEq)]
@@ -534,6 +618,10 @@ pub struct Operation {
     /// Whether the operation needs credentials (a non-empty security
     /// requirement applies).
     pub secured: bool,
+    /// The security requirements that apply (the operation's or the
+    /// document's), alternatives in spec order; an empty requirement among
+    /// them makes credentials optional.
+    pub security: Vec<SecurityRequirement>,
     /// Derived: this is a paged list.
     pub pagination: Option<Pagination>,
 }

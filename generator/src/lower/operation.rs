@@ -7,7 +7,7 @@ use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
     EventStream, Header, Link, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody,
-    Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
+    Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable, sanitize};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -19,7 +19,6 @@ const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
 
 pub(crate) fn lower_operations<'a>(
     doc: &'a OpenAPI,
-    schemes: &BTreeMap<String, SecurityScheme>,
     types: &mut TypeBuilder<'a>,
     cx: &mut Context<'a>,
 ) -> Vec<Operation> {
@@ -83,7 +82,6 @@ pub(crate) fn lower_operations<'a>(
             let type_prefix = prefixes.unique(&id, Case::UpperCamel);
             let lowered = OperationLowering {
                 doc,
-                schemes,
                 types,
                 cx,
                 link_sites: &mut link_sites,
@@ -92,7 +90,7 @@ pub(crate) fn lower_operations<'a>(
                 type_prefix: &type_prefix,
             }
             .lower(path, method, op, &item.parameters);
-            if let Some((parameters, segments, body, responses, secured)) = lowered {
+            if let Some((parameters, segments, body, responses, (secured, security))) = lowered {
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
                 let deprecated_at = op.extensions.get("x-deprecated-at").and_then(|v| v.as_str()).map(str::to_owned);
@@ -114,6 +112,7 @@ pub(crate) fn lower_operations<'a>(
                     body,
                     responses,
                     secured,
+                    security,
                     pagination,
                 });
             }
@@ -182,11 +181,11 @@ fn check_links(ops: &[Operation], ids: &BTreeMap<String, String>, sites: &[LinkS
     }
 }
 
-type LoweredParts = (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, bool);
+type LoweredParts =
+    (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, (bool, Vec<crate::ir::SecurityRequirement>));
 
 struct OperationLowering<'x, 'a> {
     doc: &'a OpenAPI,
-    schemes: &'x BTreeMap<String, SecurityScheme>,
     types: &'x mut TypeBuilder<'a>,
     cx: &'x mut Context<'a>,
     link_sites: &'x mut Vec<LinkSite>,
@@ -577,22 +576,31 @@ impl<'a> OperationLowering<'_, 'a> {
         out
     }
 
-    fn secured(&mut self, op: &'a openapiv3::Operation) -> bool {
+    /// Whether credentials are needed, and the requirements that apply.
+    fn secured(&mut self, op: &'a openapiv3::Operation) -> (bool, Vec<crate::ir::SecurityRequirement>) {
         let requirements = op.security.as_ref().or(self.doc.security.as_ref());
-        let Some(requirements) = requirements else { return false };
+        let Some(requirements) = requirements else { return (false, Vec::new()) };
         let at = if op.security.is_some() { self.at.push("security") } else { Pointer::root().push("security") };
+        let declared = |name: &str| self.doc.components.as_ref().is_some_and(|c| c.security_schemes.contains_key(name));
+        let mut undeclared = Vec::new();
         for (i, req) in requirements.iter().enumerate() {
             for scheme in req.keys() {
-                if !self.schemes.contains_key(scheme) {
-                    self.cx.error(
-                        &at.push(i),
-                        format!("security scheme `{scheme}` is not defined in #/components/securitySchemes"),
+                if !declared(scheme) {
+                    undeclared.push(
+                        at.push(i).error(format!(
+                            "security scheme `{scheme}` is not defined in #/components/securitySchemes"
+                        )),
                     );
                 }
             }
         }
+        self.cx.errors.extend(undeclared);
+        let lowered = requirements
+            .iter()
+            .map(|req| req.iter().map(|(name, scopes)| (name.clone(), scopes.clone())).collect())
+            .collect();
         // An empty requirement (`{}`) makes credentials optional.
-        !requirements.is_empty() && requirements.iter().all(|r| !r.is_empty())
+        (!requirements.is_empty() && requirements.iter().all(|r| !r.is_empty()), lowered)
     }
 }
 
