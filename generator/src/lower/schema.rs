@@ -168,7 +168,7 @@ impl<'a> TypeBuilder<'a> {
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let shape = match classify(schema) {
-            Class::Struct | Class::Enum | Class::OneOf => {
+            Class::Struct | Class::Enum | Class::OneOf | Class::MergedAllOf => {
                 let name = self.names.unique(hint, Case::UpperCamel);
                 let def = self.named_type(cx, name.clone(), hint, schema, at);
                 nullable |= def.nullable;
@@ -313,6 +313,7 @@ impl<'a> TypeBuilder<'a> {
         let mut nullable = data.nullable;
         let kind = match classify(schema) {
             Class::Struct => TypeKind::Struct(self.struct_type(cx, &name, schema, at)),
+            Class::MergedAllOf => TypeKind::Struct(self.merged_struct(cx, &name, schema, at)),
             Class::Enum => {
                 let (variants, has_null) = self.enum_variants(cx, schema, at);
                 nullable |= has_null;
@@ -342,28 +343,94 @@ impl<'a> TypeBuilder<'a> {
     }
 
     fn struct_type(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> StructType {
-        let (properties, required, additional) = match &schema.schema_kind {
-            SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
-            SchemaKind::Any(a) => (&a.properties, &a.required, a.additional_properties.as_ref()),
-            _ => unreachable!("classify only returns Struct for objects"),
+        let mut parts = ObjectParts::default();
+        parts.add(cx, schema, at);
+        self.build_struct(cx, type_name, parts)
+    }
+
+    /// `allOf` of several members: the properties of every member (a `$ref`
+    /// to an object, an inline object, or another `allOf`), required where
+    /// any member requires them. A property two members declare differently
+    /// is a warning, and the later declaration wins (JSON Schema would
+    /// require both; the generated types can hold only one).
+    fn merged_struct(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> StructType {
+        let mut parts = ObjectParts::default();
+        self.collect_all_of(cx, schema, at, &mut parts, 0);
+        self.build_struct(cx, type_name, parts)
+    }
+
+    fn collect_all_of<'s>(
+        &self,
+        cx: &mut Context<'_>,
+        schema: &'s Schema,
+        at: &Pointer,
+        parts: &mut ObjectParts<'s>,
+        depth: usize,
+    ) where
+        'a: 's,
+    {
+        if depth > 32 {
+            cx.error(at, "`allOf` members refer to each other in a loop");
+            return;
+        }
+        let SchemaKind::AllOf { all_of } = &schema.schema_kind else {
+            match classify(schema) {
+                Class::Struct | Class::Shape if is_objectish(schema) => parts.add(cx, schema, at),
+                _ => cx.error(at, "an `allOf` member must be an object (or another `allOf`) for the members to merge"),
+            }
+            return;
         };
-        for r in required {
-            if !properties.contains_key(r) {
-                cx.warn(&at.push("required"), format!("`{r}` is required but not among the properties; it is ignored"));
+        for (i, member) in all_of.iter().enumerate() {
+            let member_at = at.push("allOf").push(i);
+            match member {
+                ReferenceOr::Item(s) => self.collect_all_of(cx, s, &member_at, parts, depth + 1),
+                ReferenceOr::Reference { reference } => match self.component_schema(reference) {
+                    Some((target_at, target)) => self.collect_all_of(cx, target, &target_at, parts, depth + 1),
+                    None => cx.error(
+                        &member_at.push("$ref"),
+                        format!("`{reference}` points at a schema that does not exist"),
+                    ),
+                },
+            }
+        }
+    }
+
+    /// The component schema a `$ref` names, following reference chains.
+    fn component_schema(&self, reference: &str) -> Option<(Pointer, &'a Schema)> {
+        let mut current = reference.to_owned();
+        for _ in 0..32 {
+            let segments = Pointer::parse_ref(&current)?;
+            let [components, schemas, name] = segments.as_slice() else { return None };
+            if components != "components" || schemas != "schemas" {
+                return None;
+            }
+            match self.doc.components.as_ref()?.schemas.get(name)? {
+                ReferenceOr::Item(s) => {
+                    return Some((Pointer::root().push("components").push("schemas").push(name), s));
+                }
+                ReferenceOr::Reference { reference } => current = reference.clone(),
+            }
+        }
+        None
+    }
+
+    fn build_struct(&mut self, cx: &mut Context<'_>, type_name: &str, parts: ObjectParts<'_>) -> StructType {
+        for (r, at) in &parts.required {
+            if !parts.properties.iter().any(|(name, _, _)| name == r) {
+                cx.warn(at, format!("`{r}` is required but not among the properties; it is ignored"));
             }
         }
         // Reserve the name the emitters use for additional properties.
         let mut field_names = NameTable::with_reserved(["additional_properties"]);
         let mut fields = Vec::new();
-        for (api_name, prop) in properties {
-            let prop_at = at.push("properties").push(api_name);
-            let lowered = self.lower_use_boxed(cx, prop, &prop_at, &format!("{type_name} {api_name}"));
+        for (api_name, prop, prop_at) in &parts.properties {
+            let lowered = self.lower_use_boxed(cx, prop, prop_at, &format!("{type_name} {api_name}"));
             fields.push(Field {
                 name: field_names.unique(api_name, Case::Snake),
                 api_name: api_name.clone(),
                 description: lowered.description,
                 shape: lowered.shape,
-                required: required.contains(api_name),
+                required: parts.required.iter().any(|(r, _)| r == api_name),
                 nullable: lowered.nullable,
                 default: lowered.default,
                 example: lowered.example,
@@ -371,11 +438,11 @@ impl<'a> TypeBuilder<'a> {
                 boxed: false,
             });
         }
-        let (additional, deny_unknown) = match additional {
+        let (additional, deny_unknown) = match parts.additional {
             None => (None, false),
-            Some(AdditionalProperties::Any(false)) => (None, true),
-            Some(AdditionalProperties::Any(true)) => (Some(Shape::Any), false),
-            Some(AdditionalProperties::Schema(s)) => {
+            Some((AdditionalProperties::Any(false), _)) => (None, true),
+            Some((AdditionalProperties::Any(true), _)) => (Some(Shape::Any), false),
+            Some((AdditionalProperties::Schema(s), at)) => {
                 let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{type_name} value"));
                 (Some(value.shape), false)
             }
@@ -578,6 +645,8 @@ enum Class<'s> {
     Enum,
     OneOf,
     SingleAllOf(&'s ReferenceOr<Schema>),
+    /// `allOf` of several objects: one struct with every member's properties.
+    MergedAllOf,
     Shape,
     Unsupported(String),
 }
@@ -597,7 +666,7 @@ fn classify(schema: &Schema) -> Class<'_> {
         SchemaKind::Type(_) => Class::Shape,
         SchemaKind::OneOf { .. } => Class::OneOf,
         SchemaKind::AllOf { all_of } if all_of.len() == 1 => Class::SingleAllOf(&all_of[0]),
-        SchemaKind::AllOf { .. } => Class::Unsupported("`allOf` with more than one schema is not supported yet".into()),
+        SchemaKind::AllOf { .. } => Class::MergedAllOf,
         SchemaKind::AnyOf { .. } => Class::Unsupported("`anyOf` is not supported yet; use `oneOf`".into()),
         SchemaKind::Not { .. } => Class::Unsupported("`not` is not supported".into()),
         SchemaKind::Any(any) => match &any.typ {
@@ -608,6 +677,54 @@ fn classify(schema: &Schema) -> Class<'_> {
             None if any_is_empty(any) => Class::Shape,
             None => Class::Unsupported("a schema without `type` must be empty (any value) or have `properties`".into()),
         },
+    }
+}
+
+/// Whether a schema is an object (typed or not) whose properties can merge.
+fn is_objectish(schema: &Schema) -> bool {
+    matches!(&schema.schema_kind, SchemaKind::Type(Type::Object(_)))
+        || matches!(&schema.schema_kind, SchemaKind::Any(a) if a.typ.is_none() && (!a.properties.is_empty() || any_is_empty(a)))
+}
+
+/// The properties, required names and extra-properties rule of an object,
+/// gathered from one schema or from every member of an `allOf`.
+#[derive(Default)]
+struct ObjectParts<'s> {
+    properties: Vec<(String, &'s ReferenceOr<Box<Schema>>, Pointer)>,
+    required: Vec<(String, Pointer)>,
+    additional: Option<(&'s AdditionalProperties, Pointer)>,
+}
+
+impl<'s> ObjectParts<'s> {
+    fn add(&mut self, cx: &mut Context<'_>, schema: &'s Schema, at: &Pointer) {
+        let (properties, required, additional) = match &schema.schema_kind {
+            SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
+            SchemaKind::Any(a) => (&a.properties, &a.required, a.additional_properties.as_ref()),
+            _ => return,
+        };
+        for (name, prop) in properties {
+            let prop_at = at.push("properties").push(name);
+            match self.properties.iter_mut().find(|(n, _, _)| n == name) {
+                Some(existing) if existing.1 == prop => {}
+                Some(existing) => {
+                    cx.warn(
+                        &prop_at,
+                        format!("`{name}` is also declared differently at {}; this declaration is used", existing.2),
+                    );
+                    existing.1 = prop;
+                    existing.2 = prop_at;
+                }
+                None => self.properties.push((name.clone(), prop, prop_at)),
+            }
+        }
+        for r in required {
+            if !self.required.iter().any(|(n, _)| n == r) {
+                self.required.push((r.clone(), at.push("required")));
+            }
+        }
+        if let Some(a) = additional {
+            self.additional = Some((a, at.clone()));
+        }
     }
 }
 

@@ -261,6 +261,33 @@ fn streams_keep_their_events_and_know_which_end_them() {
 }
 
 #[test]
+fn all_of_members_merge_into_one_struct() {
+    check(
+        &spec(
+            "  /p:\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Named:\n      type: object\n      required: [name]\n      properties:\n        name: {type: string}\n        tag: {type: string}\n    Pet:\n      description: A named thing with an id.\n      allOf:\n        - $ref: '#/components/schemas/Named'\n        - type: object\n          required: [id]\n          properties:\n            id: {type: integer, format: int32}\n            tag: {type: string, maxLength: 3}",
+        ),
+        expect![[r#"
+            struct Named @ #/components/schemas/Named
+              name: string required
+              tag: string
+            struct Pet @ #/components/schemas/Pet
+              name: string required
+              tag: string[None..Some(3)]
+              id: i32 required
+            op get_pet GET /p (getPet)
+              200 json Pet
+        "#]],
+    );
+    let api = crate::load_with_warnings(&spec(
+        "  /p:\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                allOf:\n                  - {type: object, properties: {a: {type: string}}}\n                  - {type: string}",
+        "  schemas: {}",
+    ));
+    let e = api.unwrap_err().to_string();
+    assert!(e.contains("allOf/1: an `allOf` member must be an object"), "{e}");
+}
+
+#[test]
 fn refused_constructs_are_reported_where_they_are() {
     check_error(
         &spec(
