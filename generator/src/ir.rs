@@ -465,11 +465,15 @@ pub struct EnumVariant {
     pub api_name: String,
 }
 
-/// A `oneOf` of named types.
+/// A `oneOf` (or `anyOf`) of named types; inline alternatives got names
+/// of their own while lowering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneOfType {
     /// The alternatives, tried in order.
     pub variants: Vec<OneOfVariant>,
+    /// Written as `anyOf`: a value may match several alternatives, and the
+    /// first that fits is used.
+    pub any_of: bool,
 }
 
 /// One alternative of a `oneOf`.

@@ -47,6 +47,7 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/refs.yaml",
     "tests/fixtures/param-collision.yaml",
     "tests/fixtures/versions.yaml",
+    "tests/fixtures/composition.yaml",
     "tests/corpus/oai-link-example.yaml",
 ];
 

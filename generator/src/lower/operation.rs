@@ -278,10 +278,16 @@ impl<'a> OperationLowering<'_, 'a> {
             .iter()
             .filter_map(|s| if let PathSegment::Param(p) = s { Some(p.as_str()) } else { None })
             .collect();
-        for p in &template_params {
-            if !merged.iter().any(|(d, l, _)| *l == ParamLocation::Path && d.name == *p) {
-                self.cx.error(self.at, format!("path parameter `{{{p}}}` is not declared in `parameters`"));
-            }
+        let undeclared: Vec<&str> = template_params
+            .iter()
+            .copied()
+            .filter(|p| !merged.iter().any(|(d, l, _)| *l == ParamLocation::Path && d.name == *p))
+            .collect();
+        for p in &undeclared {
+            self.cx.warn(
+                self.at,
+                format!("path parameter `{{{p}}}` is not declared in `parameters`; a required string is used"),
+            );
         }
 
         let mut names = NameTable::with_reserved(crate::emit::reserved_param_names());
@@ -325,6 +331,19 @@ impl<'a> OperationLowering<'_, 'a> {
                 default: lowered.default,
                 example: data.example.clone().or(lowered.example),
                 deprecated: data.deprecated.unwrap_or(false) || lowered.deprecated,
+            });
+        }
+        for p in undeclared {
+            out.push(Parameter {
+                name: names.unique(p, Case::Snake),
+                api_name: p.to_owned(),
+                location: ParamLocation::Path,
+                required: true,
+                shape: Shape::String(Default::default()),
+                description: None,
+                default: None,
+                example: None,
+                deprecated: false,
             });
         }
         // Path parameters in template order, then query, then headers.

@@ -319,7 +319,7 @@ impl<'a> TypeBuilder<'a> {
                 nullable |= has_null;
                 TypeKind::Enum(EnumType { variants })
             }
-            Class::OneOf => TypeKind::OneOf(self.one_of(cx, schema, at)),
+            Class::OneOf => TypeKind::OneOf(self.one_of(cx, &name, schema, at)),
             Class::SingleAllOf(inner) => {
                 let lowered = self.lower_use(cx, inner, &at.push("allOf").push(0), &name);
                 nullable |= lowered.nullable;
@@ -373,12 +373,21 @@ impl<'a> TypeBuilder<'a> {
             cx.error(at, "`allOf` members refer to each other in a loop");
             return;
         }
-        let SchemaKind::AllOf { all_of } = &schema.schema_kind else {
-            match classify(schema) {
-                Class::Struct | Class::Shape if is_objectish(schema) => parts.add(cx, schema, at),
-                _ => cx.error(at, "an `allOf` member must be an object (or another `allOf`) for the members to merge"),
+        let all_of = match &schema.schema_kind {
+            SchemaKind::AllOf { all_of } => all_of,
+            // `allOf` beside `properties`: the schema's own properties first.
+            SchemaKind::Any(a) if !a.all_of.is_empty() => {
+                parts.add(cx, schema, at);
+                &a.all_of
             }
-            return;
+            _ => {
+                match classify(schema) {
+                    Class::Struct | Class::Shape if is_objectish(schema) => parts.add(cx, schema, at),
+                    _ => cx
+                        .error(at, "an `allOf` member must be an object (or another `allOf`) for the members to merge"),
+                }
+                return;
+            }
         };
         for (i, member) in all_of.iter().enumerate() {
             let member_at = at.push("allOf").push(i);
@@ -478,10 +487,15 @@ impl<'a> TypeBuilder<'a> {
         (variants, has_null)
     }
 
-    fn one_of(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> OneOfType {
-        let SchemaKind::OneOf { one_of } = &schema.schema_kind else {
-            unreachable!("classify only returns OneOf for oneOf")
+    /// The alternatives of a `oneOf` or `anyOf` (also beside `type: object`).
+    /// An inline alternative gets a named type of its own: an object, enum
+    /// or nested choice its synthesized type, anything else an alias named
+    /// after its title or its kind.
+    fn one_of(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> OneOfType {
+        let Some((alternatives, any_of)) = alternatives(schema) else {
+            unreachable!("classify only returns OneOf for oneOf and anyOf")
         };
+        let keyword = if any_of { "anyOf" } else { "oneOf" };
         if schema.schema_data.discriminator.is_some() {
             cx.error(
                 &at.push("discriminator"),
@@ -490,8 +504,8 @@ impl<'a> TypeBuilder<'a> {
         }
         let mut names = NameTable::new();
         let mut variants = Vec::new();
-        for (i, alt) in one_of.iter().enumerate() {
-            let alt_at = at.push("oneOf").push(i);
+        for (i, alt) in alternatives.iter().enumerate() {
+            let alt_at = at.push(keyword).push(i);
             match alt {
                 ReferenceOr::Reference { reference } => match self.named_ref(reference, &alt_at) {
                     Ok(type_name) => {
@@ -499,13 +513,35 @@ impl<'a> TypeBuilder<'a> {
                     }
                     Err(d) => cx.errors.push(d),
                 },
-                ReferenceOr::Item(_) => cx.error(&alt_at, "`oneOf` alternatives must be `$ref`s to named schemas"),
+                ReferenceOr::Item(alt) => {
+                    let label = alt.schema_data.title.clone().unwrap_or_else(|| kind_label(alt).to_owned());
+                    let hint = format!("{type_name} {label}");
+                    let lowered = self.lower_inline(cx, alt, &alt_at, &hint);
+                    let alt_type = match lowered.shape {
+                        Shape::Named(n) => n,
+                        shape => {
+                            let name = self.names.unique(&hint, Case::UpperCamel);
+                            let def = TypeDef {
+                                name: name.clone(),
+                                api_name: hint.clone(),
+                                pointer: alt_at.to_string(),
+                                description: alt.schema_data.description.clone(),
+                                example: alt.schema_data.example.clone(),
+                                nullable: lowered.nullable,
+                                kind: TypeKind::Alias(shape),
+                            };
+                            self.types.insert(name.clone(), def);
+                            name
+                        }
+                    };
+                    variants.push(OneOfVariant { name: names.unique(&label, Case::UpperCamel), type_name: alt_type });
+                }
             }
         }
-        if one_of.is_empty() {
-            cx.error(&at.push("oneOf"), "`oneOf` needs at least one alternative");
+        if alternatives.is_empty() {
+            cx.error(&at.push(keyword), format!("`{keyword}` needs at least one alternative"));
         }
-        OneOfType { variants }
+        OneOfType { variants, any_of }
     }
 
     /// Finishes the types: marks fields that must be boxed (their type
@@ -667,8 +703,20 @@ fn classify(schema: &Schema) -> Class<'_> {
         SchemaKind::OneOf { .. } => Class::OneOf,
         SchemaKind::AllOf { all_of } if all_of.len() == 1 => Class::SingleAllOf(&all_of[0]),
         SchemaKind::AllOf { .. } => Class::MergedAllOf,
-        SchemaKind::AnyOf { .. } => Class::Unsupported("`anyOf` is not supported yet; use `oneOf`".into()),
+        SchemaKind::AnyOf { .. } => Class::OneOf,
         SchemaKind::Not { .. } => Class::Unsupported("`not` is not supported".into()),
+        // `type: object` (or none) beside a choice or a merge: the choice or
+        // the merge decides.
+        SchemaKind::Any(any) if matches!(any.typ.as_deref(), None | Some("object")) && !any.all_of.is_empty() => {
+            Class::MergedAllOf
+        }
+        SchemaKind::Any(any)
+            if matches!(any.typ.as_deref(), None | Some("object"))
+                && any.properties.is_empty()
+                && (!any.one_of.is_empty() || !any.any_of.is_empty()) =>
+        {
+            Class::OneOf
+        }
         SchemaKind::Any(any) => match &any.typ {
             Some(t) => Class::Unsupported(format!(
                 "unknown type `{t}`, or keywords that do not fit it; expected one of string, number, integer, boolean, array, object"
@@ -699,7 +747,17 @@ impl<'s> ObjectParts<'s> {
     fn add(&mut self, cx: &mut Context<'_>, schema: &'s Schema, at: &Pointer) {
         let (properties, required, additional) = match &schema.schema_kind {
             SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
-            SchemaKind::Any(a) => (&a.properties, &a.required, a.additional_properties.as_ref()),
+            SchemaKind::Any(a) => {
+                for (keyword, present) in [("oneOf", !a.one_of.is_empty()), ("anyOf", !a.any_of.is_empty())] {
+                    if present {
+                        cx.warn(
+                            &at.push(keyword),
+                            format!("`{keyword}` beside `properties` is not checked; the properties make the type"),
+                        );
+                    }
+                }
+                (&a.properties, &a.required, a.additional_properties.as_ref())
+            }
             _ => return,
         };
         for (name, prop) in properties {
@@ -725,6 +783,32 @@ impl<'s> ObjectParts<'s> {
         if let Some(a) = additional {
             self.additional = Some((a, at.clone()));
         }
+    }
+}
+
+/// The alternatives of a choice, and whether it is an `anyOf`.
+fn alternatives(schema: &Schema) -> Option<(&[ReferenceOr<Schema>], bool)> {
+    match &schema.schema_kind {
+        SchemaKind::OneOf { one_of } => Some((one_of, false)),
+        SchemaKind::AnyOf { any_of } => Some((any_of, true)),
+        SchemaKind::Any(a) if !a.one_of.is_empty() => Some((&a.one_of, false)),
+        SchemaKind::Any(a) if !a.any_of.is_empty() => Some((&a.any_of, true)),
+        _ => None,
+    }
+}
+
+/// A word for an inline alternative without a title: its kind.
+fn kind_label(schema: &Schema) -> &'static str {
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => "Enum",
+        SchemaKind::Type(Type::String(_)) => "String",
+        SchemaKind::Type(Type::Integer(_)) => "Integer",
+        SchemaKind::Type(Type::Number(_)) => "Number",
+        SchemaKind::Type(Type::Boolean(_)) => "Boolean",
+        SchemaKind::Type(Type::Array(_)) => "Array",
+        SchemaKind::Type(Type::Object(_)) => "Object",
+        SchemaKind::OneOf { .. } | SchemaKind::AnyOf { .. } => "Choice",
+        _ => "Value",
     }
 }
 
