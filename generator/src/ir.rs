@@ -30,6 +30,9 @@ pub struct Api {
     /// The conventions the spec follows, found once after lowering and read
     /// by every emitter (none of them re-derives one).
     pub conventions: Conventions,
+    /// Requests the API sends to its users' servers on its own (OpenAPI 3.1
+    /// `webhooks`, by name): documented and typed, with no client method.
+    pub webhooks: Vec<Callback>,
     /// What the spec's Markdown prose says that the docs need as data, read
     /// once after lowering so that no emitter parses Markdown.
     pub prose: Prose,
@@ -628,6 +631,30 @@ pub struct Operation {
     pub security: Vec<SecurityRequirement>,
     /// Derived: this is a paged list.
     pub pagination: Option<Pagination>,
+    /// Requests the API makes to the caller after this operation
+    /// (`callbacks`): documented and typed, with no client method.
+    pub callbacks: Vec<Callback>,
+}
+
+/// A request the API sends to a URL the caller gave (an OpenAPI callback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callback {
+    /// The callback's name in the spec (`onData`).
+    pub name: String,
+    /// The runtime expression of the URL (`{$request.query.callbackUrl}/data`).
+    pub expression: String,
+    /// The method the API uses.
+    pub method: Method,
+    /// Where it is defined.
+    pub pointer: String,
+    /// The one-line summary.
+    pub summary: Option<String>,
+    /// The description, Markdown.
+    pub description: Option<String>,
+    /// The body the API sends.
+    pub body: Option<RequestBody>,
+    /// The answers the API expects from the caller.
+    pub responses: Vec<Response>,
 }
 
 impl Operation {

@@ -20,7 +20,11 @@ use std::collections::BTreeMap;
 
 /// Lowers a parsed document into the IR, or returns every problem found;
 /// warnings (constructs handled in a documented way) go to `warnings`.
-pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagnostics> {
+pub fn lower<'a>(
+    doc: &'a OpenAPI,
+    webhooks: &'a [(String, openapiv3::PathItem)],
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Api, Diagnostics> {
     let mut cx = Context { resolver: Resolver::new(doc), errors: Vec::new(), warnings: Vec::new() };
     let root = Pointer::root();
 
@@ -28,6 +32,22 @@ pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagn
     let mut types = TypeBuilder::new(doc, &mut cx);
     types.lower_components(&mut cx);
     let operations = operation::lower_operations(doc, &mut types, &mut cx);
+    let webhook_at = Pointer::root().push("webhooks");
+    let mut webhook_list = Vec::new();
+    for (name, item) in webhooks {
+        let at = webhook_at.push(name);
+        webhook_list.extend(operation::lower_hook(
+            doc,
+            &mut types,
+            &mut cx,
+            &mut Vec::new(),
+            name,
+            "",
+            item,
+            &at,
+            "Webhook",
+        ));
+    }
     let types = types.finish(&mut cx);
 
     let mut tags: Vec<Tag> = doc
@@ -70,6 +90,7 @@ pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagn
         operations,
         security_schemes,
         conventions: Default::default(),
+        webhooks: webhook_list,
         prose: Default::default(),
     };
     conventions::detect(&mut api);

@@ -80,6 +80,7 @@ pub(crate) fn lower_operations<'a>(
             seen_ids.insert(id.clone(), at.to_string());
             let name = method_names.unique(&id, Case::Snake);
             let type_prefix = prefixes.unique(&id, Case::UpperCamel);
+            let callbacks = lower_callbacks(doc, types, cx, &mut link_sites, op, &at, &type_prefix);
             let lowered = OperationLowering {
                 doc,
                 types,
@@ -114,11 +115,79 @@ pub(crate) fn lower_operations<'a>(
                     secured,
                     security,
                     pagination,
+                    callbacks,
                 });
             }
         }
     }
     check_links(&out, &seen_ids, &link_sites, cx);
+    out
+}
+
+/// The callbacks of an operation: each request the API makes, with its
+/// body and the answers it expects, typed like an operation's (types are
+/// named `<Operation><Callback>...`).
+fn lower_callbacks<'a>(
+    doc: &'a OpenAPI,
+    types: &mut TypeBuilder<'a>,
+    cx: &mut Context<'a>,
+    link_sites: &mut Vec<LinkSite>,
+    op: &'a openapiv3::Operation,
+    at: &Pointer,
+    type_prefix: &str,
+) -> Vec<crate::ir::Callback> {
+    let mut out = Vec::new();
+    for (name, callback) in &op.callbacks {
+        let cb_at = at.push("callbacks").push(name);
+        for (expression, item) in callback {
+            let item_at = cb_at.push(expression);
+            out.extend(lower_hook(doc, types, cx, link_sites, name, expression, item, &item_at, type_prefix));
+        }
+    }
+    out
+}
+
+/// The requests of one callback or webhook path item: the body the API
+/// sends and the answers it expects, typed like an operation's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_hook<'a>(
+    doc: &'a OpenAPI,
+    types: &mut TypeBuilder<'a>,
+    cx: &mut Context<'a>,
+    link_sites: &mut Vec<LinkSite>,
+    name: &str,
+    expression: &str,
+    item: &'a openapiv3::PathItem,
+    item_at: &Pointer,
+    type_prefix: &str,
+) -> Vec<crate::ir::Callback> {
+    let mut out = Vec::new();
+    let methods = [
+        (Method::Get, "get", &item.get),
+        (Method::Put, "put", &item.put),
+        (Method::Post, "post", &item.post),
+        (Method::Delete, "delete", &item.delete),
+        (Method::Patch, "patch", &item.patch),
+    ];
+    for (method, key, hook_op) in methods {
+        let Some(hook_op) = hook_op else { continue };
+        let op_at = item_at.push(key);
+        let prefix = format!("{type_prefix} {name}");
+        let mut lowering =
+            OperationLowering { doc, types, cx, link_sites, at: &op_at, path_at: item_at, type_prefix: &prefix };
+        let body = hook_op.request_body.as_ref().and_then(|b| lowering.request_body(b));
+        let responses = lowering.responses(&hook_op.responses);
+        out.push(crate::ir::Callback {
+            name: name.to_owned(),
+            expression: expression.to_owned(),
+            method,
+            pointer: op_at.to_string(),
+            summary: hook_op.summary.clone(),
+            description: hook_op.description.clone(),
+            body,
+            responses,
+        });
+    }
     out
 }
 

@@ -126,6 +126,19 @@ fn render(api: &Api) -> String {
             let headers = if headers.is_empty() { String::new() } else { format!(" headers {}", headers.join(",")) };
             writeln!(out, "  {}{body}{headers}", r.status.as_spec()).unwrap();
         }
+        for c in &op.callbacks {
+            let body = c.body.as_ref().map(|b| format!(" body {}", shape(&b.shape))).unwrap_or_default();
+            let answers: Vec<String> = c.responses.iter().map(|r| r.status.as_spec()).collect();
+            writeln!(
+                out,
+                "  callback {} {} {}{body} answers {}",
+                c.name,
+                c.method.as_str(),
+                c.expression,
+                answers.join(",")
+            )
+            .unwrap();
+        }
         if let Some(p) = &op.pagination {
             writeln!(out, "  paged by {} over {}: {}", p.page_param, p.items_field, shape(&p.item)).unwrap();
         }
@@ -285,6 +298,24 @@ fn all_of_members_merge_into_one_struct() {
     ));
     let e = api.unwrap_err().to_string();
     assert!(e.contains("allOf/1: an `allOf` member must be an object"), "{e}");
+}
+
+#[test]
+fn callbacks_are_typed_and_kept_apart_from_operations() {
+    check(
+        &spec(
+            "  /subscriptions:\n    post:\n      operationId: subscribe\n      parameters:\n        - {name: url, in: query, required: true, schema: {type: string}}\n      responses:\n        '204': {description: subscribed}\n      callbacks:\n        onEvent:\n          '{$request.query.url}/events':\n            post:\n              requestBody:\n                content:\n                  application/json:\n                    schema: {type: object, properties: {at: {type: string, format: date-time}}}\n              responses:\n                '200': {description: received}\n                '410': {description: unsubscribe}",
+            "  schemas: {}",
+        ),
+        expect![[r#"
+            struct SubscribeOnEventBody @ #/paths/~1subscriptions/post/callbacks/onEvent/{$request.query.url}~1events/post/requestBody/content/application~1json/schema
+              at: string(date-time)
+            op subscribe POST /subscriptions (subscribe)
+              query url: string required
+              204
+              callback onEvent POST {$request.query.url}/events body SubscribeOnEventBody answers 200,410
+        "#]],
+    );
 }
 
 #[test]
