@@ -367,7 +367,10 @@ impl<'a> OperationLowering<'_, 'a> {
             }
             if location == ParamLocation::Path {
                 if !template_params.contains(&data.name.as_str()) {
-                    self.cx.error(&at, format!("path parameter `{}` does not appear in the path template", data.name));
+                    self.cx.warn(
+                        &at,
+                        format!("path parameter `{}` does not appear in the path template; it is left out", data.name),
+                    );
                     continue;
                 }
                 if !data.required {

@@ -165,6 +165,9 @@ impl<'a> TypeBuilder<'a> {
     }
 
     fn lower_inline(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Lowered {
+        if let Some(normalized) = normalize(cx, schema, at) {
+            return self.lower_inline(cx, &normalized, at, hint);
+        }
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let shape = match classify(schema) {
@@ -233,7 +236,7 @@ impl<'a> TypeBuilder<'a> {
                     cx.error(&at.push("multipleOf"), "`multipleOf` is not supported yet");
                 }
                 if !i.enumeration.is_empty() {
-                    cx.error(&at.push("enum"), "integer enums are not supported yet; use a string enum");
+                    cx.warn(&at.push("enum"), "integer enums are not checked yet; any integer is accepted");
                 }
                 let int32 =
                     matches!(i.format, openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32));
@@ -259,16 +262,16 @@ impl<'a> TypeBuilder<'a> {
             }
             SchemaKind::Type(Type::Boolean(_)) => Shape::Boolean,
             SchemaKind::Type(Type::Array(a)) => {
-                let Some(items) = &a.items else {
-                    cx.error(at, "an array schema needs `items`");
-                    return Shape::Any;
+                // No `items` means items of any kind, as in JSON Schema.
+                let item = match &a.items {
+                    Some(items) => self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item")).shape,
+                    None => Shape::Any,
                 };
                 if a.unique_items {
-                    cx.error(&at.push("uniqueItems"), "`uniqueItems` is not supported yet");
+                    cx.warn(&at.push("uniqueItems"), "`uniqueItems` is not checked yet; duplicates are accepted");
                 }
-                let item = self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item"));
                 Shape::Array(ArrayShape {
-                    items: Box::new(item.shape),
+                    items: Box::new(item),
                     min_items: a.min_items.map(|n| n as u64),
                     max_items: a.max_items.map(|n| n as u64),
                 })
@@ -309,6 +312,9 @@ impl<'a> TypeBuilder<'a> {
         schema: &Schema,
         at: &Pointer,
     ) -> TypeDef {
+        if let Some(normalized) = normalize(cx, schema, at) {
+            return self.named_type(cx, name, api_name, &normalized, at);
+        }
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let kind = match classify(schema) {
@@ -702,6 +708,11 @@ fn classify(schema: &Schema) -> Class<'_> {
         SchemaKind::Type(_) => Class::Shape,
         SchemaKind::OneOf { .. } => Class::OneOf,
         SchemaKind::AllOf { all_of } if all_of.len() == 1 => Class::SingleAllOf(&all_of[0]),
+        // One member that says what the value is, beside members that only
+        // annotate it (a description, `nullable`): that member.
+        SchemaKind::AllOf { all_of } if all_of.iter().filter(|m| !is_annotation(m)).count() == 1 => {
+            Class::SingleAllOf(all_of.iter().find(|m| !is_annotation(m)).expect("counted one"))
+        }
         SchemaKind::AllOf { .. } => Class::MergedAllOf,
         SchemaKind::AnyOf { .. } => Class::OneOf,
         SchemaKind::Not { .. } => Class::Unsupported("`not` is not supported".into()),
@@ -717,6 +728,7 @@ fn classify(schema: &Schema) -> Class<'_> {
         {
             Class::OneOf
         }
+        SchemaKind::Any(any) if any.typ.as_deref() == Some("object") && !any.properties.is_empty() => Class::Struct,
         SchemaKind::Any(any) => match &any.typ {
             Some(t) => Class::Unsupported(format!(
                 "unknown type `{t}`, or keywords that do not fit it; expected one of string, number, integer, boolean, array, object"
@@ -784,6 +796,140 @@ impl<'s> ObjectParts<'s> {
             self.additional = Some((a, at.clone()));
         }
     }
+}
+
+/// Keywords that apply to every schema, whatever its type.
+const COMMON_KEYWORDS: &[&str] = &[
+    "type",
+    "title",
+    "description",
+    "default",
+    "example",
+    "examples",
+    "nullable",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "externalDocs",
+    "xml",
+    "discriminator",
+    "enum",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+];
+
+/// The keywords that apply to each type.
+fn type_keywords(typ: &str) -> Option<&'static [&'static str]> {
+    Some(match typ {
+        "object" => &["properties", "required", "additionalProperties", "minProperties", "maxProperties"],
+        "array" => &["items", "minItems", "maxItems", "uniqueItems"],
+        "string" => &["format", "pattern", "minLength", "maxLength"],
+        "integer" | "number" => &["format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
+        "boolean" => &[],
+        _ => return None,
+    })
+}
+
+/// An `allOf` member that constrains nothing (only a description, a
+/// default, `nullable`...).
+fn is_annotation(member: &ReferenceOr<Schema>) -> bool {
+    matches!(member, ReferenceOr::Item(s) if matches!(&s.schema_kind, SchemaKind::Any(a) if any_is_empty(a)))
+}
+
+fn is_null_type(schema: &ReferenceOr<Schema>) -> bool {
+    matches!(schema, ReferenceOr::Item(s) if matches!(&s.schema_kind, SchemaKind::Any(a) if a.typ.as_deref() == Some("null")))
+}
+
+/// Rewrites the shapes real 3.0 specs write that the lowering would
+/// otherwise refuse, into the form that says the same:
+/// - a `oneOf`/`anyOf` with a `{type: "null"}` alternative (3.1 style in a
+///   3.0 document) is the other alternatives, nullable;
+/// - a typed schema with keywords of another type (`type: array` with
+///   `required`, `type: object` with `format`) is that type, and the
+///   foreign keywords are ignored with a warning.
+///
+/// `None` when the schema needs no rewriting.
+fn normalize(cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> Option<Schema> {
+    if let Some((alternatives, any_of)) = alternatives(schema)
+        && alternatives.iter().any(is_null_type)
+    {
+        let keyword = if any_of { "anyOf" } else { "oneOf" };
+        let rest: Vec<&ReferenceOr<Schema>> = alternatives.iter().filter(|a| !is_null_type(a)).collect();
+        let mut value = serde_json::to_value(schema).ok()?;
+        let map = value.as_object_mut()?;
+        map.remove(keyword);
+        map.insert("nullable".into(), serde_json::Value::Bool(true));
+        match rest.as_slice() {
+            [] => {}
+            [ReferenceOr::Reference { reference }] => {
+                map.insert("allOf".into(), serde_json::json!([{ "$ref": reference }]));
+            }
+            [ReferenceOr::Item(only)] => {
+                // The one alternative, with the outer description and nullable.
+                let mut inner = serde_json::to_value(only).ok()?;
+                let inner_map = inner.as_object_mut()?;
+                for (k, v) in map.iter() {
+                    if k != "type" || !inner_map.contains_key("type") {
+                        inner_map.entry(k.clone()).or_insert(v.clone());
+                    }
+                }
+                inner_map.insert("nullable".into(), serde_json::Value::Bool(true));
+                return serde_json::from_value(inner).ok();
+            }
+            many => {
+                map.insert(keyword.into(), serde_json::to_value(many).ok()?);
+            }
+        }
+        return serde_json::from_value(value).ok();
+    }
+    let SchemaKind::Any(any) = &schema.schema_kind else { return None };
+    // No `type`, but keywords of exactly one type: that type (`items`
+    // alone is an array, `additionalProperties` alone an object).
+    if any.typ.is_none() && any.one_of.is_empty() && any.any_of.is_empty() && any.all_of.is_empty() && any.not.is_none()
+    {
+        let mut value = serde_json::to_value(schema).ok()?;
+        let map = value.as_object_mut()?;
+        let kinds: Vec<&str> = ["object", "array", "string", "number"]
+            .into_iter()
+            .filter(|t| type_keywords(t).is_some_and(|own| own.iter().any(|k| *k != "format" && map.contains_key(*k))))
+            .collect();
+        if let [only] = kinds.as_slice() {
+            map.insert("type".into(), serde_json::Value::String((*only).to_owned()));
+            let normalized: Schema = serde_json::from_value(value).ok()?;
+            return matches!(normalized.schema_kind, SchemaKind::Type(_)).then_some(normalized);
+        }
+        return None;
+    }
+    let typ = any.typ.as_deref()?;
+    let own = type_keywords(typ)?;
+    // `type: object` beside a choice or merge is handled by `classify`.
+    if typ == "object"
+        && (!any.one_of.is_empty() || !any.any_of.is_empty() || !any.all_of.is_empty())
+        && any.properties.is_empty()
+    {
+        return None;
+    }
+    let mut value = serde_json::to_value(schema).ok()?;
+    let map = value.as_object_mut()?;
+    let foreign: Vec<String> = map
+        .keys()
+        .filter(|k| !k.starts_with("x-") && !COMMON_KEYWORDS.contains(&k.as_str()) && !own.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if foreign.is_empty() {
+        return None;
+    }
+    for k in &foreign {
+        map.remove(k);
+    }
+    let list: Vec<String> = foreign.iter().map(|k| format!("`{k}`")).collect();
+    let (verb, state) = if foreign.len() == 1 { ("does", "is") } else { ("do", "are") };
+    cx.warn(at, format!("{} {verb} not apply to `type: {typ}` and {state} ignored", list.join(", ")));
+    let normalized: Schema = serde_json::from_value(value).ok()?;
+    // Guard against a rewrite that still does not classify, which would loop.
+    matches!(normalized.schema_kind, SchemaKind::Type(_)).then_some(normalized)
 }
 
 /// The alternatives of a choice, and whether it is an `anyOf`.

@@ -323,10 +323,42 @@ fn refused_constructs_are_reported_where_they_are() {
     check_error(
         &spec(
             "  /a:\n    get:\n      operationId: a\n      parameters:\n        - {name: n, in: query, schema: {type: integer, multipleOf: 2}}\n      responses:\n        '200': {description: ok}",
-            "  schemas:\n    E: {type: integer, enum: [1, 2]}",
+            "  schemas:\n    E: {not: {type: string}}",
         ),
         expect![[r#"
-            error at #/components/schemas/E/enum: integer enums are not supported yet; use a string enum
+            error at #/components/schemas/E: `not` is not supported
             error at #/paths/~1a/get/parameters/0/schema/multipleOf: `multipleOf` is not supported yet"#]],
+    );
+}
+
+#[test]
+fn real_world_3_0_shapes_are_read_as_meant_with_warnings() {
+    // A null alternative (3.1 style) makes the other one nullable; keywords
+    // of another type are ignored; `items` alone makes an array; an
+    // `allOf` of one schema and annotations is that schema.
+    let text = spec(
+        "  /a:\n    get:\n      operationId: a\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/R'}",
+        "  schemas:\n    Kind: {type: string, enum: [a, b]}\n    R:\n      type: object\n      properties:\n        maybe: {anyOf: [{type: string}, {type: 'null'}]}\n        list: {type: array, items: {type: string}, required: [x]}\n        bare: {items: {type: integer}}\n        kind:\n          allOf: [{$ref: '#/components/schemas/Kind'}, {description: The kind.}]",
+    );
+    check(
+        &text,
+        expect![[r#"
+            enum Kind A="a" B="b"
+            struct R @ #/components/schemas/R
+              maybe: string nullable
+              list: [string]
+              bare: [i64]
+              kind: Kind
+            op a GET /a (a)
+              200 json R
+        "#]],
+    );
+    let (_, warnings) = crate::load_with_warnings(&text).unwrap();
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning at #/components/schemas/R/properties/list: `required` does not apply to `type: array` and is ignored"
+        ]
     );
 }
