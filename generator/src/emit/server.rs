@@ -13,18 +13,18 @@ use quote::{format_ident, quote};
 
 /// Runtime files copied into `src/`.
 pub const RUNTIME: &[(&str, &str)] = &[
-    ("auth.rs", include_str!("../../../templates/server/src/auth.rs")),
-    ("config.rs", include_str!("../../../templates/server/src/config.rs")),
-    ("context.rs", include_str!("../../../templates/server/src/context.rs")),
-    ("error.rs", include_str!("../../../templates/server/src/error.rs")),
-    ("extract.rs", include_str!("../../../templates/server/src/extract.rs")),
-    ("fallback.rs", include_str!("../../../templates/server/src/fallback.rs")),
-    ("idempotency.rs", include_str!("../../../templates/server/src/idempotency.rs")),
-    ("rate_limit.rs", include_str!("../../../templates/server/src/rate_limit.rs")),
-    ("request_id.rs", include_str!("../../../templates/server/src/request_id.rs")),
-    ("sse.rs", include_str!("../../../templates/server/src/sse.rs")),
-    ("nullable.rs", include_str!("../../../templates/common/nullable.rs")),
-    ("validate.rs", include_str!("../../../templates/common/validate.rs")),
+    ("auth.rs", include_str!("../../../runtime/server/src/auth.rs")),
+    ("config.rs", include_str!("../../../runtime/server/src/config.rs")),
+    ("context.rs", include_str!("../../../runtime/server/src/context.rs")),
+    ("error.rs", include_str!("../../../runtime/server/src/error.rs")),
+    ("extract.rs", include_str!("../../../runtime/server/src/extract.rs")),
+    ("fallback.rs", include_str!("../../../runtime/server/src/fallback.rs")),
+    ("idempotency.rs", include_str!("../../../runtime/server/src/idempotency.rs")),
+    ("rate_limit.rs", include_str!("../../../runtime/server/src/rate_limit.rs")),
+    ("request_id.rs", include_str!("../../../runtime/server/src/request_id.rs")),
+    ("sse.rs", include_str!("../../../runtime/server/src/sse.rs")),
+    ("nullable.rs", include_str!("../../../runtime/common/nullable.rs")),
+    ("validate.rs", include_str!("../../../runtime/common/validate.rs")),
 ];
 
 const REEXPORTED: &[&str] =
