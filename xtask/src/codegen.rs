@@ -417,8 +417,9 @@ mod tests {
     #[test]
     fn templates_are_formatted() {
         let root = project_root();
-        let mut templates: Vec<PathBuf> = existing_files(&root.join("templates"))
-            .into_values()
+        let mut templates: Vec<PathBuf> = ["templates", "runtime"]
+            .iter()
+            .flat_map(|dir| existing_files(&root.join(dir)).into_values())
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))
             .collect();
         templates.sort();
@@ -431,7 +432,7 @@ mod tests {
             .unwrap();
         assert!(
             output.status.success(),
-            "templates/ is not formatted; run\n  rustfmt --edition 2024 --config-path rustfmt.toml $(find templates -name '*.rs')\n{}",
+            "templates/ or runtime/ is not formatted; run\n  rustfmt --edition 2024 --config-path rustfmt.toml $(find templates runtime -name '*.rs')\n{}",
             String::from_utf8_lossy(&output.stdout)
         );
     }

@@ -85,7 +85,7 @@ impl Principal {
         Self { id: id.into(), tier }
     }
 
-    /// The principal [`AuthLayer`] stored in a request; on a route without
+    /// The principal [`AuthLayer`](crate::AuthLayer) stored in a request; on a route without
     /// the layer, `401` (the request was not authenticated). The generated
     /// crate's `FromRequestParts` implementation calls it.
     pub fn require<E: ErrorEnvelope>(parts: &Parts) -> Result<Self, ApiFailure<E>> {
@@ -257,7 +257,7 @@ impl<A, S, E> Layer<S> for AuthLayer<A, E> {
     }
 }
 
-/// The service [`AuthLayer`] wraps around a route.
+/// The service [`AuthLayer`](crate::AuthLayer) wraps around a route.
 pub struct AuthService<A, S, E> {
     inner: S,
     authenticator: Arc<A>,

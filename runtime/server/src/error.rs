@@ -59,7 +59,7 @@ pub trait ErrorEnvelope: Sized + Send + Sync + 'static {
     const REALM: &'static str;
 
     /// The code of a failure that only has a status: the runtime's own
-    /// rejections, and [`ApiFailure::from_status`].
+    /// rejections, and `ApiFailure::from_status`.
     fn code_for_status(status: StatusCode) -> Self::Code;
 
     /// The body for a failure; `details` is `None` when none were set.
@@ -90,8 +90,8 @@ pub trait ErrorEnvelope: Sized + Send + Sync + 'static {
 /// A failed request, answered in the envelope `E` describes.
 ///
 /// Build one with a constructor named after its status
-/// ([`ApiFailure::not_found`], [`ApiFailure::conflict`], ...), with
-/// [`ApiFailure::new`] for any status and code, then refine it with the
+/// (`ApiFailure::not_found`, `ApiFailure::conflict`, ...), with
+/// `ApiFailure::new` for any status and code, then refine it with the
 /// `with_*` methods:
 ///
 /// ```
@@ -271,7 +271,7 @@ impl<E: ErrorEnvelope> ApiFailure<E> {
 
     /// Adds an extra detail next to the field and reason (a limit, an exit
     /// status). The field and reason themselves are set with
-    /// [`ApiFailure::with_field`], so that they keep their declared type.
+    /// `ApiFailure::with_field`, so that they keep their declared type.
     pub fn with_detail(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         E::set_extra(self.inner.details.get_or_insert_with(E::empty_details), name.into(), value.into());
         self

@@ -301,7 +301,7 @@ impl<S, E> Layer<S> for IdempotencyLayer<E> {
     }
 }
 
-/// The service [`IdempotencyLayer`] wraps around a route.
+/// The service [`IdempotencyLayer`](crate::IdempotencyLayer) wraps around a route.
 pub struct IdempotencyService<S, E> {
     inner: S,
     store: Arc<dyn IdempotencyStore>,

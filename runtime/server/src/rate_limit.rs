@@ -216,7 +216,7 @@ impl CounterStore for InMemoryCounterStore {
 }
 
 /// The caller's rate-limit window after counting the current request, as
-/// [`RateLimitLayer`] leaves it in the request's extensions (for an
+/// [`RateLimitLayer`](crate::RateLimitLayer) leaves it in the request's extensions (for an
 /// operation that reports a caller's usage, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitStatus {
@@ -235,7 +235,7 @@ pub struct RateLimitStatus {
 }
 
 impl RateLimitStatus {
-    /// The status [`RateLimitLayer`] stored in a request; its absence means
+    /// The status [`RateLimitLayer`](crate::RateLimitLayer) stored in a request; its absence means
     /// the route is not rate limited, a server misconfiguration, hence a
     /// `500`. The generated crate's `FromRequestParts` implementation calls
     /// it.
@@ -308,7 +308,7 @@ impl<S, E> Layer<S> for RateLimitLayer<E> {
     }
 }
 
-/// The service [`RateLimitLayer`] wraps around a route.
+/// The service [`RateLimitLayer`](crate::RateLimitLayer) wraps around a route.
 pub struct RateLimitService<S, E> {
     inner: S,
     config: Arc<RateLimitConfig>,
