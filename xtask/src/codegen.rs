@@ -123,7 +123,7 @@ pub fn render(spec: &str, config: &runagent_codegen::Config) -> Result<BTreeMap<
     let mut rust = BTreeMap::new();
     for (path, file) in files.0 {
         // Only Rust made from the spec needs formatting; the runtime files
-        // are copied from `templates/`, which are kept formatted (the test
+        // are copied from `templates/` and `runtime/`, which are kept formatted (the test
         // `templates_are_formatted` says how).
         if file.kind == runagent_codegen::FileKind::Rust {
             rust.insert(path, file.contents);
