@@ -103,7 +103,6 @@ pub trait ErrorEnvelope: Sized + Send + Sync + 'static {
 ///     .with_field("order_id", "already_shipped")
 ///     .with_detail("order_status", "shipped");
 /// assert_eq!(failure.status(), http::StatusCode::CONFLICT);
-/// assert_eq!(failure.field(), Some("order_id"));
 /// ```
 pub struct ApiFailure<E: ErrorEnvelope> {
     // Boxed so that `Result<T, ApiFailure>` stays as small as `T` plus a

@@ -229,6 +229,8 @@ fn spec_envelope(api: &Api, c: &ErrorConvention, realm: &str) -> TokenStream {
         }),
     };
     let (details_ty, details_fns) = details_impl(api, c);
+    // An envelope without details has no place for them.
+    let details_param = if c.details.is_some() { quote!(details) } else { quote!(_details) };
     let code_for_status = code_for_status(api, c);
     let doc = format!(
         " The error envelope of the {}: every failure is answered with its `{}`\n schema (`{}`), the code of a rejection the server makes by itself\n chosen by its status.",
@@ -251,7 +253,7 @@ fn spec_envelope(api: &Api, c: &ErrorConvention, realm: &str) -> TokenStream {
             #code_for_status
             #details_fns
 
-            fn envelope(_status: ::http::StatusCode, code: Self::Code, message: ::std::string::String, details: ::std::option::Option<Self::Details>) -> Self::Body {
+            fn envelope(_status: ::http::StatusCode, code: Self::Code, message: ::std::string::String, #details_param: ::std::option::Option<Self::Details>) -> Self::Body {
                 #body
             }
         }
@@ -407,5 +409,61 @@ fn problem_details(api: &Api, realm: &str) -> TokenStream {
                 crate::error::ProblemDetails::extension_str(details, "reason")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The generated `envelope.rs` of a spec whose error responses use
+    /// `schemas` (YAML under `components/schemas`) as `Error`.
+    fn envelope_of(schemas: &str) -> String {
+        let spec = format!(
+            "openapi: 3.0.3\ninfo: {{title: T, version: '1'}}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses:\n        '200': {{description: ok}}\n        '404':\n          description: no\n          content:\n            application/json:\n              schema: {{$ref: '#/components/schemas/Error'}}\n              example: {{code: gone, message: no}}\ncomponents:\n  schemas:\n{schemas}"
+        );
+        let files = crate::generate(&spec).unwrap_or_else(|e| panic!("{e}"));
+        squash(&files.0["server/src/envelope.rs"].contents)
+    }
+
+    /// Text without whitespace, so that checks do not depend on line breaks.
+    fn squash(text: &str) -> String {
+        text.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    fn has(text: &str, wanted: &str) -> bool {
+        text.contains(&squash(wanted))
+    }
+
+    #[test]
+    fn a_flat_envelope_without_details() {
+        let text = envelope_of(
+            "    Error:\n      type: object\n      required: [code, message]\n      properties:\n        code: {type: string}\n        message: {type: string}\n        trace: {type: string}",
+        );
+        assert!(has(&text, "type Details = ();"), "{text}");
+        assert!(has(&text, "_details: ::std::option::Option<Self::Details>"), "{text}");
+        assert!(has(&text, "crate::types::Error { code, message, trace: ::std::option::Option::None, }"), "{text}");
+        assert!(has(&text, "404 => ::std::string::String::from(\"gone\")"), "{text}");
+        assert!(has(&text, "_ => crate::error::status_code_name(status)"), "{text}");
+    }
+
+    #[test]
+    fn nested_details_in_every_representation() {
+        let text = envelope_of(
+            "    Error:\n      type: object\n      required: [kind, error]\n      properties:\n        kind: {type: string, enum: [error]}\n        error:\n          type: object\n          required: [code, message, details]\n          properties:\n            code: {type: string, enum: [NOT_FOUND, INTERNAL]}\n            message: {type: string}\n            details:\n              type: object\n              properties:\n                field: {type: string, nullable: true}\n              additionalProperties: {type: string}",
+        );
+        assert!(has(&text, "kind: crate::types::ErrorKind::Error"), "{text}");
+        assert!(has(&text, "details.unwrap_or_else(<Self as crate::error::ErrorEnvelope>::empty_details)"), "{text}");
+        assert!(has(&text, "details.field = ::std::option::Option::Some(::std::option::Option::Some(field));"));
+        // No `reason` field: the reason goes with the extra properties.
+        assert!(has(&text, "details.additional_properties.get(\"reason\").map(::std::string::String::as_str)"));
+        assert!(has(&text, "404 => crate::types::ErrorErrorCode::NotFound"), "{text}");
+        assert!(has(&text, "500 => crate::types::ErrorErrorCode::Internal"), "{text}");
+    }
+
+    #[test]
+    fn no_envelope_is_problem_details() {
+        let files = crate::generate(include_str!("../../../../tests/fixtures/minimal.yaml")).unwrap();
+        let text = squash(&files.0["server/src/envelope.rs"].contents);
+        assert!(has(&text, "const CONTENT_TYPE: &'static str = crate::error::PROBLEM_JSON;"), "{text}");
+        assert!(has(&text, "type Body = crate::error::ProblemDetails;"), "{text}");
     }
 }
