@@ -237,7 +237,7 @@ pub fn render(
     let mut rust = BTreeMap::new();
     for (path, file) in files.0 {
         // Only Rust made from the spec needs formatting; the runtime files
-        // are copied from `templates/`, which are kept formatted (the test
+        // are copied from `templates/` and `runtime/`, which are kept formatted (the test
         // `templates_are_formatted` says how).
         if file.kind == runagent_codegen::FileKind::Rust {
             rust.insert(path, file.contents);
@@ -539,8 +539,9 @@ mod tests {
     #[test]
     fn templates_are_formatted() {
         let root = project_root();
-        let mut templates: Vec<PathBuf> = existing_files(&root.join("templates"))
-            .into_values()
+        let mut templates: Vec<PathBuf> = ["templates", "runtime"]
+            .iter()
+            .flat_map(|dir| existing_files(&root.join(dir)).into_values())
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))
             .collect();
         templates.sort();
@@ -553,7 +554,7 @@ mod tests {
             .unwrap();
         assert!(
             output.status.success(),
-            "templates/ is not formatted; run\n  rustfmt --edition 2024 --config-path rustfmt.toml $(find templates -name '*.rs')\n{}",
+            "templates/ or runtime/ is not formatted; run\n  rustfmt --edition 2024 --config-path rustfmt.toml $(find templates runtime -name '*.rs')\n{}",
             String::from_utf8_lossy(&output.stdout)
         );
     }

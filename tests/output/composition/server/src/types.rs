@@ -136,9 +136,18 @@ impl crate::validate::Validate for Shape {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::Circle(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Object(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Enum(inner) => crate::validate::Validate::validate(inner, path),
+            Self::Circle(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::Object(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::Enum(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
         }
     }
 }
@@ -250,8 +259,14 @@ impl crate::validate::Validate for Tagged {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::NewPet(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Owner(inner) => crate::validate::Validate::validate(inner, path),
+            Self::NewPet(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::Owner(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
         }
     }
 }
@@ -318,10 +333,19 @@ impl crate::validate::Validate for Value {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::String(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Integer(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Array(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Boolean(inner) => crate::validate::Validate::validate(inner, path),
+            Self::String(inner) => {
+                crate::validate::check_string(
+                    inner,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some(10),
+                    ::std::option::Option::None,
+                )?;
+                ::std::result::Result::Ok(())
+            }
+            Self::Integer(_) => ::std::result::Result::Ok(()),
+            Self::Array(_) => ::std::result::Result::Ok(()),
+            Self::Boolean(_) => ::std::result::Result::Ok(()),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Reading a request's inputs (body, query string, path parameters,
-//! headers) with every failure answered in the error envelope.
+//! headers) with every failure answered in the error envelope `E`.
 //!
 //! axum's stock extractors (`Json`, `Query`, `Path`) reject with `text/plain`
 //! bodies and statuses such as 415 and 422 that the spec does not document,
 //! so the generated handlers take the raw request and call these functions
-//! instead: each failure is a `400 INVALID_INPUT` naming the offending field
-//! (`413 PAYLOAD_TOO_LARGE` for an oversized body).
+//! instead: each failure is a `400` naming the offending field (`413` for
+//! an oversized body).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -19,13 +19,13 @@ use http::{HeaderMap, Uri, header};
 use serde::de::value::{BorrowedStrDeserializer, MapDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Unexpected, Visitor};
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 use crate::validate::{FieldPath, Validate};
 
 /// Reads the whole body, refusing one over `limit` bytes with
-/// `413 PAYLOAD_TOO_LARGE`. A declared `Content-Length` over the limit is
-/// refused before a byte is read.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiFailure> {
+/// `413`. A declared `Content-Length` over the limit is refused before a
+/// byte is read.
+pub(crate) async fn read_body<E: ErrorEnvelope>(body: Body, limit: usize) -> Result<Bytes, ApiFailure<E>> {
     if body.size_hint().lower() > limit as u64 {
         return Err(ApiFailure::payload_too_large(limit));
     }
@@ -60,13 +60,16 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiFail
 ///
 /// The `Content-Type` must be `application/json` (parameters such as
 /// `charset` allowed) or `application/<something>+json`. Every failure is a
-/// `400 INVALID_INPUT` whose `details.field` is the JSON path of the culprit
+/// `400` whose field is the JSON path of the culprit
 /// (`parameters.temperature`, `batch[2].query`, or `body` for the document as
-/// a whole) and whose `details.reason` is one of `content_type`, `empty`,
+/// a whole) and whose reason is one of `content_type`, `empty`,
 /// `malformed_json` (with `line` and `column`), `missing`, `unknown_field`,
 /// `unknown_variant`, `invalid_type`, `invalid_value`, `invalid_length`,
 /// `duplicate` or `invalid`, or the reason of the failed spec check.
-pub(crate) fn json_body<T: DeserializeOwned + Validate>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiFailure> {
+pub(crate) fn json_body<T: DeserializeOwned + Validate, E: ErrorEnvelope>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiFailure<E>> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
     if !content_type.as_deref().is_some_and(is_json_media_type) {
         return Err(ApiFailure::invalid_input("body", "content_type").with_message(match content_type {
@@ -79,10 +82,10 @@ pub(crate) fn json_body<T: DeserializeOwned + Validate>(headers: &HeaderMap, byt
             .with_message("The request body is empty; a JSON document is required."));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(json_failure)?;
+    let value: T = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(json_failure::<E>)?;
     // Trailing bytes after the document are a syntax error too, which
     // `deserialize` alone does not look for.
-    deserializer.end().map_err(|error| malformed_json(&error))?;
+    deserializer.end().map_err(|error| malformed_json::<E>(&error))?;
     value.validate(&mut FieldPath::root())?;
     Ok(value)
 }
@@ -302,14 +305,14 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
     }
 }
 
-fn malformed_json(error: &serde_json::Error) -> ApiFailure {
+fn malformed_json<E: ErrorEnvelope>(error: &serde_json::Error) -> ApiFailure<E> {
     ApiFailure::invalid_input("body", "malformed_json")
         .with_message(format!("The request body is not valid JSON: {}.", serde_message(error)))
         .with_detail("line", error.line())
         .with_detail("column", error.column())
 }
 
-fn json_failure(error: serde_path_to_error::Error<serde_json::Error>) -> ApiFailure {
+fn json_failure<E: ErrorEnvelope>(error: serde_path_to_error::Error<serde_json::Error>) -> ApiFailure<E> {
     let path = error.path().to_string();
     let inner = error.into_inner();
     match inner.classify() {
@@ -329,9 +332,15 @@ fn serde_message(error: &serde_json::Error) -> String {
 }
 
 /// Turns a serde data error at `path` (serde_path_to_error's notation, `.`
-/// for the root) into `400 INVALID_INPUT` naming the field and a reason
-/// read from serde's wording, which is stable across serde versions.
-fn data_failure(path: &str, message: &str) -> ApiFailure {
+/// for the root) into `400` naming the field and a reason read from serde's
+/// wording, which is stable across serde versions.
+fn data_failure<E: ErrorEnvelope>(path: &str, message: &str) -> ApiFailure<E> {
+    let (field, reason, text) = data_error(path, message);
+    ApiFailure::invalid_input(field, reason).with_message(text)
+}
+
+/// The field, reason and message of a serde data error at `path`.
+fn data_error(path: &str, message: &str) -> (String, &'static str, String) {
     let path = if path == "." { "" } else { path };
     let named = |prefix: &str| {
         message.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('`')).and_then(|rest| rest.split('`').next())
@@ -346,7 +355,7 @@ fn data_failure(path: &str, message: &str) -> ApiFailure {
     if let Some(name) = named("missing field ") {
         let field = child(name);
         let message = format!("{field} is required.");
-        return ApiFailure::invalid_input(field, "missing").with_message(message);
+        return (field, "missing", message);
     }
     let (field, reason) = match named("duplicate field ") {
         Some(name) => (child(name), "duplicate"),
@@ -366,7 +375,7 @@ fn data_failure(path: &str, message: &str) -> ApiFailure {
         }
     };
     let text = format!("Invalid value for {field}: {message}.");
-    ApiFailure::invalid_input(field, reason).with_message(text)
+    (field, reason, text)
 }
 
 /// Parses the query string into `T` (a struct of the operation's query
@@ -374,9 +383,9 @@ fn data_failure(path: &str, message: &str) -> ApiFailure {
 ///
 /// Values are percent-decoded (`+` is a space) and parsed from text into the
 /// field's type. A parameter given twice, a value that does not parse, or a
-/// missing required parameter is a `400 INVALID_INPUT` whose `details.field`
-/// is the parameter's name.
-pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiFailure> {
+/// missing required parameter is a `400` whose field is the parameter's
+/// name.
+pub(crate) fn query<T: DeserializeOwned, E: ErrorEnvelope>(uri: &Uri) -> Result<T, ApiFailure<E>> {
     let raw = uri.query().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|error| {
         ApiFailure::invalid_input("query", "malformed").with_message(format!("The query string is malformed: {error}."))
@@ -392,17 +401,14 @@ pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiFailure> {
     serde_path_to_error::deserialize(map).map_err(|error| {
         let path = error.path().to_string();
         let message = error.into_inner().to_string();
-        let failure = data_failure(&path, &message);
+        let (field, reason, _) = data_error(&path, &message);
         // The query string has no nesting, so the field is a parameter; say so
         // in the message, the part people read.
-        let (field, reason) = failure
-            .details()
-            .map(|details| (details.field.clone().unwrap_or_default(), details.reason.clone().unwrap_or_default()))
-            .unwrap_or_default();
-        match reason.as_str() {
-            "missing" => failure.with_message(format!("Query parameter {field} is required.")),
-            _ => failure.with_message(format!("Invalid value for query parameter {field}: {message}.")),
-        }
+        let text = match reason {
+            "missing" => format!("Query parameter {field} is required."),
+            _ => format!("Invalid value for query parameter {field}: {message}."),
+        };
+        ApiFailure::invalid_input(field, reason).with_message(text)
     })
 }
 
@@ -495,9 +501,9 @@ impl<'de> Deserializer<'de> for QueryValue<'de> {
 pub(crate) struct PathParams(Vec<(String, String)>);
 
 /// Reads the path parameters the router matched. A parameter that is not
-/// valid UTF-8 once percent-decoded is a `400 INVALID_INPUT` naming it
-/// (axum's own extractor would answer in `text/plain`).
-pub(crate) async fn path_params(parts: &mut Parts) -> Result<PathParams, ApiFailure> {
+/// valid UTF-8 once percent-decoded is a `400` naming it (axum's own
+/// extractor would answer in `text/plain`).
+pub(crate) async fn path_params<E: ErrorEnvelope>(parts: &mut Parts) -> Result<PathParams, ApiFailure<E>> {
     use axum::extract::rejection::RawPathParamsRejection;
     match RawPathParams::from_request_parts(parts, &()).await {
         Ok(raw) => Ok(PathParams(raw.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())),
@@ -516,7 +522,7 @@ pub(crate) async fn path_params(parts: &mut Parts) -> Result<PathParams, ApiFail
 
 /// One path parameter by name. Its absence means the route and the handler
 /// disagree, a bug in the server rather than in the request, hence a 500.
-pub(crate) fn path_param<'p>(params: &'p PathParams, name: &str) -> Result<&'p str, ApiFailure> {
+pub(crate) fn path_param<'p, E: ErrorEnvelope>(params: &'p PathParams, name: &str) -> Result<&'p str, ApiFailure<E>> {
     params.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).ok_or_else(|| {
         tracing::error!(parameter = name, "the route has no such path parameter");
         ApiFailure::internal("The server's route is missing a path parameter.")
@@ -524,9 +530,12 @@ pub(crate) fn path_param<'p>(params: &'p PathParams, name: &str) -> Result<&'p s
 }
 
 /// A request header as text: `None` when absent. A header that is not UTF-8
-/// or that is sent more than once is a `400 INVALID_INPUT` naming it, since
-/// every header the spec declares takes one value.
-pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiFailure> {
+/// or that is sent more than once is a `400` naming it, since every header
+/// the spec declares takes one value.
+pub(crate) fn header_str<'h, E: ErrorEnvelope>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, ApiFailure<E>> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -545,6 +554,7 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Optio
 mod tests {
     use super::*;
     use crate::error::tests::envelope;
+    use crate::testing::{TestErrors, TestFailure};
     use crate::validate::ValidationError;
     use axum::response::IntoResponse;
     use http::{HeaderValue, StatusCode};
@@ -610,7 +620,7 @@ mod tests {
         body: &str,
     ) -> Value {
         let headers = content_type.map(json_headers).unwrap_or_default();
-        let failure = json_body::<T>(&headers, body.as_bytes()).expect_err("a rejection");
+        let failure = json_body::<T, TestErrors>(&headers, body.as_bytes()).expect_err("a rejection");
         let (status, _, value) = envelope(failure.into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(value["error"]["code"], "INVALID_INPUT");
@@ -635,7 +645,7 @@ mod tests {
     #[test]
     fn accepts_a_valid_body() {
         let bytes = br#"{"query":"hi","mode":"async","parameters":{"temperature":0.5}}"#;
-        let body = json_body::<Invoke>(&json_headers("application/json"), bytes).unwrap();
+        let body = json_body::<Invoke, TestErrors>(&json_headers("application/json"), bytes).unwrap();
         assert_eq!(body.query, "hi");
         assert_eq!(body.parameters.map(|p| p.temperature), Some(0.5));
         assert!(matches!(body.mode, Some(Mode::Async)));
@@ -705,14 +715,14 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413() {
-        let failure = read_body(Body::from(vec![b'x'; 11]), 10).await.unwrap_err();
+        let failure = read_body::<TestErrors>(Body::from(vec![b'x'; 11]), 10).await.unwrap_err();
         assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let chunks = futures::stream::iter((0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))));
-        let failure = read_body(Body::from_stream(chunks), 10).await.unwrap_err();
+        let failure = read_body::<TestErrors>(Body::from_stream(chunks), 10).await.unwrap_err();
         assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let chunks = futures::stream::iter((0..2).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"12345"))));
-        assert_eq!(read_body(Body::from_stream(chunks), 10).await.unwrap(), "1234512345");
-        assert_eq!(read_body(Body::empty(), 0).await.unwrap(), "");
+        assert_eq!(read_body::<TestErrors>(Body::from_stream(chunks), 10).await.unwrap(), "1234512345");
+        assert_eq!(read_body::<TestErrors>(Body::empty(), 0).await.unwrap(), "");
     }
 
     #[derive(Debug, Deserialize)]
@@ -736,13 +746,13 @@ mod tests {
 
     #[test]
     fn query_values_parse_into_their_types() {
-        let q: ListQuery = query(&uri("/agents?page=2&status=sync&exact=true&other=1")).unwrap();
+        let q: ListQuery = query::<_, TestErrors>(&uri("/agents?page=2&status=sync&exact=true&other=1")).unwrap();
         assert_eq!(q.page, Some(2));
         assert!(matches!(q.status, Some(Mode::Sync)));
         assert_eq!(q.exact, Some(true));
-        let q: ListQuery = query(&uri("/agents")).unwrap();
+        let q: ListQuery = query::<_, TestErrors>(&uri("/agents")).unwrap();
         assert_eq!(q.page, None);
-        let q: StreamQuery = query(&uri("/s?query=Hello%20there+you%E2%9C%93")).unwrap();
+        let q: StreamQuery = query::<_, TestErrors>(&uri("/s?query=Hello%20there+you%E2%9C%93")).unwrap();
         assert_eq!(q.query, "Hello there you\u{2713}");
     }
 
@@ -756,12 +766,12 @@ mod tests {
             ("/agents?exact=maybe", json!({"field": "exact", "reason": "invalid_value"})),
         ];
         for (text, details) in cases {
-            let failure = query::<ListQuery>(&uri(text)).unwrap_err();
+            let failure = query::<ListQuery, TestErrors>(&uri(text)).unwrap_err();
             let (status, _, body) = envelope(failure.into_response()).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
             assert_eq!(body["error"]["details"], details, "{text}");
         }
-        let failure = query::<StreamQuery>(&uri("/s")).unwrap_err();
+        let failure = query::<StreamQuery, TestErrors>(&uri("/s")).unwrap_err();
         let (_, _, body) = envelope(failure.into_response()).await;
         assert_eq!(body["error"]["details"], json!({"field": "query", "reason": "missing"}));
         assert_eq!(body["error"]["message"], "Query parameter query is required.");
@@ -770,20 +780,22 @@ mod tests {
     #[tokio::test]
     async fn headers_must_be_single_and_utf8() {
         let mut headers = HeaderMap::new();
-        assert_eq!(header_str(&headers, "Idempotency-Key").unwrap(), None);
+        let read =
+            |headers: &HeaderMap, name: &str| header_str::<TestErrors>(headers, name).map(|v| v.map(str::to_owned));
+        assert_eq!(read(&headers, "Idempotency-Key").unwrap(), None);
         headers.insert("idempotency-key", HeaderValue::from_static("abc"));
-        assert_eq!(header_str(&headers, "Idempotency-Key").unwrap(), Some("abc"));
+        assert_eq!(read(&headers, "Idempotency-Key").unwrap().as_deref(), Some("abc"));
         headers.append("idempotency-key", HeaderValue::from_static("def"));
-        let failure = header_str(&headers, "Idempotency-Key").unwrap_err();
-        assert_eq!(failure.details().unwrap().reason.as_deref(), Some("duplicate"));
+        let failure = read(&headers, "Idempotency-Key").unwrap_err();
+        assert_eq!(failure.reason(), Some("duplicate"));
         let mut headers = HeaderMap::new();
         headers.insert("last-event-id", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
-        let failure = header_str(&headers, "Last-Event-ID").unwrap_err();
+        let failure = read(&headers, "Last-Event-ID").unwrap_err();
         assert_eq!(failure.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(failure.details().unwrap().field.as_deref(), Some("Last-Event-ID"));
+        assert_eq!(failure.field(), Some("Last-Event-ID"));
         let mut headers = HeaderMap::new();
         headers.insert("x-name", HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap());
-        assert_eq!(header_str(&headers, "X-Name").unwrap(), Some("caf\u{e9}"));
+        assert_eq!(read(&headers, "X-Name").unwrap().as_deref(), Some("caf\u{e9}"));
     }
 
     #[tokio::test]
@@ -792,12 +804,13 @@ mod tests {
             "/agents/{agent_id}",
             axum::routing::get(|request: axum::extract::Request| async move {
                 let (mut parts, _) = request.into_parts();
-                let params = match path_params(&mut parts).await {
+                let params = match path_params::<TestErrors>(&mut parts).await {
                     Ok(params) => params,
                     Err(failure) => return failure.into_response(),
                 };
-                assert_eq!(path_param(&params, "nope").unwrap_err().status(), StatusCode::INTERNAL_SERVER_ERROR);
-                path_param(&params, "agent_id").unwrap().to_owned().into_response()
+                let missing: TestFailure = path_param(&params, "nope").unwrap_err();
+                assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+                path_param::<TestErrors>(&params, "agent_id").unwrap().to_owned().into_response()
             }),
         );
         use tower::ServiceExt;
