@@ -15,17 +15,17 @@ use quote::{format_ident, quote};
 /// Runtime files copied into `src/`, by file name. `lib.rs` declares each
 /// and re-exports its public items.
 pub const RUNTIME: &[(&str, &str)] = &[
-    ("client.rs", include_str!("../../../templates/client/src/client.rs")),
-    ("error.rs", include_str!("../../../templates/client/src/error.rs")),
-    ("events.rs", include_str!("../../../templates/client/src/events.rs")),
-    ("operation.rs", include_str!("../../../templates/client/src/operation.rs")),
-    ("pagination.rs", include_str!("../../../templates/client/src/pagination.rs")),
-    ("response.rs", include_str!("../../../templates/client/src/response.rs")),
-    ("retry.rs", include_str!("../../../templates/client/src/retry.rs")),
-    ("sse.rs", include_str!("../../../templates/client/src/sse.rs")),
-    ("url.rs", include_str!("../../../templates/client/src/url.rs")),
-    ("nullable.rs", include_str!("../../../templates/common/nullable.rs")),
-    ("validate.rs", include_str!("../../../templates/common/validate.rs")),
+    ("client.rs", include_str!("../../../runtime/client/src/client.rs")),
+    ("error.rs", include_str!("../../../runtime/client/src/error.rs")),
+    ("events.rs", include_str!("../../../runtime/client/src/events.rs")),
+    ("operation.rs", include_str!("../../../runtime/client/src/operation.rs")),
+    ("pagination.rs", include_str!("../../../runtime/client/src/pagination.rs")),
+    ("response.rs", include_str!("../../../runtime/client/src/response.rs")),
+    ("retry.rs", include_str!("../../../runtime/client/src/retry.rs")),
+    ("sse.rs", include_str!("../../../runtime/client/src/sse.rs")),
+    ("url.rs", include_str!("../../../runtime/client/src/url.rs")),
+    ("nullable.rs", include_str!("../../../runtime/common/nullable.rs")),
+    ("validate.rs", include_str!("../../../runtime/common/validate.rs")),
 ];
 
 /// Names a builder uses itself (its methods and fields), so no parameter

@@ -23,8 +23,8 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("rate_limit.rs", include_str!("../../../templates/server/src/rate_limit.rs")),
     ("request_id.rs", include_str!("../../../templates/server/src/request_id.rs")),
     ("sse.rs", include_str!("../../../templates/server/src/sse.rs")),
-    ("nullable.rs", include_str!("../../../templates/common/nullable.rs")),
-    ("validate.rs", include_str!("../../../templates/common/validate.rs")),
+    ("nullable.rs", include_str!("../../../runtime/common/nullable.rs")),
+    ("validate.rs", include_str!("../../../runtime/common/validate.rs")),
 ];
 
 const REEXPORTED: &[&str] =
