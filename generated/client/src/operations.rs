@@ -35,7 +35,7 @@ impl crate::Client {
         }
     }
 }
-/// A `listAgents` request; made by [`Client::list_agents`](crate::Client::list_agents).
+/// A `listAgents` request; made by `Client::list_agents`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct ListAgents {
@@ -136,12 +136,12 @@ impl ListAgents {
     /// first), fetching each page only when the previous one is used up.
     pub fn into_stream(self) -> crate::Paginated<crate::types::Agent> {
         let first = self.page.map_or(1, |p| u64::try_from(p).unwrap_or(1));
-        crate::paginate(first, move |page| {
+        crate::pagination::paginate(first, move |page| {
             let mut request = self.clone();
             request.page = ::std::option::Option::Some(i64::try_from(page).unwrap_or(i64::MAX) as _);
             async move {
                 let body = request.send().await?.body;
-                ::std::result::Result::Ok(crate::Page {
+                ::std::result::Result::Ok(crate::pagination::Page {
                     items: body.data,
                     page: u64::try_from(body.pagination.page).unwrap_or(0),
                     pages: u64::try_from(body.pagination.pages).unwrap_or(0),
@@ -168,7 +168,7 @@ impl crate::Client {
         }
     }
 }
-/// A `createAgent` request; made by [`Client::create_agent`](crate::Client::create_agent).
+/// A `createAgent` request; made by `Client::create_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CreateAgent {
@@ -219,7 +219,7 @@ impl CreateAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -262,7 +262,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgent` request; made by [`Client::get_agent`](crate::Client::get_agent).
+/// A `getAgent` request; made by `Client::get_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgent {
@@ -346,7 +346,7 @@ impl crate::Client {
         }
     }
 }
-/// A `updateAgent` request; made by [`Client::update_agent`](crate::Client::update_agent).
+/// A `updateAgent` request; made by `Client::update_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct UpdateAgent {
@@ -441,7 +441,7 @@ impl crate::Client {
         }
     }
 }
-/// A `deleteAgent` request; made by [`Client::delete_agent`](crate::Client::delete_agent).
+/// A `deleteAgent` request; made by `Client::delete_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct DeleteAgent {
@@ -523,7 +523,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgentStatus` request; made by [`Client::get_agent_status`](crate::Client::get_agent_status).
+/// A `getAgentStatus` request; made by `Client::get_agent_status`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgentStatus {
@@ -605,7 +605,7 @@ impl crate::Client {
         }
     }
 }
-/// A `deployAgent` request; made by [`Client::deploy_agent`](crate::Client::deploy_agent).
+/// A `deployAgent` request; made by `Client::deploy_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct DeployAgent {
@@ -664,7 +664,7 @@ impl DeployAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
@@ -741,7 +741,7 @@ impl crate::Client {
         }
     }
 }
-/// A `invokeAgent` request; made by [`Client::invoke_agent`](crate::Client::invoke_agent).
+/// A `invokeAgent` request; made by `Client::invoke_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct InvokeAgent {
@@ -809,7 +809,7 @@ impl InvokeAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -917,7 +917,7 @@ impl crate::Client {
         }
     }
 }
-/// A `streamAgentGet` request; made by [`Client::stream_agent_get`](crate::Client::stream_agent_get).
+/// A `streamAgentGet` request; made by `Client::stream_agent_get`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct StreamAgentGet {
@@ -1017,7 +1017,7 @@ impl StreamAgentGet {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            options = options.last_event_id(value.clone());
+            options = options.last_event_id(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
@@ -1053,6 +1053,7 @@ pub enum StreamAgentGetEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::StreamEvent for StreamAgentGetEvent {
+    type Model = crate::Api;
     fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
         match event.unwrap_or("message") {
             "start" => ::serde_json::from_str(data).map(Self::Start),
@@ -1070,11 +1071,7 @@ impl crate::StreamEvent for StreamAgentGetEvent {
     fn stream_error(&self) -> ::std::option::Option<crate::StreamFailure> {
         #[allow(unreachable_patterns)]
         match self {
-            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure {
-                code: e.code.clone(),
-                message: e.message.clone(),
-                event_id: ::std::option::Option::None,
-            }),
+            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure::new(e.code.clone(), e.message.clone())),
             _ => ::std::option::Option::None,
         }
     }
@@ -1152,7 +1149,7 @@ impl crate::Client {
         }
     }
 }
-/// A `streamAgent` request; made by [`Client::stream_agent`](crate::Client::stream_agent).
+/// A `streamAgent` request; made by `Client::stream_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct StreamAgent {
@@ -1242,10 +1239,10 @@ impl StreamAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            options = options.last_event_id(value.clone());
+            options = options.last_event_id(::std::string::ToString::to_string(value));
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -1288,6 +1285,7 @@ pub enum StreamAgentEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::StreamEvent for StreamAgentEvent {
+    type Model = crate::Api;
     fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
         match event.unwrap_or("message") {
             "start" => ::serde_json::from_str(data).map(Self::Start),
@@ -1305,11 +1303,7 @@ impl crate::StreamEvent for StreamAgentEvent {
     fn stream_error(&self) -> ::std::option::Option<crate::StreamFailure> {
         #[allow(unreachable_patterns)]
         match self {
-            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure {
-                code: e.code.clone(),
-                message: e.message.clone(),
-                event_id: ::std::option::Option::None,
-            }),
+            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure::new(e.code.clone(), e.message.clone())),
             _ => ::std::option::Option::None,
         }
     }
@@ -1336,7 +1330,7 @@ impl crate::Client {
         }
     }
 }
-/// A `batchInvoke` request; made by [`Client::batch_invoke`](crate::Client::batch_invoke).
+/// A `batchInvoke` request; made by `Client::batch_invoke`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct BatchInvoke {
@@ -1404,7 +1398,7 @@ impl BatchInvoke {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -1450,7 +1444,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getOperation` request; made by [`Client::get_operation`](crate::Client::get_operation).
+/// A `getOperation` request; made by `Client::get_operation`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetOperation {
@@ -1532,7 +1526,7 @@ impl crate::Client {
         }
     }
 }
-/// A `cancelOperation` request; made by [`Client::cancel_operation`](crate::Client::cancel_operation).
+/// A `cancelOperation` request; made by `Client::cancel_operation`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CancelOperation {
@@ -1591,7 +1585,7 @@ impl CancelOperation {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
@@ -1632,7 +1626,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgentHealth` request; made by [`Client::get_agent_health`](crate::Client::get_agent_health).
+/// A `getAgentHealth` request; made by `Client::get_agent_health`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgentHealth {
@@ -1709,7 +1703,7 @@ impl crate::Client {
         GetHealth { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `getHealth` request; made by [`Client::get_health`](crate::Client::get_health).
+/// A `getHealth` request; made by `Client::get_health`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetHealth {
@@ -1764,7 +1758,7 @@ impl crate::Client {
         GetUsage { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `getUsage` request; made by [`Client::get_usage`](crate::Client::get_usage).
+/// A `getUsage` request; made by `Client::get_usage`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetUsage {
