@@ -98,7 +98,7 @@ impl<M: ApiModel> Client<M> {
         self.inner.timeout
     }
 
-    /// The resume policy set with [`ClientBuilder::resume_policy`], if any.
+    /// The resume policy set with `ClientBuilder::resume_policy`, if any.
     pub(crate) fn resume_policy(&self) -> Option<&ResumePolicy> {
         self.inner.resume.as_ref()
     }
@@ -133,7 +133,7 @@ impl<M: ApiModel> Client<M> {
     /// Opens a Server-Sent Events response, retrying according to the retry
     /// policy until the response headers arrive, and returns the success
     /// response with its body unread. A success response that declares a
-    /// content type other than `text/event-stream` is an [`Error::Decode`]
+    /// content type other than `text/event-stream` is an `Error::Decode`
     /// carrying its body, rather than a stream that silently yields nothing.
     pub(crate) async fn execute_stream(
         &self,
@@ -180,7 +180,7 @@ impl<M: ApiModel> Client<M> {
         Ok(url)
     }
 
-    /// Resolves a URL reference the API returned; see [`Client::execute_url`].
+    /// Resolves a URL reference the API returned; see `Client::execute_url`.
     pub(crate) fn resolve_url(&self, reference: &str) -> Result<Url, Error<M>> {
         let base = &self.inner.base_url;
         let url = base.join(reference).map_err(|err| Error::Config(format!("invalid URL {reference:?}: {err}")))?;
@@ -328,7 +328,7 @@ async fn expect_event_stream<M: ApiModel>(response: reqwest::Response) -> Result
     })
 }
 
-/// Reads an error response into an [`Error::Api`]. A body that cannot be
+/// Reads an error response into an `Error::Api`. A body that cannot be
 /// read is treated as empty: the status alone is still a precise error.
 async fn read_failure<M: ApiModel>(response: reqwest::Response) -> Error<M> {
     let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
@@ -352,7 +352,7 @@ fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, Hea
     Ok((header_name, header_value))
 }
 
-/// Configures and builds a [`Client`]; the generated crate names it `ClientBuilder`.
+/// Configures and builds a `Client`; the generated crate names it `ClientBuilder`.
 pub struct ClientBuilder<M: ApiModel> {
     api_key: Option<String>,
     base_url: Option<String>,
@@ -409,12 +409,12 @@ impl<M: ApiModel> fmt::Debug for ClientBuilder<M> {
 impl<M: ApiModel> ClientBuilder<M> {
     /// A builder with the API key and base URL taken from the variables
     /// [`ApiModel::API_KEY_ENV`] and [`ApiModel::BASE_URL_ENV`] name; a
-    /// missing key is reported by [`ClientBuilder::build`].
+    /// missing key is reported by `ClientBuilder::build`.
     pub fn from_env() -> Self {
         Self::from_vars(std::env::var(M::API_KEY_ENV).ok(), std::env::var(M::BASE_URL_ENV).ok())
     }
 
-    /// [`ClientBuilder::from_env`] with the variables passed in, so that it
+    /// `ClientBuilder::from_env` with the variables passed in, so that it
     /// can be tested without touching the process environment.
     pub(crate) fn from_vars(api_key: Option<String>, base_url: Option<String>) -> Self {
         let mut builder = Self { key_source: Some(M::API_KEY_ENV), ..Self::default() };
@@ -446,14 +446,14 @@ impl<M: ApiModel> ClientBuilder<M> {
     }
 
     /// Sets how long connecting may take. Ignored with
-    /// [`ClientBuilder::http_client`], whose own setting applies.
+    /// `ClientBuilder::http_client`, whose own setting applies.
     pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = Some(connect_timeout);
         self
     }
 
     /// Sets how many times a failed request is retried; default 2. Applies
-    /// on top of [`ClientBuilder::retry_policy`] whatever the call order.
+    /// on top of `ClientBuilder::retry_policy` whatever the call order.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = Some(max_retries);
         self
@@ -496,7 +496,7 @@ impl<M: ApiModel> ClientBuilder<M> {
     /// Validates the configuration and builds the client.
     ///
     /// A missing or empty API key (when the API uses bearer keys), a missing
-    /// or unparsable base URL or an invalid header is an [`Error::Config`]
+    /// or unparsable base URL or an invalid header is an `Error::Config`
     /// here rather than a failed request later.
     pub fn build(self) -> Result<Client<M>, Error<M>> {
         let api_key = self.api_key.as_deref().map(str::trim).filter(|key| !key.is_empty());
@@ -629,7 +629,7 @@ impl RequestOptions {
     }
 
     /// Adds a header to this call; it replaces a default header of the
-    /// same name. Invalid names or values fail the call with [`Error::Config`].
+    /// same name. Invalid names or values fail the call with `Error::Config`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self

@@ -11,7 +11,7 @@ use crate::retry::{is_retryable_status, server_retry_after};
 use crate::validate::ValidationError;
 
 /// Longest error body quoted in a message when the body is not the API's
-/// JSON envelope; the whole body stays available in [`ApiFailure::raw_body`].
+/// JSON envelope; the whole body stays available in `ApiFailure::raw_body`.
 const MESSAGE_BODY_LIMIT: usize = 512;
 
 /// Everything that can go wrong when calling the API. `M` is the API's
@@ -168,7 +168,7 @@ impl<M: ApiModel> Error<M> {
     }
 
     /// Converts a reqwest error, reporting reqwest's own timeouts (such as
-    /// the connect timeout) as [`Error::Timeout`] so callers check one variant.
+    /// the connect timeout) as `Error::Timeout` so callers check one variant.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         if err.is_timeout() { Error::Timeout } else { Error::Transport(err) }
     }

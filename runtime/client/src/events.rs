@@ -68,7 +68,7 @@ impl ResumePolicy {
     }
 
     /// Never reconnect: a dropped connection ends the stream with
-    /// [`Error::StreamInterrupted`].
+    /// `Error::StreamInterrupted`.
     pub fn disabled() -> Self {
         Self::default().max_attempts(0)
     }
@@ -106,16 +106,16 @@ impl ResumePolicy {
 ///
 /// Nothing is sent until it is first polled. Items are `Ok(event)` until the
 /// final event (which is yielded, then the stream ends), or one `Err`:
-/// an event reporting a failure arrives as [`Error::Stream`] and ends the
+/// an event reporting a failure arrives as `Error::Stream` and ends the
 /// stream, and so does a failure to connect. An event whose data does not decode is yielded
-/// as [`Error::Decode`] and the stream goes on, so that an event type added
+/// as `Error::Decode` and the stream goes on, so that an event type added
 /// to the API later does not break older clients.
 ///
 /// If the connection drops (an error, the server closing it, or no data for
 /// the call's timeout) before the final event, the stream reconnects with
 /// `Last-Event-ID` as its [`ResumePolicy`] allows and skips any event whose
 /// id it already delivered; when it cannot, it ends with
-/// [`Error::StreamInterrupted`].
+/// `Error::StreamInterrupted`.
 pub struct EventStream<E: StreamEvent> {
     inner: BoxStream<'static, Result<E, Error<E::Model>>>,
     shared: Arc<Mutex<Shared>>,
@@ -132,7 +132,7 @@ struct Shared {
 impl<E: StreamEvent> EventStream<E> {
     /// Creates the stream. The resume policy is the call's
     /// ([`RequestOptions::resume_policy`]), else the client's
-    /// ([`ClientBuilder::resume_policy`](crate::client::ClientBuilder::resume_policy)),
+    /// (`ClientBuilder::resume_policy`),
     /// else the default.
     // Called by the generated streaming operations, which a spec may not have.
     #[allow(dead_code)]

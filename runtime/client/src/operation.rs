@@ -65,7 +65,7 @@ pub enum OperationState {
     Cancelled,
 }
 
-/// How [`OperationHandle::wait_with`] polls.
+/// How `OperationHandle::wait_with` polls.
 ///
 /// Polls start `initial_interval` apart and the interval doubles after each
 /// poll up to `max_interval`; a `Retry-After` header on a poll's response
@@ -74,7 +74,7 @@ pub enum OperationState {
 #[non_exhaustive]
 pub struct WaitOptions {
     /// How long to wait in total before giving up with
-    /// [`Error::WaitTimeout`]; `None` waits as long as the operation runs.
+    /// `Error::WaitTimeout`; `None` waits as long as the operation runs.
     /// Default `None`.
     pub timeout: Option<Duration>,
     /// The delay after the first poll. Default 250 ms.
@@ -173,14 +173,14 @@ impl<M: LongRunning> OperationHandle<M> {
     }
 
     /// Polls until the operation finishes: `Ok` when it succeeded,
-    /// [`Error::OperationFailed`] or [`Error::OperationCancelled`] otherwise.
-    /// Waits without a deadline; see [`OperationHandle::wait_with`].
+    /// `Error::OperationFailed` or `Error::OperationCancelled` otherwise.
+    /// Waits without a deadline; see `OperationHandle::wait_with`.
     pub async fn wait(&self) -> Result<M::Operation, Error<M>> {
         self.wait_with(WaitOptions::default()).await
     }
 
     /// Polls as `options` say until the operation finishes or the timeout
-    /// passes ([`Error::WaitTimeout`]). A poll that fails after the client's
+    /// passes (`Error::WaitTimeout`). A poll that fails after the client's
     /// retries ends the wait with that error.
     pub async fn wait_with(&self, options: WaitOptions) -> Result<M::Operation, Error<M>> {
         let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
