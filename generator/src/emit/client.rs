@@ -115,8 +115,11 @@ impl<'a> Plan<'a> {
         self.long_running.as_ref().map(|l| l.convention.accepted.as_str())
     }
 
-    fn is_handle(&self, shape: &Shape) -> bool {
-        matches!((shape, self.accepted()), (Shape::Named(n), Some(a)) if n == a)
+    /// Whether a success response becomes an operation handle: a `202`
+    /// with the accepted body (the same type answered with another status,
+    /// such as the record a poll returns, stays a plain body).
+    fn is_handle(&self, status: StatusCode, shape: &Shape) -> bool {
+        status == StatusCode::Code(202) && matches!((shape, self.accepted()), (Shape::Named(n), Some(a)) if n == a)
     }
 
     fn success_kind<'o>(&self, op: &'o Operation) -> Success<'o> {
@@ -127,9 +130,9 @@ impl<'a> Plan<'a> {
         if successes.len() > 1 {
             return Success::Several;
         }
-        match successes.first().and_then(|r| r.body.as_ref()) {
-            Some(ResponseBody::Json { shape, .. }) => {
-                Success::Single { shape: Some(shape), handle: self.is_handle(shape) }
+        match successes.first().map(|r| (r.status, r.body.as_ref())) {
+            Some((status, Some(ResponseBody::Json { shape, .. }))) => {
+                Success::Single { shape: Some(shape), handle: self.is_handle(status, shape) }
             }
             _ => Success::Single { shape: None, handle: false },
         }
@@ -316,40 +319,49 @@ fn readme(plan: &Plan) -> String {
         (None, None) => intro.push_str(" and the headers."),
     }
     let intro = wrap(&intro, 72);
-    let mut features = String::new();
+    let mut bullets: Vec<String> = Vec::new();
     let key = if c.bearer.is_some() {
-        "\n  A missing key is an error when the client is built."
+        "A missing key is an error when the client is built."
     } else {
-        "\n  The spec declares no bearer key, so none is required."
+        "The spec declares no bearer key, so none is required."
     };
-    features.push_str(&format!(
-        "- **Configuration**: `Client::from_env()` or `Client::builder()` (API key, base URL,\n  timeout, retries, user agent, default headers, your own `reqwest::Client`).{key}\n"
+    bullets.push(format!(
+        "**Configuration**: `Client::from_env()` or `Client::builder()` (API key, base URL, timeout, retries, user agent, default headers, your own `reqwest::Client`). {key}"
     ));
-    let hints = if c.rate_limit.is_some() { "`Retry-After` and\n  `X-RateLimit-Reset`" } else { "`Retry-After`" };
-    match plan.idempotency_header {
-        Some(header) => features.push_str(&format!(
-            "- **Retries**: connection errors, timeouts, 408, 429, 500, 502, 503 and 504 are retried\n  (2 times by default) with exponential backoff and jitter, honoring {hints}. Every POST carries one `{header}` for all its attempts, so\n  a retry never runs the work twice; a 409 that says the first attempt is still in\n  progress (it carries `Retry-After`) is retried too, and gets the stored answer.\n"
-        )),
-        None => features.push_str(&format!(
-            "- **Retries**: connection errors, timeouts, 408, 429, 500, 502, 503 and 504 are retried\n  (2 times by default) with exponential backoff and jitter, honoring {hints}. The spec\n  declares no idempotency key, so a POST or PATCH is repeated only when the server cannot\n  have acted on it (a refused connection, a 429).\n"
-        )),
+    let hints = if c.rate_limit.is_some() { "`Retry-After` and `X-RateLimit-Reset`" } else { "`Retry-After`" };
+    let retries = "**Retries**: connection errors, timeouts, 408, 429, 500, 502, 503 and 504 are retried (2 times by default) with exponential backoff and jitter, honoring";
+    bullets.push(match plan.idempotency_header {
+        Some(header) => format!(
+            "{retries} {hints}. Every POST carries one `{header}` for all its attempts, so a retry never runs the work twice; a 409 that says the first attempt is still in progress (it carries `Retry-After`) is retried too, and gets the stored answer."
+        ),
+        None => format!(
+            "{retries} {hints}. The spec declares no idempotency key, so a POST or PATCH is repeated only when the server cannot have acted on it (a refused connection, a 429)."
+        ),
+    });
+    let mut carried = vec!["the status".to_owned()];
+    carried.push(match plan.error {
+        Some(_) => "the parsed error envelope (with unknown codes kept)".to_owned(),
+        None => "the headers, the body as received and, when it is JSON, parsed (with its `code` and `message`, if it has them)".to_owned(),
+    });
+    if c.request_id.is_some() {
+        carried.push("the request id".to_owned());
     }
-    match plan.error {
-        Some(_) => features.push_str("- **Errors**: one `Error` type; API errors carry the status, the parsed error\n  envelope (with unknown codes kept), the request id and the rate-limit state.\n"),
-        None => features.push_str("- **Errors**: one `Error` type; API errors carry the status, the headers, the body as\n  received and, when it is JSON, parsed (with its `code` and `message`, if it has them).\n"),
+    if c.rate_limit.is_some() {
+        carried.push("the rate-limit state".to_owned());
     }
+    let last = carried.pop().unwrap_or_default();
+    bullets.push(format!("**Errors**: one `Error` type; API errors carry {} and {last}.", carried.join(", ")));
     if api.operations.iter().any(|o| pagination_fields(plan, o).is_some()) {
-        features.push_str("- **Pagination**: list calls return one page, or `.into_stream()` for every item.\n");
+        bullets.push("**Pagination**: list calls return one page, or `.into_stream()` for every item.".to_owned());
     }
     if api.operations.iter().any(Operation::is_stream) {
-        features.push_str("- **Streaming**: stream calls give a `Stream` of typed events and resume after a\n  dropped connection with `Last-Event-ID`, never delivering an event twice.\n");
+        bullets.push("**Streaming**: stream calls give a `Stream` of typed events and resume after a dropped connection with `Last-Event-ID`, never delivering an event twice.".to_owned());
     }
     if let Some(lr) = &plan.long_running {
         let cancel = if lr.cancel.is_some() { " and `cancel()`" } else { "" };
-        features.push_str(&format!(
-            "- **Long-running operations**: a 202 gives an `OperationHandle` with `wait()`{cancel}.\n"
-        ));
+        bullets.push(format!("**Long-running operations**: a 202 gives an `OperationHandle` with `wait()`{cancel}."));
     }
+    let features: String = bullets.iter().map(|b| format!("- {}\n", wrap(b, 86).replace('\n', "\n  "))).collect();
     let dependency_version = names.crate_version.split('.').take(2).collect::<Vec<_>>().join(".");
     format!(
         r#"# {crate_name}
@@ -1356,7 +1368,7 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                     _ => continue,
                 };
                 match &r.body {
-                    Some(ResponseBody::Json { shape, .. }) if plan.is_handle(shape) => {
+                    Some(ResponseBody::Json { shape, .. }) if plan.is_handle(r.status, shape) => {
                         variants.push(quote!(#[doc = #doc] #v(crate::OperationHandle),));
                         arms.push(quote! {
                             #code => {
@@ -1585,7 +1597,7 @@ fn operation_example(plan: &Plan, op: &Operation) -> TokenStream {
         for r in op.successes() {
             let v = status_variant(r.status);
             match &r.body {
-                Some(ResponseBody::Json { shape, .. }) if plan.is_handle(shape) => arms.push_str(&format!(
+                Some(ResponseBody::Json { shape, .. }) if plan.is_handle(r.status, shape) => arms.push_str(&format!(
                     "    {lib}::operations::{enum_name}::{v}(operation) => println!(\"finished: {{:?}}\", operation.wait().await?),\n"
                 )),
                 Some(_) => arms.push_str(&format!("    {lib}::operations::{enum_name}::{v}(body) => println!(\"{{body:?}}\"),\n")),
@@ -1683,7 +1695,7 @@ fn example(plan: &Plan) -> TokenStream {
         let arms = op.successes().filter(|r| matches!(r.status, StatusCode::Code(_))).map(|r| {
             let v = format_ident!("{}", status_variant(r.status));
             match &r.body {
-                Some(ResponseBody::Json { shape, .. }) if plan.is_handle(shape) => {
+                Some(ResponseBody::Json { shape, .. }) if plan.is_handle(r.status, shape) => {
                     quote!(#lib::operations::#e::#v(operation) => println!("finished: {:?}", operation.wait().await?),)
                 }
                 Some(_) => quote!(#lib::operations::#e::#v(body) => println!("{body:?}"),),
@@ -1696,11 +1708,11 @@ fn example(plan: &Plan) -> TokenStream {
             }
         }
     });
-    let stream = api
-        .operations
-        .iter()
-        .filter(usable)
-        .filter(|o| o.is_stream() && o.body.is_some())
+    // A stream with a body first (the one a program starts), then any.
+    let streams = || api.operations.iter().filter(usable).filter(|o| o.is_stream());
+    let stream = streams()
+        .filter(|o| o.body.is_some())
+        .chain(streams().filter(|o| o.body.is_none()))
         .find_map(|o| call(o).map(|c| (o, c)));
     let stream_code = stream.map(|(op, (c, v))| {
         vars.extend(v);

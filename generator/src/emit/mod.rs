@@ -25,7 +25,7 @@ pub struct EmitError(pub String);
 pub enum FileKind {
     /// Rust made from the spec.
     Rust,
-    /// Rust support code copied from `templates/` unchanged.
+    /// Rust support code copied from `runtime/` or `templates/` unchanged.
     RustVerbatim,
     /// Markdown.
     Markdown,
