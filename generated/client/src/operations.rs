@@ -1801,3 +1801,9 @@ impl GetUsage {
         raw.json::<crate::types::UsageResponse>()
     }
 }
+impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure {
+    /// The failure a `StreamError` event reports.
+    fn from(event: crate::types::StreamError) -> Self {
+        crate::StreamFailure::new(event.code, event.message)
+    }
+}

@@ -940,12 +940,50 @@ fn managed_header(plan: &Plan, p: &Parameter) -> Option<Managed> {
 
 fn operations(plan: &Plan) -> TokenStream {
     let items = plan.api.operations.iter().map(|op| operation(plan, op));
+    let conversions = failure_conversions(plan.api);
     quote! {
         //! One request builder per operation, the typed responses of operations
         //! with several success bodies, and the events of streaming operations.
         #![allow(clippy::too_many_arguments, deprecated)]
         #(#items)*
+        #(#conversions)*
     }
+}
+
+/// `From<T> for StreamFailure` for the data type `T` of every event that
+/// reports a failure, once per type.
+fn failure_conversions(api: &Api) -> Vec<TokenStream> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    let events = api.operations.iter().flat_map(|op| op.responses.iter()).filter_map(|r| match &r.body {
+        Some(ResponseBody::EventStream(s)) => Some(s.events.iter()),
+        _ => None,
+    });
+    for event in events.flatten() {
+        let (Some(failure), Shape::Named(name)) = (&event.failure, &event.data) else { continue };
+        if seen.contains(&name.as_str()) {
+            continue;
+        }
+        seen.push(name);
+        let ty = ident(name);
+        let code = ident(&failure.code_field);
+        let message = ident(&failure.message_field);
+        let code = if failure.typed_code {
+            quote!(event.#code)
+        } else {
+            quote!(<crate::Api as crate::model::ApiModel>::error_code(&event.#code))
+        };
+        let doc = format!(" The failure a `{name}` event reports.");
+        out.push(quote! {
+            impl ::std::convert::From<crate::types::#ty> for crate::StreamFailure {
+                #[doc = #doc]
+                fn from(event: crate::types::#ty) -> Self {
+                    crate::StreamFailure::new(#code, event.#message)
+                }
+            }
+        });
+    }
+    out
 }
 
 /// What a successful call gives back.
