@@ -206,7 +206,8 @@ impl CreateAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -307,10 +308,7 @@ impl GetAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -385,7 +383,8 @@ impl UpdateAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -407,10 +406,7 @@ impl UpdateAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -486,10 +482,7 @@ impl DeleteAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -568,10 +561,7 @@ impl GetAgentStatus {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/status",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/status", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -669,10 +659,7 @@ impl DeployAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/deployments",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/deployments", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -796,7 +783,8 @@ impl InvokeAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -821,10 +809,7 @@ impl InvokeAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/invoke",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/invoke", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1022,10 +1007,7 @@ impl StreamAgentGet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/stream",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1226,7 +1208,8 @@ impl StreamAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -1254,10 +1237,7 @@ impl StreamAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/stream",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1385,7 +1365,8 @@ impl BatchInvoke {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -1410,10 +1391,7 @@ impl BatchInvoke {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/batch",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/batch", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1489,10 +1467,7 @@ impl GetOperation {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/operations/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.operation_id))
-            ),
+            path: ::std::format!("/operations/{}", crate::url::encode_segment(&self.operation_id)),
             query,
             headers,
             body,
@@ -1590,10 +1565,7 @@ impl CancelOperation {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/operations/{}/cancel",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.operation_id))
-            ),
+            path: ::std::format!("/operations/{}/cancel", crate::url::encode_segment(&self.operation_id)),
             query,
             headers,
             body,
@@ -1671,10 +1643,7 @@ impl GetAgentHealth {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/health",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/health", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,

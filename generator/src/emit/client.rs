@@ -1161,24 +1161,27 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             })
         })
         .collect();
-    let body_check = body_ty.as_ref().map(|_| {
+    // Through the shape, like the parameters: a body that is a map or a
+    // list has no `Validate` impl of its own.
+    let body_check = op.body.as_ref().and_then(|b| shape_check(api, &b.shape, &quote!(body), 0)).map(|check| {
         quote! {
             if let ::std::option::Option::Some(body) = &self.body {
-                crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+                let path = &mut crate::validate::FieldPath::root();
+                #check
             }
         }
     });
 
     // Building the request.
-    let path_expr = path_expr(op);
+    let path_expr = path_expr(api, op);
     let query_pushes: Vec<TokenStream> = op
         .params_in(ParamLocation::Query)
         .map(|p| {
             let n = ident(&p.name);
             let wire = &p.api_name;
-            let to_s = to_wire_string(&p.shape, quote!(value));
+            let to_s = to_wire_string(api, &p.shape, quote!(value));
             let push = if let Shape::Array(a) = &p.shape {
-                let item = to_wire_string(&a.items, quote!(item));
+                let item = to_wire_string(api, &a.items, quote!(item));
                 quote! { for item in value.iter() { query.push((#wire, #item)); } }
             } else {
                 quote!(query.push((#wire, #to_s));)
@@ -1196,7 +1199,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         .map(|p| {
             let n = ident(&p.name);
             let wire = &p.api_name;
-            let to_s = to_wire_string(&p.shape, quote!(value));
+            let to_s = to_wire_string(api, &p.shape, quote!(value));
             if is_argument(plan, p) {
                 quote! { { let value = &self.#n; headers.push((#wire, #to_s)); } }
             } else {
@@ -1212,7 +1215,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                 Managed::IdempotencyKey => quote!(idempotency_key),
                 Managed::LastEventId => quote!(last_event_id),
             };
-            let value = to_wire_string(&p.shape, quote!(value));
+            let value = to_wire_string(api, &p.shape, quote!(value));
             Some(quote! {
                 if let ::std::option::Option::Some(value) = &self.#n {
                     options = options.#set(#value);
@@ -1319,7 +1322,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
     }
 }
 
-fn path_expr(op: &Operation) -> TokenStream {
+fn path_expr(api: &Api, op: &Operation) -> TokenStream {
     let mut fmt = String::new();
     let mut args = Vec::new();
     for seg in &op.segments {
@@ -1330,8 +1333,12 @@ fn path_expr(op: &Operation) -> TokenStream {
                 let p = op.parameters.iter().find(|p| p.location == ParamLocation::Path && &p.api_name == api_name);
                 if let Some(p) = p {
                     let n = ident(&p.name);
-                    let s = to_wire_string(&p.shape, quote!(&self.#n));
-                    args.push(quote!(crate::url::encode_segment(&#s)));
+                    let text = match wire_kind(api, &p.shape) {
+                        WireKind::Text => quote!(&self.#n),
+                        WireKind::Enum => quote!(self.#n.as_str()),
+                        WireKind::Display => quote!(&::std::string::ToString::to_string(&self.#n)),
+                    };
+                    args.push(quote!(crate::url::encode_segment(#text)));
                 }
             }
         }
@@ -1342,12 +1349,38 @@ fn path_expr(op: &Operation) -> TokenStream {
     quote!(::std::format!(#fmt, #(#args),*))
 }
 
+/// How a parameter's value becomes its wire text.
+enum WireKind {
+    /// A string already.
+    Text,
+    /// A string enum: its `as_str()`.
+    Enum,
+    /// Anything else: its `Display`.
+    Display,
+}
+
+fn wire_kind(api: &Api, shape: &Shape) -> WireKind {
+    let mut shape = shape;
+    // Follow aliases (bounded, as `shape_check` does).
+    for _ in 0..8 {
+        match shape {
+            Shape::String(_) => return WireKind::Text,
+            Shape::Named(n) => match api.types.get(n).map(|t| &t.kind) {
+                Some(TypeKind::Enum(_)) => return WireKind::Enum,
+                Some(TypeKind::Alias(inner)) => shape = inner,
+                _ => return WireKind::Display,
+            },
+            _ => return WireKind::Display,
+        }
+    }
+    WireKind::Display
+}
+
 /// An expression turning a parameter value (a reference) into its wire text.
-fn to_wire_string(shape: &Shape, value: TokenStream) -> TokenStream {
-    match shape {
-        Shape::String(_) => quote!(::std::string::ToString::to_string(#value)),
-        Shape::Named(_) => quote!(#value.as_str().to_owned()),
-        _ => quote!(::std::string::ToString::to_string(#value)),
+fn to_wire_string(api: &Api, shape: &Shape, value: TokenStream) -> TokenStream {
+    match wire_kind(api, shape) {
+        WireKind::Enum => quote!(#value.as_str().to_owned()),
+        WireKind::Text | WireKind::Display => quote!(::std::string::ToString::to_string(#value)),
     }
 }
 
@@ -1827,6 +1860,80 @@ fn example(plan: &Plan) -> TokenStream {
             #plain_code
             #silence
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, generate, generate_with};
+
+    fn client_files(spec: &str, config: &Config) -> Vec<(String, String)> {
+        let files = generate_with(spec, config).unwrap();
+        files.0.into_iter().filter(|(path, _)| path.starts_with("client/")).map(|(p, f)| (p, f.contents)).collect()
+    }
+
+    fn file<'a>(files: &'a [(String, String)], path: &str) -> &'a str {
+        &files.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("no {path}")).1
+    }
+
+    #[test]
+    fn a_spec_without_conventions_gets_the_plain_features_only() {
+        let files = client_files(include_str!("../../../tests/fixtures/minimal.yaml"), &Config::default());
+        let api = file(&files, "client/src/api.rs");
+        assert!(api.contains("type ErrorBody = ::serde_json::Value;"), "{api}");
+        assert!(api.contains("type ErrorCode = ::std::string::String;"), "{api}");
+        assert!(api.contains("type Operation = ::std::convert::Infallible;"), "{api}");
+        assert!(!api.contains("LongRunning"), "{api}");
+        let lib = file(&files, "client/src/lib.rs");
+        assert!(!lib.contains("OperationHandle") && !lib.contains("Paginated"), "{lib}");
+        assert!(lib.contains("MINIMAL_API_KEY") && !lib.contains("DEFAULT_BASE_URL"), "{lib}");
+        let ops = file(&files, "client/src/operations.rs");
+        assert!(!ops.contains("into_stream") && !ops.contains("StreamFailure"), "{ops}");
+        // Calls in examples name an operation that exists, with its arguments.
+        assert!(file(&files, "client/README.md").contains("client.get_pet(\"pet_1\")"));
+        assert!(!file(&files, "client/README.md").contains("client.()"));
+        for (path, text) in &files {
+            assert!(!text.to_lowercase().contains("runagent"), "{path} names RunAgent");
+        }
+    }
+
+    #[test]
+    fn runagent_gets_every_feature_from_its_conventions() {
+        let files = client_files(
+            include_str!("../../../spec/openapi.yaml"),
+            &Config {
+                client_crate: Some("runagent-client".into()),
+                env_prefix: Some("RUNAGENT".into()),
+                ..Config::default()
+            },
+        );
+        let api = file(&files, "client/src/api.rs");
+        for wanted in [
+            "type ErrorCode = crate::types::ErrorCode;",
+            "type ErrorBody = crate::types::ErrorResponse;",
+            "type Accepted = crate::types::OperationAccepted;",
+            "client.get_operation(id).send()",
+            "impl crate::operation::CancelOperation for Api",
+            "(404, \"NOT_FOUND\")",
+            "BEARER_AUTH: bool = true",
+        ] {
+            assert!(api.contains(wanted), "{wanted} missing:\n{api}");
+        }
+        let lib = file(&files, "client/src/lib.rs");
+        assert!(lib.contains("pub type OperationHandle = operation::OperationHandle<Api>;"));
+        assert!(lib.contains("pub type Paginated<T> = pagination::Paginated<T, Api>;"));
+        let ops = file(&files, "client/src/operations.rs");
+        assert!(ops.contains("pub fn into_stream(self)"));
+        assert!(ops.contains("impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure"));
+    }
+
+    #[test]
+    fn generated_file_names_never_shadow_runtime_files() {
+        let files = generate(include_str!("../../../tests/fixtures/minimal.yaml")).unwrap();
+        for generated in super::GENERATED {
+            assert!(super::RUNTIME.iter().all(|(runtime, _)| runtime != generated), "{generated}");
+            assert!(files.0.contains_key(&format!("client/src/{generated}")), "{generated}");
         }
     }
 }
