@@ -49,6 +49,30 @@ const GENERATED: &[&str] = &["lib.rs", "types.rs", "operations.rs", "api.rs"];
 /// compiles a parameter named after each.
 pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "validate", "request", "into_stream"];
 
+/// The methods the runtime defines on `Client` itself (public or not): an
+/// operation's method must not take one of these names, or its inherent
+/// impl would clash with the runtime's. The test below keeps the list
+/// complete; lowering must avoid them when it names operations.
+pub const RESERVED_METHODS: &[&str] = &[
+    "attempt_timeout",
+    "base_url",
+    "builder",
+    "clone",
+    "endpoint_url",
+    "execute",
+    "execute_stream",
+    "execute_url",
+    "fmt",
+    "from_env",
+    "request_headers",
+    "resolve_url",
+    "resume_policy",
+    "retry_policy",
+    "retry_policy_for",
+    "send_with_retries",
+    "timeout",
+];
+
 /// Runtime modules whose public items are re-exported at the crate root
 /// (those of `error` all have an alias there instead).
 const REEXPORTED: &[&str] =
@@ -271,7 +295,8 @@ fn first_example<'o>(plan: &Plan, ops: &'o [Operation]) -> Option<(&'o Operation
     let with_call = |op: &'o Operation| example_call(plan, op).map(|(setup, call)| (op, setup, call));
     ops.iter()
         .filter(usable)
-        .filter(|o| o.pagination.is_some() && pagination_fields(plan, o).is_some())
+        // Shown twice (one page, then every item), so without a body to move.
+        .filter(|o| pagination_fields(plan, o).is_some() && o.body.as_ref().is_none_or(|b| !b.required))
         .find_map(with_call)
         .or_else(|| ops.iter().filter(usable).find_map(with_call))
 }
@@ -531,9 +556,13 @@ fn crate_docs(plan: &Plan) -> TokenStream {
         env_comment(plan)
     ));
     match first_example(plan, &api.operations) {
-        Some((op, setup, call)) if op.pagination.is_some() => text.push_str(&format!(
+        Some((op, setup, call))
+            if pagination_fields(plan, op).is_some() && op.body.as_ref().is_none_or(|b| !b.required) =>
+        {
+            text.push_str(&format!(
             "\n// One page, with the response metadata.\n{setup}let page = {call}.send().await?;\nprintln!(\"request id: {{:?}}\", page.meta.request_id);\n\n// Every item of every page, fetched lazily.\nuse futures::StreamExt;\nlet mut all = {call}.into_stream();\nwhile let Some(item) = all.next().await {{\n    println!(\"{{:?}}\", item?);\n}}\n"
-        )),
+            ))
+        }
         Some((_, setup, call)) => text.push_str(&format!(
             "\n// The body, with the response metadata.\n{setup}let response = {call}.send().await?;\nprintln!(\"{{:?}} (request id {{:?}})\", response.body, response.meta.request_id);\n"
         )),
@@ -1926,6 +1955,23 @@ mod tests {
         let ops = file(&files, "client/src/operations.rs");
         assert!(ops.contains("pub fn into_stream(self)"));
         assert!(ops.contains("impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure"));
+    }
+
+    #[test]
+    fn reserved_methods_list_every_method_of_the_runtime_client() {
+        let (_, source) = super::RUNTIME.iter().find(|(name, _)| *name == "client.rs").unwrap();
+        let block = source.split("\nimpl<M: ApiModel> Client<M> {\n").nth(1).expect("the inherent impl");
+        let block = &block[..block.find("\n}\n").expect("its end")];
+        let methods: Vec<&str> = block
+            .split("fn ")
+            .skip(1)
+            .filter_map(|rest| rest.split(['(', '<']).next())
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert!(methods.len() > 10, "{methods:?}");
+        for method in methods {
+            assert!(super::RESERVED_METHODS.contains(&method), "`{method}` is missing from RESERVED_METHODS");
+        }
     }
 
     #[test]
