@@ -1958,6 +1958,33 @@ mod tests {
     }
 
     #[test]
+    fn each_long_running_convention_is_polled_the_way_the_spec_allows() {
+        // A job polled by id, with no check URL and no cancel operation.
+        let flat =
+            client_files(include_str!("../../../tests/fixtures/client-conventions-flat.yaml"), &Config::default());
+        let api = file(&flat, "client/src/api.rs");
+        assert!(api.contains("client.get_job(id).send()") && api.contains("fn check_url(_accepted"), "{api}");
+        assert!(!api.contains("CancelOperation"), "{api}");
+        assert!(api.contains("type ErrorCode = ::std::string::String;"), "{api}");
+        let ops = file(&flat, "client/src/operations.rs");
+        // The poll answers the accepted type with a 200: a plain body there.
+        assert!(ops.contains("crate::ApiResponse<crate::types::Job>"), "{ops}");
+        assert!(ops.contains("Accepted(crate::OperationHandle)"), "{ops}");
+        // Parameters named after the builder's methods were renamed.
+        for name in super::RESERVED_PARAMS {
+            assert!(ops.contains(&format!("pub fn {name}_2(")), "{name}");
+        }
+
+        // Fetched by an operation that needs more than the id: the check URL only.
+        let nested =
+            client_files(include_str!("../../../tests/fixtures/client-conventions-nested.yaml"), &Config::default());
+        let api = file(&nested, "client/src/api.rs");
+        assert!(api.contains("_client: &crate::Client"), "{api}");
+        assert!(api.contains("client.cancel_task(id).send()"), "{api}");
+        assert!(api.contains("type ErrorCode = crate::types::Code;"), "{api}");
+    }
+
+    #[test]
     fn reserved_methods_list_every_method_of_the_runtime_client() {
         let (_, source) = super::RUNTIME.iter().find(|(name, _)| *name == "client.rs").unwrap();
         let block = source.split("\nimpl<M: ApiModel> Client<M> {\n").nth(1).expect("the inherent impl");
