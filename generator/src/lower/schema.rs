@@ -469,7 +469,7 @@ impl<'a> TypeBuilder<'a> {
         let SchemaKind::Type(Type::String(s)) = &schema.schema_kind else {
             unreachable!("classify only returns Enum for string enums")
         };
-        let mut names = NameTable::new();
+        let mut names = NameTable::with_reserved(crate::emit::reserved_variant_names());
         let mut seen = BTreeSet::new();
         let mut has_null = false;
         let mut variants = Vec::new();
