@@ -179,8 +179,10 @@ impl Job {
 
     /// Generates into `out`.
     pub fn run(&self, out: &Path, mode: Mode) -> Result<(), String> {
-        let spec = &self.spec;
-        let (root, documents) = load_documents(spec)?;
+        let (root, documents) = load_documents(&self.spec)?;
+        // Messages name the spec as the user would, relative to the project.
+        let root_dir = project_root();
+        let spec = self.spec.strip_prefix(&root_dir).unwrap_or(&self.spec);
         let rendered = render(&root, &documents, &self.config)
             .map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
         if !rendered.warnings.is_empty() {
