@@ -13,12 +13,21 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new() -> Self {
+    async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("agents")).unwrap();
         let location = DbLocation::File(dir.path().join("state.db"));
-        let store = Store::open(&location).unwrap();
-        let service = Service::new(store, Runner::new(dir.path().join("agents")), ServiceOptions::default());
+        Self::on(location, dir).await
+    }
+
+    /// A fixture on `location`, with its agents in `dir`.
+    async fn on(location: DbLocation, dir: tempfile::TempDir) -> Self {
+        Self::with(location, dir, ServiceOptions::default()).await
+    }
+
+    async fn with(location: DbLocation, dir: tempfile::TempDir, options: ServiceOptions) -> Self {
+        std::fs::create_dir_all(dir.path().join("agents")).unwrap();
+        let store = Store::open(&location).await.unwrap();
+        let service = Service::new(store, Runner::new(dir.path().join("agents")), options);
         Fixture { service, dir, location }
     }
 
@@ -100,7 +109,7 @@ async fn wait_dead(pid: &str) {
 
 #[tokio::test]
 async fn deploy_then_invoke_an_echo_agent() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let agent = f.agent(Framework::Echo, None).await;
     let refused = f.service.invoke(&agent.id, None, InvokeInput::new("hi")).await.unwrap_err();
     assert_eq!((refused.status, refused.code), (409, "CONFLICT"));
@@ -129,7 +138,7 @@ async fn deploy_then_invoke_an_echo_agent() {
 
 #[tokio::test]
 async fn a_bad_entrypoint_fails_the_deployment_and_the_agent() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let agent = f.agent(Framework::Command, Some("missing.sh")).await;
     let operation = f.service.deploy(&agent.id, None).await.unwrap();
     let done = f.wait_final(&operation.id).await;
@@ -152,7 +161,7 @@ async fn a_bad_entrypoint_fails_the_deployment_and_the_agent() {
 
 #[tokio::test]
 async fn async_invoke_runs_in_the_background() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("slow.sh", "sleep 0.3; echo '{\"result\": \"later\", \"tokens_used\": 5}'");
     let agent = f.deployed(Framework::Command, Some("slow.sh")).await;
     let mut input = InvokeInput::new("q");
@@ -169,7 +178,7 @@ async fn async_invoke_runs_in_the_background() {
 
 #[tokio::test]
 async fn cancel_stops_a_running_operation_and_its_program() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("hang.sh", "echo $$ > hang.pid; sleep 60");
     let agent = f.deployed(Framework::Command, Some("hang.sh")).await;
     let operation = f.service.invoke_async(&agent.id, None, InvokeInput::new("q")).await.unwrap();
@@ -189,7 +198,7 @@ async fn cancel_stops_a_running_operation_and_its_program() {
 
 #[tokio::test]
 async fn deleting_an_agent_stops_its_operations() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("hang.sh", "echo $$ > hang.pid; sleep 60");
     let agent = f.deployed(Framework::Command, Some("hang.sh")).await;
     let operation = f.service.invoke_async(&agent.id, None, InvokeInput::new("q")).await.unwrap();
@@ -203,7 +212,7 @@ async fn deleting_an_agent_stops_its_operations() {
 
 #[tokio::test]
 async fn batch_answers_in_order_and_isolates_failures() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script(
         "picky.sh",
         r#"read -r request
@@ -237,7 +246,7 @@ esac"#,
 
 #[tokio::test]
 async fn batch_timeouts_name_the_item() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("hang.sh", "sleep 60");
     let agent = f.deployed(Framework::Command, Some("hang.sh")).await;
     let mut item = InvokeInput::new("q");
@@ -254,7 +263,7 @@ async fn collect(stream: EventStream) -> Vec<(String, StreamEvent)> {
 
 #[tokio::test]
 async fn streams_are_numbered_and_resumable() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     let agent = f.deployed(Framework::Echo, None).await;
     let events =
         collect(f.service.stream(&agent.id, "key_1", InvokeInput::new("Hello big world")).await.unwrap()).await;
@@ -274,7 +283,7 @@ async fn streams_are_numbered_and_resumable() {
 
 #[tokio::test]
 async fn a_failing_streamed_program_ends_with_an_error_event() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("half.sh", "echo '{\"text\": \"partial\"}'; echo 'garbage'");
     let agent = f.deployed(Framework::Command, Some("half.sh")).await;
     let events = collect(f.service.stream(&agent.id, "key_1", InvokeInput::new("q")).await.unwrap()).await;
@@ -286,7 +295,7 @@ async fn a_failing_streamed_program_ends_with_an_error_event() {
 
 #[tokio::test]
 async fn shutdown_fails_what_did_not_finish_in_time() {
-    let f = Fixture::new();
+    let f = Fixture::new().await;
     f.script("hang.sh", "echo $$ > hang.pid; sleep 60");
     let agent = f.deployed(Framework::Command, Some("hang.sh")).await;
     let operation = f.service.invoke_async(&agent.id, None, InvokeInput::new("q")).await.unwrap();
@@ -298,7 +307,7 @@ async fn shutdown_fails_what_did_not_finish_in_time() {
     assert_eq!(read.error, Some(store::interrupted_error()));
 
     // The record survives a restart as it is.
-    let store = Store::open(&f.location).unwrap();
+    let store = Store::open(&f.location).await.unwrap();
     let reread = store.get_operation(&operation.id).await.unwrap().unwrap();
     assert_eq!(reread, read);
 }
