@@ -3,6 +3,8 @@
 //! directory holding the test's `command` agent.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
