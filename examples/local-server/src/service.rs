@@ -903,7 +903,9 @@ impl Service {
             let mut last_cleanup = Instant::now();
             loop {
                 tick.tick().await;
-                if let Err(error) = service.maintain_once().await {
+                let maintained = service.maintain_once().await;
+                service.store.note(&maintained);
+                if let Err(error) = maintained {
                     tracing::warn!(%error, "instance maintenance failed; retrying at the next tick");
                 }
                 if last_cleanup.elapsed() >= CLEANUP_EVERY {

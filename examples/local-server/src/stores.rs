@@ -61,7 +61,7 @@ impl Authenticator for DbKeys {
         let known = Arc::clone(&self.known);
         let hash = store::hash_key(token);
         async move {
-            match store.find_key_by_hash(&hash).await {
+            match store.guarded(store.find_key_by_hash(&hash)).await {
                 Ok(found) => {
                     let principal = found.map(|key| Principal::new(key.id, server_tier(key.tier)));
                     let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
@@ -108,7 +108,7 @@ impl CounterStore for DbCounters {
     fn hit<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision> {
         Box::pin(async move {
             let (start, reset) = window_bounds(now, window);
-            match self.store.hit_usage(key, start, limit).await {
+            match self.store.guarded(self.store.hit_usage(key, start, limit)).await {
                 Ok(count) => decision(count.allowed, count.used, limit, reset),
                 Err(error) => {
                     // A broken counter should not take the API down with
@@ -123,7 +123,7 @@ impl CounterStore for DbCounters {
     fn peek<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision> {
         Box::pin(async move {
             let (start, reset) = window_bounds(now, window);
-            let used = self.store.peek_usage(key, start).await.unwrap_or_else(|error| {
+            let used = self.store.guarded(self.store.peek_usage(key, start)).await.unwrap_or_else(|error| {
                 tracing::error!(%error, "could not read a usage counter");
                 0
             });
@@ -197,16 +197,14 @@ impl DbIdempotency {
 impl IdempotencyStore for DbIdempotency {
     fn begin<'a>(&'a self, scope: &'a str, fingerprint: &'a str, now: SystemTime) -> StoreFuture<'a, IdempotencyBegin> {
         Box::pin(async move {
-            let started = self
-                .store
-                .idempotency_begin(
-                    scope.to_owned(),
-                    fingerprint.to_owned(),
-                    unix_millis(now),
-                    self.ttl_ms(),
-                    self.owner.clone(),
-                )
-                .await;
+            let begin = self.store.idempotency_begin(
+                scope.to_owned(),
+                fingerprint.to_owned(),
+                unix_millis(now),
+                self.ttl_ms(),
+                self.owner.clone(),
+            );
+            let started = self.store.guarded(begin).await;
             match started {
                 Ok(IdempotencyStart::Started) => IdempotencyBegin::Started,
                 Ok(IdempotencyStart::InProgress) => IdempotencyBegin::InProgress,

@@ -388,7 +388,7 @@ mod tests {
                     .connect(&super::super::sqlite_url(&path))
                     .await
                     .unwrap();
-                Store { pool, backend: Backend::Sqlite, location }
+                Store { pool, backend: Backend::Sqlite, location, down_until: Default::default() }
             };
             store.pool().execute(sqlx::raw_sql(SQLITE[0])).await.unwrap();
             store

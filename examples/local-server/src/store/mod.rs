@@ -23,7 +23,9 @@ mod operations;
 mod usage;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -217,7 +219,19 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     location: DbLocation,
+    /// Until when (Unix ms) the database is believed unreachable: set by
+    /// a failure that says so, cleared by the next success (see
+    /// [`Store::guarded`]).
+    down_until: Arc<AtomicI64>,
 }
+
+/// How long one "unavailable" failure makes [`Store::guarded`] calls
+/// impatient.
+const DOWN_FOR: Duration = Duration::from_secs(2);
+
+/// How long a [`Store::guarded`] call waits while the database is believed
+/// unreachable: enough for a query on a database that just came back.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -258,9 +272,46 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        let store = Store { pool, backend, location: location.clone() };
+        let store = Store { pool, backend, location: location.clone(), down_until: Arc::default() };
         migrations::migrate(&store).await?;
         Ok(store)
+    }
+
+    /// Runs `query`, for the layers in front of every request (keys, rate
+    /// limits, idempotency) that have a fallback when the database cannot
+    /// be reached. While a recent failure said it is down, the query gets
+    /// only a short time (a probe): otherwise every layer would wait out
+    /// the pool's full timeout in turn, and a request during an outage
+    /// would take several of them before its handler answered `503`.
+    /// An "unavailable" failure marks the database down for a moment; a
+    /// success marks it up.
+    pub async fn guarded<T>(&self, query: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        let now = crate::time::unix_millis(SystemTime::now());
+        let result = if self.down_until.load(Ordering::Relaxed) > now {
+            tokio::time::timeout(PROBE_TIMEOUT, query).await.unwrap_or(Err(StoreError::Sql(sqlx::Error::PoolTimedOut)))
+        } else {
+            query.await
+        };
+        self.note(&result);
+        result
+    }
+
+    /// Records what a query's result says about the database's
+    /// reachability.
+    pub fn note<T>(&self, result: &StoreResult<T>) {
+        match result {
+            Err(error) if error.is_unavailable() => {
+                let until = crate::time::unix_millis(SystemTime::now() + DOWN_FOR);
+                self.down_until.store(until, Ordering::Relaxed);
+            }
+            Ok(_) => self.down_until.store(0, Ordering::Relaxed),
+            Err(_) => {}
+        }
+    }
+
+    /// Whether a recent failure said the database cannot be reached.
+    pub fn seems_down(&self) -> bool {
+        self.down_until.load(Ordering::Relaxed) > crate::time::unix_millis(SystemTime::now())
     }
 
     /// Which database this is.

@@ -288,11 +288,9 @@ impl Store {
     ) -> StoreResult<DeployStart> {
         let mut tx = self.begin().await?;
         let now = now_rfc3339();
-        let sql = format!(
-            "UPDATE agents SET status = 'deploying', updated_at = $2
-             WHERE id = $1 AND deleted_at IS NULL AND status <> 'deploying' RETURNING id"
-        );
-        let started = sqlx::query(&sql).bind(agent_id).bind(&now).fetch_optional(&mut *tx).await?;
+        let sql = "UPDATE agents SET status = 'deploying', updated_at = $2
+                   WHERE id = $1 AND deleted_at IS NULL AND status <> 'deploying' RETURNING id";
+        let started = sqlx::query(sql).bind(agent_id).bind(&now).fetch_optional(&mut *tx).await?;
         if started.is_none() {
             return Ok(match agents::get(&mut tx, self.backend(), agent_id, false).await? {
                 None => DeployStart::NotFound,
