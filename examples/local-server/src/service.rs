@@ -600,7 +600,7 @@ impl Service {
         }
         // `config.deploy_delay_ms` makes a deployment slow enough to watch,
         // cancel or interrupt.
-        let delay = agent.config.get("deploy_delay_ms").and_then(Value::as_u64).unwrap_or(0);
+        let delay = agent.config.get("deploy_delay_ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_DEPLOY_DELAY_MS);
         let check = async {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             match agent.framework {
@@ -1006,6 +1006,9 @@ impl Service {
         }
     }
 }
+
+/// The longest `config.deploy_delay_ms` honoured (an hour).
+const MAX_DEPLOY_DELAY_MS: u64 = 3_600_000;
 
 /// How many expired jobs one transaction takes over.
 const TAKEOVER_BATCH: i64 = 16;
