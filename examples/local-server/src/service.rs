@@ -38,7 +38,7 @@ pub struct Failure {
     pub details: Option<Value>,
     /// Seconds after which a retry may succeed (`Retry-After`), for a
     /// failure that goes away by itself.
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u16>,
 }
 
 /// The message of every unexpected failure; the cause goes to the log.
@@ -149,7 +149,7 @@ impl From<StoreError> for Failure {
 }
 
 /// The `Retry-After` of a `503` for an unavailable database, in seconds.
-pub const UNAVAILABLE_RETRY_AFTER: u64 = 2;
+pub const UNAVAILABLE_RETRY_AFTER: u16 = 2;
 
 /// The result of the service.
 pub type ServiceResult<T> = Result<T, Failure>;
