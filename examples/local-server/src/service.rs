@@ -397,27 +397,27 @@ impl Service {
 
     /// Creates an agent.
     pub async fn create_agent(&self, framework: Framework, fields: AgentFields) -> ServiceResult<AgentRecord> {
-        Ok(self.store.create_agent(framework, fields).await?)
+        Ok(self.store.guarded(self.store.create_agent(framework, fields)).await?)
     }
 
     /// Reads an agent.
     pub async fn get_agent(&self, id: &str) -> ServiceResult<AgentRecord> {
-        self.store.get_agent(id).await?.ok_or_else(|| Failure::agent_not_found(id))
+        self.store.guarded(self.store.get_agent(id)).await?.ok_or_else(|| Failure::agent_not_found(id))
     }
 
     /// Reads a page of agents.
     pub async fn list_agents(&self, page: u32, limit: u32, status: Option<AgentStatus>) -> ServiceResult<AgentPage> {
-        Ok(self.store.list_agents(page, limit, status).await?)
+        Ok(self.store.guarded(self.store.list_agents(page, limit, status)).await?)
     }
 
     /// Replaces an agent's settings.
     pub async fn update_agent(&self, id: &str, fields: AgentFields) -> ServiceResult<AgentRecord> {
-        self.store.update_agent(id, fields).await?.ok_or_else(|| Failure::agent_not_found(id))
+        self.store.guarded(self.store.update_agent(id, fields)).await?.ok_or_else(|| Failure::agent_not_found(id))
     }
 
     /// Deletes an agent, stopping its open operations.
     pub async fn delete_agent(&self, id: &str) -> ServiceResult<()> {
-        match self.store.delete_agent(id).await? {
+        match self.store.guarded(self.store.delete_agent(id)).await? {
             DeleteOutcome::NotFound => Err(Failure::agent_not_found(id)),
             DeleteOutcome::Deleted { cancelled_operations } => {
                 let operations = self.lock_operations();
@@ -447,12 +447,12 @@ impl Service {
 
     /// Reads an operation.
     pub async fn get_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
-        self.store.get_operation(id).await?.ok_or_else(|| Failure::operation_not_found(id))
+        self.store.guarded(self.store.get_operation(id)).await?.ok_or_else(|| Failure::operation_not_found(id))
     }
 
     /// Cancels a pending or running operation, stopping its work.
     pub async fn cancel_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
-        match self.store.cancel_operation(id).await? {
+        match self.store.guarded(self.store.cancel_operation(id)).await? {
             CancelOutcome::NotFound => Err(Failure::operation_not_found(id)),
             CancelOutcome::AlreadyFinished(operation) => Err(Failure::new(
                 409,
@@ -489,8 +489,10 @@ impl Service {
         agent_id: &str,
         principal_id: Option<String>,
     ) -> ServiceResult<OperationRecord> {
-        let started =
-            self.store.start_deploy(agent_id, principal_id, self.instance_id(), self.options.lease_ms()).await?;
+        let started = self
+            .store
+            .guarded(self.store.start_deploy(agent_id, principal_id, self.instance_id(), self.options.lease_ms()))
+            .await?;
         let (operation, agent) = match started {
             DeployStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
             DeployStart::InProgress => {
@@ -715,7 +717,8 @@ impl Service {
         input: &InvokeInput,
         field_prefix: String,
     ) -> BatchOutcome {
-        let invocation_id = self.store.start_invocation(&agent.id, principal_id, mode, input.to_json()).await?;
+        let invocation_id =
+            self.store.guarded(self.store.start_invocation(&agent.id, principal_id, mode, input.to_json())).await?;
         let token = self.stopping.child_token();
         let guard = token.clone().drop_guard();
         let service = Arc::clone(self);
@@ -772,10 +775,14 @@ impl Service {
         input: InvokeInput,
     ) -> ServiceResult<OperationRecord> {
         let request = input.to_json();
-        let started = self
-            .store
-            .start_invoke(agent_id, principal_id, request.clone(), self.instance_id(), self.options.lease_ms())
-            .await?;
+        let start = self.store.start_invoke(
+            agent_id,
+            principal_id,
+            request.clone(),
+            self.instance_id(),
+            self.options.lease_ms(),
+        );
+        let started = self.store.guarded(start).await?;
         let (operation, agent) = match started {
             InvokeStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
             InvokeStart::NotDeployed(status) => {

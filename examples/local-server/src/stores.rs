@@ -170,7 +170,10 @@ impl DbIdempotency {
         F: Fn(Store) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = store::StoreResult<()>> + Send,
     {
-        let Err(error) = write(self.store.clone()).await else { return };
+        // While the database is known to be down, the first try is a short
+        // probe, so that the response it holds back is not delayed by the
+        // pool's full wait.
+        let Err(error) = self.store.guarded(write(self.store.clone())).await else { return };
         tracing::warn!(%error, what, "could not write an idempotency record; retrying in the background");
         let store = self.store.clone();
         tokio::spawn(async move {

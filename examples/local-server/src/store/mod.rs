@@ -277,14 +277,14 @@ impl Store {
         Ok(store)
     }
 
-    /// Runs `query`, for the layers in front of every request (keys, rate
-    /// limits, idempotency) that have a fallback when the database cannot
-    /// be reached. While a recent failure said it is down, the query gets
-    /// only a short time (a probe): otherwise every layer would wait out
-    /// the pool's full timeout in turn, and a request during an outage
-    /// would take several of them before its handler answered `503`.
-    /// An "unavailable" failure marks the database down for a moment; a
-    /// success marks it up.
+    /// Runs `query` on the request path (the layers in front of every
+    /// request, and the handlers' queries). While a recent failure said the
+    /// database is down, the query gets only a short time (a probe) instead
+    /// of the pool's full wait for a connection: otherwise every layer would
+    /// wait it out in turn, and every request during an outage would take
+    /// seconds before its `503`. An "unavailable" failure marks the
+    /// database down for a moment; a success marks it up, so a database
+    /// that came back is used again by the next request.
     pub async fn guarded<T>(&self, query: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         let now = crate::time::unix_millis(SystemTime::now());
         let result = if self.down_until.load(Ordering::Relaxed) > now {
