@@ -30,6 +30,9 @@ pub struct Api {
     /// The conventions the spec follows, found once after lowering and read
     /// by every emitter (none of them re-derives one).
     pub conventions: Conventions,
+    /// Requests the API sends to its users' servers on its own (OpenAPI 3.1
+    /// `webhooks`, by name): documented and typed, with no client method.
+    pub webhooks: Vec<Callback>,
     /// What the spec's Markdown prose says that the docs need as data, read
     /// once after lowering so that no emitter parses Markdown.
     pub prose: Prose,
@@ -292,8 +295,92 @@ pub enum SecurityScheme {
     Bearer {
         /// The scheme's description.
         description: Option<String>,
+        /// `bearerFormat`: a hint such as `JWT`.
+        format: Option<String>,
+    },
+    /// `Authorization: Basic <base64 of user:password>`.
+    Basic {
+        /// The scheme's description.
+        description: Option<String>,
+    },
+    /// A key in a header, a query parameter or a cookie.
+    ApiKey {
+        /// The scheme's description.
+        description: Option<String>,
+        /// Where the key goes.
+        location: ApiKeyLocation,
+        /// The header, parameter or cookie name.
+        name: String,
+    },
+    /// OAuth 2: a bearer access token got from one of the flows.
+    OAuth2 {
+        /// The scheme's description.
+        description: Option<String>,
+        /// The flows, in a fixed order (implicit, password, client
+        /// credentials, authorization code).
+        flows: Vec<OAuthFlow>,
+    },
+    /// OpenID Connect: a bearer token from the provider at `url`.
+    OpenIdConnect {
+        /// The scheme's description.
+        description: Option<String>,
+        /// The discovery URL.
+        url: String,
     },
 }
+
+impl SecurityScheme {
+    /// The scheme's description.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            SecurityScheme::Bearer { description, .. }
+            | SecurityScheme::Basic { description }
+            | SecurityScheme::ApiKey { description, .. }
+            | SecurityScheme::OAuth2 { description, .. }
+            | SecurityScheme::OpenIdConnect { description, .. } => description.as_deref(),
+        }
+    }
+
+    /// Whether the credential is sent as `Authorization: Bearer <token>`
+    /// (HTTP bearer, OAuth 2 and OpenID Connect all are).
+    pub fn is_bearer_token(&self) -> bool {
+        matches!(
+            self,
+            SecurityScheme::Bearer { .. } | SecurityScheme::OAuth2 { .. } | SecurityScheme::OpenIdConnect { .. }
+        )
+    }
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyLocation {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// One OAuth 2 flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthFlow {
+    /// `implicit`, `password`, `clientCredentials` or `authorizationCode`.
+    pub kind: String,
+    /// Where the user authorizes (implicit and authorization code).
+    pub authorization_url: Option<String>,
+    /// Where tokens are got (every flow but implicit).
+    pub token_url: Option<String>,
+    /// Where tokens are refreshed.
+    pub refresh_url: Option<String>,
+    /// Scope names and what they allow, in spec order.
+    pub scopes: Vec<(String, String)>,
+}
+
+/// One way to satisfy an operation's security: every scheme listed (by its
+/// spec name, with the scopes it needs) together. An empty requirement
+/// means no credentials are needed.
+pub type SecurityRequirement = Vec<(String, Vec<String>)>;
 
 /// A named type from `components/schemas`.
 #[derive(Debug, Clone, PartialEq)]
@@ -381,11 +468,15 @@ pub struct EnumVariant {
     pub api_name: String,
 }
 
-/// A `oneOf` of named types.
+/// A `oneOf` (or `anyOf`) of named types; inline alternatives got names
+/// of their own while lowering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneOfType {
     /// The alternatives, tried in order.
     pub variants: Vec<OneOfVariant>,
+    /// Written as `anyOf`: a value may match several alternatives, and the
+    /// first that fits is used.
+    pub any_of: bool,
 }
 
 /// One alternative of a `oneOf`.
@@ -534,8 +625,36 @@ pub struct Operation {
     /// Whether the operation needs credentials (a non-empty security
     /// requirement applies).
     pub secured: bool,
+    /// The security requirements that apply (the operation's or the
+    /// document's), alternatives in spec order; an empty requirement among
+    /// them makes credentials optional.
+    pub security: Vec<SecurityRequirement>,
     /// Derived: this is a paged list.
     pub pagination: Option<Pagination>,
+    /// Requests the API makes to the caller after this operation
+    /// (`callbacks`): documented and typed, with no client method.
+    pub callbacks: Vec<Callback>,
+}
+
+/// A request the API sends to a URL the caller gave (an OpenAPI callback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callback {
+    /// The callback's name in the spec (`onData`).
+    pub name: String,
+    /// The runtime expression of the URL (`{$request.query.callbackUrl}/data`).
+    pub expression: String,
+    /// The method the API uses.
+    pub method: Method,
+    /// Where it is defined.
+    pub pointer: String,
+    /// The one-line summary.
+    pub summary: Option<String>,
+    /// The description, Markdown.
+    pub description: Option<String>,
+    /// The body the API sends.
+    pub body: Option<RequestBody>,
+    /// The answers the API expects from the caller.
+    pub responses: Vec<Response>,
 }
 
 impl Operation {

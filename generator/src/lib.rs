@@ -27,7 +27,8 @@ pub fn load(spec: &str) -> Result<ir::Api, Diagnostics> {
 pub fn load_with_warnings(spec: &str) -> Result<(ir::Api, Vec<Diagnostic>), Diagnostics> {
     let mut warnings = Vec::new();
     let doc = parse::parse(spec, &mut warnings)?;
-    let api = lower::lower(&doc, &mut warnings)?;
+    let webhooks = parse::webhooks(&doc)?;
+    let api = lower::lower(&doc, &webhooks, &mut warnings)?;
     Ok((api, warnings))
 }
 
@@ -41,8 +42,12 @@ pub fn load_documents(
 ) -> Result<(ir::Api, Vec<Diagnostic>), Diagnostics> {
     let mut warnings = Vec::new();
     let (doc, map) = parse::parse_documents(root, documents, &mut warnings)?;
+    let webhooks = parse::webhooks(&doc).map_err(|mut e| {
+        e.0.iter_mut().for_each(|d| map.locate(d));
+        e
+    })?;
     let mut lowered = Vec::new();
-    let api = lower::lower(&doc, &mut lowered).map_err(|mut e| {
+    let api = lower::lower(&doc, &webhooks, &mut lowered).map_err(|mut e| {
         e.0.iter_mut().for_each(|d| map.locate(d));
         e
     })?;

@@ -94,7 +94,8 @@ impl NameTable {
     /// table.
     pub fn unique(&mut self, raw: &str, case: Case) -> String {
         let base = sanitize(raw, case);
-        let separator = if case == Case::UpperCamel { "" } else { "_" };
+        // `self_` numbers as `self_2`, not `self__2` (not snake case).
+        let separator = if case == Case::UpperCamel || base.ends_with('_') { "" } else { "_" };
         let mut candidate = base.clone();
         let n = self.next_number.entry(base.clone()).or_insert(2);
         while self.used.contains(&candidate) {
@@ -157,6 +158,13 @@ mod tests {
         let mut t = NameTable::new();
         assert_eq!(t.unique("a-b", Case::UpperCamel), "AB");
         assert_eq!(t.unique("a_b", Case::UpperCamel), "AB2");
+    }
+
+    #[test]
+    fn a_keyword_numbers_without_a_double_underscore() {
+        let mut t = NameTable::new();
+        assert_eq!(t.unique("self", Case::Snake), "self_");
+        assert_eq!(t.unique("Self", Case::Snake), "self_2");
     }
 
     #[test]

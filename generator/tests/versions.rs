@@ -34,9 +34,18 @@ fn what_3_0_cannot_say_is_refused_with_a_pointer() {
 }
 
 #[test]
-fn webhooks_are_left_out_with_a_warning() {
-    let spec = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses: {'204': {description: ok}}\nwebhooks:\n  ping:\n    post:\n      responses: {'200': {description: ok}}\n";
-    let (_, warnings) = runagent_codegen::load_with_warnings(spec).unwrap();
-    assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].to_string().starts_with("warning at #/webhooks: webhooks are not generated yet"));
+fn webhooks_are_typed_and_documented_without_a_route() {
+    let spec = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses: {'204': {description: ok}}\nwebhooks:\n  petAdded:\n    post:\n      summary: A pet was added.\n      requestBody:\n        content:\n          application/json:\n            schema: {type: object, required: [id], properties: {id: {type: [integer, 'null']}}}\n      responses: {'200': {description: ok}}\n";
+    let (api, warnings) = runagent_codegen::load_with_warnings(spec).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(api.operations.len(), 1, "a webhook is no operation");
+    assert_eq!(api.webhooks.len(), 1);
+    let hook = &api.webhooks[0];
+    assert_eq!((hook.name.as_str(), hook.method.as_str()), ("petAdded", "POST"));
+    let body = api.types.values().find(|t| t.api_name.contains("petAdded")).expect("the body is typed");
+    let runagent_codegen::ir::TypeKind::Struct(s) = &body.kind else { panic!("{body:?}") };
+    assert!(s.fields[0].nullable && s.fields[0].required);
+    let files = runagent_codegen::generate(spec).unwrap();
+    let index = &files.0["docs/index.md"].contents;
+    assert!(index.contains("## Webhooks") && index.contains("`petAdded`"), "{index}");
 }

@@ -14,22 +14,22 @@ use axum::extract::OriginalUri;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 
 /// `404 NOT_FOUND` for a path that matches no route. The original URI is
 /// quoted because inside a nested router the URI has lost its prefix.
-pub(crate) async fn not_found(OriginalUri(uri): OriginalUri) -> ApiFailure {
+pub(crate) async fn not_found<E: ErrorEnvelope>(OriginalUri(uri): OriginalUri) -> ApiFailure<E> {
     ApiFailure::not_found(format!("There is no endpoint at {}.", uri.path()))
 }
 
 /// A handler answering `405 METHOD_NOT_ALLOWED` with `Allow: <allow>`, for
 /// `MethodRouter::fallback`; `allow` lists the path's methods, e.g.
 /// `"GET, POST"`.
-pub(crate) fn method_not_allowed(
+pub(crate) fn method_not_allowed<E: ErrorEnvelope>(
     allow: &'static str,
 ) -> impl FnOnce(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     move |method: Method| {
-        let mut response = ApiFailure::method_not_allowed(&[])
+        let mut response = ApiFailure::<E>::method_not_allowed(&[])
             .with_message(format!("{method} is not allowed here; this path supports {allow}."))
             .into_response();
         if let Ok(value) = HeaderValue::from_str(allow) {
@@ -43,6 +43,7 @@ pub(crate) fn method_not_allowed(
 mod tests {
     use super::*;
     use crate::error::tests::envelope;
+    use crate::testing::TestErrors;
     use axum::Router;
     use axum::body::Body;
     use axum::routing::{MethodRouter, get};
@@ -56,11 +57,11 @@ mod tests {
                 MethodRouter::new()
                     .get(|| async { "list" })
                     .post(|| async { "create" })
-                    .fallback(method_not_allowed("GET, POST")),
+                    .fallback(method_not_allowed::<TestErrors>("GET, POST")),
             )
-            .route("/health", get(|| async { "ok" }).fallback(method_not_allowed("GET")))
-            .fallback(not_found);
-        Router::new().nest("/v1", api).fallback(not_found)
+            .route("/health", get(|| async { "ok" }).fallback(method_not_allowed::<TestErrors>("GET")))
+            .fallback(not_found::<TestErrors>);
+        Router::new().nest("/v1", api).fallback(not_found::<TestErrors>)
     }
 
     async fn call(method: &str, path: &str) -> Response {

@@ -419,8 +419,14 @@ impl crate::validate::Validate for BatchItem {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::InvokeResponse(inner) => crate::validate::Validate::validate(inner, path),
-            Self::ErrorResponse(inner) => crate::validate::Validate::validate(inner, path),
+            Self::InvokeResponse(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::ErrorResponse(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
         }
     }
 }
@@ -1610,8 +1616,14 @@ impl crate::validate::Validate for OperationResult {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::InvokeResult(inner) => crate::validate::Validate::validate(inner, path),
-            Self::DeploymentResult(inner) => crate::validate::Validate::validate(inner, path),
+            Self::InvokeResult(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::DeploymentResult(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
         }
     }
 }

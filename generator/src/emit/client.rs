@@ -24,8 +24,8 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("retry.rs", include_str!("../../../templates/client/src/retry.rs")),
     ("sse.rs", include_str!("../../../templates/client/src/sse.rs")),
     ("url.rs", include_str!("../../../templates/client/src/url.rs")),
-    ("nullable.rs", include_str!("../../../templates/common/nullable.rs")),
-    ("validate.rs", include_str!("../../../templates/common/validate.rs")),
+    ("nullable.rs", include_str!("../../../runtime/common/nullable.rs")),
+    ("validate.rs", include_str!("../../../runtime/common/validate.rs")),
 ];
 
 /// Names a builder uses itself (its methods and fields), so no parameter

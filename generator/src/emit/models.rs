@@ -192,9 +192,15 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                 let doc = format!(" A [`{}`].", v.type_name);
                 quote!(#[doc = #doc] #vname(#ty),)
             });
+            // An alternative may be an alias of a plain value (an inline
+            // `type: string` alternative): checked by its shape, since such
+            // a type has no `Validate` of its own.
             let arms = o.variants.iter().map(|v| {
                 let vname = ident(&v.name);
-                quote!(Self::#vname(inner) => crate::validate::Validate::validate(inner, path),)
+                match shape_check(api, &Shape::Named(v.type_name.clone()), &quote!(inner), 0) {
+                    Some(check) => quote!(Self::#vname(inner) => { #check ::std::result::Result::Ok(()) }),
+                    None => quote!(Self::#vname(_) => ::std::result::Result::Ok(()),),
+                }
             });
             // A success-or-error alternative (a batch item) reads best as a
             // Result.

@@ -11,7 +11,7 @@ mod schema;
 mod tests;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
-use crate::ir::{Api, SecurityScheme, Server, Tag};
+use crate::ir::{Api, ApiKeyLocation, OAuthFlow, SecurityScheme, Server, Tag};
 use crate::naming::{Case, sanitize};
 use openapiv3::OpenAPI;
 use resolve::Resolver;
@@ -20,14 +20,34 @@ use std::collections::BTreeMap;
 
 /// Lowers a parsed document into the IR, or returns every problem found;
 /// warnings (constructs handled in a documented way) go to `warnings`.
-pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagnostics> {
+pub fn lower<'a>(
+    doc: &'a OpenAPI,
+    webhooks: &'a [(String, openapiv3::PathItem)],
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Api, Diagnostics> {
     let mut cx = Context { resolver: Resolver::new(doc), errors: Vec::new(), warnings: Vec::new() };
     let root = Pointer::root();
 
     let security_schemes = lower_security_schemes(doc, &mut cx);
     let mut types = TypeBuilder::new(doc, &mut cx);
     types.lower_components(&mut cx);
-    let operations = operation::lower_operations(doc, &security_schemes, &mut types, &mut cx);
+    let operations = operation::lower_operations(doc, &mut types, &mut cx);
+    let webhook_at = Pointer::root().push("webhooks");
+    let mut webhook_list = Vec::new();
+    for (name, item) in webhooks {
+        let at = webhook_at.push(name);
+        webhook_list.extend(operation::lower_hook(
+            doc,
+            &mut types,
+            &mut cx,
+            &mut Vec::new(),
+            name,
+            "",
+            item,
+            &at,
+            "Webhook",
+        ));
+    }
     let types = types.finish(&mut cx);
 
     let mut tags: Vec<Tag> = doc
@@ -70,6 +90,7 @@ pub fn lower(doc: &OpenAPI, warnings: &mut Vec<Diagnostic>) -> Result<Api, Diagn
         operations,
         security_schemes,
         conventions: Default::default(),
+        webhooks: webhook_list,
         prose: Default::default(),
     };
     conventions::detect(&mut api);
@@ -109,12 +130,86 @@ fn lower_security_schemes(doc: &OpenAPI, cx: &mut Context<'_>) -> BTreeMap<Strin
                 continue;
             }
         };
-        match scheme {
-            openapiv3::SecurityScheme::HTTP { scheme, description, .. } if scheme.eq_ignore_ascii_case("bearer") => {
-                out.insert(name.clone(), SecurityScheme::Bearer { description: description.clone() });
+        use openapiv3::SecurityScheme as S;
+        let lowered = match scheme {
+            S::HTTP { scheme, description, bearer_format, .. } if scheme.eq_ignore_ascii_case("bearer") => {
+                SecurityScheme::Bearer { description: description.clone(), format: bearer_format.clone() }
             }
-            _ => cx.error(&at, "only HTTP bearer security schemes are supported"),
+            S::HTTP { scheme, description, .. } if scheme.eq_ignore_ascii_case("basic") => {
+                SecurityScheme::Basic { description: description.clone() }
+            }
+            S::HTTP { scheme, .. } => {
+                cx.error(
+                    &at.push("scheme"),
+                    format!("the HTTP authentication scheme `{scheme}` is not supported; use bearer or basic"),
+                );
+                continue;
+            }
+            S::APIKey { location, name, description, .. } => SecurityScheme::ApiKey {
+                description: description.clone(),
+                location: match location {
+                    openapiv3::APIKeyLocation::Header => ApiKeyLocation::Header,
+                    openapiv3::APIKeyLocation::Query => ApiKeyLocation::Query,
+                    openapiv3::APIKeyLocation::Cookie => ApiKeyLocation::Cookie,
+                },
+                name: name.clone(),
+            },
+            S::OAuth2 { flows, description, .. } => {
+                let scopes = |s: &indexmap::IndexMap<String, String>| {
+                    s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+                };
+                let mut out_flows = Vec::new();
+                if let Some(f) = &flows.implicit {
+                    out_flows.push(OAuthFlow {
+                        kind: "implicit".into(),
+                        authorization_url: Some(f.authorization_url.clone()),
+                        token_url: None,
+                        refresh_url: f.refresh_url.clone(),
+                        scopes: scopes(&f.scopes),
+                    });
+                }
+                if let Some(f) = &flows.password {
+                    out_flows.push(OAuthFlow {
+                        kind: "password".into(),
+                        authorization_url: None,
+                        token_url: Some(f.token_url.clone()),
+                        refresh_url: f.refresh_url.clone(),
+                        scopes: scopes(&f.scopes),
+                    });
+                }
+                if let Some(f) = &flows.client_credentials {
+                    out_flows.push(OAuthFlow {
+                        kind: "clientCredentials".into(),
+                        authorization_url: None,
+                        token_url: Some(f.token_url.clone()),
+                        refresh_url: f.refresh_url.clone(),
+                        scopes: scopes(&f.scopes),
+                    });
+                }
+                if let Some(f) = &flows.authorization_code {
+                    out_flows.push(OAuthFlow {
+                        kind: "authorizationCode".into(),
+                        authorization_url: Some(f.authorization_url.clone()),
+                        token_url: Some(f.token_url.clone()),
+                        refresh_url: f.refresh_url.clone(),
+                        scopes: scopes(&f.scopes),
+                    });
+                }
+                SecurityScheme::OAuth2 { description: description.clone(), flows: out_flows }
+            }
+            S::OpenIDConnect { open_id_connect_url, description, .. } => {
+                SecurityScheme::OpenIdConnect { description: description.clone(), url: open_id_connect_url.clone() }
+            }
+        };
+        // The client and server send and check every credential as
+        // `Authorization: Bearer` so far; a key elsewhere or a basic
+        // password would be sent wrongly, so those schemes are refused
+        // until the runtimes carry them.
+        if !lowered.is_bearer_token() {
+            cx.error(&at, "only bearer-token schemes (HTTP bearer, OAuth 2, OpenID Connect) are generated so far");
+            continue;
         }
+        out.insert(name.clone(), lowered);
     }
     out
 }

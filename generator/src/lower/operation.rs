@@ -7,7 +7,7 @@ use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
     EventStream, Header, Link, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody,
-    Response, ResponseBody, SecurityScheme, Shape, SseEvent, StatusCode, TypeKind,
+    Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable, sanitize};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -19,7 +19,6 @@ const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
 
 pub(crate) fn lower_operations<'a>(
     doc: &'a OpenAPI,
-    schemes: &BTreeMap<String, SecurityScheme>,
     types: &mut TypeBuilder<'a>,
     cx: &mut Context<'a>,
 ) -> Vec<Operation> {
@@ -81,9 +80,9 @@ pub(crate) fn lower_operations<'a>(
             seen_ids.insert(id.clone(), at.to_string());
             let name = method_names.unique(&id, Case::Snake);
             let type_prefix = prefixes.unique(&id, Case::UpperCamel);
+            let callbacks = lower_callbacks(doc, types, cx, &mut link_sites, op, &at, &type_prefix);
             let lowered = OperationLowering {
                 doc,
-                schemes,
                 types,
                 cx,
                 link_sites: &mut link_sites,
@@ -92,7 +91,7 @@ pub(crate) fn lower_operations<'a>(
                 type_prefix: &type_prefix,
             }
             .lower(path, method, op, &item.parameters);
-            if let Some((parameters, segments, body, responses, secured)) = lowered {
+            if let Some((parameters, segments, body, responses, (secured, security))) = lowered {
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
                 let deprecated_at = op.extensions.get("x-deprecated-at").and_then(|v| v.as_str()).map(str::to_owned);
@@ -114,12 +113,81 @@ pub(crate) fn lower_operations<'a>(
                     body,
                     responses,
                     secured,
+                    security,
                     pagination,
+                    callbacks,
                 });
             }
         }
     }
     check_links(&out, &seen_ids, &link_sites, cx);
+    out
+}
+
+/// The callbacks of an operation: each request the API makes, with its
+/// body and the answers it expects, typed like an operation's (types are
+/// named `<Operation><Callback>...`).
+fn lower_callbacks<'a>(
+    doc: &'a OpenAPI,
+    types: &mut TypeBuilder<'a>,
+    cx: &mut Context<'a>,
+    link_sites: &mut Vec<LinkSite>,
+    op: &'a openapiv3::Operation,
+    at: &Pointer,
+    type_prefix: &str,
+) -> Vec<crate::ir::Callback> {
+    let mut out = Vec::new();
+    for (name, callback) in &op.callbacks {
+        let cb_at = at.push("callbacks").push(name);
+        for (expression, item) in callback {
+            let item_at = cb_at.push(expression);
+            out.extend(lower_hook(doc, types, cx, link_sites, name, expression, item, &item_at, type_prefix));
+        }
+    }
+    out
+}
+
+/// The requests of one callback or webhook path item: the body the API
+/// sends and the answers it expects, typed like an operation's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_hook<'a>(
+    doc: &'a OpenAPI,
+    types: &mut TypeBuilder<'a>,
+    cx: &mut Context<'a>,
+    link_sites: &mut Vec<LinkSite>,
+    name: &str,
+    expression: &str,
+    item: &'a openapiv3::PathItem,
+    item_at: &Pointer,
+    type_prefix: &str,
+) -> Vec<crate::ir::Callback> {
+    let mut out = Vec::new();
+    let methods = [
+        (Method::Get, "get", &item.get),
+        (Method::Put, "put", &item.put),
+        (Method::Post, "post", &item.post),
+        (Method::Delete, "delete", &item.delete),
+        (Method::Patch, "patch", &item.patch),
+    ];
+    for (method, key, hook_op) in methods {
+        let Some(hook_op) = hook_op else { continue };
+        let op_at = item_at.push(key);
+        let prefix = format!("{type_prefix} {name}");
+        let mut lowering =
+            OperationLowering { doc, types, cx, link_sites, at: &op_at, path_at: item_at, type_prefix: &prefix };
+        let body = hook_op.request_body.as_ref().and_then(|b| lowering.request_body(b));
+        let responses = lowering.responses(&hook_op.responses);
+        out.push(crate::ir::Callback {
+            name: name.to_owned(),
+            expression: expression.to_owned(),
+            method,
+            pointer: op_at.to_string(),
+            summary: hook_op.summary.clone(),
+            description: hook_op.description.clone(),
+            body,
+            responses,
+        });
+    }
     out
 }
 
@@ -182,11 +250,11 @@ fn check_links(ops: &[Operation], ids: &BTreeMap<String, String>, sites: &[LinkS
     }
 }
 
-type LoweredParts = (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, bool);
+type LoweredParts =
+    (Vec<Parameter>, Vec<PathSegment>, Option<RequestBody>, Vec<Response>, (bool, Vec<crate::ir::SecurityRequirement>));
 
 struct OperationLowering<'x, 'a> {
     doc: &'a OpenAPI,
-    schemes: &'x BTreeMap<String, SecurityScheme>,
     types: &'x mut TypeBuilder<'a>,
     cx: &'x mut Context<'a>,
     link_sites: &'x mut Vec<LinkSite>,
@@ -279,10 +347,16 @@ impl<'a> OperationLowering<'_, 'a> {
             .iter()
             .filter_map(|s| if let PathSegment::Param(p) = s { Some(p.as_str()) } else { None })
             .collect();
-        for p in &template_params {
-            if !merged.iter().any(|(d, l, _)| *l == ParamLocation::Path && d.name == *p) {
-                self.cx.error(self.at, format!("path parameter `{{{p}}}` is not declared in `parameters`"));
-            }
+        let undeclared: Vec<&str> = template_params
+            .iter()
+            .copied()
+            .filter(|p| !merged.iter().any(|(d, l, _)| *l == ParamLocation::Path && d.name == *p))
+            .collect();
+        for p in &undeclared {
+            self.cx.warn(
+                self.at,
+                format!("path parameter `{{{p}}}` is not declared in `parameters`; a required string is used"),
+            );
         }
 
         let mut names = NameTable::with_reserved(crate::emit::reserved_param_names());
@@ -293,7 +367,10 @@ impl<'a> OperationLowering<'_, 'a> {
             }
             if location == ParamLocation::Path {
                 if !template_params.contains(&data.name.as_str()) {
-                    self.cx.error(&at, format!("path parameter `{}` does not appear in the path template", data.name));
+                    self.cx.warn(
+                        &at,
+                        format!("path parameter `{}` does not appear in the path template; it is left out", data.name),
+                    );
                     continue;
                 }
                 if !data.required {
@@ -326,6 +403,19 @@ impl<'a> OperationLowering<'_, 'a> {
                 default: lowered.default,
                 example: data.example.clone().or(lowered.example),
                 deprecated: data.deprecated.unwrap_or(false) || lowered.deprecated,
+            });
+        }
+        for p in undeclared {
+            out.push(Parameter {
+                name: names.unique(p, Case::Snake),
+                api_name: p.to_owned(),
+                location: ParamLocation::Path,
+                required: true,
+                shape: Shape::String(Default::default()),
+                description: None,
+                default: None,
+                example: None,
+                deprecated: false,
             });
         }
         // Path parameters in template order, then query, then headers.
@@ -577,22 +667,31 @@ impl<'a> OperationLowering<'_, 'a> {
         out
     }
 
-    fn secured(&mut self, op: &'a openapiv3::Operation) -> bool {
+    /// Whether credentials are needed, and the requirements that apply.
+    fn secured(&mut self, op: &'a openapiv3::Operation) -> (bool, Vec<crate::ir::SecurityRequirement>) {
         let requirements = op.security.as_ref().or(self.doc.security.as_ref());
-        let Some(requirements) = requirements else { return false };
+        let Some(requirements) = requirements else { return (false, Vec::new()) };
         let at = if op.security.is_some() { self.at.push("security") } else { Pointer::root().push("security") };
+        let declared = |name: &str| self.doc.components.as_ref().is_some_and(|c| c.security_schemes.contains_key(name));
+        let mut undeclared = Vec::new();
         for (i, req) in requirements.iter().enumerate() {
             for scheme in req.keys() {
-                if !self.schemes.contains_key(scheme) {
-                    self.cx.error(
-                        &at.push(i),
-                        format!("security scheme `{scheme}` is not defined in #/components/securitySchemes"),
+                if !declared(scheme) {
+                    undeclared.push(
+                        at.push(i).error(format!(
+                            "security scheme `{scheme}` is not defined in #/components/securitySchemes"
+                        )),
                     );
                 }
             }
         }
+        self.cx.errors.extend(undeclared);
+        let lowered = requirements
+            .iter()
+            .map(|req| req.iter().map(|(name, scopes)| (name.clone(), scopes.clone())).collect())
+            .collect();
         // An empty requirement (`{}`) makes credentials optional.
-        !requirements.is_empty() && requirements.iter().all(|r| !r.is_empty())
+        (!requirements.is_empty() && requirements.iter().all(|r| !r.is_empty()), lowered)
     }
 }
 

@@ -165,10 +165,13 @@ impl<'a> TypeBuilder<'a> {
     }
 
     fn lower_inline(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Lowered {
+        if let Some(normalized) = normalize(cx, schema, at) {
+            return self.lower_inline(cx, &normalized, at, hint);
+        }
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let shape = match classify(schema) {
-            Class::Struct | Class::Enum | Class::OneOf => {
+            Class::Struct | Class::Enum | Class::OneOf | Class::MergedAllOf => {
                 let name = self.names.unique(hint, Case::UpperCamel);
                 let def = self.named_type(cx, name.clone(), hint, schema, at);
                 nullable |= def.nullable;
@@ -233,7 +236,7 @@ impl<'a> TypeBuilder<'a> {
                     cx.error(&at.push("multipleOf"), "`multipleOf` is not supported yet");
                 }
                 if !i.enumeration.is_empty() {
-                    cx.error(&at.push("enum"), "integer enums are not supported yet; use a string enum");
+                    cx.warn(&at.push("enum"), "integer enums are not checked yet; any integer is accepted");
                 }
                 let int32 =
                     matches!(i.format, openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32));
@@ -259,16 +262,16 @@ impl<'a> TypeBuilder<'a> {
             }
             SchemaKind::Type(Type::Boolean(_)) => Shape::Boolean,
             SchemaKind::Type(Type::Array(a)) => {
-                let Some(items) = &a.items else {
-                    cx.error(at, "an array schema needs `items`");
-                    return Shape::Any;
+                // No `items` means items of any kind, as in JSON Schema.
+                let item = match &a.items {
+                    Some(items) => self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item")).shape,
+                    None => Shape::Any,
                 };
                 if a.unique_items {
-                    cx.error(&at.push("uniqueItems"), "`uniqueItems` is not supported yet");
+                    cx.warn(&at.push("uniqueItems"), "`uniqueItems` is not checked yet; duplicates are accepted");
                 }
-                let item = self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item"));
                 Shape::Array(ArrayShape {
-                    items: Box::new(item.shape),
+                    items: Box::new(item),
                     min_items: a.min_items.map(|n| n as u64),
                     max_items: a.max_items.map(|n| n as u64),
                 })
@@ -309,16 +312,20 @@ impl<'a> TypeBuilder<'a> {
         schema: &Schema,
         at: &Pointer,
     ) -> TypeDef {
+        if let Some(normalized) = normalize(cx, schema, at) {
+            return self.named_type(cx, name, api_name, &normalized, at);
+        }
         let data = &schema.schema_data;
         let mut nullable = data.nullable;
         let kind = match classify(schema) {
             Class::Struct => TypeKind::Struct(self.struct_type(cx, &name, schema, at)),
+            Class::MergedAllOf => TypeKind::Struct(self.merged_struct(cx, &name, schema, at)),
             Class::Enum => {
                 let (variants, has_null) = self.enum_variants(cx, schema, at);
                 nullable |= has_null;
                 TypeKind::Enum(EnumType { variants })
             }
-            Class::OneOf => TypeKind::OneOf(self.one_of(cx, schema, at)),
+            Class::OneOf => TypeKind::OneOf(self.one_of(cx, &name, schema, at)),
             Class::SingleAllOf(inner) => {
                 let lowered = self.lower_use(cx, inner, &at.push("allOf").push(0), &name);
                 nullable |= lowered.nullable;
@@ -342,28 +349,103 @@ impl<'a> TypeBuilder<'a> {
     }
 
     fn struct_type(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> StructType {
-        let (properties, required, additional) = match &schema.schema_kind {
-            SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
-            SchemaKind::Any(a) => (&a.properties, &a.required, a.additional_properties.as_ref()),
-            _ => unreachable!("classify only returns Struct for objects"),
+        let mut parts = ObjectParts::default();
+        parts.add(cx, schema, at);
+        self.build_struct(cx, type_name, parts)
+    }
+
+    /// `allOf` of several members: the properties of every member (a `$ref`
+    /// to an object, an inline object, or another `allOf`), required where
+    /// any member requires them. A property two members declare differently
+    /// is a warning, and the later declaration wins (JSON Schema would
+    /// require both; the generated types can hold only one).
+    fn merged_struct(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> StructType {
+        let mut parts = ObjectParts::default();
+        self.collect_all_of(cx, schema, at, &mut parts, 0);
+        self.build_struct(cx, type_name, parts)
+    }
+
+    fn collect_all_of<'s>(
+        &self,
+        cx: &mut Context<'_>,
+        schema: &'s Schema,
+        at: &Pointer,
+        parts: &mut ObjectParts<'s>,
+        depth: usize,
+    ) where
+        'a: 's,
+    {
+        if depth > 32 {
+            cx.error(at, "`allOf` members refer to each other in a loop");
+            return;
+        }
+        let all_of = match &schema.schema_kind {
+            SchemaKind::AllOf { all_of } => all_of,
+            // `allOf` beside `properties`: the schema's own properties first.
+            SchemaKind::Any(a) if !a.all_of.is_empty() => {
+                parts.add(cx, schema, at);
+                &a.all_of
+            }
+            _ => {
+                match classify(schema) {
+                    Class::Struct | Class::Shape if is_objectish(schema) => parts.add(cx, schema, at),
+                    _ => cx
+                        .error(at, "an `allOf` member must be an object (or another `allOf`) for the members to merge"),
+                }
+                return;
+            }
         };
-        for r in required {
-            if !properties.contains_key(r) {
-                cx.warn(&at.push("required"), format!("`{r}` is required but not among the properties; it is ignored"));
+        for (i, member) in all_of.iter().enumerate() {
+            let member_at = at.push("allOf").push(i);
+            match member {
+                ReferenceOr::Item(s) => self.collect_all_of(cx, s, &member_at, parts, depth + 1),
+                ReferenceOr::Reference { reference } => match self.component_schema(reference) {
+                    Some((target_at, target)) => self.collect_all_of(cx, target, &target_at, parts, depth + 1),
+                    None => cx.error(
+                        &member_at.push("$ref"),
+                        format!("`{reference}` points at a schema that does not exist"),
+                    ),
+                },
+            }
+        }
+    }
+
+    /// The component schema a `$ref` names, following reference chains.
+    fn component_schema(&self, reference: &str) -> Option<(Pointer, &'a Schema)> {
+        let mut current = reference.to_owned();
+        for _ in 0..32 {
+            let segments = Pointer::parse_ref(&current)?;
+            let [components, schemas, name] = segments.as_slice() else { return None };
+            if components != "components" || schemas != "schemas" {
+                return None;
+            }
+            match self.doc.components.as_ref()?.schemas.get(name)? {
+                ReferenceOr::Item(s) => {
+                    return Some((Pointer::root().push("components").push("schemas").push(name), s));
+                }
+                ReferenceOr::Reference { reference } => current = reference.clone(),
+            }
+        }
+        None
+    }
+
+    fn build_struct(&mut self, cx: &mut Context<'_>, type_name: &str, parts: ObjectParts<'_>) -> StructType {
+        for (r, at) in &parts.required {
+            if !parts.index.contains_key(r) {
+                cx.warn(at, format!("`{r}` is required but not among the properties; it is ignored"));
             }
         }
         // Reserve the name the emitters use for additional properties.
         let mut field_names = NameTable::with_reserved(["additional_properties"]);
         let mut fields = Vec::new();
-        for (api_name, prop) in properties {
-            let prop_at = at.push("properties").push(api_name);
-            let lowered = self.lower_use_boxed(cx, prop, &prop_at, &format!("{type_name} {api_name}"));
+        for (api_name, prop, prop_at) in &parts.properties {
+            let lowered = self.lower_use_boxed(cx, prop, prop_at, &format!("{type_name} {api_name}"));
             fields.push(Field {
                 name: field_names.unique(api_name, Case::Snake),
                 api_name: api_name.clone(),
                 description: lowered.description,
                 shape: lowered.shape,
-                required: required.contains(api_name),
+                required: parts.required_names.contains(api_name),
                 nullable: lowered.nullable,
                 default: lowered.default,
                 example: lowered.example,
@@ -371,11 +453,11 @@ impl<'a> TypeBuilder<'a> {
                 boxed: false,
             });
         }
-        let (additional, deny_unknown) = match additional {
+        let (additional, deny_unknown) = match parts.additional {
             None => (None, false),
-            Some(AdditionalProperties::Any(false)) => (None, true),
-            Some(AdditionalProperties::Any(true)) => (Some(Shape::Any), false),
-            Some(AdditionalProperties::Schema(s)) => {
+            Some((AdditionalProperties::Any(false), _)) => (None, true),
+            Some((AdditionalProperties::Any(true), _)) => (Some(Shape::Any), false),
+            Some((AdditionalProperties::Schema(s), at)) => {
                 let value = self.lower_use(cx, s, &at.push("additionalProperties"), &format!("{type_name} value"));
                 (Some(value.shape), false)
             }
@@ -411,10 +493,15 @@ impl<'a> TypeBuilder<'a> {
         (variants, has_null)
     }
 
-    fn one_of(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> OneOfType {
-        let SchemaKind::OneOf { one_of } = &schema.schema_kind else {
-            unreachable!("classify only returns OneOf for oneOf")
+    /// The alternatives of a `oneOf` or `anyOf` (also beside `type: object`).
+    /// An inline alternative gets a named type of its own: an object, enum
+    /// or nested choice its synthesized type, anything else an alias named
+    /// after its title or its kind.
+    fn one_of(&mut self, cx: &mut Context<'_>, type_name: &str, schema: &Schema, at: &Pointer) -> OneOfType {
+        let Some((alternatives, any_of)) = alternatives(schema) else {
+            unreachable!("classify only returns OneOf for oneOf and anyOf")
         };
+        let keyword = if any_of { "anyOf" } else { "oneOf" };
         if schema.schema_data.discriminator.is_some() {
             cx.error(
                 &at.push("discriminator"),
@@ -423,8 +510,8 @@ impl<'a> TypeBuilder<'a> {
         }
         let mut names = NameTable::new();
         let mut variants = Vec::new();
-        for (i, alt) in one_of.iter().enumerate() {
-            let alt_at = at.push("oneOf").push(i);
+        for (i, alt) in alternatives.iter().enumerate() {
+            let alt_at = at.push(keyword).push(i);
             match alt {
                 ReferenceOr::Reference { reference } => match self.named_ref(reference, &alt_at) {
                     Ok(type_name) => {
@@ -432,13 +519,35 @@ impl<'a> TypeBuilder<'a> {
                     }
                     Err(d) => cx.errors.push(d),
                 },
-                ReferenceOr::Item(_) => cx.error(&alt_at, "`oneOf` alternatives must be `$ref`s to named schemas"),
+                ReferenceOr::Item(alt) => {
+                    let label = alt.schema_data.title.clone().unwrap_or_else(|| kind_label(alt).to_owned());
+                    let hint = format!("{type_name} {label}");
+                    let lowered = self.lower_inline(cx, alt, &alt_at, &hint);
+                    let alt_type = match lowered.shape {
+                        Shape::Named(n) => n,
+                        shape => {
+                            let name = self.names.unique(&hint, Case::UpperCamel);
+                            let def = TypeDef {
+                                name: name.clone(),
+                                api_name: hint.clone(),
+                                pointer: alt_at.to_string(),
+                                description: alt.schema_data.description.clone(),
+                                example: alt.schema_data.example.clone(),
+                                nullable: lowered.nullable,
+                                kind: TypeKind::Alias(shape),
+                            };
+                            self.types.insert(name.clone(), def);
+                            name
+                        }
+                    };
+                    variants.push(OneOfVariant { name: names.unique(&label, Case::UpperCamel), type_name: alt_type });
+                }
             }
         }
-        if one_of.is_empty() {
-            cx.error(&at.push("oneOf"), "`oneOf` needs at least one alternative");
+        if alternatives.is_empty() {
+            cx.error(&at.push(keyword), format!("`{keyword}` needs at least one alternative"));
         }
-        OneOfType { variants }
+        OneOfType { variants, any_of }
     }
 
     /// Finishes the types: marks fields that must be boxed (their type
@@ -578,6 +687,8 @@ enum Class<'s> {
     Enum,
     OneOf,
     SingleAllOf(&'s ReferenceOr<Schema>),
+    /// `allOf` of several objects: one struct with every member's properties.
+    MergedAllOf,
     Shape,
     Unsupported(String),
 }
@@ -597,9 +708,27 @@ fn classify(schema: &Schema) -> Class<'_> {
         SchemaKind::Type(_) => Class::Shape,
         SchemaKind::OneOf { .. } => Class::OneOf,
         SchemaKind::AllOf { all_of } if all_of.len() == 1 => Class::SingleAllOf(&all_of[0]),
-        SchemaKind::AllOf { .. } => Class::Unsupported("`allOf` with more than one schema is not supported yet".into()),
-        SchemaKind::AnyOf { .. } => Class::Unsupported("`anyOf` is not supported yet; use `oneOf`".into()),
+        // One member that says what the value is, beside members that only
+        // annotate it (a description, `nullable`): that member.
+        SchemaKind::AllOf { all_of } if all_of.iter().filter(|m| !is_annotation(m)).count() == 1 => {
+            Class::SingleAllOf(all_of.iter().find(|m| !is_annotation(m)).expect("counted one"))
+        }
+        SchemaKind::AllOf { .. } => Class::MergedAllOf,
+        SchemaKind::AnyOf { .. } => Class::OneOf,
         SchemaKind::Not { .. } => Class::Unsupported("`not` is not supported".into()),
+        // `type: object` (or none) beside a choice or a merge: the choice or
+        // the merge decides.
+        SchemaKind::Any(any) if matches!(any.typ.as_deref(), None | Some("object")) && !any.all_of.is_empty() => {
+            Class::MergedAllOf
+        }
+        SchemaKind::Any(any)
+            if matches!(any.typ.as_deref(), None | Some("object"))
+                && any.properties.is_empty()
+                && (!any.one_of.is_empty() || !any.any_of.is_empty()) =>
+        {
+            Class::OneOf
+        }
+        SchemaKind::Any(any) if any.typ.as_deref() == Some("object") && !any.properties.is_empty() => Class::Struct,
         SchemaKind::Any(any) => match &any.typ {
             Some(t) => Class::Unsupported(format!(
                 "unknown type `{t}`, or keywords that do not fit it; expected one of string, number, integer, boolean, array, object"
@@ -608,6 +737,231 @@ fn classify(schema: &Schema) -> Class<'_> {
             None if any_is_empty(any) => Class::Shape,
             None => Class::Unsupported("a schema without `type` must be empty (any value) or have `properties`".into()),
         },
+    }
+}
+
+/// Whether a schema is an object (typed or not) whose properties can merge.
+fn is_objectish(schema: &Schema) -> bool {
+    matches!(&schema.schema_kind, SchemaKind::Type(Type::Object(_)))
+        || matches!(&schema.schema_kind, SchemaKind::Any(a) if a.typ.is_none() && (!a.properties.is_empty() || any_is_empty(a)))
+}
+
+/// The properties, required names and extra-properties rule of an object,
+/// gathered from one schema or from every member of an `allOf`.
+#[derive(Default)]
+struct ObjectParts<'s> {
+    properties: Vec<(String, &'s ReferenceOr<Box<Schema>>, Pointer)>,
+    /// Where each property is in `properties` (objects with thousands of
+    /// properties exist; a scan per property would be quadratic).
+    index: BTreeMap<String, usize>,
+    required: Vec<(String, Pointer)>,
+    required_names: BTreeSet<String>,
+    additional: Option<(&'s AdditionalProperties, Pointer)>,
+}
+
+impl<'s> ObjectParts<'s> {
+    fn add(&mut self, cx: &mut Context<'_>, schema: &'s Schema, at: &Pointer) {
+        let (properties, required, additional) = match &schema.schema_kind {
+            SchemaKind::Type(Type::Object(o)) => (&o.properties, &o.required, o.additional_properties.as_ref()),
+            SchemaKind::Any(a) => {
+                for (keyword, present) in [("oneOf", !a.one_of.is_empty()), ("anyOf", !a.any_of.is_empty())] {
+                    if present {
+                        cx.warn(
+                            &at.push(keyword),
+                            format!("`{keyword}` beside `properties` is not checked; the properties make the type"),
+                        );
+                    }
+                }
+                (&a.properties, &a.required, a.additional_properties.as_ref())
+            }
+            _ => return,
+        };
+        for (name, prop) in properties {
+            let prop_at = at.push("properties").push(name);
+            match self.index.get(name).map(|&i| &mut self.properties[i]) {
+                Some(existing) if existing.1 == prop => {}
+                Some(existing) => {
+                    cx.warn(
+                        &prop_at,
+                        format!("`{name}` is also declared differently at {}; this declaration is used", existing.2),
+                    );
+                    existing.1 = prop;
+                    existing.2 = prop_at;
+                }
+                None => {
+                    self.index.insert(name.clone(), self.properties.len());
+                    self.properties.push((name.clone(), prop, prop_at));
+                }
+            }
+        }
+        for r in required {
+            if self.required_names.insert(r.clone()) {
+                self.required.push((r.clone(), at.push("required")));
+            }
+        }
+        if let Some(a) = additional {
+            self.additional = Some((a, at.clone()));
+        }
+    }
+}
+
+/// Keywords that apply to every schema, whatever its type.
+const COMMON_KEYWORDS: &[&str] = &[
+    "type",
+    "title",
+    "description",
+    "default",
+    "example",
+    "examples",
+    "nullable",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "externalDocs",
+    "xml",
+    "discriminator",
+    "enum",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+];
+
+/// The keywords that apply to each type.
+fn type_keywords(typ: &str) -> Option<&'static [&'static str]> {
+    Some(match typ {
+        "object" => &["properties", "required", "additionalProperties", "minProperties", "maxProperties"],
+        "array" => &["items", "minItems", "maxItems", "uniqueItems"],
+        "string" => &["format", "pattern", "minLength", "maxLength"],
+        "integer" | "number" => &["format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
+        "boolean" => &[],
+        _ => return None,
+    })
+}
+
+/// An `allOf` member that constrains nothing (only a description, a
+/// default, `nullable`...).
+fn is_annotation(member: &ReferenceOr<Schema>) -> bool {
+    matches!(member, ReferenceOr::Item(s) if matches!(&s.schema_kind, SchemaKind::Any(a) if any_is_empty(a)))
+}
+
+fn is_null_type(schema: &ReferenceOr<Schema>) -> bool {
+    matches!(schema, ReferenceOr::Item(s) if matches!(&s.schema_kind, SchemaKind::Any(a) if a.typ.as_deref() == Some("null")))
+}
+
+/// Rewrites the shapes real 3.0 specs write that the lowering would
+/// otherwise refuse, into the form that says the same:
+/// - a `oneOf`/`anyOf` with a `{type: "null"}` alternative (3.1 style in a
+///   3.0 document) is the other alternatives, nullable;
+/// - a typed schema with keywords of another type (`type: array` with
+///   `required`, `type: object` with `format`) is that type, and the
+///   foreign keywords are ignored with a warning.
+///
+/// `None` when the schema needs no rewriting.
+fn normalize(cx: &mut Context<'_>, schema: &Schema, at: &Pointer) -> Option<Schema> {
+    if let Some((alternatives, any_of)) = alternatives(schema)
+        && alternatives.iter().any(is_null_type)
+    {
+        let keyword = if any_of { "anyOf" } else { "oneOf" };
+        let rest: Vec<&ReferenceOr<Schema>> = alternatives.iter().filter(|a| !is_null_type(a)).collect();
+        let mut value = serde_json::to_value(schema).ok()?;
+        let map = value.as_object_mut()?;
+        map.remove(keyword);
+        map.insert("nullable".into(), serde_json::Value::Bool(true));
+        match rest.as_slice() {
+            [] => {}
+            [ReferenceOr::Reference { reference }] => {
+                map.insert("allOf".into(), serde_json::json!([{ "$ref": reference }]));
+            }
+            [ReferenceOr::Item(only)] => {
+                // The one alternative, with the outer description and nullable.
+                let mut inner = serde_json::to_value(only).ok()?;
+                let inner_map = inner.as_object_mut()?;
+                for (k, v) in map.iter() {
+                    if k != "type" || !inner_map.contains_key("type") {
+                        inner_map.entry(k.clone()).or_insert(v.clone());
+                    }
+                }
+                inner_map.insert("nullable".into(), serde_json::Value::Bool(true));
+                return serde_json::from_value(inner).ok();
+            }
+            many => {
+                map.insert(keyword.into(), serde_json::to_value(many).ok()?);
+            }
+        }
+        return serde_json::from_value(value).ok();
+    }
+    let SchemaKind::Any(any) = &schema.schema_kind else { return None };
+    // No `type`, but keywords of exactly one type: that type (`items`
+    // alone is an array, `additionalProperties` alone an object).
+    if any.typ.is_none() && any.one_of.is_empty() && any.any_of.is_empty() && any.all_of.is_empty() && any.not.is_none()
+    {
+        let mut value = serde_json::to_value(schema).ok()?;
+        let map = value.as_object_mut()?;
+        let kinds: Vec<&str> = ["object", "array", "string", "number"]
+            .into_iter()
+            .filter(|t| type_keywords(t).is_some_and(|own| own.iter().any(|k| *k != "format" && map.contains_key(*k))))
+            .collect();
+        if let [only] = kinds.as_slice() {
+            map.insert("type".into(), serde_json::Value::String((*only).to_owned()));
+            let normalized: Schema = serde_json::from_value(value).ok()?;
+            return matches!(normalized.schema_kind, SchemaKind::Type(_)).then_some(normalized);
+        }
+        return None;
+    }
+    let typ = any.typ.as_deref()?;
+    let own = type_keywords(typ)?;
+    // `type: object` beside a choice or merge is handled by `classify`.
+    if typ == "object"
+        && (!any.one_of.is_empty() || !any.any_of.is_empty() || !any.all_of.is_empty())
+        && any.properties.is_empty()
+    {
+        return None;
+    }
+    let mut value = serde_json::to_value(schema).ok()?;
+    let map = value.as_object_mut()?;
+    let foreign: Vec<String> = map
+        .keys()
+        .filter(|k| !k.starts_with("x-") && !COMMON_KEYWORDS.contains(&k.as_str()) && !own.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if foreign.is_empty() {
+        return None;
+    }
+    for k in &foreign {
+        map.remove(k);
+    }
+    let list: Vec<String> = foreign.iter().map(|k| format!("`{k}`")).collect();
+    let (verb, state) = if foreign.len() == 1 { ("does", "is") } else { ("do", "are") };
+    cx.warn(at, format!("{} {verb} not apply to `type: {typ}` and {state} ignored", list.join(", ")));
+    let normalized: Schema = serde_json::from_value(value).ok()?;
+    // Guard against a rewrite that still does not classify, which would loop.
+    matches!(normalized.schema_kind, SchemaKind::Type(_)).then_some(normalized)
+}
+
+/// The alternatives of a choice, and whether it is an `anyOf`.
+fn alternatives(schema: &Schema) -> Option<(&[ReferenceOr<Schema>], bool)> {
+    match &schema.schema_kind {
+        SchemaKind::OneOf { one_of } => Some((one_of, false)),
+        SchemaKind::AnyOf { any_of } => Some((any_of, true)),
+        SchemaKind::Any(a) if !a.one_of.is_empty() => Some((&a.one_of, false)),
+        SchemaKind::Any(a) if !a.any_of.is_empty() => Some((&a.any_of, true)),
+        _ => None,
+    }
+}
+
+/// A word for an inline alternative without a title: its kind.
+fn kind_label(schema: &Schema) -> &'static str {
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => "Enum",
+        SchemaKind::Type(Type::String(_)) => "String",
+        SchemaKind::Type(Type::Integer(_)) => "Integer",
+        SchemaKind::Type(Type::Number(_)) => "Number",
+        SchemaKind::Type(Type::Boolean(_)) => "Boolean",
+        SchemaKind::Type(Type::Array(_)) => "Array",
+        SchemaKind::Type(Type::Object(_)) => "Object",
+        SchemaKind::OneOf { .. } | SchemaKind::AnyOf { .. } => "Choice",
+        _ => "Value",
     }
 }
 

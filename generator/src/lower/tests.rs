@@ -126,6 +126,19 @@ fn render(api: &Api) -> String {
             let headers = if headers.is_empty() { String::new() } else { format!(" headers {}", headers.join(",")) };
             writeln!(out, "  {}{body}{headers}", r.status.as_spec()).unwrap();
         }
+        for c in &op.callbacks {
+            let body = c.body.as_ref().map(|b| format!(" body {}", shape(&b.shape))).unwrap_or_default();
+            let answers: Vec<String> = c.responses.iter().map(|r| r.status.as_spec()).collect();
+            writeln!(
+                out,
+                "  callback {} {} {}{body} answers {}",
+                c.name,
+                c.method.as_str(),
+                c.expression,
+                answers.join(",")
+            )
+            .unwrap();
+        }
         if let Some(p) = &op.pagination {
             writeln!(out, "  paged by {} over {}: {}", p.page_param, p.items_field, shape(&p.item)).unwrap();
         }
@@ -261,14 +274,91 @@ fn streams_keep_their_events_and_know_which_end_them() {
 }
 
 #[test]
+fn all_of_members_merge_into_one_struct() {
+    check(
+        &spec(
+            "  /p:\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Named:\n      type: object\n      required: [name]\n      properties:\n        name: {type: string}\n        tag: {type: string}\n    Pet:\n      description: A named thing with an id.\n      allOf:\n        - $ref: '#/components/schemas/Named'\n        - type: object\n          required: [id]\n          properties:\n            id: {type: integer, format: int32}\n            tag: {type: string, maxLength: 3}",
+        ),
+        expect![[r#"
+            struct Named @ #/components/schemas/Named
+              name: string required
+              tag: string
+            struct Pet @ #/components/schemas/Pet
+              name: string required
+              tag: string[None..Some(3)]
+              id: i32 required
+            op get_pet GET /p (getPet)
+              200 json Pet
+        "#]],
+    );
+    let api = crate::load_with_warnings(&spec(
+        "  /p:\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                allOf:\n                  - {type: object, properties: {a: {type: string}}}\n                  - {type: string}",
+        "  schemas: {}",
+    ));
+    let e = api.unwrap_err().to_string();
+    assert!(e.contains("allOf/1: an `allOf` member must be an object"), "{e}");
+}
+
+#[test]
+fn callbacks_are_typed_and_kept_apart_from_operations() {
+    check(
+        &spec(
+            "  /subscriptions:\n    post:\n      operationId: subscribe\n      parameters:\n        - {name: url, in: query, required: true, schema: {type: string}}\n      responses:\n        '204': {description: subscribed}\n      callbacks:\n        onEvent:\n          '{$request.query.url}/events':\n            post:\n              requestBody:\n                content:\n                  application/json:\n                    schema: {type: object, properties: {at: {type: string, format: date-time}}}\n              responses:\n                '200': {description: received}\n                '410': {description: unsubscribe}",
+            "  schemas: {}",
+        ),
+        expect![[r#"
+            struct SubscribeOnEventBody @ #/paths/~1subscriptions/post/callbacks/onEvent/{$request.query.url}~1events/post/requestBody/content/application~1json/schema
+              at: string(date-time)
+            op subscribe POST /subscriptions (subscribe)
+              query url: string required
+              204
+              callback onEvent POST {$request.query.url}/events body SubscribeOnEventBody answers 200,410
+        "#]],
+    );
+}
+
+#[test]
 fn refused_constructs_are_reported_where_they_are() {
     check_error(
         &spec(
             "  /a:\n    get:\n      operationId: a\n      parameters:\n        - {name: n, in: query, schema: {type: integer, multipleOf: 2}}\n      responses:\n        '200': {description: ok}",
-            "  schemas:\n    E: {type: integer, enum: [1, 2]}",
+            "  schemas:\n    E: {not: {type: string}}",
         ),
         expect![[r#"
-            error at #/components/schemas/E/enum: integer enums are not supported yet; use a string enum
+            error at #/components/schemas/E: `not` is not supported
             error at #/paths/~1a/get/parameters/0/schema/multipleOf: `multipleOf` is not supported yet"#]],
+    );
+}
+
+#[test]
+fn real_world_3_0_shapes_are_read_as_meant_with_warnings() {
+    // A null alternative (3.1 style) makes the other one nullable; keywords
+    // of another type are ignored; `items` alone makes an array; an
+    // `allOf` of one schema and annotations is that schema.
+    let text = spec(
+        "  /a:\n    get:\n      operationId: a\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/R'}",
+        "  schemas:\n    Kind: {type: string, enum: [a, b]}\n    R:\n      type: object\n      properties:\n        maybe: {anyOf: [{type: string}, {type: 'null'}]}\n        list: {type: array, items: {type: string}, required: [x]}\n        bare: {items: {type: integer}}\n        kind:\n          allOf: [{$ref: '#/components/schemas/Kind'}, {description: The kind.}]",
+    );
+    check(
+        &text,
+        expect![[r#"
+            enum Kind A="a" B="b"
+            struct R @ #/components/schemas/R
+              maybe: string nullable
+              list: [string]
+              bare: [i64]
+              kind: Kind
+            op a GET /a (a)
+              200 json R
+        "#]],
+    );
+    let (_, warnings) = crate::load_with_warnings(&text).unwrap();
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning at #/components/schemas/R/properties/list: `required` does not apply to `type: array` and is ignored"
+        ]
     );
 }

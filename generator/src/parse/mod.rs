@@ -12,6 +12,7 @@ mod yaml;
 
 pub use bundle::SourceMap;
 use std::collections::BTreeMap;
+pub use v31::WEBHOOKS_EXTENSION;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
 use serde_json::Value;
@@ -76,6 +77,30 @@ pub fn referenced_files(name: &str, text: &str) -> Result<Vec<String>, Diagnosti
     let json =
         read(text, &mut Vec::new()).map_err(|e| Diagnostics(e.0.into_iter().map(|d| with_file(d, name)).collect()))?;
     Ok(bundle::referenced_files(name, &json))
+}
+
+/// The webhooks of a 3.1 document (carried through openapiv3 as an
+/// extension), read as path items by name.
+pub fn webhooks(doc: &openapiv3::OpenAPI) -> Result<Vec<(String, openapiv3::PathItem)>, Diagnostics> {
+    let Some(Value::Object(hooks)) = doc.extensions.get(WEBHOOKS_EXTENSION) else { return Ok(Vec::new()) };
+    let at = Pointer::root().push("webhooks");
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in hooks {
+        if value.get("$ref").is_some() {
+            errors.push(at.push(name).error("a webhook given as a $ref is not supported; write it inline"));
+            continue;
+        }
+        match try_part::<openapiv3::PathItem>(value, &at.push(name)) {
+            Some(d) => errors.extend(d.0),
+            None => {
+                if let Ok(item) = serde_json::from_value(value.clone()) {
+                    out.push((name.clone(), item));
+                }
+            }
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(Diagnostics(errors)) }
 }
 
 fn with_file(mut d: Diagnostic, file: &str) -> Diagnostic {

@@ -16,7 +16,7 @@
 //! | `$ref` with sibling keywords | the `$ref` (3.0 ignores siblings too) |
 //! | `contentMediaType`/`contentEncoding` on a string | `format: binary` / `byte` |
 //! | `prefixItems` | refused with a pointer: tuples have no 3.0 form |
-//! | `webhooks` | kept aside; documented with a warning until webhooks are generated |
+//! | `webhooks` | carried as `x-webhooks`, lowered like callbacks (typed, documented; no route) |
 //!
 //! Pointers are unchanged by the rewrite (keys are only replaced in place),
 //! except for hoisted `$defs`, whose diagnostics name the new place.
@@ -24,8 +24,11 @@
 use crate::diagnostics::{Diagnostic, Diagnostics, Pointer};
 use serde_json::{Map, Value};
 
+/// The extension key 3.1 `webhooks` are carried under through openapiv3.
+pub const WEBHOOKS_EXTENSION: &str = "x-webhooks";
+
 /// Rewrites `doc` (a 3.1 document) into 3.0 form in place.
-pub fn downgrade(doc: &mut Value, warnings: &mut Vec<Diagnostic>) -> Result<(), Diagnostics> {
+pub fn downgrade(doc: &mut Value, _warnings: &mut Vec<Diagnostic>) -> Result<(), Diagnostics> {
     let Some(root) = doc.as_object_mut() else { return Ok(()) };
     root.insert("openapi".into(), Value::String("3.0.3".into()));
     root.remove("jsonSchemaDialect");
@@ -34,13 +37,6 @@ pub fn downgrade(doc: &mut Value, warnings: &mut Vec<Diagnostic>) -> Result<(), 
         if let Some(license) = info.get_mut("license").and_then(Value::as_object_mut) {
             license.remove("identifier");
         }
-    }
-    if root.remove("webhooks").is_some() {
-        warnings.push(
-            Pointer::root()
-                .push("webhooks")
-                .warning("webhooks are not generated yet (no client method or server route); they are left out"),
-        );
     }
     // A 3.1 document may have no paths at all.
     root.entry("paths").or_insert_with(|| Value::Object(Map::new()));
@@ -71,6 +67,14 @@ pub fn downgrade(doc: &mut Value, warnings: &mut Vec<Diagnostic>) -> Result<(), 
                 schemas.insert(name, schema);
             }
         }
+    }
+    // openapiv3 reads 3.0, which has no webhooks: they travel as an
+    // extension (after their schemas were rewritten above) and are lowered
+    // like callbacks (documented and typed).
+    if let Some(root) = doc.as_object_mut()
+        && let Some(webhooks) = root.remove("webhooks")
+    {
+        root.insert(WEBHOOKS_EXTENSION.into(), webhooks);
     }
     if errors.is_empty() { Ok(()) } else { Err(Diagnostics(errors)) }
 }

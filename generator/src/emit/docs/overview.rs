@@ -75,6 +75,16 @@ pub(super) struct IndexView {
     streaming: StreamFacts,
     batch: Vec<String>,
     versioning: VersionFacts,
+    webhooks: Vec<WebhookRow>,
+}
+
+/// A request the API sends on its own (an OpenAPI 3.1 webhook).
+struct WebhookRow {
+    name: String,
+    method: String,
+    body: String,
+    answers: String,
+    description: String,
 }
 
 struct ServerRow {
@@ -183,5 +193,16 @@ pub(super) fn index_page(cx: &Ctx<'_>) -> IndexView {
         streaming,
         batch,
         versioning,
+        webhooks: api
+            .webhooks
+            .iter()
+            .map(|w| WebhookRow {
+                name: format!("`{}`", w.name),
+                method: format!("`{}`", w.method.as_str()),
+                body: w.body.as_ref().map(|b| cx.shape(&b.shape, here)).unwrap_or_else(|| "none".into()),
+                answers: w.responses.iter().map(|r| format!("`{}`", r.status.as_spec())).collect::<Vec<_>>().join(", "),
+                description: cell(w.summary.as_deref().or(w.description.as_deref()).unwrap_or("")),
+            })
+            .collect(),
     }
 }

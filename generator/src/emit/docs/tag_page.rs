@@ -39,6 +39,16 @@ struct OpView {
     events: Vec<EventRow>,
     stream: Option<StreamView>,
     links: Vec<LinkRow>,
+    callbacks: Vec<CallbackRow>,
+}
+
+/// A request the API makes back to the caller (an OpenAPI callback).
+struct CallbackRow {
+    name: String,
+    request: String,
+    body: String,
+    answers: String,
+    description: String,
 }
 
 /// An OpenAPI link of one of the operation's responses.
@@ -210,6 +220,17 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             description: cell(link.description.as_deref().unwrap_or("")),
         })
         .collect();
+    let callbacks = op
+        .callbacks
+        .iter()
+        .map(|c| CallbackRow {
+            name: code(&c.name),
+            request: code(&format!("{} {}", c.method.as_str(), c.expression)),
+            body: c.body.as_ref().map(|b| cx.shape(&b.shape, here)).unwrap_or_else(|| "none".into()),
+            answers: c.responses.iter().map(|r| code(&r.status.as_spec())).collect::<Vec<_>>().join(", "),
+            description: cell(c.summary.as_deref().or(c.description.as_deref()).unwrap_or("")),
+        })
+        .collect();
     OpView {
         anchor: op_anchor(op),
         id: op.id.clone(),
@@ -227,6 +248,7 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         events,
         stream: stream.map(|s| stream_view(cx, s, here)),
         links,
+        callbacks,
     }
 }
 

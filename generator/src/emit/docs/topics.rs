@@ -6,7 +6,7 @@
 use super::markdown::{article, cell, code, pretty_json, value_code, yes_no};
 use super::rows::{EventRow, HeaderRow, ParamRow, event_row, header_row, typed};
 use super::{Ctx, INDEX};
-use crate::ir::{Operation, ParamLocation, ResponseBody, SecurityScheme, Shape, StatusCode, TypeKind};
+use crate::ir::{ApiKeyLocation, Operation, ParamLocation, ResponseBody, SecurityScheme, Shape, StatusCode, TypeKind};
 
 pub(super) struct AuthFacts {
     pub(super) schemes: Vec<String>,
@@ -19,11 +19,33 @@ pub(super) fn auth_facts(cx: &Ctx<'_>) -> AuthFacts {
             .api
             .security_schemes
             .iter()
-            .map(|(name, scheme)| match scheme {
-                SecurityScheme::Bearer { description } => {
-                    let text = description.as_deref().map(cell).unwrap_or_default();
-                    format!("{}: HTTP bearer token (`Authorization: Bearer …`). {text}", code(name)).trim().to_owned()
-                }
+            .map(|(name, scheme)| {
+                let text = scheme.description().map(cell).unwrap_or_default();
+                let how = match scheme {
+                    SecurityScheme::Bearer { format: Some(f), .. } => {
+                        format!("HTTP bearer token ({f}, `Authorization: Bearer …`)")
+                    }
+                    SecurityScheme::Bearer { .. } => "HTTP bearer token (`Authorization: Bearer …`)".to_owned(),
+                    SecurityScheme::Basic { .. } => {
+                        "HTTP basic authentication (`Authorization: Basic …`, user and password)".to_owned()
+                    }
+                    SecurityScheme::ApiKey { location, name, .. } => {
+                        let place = match location {
+                            ApiKeyLocation::Header => "header",
+                            ApiKeyLocation::Query => "query parameter",
+                            ApiKeyLocation::Cookie => "cookie",
+                        };
+                        format!("an API key in the {} {place}", code(name))
+                    }
+                    SecurityScheme::OAuth2 { flows, .. } => {
+                        let kinds: Vec<String> = flows.iter().map(|f| code(&f.kind)).collect();
+                        format!("OAuth 2 access token (`Authorization: Bearer …`; flows: {})", kinds.join(", "))
+                    }
+                    SecurityScheme::OpenIdConnect { url, .. } => {
+                        format!("OpenID Connect token (`Authorization: Bearer …`; discovery at {})", code(url))
+                    }
+                };
+                format!("{}: {how}. {text}", code(name)).trim().to_owned()
             })
             .collect(),
         public: cx.api.operations.iter().filter(|op| !op.secured).map(|op| cx.op(op, INDEX)).collect(),

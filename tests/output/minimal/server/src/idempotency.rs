@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
 
 use crate::auth::Principal;
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 use crate::extract::read_body;
 use crate::rate_limit::StoreFuture;
 
@@ -213,8 +214,8 @@ pub fn idempotency_scope(principal_id: &str, key: &str) -> String {
 
 /// The request's `Idempotency-Key`: `None` when absent; 1 to 255
 /// characters of UTF-8, exactly as the spec's schema says (any other check
-/// would refuse keys the spec allows), else `400 INVALID_INPUT`.
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiFailure> {
+/// would refuse keys the spec allows), else `400`.
+pub(crate) fn idempotency_key<E: ErrorEnvelope>(headers: &HeaderMap) -> Result<Option<&str>, ApiFailure<E>> {
     let Some(key) = crate::extract::header_str(headers, KEY_HEADER)? else {
         return Ok(None);
     };
@@ -255,23 +256,30 @@ fn is_unstored_header(name: &HeaderName) -> bool {
 ///   `5xx` or an event stream (those are not replayable: a retry should run);
 /// - same key and fingerprint, response stored: replays it, with
 ///   `Idempotent-Replayed: true`, without running the route;
-/// - same key, another fingerprint: `409 CONFLICT` (`reason: reused`);
-/// - same key while the first request still runs: `409 CONFLICT`
+/// - same key, another fingerprint: `409` (`reason: reused`);
+/// - same key while the first request still runs: `409`
 ///   (`reason: in_progress`).
 ///
 /// Safe methods (GET, HEAD, OPTIONS, TRACE) and requests without a key or
-/// principal pass through untouched.
-#[derive(Clone)]
-pub struct IdempotencyLayer {
+/// principal pass through untouched. Failures are answered in the envelope
+/// `E`.
+pub struct IdempotencyLayer<E> {
     store: Arc<dyn IdempotencyStore>,
     body_limit: usize,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl IdempotencyLayer {
+impl<E> Clone for IdempotencyLayer<E> {
+    fn clone(&self) -> Self {
+        Self { store: Arc::clone(&self.store), body_limit: self.body_limit, envelope: PhantomData }
+    }
+}
+
+impl<E: ErrorEnvelope> IdempotencyLayer<E> {
     /// Keeps records in `store`, buffering request bodies up to
     /// `body_limit` bytes.
     pub fn new(store: Arc<dyn IdempotencyStore>, body_limit: usize) -> Self {
-        Self { store, body_limit }
+        Self { store, body_limit, envelope: PhantomData }
     }
 
     /// Keeps records in a fresh [`InMemoryIdempotencyStore`] with the
@@ -281,38 +289,50 @@ impl IdempotencyLayer {
     }
 }
 
-impl fmt::Debug for IdempotencyLayer {
+impl<E> fmt::Debug for IdempotencyLayer<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyLayer").field("body_limit", &self.body_limit).finish_non_exhaustive()
     }
 }
 
-impl<S> Layer<S> for IdempotencyLayer {
-    type Service = IdempotencyService<S>;
+impl<S, E> Layer<S> for IdempotencyLayer<E> {
+    type Service = IdempotencyService<S, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        IdempotencyService { inner, store: Arc::clone(&self.store), body_limit: self.body_limit }
+        IdempotencyService { inner, store: Arc::clone(&self.store), body_limit: self.body_limit, envelope: PhantomData }
     }
 }
 
-/// The service [`IdempotencyLayer`] wraps around a route.
-#[derive(Clone)]
-pub struct IdempotencyService<S> {
+/// The service [`IdempotencyLayer`](crate::IdempotencyLayer) wraps around a route.
+pub struct IdempotencyService<S, E> {
     inner: S,
     store: Arc<dyn IdempotencyStore>,
     body_limit: usize,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl<S> fmt::Debug for IdempotencyService<S> {
+impl<S: Clone, E> Clone for IdempotencyService<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            store: Arc::clone(&self.store),
+            body_limit: self.body_limit,
+            envelope: PhantomData,
+        }
+    }
+}
+
+impl<S, E> fmt::Debug for IdempotencyService<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyService").field("body_limit", &self.body_limit).finish_non_exhaustive()
     }
 }
 
-impl<S> Service<Request> for IdempotencyService<S>
+impl<S, E> Service<Request> for IdempotencyService<S, E>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    E: ErrorEnvelope,
 {
     type Response = Response;
     type Error = S::Error;
@@ -327,11 +347,11 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let store = Arc::clone(&self.store);
         let body_limit = self.body_limit;
-        Box::pin(idempotent(inner, store, body_limit, request))
+        Box::pin(idempotent::<S, E>(inner, store, body_limit, request))
     }
 }
 
-async fn idempotent<S>(
+async fn idempotent<S, E>(
     mut inner: S,
     store: Arc<dyn IdempotencyStore>,
     body_limit: usize,
@@ -339,11 +359,12 @@ async fn idempotent<S>(
 ) -> Result<Response, S::Error>
 where
     S: Service<Request, Response = Response>,
+    E: ErrorEnvelope,
 {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return inner.call(request).await;
     }
-    let key = match idempotency_key(request.headers()) {
+    let key = match idempotency_key::<E>(request.headers()) {
         Ok(Some(key)) => key.to_owned(),
         Ok(None) => return inner.call(request).await,
         Err(failure) => return Ok(failure.into_response()),
@@ -352,7 +373,7 @@ where
         return inner.call(request).await;
     };
     let (parts, body) = request.into_parts();
-    let bytes = match read_body(body, body_limit).await {
+    let bytes = match read_body::<E>(body, body_limit).await {
         Ok(bytes) => bytes,
         Err(failure) => return Ok(failure.into_response()),
     };
@@ -365,9 +386,9 @@ where
             return Ok(replay(stored));
         }
         IdempotencyBegin::Replay(_) | IdempotencyBegin::Mismatch => {
-            return Ok(reused().into_response());
+            return Ok(reused::<E>().into_response());
         }
-        IdempotencyBegin::InProgress => return Ok(in_progress().into_response()),
+        IdempotencyBegin::InProgress => return Ok(in_progress::<E>().into_response()),
         IdempotencyBegin::Started => {}
     }
     let reservation = Reservation { store: Some(store), scope };
@@ -384,7 +405,7 @@ where
         Err(error) => {
             tracing::error!(%error, "failed to read a response body for idempotency");
             reservation.abandon().await;
-            return Ok(ApiFailure::internal("The server failed to produce its response.").into_response());
+            return Ok(ApiFailure::<E>::internal("The server failed to produce its response.").into_response());
         }
     };
     let headers = parts
@@ -411,7 +432,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
 }
 
-fn reused() -> ApiFailure {
+fn reused<E: ErrorEnvelope>() -> ApiFailure<E> {
     ApiFailure::conflict("This Idempotency-Key was already used for a different request.")
         .with_field(KEY_HEADER, "reused")
 }
@@ -420,7 +441,7 @@ fn reused() -> ApiFailure {
 /// conflicts this one goes away by waiting, so it carries `Retry-After`: a
 /// client that timed out while the first request kept running learns to
 /// come back for the stored response instead of giving up.
-fn in_progress() -> ApiFailure {
+fn in_progress<E: ErrorEnvelope>() -> ApiFailure<E> {
     ApiFailure::conflict("A request with this Idempotency-Key is still in progress; retry after it finishes.")
         .with_field(KEY_HEADER, "in_progress")
         .with_header(header::RETRY_AFTER, HeaderValue::from_static(IN_PROGRESS_RETRY_AFTER))
@@ -486,6 +507,7 @@ mod tests {
     use super::*;
     use crate::auth::Tier;
     use crate::error::tests::envelope;
+    use crate::testing::{TestErrors, TestFailure};
     use std::convert::Infallible;
     use std::sync::atomic::AtomicUsize;
     use tower::ServiceExt;
@@ -528,7 +550,7 @@ mod tests {
     #[tokio::test]
     async fn replays_the_first_response() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let service = IdempotencyLayer::in_memory(1024).layer(counting(calls.clone()));
+        let service = IdempotencyLayer::<TestErrors>::in_memory(1024).layer(counting(calls.clone()));
         let first = service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}")).await.unwrap();
         assert_eq!(first.status(), StatusCode::CREATED);
         assert!(!first.headers().contains_key(REPLAYED_HEADER));
@@ -548,7 +570,7 @@ mod tests {
     #[tokio::test]
     async fn a_different_request_with_the_key_conflicts() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let service = IdempotencyLayer::in_memory(1024).layer(counting(calls.clone()));
+        let service = IdempotencyLayer::<TestErrors>::in_memory(1024).layer(counting(calls.clone()));
         service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":1}")).await.unwrap();
         let response = service.clone().oneshot(post(Some("k1"), Some("alice"), "{\"q\":2}")).await.unwrap();
         let (status, _, body) = envelope(response).await;
@@ -571,7 +593,7 @@ mod tests {
                 Ok::<_, Infallible>(StatusCode::OK.into_response())
             }
         });
-        let service = IdempotencyLayer::in_memory(1024).layer(slow);
+        let service = IdempotencyLayer::<TestErrors>::in_memory(1024).layer(slow);
         let first = tokio::spawn(service.clone().oneshot(post(Some("k"), Some("alice"), "x")));
         tokio::task::yield_now().await;
         let mut second = None;
@@ -599,13 +621,13 @@ mod tests {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 Ok::<_, Infallible>(match n {
-                    0 => ApiFailure::internal("boom").into_response(),
+                    0 => TestFailure::internal("boom").into_response(),
                     1 => ([(header::CONTENT_TYPE, "text/event-stream")], "data: 1\n\n").into_response(),
                     _ => StatusCode::OK.into_response(),
                 })
             }
         });
-        let service = IdempotencyLayer::in_memory(1024).layer(flaky);
+        let service = IdempotencyLayer::<TestErrors>::in_memory(1024).layer(flaky);
         let statuses = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::OK, StatusCode::OK, StatusCode::OK];
         for status in statuses {
             let response = service.clone().oneshot(post(Some("k"), Some("alice"), "x")).await.unwrap();
@@ -618,7 +640,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_checked_and_bodies_limited() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let service = IdempotencyLayer::in_memory(4).layer(counting(calls.clone()));
+        let service = IdempotencyLayer::<TestErrors>::in_memory(4).layer(counting(calls.clone()));
         let long = "k".repeat(256);
         let long: &'static str = Box::leak(long.into_boxed_str());
         let (status, _, body) =
@@ -647,7 +669,7 @@ mod tests {
     #[tokio::test]
     async fn requests_without_key_or_principal_pass_through() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let service = IdempotencyLayer::in_memory(1024).layer(counting(calls.clone()));
+        let service = IdempotencyLayer::<TestErrors>::in_memory(1024).layer(counting(calls.clone()));
         for request in [
             post(None, Some("alice"), "x"),
             post(None, Some("alice"), "x"),
@@ -665,7 +687,7 @@ mod tests {
     async fn a_dropped_request_releases_its_key() {
         let store = Arc::new(InMemoryIdempotencyStore::default());
         let pending = tower::service_fn(|_request: Request| std::future::pending::<Result<Response, Infallible>>());
-        let service = IdempotencyLayer::new(store.clone(), 1024).layer(pending);
+        let service = IdempotencyLayer::<TestErrors>::new(store.clone(), 1024).layer(pending);
         let call = service.oneshot(post(Some("k"), Some("alice"), "x"));
         assert!(tokio::time::timeout(Duration::from_millis(20), call).await.is_err());
         for _ in 0..10 {

@@ -8,6 +8,11 @@ pub mod types;
 pub use api::*;
 mod router;
 pub use router::*;
+mod envelope;
+pub use envelope::{
+    ApiErrors, ApiFailure, AuthLayer, AuthService, IdempotencyLayer, IdempotencyService, RateLimitLayer,
+    RateLimitService, json_response,
+};
 mod auth;
 pub use auth::*;
 mod config;
@@ -16,6 +21,7 @@ mod context;
 pub use context::*;
 mod error;
 pub use error::*;
+#[allow(dead_code)]
 mod extract;
 mod fallback;
 mod idempotency;
@@ -26,6 +32,9 @@ mod request_id;
 pub use request_id::*;
 mod sse;
 pub use sse::*;
+#[allow(dead_code)]
 mod nullable;
+#[cfg(test)]
+mod testing;
 mod validate;
 pub use validate::*;

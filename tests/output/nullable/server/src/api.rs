@@ -6,6 +6,7 @@
 /// The Nullable API: one method per operation.
 ///
 /// Implement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to \[`router`\](crate::router).
+#[allow(clippy::wrong_self_convention)]
 pub trait NullableApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// `PUT /records` (`putRecord`).
     ///

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{OptionalFromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, header};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 
 /// The rate-limit tier of an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -85,14 +86,11 @@ impl Principal {
     pub fn new(id: impl Into<String>, tier: Tier) -> Self {
         Self { id: id.into(), tier }
     }
-}
 
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = ApiFailure;
-
-    /// The principal [`AuthLayer`] stored; on a route without the layer,
-    /// `401 UNAUTHORIZED` (the request was not authenticated).
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    /// The principal [`AuthLayer`](crate::AuthLayer) stored in a request; on a route without
+    /// the layer, `401` (the request was not authenticated). The generated
+    /// crate's `FromRequestParts` implementation calls it.
+    pub fn require<E: ErrorEnvelope>(parts: &Parts) -> Result<Self, ApiFailure<E>> {
         parts.extensions.get::<Principal>().cloned().ok_or_else(|| ApiFailure::unauthorized(MISSING_KEY))
     }
 }
@@ -110,7 +108,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
 /// Implement it over your key store; `async fn` works in the impl:
 ///
 /// ```
-/// use runagent_server::{Authenticator, Principal, Tier};
+/// use oai_link_example_server::{Authenticator, Principal, Tier};
 ///
 /// struct Prefixed;
 ///
@@ -218,71 +216,74 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, &'static str> {
 
 /// Requires `Authorization: Bearer <key>` on the routes it wraps.
 ///
-/// A missing, malformed or unknown key is answered `401 UNAUTHORIZED` with
-/// `WWW-Authenticate: Bearer realm="runagent"`, before the inner service
-/// runs; otherwise the [`Principal`] is put in the request's extensions for
-/// the layers and handler after it.
-pub struct AuthLayer<A> {
+/// A missing, malformed or unknown key is answered `401` in the envelope
+/// `E`, with `WWW-Authenticate: Bearer realm="<realm>"`, before the inner
+/// service runs; otherwise the [`Principal`] is put in the request's
+/// extensions for the layers and handler after it.
+pub struct AuthLayer<A, E> {
     authenticator: Arc<A>,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl<A: Authenticator> AuthLayer<A> {
+impl<A: Authenticator, E: ErrorEnvelope> AuthLayer<A, E> {
     /// Guards routes with `authenticator`.
     pub fn new(authenticator: A) -> Self {
-        Self { authenticator: Arc::new(authenticator) }
+        Self::from_arc(Arc::new(authenticator))
     }
 
     /// Guards routes with an authenticator shared with other code.
     pub fn from_arc(authenticator: Arc<A>) -> Self {
-        Self { authenticator }
+        Self { authenticator, envelope: PhantomData }
     }
 }
 
-// Written out rather than derived: a derive would require `A: Clone`, but
-// only the `Arc` is cloned.
-impl<A> Clone for AuthLayer<A> {
+// Written out rather than derived: a derive would require `A: Clone` (and
+// `E: Clone`), but only the `Arc` is cloned.
+impl<A, E> Clone for AuthLayer<A, E> {
     fn clone(&self) -> Self {
-        Self { authenticator: Arc::clone(&self.authenticator) }
+        Self { authenticator: Arc::clone(&self.authenticator), envelope: PhantomData }
     }
 }
 
-impl<A> fmt::Debug for AuthLayer<A> {
+impl<A, E> fmt::Debug for AuthLayer<A, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer").finish_non_exhaustive()
     }
 }
 
-impl<A, S> Layer<S> for AuthLayer<A> {
-    type Service = AuthService<A, S>;
+impl<A, S, E> Layer<S> for AuthLayer<A, E> {
+    type Service = AuthService<A, S, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, authenticator: Arc::clone(&self.authenticator) }
+        AuthService { inner, authenticator: Arc::clone(&self.authenticator), envelope: PhantomData }
     }
 }
 
-/// The service [`AuthLayer`] wraps around a route.
-pub struct AuthService<A, S> {
+/// The service [`AuthLayer`](crate::AuthLayer) wraps around a route.
+pub struct AuthService<A, S, E> {
     inner: S,
     authenticator: Arc<A>,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl<A, S: Clone> Clone for AuthService<A, S> {
+impl<A, S: Clone, E> Clone for AuthService<A, S, E> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), authenticator: Arc::clone(&self.authenticator) }
+        Self { inner: self.inner.clone(), authenticator: Arc::clone(&self.authenticator), envelope: PhantomData }
     }
 }
 
-impl<A, S> fmt::Debug for AuthService<A, S> {
+impl<A, S, E> fmt::Debug for AuthService<A, S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService").finish_non_exhaustive()
     }
 }
 
-impl<A, S> Service<Request> for AuthService<A, S>
+impl<A, S, E> Service<Request> for AuthService<A, S, E>
 where
     A: Authenticator,
     S: Service<Request, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    E: ErrorEnvelope,
 {
     type Response = Response;
     type Error = S::Error;
@@ -301,14 +302,14 @@ where
         Box::pin(async move {
             let token = match bearer_token(request.headers()) {
                 Ok(token) => token.to_owned(),
-                Err(message) => return Ok(ApiFailure::unauthorized(message).into_response()),
+                Err(message) => return Ok(ApiFailure::<E>::unauthorized(message).into_response()),
             };
             match authenticator.authenticate(&token).await {
                 Some(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
-                None => Ok(ApiFailure::unauthorized(UNKNOWN_KEY).into_response()),
+                None => Ok(ApiFailure::<E>::unauthorized(UNKNOWN_KEY).into_response()),
             }
         })
     }
@@ -318,6 +319,7 @@ where
 mod tests {
     use super::*;
     use crate::error::tests::envelope;
+    use crate::testing::TestErrors;
     use axum::body::Body;
     use http::{HeaderValue, StatusCode};
     use std::convert::Infallible;
@@ -328,7 +330,7 @@ mod tests {
     }
 
     fn service() -> impl Service<Request, Response = Response, Error = Infallible> + Clone {
-        AuthLayer::new(keys()).layer(tower::service_fn(|request: Request| async move {
+        AuthLayer::<_, TestErrors>::new(keys()).layer(tower::service_fn(|request: Request| async move {
             let principal = request.extensions().get::<Principal>().cloned().expect("a principal");
             Ok::<_, Infallible>(format!("{}:{}", principal.id, principal.tier).into_response())
         }))
@@ -367,7 +369,7 @@ mod tests {
             let response = service().oneshot(request(value)).await.unwrap();
             let (status, headers, body) = envelope(response).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{value:?}");
-            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"runagent\"");
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"test \\\"realm\\\"\"");
             assert_eq!(
                 body,
                 serde_json::json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": message, "details": null}})
@@ -392,13 +394,23 @@ mod tests {
                 token.strip_prefix("ent_").map(|id| Principal::new(id, Tier::Enterprise))
             }
         }
-        let layer = AuthLayer::from_arc(Arc::new(Arc::new(Prefix)));
+        let layer = AuthLayer::<_, TestErrors>::from_arc(Arc::new(Arc::new(Prefix)));
         let service = layer.layer(tower::service_fn(|request: Request| async move {
             let principal = request.extensions().get::<Principal>().cloned().unwrap();
             Ok::<_, Infallible>(principal.id.into_response())
         }));
         let response = service.oneshot(request(Some("Bearer ent_acme"))).await.unwrap();
         assert_eq!(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap(), "acme");
+    }
+
+    #[test]
+    fn require_reads_the_principal_or_refuses() {
+        let (mut parts, _) = request(None).into_parts();
+        let refused = Principal::require::<TestErrors>(&parts).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.message(), MISSING_KEY);
+        parts.extensions.insert(Principal::new("p", Tier::Free));
+        assert_eq!(Principal::require::<TestErrors>(&parts).unwrap(), Principal::new("p", Tier::Free));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 //! What an implementation learns about the request besides its inputs.
 
-use crate::{Principal, RateLimitStatus, RequestId};
+use crate::auth::Principal;
+use crate::rate_limit::RateLimitStatus;
+use crate::request_id::RequestId;
 
 /// The caller and the request, as the layers before the handler saw them.
 #[derive(Debug, Clone)]
@@ -11,7 +13,8 @@ pub struct RequestContext {
     /// The authenticated caller; `None` only for operations without
     /// security in the spec.
     pub principal: Option<Principal>,
-    /// The request id sent back in `X-Request-Id`.
+    /// The request id sent back in `X-Request-Id`; empty when the router
+    /// gives requests no ids (the spec documents no request-id header).
     pub request_id: String,
     /// The caller's rate-limit window after counting this request.
     pub rate_limit: Option<RateLimitStatus>,

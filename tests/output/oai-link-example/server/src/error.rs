@@ -2,10 +2,33 @@
 
 //! The one error type of the server: what an implementation returns from an
 //! operation and what every rejection (a malformed body, a missing key, an
-//! exhausted rate limit, an unknown path) turns into. It always answers with
-//! the API's JSON error envelope, so no response of this crate is ever
-//! `text/plain`.
+//! exhausted rate limit, an unknown path) turns into.
+//!
+//! # Policy
+//!
+//! Every failure this crate answers is written in the API's error envelope,
+//! so no response of the server is ever `text/plain` or empty-bodied. What
+//! the envelope looks like is the spec's business, not this module's:
+//! [`ApiFailure`] is generic over an [`ErrorEnvelope`], which the generated
+//! crate implements from the envelope the spec's error responses share (its
+//! code type, its details object, its constant fields such as
+//! `status: error`). The runtime's own rejections pick their code from the
+//! HTTP status through [`ErrorEnvelope::code_for_status`]: `400` for invalid
+//! input, `401`, `404`, `405`, `409`, `413`, `429`, `500` and `501`, each
+//! mapped to the code the spec's examples (or the code named after the
+//! status) give it. They name the culprit in the details' `field` and
+//! `reason` when the envelope has them; extra facts (a limit, a line
+//! number) go into the details when they are open to extra properties, and
+//! are dropped otherwise.
+//!
+//! A spec whose error responses share no recognizable envelope gets RFC 9457
+//! problem details instead (`application/problem+json`: `type`, `title`,
+//! `status`, `detail`, with `field`, `reason` and any extra details as
+//! extension members); see [`ProblemDetails`]. It is the standard answer
+//! for HTTP APIs that define none of their own, and every generic client
+//! understands it.
 
+use std::fmt;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,88 +36,167 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 
-use crate::types::{ApiError, ErrorCode, ErrorDetails, ErrorResponse, ErrorStatus};
 use crate::validate::ValidationError;
 
-/// The `WWW-Authenticate` challenge sent with every `401`, naming the scheme
-/// the API expects.
-pub(crate) const BEARER_CHALLENGE: &str = "Bearer realm=\"runagent\"";
+/// How an API writes its errors: the code and details types of its
+/// envelope, how to build one, and the code each HTTP status implies.
+///
+/// The generated crate implements it for the spec's envelope (or for
+/// [`ProblemDetails`] when the spec has none); the runtime only ever goes
+/// through it, so it works with any envelope.
+pub trait ErrorEnvelope: Sized + Send + Sync + 'static {
+    /// The machine-readable error code (an enum of the spec's codes, or a
+    /// string).
+    type Code: Clone + fmt::Debug + Send + Sync + 'static;
+    /// The details object beside the code and message (`()` when the
+    /// envelope has none).
+    type Details: Clone + fmt::Debug + Send + Sync + 'static;
+    /// The whole body as sent.
+    type Body: Serialize;
 
-/// A failed request, answered as `{"status":"error","error":{...}}`.
-///
-/// Build one with a constructor named after its error code
-/// ([`ApiFailure::not_found`], [`ApiFailure::conflict`], ...) or with
-/// [`ApiFailure::new`], then refine it with the `with_*` methods:
-///
-/// ```
-/// use runagent_server::ApiFailure;
-///
-/// let failure = ApiFailure::conflict("Agent agt_1 is not deployed (status created).")
-///     .with_field("agent_id", "not_deployed")
-///     .with_detail("agent_status", "created");
-/// assert_eq!(failure.status(), http::StatusCode::CONFLICT);
-/// ```
-#[derive(Debug, Clone)]
-pub struct ApiFailure {
-    // Boxed so that `Result<T, ApiFailure>` stays as small as `T` plus a
-    // pointer: failures are rare, results are everywhere.
-    inner: Box<Failure>,
+    /// The media type of the body.
+    const CONTENT_TYPE: &'static str = JSON;
+    /// The realm named in the `WWW-Authenticate: Bearer realm="..."`
+    /// challenge of every `401`.
+    const REALM: &'static str;
+
+    /// The code of a failure that only has a status: the runtime's own
+    /// rejections, and `ApiFailure::from_status`.
+    fn code_for_status(status: StatusCode) -> Self::Code;
+
+    /// The body for a failure; `details` is `None` when none were set.
+    fn envelope(status: StatusCode, code: Self::Code, message: String, details: Option<Self::Details>) -> Self::Body;
+
+    /// Details with nothing set, to fill in with the setters below.
+    fn empty_details() -> Self::Details;
+
+    /// Records the field, parameter or header the failure is about (ignored
+    /// when the details have no place for it).
+    fn set_field(details: &mut Self::Details, field: String);
+
+    /// Records a short machine-readable reason (ignored when the details
+    /// have no place for it).
+    fn set_reason(details: &mut Self::Details, reason: String);
+
+    /// Records any other detail (ignored when the details take no extra
+    /// properties, or none of this value's type).
+    fn set_extra(details: &mut Self::Details, name: String, value: serde_json::Value);
+
+    /// The field recorded by [`ErrorEnvelope::set_field`], if kept.
+    fn field(details: &Self::Details) -> Option<&str>;
+
+    /// The reason recorded by [`ErrorEnvelope::set_reason`], if kept.
+    fn reason(details: &Self::Details) -> Option<&str>;
 }
 
-#[derive(Debug, Clone)]
-struct Failure {
+/// A failed request, answered in the envelope `E` describes.
+///
+/// Build one with a constructor named after its status
+/// (`ApiFailure::not_found`, `ApiFailure::conflict`, ...), with
+/// `ApiFailure::new` for any status and code, then refine it with the
+/// `with_*` methods:
+///
+/// ```
+/// use oai_link_example_server::ApiFailure;
+///
+/// let failure = ApiFailure::conflict("Order ord_1 is already shipped.")
+///     .with_field("order_id", "already_shipped")
+///     .with_detail("order_status", "shipped");
+/// assert_eq!(failure.status(), http::StatusCode::CONFLICT);
+/// ```
+pub struct ApiFailure<E: ErrorEnvelope> {
+    // Boxed so that `Result<T, ApiFailure>` stays as small as `T` plus a
+    // pointer: failures are rare, results are everywhere.
+    inner: Box<Failure<E>>,
+}
+
+struct Failure<E: ErrorEnvelope> {
     status: StatusCode,
-    code: ErrorCode,
+    code: E::Code,
     message: String,
-    details: Option<ErrorDetails>,
+    details: Option<E::Details>,
     headers: HeaderMap,
 }
 
-impl std::fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+// Written out rather than derived: a derive would require `E: Clone` and
+// `E: Debug` of the envelope's marker type, not of its code and details.
+impl<E: ErrorEnvelope> Clone for ApiFailure<E> {
+    fn clone(&self) -> Self {
+        let Failure { status, code, message, details, headers } = &*self.inner;
+        let failure = Failure {
+            status: *status,
+            code: code.clone(),
+            message: message.clone(),
+            details: details.clone(),
+            headers: headers.clone(),
+        };
+        Self { inner: Box::new(failure) }
+    }
+}
+
+impl<E: ErrorEnvelope> fmt::Debug for ApiFailure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Failure { status, code, message, details, headers } = &*self.inner;
+        f.debug_struct("ApiFailure")
+            .field("status", status)
+            .field("code", code)
+            .field("message", message)
+            .field("details", details)
+            .field("headers", headers)
+            .finish()
+    }
+}
+
+impl<E: ErrorEnvelope> fmt::Display for ApiFailure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.inner.status, self.inner.message)
     }
 }
 
-impl std::error::Error for ApiFailure {}
+impl<E: ErrorEnvelope> std::error::Error for ApiFailure<E> {}
 
-impl ApiFailure {
+impl<E: ErrorEnvelope> ApiFailure<E> {
     /// A failure with any status, code and human-readable message, and no
     /// details.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: E::Code, message: impl Into<String>) -> Self {
         let failure = Failure { status, code, message: message.into(), details: None, headers: HeaderMap::new() };
         Self { inner: Box::new(failure) }
     }
 
-    /// `400 INVALID_INPUT` about one field, parameter or header: `field` is
-    /// its name on the wire (`parameters.temperature`, `page`,
-    /// `Idempotency-Key`), `reason` a short machine-readable word
-    /// (`missing`, `pattern`, `too_long`).
+    /// A failure with any status and the code the envelope gives that
+    /// status (see [`ErrorEnvelope::code_for_status`]).
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, E::code_for_status(status), message)
+    }
+
+    /// `400` about one field, parameter or header: `field` is its name on
+    /// the wire (`parameters.temperature`, `page`, `Idempotency-Key`),
+    /// `reason` a short machine-readable word (`missing`, `pattern`,
+    /// `too_long`).
     pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
         let (field, reason) = (field.into(), reason.into());
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, format!("Invalid value for {field} ({reason})."))
+        Self::from_status(StatusCode::BAD_REQUEST, format!("Invalid value for {field} ({reason})."))
             .with_field(field, reason)
     }
 
-    /// `401 UNAUTHORIZED`, with the `WWW-Authenticate: Bearer` challenge the
+    /// `401`, with the `WWW-Authenticate: Bearer realm="..."` challenge the
     /// HTTP standard requires on every 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE))
+        Self::from_status(StatusCode::UNAUTHORIZED, message)
+            .with_header(header::WWW_AUTHENTICATE, bearer_challenge::<E>())
     }
 
-    /// `404 NOT_FOUND`.
+    /// `404`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+        Self::from_status(StatusCode::NOT_FOUND, message)
     }
 
-    /// `405 METHOD_NOT_ALLOWED`, with an `Allow` header listing `allow` when
-    /// it is not empty. Under an axum `MethodRouter` an empty list is right:
-    /// the router adds the `Allow` header itself.
+    /// `405`, with an `Allow` header listing `allow` when it is not empty.
+    /// Under an axum `MethodRouter` an empty list is right: the router adds
+    /// the `Allow` header itself.
     pub fn method_not_allowed(allow: &[Method]) -> Self {
-        let failure = Self::new(
+        let failure = Self::from_status(
             StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
             "This path does not support the request's method; the Allow header lists those it does.",
         );
         if allow.is_empty() {
@@ -107,89 +209,72 @@ impl ApiFailure {
         }
     }
 
-    /// `409 CONFLICT`.
+    /// `409`.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
+        Self::from_status(StatusCode::CONFLICT, message)
     }
 
-    /// `413 PAYLOAD_TOO_LARGE` for a body over `limit` bytes; the limit is
-    /// reported as `details.limit_bytes`.
+    /// `413` for a body over `limit` bytes; the limit is reported as the
+    /// detail `limit_bytes`.
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
+        Self::from_status(
             StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
             format!("The request body is too large (the limit is {limit} bytes)."),
         )
         .with_field("body", "too_large")
         .with_detail("limit_bytes", limit)
     }
 
-    /// `429 RATE_LIMITED` with a `Retry-After` header: `retry_after` rounded
-    /// up to whole seconds, and at least one second, because `0` would invite
-    /// an immediate retry that fails again.
+    /// `429` with a `Retry-After` header: `retry_after` rounded up to whole
+    /// seconds, and at least one second, because `0` would invite an
+    /// immediate retry that fails again.
     pub fn rate_limited(retry_after: Duration) -> Self {
         let seconds = retry_after_seconds(retry_after);
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            format!("Rate limit exceeded; retry after {seconds} seconds."),
-        )
-        .with_reason("rate_limited")
-        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+        Self::from_status(StatusCode::TOO_MANY_REQUESTS, format!("Rate limit exceeded; retry after {seconds} seconds."))
+            .with_reason("rate_limited")
+            .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
-    /// `500 INTERNAL_ERROR`. The message reaches the client, so it should
-    /// not carry secrets or internals; log those instead.
+    /// `500`. The message reaches the client, so it should not carry
+    /// secrets or internals; log those instead.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, message)
+        Self::from_status(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    /// `501 NOT_IMPLEMENTED` for an operation this server does not implement
-    /// (the default of every trait method).
+    /// `501` for an operation this server does not implement (the default
+    /// of every trait method).
     pub fn not_implemented(operation_id: &str) -> Self {
-        Self::new(
+        Self::from_status(
             StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::NotImplemented,
             format!("The operation {operation_id} is not implemented by this server."),
         )
     }
 
-    /// `500 AGENT_ERROR`: the agent's program failed or printed output the
-    /// server could not read.
-    pub fn agent_error(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::AgentError, message)
-    }
-
-    /// `500 AGENT_TIMEOUT`: the agent's program ran past its timeout.
-    pub fn agent_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::AgentTimeout, message)
-    }
-
     /// Replaces the details.
-    pub fn with_details(mut self, details: ErrorDetails) -> Self {
+    pub fn with_details(mut self, details: E::Details) -> Self {
         self.inner.details = Some(details);
         self
     }
 
-    /// Sets `details.field` and `details.reason`, keeping any other details.
+    /// Sets the details' field and reason, keeping any other details.
     pub fn with_field(mut self, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        let details = self.inner.details.get_or_insert_with(empty_details);
-        details.field = Some(field.into());
-        details.reason = Some(reason.into());
+        let details = self.inner.details.get_or_insert_with(E::empty_details);
+        E::set_field(details, field.into());
+        E::set_reason(details, reason.into());
         self
     }
 
-    /// Sets `details.reason`, keeping any other details.
+    /// Sets the details' reason, keeping any other details.
     pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
-        self.inner.details.get_or_insert_with(empty_details).reason = Some(reason.into());
+        E::set_reason(self.inner.details.get_or_insert_with(E::empty_details), reason.into());
         self
     }
 
-    /// Adds an extra detail next to `field` and `reason` (a limit, an exit
-    /// status). The names `field` and `reason` themselves are set with
-    /// [`ApiFailure::with_field`], so that they keep their declared type.
+    /// Adds an extra detail next to the field and reason (a limit, an exit
+    /// status). The field and reason themselves are set with
+    /// `ApiFailure::with_field`, so that they keep their declared type.
     pub fn with_detail(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.inner.details.get_or_insert_with(empty_details).additional_properties.insert(name.into(), value.into());
+        E::set_extra(self.inner.details.get_or_insert_with(E::empty_details), name.into(), value.into());
         self
     }
 
@@ -200,7 +285,7 @@ impl ApiFailure {
     }
 
     /// Adds a response header (replacing one of the same name). A
-    /// `Content-Type` set here is ignored: the envelope is always JSON.
+    /// `Content-Type` set here is ignored: the envelope decides it.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.inner.headers.insert(name, value);
         self
@@ -212,7 +297,7 @@ impl ApiFailure {
     }
 
     /// The machine-readable error code.
-    pub fn code(&self) -> &ErrorCode {
+    pub fn code(&self) -> &E::Code {
         &self.inner.code
     }
 
@@ -222,8 +307,19 @@ impl ApiFailure {
     }
 
     /// The details, if any.
-    pub fn details(&self) -> Option<&ErrorDetails> {
+    pub fn details(&self) -> Option<&E::Details> {
         self.inner.details.as_ref()
+    }
+
+    /// The field, parameter or header the failure is about, if the details
+    /// name one.
+    pub fn field(&self) -> Option<&str> {
+        self.inner.details.as_ref().and_then(E::field)
+    }
+
+    /// The short reason in the details, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.inner.details.as_ref().and_then(E::reason)
     }
 
     /// The extra response headers.
@@ -232,15 +328,13 @@ impl ApiFailure {
     }
 
     /// The envelope this failure is answered with.
-    pub fn into_envelope(self) -> ErrorResponse {
-        let Failure { code, message, details, .. } = *self.inner;
-        // `details` is `null` rather than absent when there are none, as the
-        // spec's examples show it.
-        ErrorResponse { status: ErrorStatus::Error, error: ApiError { code, message, details: Some(details) } }
+    pub fn into_envelope(self) -> E::Body {
+        let Failure { status, code, message, details, .. } = *self.inner;
+        E::envelope(status, code, message, details)
     }
 }
 
-impl IntoResponse for ApiFailure {
+impl<E: ErrorEnvelope> IntoResponse for ApiFailure<E> {
     fn into_response(mut self) -> Response {
         let Failure { status, ref code, ref message, .. } = *self.inner;
         if status.is_server_error() {
@@ -250,24 +344,24 @@ impl IntoResponse for ApiFailure {
         }
         let headers = std::mem::take(&mut self.inner.headers);
         let body = serde_json::to_vec(&self.into_envelope()).unwrap_or_else(|error| {
-            // The envelope is plain strings and JSON values, so this cannot
-            // happen short of a bug; answer with a fixed envelope rather than
-            // a non-JSON body.
+            // The envelope is strings and JSON values, so this cannot happen
+            // short of a bug; answer with a fixed envelope rather than a
+            // body in another format.
             tracing::error!(%error, "failed to serialize an error envelope");
-            FALLBACK_ENVELOPE.as_bytes().to_vec()
+            fallback_envelope::<E>(status)
         });
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         response.headers_mut().extend(headers);
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(E::CONTENT_TYPE));
         response
     }
 }
 
-impl From<ValidationError> for ApiFailure {
-    /// A value breaking a constraint of the spec: `400 INVALID_INPUT` naming
-    /// the field, with the check's wording in the message and a short token
-    /// for it in `details.reason`.
+impl<E: ErrorEnvelope> From<ValidationError> for ApiFailure<E> {
+    /// A value breaking a constraint of the spec: `400` naming the field,
+    /// with the check's wording in the message and a short token for it as
+    /// the reason.
     fn from(error: ValidationError) -> Self {
         let reason = validation_reason(&error.reason);
         Self::invalid_input(error.field.clone(), reason).with_message(format!("{} {}.", error.field, error.reason))
@@ -275,16 +369,31 @@ impl From<ValidationError> for ApiFailure {
 }
 
 /// The media type of every JSON response.
-pub(crate) const JSON: &str = "application/json";
+pub const JSON: &str = "application/json";
 
-/// What is sent if an envelope ever fails to serialize.
-const FALLBACK_ENVELOPE: &str =
-    r#"{"status":"error","error":{"code":"INTERNAL_ERROR","message":"An unexpected error occurred.","details":null}}"#;
+/// The media type of RFC 9457 problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What is sent if an envelope ever fails to serialize: the envelope of a
+/// plain internal error, or nothing if even that fails.
+fn fallback_envelope<E: ErrorEnvelope>(status: StatusCode) -> Vec<u8> {
+    let internal = StatusCode::INTERNAL_SERVER_ERROR;
+    let envelope = E::envelope(status, E::code_for_status(internal), "An unexpected error occurred.".to_owned(), None);
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+/// The `WWW-Authenticate` challenge of a `401`: `Bearer realm="<realm>"`,
+/// the realm quoted as RFC 9110 says; a realm that cannot be sent in a
+/// header leaves a bare `Bearer`.
+pub fn bearer_challenge<E: ErrorEnvelope>() -> HeaderValue {
+    let realm = E::REALM.replace('\\', "\\\\").replace('"', "\\\"");
+    HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"")).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
 
 /// Serializes `body` as a JSON response with `status`, for the success
 /// variants of the generated responses. A value that fails to serialize (a
-/// map with non-string keys, say) is answered `500 INTERNAL_ERROR`.
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+/// map with non-string keys, say) is answered `500` in the envelope `E`.
+pub fn json_response<E: ErrorEnvelope, T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut response = Response::new(Body::from(bytes));
@@ -294,13 +403,79 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
         }
         Err(error) => {
             tracing::error!(%error, "failed to serialize a response body");
-            ApiFailure::internal("The server failed to encode its response.").into_response()
+            ApiFailure::<E>::internal("The server failed to encode its response.").into_response()
         }
     }
 }
 
-fn empty_details() -> ErrorDetails {
-    ErrorDetails { field: None, reason: None, additional_properties: Default::default() }
+/// A code named after a status's reason phrase, `NOT_FOUND` for `404`, for
+/// envelopes whose codes are plain strings; `HTTP_<code>` for a status
+/// without one.
+pub fn status_code_name(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => reason.to_ascii_uppercase().replace([' ', '-'], "_").replace('\'', ""),
+        None => format!("HTTP_{}", status.as_u16()),
+    }
+}
+
+/// RFC 9457 problem details, the error body of an API whose spec declares no
+/// envelope of its own: `{"type", "title", "status", "detail"}` plus
+/// extension members (`field`, `reason`, and any other detail).
+///
+/// The code of a problem is its `type`, a URI; `about:blank` (the default
+/// for every status) says the status is all there is to know, and the
+/// title is then the status's reason phrase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProblemDetails {
+    /// A URI naming the kind of problem (`about:blank` when the status says it all).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem: the status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// Extension members: `field`, `reason` and any other detail.
+    #[serde(flatten)]
+    pub extensions: ProblemExtensions,
+}
+
+/// The extension members of [`ProblemDetails`].
+pub type ProblemExtensions = serde_json::Map<String, serde_json::Value>;
+
+impl ProblemDetails {
+    /// The problem type that says nothing beyond the status.
+    pub const BLANK: &'static str = "about:blank";
+
+    /// The problem for a failure.
+    pub fn new(
+        status: StatusCode,
+        problem_type: String,
+        detail: String,
+        extensions: Option<ProblemExtensions>,
+    ) -> Self {
+        Self {
+            problem_type,
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            extensions: extensions.unwrap_or_default(),
+        }
+    }
+
+    /// Sets an extension member (never one of the standard members, which
+    /// the failure itself sets).
+    pub fn set_extension(extensions: &mut ProblemExtensions, name: String, value: serde_json::Value) {
+        if !matches!(name.as_str(), "type" | "title" | "status" | "detail" | "instance") {
+            extensions.insert(name, value);
+        }
+    }
+
+    /// A string extension member, if set.
+    pub fn extension_str<'a>(extensions: &'a ProblemExtensions, name: &str) -> Option<&'a str> {
+        extensions.get(name).and_then(serde_json::Value::as_str)
+    }
 }
 
 /// Whole seconds for `Retry-After`, rounded up and at least 1.
@@ -310,9 +485,9 @@ pub(crate) fn retry_after_seconds(duration: Duration) -> u64 {
 }
 
 /// A short token for a validation failure, from the wording of the checks in
-/// `validate.rs` ("must be at most 2" is `maximum`), because the spec's
-/// `details.reason` is a machine-readable word while the checks report
-/// sentences. Unknown wording falls back to `invalid`.
+/// `validate.rs` ("must be at most 2" is `maximum`), because a reason is a
+/// machine-readable word while the checks report sentences. Unknown wording
+/// falls back to `invalid`.
 pub(crate) fn validation_reason(reason: &str) -> &'static str {
     // Longer, more specific wordings come first: "must be at least 2
     // characters long" also starts like the numeric "must be at least 2".
@@ -337,6 +512,7 @@ pub(crate) fn validation_reason(reason: &str) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testing::{Problem, TestCode, TestFailure};
     use serde_json::{Value, json};
 
     /// Splits a response into status, headers and its body parsed as JSON,
@@ -351,7 +527,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn invalid_input_names_the_field() {
-        let (status, _, body) = envelope(ApiFailure::invalid_input("query", "missing").into_response()).await;
+        let (status, _, body) = envelope(TestFailure::invalid_input("query", "missing").into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["status"], "error");
         assert_eq!(body["error"]["code"], "INVALID_INPUT");
@@ -361,9 +537,9 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn details_are_null_when_there_are_none() {
         let (status, headers, body) =
-            envelope(ApiFailure::unauthorized("A valid API key is required.").into_response()).await;
+            envelope(TestFailure::unauthorized("A valid API key is required.").into_response()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(headers[header::WWW_AUTHENTICATE], BEARER_CHALLENGE);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"test \\\"realm\\\"\"");
         assert_eq!(
             body,
             json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": "A valid API key is required.", "details": null}})
@@ -372,7 +548,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn too_large_reports_the_limit() {
-        let (status, _, body) = envelope(ApiFailure::payload_too_large(1024).into_response()).await;
+        let (status, _, body) = envelope(TestFailure::payload_too_large(1024).into_response()).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
         assert_eq!(body["error"]["details"], json!({"field": "body", "reason": "too_large", "limit_bytes": 1024}));
@@ -381,52 +557,88 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn rate_limited_rounds_retry_after_up() {
         let (status, headers, body) =
-            envelope(ApiFailure::rate_limited(Duration::from_millis(1500)).into_response()).await;
+            envelope(TestFailure::rate_limited(Duration::from_millis(1500)).into_response()).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "2");
         assert_eq!(body["error"]["code"], "RATE_LIMITED");
-        let zero = ApiFailure::rate_limited(Duration::ZERO);
+        let zero = TestFailure::rate_limited(Duration::ZERO);
         assert_eq!(zero.headers()[header::RETRY_AFTER], "1");
     }
 
     #[tokio::test]
     async fn method_not_allowed_lists_methods() {
-        let failure = ApiFailure::method_not_allowed(&[Method::GET, Method::POST]);
+        let failure = TestFailure::method_not_allowed(&[Method::GET, Method::POST]);
         let (status, headers, body) = envelope(failure.into_response()).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers[header::ALLOW], "GET, POST");
         assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
-        assert!(!ApiFailure::method_not_allowed(&[]).headers().contains_key(header::ALLOW));
+        assert!(!TestFailure::method_not_allowed(&[]).headers().contains_key(header::ALLOW));
     }
 
     #[tokio::test]
-    async fn not_implemented_is_a_501() {
-        let (status, _, body) = envelope(ApiFailure::not_implemented("listAgents").into_response()).await;
-        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-        assert_eq!(body["error"]["code"], "NOT_IMPLEMENTED");
+    async fn every_runtime_status_has_its_code() {
+        let cases = [
+            (TestFailure::not_implemented("listThings"), StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
+            (TestFailure::not_found("gone"), StatusCode::NOT_FOUND, "NOT_FOUND"),
+            (TestFailure::conflict("twice"), StatusCode::CONFLICT, "CONFLICT"),
+            (TestFailure::internal("oops"), StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+            (TestFailure::from_status(StatusCode::FORBIDDEN, "no"), StatusCode::FORBIDDEN, "INVALID_INPUT"),
+        ];
+        for (failure, status, code) in cases {
+            let (got, _, body) = envelope(failure.into_response()).await;
+            assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+        }
+        let custom = TestFailure::new(StatusCode::SERVICE_UNAVAILABLE, TestCode::Custom, "down");
+        assert_eq!(custom.code(), &TestCode::Custom);
+        assert_eq!(custom.to_string(), "503 Service Unavailable: down");
     }
 
     #[tokio::test]
     async fn builders_merge_details_and_keep_json() {
-        let failure = ApiFailure::conflict("Agent agt_1 is not deployed (status created).")
-            .with_field("agent_id", "not_deployed")
-            .with_detail("agent_status", "created")
+        let failure = TestFailure::conflict("Order ord_1 is already shipped.")
+            .with_field("order_id", "already_shipped")
+            .with_detail("order_status", "shipped")
             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!((failure.field(), failure.reason()), (Some("order_id"), Some("already_shipped")));
         let (status, _, body) = envelope(failure.into_response()).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(
             body["error"]["details"],
-            json!({"field": "agent_id", "reason": "not_deployed", "agent_status": "created"})
+            json!({"field": "order_id", "reason": "already_shipped", "order_status": "shipped"})
         );
     }
 
     #[tokio::test]
     async fn validation_errors_become_invalid_input() {
         let error = ValidationError { field: "parameters.temperature".into(), reason: "must be at most 2".into() };
-        let (status, _, body) = envelope(ApiFailure::from(error).into_response()).await;
+        let (status, _, body) = envelope(TestFailure::from(error).into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["message"], "parameters.temperature must be at most 2.");
         assert_eq!(body["error"]["details"], json!({"field": "parameters.temperature", "reason": "maximum"}));
+    }
+
+    #[tokio::test]
+    async fn problem_details_without_an_envelope() {
+        let failure = ApiFailure::<Problem>::invalid_input("page", "minimum").with_detail("minimum", 1);
+        let (parts, body) = failure.into_response().into_parts();
+        assert_eq!(parts.status, StatusCode::BAD_REQUEST);
+        assert_eq!(parts.headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body: Value = serde_json::from_slice(&axum::body::to_bytes(body, usize::MAX).await.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"type": "about:blank", "title": "Bad Request", "status": 400,
+                   "detail": "Invalid value for page (minimum).", "field": "page", "reason": "minimum", "minimum": 1})
+        );
+        let failure = ApiFailure::<Problem>::not_found("No such pet.").with_detail("status", 200);
+        let body = serde_json::to_value(failure.into_envelope()).unwrap();
+        assert_eq!(body, json!({"type": "about:blank", "title": "Not Found", "status": 404, "detail": "No such pet."}));
+    }
+
+    #[test]
+    fn status_code_names() {
+        assert_eq!(status_code_name(StatusCode::NOT_FOUND), "NOT_FOUND");
+        assert_eq!(status_code_name(StatusCode::IM_A_TEAPOT), "IM_A_TEAPOT");
+        assert_eq!(status_code_name(StatusCode::from_u16(599).unwrap()), "HTTP_599");
     }
 
     #[test]
@@ -445,12 +657,13 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn json_response_sets_status_and_type() {
-        let response = json_response(StatusCode::CREATED, &json!({"status": "success", "data": {}}));
+        let response = json_response::<crate::testing::TestErrors, _>(StatusCode::CREATED, &json!({"data": {}}));
         assert_eq!(response.status(), StatusCode::CREATED);
         let (_, _, body) = envelope(response).await;
-        assert_eq!(body["status"], "success");
+        assert_eq!(body["data"], json!({}));
         let mut bad = std::collections::HashMap::new();
         bad.insert(vec![1u8], 1);
-        assert_eq!(json_response(StatusCode::OK, &bad).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let response = json_response::<crate::testing::TestErrors, _>(StatusCode::OK, &bad);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

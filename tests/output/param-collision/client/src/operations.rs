@@ -46,7 +46,7 @@ impl crate::Client {
             config: ::std::option::Option::None,
             keys: ::std::option::Option::None,
             auth: ::std::option::Option::None,
-            self__2: ::std::option::Option::None,
+            self_2: ::std::option::Option::None,
             idempotency_key: ::std::option::Option::None,
             options: crate::RequestOptions::default(),
         }
@@ -87,7 +87,7 @@ pub struct GetThing {
     config: ::std::option::Option<::std::string::String>,
     keys: ::std::option::Option<::std::string::String>,
     auth: ::std::option::Option<::std::string::String>,
-    self__2: ::std::option::Option<::std::string::String>,
+    self_2: ::std::option::Option<::std::string::String>,
     idempotency_key: ::std::option::Option<::std::string::String>,
     options: crate::RequestOptions,
 }
@@ -233,8 +233,8 @@ impl GetThing {
         self
     }
     /// Sets `Self`.
-    pub fn self__2(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
-        self.self__2 = ::std::option::Option::Some(value.into());
+    pub fn self_2(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.self_2 = ::std::option::Option::Some(value.into());
         self
     }
     /// Sets `Idempotency-Key`.
@@ -341,7 +341,7 @@ impl GetThing {
         }
         #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
-        if let ::std::option::Option::Some(value) = &self.self__2 {
+        if let ::std::option::Option::Some(value) = &self.self_2 {
             headers.push(("Self", ::std::string::ToString::to_string(value)));
         }
         #[allow(unused_mut)]

@@ -6,6 +6,7 @@
 /// The Param Collision API: one method per operation.
 ///
 /// Implement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to \[`router`\](crate::router).
+#[allow(clippy::wrong_self_convention)]
 pub trait ParamCollisionApi: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// Every parameter is named after something the generated code uses.
     ///
@@ -145,7 +146,7 @@ pub struct GetThingParams {
     /// The `auth` query parameter.
     pub auth: ::std::option::Option<::std::string::String>,
     /// The `Self` header parameter.
-    pub self__2: ::std::option::Option<::std::string::String>,
+    pub self_2: ::std::option::Option<::std::string::String>,
     /// The `Idempotency-Key` header parameter.
     pub idempotency_key: ::std::option::Option<::std::string::String>,
 }

@@ -2,26 +2,31 @@
 
 //! Per-key rate limits in fixed windows: [`RateLimitLayer`] counts every
 //! authenticated request in a [`CounterStore`], stamps the
-//! `X-RateLimit-*` headers on the response and answers `429 RATE_LIMITED`
-//! once the window's requests are used up.
+//! `X-RateLimit-*` headers on the response and answers `429` once the
+//! window's requests are used up.
+//!
+//! The generated router puts it on the secured routes when the spec
+//! documents the `X-RateLimit-*` headers; its `RouterBuilder` turns it on
+//! or off either way.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{OptionalFromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower::{Layer, Service};
 
 use crate::auth::{Principal, Tier};
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 
 /// A boxed future borrowing from a store, as the object-safe store traits
 /// return (a store is used as `Arc<dyn CounterStore>`, which native
@@ -213,8 +218,8 @@ impl CounterStore for InMemoryCounterStore {
 }
 
 /// The caller's rate-limit window after counting the current request, as
-/// [`RateLimitLayer`] leaves it in the request's extensions (what
-/// `GET /usage` reports).
+/// [`RateLimitLayer`](crate::RateLimitLayer) leaves it in the request's extensions (for an
+/// operation that reports a caller's usage, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitStatus {
     /// The caller's tier.
@@ -231,12 +236,12 @@ pub struct RateLimitStatus {
     pub window_seconds: u64,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RateLimitStatus {
-    type Rejection = ApiFailure;
-
-    /// The status [`RateLimitLayer`] stored; its absence means the route is
-    /// not rate limited, a server misconfiguration, hence a 500.
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+impl RateLimitStatus {
+    /// The status [`RateLimitLayer`](crate::RateLimitLayer) stored in a request; its absence means
+    /// the route is not rate limited, a server misconfiguration, hence a
+    /// `500`. The generated crate's `FromRequestParts` implementation calls
+    /// it.
+    pub fn require<E: ErrorEnvelope>(parts: &Parts) -> Result<Self, ApiFailure<E>> {
         parts
             .extensions
             .get::<RateLimitStatus>()
@@ -260,17 +265,24 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RateLimitStatus {
 /// routes). An admitted request gets a [`RateLimitStatus`] extension and its
 /// response, whatever its status, the `X-RateLimit-Limit`,
 /// `X-RateLimit-Remaining` and `X-RateLimit-Reset` headers. Past the limit
-/// the answer is `429 RATE_LIMITED` with the same headers and `Retry-After`.
-#[derive(Clone)]
-pub struct RateLimitLayer {
+/// the answer is `429` in the envelope `E`, with the same headers and
+/// `Retry-After`.
+pub struct RateLimitLayer<E> {
     config: Arc<RateLimitConfig>,
     store: Arc<dyn CounterStore>,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl RateLimitLayer {
+impl<E> Clone for RateLimitLayer<E> {
+    fn clone(&self) -> Self {
+        Self { config: Arc::clone(&self.config), store: Arc::clone(&self.store), envelope: PhantomData }
+    }
+}
+
+impl<E: ErrorEnvelope> RateLimitLayer<E> {
     /// Limits with `config`, counting in `store`.
     pub fn new(config: RateLimitConfig, store: Arc<dyn CounterStore>) -> Self {
-        Self { config: Arc::new(config), store }
+        Self { config: Arc::new(config), store, envelope: PhantomData }
     }
 
     /// Limits with `config`, counting in a fresh [`InMemoryCounterStore`].
@@ -279,38 +291,55 @@ impl RateLimitLayer {
     }
 }
 
-impl fmt::Debug for RateLimitLayer {
+impl<E> fmt::Debug for RateLimitLayer<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimitService<S>;
+impl<S, E> Layer<S> for RateLimitLayer<E> {
+    type Service = RateLimitService<S, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService { inner, config: Arc::clone(&self.config), store: Arc::clone(&self.store) }
+        RateLimitService {
+            inner,
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            envelope: PhantomData,
+        }
     }
 }
 
-/// The service [`RateLimitLayer`] wraps around a route.
-#[derive(Clone)]
-pub struct RateLimitService<S> {
+/// The service [`RateLimitLayer`](crate::RateLimitLayer) wraps around a route.
+pub struct RateLimitService<S, E> {
     inner: S,
     config: Arc<RateLimitConfig>,
     store: Arc<dyn CounterStore>,
+    envelope: PhantomData<fn() -> E>,
 }
 
-impl<S> fmt::Debug for RateLimitService<S> {
+impl<S: Clone, E> Clone for RateLimitService<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            envelope: PhantomData,
+        }
+    }
+}
+
+impl<S, E> fmt::Debug for RateLimitService<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitService").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
-impl<S> Service<Request> for RateLimitService<S>
+impl<S, E> Service<Request> for RateLimitService<S, E>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    E: ErrorEnvelope,
 {
     type Response = Response;
     type Error = S::Error;
@@ -335,7 +364,7 @@ where
             if !decision.allowed {
                 let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
                 let retry_after = Duration::from_secs(decision.reset.saturating_sub(now_secs));
-                let failure = ApiFailure::rate_limited(retry_after)
+                let failure = ApiFailure::<E>::rate_limited(retry_after)
                     .with_message(format!(
                         "Rate limit of {} requests per {} exceeded.",
                         decision.limit,
@@ -383,6 +412,7 @@ fn describe_window(window: Duration) -> String {
 mod tests {
     use super::*;
     use crate::error::tests::envelope;
+    use crate::testing::TestErrors;
     use axum::body::Body;
     use http::{StatusCode, header};
     use std::convert::Infallible;
@@ -431,7 +461,7 @@ mod tests {
         config: RateLimitConfig,
         store: Arc<dyn CounterStore>,
     ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static {
-        RateLimitLayer::new(config, store).layer(tower::service_fn(|request: Request| async move {
+        RateLimitLayer::<TestErrors>::new(config, store).layer(tower::service_fn(|request: Request| async move {
             let status = request.extensions().get::<RateLimitStatus>().cloned();
             let text = status.map(|s| format!("{}/{}/{}", s.tier, s.used, s.remaining)).unwrap_or_default();
             Ok::<_, Infallible>((StatusCode::CREATED, text).into_response())
@@ -473,6 +503,17 @@ mod tests {
         let bob = Principal::new("bob", Tier::Pro);
         let response = service.oneshot(request(Some(bob))).await.unwrap();
         assert_eq!(response.headers()["x-ratelimit-limit"], "1000");
+    }
+
+    #[test]
+    fn require_reads_the_status_or_is_a_500() {
+        let (mut parts, _) = request(None).into_parts();
+        let missing = RateLimitStatus::require::<TestErrors>(&parts).unwrap_err();
+        assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            RateLimitStatus { tier: Tier::Pro, limit: 2, remaining: 1, reset: T0, used: 1, window_seconds: 60 };
+        parts.extensions.insert(status.clone());
+        assert_eq!(RateLimitStatus::require::<TestErrors>(&parts).unwrap(), status);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use crate::rate_limit::RateLimitConfig;
 /// The settings of the generated router.
 ///
 /// ```
-/// use runagent_server::{RateLimitConfig, ServerConfig};
+/// use refs_server::{RateLimitConfig, ServerConfig};
 ///
 /// let config = ServerConfig::default()
 ///     .prefix("/api/v1")
@@ -18,13 +18,14 @@ use crate::rate_limit::RateLimitConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// The path every route is mounted under (`/v1`). Empty mounts them at
-    /// the root.
-    pub prefix: String,
+    /// The path every route is mounted under, such as `/v1`; empty mounts
+    /// them at the root. `None` (the default) takes the path of the spec's
+    /// first server URL, which the generated router knows.
+    pub prefix: Option<String>,
     /// The largest request body accepted, in bytes (1 MiB); larger ones are
-    /// answered `413 PAYLOAD_TOO_LARGE`.
+    /// answered `413`.
     pub body_limit: usize,
-    /// The rate limits per tier.
+    /// The rate limits per tier, for the routes the router rate limits.
     pub rate_limit: RateLimitConfig,
 }
 
@@ -35,15 +36,21 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { prefix: "/v1".to_owned(), body_limit: DEFAULT_BODY_LIMIT, rate_limit: RateLimitConfig::default() }
+        Self { prefix: None, body_limit: DEFAULT_BODY_LIMIT, rate_limit: RateLimitConfig::default() }
     }
 }
 
 impl ServerConfig {
-    /// Sets the path prefix.
+    /// Sets the path prefix (`""` for the root).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.prefix = Some(prefix.into());
         self
+    }
+
+    /// The path prefix: the one set, else `spec_default` (the path of the
+    /// spec's first server URL), without a trailing `/`.
+    pub fn prefix_or<'a>(&'a self, spec_default: &'a str) -> &'a str {
+        self.prefix.as_deref().unwrap_or(spec_default).trim_end_matches('/')
     }
 
     /// Sets the body limit in bytes.
@@ -67,7 +74,8 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let config = ServerConfig::default();
-        assert_eq!(config.prefix, "/v1");
+        assert_eq!(config.prefix, None);
+        assert_eq!(config.prefix_or("/v1/"), "/v1");
         assert_eq!(config.body_limit, 1_048_576);
         assert_eq!((config.rate_limit.free, config.rate_limit.pro), (100, 1000));
         assert_eq!(config.rate_limit.window, Duration::from_secs(3600));
@@ -79,7 +87,7 @@ mod tests {
             .prefix("")
             .body_limit(10)
             .rate_limit(RateLimitConfig::default().free(1).window(Duration::from_secs(60)));
-        assert_eq!(config.prefix, "");
+        assert_eq!(config.prefix_or("/v1"), "");
         assert_eq!(config.body_limit, 10);
         assert_eq!(config.rate_limit.free, 1);
         assert_eq!(config.rate_limit.window, Duration::from_secs(60));

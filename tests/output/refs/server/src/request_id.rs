@@ -9,14 +9,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{OptionalFromRequestParts, Request};
 use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::error::ApiFailure;
+use crate::error::{ApiFailure, ErrorEnvelope};
 
 /// `X-Request-Id`, on every request and response.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,21 +42,18 @@ impl RequestId {
     pub fn is_valid(value: &[u8]) -> bool {
         (1..=128).contains(&value.len()) && value.iter().all(|byte| byte.is_ascii_graphic())
     }
+
+    /// The id [`RequestIdLayer`] stored in a request; its absence means the
+    /// router lacks the layer, a server misconfiguration, hence a `500`.
+    /// The generated crate's `FromRequestParts` implementation calls it.
+    pub fn require<E: ErrorEnvelope>(parts: &Parts) -> Result<Self, ApiFailure<E>> {
+        parts.extensions.get::<RequestId>().cloned().ok_or_else(|| ApiFailure::internal("The request has no id."))
+    }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = ApiFailure;
-
-    /// The id [`RequestIdLayer`] stored; its absence means the router lacks
-    /// the layer, a server misconfiguration, hence a 500.
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<RequestId>().cloned().ok_or_else(|| ApiFailure::internal("The request has no id."))
     }
 }
 
@@ -252,6 +249,15 @@ mod tests {
         }
         assert_ne!(call(None).await.0, call(None).await.0);
         assert!(RequestId::is_valid(&[b'a'; 128]));
+    }
+
+    #[test]
+    fn require_reads_the_id_or_is_a_500() {
+        let (mut parts, _) = http::Request::get("/").body(Body::empty()).unwrap().into_parts();
+        let missing = RequestId::require::<crate::testing::TestErrors>(&parts).unwrap_err();
+        assert_eq!(missing.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        parts.extensions.insert(RequestId("req_1".into()));
+        assert_eq!(RequestId::require::<crate::testing::TestErrors>(&parts).unwrap().as_str(), "req_1");
     }
 
     #[tokio::test]

@@ -183,8 +183,14 @@ impl crate::validate::Validate for Shape {
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
         match self {
-            Self::Circle(inner) => crate::validate::Validate::validate(inner, path),
-            Self::Square(inner) => crate::validate::Validate::validate(inner, path),
+            Self::Circle(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
+            Self::Square(inner) => {
+                crate::validate::Validate::validate(inner, path)?;
+                ::std::result::Result::Ok(())
+            }
         }
     }
 }

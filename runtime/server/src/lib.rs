@@ -1,0 +1,48 @@
+//! The runtime of the generated server crates: everything a server needs
+//! that does not depend on the spec. Rejections in the API's error envelope
+//! ([`ErrorEnvelope`], [`ApiFailure`]), bearer authentication, per-principal
+//! rate limits, idempotent retries, request ids, deprecation headers,
+//! strict input parsing and Server-Sent Events framing.
+//!
+//! This crate is not a dependency of the generated crates: the generator
+//! copies its source files (all but this `lib.rs`) into each one, so that a
+//! generated crate builds and publishes on its own. The files therefore
+//! refer to each other only by `crate::<module>::<item>` paths, which mean
+//! the same here and in a generated crate, and they know no spec: whatever
+//! depends on one (the envelope's types, the realm, which layers a route
+//! gets) comes in through the [`ErrorEnvelope`] trait or the generated
+//! router. Their unit tests run here (`cargo test -p
+//! runagent-runtime-server`) and again inside every generated crate, with
+//! the test envelopes of `testing.rs`.
+//!
+//! To change the runtime: edit `src/<module>.rs` here, run this crate's
+//! tests, then `cargo xtask codegen` to copy it into `generated/`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod auth;
+pub use auth::*;
+mod config;
+pub use config::*;
+mod context;
+pub use context::*;
+mod error;
+pub use error::*;
+// The readers and fallbacks are called by the generated router only.
+#[allow(dead_code)]
+mod extract;
+#[allow(dead_code)]
+mod fallback;
+mod idempotency;
+pub use idempotency::*;
+mod rate_limit;
+pub use rate_limit::*;
+mod request_id;
+pub use request_id::*;
+mod sse;
+pub use sse::*;
+#[path = "../../common/validate.rs"]
+mod validate;
+pub use validate::*;
+#[cfg(test)]
+mod testing;
