@@ -212,12 +212,13 @@ pub fn interrupted_error() -> Value {
 pub fn lost_instance_error(kind: OperationKind, instance: &str, attempts: i64) -> Value {
     let message = match kind {
         OperationKind::Invoke => format!(
-            "Server instance {instance} stopped while running this invocation. It is not run again, because \
-             the agent's program may already have had side effects; invoke the agent again if that is safe."
+            "Server instance {instance} stopped (or lost the database for longer than its lease) while running \
+             this invocation. It is not run again, because the agent's program may already have had side \
+             effects; invoke the agent again if that is safe."
         ),
         OperationKind::Deploy => format!(
-            "Server instance {instance} stopped while running this deployment, which was started {attempts} \
-             times; giving up."
+            "Server instance {instance} stopped (or lost the database for longer than its lease) while running \
+             this deployment, which was started {attempts} times; giving up."
         ),
     };
     json!({
