@@ -477,6 +477,22 @@ pub struct OneOfType {
     /// Written as `anyOf`: a value may match several alternatives, and the
     /// first that fits is used.
     pub any_of: bool,
+    /// The property whose value names the alternative (`discriminator`);
+    /// `None` decodes untagged, trying each alternative in order.
+    pub discriminator: Option<Discriminator>,
+}
+
+/// A `discriminator`: the property that tells the alternatives apart and
+/// which value names which alternative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discriminator {
+    /// The property's name on the wire.
+    pub property: String,
+    /// Each value and the Rust name of the variant it selects, in spec order:
+    /// `mapping` first, then, for a `$ref` alternative no mapping names, the
+    /// referenced schema's name (OpenAPI's implicit mapping) and the single
+    /// value its schema allows the property, when that differs.
+    pub mapping: Vec<(String, String)>,
 }
 
 /// One alternative of a `oneOf`.

@@ -48,6 +48,7 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/param-collision.yaml",
     "tests/fixtures/versions.yaml",
     "tests/fixtures/composition.yaml",
+    "tests/fixtures/discriminator.yaml",
     "tests/fixtures/client-conventions-flat.yaml",
     "tests/fixtures/client-conventions-nested.yaml",
     "tests/fixtures/client-shapes.yaml",

@@ -93,6 +93,10 @@ fn render(api: &Api) -> String {
             TypeKind::OneOf(o) => {
                 let vs: Vec<String> = o.variants.iter().map(|v| format!("{}({})", v.name, v.type_name)).collect();
                 writeln!(out, "oneOf {}{nullable} {}", t.name, vs.join(" | ")).unwrap();
+                if let Some(d) = &o.discriminator {
+                    let map: Vec<String> = d.mapping.iter().map(|(value, v)| format!("{value}->{v}")).collect();
+                    writeln!(out, "  by {}: {}", d.property, map.join(" ")).unwrap();
+                }
             }
             TypeKind::Alias(s) => writeln!(out, "alias {}{nullable} = {}", t.name, shape(s)).unwrap(),
         }
@@ -201,6 +205,43 @@ fn enums_one_ofs_aliases_and_maps() {
             op x GET /x (x)
               200 json Either
         "#]],
+    );
+}
+
+#[test]
+fn discriminators_map_values_explicitly_by_schema_name_and_by_single_value() {
+    check(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Pet:\n      oneOf:\n        - $ref: '#/components/schemas/Cat'\n        - $ref: '#/components/schemas/Dog'\n        - {title: Unknown, type: object, properties: {t: {type: string, enum: [bird]}}}\n      discriminator:\n        propertyName: t\n        mapping: {cat: '#/components/schemas/Cat', kitten: Cat}\n    Cat: {type: object, properties: {t: {type: string}}}\n    Dog: {type: object, properties: {t: {type: string, enum: [dog]}}}",
+        ),
+        expect![[r#"
+            struct Cat @ #/components/schemas/Cat
+              t: string
+            struct Dog @ #/components/schemas/Dog
+              t: DogT
+            enum DogT Dog="dog"
+            oneOf Pet Cat(Cat) | Dog(Dog) | Unknown2(PetUnknown)
+              by t: cat->Cat kitten->Cat Dog->Dog dog->Dog bird->Unknown2
+            struct PetUnknown @ #/components/schemas/Pet/oneOf/2
+              t: PetUnknownT
+            enum PetUnknownT Bird="bird"
+            op x GET /x (x)
+              200 json Pet
+        "#]],
+    );
+}
+
+#[test]
+fn a_discriminator_mapping_to_a_schema_that_is_no_alternative_is_refused() {
+    check_error(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Pet:\n      oneOf:\n        - $ref: '#/components/schemas/Cat'\n      discriminator:\n        propertyName: t\n        mapping: {dog: '#/components/schemas/Dog'}\n    Cat: {type: object, properties: {t: {type: string}}}\n    Dog: {type: object, properties: {t: {type: string}}}",
+        ),
+        expect![
+            "error at #/components/schemas/Pet/discriminator/mapping/dog: `#/components/schemas/Dog` is not one of the alternatives"
+        ],
     );
 }
 
