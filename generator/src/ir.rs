@@ -855,7 +855,8 @@ pub enum ResponseBody {
 pub struct EventStream {
     /// The schema of one parsed event (`{event, id, data, retry}`).
     pub frame: Shape,
-    /// The events, in spec order, from `x-sse-events`.
+    /// The events, in spec order, from `x-sse-events`; a stream described
+    /// by its `schema` alone has one event, [`SseEvent::any_name`].
     pub events: Vec<SseEvent>,
 }
 
@@ -874,6 +875,11 @@ pub struct SseEvent {
     /// Whether this event reports a failure: its data is an object with a
     /// required code and message.
     pub failure: Option<EventFailure>,
+    /// Whether this event stands for every event name (a stream whose
+    /// `schema` describes the data of all its events, with no
+    /// `x-sse-events`): its variant carries the name as sent, `None` when
+    /// the frame had no `event:` field.
+    pub any_name: bool,
 }
 
 /// How to read a failure event's code and message.

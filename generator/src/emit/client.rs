@@ -1526,14 +1526,59 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
             let variants = stream.events.iter().map(|e| {
                 let v = ident(&e.name);
                 let ty = rust_type(&e.data, &prefix);
+                if e.any_name {
+                    return quote! {
+                        /// An event of the stream, whatever its name.
+                        #v {
+                            /// The `event:` field, `None` when the server sent none.
+                            event: ::std::option::Option<::std::string::String>,
+                            /// The event's data.
+                            data: #ty,
+                        },
+                    };
+                }
                 let doc = format!(" The `{}` event.", e.api_name);
                 quote!(#[doc = #doc] #v(#ty),)
             });
-            let decode_arms = stream.events.iter().map(|e| {
-                let v = ident(&e.name);
-                let wire = &e.api_name;
-                quote!(#wire => ::serde_json::from_str(data).map(Self::#v),)
-            });
+            let decode_arms: Vec<TokenStream> = stream
+                .events
+                .iter()
+                .filter(|e| !e.any_name)
+                .map(|e| {
+                    let v = ident(&e.name);
+                    let wire = &e.api_name;
+                    quote!(#wire => ::serde_json::from_str(data).map(Self::#v),)
+                })
+                .collect();
+            // A stream described by its schema alone decodes every event
+            // name the spec does not list as its one event; others refuse
+            // a name they do not know.
+            let decode = match stream.events.iter().find(|e| e.any_name) {
+                Some(any) => {
+                    let v = ident(&any.name);
+                    let any_event = quote! {
+                        ::serde_json::from_str(data).map(|data| Self::#v { event: event.map(::std::borrow::ToOwned::to_owned), data })
+                    };
+                    if decode_arms.is_empty() {
+                        any_event
+                    } else {
+                        quote! {
+                            match event.unwrap_or("message") {
+                                #(#decode_arms)*
+                                _ => #any_event,
+                            }
+                        }
+                    }
+                }
+                None => quote! {
+                    match event.unwrap_or("message") {
+                        #(#decode_arms)*
+                        other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
+                            ::std::format!("unknown event `{other}`"),
+                        )),
+                    }
+                },
+            };
             let terminal: Vec<TokenStream> = stream
                 .events
                 .iter()
@@ -1586,12 +1631,7 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         type Model = crate::Api;
 
                         fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
-                            match event.unwrap_or("message") {
-                                #(#decode_arms)*
-                                other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
-                                    ::std::format!("unknown event `{other}`"),
-                                )),
-                            }
+                            #decode
                         }
                         fn is_terminal(&self) -> bool {
                             #is_terminal

@@ -614,7 +614,7 @@ impl<'a> OperationLowering<'_, 'a> {
             } else if media == "text/event-stream" {
                 let frame =
                     self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
-                let events = self.sse_events(content, &media_at);
+                let events = self.sse_events(content, &media_at, &frame);
                 body = Some(ResponseBody::EventStream(EventStream { frame, events }));
             } else {
                 self.cx.error(
@@ -631,11 +631,18 @@ impl<'a> OperationLowering<'_, 'a> {
         body
     }
 
-    fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer) -> Vec<SseEvent> {
+    fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer, frame: &Shape) -> Vec<SseEvent> {
         let ext_at = at.push("x-sse-events");
         let Some(value) = content.extensions.get("x-sse-events") else {
-            self.cx.error(at, "a text/event-stream response needs `x-sse-events`: a map from each event name to the schema of its data");
-            return Vec::new();
+            // The schema describes the data of every event, whatever its name.
+            return vec![SseEvent {
+                terminal: false,
+                failure: None,
+                api_name: "message".into(),
+                name: "Message".into(),
+                data: frame.clone(),
+                any_name: true,
+            }];
         };
         let Some(map) = value.as_object() else {
             self.cx.error(&ext_at, "`x-sse-events` must map event names to schemas");
@@ -659,6 +666,7 @@ impl<'a> OperationLowering<'_, 'a> {
                 api_name: event.clone(),
                 name: names.unique(event, Case::UpperCamel),
                 data: lowered.shape,
+                any_name: false,
             });
         }
         if out.is_empty() {

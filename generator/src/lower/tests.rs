@@ -120,7 +120,10 @@ fn render(api: &Api) -> String {
                     let events: Vec<String> = s
                         .events
                         .iter()
-                        .map(|e| format!("{}({}){}", e.api_name, shape(&e.data), if e.terminal { "!" } else { "" }))
+                        .map(|e| {
+                            let name = if e.any_name { "*" } else { e.api_name.as_str() };
+                            format!("{name}({}){}", shape(&e.data), if e.terminal { "!" } else { "" })
+                        })
                         .collect();
                     format!(" sse {}", events.join(" "))
                 }
@@ -310,6 +313,22 @@ fn streams_keep_their_events_and_know_which_end_them() {
               n: i64
             op watch GET /s (watch)
               200 sse tick(WatchTickEvent) done({string: any})!
+        "#]],
+    );
+}
+
+#[test]
+fn a_stream_described_by_its_schema_alone_has_one_event_of_any_name() {
+    check(
+        &spec(
+            "  /s:\n    get:\n      operationId: watch\n      responses:\n        '200':\n          description: events\n          content:\n            text/event-stream:\n              schema: {$ref: '#/components/schemas/Tick'}",
+            "  schemas:\n    Tick: {type: object, properties: {n: {type: integer}}}",
+        ),
+        expect![[r#"
+            struct Tick @ #/components/schemas/Tick
+              n: i64
+            op watch GET /s (watch)
+              200 sse *(Tick)
         "#]],
     );
 }

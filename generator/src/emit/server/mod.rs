@@ -639,17 +639,33 @@ fn event_enum(op: &Operation) -> TokenStream {
     let variants = stream.events.iter().map(|e| {
         let v = ident(&e.name);
         let ty = rust_type(&e.data, &prefix);
+        if e.any_name {
+            return quote! {
+                /// An event of the stream, under any name.
+                #v {
+                    /// The `event:` field; `None` sends `message`, the default.
+                    event: ::std::option::Option<::std::string::String>,
+                    /// The event's data.
+                    data: #ty,
+                },
+            };
+        }
         let doc = format!(" The `{}` event.", e.api_name);
         quote!(#[doc = #doc] #v(#ty),)
     });
     let names = stream.events.iter().map(|e| {
         let v = ident(&e.name);
         let wire = &e.api_name;
-        quote!(Self::#v(_) => #wire,)
+        if e.any_name {
+            quote!(Self::#v { event, .. } => event.as_deref().unwrap_or(#wire),)
+        } else {
+            quote!(Self::#v(_) => #wire,)
+        }
     });
     let datas = stream.events.iter().map(|e| {
         let v = ident(&e.name);
-        quote!(Self::#v(data) => ::serde_json::to_string(data).unwrap_or_else(|_| ::std::string::String::from("null")),)
+        let pattern = if e.any_name { quote!(Self::#v { data, .. }) } else { quote!(Self::#v(data)) };
+        quote!(#pattern => ::serde_json::to_string(data).unwrap_or_else(|_| ::std::string::String::from("null")),)
     });
     let doc = format!(" One event of the `{}` stream.", op.id);
     quote! {
@@ -659,7 +675,7 @@ fn event_enum(op: &Operation) -> TokenStream {
             #(#variants)*
         }
         impl crate::SseEventData for #name {
-            fn event_name(&self) -> &'static str {
+            fn event_name(&self) -> &str {
                 match self { #(#names)* }
             }
             fn data_json(&self) -> ::std::string::String {
