@@ -742,6 +742,19 @@ pub struct Parameter {
     pub example: Option<Value>,
     /// Marked deprecated.
     pub deprecated: bool,
+    /// How an object-valued query parameter (a named struct of scalars) is
+    /// spread over the query string; `None` for every other parameter.
+    pub object_style: Option<ObjectStyle>,
+}
+
+/// How an object-valued query parameter is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectStyle {
+    /// `style: form`, `explode: true` (the default): one `key=value` pair
+    /// per property, the parameter's own name unused.
+    Form,
+    /// `style: deepObject`: `name[key]=value`.
+    DeepObject,
 }
 
 /// A request body.

@@ -50,6 +50,7 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/composition.yaml",
     "tests/fixtures/discriminator.yaml",
     "tests/fixtures/plain-stream.yaml",
+    "tests/fixtures/query-objects.yaml",
     "tests/fixtures/client-conventions-flat.yaml",
     "tests/fixtures/client-conventions-nested.yaml",
     "tests/fixtures/client-shapes.yaml",

@@ -14,8 +14,8 @@ use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, ErrorConvention, Field, LongRunning, Method, Operation, ParamLocation, Parameter, PathSegment, ResponseBody,
-    Shape, StatusCode, TypeKind,
+    Api, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation, Parameter, PathSegment,
+    ResponseBody, Shape, StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -1211,7 +1211,9 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             let n = ident(&p.name);
             let wire = &p.api_name;
             let to_s = to_wire_string(api, &p.shape, quote!(value));
-            let push = if let Shape::Array(a) = &p.shape {
+            let push = if let (Some(style), Shape::Named(n)) = (p.object_style, &p.shape) {
+                object_pushes(api, n, wire, style)
+            } else if let Shape::Array(a) = &p.shape {
                 let item = to_wire_string(api, &a.items, quote!(item));
                 quote! { for item in value.iter() { query.push((#wire, #item)); } }
             } else {
@@ -1408,6 +1410,26 @@ fn wire_kind(api: &Api, shape: &Shape) -> WireKind {
 }
 
 /// An expression turning a parameter value (a reference) into its wire text.
+/// The pairs of an object-valued query parameter: `key=value` for each
+/// property present (`style: form`) or `name[key]=value` (`deepObject`).
+fn object_pushes(api: &Api, type_name: &str, wire: &str, style: ObjectStyle) -> TokenStream {
+    let Some(TypeKind::Struct(s)) = api.types.get(type_name).map(|t| &t.kind) else { return TokenStream::new() };
+    let pushes = s.fields.iter().map(|f| {
+        let fname = ident(&f.name);
+        let key = match style {
+            ObjectStyle::Form => f.api_name.clone(),
+            ObjectStyle::DeepObject => format!("{wire}[{}]", f.api_name),
+        };
+        let to_s = to_wire_string(api, &f.shape, quote!(field));
+        if f.required {
+            quote! { { let field = &value.#fname; query.push((#key, #to_s)); } }
+        } else {
+            quote! { if let ::std::option::Option::Some(field) = &value.#fname { query.push((#key, #to_s)); } }
+        }
+    });
+    quote! { #[allow(deprecated)] { #(#pushes)* } }
+}
+
 fn to_wire_string(api: &Api, shape: &Shape, value: TokenStream) -> TokenStream {
     match wire_kind(api, shape) {
         WireKind::Enum => quote!(#value.as_str().to_owned()),

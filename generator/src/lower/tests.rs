@@ -107,7 +107,8 @@ fn render(api: &Api) -> String {
         for p in &op.parameters {
             let req = if p.required { " required" } else { "" };
             let wire = if p.name == p.api_name { String::new() } else { format!(" (\"{}\")", p.api_name) };
-            writeln!(out, "  {} {}{wire}: {}{req}", p.location.as_str(), p.name, shape(&p.shape)).unwrap();
+            let style = p.object_style.map(|s| format!(" {s:?}")).unwrap_or_default();
+            writeln!(out, "  {} {}{wire}: {}{req}{style}", p.location.as_str(), p.name, shape(&p.shape)).unwrap();
         }
         if let Some(b) = &op.body {
             let req = if b.required { " required" } else { "" };
@@ -330,6 +331,35 @@ fn a_stream_described_by_its_schema_alone_has_one_event_of_any_name() {
             op watch GET /s (watch)
               200 sse *(Tick)
         "#]],
+    );
+}
+
+#[test]
+fn object_query_parameters_are_spread_as_form_pairs_or_deep_objects() {
+    check(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      parameters:\n        - {name: page, in: query, schema: {type: object, properties: {n: {type: integer}}}}\n        - {name: f, in: query, style: deepObject, schema: {type: object, properties: {s: {type: string}}}}\n      responses:\n        '204': {description: ok}",
+            "  schemas: {}",
+        ),
+        expect![[r#"
+            struct XF @ #/paths/~1x/get/parameters/1/schema
+              s: string
+            struct XPage @ #/paths/~1x/get/parameters/0/schema
+              n: i64
+            op x GET /x (x)
+              query page: XPage Form
+              query f: XF DeepObject
+              204
+        "#]],
+    );
+    check_error(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      parameters:\n        - {name: page, in: query, explode: false, schema: {type: object, properties: {n: {type: integer}}}}\n      responses:\n        '204': {description: ok}",
+            "  schemas: {}",
+        ),
+        expect![
+            "error at #/paths/~1x/get/parameters/0/explode: object query parameters need `explode: true` (`key=value` pairs) or `style: deepObject`"
+        ],
     );
 }
 
