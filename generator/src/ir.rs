@@ -477,6 +477,22 @@ pub struct OneOfType {
     /// Written as `anyOf`: a value may match several alternatives, and the
     /// first that fits is used.
     pub any_of: bool,
+    /// The property whose value names the alternative (`discriminator`);
+    /// `None` decodes untagged, trying each alternative in order.
+    pub discriminator: Option<Discriminator>,
+}
+
+/// A `discriminator`: the property that tells the alternatives apart and
+/// which value names which alternative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discriminator {
+    /// The property's name on the wire.
+    pub property: String,
+    /// Each value and the Rust name of the variant it selects, in spec order:
+    /// `mapping` first, then, for a `$ref` alternative no mapping names, the
+    /// referenced schema's name (OpenAPI's implicit mapping) and the single
+    /// value its schema allows the property, when that differs.
+    pub mapping: Vec<(String, String)>,
 }
 
 /// One alternative of a `oneOf`.
@@ -726,6 +742,19 @@ pub struct Parameter {
     pub example: Option<Value>,
     /// Marked deprecated.
     pub deprecated: bool,
+    /// How an object-valued query parameter (a named struct of scalars) is
+    /// spread over the query string; `None` for every other parameter.
+    pub object_style: Option<ObjectStyle>,
+}
+
+/// How an object-valued query parameter is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectStyle {
+    /// `style: form`, `explode: true` (the default): one `key=value` pair
+    /// per property, the parameter's own name unused.
+    Form,
+    /// `style: deepObject`: `name[key]=value`.
+    DeepObject,
 }
 
 /// A request body.
@@ -839,7 +868,8 @@ pub enum ResponseBody {
 pub struct EventStream {
     /// The schema of one parsed event (`{event, id, data, retry}`).
     pub frame: Shape,
-    /// The events, in spec order, from `x-sse-events`.
+    /// The events, in spec order, from `x-sse-events`; a stream described
+    /// by its `schema` alone has one event, [`SseEvent::any_name`].
     pub events: Vec<SseEvent>,
 }
 
@@ -858,6 +888,11 @@ pub struct SseEvent {
     /// Whether this event reports a failure: its data is an object with a
     /// required code and message.
     pub failure: Option<EventFailure>,
+    /// Whether this event stands for every event name (a stream whose
+    /// `schema` describes the data of all its events, with no
+    /// `x-sse-events`): its variant carries the name as sent, `None` when
+    /// the frame had no `event:` field.
+    pub any_name: bool,
 }
 
 /// How to read a failure event's code and message.

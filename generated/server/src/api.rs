@@ -1377,7 +1377,7 @@ pub enum StreamAgentGetEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::SseEventData for StreamAgentGetEvent {
-    fn event_name(&self) -> &'static str {
+    fn event_name(&self) -> &str {
         match self {
             Self::Start(_) => "start",
             Self::Chunk(_) => "chunk",
@@ -1407,7 +1407,7 @@ pub enum StreamAgentEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::SseEventData for StreamAgentEvent {
-    fn event_name(&self) -> &'static str {
+    fn event_name(&self) -> &str {
         match self {
             Self::Start(_) => "start",
             Self::Chunk(_) => "chunk",

@@ -26,7 +26,7 @@ use http::{HeaderValue, StatusCode, header};
 /// stream's event enum.
 pub trait SseEventData {
     /// The `event:` field, e.g. `chunk`.
-    fn event_name(&self) -> &'static str;
+    fn event_name(&self) -> &str;
     /// The `data:` field: the event's payload as JSON.
     fn data_json(&self) -> String;
 }
@@ -180,7 +180,7 @@ mod tests {
     }
 
     impl SseEventData for Event {
-        fn event_name(&self) -> &'static str {
+        fn event_name(&self) -> &str {
             match self {
                 Event::Chunk(_) => "chunk",
                 Event::Done => "done",

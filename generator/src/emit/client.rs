@@ -14,8 +14,8 @@ use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, ErrorConvention, Field, LongRunning, Method, Operation, ParamLocation, Parameter, PathSegment, ResponseBody,
-    Shape, StatusCode, TypeKind,
+    Api, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation, Parameter, PathSegment,
+    ResponseBody, Shape, StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -1211,7 +1211,9 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             let n = ident(&p.name);
             let wire = &p.api_name;
             let to_s = to_wire_string(api, &p.shape, quote!(value));
-            let push = if let Shape::Array(a) = &p.shape {
+            let push = if let (Some(style), Shape::Named(n)) = (p.object_style, &p.shape) {
+                object_pushes(api, n, wire, style)
+            } else if let Shape::Array(a) = &p.shape {
                 let item = to_wire_string(api, &a.items, quote!(item));
                 quote! { for item in value.iter() { query.push((#wire, #item)); } }
             } else {
@@ -1408,6 +1410,26 @@ fn wire_kind(api: &Api, shape: &Shape) -> WireKind {
 }
 
 /// An expression turning a parameter value (a reference) into its wire text.
+/// The pairs of an object-valued query parameter: `key=value` for each
+/// property present (`style: form`) or `name[key]=value` (`deepObject`).
+fn object_pushes(api: &Api, type_name: &str, wire: &str, style: ObjectStyle) -> TokenStream {
+    let Some(TypeKind::Struct(s)) = api.types.get(type_name).map(|t| &t.kind) else { return TokenStream::new() };
+    let pushes = s.fields.iter().map(|f| {
+        let fname = ident(&f.name);
+        let key = match style {
+            ObjectStyle::Form => f.api_name.clone(),
+            ObjectStyle::DeepObject => format!("{wire}[{}]", f.api_name),
+        };
+        let to_s = to_wire_string(api, &f.shape, quote!(field));
+        if f.required {
+            quote! { { let field = &value.#fname; query.push((#key, #to_s)); } }
+        } else {
+            quote! { if let ::std::option::Option::Some(field) = &value.#fname { query.push((#key, #to_s)); } }
+        }
+    });
+    quote! { #[allow(deprecated)] { #(#pushes)* } }
+}
+
 fn to_wire_string(api: &Api, shape: &Shape, value: TokenStream) -> TokenStream {
     match wire_kind(api, shape) {
         WireKind::Enum => quote!(#value.as_str().to_owned()),
@@ -1526,14 +1548,59 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
             let variants = stream.events.iter().map(|e| {
                 let v = ident(&e.name);
                 let ty = rust_type(&e.data, &prefix);
+                if e.any_name {
+                    return quote! {
+                        /// An event of the stream, whatever its name.
+                        #v {
+                            /// The `event:` field, `None` when the server sent none.
+                            event: ::std::option::Option<::std::string::String>,
+                            /// The event's data.
+                            data: #ty,
+                        },
+                    };
+                }
                 let doc = format!(" The `{}` event.", e.api_name);
                 quote!(#[doc = #doc] #v(#ty),)
             });
-            let decode_arms = stream.events.iter().map(|e| {
-                let v = ident(&e.name);
-                let wire = &e.api_name;
-                quote!(#wire => ::serde_json::from_str(data).map(Self::#v),)
-            });
+            let decode_arms: Vec<TokenStream> = stream
+                .events
+                .iter()
+                .filter(|e| !e.any_name)
+                .map(|e| {
+                    let v = ident(&e.name);
+                    let wire = &e.api_name;
+                    quote!(#wire => ::serde_json::from_str(data).map(Self::#v),)
+                })
+                .collect();
+            // A stream described by its schema alone decodes every event
+            // name the spec does not list as its one event; others refuse
+            // a name they do not know.
+            let decode = match stream.events.iter().find(|e| e.any_name) {
+                Some(any) => {
+                    let v = ident(&any.name);
+                    let any_event = quote! {
+                        ::serde_json::from_str(data).map(|data| Self::#v { event: event.map(::std::borrow::ToOwned::to_owned), data })
+                    };
+                    if decode_arms.is_empty() {
+                        any_event
+                    } else {
+                        quote! {
+                            match event.unwrap_or("message") {
+                                #(#decode_arms)*
+                                _ => #any_event,
+                            }
+                        }
+                    }
+                }
+                None => quote! {
+                    match event.unwrap_or("message") {
+                        #(#decode_arms)*
+                        other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
+                            ::std::format!("unknown event `{other}`"),
+                        )),
+                    }
+                },
+            };
             let terminal: Vec<TokenStream> = stream
                 .events
                 .iter()
@@ -1586,12 +1653,7 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         type Model = crate::Api;
 
                         fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
-                            match event.unwrap_or("message") {
-                                #(#decode_arms)*
-                                other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
-                                    ::std::format!("unknown event `{other}`"),
-                                )),
-                            }
+                            #decode
                         }
                         fn is_terminal(&self) -> bool {
                             #is_terminal

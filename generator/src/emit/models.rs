@@ -7,7 +7,7 @@
 //! enum values are kept), the server is strict (an unknown value is a 400).
 
 use super::doc_text::doc_attrs;
-use crate::ir::{Api, Field, Shape, StructType, TypeDef, TypeKind};
+use crate::ir::{Api, Discriminator, Field, OneOfType, Shape, StructType, TypeDef, TypeKind};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
@@ -191,12 +191,16 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
             }
         }
         TypeKind::OneOf(o) => {
-            let variants = o.variants.iter().map(|v| {
-                let vname = ident(&v.name);
-                let ty = ident(&v.type_name);
-                let doc = format!(" A [`{}`].", v.type_name);
-                quote!(#[doc = #doc] #vname(#ty),)
-            });
+            let variants: Vec<TokenStream> = o
+                .variants
+                .iter()
+                .map(|v| {
+                    let vname = ident(&v.name);
+                    let ty = ident(&v.type_name);
+                    let doc = format!(" A [`{}`].", v.type_name);
+                    quote!(#[doc = #doc] #vname(#ty),)
+                })
+                .collect();
             // An alternative may be an alias of a plain value (an inline
             // `type: string` alternative): checked by its shape, since such
             // a type has no `Validate` of its own.
@@ -207,6 +211,9 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                     None => quote!(Self::#vname(_) => ::std::result::Result::Ok(()),),
                 }
             });
+            if let Some(d) = &o.discriminator {
+                return emit_tagged(&name, docs, o, d, arms.collect(), mode);
+            }
             // A success-or-error alternative (a batch item) reads best as a
             // Result.
             let into_result = match o.variants.as_slice() {
@@ -250,6 +257,104 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
             quote! {
                 #docs
                 pub type #name = #ty;
+            }
+        }
+    }
+}
+
+/// A `oneOf` with a `discriminator`: serialized untagged (each alternative
+/// carries the property itself, which is also why serde's internally tagged
+/// enums do not fit), decoded by reading the property and decoding the
+/// alternative its value selects. A value the spec does not map is kept as
+/// `Unknown` by the client (a newer server may add alternatives) and refused
+/// by the server, naming the property.
+fn emit_tagged(
+    name: &Ident,
+    docs: TokenStream,
+    o: &OneOfType,
+    d: &Discriminator,
+    mut arms: Vec<TokenStream>,
+    mode: Mode,
+) -> TokenStream {
+    let mut variants: Vec<TokenStream> = o
+        .variants
+        .iter()
+        .map(|v| {
+            let vname = ident(&v.name);
+            let ty = ident(&v.type_name);
+            let values: Vec<String> = d
+                .mapping
+                .iter()
+                .filter(|(_, variant)| *variant == v.name)
+                .map(|(value, _)| format!("`{value}`"))
+                .collect();
+            let doc = if values.is_empty() {
+                format!(" A [`{}`].", v.type_name)
+            } else {
+                format!(" A [`{}`]: `{}` is {}.", v.type_name, d.property, values.join(" or "))
+            };
+            quote!(#[doc = #doc] #vname(#ty),)
+        })
+        .collect();
+    let property = &d.property;
+    let decode_arms: Vec<TokenStream> = o
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let values: Vec<&str> =
+                d.mapping.iter().filter(|(_, variant)| *variant == v.name).map(|(value, _)| value.as_str()).collect();
+            if values.is_empty() {
+                return None;
+            }
+            let vname = ident(&v.name);
+            Some(quote! {
+                ::std::option::Option::Some(#(#values)|*) => ::serde_json::from_value(value).map(Self::#vname).map_err(::serde::de::Error::custom),
+            })
+        })
+        .collect();
+    let expected: Vec<String> = d.mapping.iter().map(|(value, _)| format!("`{value}`")).collect();
+    let expected = expected.join(", ");
+    let fallback = match mode {
+        Mode::Client => {
+            variants.push(quote! {
+                /// A value whose discriminator this version of the client does
+                /// not know; kept as sent so that a newer server does not break
+                /// decoding.
+                Unknown(::serde_json::Value),
+            });
+            let message = format!("the `{property}` of this value is not one the spec maps");
+            arms.push(quote!(Self::Unknown(_) => ::std::result::Result::Err(path.error(#message)),));
+            quote!(_ => ::std::result::Result::Ok(Self::Unknown(value)),)
+        }
+        Mode::Server => quote! {
+            ::std::option::Option::Some(other) => ::std::result::Result::Err(::serde::de::Error::custom(::std::format_args!(
+                "unknown variant `{}` of `{}`, expected one of {}", other, #property, #expected
+            ))),
+            ::std::option::Option::None => ::std::result::Result::Err(::serde::de::Error::missing_field(#property)),
+        },
+    };
+    quote! {
+        #docs
+        #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq, ::serde::Serialize)]
+        #[serde(untagged)]
+        pub enum #name {
+            #(#variants)*
+        }
+        impl<'de> ::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(deserializer)?;
+                let tag = value.get(#property).and_then(::serde_json::Value::as_str).map(::std::borrow::ToOwned::to_owned);
+                match tag.as_deref() {
+                    #(#decode_arms)*
+                    #fallback
+                }
+            }
+        }
+        impl crate::validate::Validate for #name {
+            fn validate(&self, path: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                match self {
+                    #(#arms)*
+                }
             }
         }
     }
@@ -453,4 +558,40 @@ fn is_error_envelope(api: &Api, name: &str) -> bool {
     let Some(TypeKind::Struct(s)) = api.types.get(name).map(|t| &t.kind) else { return false };
     let has = |field: &str| s.fields.iter().any(|f| f.api_name == field && f.required);
     has("error") && has("status") && !s.fields.iter().any(|f| f.api_name == "data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mode, emit_types};
+
+    const PETS: &str = "openapi: 3.0.3\ninfo: {title: T, version: '1'}\npaths:\n  /pets:\n    get:\n      operationId: getPet\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}\ncomponents:\n  schemas:\n    Pet:\n      oneOf:\n        - $ref: '#/components/schemas/Cat'\n        - $ref: '#/components/schemas/Dog'\n      discriminator:\n        propertyName: pet_type\n        mapping: {cat: '#/components/schemas/Cat'}\n    Cat: {type: object, required: [pet_type], properties: {pet_type: {type: string}}}\n    Dog: {type: object, required: [pet_type], properties: {pet_type: {type: string}}}\n";
+
+    fn pet_code(mode: Mode) -> String {
+        let api = crate::load(PETS).expect("the spec lowers");
+        let code = crate::emit::rust_file::format(emit_types(&api, mode), "models").expect("the code parses");
+        let enum_at = code.find("pub enum Pet").expect("Pet is emitted");
+        let start = code[..enum_at].rfind("#[derive").expect("Pet derives");
+        let end = code[start..].find("impl crate::validate::Validate for Pet").expect("Pet validates") + start;
+        code[start..end].to_owned()
+    }
+
+    #[test]
+    fn a_discriminated_one_of_decodes_by_its_property_and_serializes_untagged() {
+        let client = pet_code(Mode::Client);
+        assert!(client.contains("Unknown(::serde_json::Value)"), "{client}");
+        assert!(client.contains(".get(\"pet_type\")"), "{client}");
+        assert!(client.contains("Some(\"cat\") =>"), "{client}");
+        // Dog is selected by its schema name, the implicit mapping.
+        assert!(client.contains("Some(\"Dog\") =>"), "{client}");
+        assert!(client.contains("Self::Unknown(value)"), "{client}");
+        let server = pet_code(Mode::Server);
+        assert!(!server.contains("Unknown"), "{server}");
+        assert!(server.contains("unknown variant `{}` of `{}`, expected one of {}"), "{server}");
+        assert!(server.contains("missing_field(\"pet_type\")"), "{server}");
+        for code in [&client, &server] {
+            let derive = &code[..code.find("pub enum Pet").unwrap_or_default()];
+            assert!(!derive.contains("::serde::Deserialize"), "Deserialize is written by hand:\n{code}");
+            assert!(code.contains("#[serde(untagged)]"), "{code}");
+        }
+    }
 }

@@ -6,8 +6,8 @@ use super::Context;
 use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    EventStream, Header, Link, Method, Operation, Pagination, ParamLocation, Parameter, PathSegment, RequestBody,
-    Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
+    EventStream, Header, Link, Method, ObjectStyle, Operation, Pagination, ParamLocation, Parameter, PathSegment,
+    RequestBody, Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable, sanitize};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -312,6 +312,7 @@ impl<'a> OperationLowering<'_, 'a> {
         // Operation-level parameters override path-level ones with the same
         // name and location; duplicates within one list are errors.
         let mut merged: Vec<(&'a openapiv3::ParameterData, ParamLocation, Pointer)> = Vec::new();
+        let mut deep_objects: BTreeSet<String> = BTreeSet::new();
         for (list, base) in [(shared, self.path_at.push("parameters")), (own, self.at.push("parameters"))] {
             let mut seen_here = BTreeSet::new();
             for (i, p) in list.iter().enumerate() {
@@ -326,7 +327,14 @@ impl<'a> OperationLowering<'_, 'a> {
                 };
                 let (data, location) = match param {
                     openapiv3::Parameter::Path { parameter_data, .. } => (parameter_data, ParamLocation::Path),
-                    openapiv3::Parameter::Query { parameter_data, .. } => (parameter_data, ParamLocation::Query),
+                    openapiv3::Parameter::Query { parameter_data, style, .. } => {
+                        if matches!(style, openapiv3::QueryStyle::DeepObject) {
+                            deep_objects.insert(parameter_data.name.clone());
+                        } else {
+                            deep_objects.remove(&parameter_data.name);
+                        }
+                        (parameter_data, ParamLocation::Query)
+                    }
                     openapiv3::Parameter::Header { parameter_data, .. } => (parameter_data, ParamLocation::Header),
                     openapiv3::Parameter::Cookie { .. } => {
                         self.cx.error(&at, "cookie parameters are not supported");
@@ -386,7 +394,23 @@ impl<'a> OperationLowering<'_, 'a> {
             };
             let hint = format!("{} {}", self.type_prefix, data.name);
             let lowered = self.types.lower_use(self.cx, schema, &at.push("schema"), &hint);
-            if !self.param_shape_ok(&lowered.shape, location) {
+            let object_style = match &lowered.shape {
+                Shape::Named(n) if location == ParamLocation::Query && self.types_is_flat_struct(n) => {
+                    if deep_objects.contains(&data.name) {
+                        Some(ObjectStyle::DeepObject)
+                    } else if data.explode == Some(false) {
+                        self.cx.error(
+                            &at.push("explode"),
+                            "object query parameters need `explode: true` (`key=value` pairs) or `style: deepObject`",
+                        );
+                        continue;
+                    } else {
+                        Some(ObjectStyle::Form)
+                    }
+                }
+                _ => None,
+            };
+            if object_style.is_none() && !self.param_shape_ok(&lowered.shape, location) {
                 self.cx.error(
                     &at.push("schema"),
                     "parameters must be strings, numbers, booleans or string enums (or arrays of those in the query)",
@@ -403,6 +427,7 @@ impl<'a> OperationLowering<'_, 'a> {
                 default: lowered.default,
                 example: data.example.clone().or(lowered.example),
                 deprecated: data.deprecated.unwrap_or(false) || lowered.deprecated,
+                object_style,
             });
         }
         for p in undeclared {
@@ -416,6 +441,7 @@ impl<'a> OperationLowering<'_, 'a> {
                 default: None,
                 example: None,
                 deprecated: false,
+                object_style: None,
             });
         }
         // Path parameters in template order, then query, then headers.
@@ -432,6 +458,16 @@ impl<'a> OperationLowering<'_, 'a> {
             }
             _ => false,
         }
+    }
+
+    /// Whether a named type is an object whose properties are all scalars
+    /// or string enums, none nullable and no others allowed beside them:
+    /// what a query string can spread as `key=value` pairs.
+    fn types_is_flat_struct(&self, name: &str) -> bool {
+        let Some(TypeKind::Struct(s)) = self.types.kind_of(name) else { return false };
+        s.additional.is_none()
+            && !s.fields.is_empty()
+            && s.fields.iter().all(|f| !f.nullable && self.param_shape_ok(&f.shape, ParamLocation::Header))
     }
 
     fn types_is_enum(&self, name: &str) -> bool {
@@ -614,7 +650,7 @@ impl<'a> OperationLowering<'_, 'a> {
             } else if media == "text/event-stream" {
                 let frame =
                     self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
-                let events = self.sse_events(content, &media_at);
+                let events = self.sse_events(content, &media_at, &frame);
                 body = Some(ResponseBody::EventStream(EventStream { frame, events }));
             } else {
                 self.cx.error(
@@ -631,11 +667,18 @@ impl<'a> OperationLowering<'_, 'a> {
         body
     }
 
-    fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer) -> Vec<SseEvent> {
+    fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer, frame: &Shape) -> Vec<SseEvent> {
         let ext_at = at.push("x-sse-events");
         let Some(value) = content.extensions.get("x-sse-events") else {
-            self.cx.error(at, "a text/event-stream response needs `x-sse-events`: a map from each event name to the schema of its data");
-            return Vec::new();
+            // The schema describes the data of every event, whatever its name.
+            return vec![SseEvent {
+                terminal: false,
+                failure: None,
+                api_name: "message".into(),
+                name: "Message".into(),
+                data: frame.clone(),
+                any_name: true,
+            }];
         };
         let Some(map) = value.as_object() else {
             self.cx.error(&ext_at, "`x-sse-events` must map event names to schemas");
@@ -659,6 +702,7 @@ impl<'a> OperationLowering<'_, 'a> {
                 api_name: event.clone(),
                 name: names.unique(event, Case::UpperCamel),
                 data: lowered.shape,
+                any_name: false,
             });
         }
         if out.is_empty() {

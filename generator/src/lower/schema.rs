@@ -9,8 +9,8 @@ use super::Context;
 use super::resolve::Resolver;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    ArrayShape, EnumType, EnumVariant, Field, IntegerShape, NumberShape, OneOfType, OneOfVariant, Shape, StringShape,
-    StructType, TypeDef, TypeKind,
+    ArrayShape, Discriminator, EnumType, EnumVariant, Field, IntegerShape, NumberShape, OneOfType, OneOfVariant, Shape,
+    StringShape, StructType, TypeDef, TypeKind,
 };
 use crate::naming::{Case, NameTable};
 use openapiv3::{AdditionalProperties, OpenAPI, ReferenceOr, Schema, SchemaKind, Type};
@@ -502,19 +502,27 @@ impl<'a> TypeBuilder<'a> {
             unreachable!("classify only returns OneOf for oneOf and anyOf")
         };
         let keyword = if any_of { "anyOf" } else { "oneOf" };
-        if schema.schema_data.discriminator.is_some() {
-            cx.error(
-                &at.push("discriminator"),
-                "`discriminator` is not supported yet; the alternatives are told apart by trying each in order",
-            );
-        }
         let mut names = NameTable::new();
+        if schema.schema_data.discriminator.is_some() {
+            // The client's catch-all for values it does not know.
+            names = NameTable::with_reserved(crate::emit::reserved_variant_names());
+        }
         let mut variants = Vec::new();
+        // For each variant: the component it references, if any, and the one
+        // value its schema allows the discriminator property, if any.
+        let mut tags: Vec<(Option<String>, Option<String>)> = Vec::new();
+        let property = schema.schema_data.discriminator.as_ref().map(|d| d.property_name.as_str());
         for (i, alt) in alternatives.iter().enumerate() {
             let alt_at = at.push(keyword).push(i);
             match alt {
                 ReferenceOr::Reference { reference } => match self.named_ref(reference, &alt_at) {
                     Ok(type_name) => {
+                        let component = Resolver::ref_name(reference, "schemas", &alt_at).ok();
+                        let value = property.and_then(|p| {
+                            let target = self.doc.components.as_ref()?.schemas.get(component.as_deref()?)?;
+                            self.single_value(target, p, 0)
+                        });
+                        tags.push((component, value));
                         variants.push(OneOfVariant { name: names.unique(&type_name, Case::UpperCamel), type_name })
                     }
                     Err(d) => cx.errors.push(d),
@@ -540,6 +548,8 @@ impl<'a> TypeBuilder<'a> {
                             name
                         }
                     };
+                    let value = property.and_then(|p| self.single_value_of(alt, p, 0));
+                    tags.push((None, value));
                     variants.push(OneOfVariant { name: names.unique(&label, Case::UpperCamel), type_name: alt_type });
                 }
             }
@@ -547,7 +557,124 @@ impl<'a> TypeBuilder<'a> {
         if alternatives.is_empty() {
             cx.error(&at.push(keyword), format!("`{keyword}` needs at least one alternative"));
         }
-        OneOfType { variants, any_of }
+        let discriminator = schema
+            .schema_data
+            .discriminator
+            .as_ref()
+            .map(|d| self.discriminator(cx, d, &variants, &tags, &at.push("discriminator")));
+        OneOfType { variants, any_of, discriminator }
+    }
+
+    /// The values of a `discriminator` and the variants they select: the
+    /// `mapping` (values to `$ref`s or schema names), then for each `$ref`
+    /// alternative no mapping names the schema's name, as OpenAPI says, and
+    /// the single value its schema allows the property (so a schema written
+    /// `type: {enum: [cat]}` is found by `cat` too). A value that selects
+    /// nothing or is given twice is reported.
+    fn discriminator(
+        &self,
+        cx: &mut Context<'_>,
+        d: &openapiv3::Discriminator,
+        variants: &[OneOfVariant],
+        tags: &[(Option<String>, Option<String>)],
+        at: &Pointer,
+    ) -> Discriminator {
+        let mut mapping: Vec<(String, String)> = Vec::new();
+        let mut mapped = BTreeSet::new();
+        for (value, target) in &d.mapping {
+            let value_at = at.push("mapping").push(value);
+            let type_name = if target.starts_with('#') || target.contains('/') {
+                match self.named_ref(target, &value_at) {
+                    Ok(name) => Some(name),
+                    Err(diagnostic) => {
+                        cx.errors.push(diagnostic);
+                        continue;
+                    }
+                }
+            } else {
+                self.component_names.get(target).cloned()
+            };
+            let Some(variant) = type_name.and_then(|t| variants.iter().find(|v| v.type_name == t)) else {
+                cx.error(&value_at, format!("`{target}` is not one of the alternatives"));
+                continue;
+            };
+            mapped.insert(variant.name.clone());
+            mapping.push((value.clone(), variant.name.clone()));
+        }
+        for (variant, (component, single)) in variants.iter().zip(tags) {
+            let mut implicit = Vec::new();
+            if !mapped.contains(&variant.name)
+                && let Some(component) = component
+            {
+                implicit.push(component.clone());
+            }
+            if let Some(single) = single {
+                implicit.push(single.clone());
+            }
+            for value in implicit {
+                if !mapping.iter().any(|(v, _)| *v == value) {
+                    mapping.push((value, variant.name.clone()));
+                }
+            }
+        }
+        for variant in variants {
+            if !mapping.iter().any(|(_, v)| *v == variant.name) {
+                cx.warn(
+                    at,
+                    format!(
+                        "no `{}` value selects the alternative `{}`: it is never decoded",
+                        d.property_name, variant.type_name
+                    ),
+                );
+            }
+        }
+        Discriminator { property: d.property_name.clone(), mapping }
+    }
+
+    /// The one string value a schema (or a `$ref` to one) allows `property`.
+    fn single_value(&self, schema: &ReferenceOr<Schema>, property: &str, depth: usize) -> Option<String> {
+        match schema {
+            ReferenceOr::Item(s) => self.single_value_of(s, property, depth),
+            ReferenceOr::Reference { reference } => {
+                let name = Pointer::parse_ref(reference).filter(|s| s.len() == 3)?.pop()?;
+                let target = self.doc.components.as_ref()?.schemas.get(&name)?;
+                if depth > 8 { None } else { self.single_value(target, property, depth + 1) }
+            }
+        }
+    }
+
+    fn single_value_of(&self, schema: &Schema, property: &str, depth: usize) -> Option<String> {
+        if depth > 8 {
+            return None;
+        }
+        match &schema.schema_kind {
+            SchemaKind::Type(Type::Object(o)) => {
+                let p = o.properties.get(property)?;
+                self.enum_single(&p.clone().unbox(), depth + 1)
+            }
+            SchemaKind::Any(a) => match a.properties.get(property) {
+                Some(p) => self.enum_single(&p.clone().unbox(), depth + 1),
+                None => a.all_of.iter().find_map(|m| self.single_value(m, property, depth + 1)),
+            },
+            SchemaKind::AllOf { all_of } => all_of.iter().find_map(|m| self.single_value(m, property, depth + 1)),
+            _ => None,
+        }
+    }
+
+    /// The value of a one-value string enum (or a `$ref` to one).
+    fn enum_single(&self, schema: &ReferenceOr<Schema>, depth: usize) -> Option<String> {
+        match schema {
+            ReferenceOr::Item(s) => match &s.schema_kind {
+                SchemaKind::Type(Type::String(st)) if st.enumeration.len() == 1 => st.enumeration[0].clone(),
+                SchemaKind::Any(a) if a.enumeration.len() == 1 => a.enumeration[0].as_str().map(str::to_owned),
+                _ => None,
+            },
+            ReferenceOr::Reference { reference } => {
+                let name = Pointer::parse_ref(reference).filter(|s| s.len() == 3)?.pop()?;
+                let target = self.doc.components.as_ref()?.schemas.get(&name)?;
+                if depth > 8 { None } else { self.enum_single(target, depth + 1) }
+            }
+        }
     }
 
     /// Finishes the types: marks fields that must be boxed (their type

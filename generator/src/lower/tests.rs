@@ -93,6 +93,10 @@ fn render(api: &Api) -> String {
             TypeKind::OneOf(o) => {
                 let vs: Vec<String> = o.variants.iter().map(|v| format!("{}({})", v.name, v.type_name)).collect();
                 writeln!(out, "oneOf {}{nullable} {}", t.name, vs.join(" | ")).unwrap();
+                if let Some(d) = &o.discriminator {
+                    let map: Vec<String> = d.mapping.iter().map(|(value, v)| format!("{value}->{v}")).collect();
+                    writeln!(out, "  by {}: {}", d.property, map.join(" ")).unwrap();
+                }
             }
             TypeKind::Alias(s) => writeln!(out, "alias {}{nullable} = {}", t.name, shape(s)).unwrap(),
         }
@@ -103,7 +107,8 @@ fn render(api: &Api) -> String {
         for p in &op.parameters {
             let req = if p.required { " required" } else { "" };
             let wire = if p.name == p.api_name { String::new() } else { format!(" (\"{}\")", p.api_name) };
-            writeln!(out, "  {} {}{wire}: {}{req}", p.location.as_str(), p.name, shape(&p.shape)).unwrap();
+            let style = p.object_style.map(|s| format!(" {s:?}")).unwrap_or_default();
+            writeln!(out, "  {} {}{wire}: {}{req}{style}", p.location.as_str(), p.name, shape(&p.shape)).unwrap();
         }
         if let Some(b) = &op.body {
             let req = if b.required { " required" } else { "" };
@@ -116,7 +121,10 @@ fn render(api: &Api) -> String {
                     let events: Vec<String> = s
                         .events
                         .iter()
-                        .map(|e| format!("{}({}){}", e.api_name, shape(&e.data), if e.terminal { "!" } else { "" }))
+                        .map(|e| {
+                            let name = if e.any_name { "*" } else { e.api_name.as_str() };
+                            format!("{name}({}){}", shape(&e.data), if e.terminal { "!" } else { "" })
+                        })
                         .collect();
                     format!(" sse {}", events.join(" "))
                 }
@@ -205,6 +213,43 @@ fn enums_one_ofs_aliases_and_maps() {
 }
 
 #[test]
+fn discriminators_map_values_explicitly_by_schema_name_and_by_single_value() {
+    check(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Pet:\n      oneOf:\n        - $ref: '#/components/schemas/Cat'\n        - $ref: '#/components/schemas/Dog'\n        - {title: Unknown, type: object, properties: {t: {type: string, enum: [bird]}}}\n      discriminator:\n        propertyName: t\n        mapping: {cat: '#/components/schemas/Cat', kitten: Cat}\n    Cat: {type: object, properties: {t: {type: string}}}\n    Dog: {type: object, properties: {t: {type: string, enum: [dog]}}}",
+        ),
+        expect![[r#"
+            struct Cat @ #/components/schemas/Cat
+              t: string
+            struct Dog @ #/components/schemas/Dog
+              t: DogT
+            enum DogT Dog="dog"
+            oneOf Pet Cat(Cat) | Dog(Dog) | Unknown2(PetUnknown)
+              by t: cat->Cat kitten->Cat Dog->Dog dog->Dog bird->Unknown2
+            struct PetUnknown @ #/components/schemas/Pet/oneOf/2
+              t: PetUnknownT
+            enum PetUnknownT Bird="bird"
+            op x GET /x (x)
+              200 json Pet
+        "#]],
+    );
+}
+
+#[test]
+fn a_discriminator_mapping_to_a_schema_that_is_no_alternative_is_refused() {
+    check_error(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Pet'}",
+            "  schemas:\n    Pet:\n      oneOf:\n        - $ref: '#/components/schemas/Cat'\n      discriminator:\n        propertyName: t\n        mapping: {dog: '#/components/schemas/Dog'}\n    Cat: {type: object, properties: {t: {type: string}}}\n    Dog: {type: object, properties: {t: {type: string}}}",
+        ),
+        expect![
+            "error at #/components/schemas/Pet/discriminator/mapping/dog: `#/components/schemas/Dog` is not one of the alternatives"
+        ],
+    );
+}
+
+#[test]
 fn parameters_merge_path_level_ones_and_avoid_the_emitters_names() {
     // Operation parameters override path-level ones of the same name and
     // place; path parameters come first, in template order; `Accept` is the
@@ -270,6 +315,51 @@ fn streams_keep_their_events_and_know_which_end_them() {
             op watch GET /s (watch)
               200 sse tick(WatchTickEvent) done({string: any})!
         "#]],
+    );
+}
+
+#[test]
+fn a_stream_described_by_its_schema_alone_has_one_event_of_any_name() {
+    check(
+        &spec(
+            "  /s:\n    get:\n      operationId: watch\n      responses:\n        '200':\n          description: events\n          content:\n            text/event-stream:\n              schema: {$ref: '#/components/schemas/Tick'}",
+            "  schemas:\n    Tick: {type: object, properties: {n: {type: integer}}}",
+        ),
+        expect![[r#"
+            struct Tick @ #/components/schemas/Tick
+              n: i64
+            op watch GET /s (watch)
+              200 sse *(Tick)
+        "#]],
+    );
+}
+
+#[test]
+fn object_query_parameters_are_spread_as_form_pairs_or_deep_objects() {
+    check(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      parameters:\n        - {name: page, in: query, schema: {type: object, properties: {n: {type: integer}}}}\n        - {name: f, in: query, style: deepObject, schema: {type: object, properties: {s: {type: string}}}}\n      responses:\n        '204': {description: ok}",
+            "  schemas: {}",
+        ),
+        expect![[r#"
+            struct XF @ #/paths/~1x/get/parameters/1/schema
+              s: string
+            struct XPage @ #/paths/~1x/get/parameters/0/schema
+              n: i64
+            op x GET /x (x)
+              query page: XPage Form
+              query f: XF DeepObject
+              204
+        "#]],
+    );
+    check_error(
+        &spec(
+            "  /x:\n    get:\n      operationId: x\n      parameters:\n        - {name: page, in: query, explode: false, schema: {type: object, properties: {n: {type: integer}}}}\n      responses:\n        '204': {description: ok}",
+            "  schemas: {}",
+        ),
+        expect![
+            "error at #/paths/~1x/get/parameters/0/explode: object query parameters need `explode: true` (`key=value` pairs) or `style: deepObject`"
+        ],
     );
 }
 

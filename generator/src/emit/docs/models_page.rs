@@ -32,6 +32,8 @@ struct ModelView {
     extra: Option<String>,
     values: Option<String>,
     variants: Vec<String>,
+    /// The discriminator property, as code, when the variants are chosen by it.
+    discriminator: Option<String>,
     alias: Option<String>,
     example: Option<String>,
     used_by: Vec<String>,
@@ -185,6 +187,7 @@ pub(super) fn models_page(cx: &Ctx<'_>) -> ModelsView {
                 extra: None,
                 values: None,
                 variants: Vec::new(),
+                discriminator: None,
                 alias: None,
                 example: def.example.as_ref().filter(|_| !matches!(def.kind, TypeKind::Enum(_))).map(pretty_json),
                 used_by,
@@ -202,7 +205,22 @@ pub(super) fn models_page(cx: &Ctx<'_>) -> ModelsView {
                     view.values = Some(e.variants.iter().map(|v| code(&v.api_name)).collect::<Vec<_>>().join(", "));
                 }
                 TypeKind::OneOf(o) => {
-                    view.variants = o.variants.iter().map(|v| cx.model(&v.type_name, MODELS)).collect();
+                    view.variants = o
+                        .variants
+                        .iter()
+                        .map(|v| {
+                            let link = cx.model(&v.type_name, MODELS);
+                            let values: Vec<String> = o
+                                .discriminator
+                                .iter()
+                                .flat_map(|d| &d.mapping)
+                                .filter(|(_, variant)| *variant == v.name)
+                                .map(|(value, _)| code(value))
+                                .collect();
+                            if values.is_empty() { link } else { format!("{link}: {}", values.join(", ")) }
+                        })
+                        .collect();
+                    view.discriminator = o.discriminator.as_ref().map(|d| code(&d.property));
                 }
                 TypeKind::Alias(shape) => {
                     let limits = constraints(shape);

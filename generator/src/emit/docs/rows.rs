@@ -63,5 +63,7 @@ pub(super) fn header_row(cx: &Ctx<'_>, h: &Header, here: &str) -> HeaderRow {
 }
 
 pub(super) fn event_row(cx: &Ctx<'_>, e: &SseEvent, here: &str) -> EventRow {
-    EventRow { name: code(&e.api_name), data: cell(&cx.shape(&e.data, here)) }
+    // A stream described by its schema alone: every event has that data.
+    let name = if e.any_name { "any".to_owned() } else { code(&e.api_name) };
+    EventRow { name, data: cell(&cx.shape(&e.data, here)) }
 }

@@ -21,7 +21,9 @@ use super::doc_text::doc_attrs;
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::config::Names;
-use crate::ir::{Api, Method, Operation, ParamLocation, Parameter, ResponseBody, Shape, StatusCode};
+use crate::ir::{
+    Api, Method, ObjectStyle, Operation, ParamLocation, Parameter, ResponseBody, Shape, StatusCode, TypeKind,
+};
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -639,17 +641,33 @@ fn event_enum(op: &Operation) -> TokenStream {
     let variants = stream.events.iter().map(|e| {
         let v = ident(&e.name);
         let ty = rust_type(&e.data, &prefix);
+        if e.any_name {
+            return quote! {
+                /// An event of the stream, under any name.
+                #v {
+                    /// The `event:` field; `None` sends `message`, the default.
+                    event: ::std::option::Option<::std::string::String>,
+                    /// The event's data.
+                    data: #ty,
+                },
+            };
+        }
         let doc = format!(" The `{}` event.", e.api_name);
         quote!(#[doc = #doc] #v(#ty),)
     });
     let names = stream.events.iter().map(|e| {
         let v = ident(&e.name);
         let wire = &e.api_name;
-        quote!(Self::#v(_) => #wire,)
+        if e.any_name {
+            quote!(Self::#v { event, .. } => event.as_deref().unwrap_or(#wire),)
+        } else {
+            quote!(Self::#v(_) => #wire,)
+        }
     });
     let datas = stream.events.iter().map(|e| {
         let v = ident(&e.name);
-        quote!(Self::#v(data) => ::serde_json::to_string(data).unwrap_or_else(|_| ::std::string::String::from("null")),)
+        let pattern = if e.any_name { quote!(Self::#v { data, .. }) } else { quote!(Self::#v(data)) };
+        quote!(#pattern => ::serde_json::to_string(data).unwrap_or_else(|_| ::std::string::String::from("null")),)
     });
     let doc = format!(" One event of the `{}` stream.", op.id);
     quote! {
@@ -659,7 +677,7 @@ fn event_enum(op: &Operation) -> TokenStream {
             #(#variants)*
         }
         impl crate::SseEventData for #name {
-            fn event_name(&self) -> &'static str {
+            fn event_name(&self) -> &str {
                 match self { #(#names)* }
             }
             fn data_json(&self) -> ::std::string::String {
@@ -737,7 +755,8 @@ fn api_rs(api: &Api) -> TokenStream {
 fn read_params(api: &Api, op: &Operation) -> TokenStream {
     let params = format_ident!("{}Params", op.type_prefix);
     let prefix = quote!(crate::types::);
-    let query: Vec<&Parameter> = op.params_in(ParamLocation::Query).collect();
+    // Object-valued parameters are read on their own (`extract::query_object`).
+    let query: Vec<&Parameter> = op.params_in(ParamLocation::Query).filter(|p| p.object_style.is_none()).collect();
     let query_struct = (!query.is_empty()).then(|| {
         let fields = query.iter().map(|p| {
             let n = ident(&p.name);
@@ -756,7 +775,18 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         let wire = &p.api_name;
         let raw = match p.location {
             ParamLocation::Path => quote!(::std::option::Option::Some(crate::extract::path_param(&path_params, #wire)?)),
-            ParamLocation::Query => quote!(query_string.#n),
+            ParamLocation::Query => match (p.object_style, &p.shape) {
+                (Some(style), Shape::Named(type_name)) => {
+                    let ty = rust_type(&p.shape, &prefix);
+                    let deep = style == ObjectStyle::DeepObject;
+                    let keys: Vec<&str> = match api.types.get(type_name).map(|t| &t.kind) {
+                        Some(TypeKind::Struct(s)) => s.fields.iter().map(|f| f.api_name.as_str()).collect(),
+                        _ => Vec::new(),
+                    };
+                    quote!(crate::extract::query_object::<#ty, _>(&parts.uri, #wire, #deep, &[#(#keys),*])?)
+                }
+                _ => quote!(query_string.#n),
+            },
             ParamLocation::Header => {
                 let parse = parse_text(&p.shape, wire);
                 quote! {

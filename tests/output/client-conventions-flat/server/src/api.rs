@@ -273,7 +273,7 @@ pub enum WatchThingEvent {
     Done(::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>),
 }
 impl crate::SseEventData for WatchThingEvent {
-    fn event_name(&self) -> &'static str {
+    fn event_name(&self) -> &str {
         match self {
             Self::Update(_) => "update",
             Self::Error(_) => "error",

@@ -206,7 +206,7 @@ pub enum TalkEvent {
     Error(crate::types::ApiError),
 }
 impl crate::SseEventData for TalkEvent {
-    fn event_name(&self) -> &'static str {
+    fn event_name(&self) -> &str {
         match self {
             Self::Message(_) => "message",
             Self::Error(_) => "error",

@@ -425,6 +425,52 @@ pub(crate) fn query<T: DeserializeOwned, E: ErrorEnvelope>(uri: &Uri) -> Result<
     })
 }
 
+/// Reads an object-valued query parameter into `T`: with `deep`, the pairs
+/// `name[key]=value` (`style: deepObject`), otherwise the pairs whose keys
+/// are among `keys`, the object's properties (`style: form`, exploded).
+/// `None` when the query string has none of them. A value that does not
+/// parse, a missing required property or (with `deep`) an unknown one is a
+/// `400` whose field is `name.key`.
+pub(crate) fn query_object<T: DeserializeOwned, E: ErrorEnvelope>(
+    uri: &Uri,
+    name: &str,
+    deep: bool,
+    keys: &[&str],
+) -> Result<Option<T>, ApiFailure<E>> {
+    let raw = uri.query().unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|error| {
+        ApiFailure::invalid_input("query", "malformed").with_message(format!("The query string is malformed: {error}."))
+    })?;
+    let own: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let key = if deep {
+                key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?.to_owned()
+            } else {
+                keys.contains(&key.as_str()).then_some(key)?
+            };
+            Some((key, value))
+        })
+        .collect();
+    if own.is_empty() {
+        return Ok(None);
+    }
+    let map = MapDeserializer::<_, de::value::Error>::new(
+        own.into_iter().map(|(key, value)| (key, QueryValue(Cow::Owned(value)))),
+    );
+    serde_path_to_error::deserialize(map).map(Some).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let (key, reason, _) = data_error(&path, &message);
+        let field = if key == "body" { name.to_owned() } else { format!("{name}.{key}") };
+        let text = match reason {
+            "missing" => format!("Query parameter {field} is required."),
+            _ => format!("Invalid value for query parameter {field}: {message}."),
+        };
+        ApiFailure::invalid_input(field, reason).with_message(text)
+    })
+}
+
 /// One query-string value: text that deserializes into whatever the field
 /// asks for, parsing numbers and booleans from it, since the query string
 /// carries no types. (serde_urlencoded does the same but cannot report
@@ -788,6 +834,31 @@ mod tests {
         let (_, _, body) = envelope(failure.into_response()).await;
         assert_eq!(body["error"]["details"], json!({"field": "query", "reason": "missing"}));
         assert_eq!(body["error"]["message"], "Query parameter query is required.");
+    }
+
+    #[tokio::test]
+    async fn object_query_parameters_read_form_and_deep_object_pairs() {
+        let form: Option<ListQuery> = query_object::<_, TestErrors>(
+            &uri("/a?page=2&exact=true&q=x"),
+            "list",
+            false,
+            &["page", "status", "exact"],
+        )
+        .unwrap();
+        let form = form.unwrap();
+        assert_eq!((form.page, form.exact), (Some(2), Some(true)));
+        let deep: Option<ListQuery> =
+            query_object::<_, TestErrors>(&uri("/a?list%5Bstatus%5D=sync&list[page]=3&page=9"), "list", true, &[])
+                .unwrap();
+        let deep = deep.unwrap();
+        assert_eq!(deep.page, Some(3));
+        assert!(matches!(deep.status, Some(Mode::Sync)));
+        let none: Option<ListQuery> = query_object::<_, TestErrors>(&uri("/a?q=1"), "list", true, &[]).unwrap();
+        assert!(none.is_none());
+        let failure = query_object::<ListQuery, TestErrors>(&uri("/a?list[page]=two"), "list", true, &[]).unwrap_err();
+        let (status, _, body) = envelope(failure.into_response()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["details"], json!({"field": "list.page", "reason": "invalid_value"}));
     }
 
     #[tokio::test]

@@ -134,7 +134,7 @@ pub enum SEvent {
     Tick(i64),
 }
 impl crate::SseEventData for SEvent {
-    fn event_name(&self) -> &'static str {
+    fn event_name(&self) -> &str {
         match self {
             Self::Tick(_) => "tick",
         }
