@@ -813,7 +813,8 @@ mod tests {
     async fn each_scheme_kind_reads_its_credential() {
         const ANY: &[Requirement] = &[&[BASIC], &[HEADER], &[QUERY], &[COOKIE], &[TOKEN]];
         // "ann:p:w" in base64: the password keeps its colon.
-        let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case<'_>; 6] = [
             ("/", &[("authorization", "Basic YW5uOnA6dw==")], "basic"),
             ("/", &[("x-key", "header-key")], "header"),
             ("/?a=1&key=query-key", &[], "query"),
