@@ -54,9 +54,11 @@ pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "val
 /// impl would clash with the runtime's. The test below keeps the list
 /// complete; lowering must avoid them when it names operations.
 pub const RESERVED_METHODS: &[&str] = &[
+    "apply_query_credentials",
     "attempt_timeout",
     "base_url",
     "builder",
+    "chosen_credentials",
     "clone",
     "endpoint_url",
     "execute",
