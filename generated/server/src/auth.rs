@@ -262,7 +262,7 @@ pub struct Scheme {
 pub type Requirement = &'static [Scheme];
 
 /// The one requirement of an API that knows only bearer keys, which
-/// [`AuthLayer::new`] starts with.
+/// `AuthLayer::new` starts with.
 pub const BEARER_ONLY: &[Requirement] = &[&[Scheme { name: "bearer", kind: SchemeKind::Bearer }]];
 
 /// A fixed set of API keys, for tests, examples and simple servers.
@@ -491,7 +491,7 @@ fn challenge<E: ErrorEnvelope>(requirements: &[Requirement]) -> HeaderValue {
 
 /// Requires credentials on the routes it wraps: by default
 /// `Authorization: Bearer <key>`, or those of the requirements given with
-/// [`AuthLayer::requiring`].
+/// `AuthLayer::requiring`.
 ///
 /// A missing, malformed or unknown credential is answered `401` in the
 /// envelope `E`, with a `WWW-Authenticate` challenge (`Bearer

@@ -489,7 +489,7 @@ impl<M: ApiModel> ClientBuilder<M> {
     /// (for a basic scheme, `user:password`), or else of its first bearer
     /// scheme, sent as `Authorization: Bearer <key>`; required when the API
     /// authenticates with one bearer scheme only. The environment variable
-    /// [`ApiModel::API_KEY_ENV`] fills it in [`ClientBuilder::from_env`].
+    /// [`ApiModel::API_KEY_ENV`] fills it in `ClientBuilder::from_env`.
     pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
         self.api_key = Some(api_key.into());
         self
@@ -672,7 +672,7 @@ impl<M: ApiModel> ClientBuilder<M> {
     }
 }
 
-/// A credential the client sends, for [`ClientBuilder::credential`].
+/// A credential the client sends, for `ClientBuilder::credential`.
 ///
 /// Its `Debug` output shows the kind only, never the secret.
 #[derive(Clone, PartialEq, Eq)]
