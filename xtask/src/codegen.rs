@@ -54,6 +54,7 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/client-conventions-flat.yaml",
     "tests/fixtures/client-conventions-nested.yaml",
     "tests/fixtures/client-shapes.yaml",
+    "tests/fixtures/security.yaml",
     "tests/corpus/oai-link-example.yaml",
     "tests/corpus/oai-callback-example.yaml",
     "tests/corpus/oai-petstore-expanded.yaml",

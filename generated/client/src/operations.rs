@@ -120,6 +120,7 @@ impl ListAgents {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -236,6 +237,7 @@ impl CreateAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -312,6 +314,7 @@ impl GetAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -410,6 +413,7 @@ impl UpdateAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -486,6 +490,7 @@ impl DeleteAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -565,6 +570,7 @@ impl GetAgentStatus {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -663,6 +669,7 @@ impl DeployAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -813,6 +820,7 @@ impl InvokeAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1011,6 +1019,7 @@ impl StreamAgentGet {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1241,6 +1250,7 @@ impl StreamAgent {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1395,6 +1405,7 @@ impl BatchInvoke {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1471,6 +1482,7 @@ impl GetOperation {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1569,6 +1581,7 @@ impl CancelOperation {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1647,6 +1660,7 @@ impl GetAgentHealth {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1704,6 +1718,7 @@ impl GetHealth {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -1759,6 +1774,7 @@ impl GetUsage {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }

@@ -103,14 +103,14 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         handle_list_agents::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .post(::axum::handler::Handler::layer(
                     ::axum::handler::Handler::layer(
                         ::axum::handler::Handler::layer(handle_create_agent::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
         )
@@ -122,21 +122,21 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         handle_get_agent::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .put(::axum::handler::Handler::layer(
                     ::axum::handler::Handler::layer(
                         handle_update_agent::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .delete(::axum::handler::Handler::layer(
                     ::axum::handler::Handler::layer(
                         handle_delete_agent::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT, DELETE")),
         )
@@ -149,7 +149,9 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                             handle_get_agent_status::<A>,
                             ::tower::util::option_layer(layers.rate_limit.clone()),
                         ),
-                        layers.auth.clone(),
+                        layers
+                            .auth
+                            .requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                     ),
                     crate::DeprecationLayer::new(
                         "@1751328000",
@@ -166,7 +168,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         ::axum::handler::Handler::layer(handle_deploy_agent::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -178,7 +180,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         ::axum::handler::Handler::layer(handle_invoke_agent::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -190,14 +192,14 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         handle_stream_agent_get::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .post(::axum::handler::Handler::layer(
                     ::axum::handler::Handler::layer(
                         ::axum::handler::Handler::layer(handle_stream_agent::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
         )
@@ -209,7 +211,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         ::axum::handler::Handler::layer(handle_batch_invoke::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -221,7 +223,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         handle_get_operation::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
         )
@@ -233,7 +235,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         ::axum::handler::Handler::layer(handle_cancel_operation::<A>, layers.idempotency.clone()),
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -257,7 +259,7 @@ fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
                         handle_get_usage::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
         )

@@ -14,8 +14,8 @@ use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation, Parameter, PathSegment,
-    ResponseBody, Shape, StatusCode, TypeKind,
+    Api, ApiKeyLocation, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation, Parameter,
+    PathSegment, ResponseBody, SecurityScheme, Shape, StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -54,9 +54,11 @@ pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "val
 /// impl would clash with the runtime's. The test below keeps the list
 /// complete; lowering must avoid them when it names operations.
 pub const RESERVED_METHODS: &[&str] = &[
+    "apply_query_credentials",
     "attempt_timeout",
     "base_url",
     "builder",
+    "chosen_credentials",
     "clone",
     "endpoint_url",
     "execute",
@@ -625,6 +627,38 @@ fn str_option(f: &Field, access: TokenStream) -> TokenStream {
     }
 }
 
+/// An operation's security requirements as `RequestSpec::security` takes
+/// them: alternatives, each the names of the schemes it needs together.
+fn security_requirements(op: &Operation) -> TokenStream {
+    let alternatives = op.security.iter().map(|requirement| {
+        let names = requirement.iter().map(|(name, _)| name.as_str());
+        quote!(&[#(#names),*])
+    });
+    quote!(&[#(#alternatives),*])
+}
+
+/// `ApiModel::SECURITY_SCHEMES`: how each scheme of the spec carries its credential.
+fn security_schemes(api: &Api) -> TokenStream {
+    let schemes = api.security_schemes.iter().map(|(name, scheme)| {
+        let kind = match scheme {
+            SecurityScheme::Basic { .. } => quote!(crate::SchemeKind::Basic),
+            SecurityScheme::ApiKey { location, name, .. } => {
+                let location = match location {
+                    ApiKeyLocation::Header => quote!(crate::KeyLocation::Header),
+                    ApiKeyLocation::Query => quote!(crate::KeyLocation::Query),
+                    ApiKeyLocation::Cookie => quote!(crate::KeyLocation::Cookie),
+                };
+                quote!(crate::SchemeKind::ApiKey { location: #location, name: #name })
+            }
+            SecurityScheme::Bearer { .. } | SecurityScheme::OAuth2 { .. } | SecurityScheme::OpenIdConnect { .. } => {
+                quote!(crate::SchemeKind::Bearer)
+            }
+        };
+        quote!(crate::Scheme { name: #name, kind: #kind })
+    });
+    quote!(&[#(#schemes),*])
+}
+
 /// `src/api.rs`: the `Api` type and its `ApiModel` (and, with long-running
 /// operations, `LongRunning` and `CancelOperation`) impls, all read from the
 /// conventions.
@@ -635,7 +669,10 @@ fn api_rs(plan: &Plan) -> TokenStream {
         Some(_) => quote!(::std::option::Option::Some(crate::DEFAULT_BASE_URL)),
         None => quote!(::std::option::Option::None),
     };
-    let bearer = api.conventions.bearer.is_some();
+    // A key is required up front only when the API's one scheme is a bearer
+    // key; with several schemes each operation sends what it can.
+    let bearer = api.conventions.bearer.is_some() && api.security_schemes.len() == 1;
+    let schemes = security_schemes(api);
     let idempotency = match plan.idempotency_header {
         Some(h) => quote!(::std::option::Option::Some(#h)),
         None => quote!(::std::option::Option::None),
@@ -787,6 +824,7 @@ fn api_rs(plan: &Plan) -> TokenStream {
             const DEFAULT_BASE_URL: ::std::option::Option<&'static str> = #default_url;
             const USER_AGENT: &'static str = ::std::concat!(::std::env!("CARGO_PKG_NAME"), "/", ::std::env!("CARGO_PKG_VERSION"), " (rust)");
             const BEARER_AUTH: bool = #bearer;
+            const SECURITY_SCHEMES: &'static [crate::Scheme] = #schemes;
             const IDEMPOTENCY_KEY_HEADER: ::std::option::Option<&'static str> = #idempotency;
             const STATUS_CODES: &'static [(u16, &'static str)] = #status_codes;
 
@@ -1056,6 +1094,7 @@ fn op_docs(op: &Operation) -> String {
 }
 
 fn operation(plan: &Plan, op: &Operation) -> TokenStream {
+    let security = security_requirements(op);
     let api = plan.api;
     let builder = format_ident!("{}", op.type_prefix);
     let method_name = ident(&op.name);
@@ -1343,7 +1382,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                 let mut options = self.options.clone();
                 #(#managed_setters)*
                 #body_bytes
-                let spec = crate::RequestSpec { method: #http_method, path: #path_expr, query, headers, body };
+                let spec = crate::RequestSpec { method: #http_method, path: #path_expr, query, headers, body, security: ::std::option::Option::Some(#security) };
                 ::std::result::Result::Ok((spec, options))
             }
 

@@ -39,6 +39,9 @@ pub trait ApiModel: fmt::Debug + Clone + Copy + PartialEq + Eq + Send + Sync + '
     /// Whether the API authenticates with a bearer key; a client can then
     /// not be built without one.
     const BEARER_AUTH: bool;
+    /// The security schemes of the spec, which `ClientBuilder::credential`
+    /// names; empty when the spec has none (or the model predates them).
+    const SECURITY_SCHEMES: &'static [crate::client::Scheme] = &[];
     /// The request header that carries an idempotency key, if the API takes
     /// one; POST and PATCH calls then send one key for all their attempts.
     const IDEMPOTENCY_KEY_HEADER: Option<&'static str>;

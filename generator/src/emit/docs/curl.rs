@@ -1,7 +1,7 @@
 //! The runnable curl example of each operation.
 
 use super::Ctx;
-use crate::ir::{Method, Operation, ParamLocation, PathSegment};
+use crate::ir::{ApiKeyLocation, Method, Operation, ParamLocation, PathSegment, SecurityScheme};
 use serde_json::Value;
 
 /// Percent-encodes everything but the unreserved characters, so the result
@@ -65,6 +65,26 @@ pub(super) fn curl(cx: &Ctx<'_>, op: &Operation) -> String {
             v => query.push(format!("{}={}", pct(&p.api_name), pct(&plain(&v)))),
         }
     }
+    // The credentials of the operation's first requirement, each where its
+    // scheme sends it; the key comes from the one variable the client reads.
+    let key = format!("${}", cx.names.api_key_env());
+    let mut auth_lines = Vec::new();
+    let first = op.security.iter().find(|requirement| !requirement.is_empty()).filter(|_| op.secured);
+    for (name, _) in first.into_iter().flatten() {
+        match cx.api.security_schemes.get(name) {
+            Some(SecurityScheme::Basic { .. }) => auth_lines.push(format!("-u \"{key}\"")),
+            Some(SecurityScheme::ApiKey { location: ApiKeyLocation::Header, name, .. }) => {
+                auth_lines.push(format!("-H \"{}: {key}\"", dq(name)))
+            }
+            Some(SecurityScheme::ApiKey { location: ApiKeyLocation::Query, name, .. }) => {
+                query.push(format!("{}={key}", pct(name)))
+            }
+            Some(SecurityScheme::ApiKey { location: ApiKeyLocation::Cookie, name, .. }) => {
+                auth_lines.push(format!("-b \"{}={key}\"", dq(name)))
+            }
+            _ => auth_lines.push(format!("-H \"Authorization: Bearer {key}\"")),
+        }
+    }
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query.join("&"));
@@ -79,9 +99,7 @@ pub(super) fn curl(cx: &Ctx<'_>, op: &Operation) -> String {
     }
     first.push_str(&format!(" \"{url}\""));
     let mut lines = vec![first];
-    if op.secured {
-        lines.push(format!("-H \"Authorization: Bearer ${}\"", cx.names.api_key_env()));
-    }
+    lines.extend(auth_lines);
     if stream {
         lines.push("-H \"Accept: text/event-stream\"".into());
     }

@@ -546,3 +546,26 @@ fn another_apis_conventions_are_documented_as_it_follows_them() {
     assert!(page.contains("event: line\nid: 0\ndata: {\"text\":\"string\"}\n\nevent: end\nid: 1\n"), "{page}");
     assert!(!page.contains("A stream that fails"), "{page}");
 }
+
+#[test]
+fn curl_examples_send_each_scheme_where_it_goes() {
+    let text = include_str!("../../../../tests/fixtures/security.yaml");
+    let api = crate::load(text).unwrap();
+    let pages = pages_named(&api, &Names::resolve(&Config::default(), &api));
+    let key = "$SECURITY_FIXTURE_API_KEY";
+    let cases = [
+        ("getBearer", format!("-H \"Authorization: Bearer {key}\"")),
+        ("getOauth", format!("-H \"Authorization: Bearer {key}\"")),
+        ("getBasic", format!("-u \"{key}\"")),
+        ("getHeaderKey", format!("-H \"X-Api-Key: {key}\"")),
+        ("getQueryKey", format!("/query-key?api_key={key}\"")),
+        ("getCookieKey", format!("-b \"session={key}\"")),
+        ("getEither", format!("-u \"{key}\"")),
+    ];
+    for (op, wanted) in cases {
+        let curl = curl_of(&pages, op);
+        assert!(curl.contains(&wanted), "{op}: {curl}");
+    }
+    let optional = curl_of(&pages, "getOptional");
+    assert!(!optional.contains(key), "{optional}");
+}

@@ -157,6 +157,7 @@ fn code_for_status(api: &Api, c: &ErrorConvention) -> TokenStream {
         let status = Literal::u16_unsuffixed(*status);
         Some(quote!(#status => #value,))
     });
+    let arms: Vec<TokenStream> = arms.collect();
     let of = |status: u16| c.status_codes.get(&status).and_then(|wire| code_value(api, c, wire));
     let (client, server) = match &c.code_enum {
         Some(e) => {
@@ -180,6 +181,14 @@ fn code_for_status(api: &Api, c: &ErrorConvention) -> TokenStream {
         }
     };
     let client = (client.to_string() != server.to_string()).then(|| quote!(_ if status.is_client_error() => #client,));
+    if arms.is_empty() && client.is_none() {
+        // A match with the fallback alone is clippy's `match_single_binding`.
+        return quote! {
+            fn code_for_status(status: ::http::StatusCode) -> Self::Code {
+                #server
+            }
+        };
+    }
     quote! {
         fn code_for_status(status: ::http::StatusCode) -> Self::Code {
             match status.as_u16() {

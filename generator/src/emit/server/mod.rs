@@ -22,7 +22,8 @@ use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, Method, ObjectStyle, Operation, ParamLocation, Parameter, ResponseBody, Shape, StatusCode, TypeKind,
+    Api, ApiKeyLocation, Method, ObjectStyle, Operation, ParamLocation, Parameter, ResponseBody, SecurityScheme, Shape,
+    StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -111,7 +112,7 @@ struct Features {
 impl Features {
     fn of(api: &Api) -> Self {
         let c = &api.conventions;
-        let auth = api.operations.iter().any(|op| op.secured);
+        let auth = api.operations.iter().any(guarded);
         Features {
             auth,
             rate_limits: auth && c.rate_limit.is_some(),
@@ -322,7 +323,21 @@ fn readme(api: &Api, names: &Names) -> String {
     let trait_name = trait_name(api);
     let mut ops = String::new();
     for op in &api.operations {
-        let auth = if op.secured { "bearer" } else { "none" };
+        let auth = if op.security.is_empty() {
+            "none".to_owned()
+        } else {
+            op.security
+                .iter()
+                .map(|r| {
+                    if r.is_empty() {
+                        "optional".to_owned()
+                    } else {
+                        r.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" + ")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
         ops.push_str(&format!("| `{}` | `{} {}` | {auth} |\n", op.name, op.method.as_str(), op.path));
     }
     let mut does = Vec::new();
@@ -362,7 +377,7 @@ fn readme(api: &Api, names: &Names) -> String {
         ),
     }
     if features.auth {
-        does.push("- authenticates the bearer key with your `Authenticator` (401 with\n  `WWW-Authenticate` otherwise) on every operation the spec secures;".into());
+        does.push("- authenticates the credentials each operation's security requirements\n  name (bearer, basic, API keys) with your `Authenticator` (401 with\n  `WWW-Authenticate` otherwise) on every operation the spec secures;".into());
         if features.rate_limits {
             does.push("- applies per-tier rate limits (free 100/hour, pro 1,000/hour, enterprise\n  configurable) with `X-RateLimit-*` headers and `429` + `Retry-After`;".into());
         } else {
@@ -976,7 +991,37 @@ fn http_date(date: &str) -> Option<String> {
     Some(format!("{weekday}, {d:02} {month} {y} 00:00:00 GMT"))
 }
 
-fn route_layers(op: &Operation, features: Features) -> TokenStream {
+/// Whether an operation names a scheme, so its route gets the auth layer
+/// (which lets a request without credentials through when a requirement
+/// is empty).
+fn guarded(op: &Operation) -> bool {
+    op.security.iter().any(|requirement| !requirement.is_empty())
+}
+
+/// An operation's security requirements as `AuthLayer::requiring` takes them.
+fn requirements(api: &Api, op: &Operation) -> TokenStream {
+    let alternatives = op.security.iter().map(|requirement| {
+        let schemes = requirement.iter().map(|(name, _)| {
+            let kind = match api.security_schemes.get(name) {
+                Some(SecurityScheme::Basic { .. }) => quote!(crate::SchemeKind::Basic),
+                Some(SecurityScheme::ApiKey { location, name, .. }) => {
+                    let location = match location {
+                        ApiKeyLocation::Header => quote!(crate::KeyLocation::Header),
+                        ApiKeyLocation::Query => quote!(crate::KeyLocation::Query),
+                        ApiKeyLocation::Cookie => quote!(crate::KeyLocation::Cookie),
+                    };
+                    quote!(crate::SchemeKind::ApiKey { location: #location, name: #name })
+                }
+                _ => quote!(crate::SchemeKind::Bearer),
+            };
+            quote!(crate::Scheme { name: #name, kind: #kind })
+        });
+        quote!(&[#(#schemes),*])
+    });
+    quote!(&[#(#alternatives),*])
+}
+
+fn route_layers(api: &Api, op: &Operation, features: Features) -> TokenStream {
     let h = format_ident!("handle_{}", op.name);
     let mut handler = quote!(#h::<A>);
     // Innermost first: idempotency needs the principal, so it sits inside
@@ -987,7 +1032,10 @@ fn route_layers(op: &Operation, features: Features) -> TokenStream {
     if op.secured {
         handler =
             quote!(::axum::handler::Handler::layer(#handler, ::tower::util::option_layer(layers.rate_limit.clone())));
-        handler = quote!(::axum::handler::Handler::layer(#handler, layers.auth.clone()));
+    }
+    if guarded(op) {
+        let requirements = requirements(api, op);
+        handler = quote!(::axum::handler::Handler::layer(#handler, layers.auth.requiring(#requirements)));
     }
     if op.deprecated {
         let sunset = op.sunset.as_deref().and_then(http_date);
@@ -1031,7 +1079,7 @@ fn router_rs(api: &Api) -> TokenStream {
         let allow = ops.iter().map(|o| o.method.as_str()).collect::<Vec<_>>().join(", ");
         let mut chain = quote!(::axum::routing::MethodRouter::new());
         for op in ops {
-            let layered = route_layers(op, features);
+            let layered = route_layers(api, op, features);
             let method = match op.method {
                 Method::Get => quote!(get),
                 Method::Put => quote!(put),

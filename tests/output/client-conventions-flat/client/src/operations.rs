@@ -160,6 +160,7 @@ impl ListThings {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -285,6 +286,7 @@ impl CreateThing {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -369,6 +371,7 @@ impl GetThing {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -424,6 +427,7 @@ impl DeleteThing {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -481,6 +485,7 @@ impl GetJob {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -583,6 +588,7 @@ impl WatchThing {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

@@ -80,6 +80,7 @@ impl ListItems {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -149,6 +150,7 @@ impl StartTask {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -213,6 +215,7 @@ impl GetTask {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -269,6 +272,7 @@ impl CancelTask {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -334,6 +338,7 @@ impl Talk {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }

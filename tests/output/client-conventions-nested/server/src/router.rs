@@ -87,7 +87,7 @@ fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                         handle_list_items::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
         )
@@ -99,7 +99,7 @@ fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                         handle_start_task::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -111,7 +111,7 @@ fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                         handle_get_task::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
         )
@@ -123,7 +123,7 @@ fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                         handle_cancel_task::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
         )
@@ -135,7 +135,7 @@ fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                         handle_talk::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
         )

@@ -64,6 +64,7 @@ impl AddPet {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -136,6 +137,7 @@ impl AddShape {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

@@ -11,7 +11,8 @@ use crate::request_id::RequestId;
 #[non_exhaustive]
 pub struct RequestContext {
     /// The authenticated caller; `None` only for operations without
-    /// security in the spec.
+    /// security in the spec, or whose credentials are optional (an empty
+    /// security requirement) when none were sent.
     pub principal: Option<Principal>,
     /// The request id sent back in `X-Request-Id`; empty when the router
     /// gives requests no ids (the spec documents no request-id header).

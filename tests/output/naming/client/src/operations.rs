@@ -84,6 +84,7 @@ impl CreateThing {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

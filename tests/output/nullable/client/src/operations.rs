@@ -64,6 +64,7 @@ impl PutRecord {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

@@ -74,6 +74,7 @@ impl FindPets {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -150,6 +151,7 @@ impl AddPet {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -204,6 +206,7 @@ impl FindPetById {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -258,6 +261,7 @@ impl DeletePet {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

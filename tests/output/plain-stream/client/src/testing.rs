@@ -266,3 +266,51 @@ impl ApiModel for PlainModel {
         match *operation {}
     }
 }
+
+use crate::client::{KeyLocation, Scheme, SchemeKind};
+
+/// [`PlainModel`] with a security scheme of every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct SecuredModel;
+
+impl ApiModel for SecuredModel {
+    type ErrorCode = String;
+    type ErrorDetails = serde_json::Value;
+    type ErrorBody = serde_json::Value;
+    type Operation = std::convert::Infallible;
+
+    const API_KEY_ENV: &'static str = "SECURED_API_KEY";
+    const BASE_URL_ENV: &'static str = "PLAIN_BASE_URL";
+    const DEFAULT_BASE_URL: Option<&'static str> = None;
+    const USER_AGENT: &'static str = "plain-client/0.1.0 (rust)";
+    const BEARER_AUTH: bool = false;
+    const IDEMPOTENCY_KEY_HEADER: Option<&'static str> = None;
+    const SECURITY_SCHEMES: &'static [crate::client::Scheme] = &[
+        Scheme { name: "basic", kind: SchemeKind::Basic },
+        Scheme { name: "header", kind: SchemeKind::ApiKey { location: KeyLocation::Header, name: "X-Key" } },
+        Scheme { name: "query", kind: SchemeKind::ApiKey { location: KeyLocation::Query, name: "key" } },
+        Scheme { name: "cookie", kind: SchemeKind::ApiKey { location: KeyLocation::Cookie, name: "sid" } },
+        Scheme { name: "oauth", kind: SchemeKind::Bearer },
+    ];
+    const STATUS_CODES: &'static [(u16, &'static str)] = &[];
+
+    fn split_error(body: &serde_json::Value) -> Option<ErrorParts<Self>> {
+        crate::model::json_error_parts(body)
+    }
+
+    fn error_code(wire: &str) -> String {
+        wire.to_owned()
+    }
+
+    fn describe_details(details: &serde_json::Value) -> (Option<&str>, Option<&str>) {
+        crate::model::json_details_parts(details)
+    }
+
+    fn operation_id(operation: &std::convert::Infallible) -> &str {
+        match *operation {}
+    }
+
+    fn operation_error(operation: &std::convert::Infallible) -> Option<(&String, &str)> {
+        match *operation {}
+    }
+}

@@ -27,6 +27,8 @@ impl crate::model::ApiModel for Api {
     const USER_AGENT: &'static str =
         ::std::concat!(::std::env!("CARGO_PKG_NAME"), "/", ::std::env!("CARGO_PKG_VERSION"), " (rust)");
     const BEARER_AUTH: bool = true;
+    const SECURITY_SCHEMES: &'static [crate::Scheme] =
+        &[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }];
     const IDEMPOTENCY_KEY_HEADER: ::std::option::Option<&'static str> = ::std::option::Option::None;
     const STATUS_CODES: &'static [(u16, &'static str)] = &[];
     fn split_error(body: &Self::ErrorBody) -> ::std::option::Option<crate::model::ErrorParts<Self>> {

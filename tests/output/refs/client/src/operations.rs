@@ -48,6 +48,7 @@ impl GetNode {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearer"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -126,6 +127,7 @@ impl PutNode {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[&["bearer"]]),
         };
         ::std::result::Result::Ok((spec, options))
     }
@@ -177,6 +179,7 @@ impl Ping {
             query,
             headers,
             body,
+            security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
     }

@@ -89,14 +89,14 @@ fn routes<A: crate::RefsApi, Au: crate::Authenticator>(
                         handle_get_node::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .put(::axum::handler::Handler::layer(
                     ::axum::handler::Handler::layer(
                         handle_put_node::<A>,
                         ::tower::util::option_layer(layers.rate_limit.clone()),
                     ),
-                    layers.auth.clone(),
+                    layers.auth.requiring(&[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]]),
                 ))
                 .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT")),
         )

@@ -52,8 +52,12 @@ struct Inner {
     /// The base URL as configured, without a trailing slash, for appending
     /// operation paths that start with '/'.
     base_prefix: String,
-    /// `Bearer <key>`, when a key was configured.
+    /// `Bearer <key>`, when a key was configured: sent on every request of
+    /// an API with one bearer scheme, and on requests that name no
+    /// security requirements (URLs the API returned).
     authorization: Option<HeaderValue>,
+    /// The credential of each security scheme configured, ready to send.
+    credentials: Vec<(&'static str, Applied)>,
     /// Sent with every request; includes the user agent.
     default_headers: HeaderMap,
     timeout: Duration,
@@ -110,7 +114,8 @@ impl<M: ApiModel> Client<M> {
     // Called by the generated operations, which a spec may not have.
     #[allow(dead_code)]
     pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse<M>, Error<M>> {
-        let url = self.endpoint_url(&spec.path, &spec.query)?;
+        let mut url = self.endpoint_url(&spec.path, &spec.query)?;
+        self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, JSON, None)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body).await
     }
@@ -143,7 +148,8 @@ impl<M: ApiModel> Client<M> {
         opts: &RequestOptions,
         last_event_id: Option<&str>,
     ) -> Result<reqwest::Response, Error<M>> {
-        let url = self.endpoint_url(&spec.path, &spec.query)?;
+        let mut url = self.endpoint_url(&spec.path, &spec.query)?;
+        self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, expect_event_stream).await
     }
@@ -205,8 +211,20 @@ impl<M: ApiModel> Client<M> {
         last_event_id: Option<&str>,
     ) -> Result<HeaderMap, Error<M>> {
         let mut headers = HeaderMap::new();
-        if let Some(authorization) = &self.inner.authorization {
+        if let Some(authorization) = &self.inner.authorization
+            && (M::BEARER_AUTH || spec.security.is_none())
+        {
             headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
+        let mut cookies = Vec::new();
+        for applied in self.chosen_credentials(spec) {
+            match applied {
+                Applied::Header(name, value) => {
+                    headers.insert(name, value.clone());
+                }
+                Applied::Cookie(pair) => cookies.push(pair.as_str()),
+                Applied::Query(..) => {}
+            }
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
         if spec.body.is_some() {
@@ -241,7 +259,42 @@ impl<M: ApiModel> Client<M> {
             let (name, value) = parse_header(LAST_EVENT_ID, id)?;
             headers.insert(name, value);
         }
+        if !cookies.is_empty() {
+            if let Some(existing) = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) {
+                cookies.insert(0, existing);
+            }
+            let mut value = HeaderValue::from_str(&cookies.join("; "))
+                .map_err(|_| Error::Config("a cookie credential is not valid in a header".to_owned()))?;
+            value.set_sensitive(true);
+            headers.insert(header::COOKIE, value);
+        }
         Ok(headers)
+    }
+
+    /// The credentials a request sends: those of the first of its security
+    /// requirements whose schemes all have credentials configured; none for
+    /// a request without requirements, or when none is satisfied (an empty
+    /// requirement, credentials optional, is satisfied by sending none).
+    fn chosen_credentials<'a>(&'a self, spec: &RequestSpec) -> impl Iterator<Item = &'a Applied> + 'a {
+        let credentials = &self.inner.credentials;
+        let configured = |name: &&str| credentials.iter().any(|(scheme, _)| scheme == name);
+        let chosen = spec
+            .security
+            .unwrap_or(&[])
+            .iter()
+            .find(|requirement| !requirement.is_empty() && requirement.iter().all(&configured))
+            .copied()
+            .unwrap_or(&[]);
+        credentials.iter().filter(move |(scheme, _)| chosen.contains(scheme)).map(|(_, applied)| applied)
+    }
+
+    /// Adds the API keys a request sends in its query.
+    fn apply_query_credentials(&self, spec: &RequestSpec, url: &mut Url) {
+        for applied in self.chosen_credentials(spec) {
+            if let Applied::Query(name, value) = applied {
+                url.query_pairs_mut().append_pair(name, value);
+            }
+        }
     }
 
     /// Sends one logical call: attempts until success, a failure that is not
@@ -276,7 +329,11 @@ impl<M: ApiModel> Client<M> {
                 request = request.body(body.clone());
             }
             let attempt = async {
-                let response = request.send().await.map_err(Error::from_reqwest)?;
+                let response = request.send().await.map_err(|err| {
+                    // A URL may carry an API key in its query: errors must not.
+                    let keyed = self.inner.credentials.iter().any(|(_, applied)| matches!(applied, Applied::Query(..)));
+                    Error::from_reqwest(if keyed { err.without_url() } else { err })
+                })?;
                 if !response.status().is_success() {
                     return Err(read_failure(response).await);
                 }
@@ -357,6 +414,7 @@ fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, Hea
 /// Configures and builds a `Client`; the generated crate names it `ClientBuilder`.
 pub struct ClientBuilder<M: ApiModel> {
     api_key: Option<String>,
+    credentials: Vec<(String, Credential)>,
     base_url: Option<String>,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
@@ -375,6 +433,7 @@ impl<M: ApiModel> Default for ClientBuilder<M> {
     fn default() -> Self {
         Self {
             api_key: None,
+            credentials: Vec::new(),
             base_url: None,
             timeout: None,
             connect_timeout: None,
@@ -395,6 +454,7 @@ impl<M: ApiModel> fmt::Debug for ClientBuilder<M> {
         // The API key is deliberately left out so that logs never hold it.
         f.debug_struct("ClientBuilder")
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -425,10 +485,23 @@ impl<M: ApiModel> ClientBuilder<M> {
         builder
     }
 
-    /// Sets the API key sent as `Authorization: Bearer <key>`; required when
-    /// the API authenticates with bearer keys.
+    /// Sets the API key: the credential of the API's only security scheme
+    /// (for a basic scheme, `user:password`), or else of its first bearer
+    /// scheme, sent as `Authorization: Bearer <key>`; required when the API
+    /// authenticates with one bearer scheme only. The environment variable
+    /// [`ApiModel::API_KEY_ENV`] fills it in `ClientBuilder::from_env`.
     pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
         self.api_key = Some(api_key.into());
+        self
+    }
+
+    /// Sets the credential of the security scheme named `scheme` in the
+    /// spec (`components/securitySchemes`); each operation sends the
+    /// credentials of the first of its security requirements that are all
+    /// set. An unknown scheme, or a credential of the wrong kind for it, is
+    /// an `Error::Config` from `ClientBuilder::build`.
+    pub fn credential(mut self, scheme: impl Into<String>, credential: Credential) -> Self {
+        self.credentials.push((scheme.into(), credential));
         self
     }
 
@@ -510,7 +583,7 @@ impl<M: ApiModel> ClientBuilder<M> {
                 value.set_sensitive(true);
                 Some(value)
             }
-            None if M::BEARER_AUTH => {
+            None if M::BEARER_AUTH && self.credentials.is_empty() => {
                 return Err(match self.key_source {
                     Some(var) => Error::Config(format!("missing API key: {var} is not set or empty")),
                     None => Error::Config("missing API key: set it with ClientBuilder::api_key".to_owned()),
@@ -518,6 +591,36 @@ impl<M: ApiModel> ClientBuilder<M> {
             }
             None => None,
         };
+
+        let mut credentials: Vec<(&'static str, Applied)> = Vec::new();
+        for (name, credential) in &self.credentials {
+            let scheme = M::SECURITY_SCHEMES.iter().find(|scheme| scheme.name == name).ok_or_else(|| {
+                Error::Config(format!("unknown security scheme {name:?}: the spec names no such scheme"))
+            })?;
+            credentials.retain(|(other, _)| *other != scheme.name);
+            credentials.push((scheme.name, applied(scheme, credential)?));
+        }
+        if let Some(api_key) = api_key {
+            let target = match M::SECURITY_SCHEMES {
+                [only] => Some(only),
+                schemes => schemes.iter().find(|scheme| scheme.kind == SchemeKind::Bearer),
+            };
+            if let Some(scheme) = target
+                && !credentials.iter().any(|(name, _)| *name == scheme.name)
+            {
+                let credential = match scheme.kind {
+                    SchemeKind::Basic => {
+                        let (user, password) = api_key.split_once(':').ok_or_else(|| {
+                            Error::Config("the API key of a basic scheme must be `user:password`".to_owned())
+                        })?;
+                        Credential::basic(user, password)
+                    }
+                    SchemeKind::Bearer => Credential::Bearer(api_key.to_owned()),
+                    SchemeKind::ApiKey { .. } => Credential::ApiKey(api_key.to_owned()),
+                };
+                credentials.push((scheme.name, applied(scheme, &credential)?));
+            }
+        }
 
         let base_url = self.base_url.as_deref().or(M::DEFAULT_BASE_URL).ok_or_else(|| {
             Error::Config(format!(
@@ -559,6 +662,7 @@ impl<M: ApiModel> ClientBuilder<M> {
                 base_url,
                 base_prefix,
                 authorization,
+                credentials,
                 default_headers,
                 timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 retry,
@@ -566,6 +670,154 @@ impl<M: ApiModel> ClientBuilder<M> {
             }),
         })
     }
+}
+
+/// A credential the client sends, for `ClientBuilder::credential`.
+///
+/// Its `Debug` output shows the kind only, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A token sent as `Authorization: Bearer <token>`: an HTTP bearer key,
+    /// or an OAuth 2 or OpenID Connect access token.
+    Bearer(String),
+    /// A user and password sent as `Authorization: Basic <base64>`.
+    Basic {
+        /// The user id.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An API key, sent in the header, query parameter or cookie its scheme names.
+    ApiKey(String),
+}
+
+impl Credential {
+    /// A bearer token (also an OAuth 2 or OpenID Connect access token).
+    pub fn bearer(token: impl Into<String>) -> Self {
+        Credential::Bearer(token.into())
+    }
+
+    /// A basic user and password.
+    pub fn basic(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credential::Basic { user: user.into(), password: password.into() }
+    }
+
+    /// An API key.
+    pub fn api_key(key: impl Into<String>) -> Self {
+        Credential::ApiKey(key.into())
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Credential::Basic { .. } => f.write_str("Basic(<redacted>)"),
+            Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+        }
+    }
+}
+
+/// Where an API key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// How a security scheme carries its credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemeKind {
+    /// `Authorization: Bearer <token>` (HTTP bearer, OAuth 2, OpenID Connect).
+    Bearer,
+    /// `Authorization: Basic <base64 of user:password>`.
+    Basic,
+    /// An API key in the header, query parameter or cookie `name`.
+    ApiKey {
+        /// Where the key goes.
+        location: KeyLocation,
+        /// The header, parameter or cookie name.
+        name: &'static str,
+    },
+}
+
+/// A security scheme of the spec, as [`ApiModel::SECURITY_SCHEMES`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheme {
+    /// The scheme's name in the spec.
+    pub name: &'static str,
+    /// How the credential is sent.
+    pub kind: SchemeKind,
+}
+
+/// A credential ready to send.
+enum Applied {
+    Header(HeaderName, HeaderValue),
+    Query(&'static str, String),
+    /// `name=value`.
+    Cookie(String),
+}
+
+/// What `credential` sends for `scheme`; a credential of another kind is a
+/// configuration error (a bearer token and an API key are both plain
+/// strings, so either serves the other's scheme).
+fn applied<M: ApiModel>(scheme: &Scheme, credential: &Credential) -> Result<Applied, Error<M>> {
+    let invalid = || Error::Config(format!("the credential of {:?} is not valid in a request", scheme.name));
+    let sensitive = |text: String| {
+        let mut value = HeaderValue::from_str(&text).map_err(|_| invalid())?;
+        value.set_sensitive(true);
+        Ok::<_, Error<M>>(value)
+    };
+    let plain = match credential {
+        Credential::Bearer(text) | Credential::ApiKey(text) => Some(text.trim()),
+        Credential::Basic { .. } => None,
+    };
+    match (scheme.kind, credential, plain) {
+        (SchemeKind::Basic, Credential::Basic { user, password }, _) => Ok(Applied::Header(
+            header::AUTHORIZATION,
+            sensitive(format!("Basic {}", encode_base64(&format!("{user}:{password}"))))?,
+        )),
+        (SchemeKind::Bearer, _, Some(token)) if !token.is_empty() => {
+            Ok(Applied::Header(header::AUTHORIZATION, sensitive(format!("Bearer {token}"))?))
+        }
+        (SchemeKind::ApiKey { location, name }, _, Some(key)) if !key.is_empty() => match location {
+            KeyLocation::Header => {
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+                Ok(Applied::Header(name, sensitive(key.to_owned())?))
+            }
+            KeyLocation::Query => Ok(Applied::Query(name, key.to_owned())),
+            KeyLocation::Cookie => {
+                if key.contains([';', ',', ' ', '"']) || key.chars().any(|c| c.is_control()) {
+                    return Err(invalid());
+                }
+                Ok(Applied::Cookie(format!("{name}={key}")))
+            }
+        },
+        _ => Err(Error::Config(format!("the credential given for {:?} is empty or of the wrong kind", scheme.name))),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for basic credentials.
+fn encode_base64(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Parses and normalises the base URL: an http(s) URL without query or
@@ -674,12 +926,17 @@ pub struct RequestSpec {
     pub headers: Vec<(&'static str, String)>,
     /// The JSON body, if any.
     pub body: Option<Bytes>,
+    /// The operation's security requirements (alternatives, each the names
+    /// of the schemes it needs together; an empty one means credentials
+    /// are optional), or `None` for a request that names none, which sends
+    /// the API key as `Authorization: Bearer`.
+    pub security: Option<&'static [&'static [&'static str]]>,
 }
 
 impl RequestSpec {
-    /// A request without query, headers or body.
+    /// A request without query, headers, body or security requirements.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: Vec::new(), headers: Vec::new(), body: None }
+        Self { method, path: path.into(), query: Vec::new(), headers: Vec::new(), body: None, security: None }
     }
 }
 
@@ -1017,6 +1274,70 @@ mod tests {
         // The builder's retry count applies whichever order it was set in.
         let client = Client::builder().api_key("k").max_retries(4).retry_policy(RetryPolicy::none()).build().unwrap();
         assert_eq!(client.retry_policy().max_retries, 4);
+    }
+
+    #[test]
+    fn each_operation_sends_the_credentials_its_requirements_name() {
+        use crate::testing::SecuredModel;
+        let client = crate::client::Client::<SecuredModel>::builder()
+            .base_url("http://localhost:1/")
+            .api_key("token")
+            .credential("basic", Credential::basic("ann", "p:w"))
+            .credential("header", Credential::api_key("hk"))
+            .credential("query", Credential::api_key("q k"))
+            .credential("cookie", Credential::api_key("ck"))
+            .build()
+            .unwrap();
+        let send = |security: &'static [&'static [&'static str]]| {
+            let mut spec = RequestSpec::new(Method::GET, "/x");
+            spec.security = Some(security);
+            spec.headers.push(("cookie", "theme=dark".into()));
+            let headers = client.request_headers(&spec, &RequestOptions::new(), JSON, None).unwrap();
+            let mut url = client.endpoint_url(&spec.path, &spec.query).unwrap();
+            client.apply_query_credentials(&spec, &mut url);
+            let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+            (text("authorization"), text("x-key"), text("cookie"), url.query().map(str::to_owned))
+        };
+        assert_eq!(send(&[&["oauth"]]), (Some("Bearer token".into()), None, Some("theme=dark".into()), None));
+        assert_eq!(send(&[&["basic"]]).0.as_deref(), Some("Basic YW5uOnA6dw=="));
+        assert_eq!(
+            send(&[&["header", "query"]]),
+            (None, Some("hk".into()), Some("theme=dark".into()), Some("key=q+k".into()))
+        );
+        assert_eq!(send(&[&["cookie"]]).2.as_deref(), Some("theme=dark; sid=ck"));
+        // The first requirement whose credentials are all set wins.
+        assert_eq!(send(&[&["nothing"], &["basic"], &["oauth"]]).0.as_deref(), Some("Basic YW5uOnA6dw=="));
+        // Optional, or no requirement satisfied: nothing is sent.
+        assert_eq!(send(&[&[]]), (None, None, Some("theme=dark".into()), None));
+        assert_eq!(send(&[&["nothing"]]), (None, None, Some("theme=dark".into()), None));
+        assert_eq!(send(&[]).0, None);
+
+        let bare = crate::client::Client::<SecuredModel>::builder().base_url("http://localhost:1/").build().unwrap();
+        let mut spec = RequestSpec::new(Method::GET, "/x");
+        spec.security = Some(&[&["oauth"], &[]]);
+        let headers = bare.request_headers(&spec, &RequestOptions::new(), JSON, None).unwrap();
+        assert!(!headers.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn credentials_are_checked_and_never_shown() {
+        use crate::testing::SecuredModel;
+        let builder = || crate::client::Client::<SecuredModel>::builder().base_url("http://localhost:1/");
+        let error = |result: Result<crate::client::Client<SecuredModel>, Error<SecuredModel>>| match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert!(
+            error(builder().credential("nope", Credential::api_key("k")).build()).contains("unknown security scheme")
+        );
+        assert!(error(builder().credential("basic", Credential::api_key("k")).build()).contains("wrong kind"));
+        assert!(error(builder().credential("cookie", Credential::api_key("a;b")).build()).contains("not valid"));
+        let secret = || builder().credential("basic", Credential::basic("ann", "hunter2")).api_key("tok_secret");
+        let shown = format!("{:?} {:?}", secret(), secret().build().unwrap());
+        assert!(!shown.contains("hunter2") && !shown.contains("tok_secret"), "{shown}");
+        assert_eq!(encode_base64("a"), "YQ==");
+        assert_eq!(encode_base64("ab"), "YWI=");
+        assert_eq!(encode_base64("abc"), "YWJj");
     }
 
     #[test]
