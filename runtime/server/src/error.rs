@@ -233,6 +233,19 @@ impl<E: ErrorEnvelope> ApiFailure<E> {
             .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
+    /// `503` with a `Retry-After` header, for a server that cannot answer
+    /// for now (a store it needs is unreachable): `retry_after` rounded up
+    /// to whole seconds, at least one. The reason is `unavailable`.
+    pub fn service_unavailable(retry_after: Duration) -> Self {
+        let seconds = retry_after_seconds(retry_after);
+        Self::from_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("The service is temporarily unavailable; retry after {seconds} seconds."),
+        )
+        .with_reason("unavailable")
+        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
     /// `500`. The message reaches the client, so it should not carry
     /// secrets or internals; log those instead.
     pub fn internal(message: impl Into<String>) -> Self {

@@ -23,7 +23,7 @@ use tower::{Layer, Service};
 use crate::auth::Principal;
 use crate::error::{ApiFailure, ErrorEnvelope};
 use crate::extract::read_body;
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 
 /// The request header naming an idempotent request.
 pub(crate) const KEY_HEADER: &str = "Idempotency-Key";
@@ -59,10 +59,18 @@ pub enum IdempotencyBegin {
     Mismatch,
     /// A request with this key is still running.
     InProgress,
+    /// The store could not be reached and fails closed (see
+    /// [`FailurePolicy`](crate::FailurePolicy)): the request is answered
+    /// `503` with `Retry-After: retry_after`, without running.
+    Unavailable {
+        /// How long the client is asked to wait.
+        retry_after: Duration,
+    },
 }
 
 /// Where idempotency records are kept. [`InMemoryIdempotencyStore`] serves
-/// one process; implement this over a database to persist records.
+/// one process; implement this over a database to persist records (the
+/// `redis` feature has one over Redis, for several instances).
 ///
 /// `begin` must check and reserve atomically, so that of two concurrent
 /// requests with one key, one runs and the other is told `InProgress`.
@@ -256,7 +264,9 @@ fn is_unstored_header(name: &HeaderName) -> bool {
 ///   `Idempotent-Replayed: true`, without running the route;
 /// - same key, another fingerprint: `409` (`reason: reused`);
 /// - same key while the first request still runs: `409`
-///   (`reason: in_progress`).
+///   (`reason: in_progress`), with `Retry-After`;
+/// - the store cannot be reached and fails closed: `503` with
+///   `Retry-After`, without running the route.
 ///
 /// Safe methods (GET, HEAD, OPTIONS, TRACE) and requests without a key or
 /// principal pass through untouched. Failures are answered in the envelope
@@ -387,6 +397,9 @@ where
             return Ok(reused::<E>().into_response());
         }
         IdempotencyBegin::InProgress => return Ok(in_progress::<E>().into_response()),
+        IdempotencyBegin::Unavailable { retry_after } => {
+            return Ok(ApiFailure::<E>::service_unavailable(retry_after).into_response());
+        }
         IdempotencyBegin::Started => {}
     }
     let reservation = Reservation { store: Some(store), scope };
