@@ -577,6 +577,19 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn service_unavailable_has_retry_after_and_the_503_code() {
+        let failure = TestFailure::service_unavailable(Duration::from_millis(2500));
+        assert_eq!(failure.reason(), Some("unavailable"));
+        let (status, headers, body) = envelope(failure.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "3");
+        // The code the envelope gives 503 (the test envelope has none of its own).
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(body["error"]["message"], "The service is temporarily unavailable; retry after 3 seconds.");
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
+    }
+
+    #[tokio::test]
     async fn method_not_allowed_lists_methods() {
         let failure = TestFailure::method_not_allowed(&[Method::GET, Method::POST]);
         let (status, headers, body) = envelope(failure.into_response()).await;

@@ -707,6 +707,37 @@ mod tests {
         assert!(store.is_empty());
     }
 
+    /// A store that cannot be reached and fails closed.
+    struct Unreachable;
+
+    impl IdempotencyStore for Unreachable {
+        fn begin<'a>(&'a self, _: &'a str, _: &'a str, _: SystemTime) -> StoreFuture<'a, IdempotencyBegin> {
+            Box::pin(std::future::ready(IdempotencyBegin::Unavailable { retry_after: Duration::from_secs(2) }))
+        }
+
+        fn complete<'a>(&'a self, _: &'a str, _: StoredResponse) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(()))
+        }
+
+        fn abandon<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_503_and_the_route_does_not_run() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let service = IdempotencyLayer::<TestErrors>::new(Arc::new(Unreachable), 1024).layer(counting(calls.clone()));
+        let response = service.clone().oneshot(post(Some("k"), Some("alice"), "x")).await.unwrap();
+        let (status, headers, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // Without a key the store is not asked.
+        assert!(service.oneshot(post(None, Some("alice"), "x")).await.unwrap().status().is_success());
+    }
+
     #[tokio::test]
     async fn records_expire() {
         let store = InMemoryIdempotencyStore::new(Duration::from_secs(10));

@@ -121,7 +121,7 @@ pub trait CounterStore: Send + Sync + 'static {
 
     /// [`CounterStore::hit`] for a store that can be unreachable: `Err`
     /// when it cannot decide and its [`FailurePolicy`](crate::FailurePolicy)
-    /// is to fail closed, which [`RateLimitLayer`] answers `503` with
+    /// is to fail closed, which [`RateLimitLayer`](crate::RateLimitLayer) answers `503` with
     /// `Retry-After`. The layer calls this one; by default it is `hit`,
     /// which never fails.
     fn try_hit<'a>(
@@ -521,6 +521,50 @@ mod tests {
         let bob = Principal::new("bob", Tier::Pro);
         let response = service.oneshot(request(Some(bob))).await.unwrap();
         assert_eq!(response.headers()["x-ratelimit-limit"], "1000");
+    }
+
+    /// A store that cannot be reached and fails closed.
+    struct Unreachable;
+
+    impl CounterStore for Unreachable {
+        fn hit<'a>(&'a self, _: &'a str, limit: u64, _: Duration, _: SystemTime) -> StoreFuture<'a, Decision> {
+            Box::pin(std::future::ready(Decision { allowed: false, limit, remaining: 0, reset: 0, used: 0 }))
+        }
+
+        fn peek<'a>(
+            &'a self,
+            key: &'a str,
+            limit: u64,
+            window: Duration,
+            now: SystemTime,
+        ) -> StoreFuture<'a, Decision> {
+            self.hit(key, limit, window, now)
+        }
+
+        fn try_hit<'a>(
+            &'a self,
+            _: &'a str,
+            _: u64,
+            _: Duration,
+            _: SystemTime,
+        ) -> StoreFuture<'a, Result<Decision, StoreUnavailable>> {
+            Box::pin(std::future::ready(Err(StoreUnavailable::new(Duration::from_secs(5), "down"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_failing_closed_is_a_503_with_retry_after() {
+        let service = limited(RateLimitConfig::default(), Arc::new(Unreachable));
+        let response = service.oneshot(request(Some(Principal::new("alice", Tier::Free)))).await.unwrap();
+        let (status, headers, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert!(!headers.contains_key("x-ratelimit-limit"));
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
+        // The default `try_hit` is `hit`, which never fails.
+        let store = InMemoryCounterStore::new();
+        let hit = store.try_hit("k", 1, Duration::from_secs(60), at(T0)).await;
+        assert_eq!(hit.map(|d| d.used), Ok(1));
     }
 
     #[test]
