@@ -50,8 +50,12 @@ impl RedisServer {
             if std::env::var_os("CI").is_some() {
                 panic!("redis-server is not installed, and CI is set: install it (apt-get install redis-server)");
             }
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server is not on the PATH; the Redis stores were NOT tested. \
+            // Straight to stderr, past the test harness's capture, so that
+            // the skip shows in a passing run.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: redis-server is not on the PATH; the Redis stores were NOT tested. \
                  Install it (apt-get install redis-server) to run these tests. ***\n"
             );
             return None;
@@ -756,4 +760,91 @@ async fn a_server_starts_while_redis_is_down() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(store.begin(&unique("s"), "f", SystemTime::now()).await, IdempotencyBegin::Started);
+}
+
+// ---------------------------------------------------------------------------
+// Latency on loopback (not a test: run it by hand).
+//
+// cargo test --release -p runagent-runtime-server --features redis --test redis_stores -- --ignored --nocapture
+
+async fn percentiles<F: Future>(name: &str, n: usize, mut call: impl FnMut(usize) -> F) {
+    for i in 0..200 {
+        call(n + i).await;
+    }
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        call(i).await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let at = |q: f64| times[((n as f64 * q) as usize).min(n - 1)].as_nanos() as f64 / 1000.0;
+    println!("{name:<40} p50 {:>7.1} µs  p99 {:>7.1} µs  ({n} sequential calls)", at(0.5), at(0.99));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_store_calls() {
+    let Some(server) = RedisServer::start() else { return };
+    const N: usize = 5000;
+    let redis = connect(&server, options());
+    let window = Duration::from_secs(3600);
+    let counters = RedisCounterStore::new(redis.clone());
+    percentiles("RedisCounterStore::try_hit", N, |_| counters.try_hit("k", u64::MAX, window, SystemTime::now())).await;
+    percentiles("RedisCounterStore::peek", N, |_| counters.peek("k", u64::MAX, window, SystemTime::now())).await;
+    let memory = InMemoryCounterStore::new();
+    percentiles("InMemoryCounterStore::try_hit", N, |_| memory.try_hit("k", u64::MAX, window, SystemTime::now())).await;
+
+    let records = RedisIdempotencyStore::new(redis.clone());
+    let scopes: Vec<String> = (0..N + 200).map(|i| format!("alice\nkey{i}")).collect();
+    percentiles("RedisIdempotencyStore::begin (claim)", N, |i| records.begin(&scopes[i], "f", SystemTime::now())).await;
+    let body = vec![b'x'; 1024];
+    percentiles("RedisIdempotencyStore::complete (1 KiB)", N, |i| {
+        let mut response = stored("f", &body);
+        response.created_at = SystemTime::now();
+        records.complete(&scopes[i], response)
+    })
+    .await;
+    percentiles("RedisIdempotencyStore::begin (replay)", N, |i| records.begin(&scopes[i], "f", SystemTime::now()))
+        .await;
+
+    let log = RedisStreamLog::new(redis.clone(), StreamLogConfig::default());
+    let stream = unique("str");
+    let payload = Bytes::from(vec![b'y'; 100]);
+    percentiles("RedisStreamLog::append (100 B)", N + 200, |i| {
+        // The warm-up calls come first with the highest numbers; number
+        // them all in order instead.
+        let seq = if i >= N + 200 { (i - N - 200) as u64 } else { i as u64 + 200 };
+        log.append(&stream, seq, payload.clone())
+    })
+    .await;
+    // Every append went in, in order.
+    let last = (N + 399) as u64;
+    assert_eq!(log.read(&stream, Some(last - 1), 10).await.unwrap().events[0].seq, last);
+    assert_eq!(log.read(&stream, Some(last), 10).await.unwrap().events.len(), 0);
+    percentiles("RedisStreamLog::read (16 events)", N, |i| log.read(&stream, Some((i % 5000) as u64), 16)).await;
+
+    // Throughput: 3 instances, 64 concurrent callers each.
+    let instances: Vec<Arc<RedisCounterStore>> =
+        (0..3).map(|_| Arc::new(RedisCounterStore::new(connect(&server, options())))).collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..192)
+        .map(|t| {
+            let store = Arc::clone(&instances[t % 3]);
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    store.try_hit("busy", u64::MAX, window, SystemTime::now()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "RedisCounterStore::try_hit, 3 instances x 64 callers: {:.0} calls/s ({} calls in {elapsed:?})",
+        38_400.0 / elapsed.as_secs_f64(),
+        38_400
+    );
 }
