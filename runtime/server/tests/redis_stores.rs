@@ -619,6 +619,38 @@ fn resume_on_another_instance_has_no_gap_and_no_duplicate() {
     });
 }
 
+/// More waiting readers than blocking connections: the others poll, and
+/// every reader still gets every event, soon after it is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_beyond_the_blocking_connections_poll() {
+    let Some(server) = RedisServer::start() else { return };
+    let log: Arc<dyn StreamLog> = Arc::new(RedisStreamLog::new(
+        connect(&server, options().max_blocking_connections(1)),
+        StreamLogConfig::default(),
+    ));
+    let stream = unique("str");
+    log.append(&stream, 0, data(0)).await.unwrap();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (log, stream) = (Arc::clone(&log), stream.clone());
+            tokio::spawn(async move {
+                let events = follow(log, stream.as_str(), Some(0)).await.unwrap();
+                events.map(|event| event.unwrap().seq).collect::<Vec<_>>().await
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for seq in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        log.append(&stream, seq, data(seq)).await.unwrap();
+    }
+    log.close(&stream).await.unwrap();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), [1, 2, 3, 4, 5]);
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
 // ---------------------------------------------------------------------------
 // Redis down, frozen, and back.
 

@@ -67,7 +67,7 @@ pub struct RedisOptions {
     /// once without trying Redis (1 s).
     pub cooldown: Duration,
     /// Connections kept for [`RedisStreamLog`]'s blocking waits, one per
-    /// waiting reader (64). Readers beyond it poll instead.
+    /// waiting reader (64). Readers beyond it poll instead, every 250 ms.
     pub max_blocking_connections: usize,
 }
 
@@ -247,9 +247,10 @@ impl RedisConnection {
     /// would hold up every other call on the shared one. Returns when
     /// something may have changed; the caller reads to see what.
     async fn block_for_entry(&self, key: &str, id: &str, timeout: Duration) -> Result<(), String> {
-        let Ok(Ok(permit)) = tokio::time::timeout(timeout, self.inner.blocking_permits.acquire()).await else {
-            // Every blocking connection is taken: after the timeout the
-            // caller reads again, so it polls instead.
+        let poll = timeout.min(BLOCKING_POLL);
+        let Ok(Ok(permit)) = tokio::time::timeout(poll, self.inner.blocking_permits.acquire()).await else {
+            // Every blocking connection is taken: the caller reads again,
+            // so it polls every `BLOCKING_POLL` instead.
             return Ok(());
         };
         let idle = self.inner.idle_blocking.lock().unwrap_or_else(PoisonError::into_inner).pop();
@@ -285,6 +286,10 @@ impl RedisConnection {
         }
     }
 }
+
+/// How often a stream reader polls when every blocking connection is
+/// taken.
+const BLOCKING_POLL: Duration = Duration::from_millis(250);
 
 fn unix_millis(time: SystemTime) -> u64 {
     u64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
