@@ -48,6 +48,9 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/param-collision.yaml",
     "tests/fixtures/versions.yaml",
     "tests/fixtures/composition.yaml",
+    "tests/fixtures/client-conventions-flat.yaml",
+    "tests/fixtures/client-conventions-nested.yaml",
+    "tests/fixtures/client-shapes.yaml",
     "tests/corpus/oai-link-example.yaml",
     "tests/corpus/oai-callback-example.yaml",
     "tests/corpus/oai-petstore-expanded.yaml",
@@ -176,8 +179,10 @@ impl Job {
 
     /// Generates into `out`.
     pub fn run(&self, out: &Path, mode: Mode) -> Result<(), String> {
-        let spec = &self.spec;
-        let (root, documents) = load_documents(spec)?;
+        let (root, documents) = load_documents(&self.spec)?;
+        // Messages name the spec as the user would, relative to the project.
+        let root_dir = project_root();
+        let spec = self.spec.strip_prefix(&root_dir).unwrap_or(&self.spec);
         let rendered = render(&root, &documents, &self.config)
             .map_err(|e| format!("{}: the spec has errors; nothing was written.\n{e}", spec.display()))?;
         if !rendered.warnings.is_empty() {

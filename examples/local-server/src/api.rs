@@ -110,6 +110,9 @@ fn failure(failure: Failure) -> ApiFailure {
     if let Some(details) = failure.details.and_then(|d| serde_json::from_value::<ErrorDetails>(d).ok()) {
         api = api.with_details(details);
     }
+    if let Some(seconds) = failure.retry_after {
+        api = api.with_header(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
     api
 }
 

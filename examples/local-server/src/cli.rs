@@ -26,10 +26,23 @@ pub struct Cli {
     #[arg(long, value_name = "PORT", default_value_t = 8450)]
     pub port: u16,
 
-    /// The SQLite database file, created when missing; `:memory:` for a
-    /// throwaway store.
-    #[arg(long, value_name = "PATH", default_value = ".runagent/runagent.db")]
+    /// The database: an SQLite file (created when missing), `:memory:` for
+    /// a throwaway store, or a `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`
+    /// URL, which any number of instances can share.
+    #[arg(long, value_name = "PATH|URL", default_value = ".runagent/runagent.db")]
     pub db: DbLocation,
+
+    /// How long a job's lease (deployments and async invocations) lasts
+    /// without renewal: when an instance dies, its jobs are taken over by
+    /// another about this long after. Renewed every third of it.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_lease)]
+    pub lease: Duration,
+
+    /// This instance's id, unique among the instances sharing the database;
+    /// it names the instance in logs and in the error of an operation it
+    /// could not finish. A random `inst_...` by default.
+    #[arg(long, value_name = "ID", value_parser = parse_instance_id)]
+    pub instance_id: Option<String>,
 
     /// An API key to accept, with its rate-limit tier (free, pro or
     /// enterprise; pro when omitted). Repeatable. Keys are stored hashed and
@@ -62,6 +75,24 @@ pub struct Cli {
     /// The rate-limit window's length.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate_limit_window: u64,
+}
+
+/// Parses a lease in seconds (fractions allowed), from 0.1 to a day.
+pub fn parse_lease(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.1..=86_400.0).contains(&seconds) {
+        return Err("a lease is 0.1 to 86400 seconds".to_owned());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses an instance id: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn parse_instance_id(text: &str) -> Result<String, String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if text.is_empty() || text.len() > 64 || !text.chars().all(valid) {
+        return Err("an instance id is 1 to 64 letters, digits, - _ or . characters".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// Parses `TIER=LIMIT`.
@@ -157,15 +188,16 @@ pub fn base_url(addr: SocketAddr) -> String {
 
 /// Stores the keys given with `--api-key`; without any, creates a
 /// development key, stores it and prints it to `out` (the only time it is
-/// ever shown: the database keeps its hash). Returns the keys stored now.
+/// ever shown: the database keeps its hash). Returns the keys stored now,
+/// with their records.
 pub async fn register_keys(
     store: &Store,
     keys: &[ApiKeyArg],
     out: &mut (dyn Write + Send),
-) -> StoreResult<Vec<ApiKeyRecord>> {
+) -> StoreResult<Vec<(String, ApiKeyRecord)>> {
     let mut records = Vec::new();
     for arg in keys {
-        records.push(store.upsert_key(arg.key.clone(), arg.tier, "cli".to_owned()).await?);
+        records.push((arg.key.clone(), store.upsert_key(arg.key.clone(), arg.tier, "cli".to_owned()).await?));
     }
     if keys.is_empty() {
         let key = crate::ids::new_api_key();
@@ -174,7 +206,7 @@ pub async fn register_keys(
         // would just be unknown to the user.
         let _ = writeln!(out, "development API key: {key} (tier {}; stored hashed, shown only now)", record.tier);
         let _ = out.flush();
-        records.push(record);
+        records.push((key, record));
     }
     Ok(records)
 }
@@ -194,6 +226,8 @@ mod tests {
         assert_eq!(cli.db, DbLocation::File(PathBuf::from(".runagent/runagent.db")));
         assert_eq!(base_url(cli.socket_addr().unwrap()), "http://127.0.0.1:8450/v1");
         assert!(cli.api_keys.is_empty());
+        assert_eq!(cli.lease, Duration::from_secs(10));
+        assert_eq!(cli.instance_id, None);
     }
 
     #[test]
@@ -218,6 +252,17 @@ mod tests {
             vec![ApiKeyArg { key: "abc".into(), tier: Tier::Pro }, ApiKeyArg { key: "def".into(), tier: Tier::Free },]
         );
         assert_eq!(base_url(cli.socket_addr().unwrap()), "http://[::1]:0/v1");
+    }
+
+    #[test]
+    fn postgres_leases_and_instance_ids_parse() {
+        let cli = cli(&["--db", "postgres://u:p@127.0.0.1:5432/runagent", "--lease", "2.5", "--instance-id", "a-1"]);
+        assert_eq!(cli.db, DbLocation::Postgres("postgres://u:p@127.0.0.1:5432/runagent".into()));
+        assert_eq!(cli.lease, Duration::from_millis(2500));
+        assert_eq!(cli.instance_id.as_deref(), Some("a-1"));
+        assert!(Cli::try_parse_from(["runagent-local", "--lease", "0"]).is_err());
+        assert!(Cli::try_parse_from(["runagent-local", "--lease", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["runagent-local", "--instance-id", "a b"]).is_err());
     }
 
     #[test]
@@ -259,20 +304,21 @@ mod tests {
 
     #[tokio::test]
     async fn without_keys_a_development_key_is_created_and_printed() {
-        let store = Store::open(&DbLocation::Memory).unwrap();
+        let store = Store::open(&DbLocation::Memory).await.unwrap();
         let mut out = Vec::new();
         let records = register_keys(&store, &[], &mut out).await.unwrap();
         let out = String::from_utf8(out).unwrap();
         let key = out.strip_prefix("development API key: ").and_then(|rest| rest.split_whitespace().next()).unwrap();
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].label, "dev");
-        assert_eq!(store.find_key(key).await.unwrap().unwrap().id, records[0].id);
+        assert_eq!(records[0].0, key);
+        assert_eq!(records[0].1.label, "dev");
+        assert_eq!(store.find_key(key).await.unwrap().unwrap().id, records[0].1.id);
 
         let mut out = Vec::new();
         let given = [parse_api_key("mine:enterprise").unwrap()];
         let records = register_keys(&store, &given, &mut out).await.unwrap();
         assert!(out.is_empty());
-        assert_eq!(records[0].tier, Tier::Enterprise);
+        assert_eq!(records[0].1.tier, Tier::Enterprise);
         assert_eq!(store.count_keys().await.unwrap(), 2);
     }
 }

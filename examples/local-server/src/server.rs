@@ -13,7 +13,7 @@ use crate::cli::{Cli, CliError, base_url, register_keys};
 use crate::runner::Runner;
 use crate::service::{Service, ServiceOptions};
 use crate::store::{Store, StoreError};
-use crate::stores::{SqliteCounters, SqliteIdempotency, SqliteKeys};
+use crate::stores::{DbCounters, DbIdempotency, DbKeys, server_tier};
 
 /// The path prefix of every route.
 pub const PREFIX: &str = "/v1";
@@ -51,13 +51,15 @@ impl ServerError {
     }
 }
 
-/// The router of the API over `service`, with SQLite-backed keys, counters
-/// and idempotency records.
-pub fn router(service: Arc<Service>, store: &Store, rate_limit: RateLimitConfig) -> axum::Router {
-    RouterBuilder::new(LocalApi::new(service, PREFIX), SqliteKeys::new(store.clone()))
+/// The router of the API over `service`, with keys, counters and
+/// idempotency records in the service's database.
+pub fn router(service: Arc<Service>, keys: DbKeys, rate_limit: RateLimitConfig) -> axum::Router {
+    let store = service.store().clone();
+    let idempotency = DbIdempotency::new(store.clone(), DEFAULT_IDEMPOTENCY_TTL, service.instance_id());
+    RouterBuilder::new(LocalApi::new(service, PREFIX), keys)
         .config(ServerConfig::default().prefix(PREFIX).rate_limit(rate_limit))
-        .counter_store(Arc::new(SqliteCounters::new(store.clone())))
-        .idempotency_store(Arc::new(SqliteIdempotency::new(store.clone(), DEFAULT_IDEMPOTENCY_TTL)))
+        .counter_store(Arc::new(DbCounters::new(store)))
+        .idempotency_store(Arc::new(idempotency))
         .build()
 }
 
@@ -75,24 +77,23 @@ pub async fn run_until(
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let addr = cli.socket_addr()?;
-    let location = cli.db.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&location))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
-    // Whatever the previous run left open can never finish now.
-    let recovered = store.recover_interrupted().await?;
-    if recovered.operations > 0 || recovered.agents > 0 {
-        tracing::warn!(
-            operations = recovered.operations,
-            agents = recovered.agents,
-            invocations = recovered.invocations,
-            "marked work the previous run left unfinished as failed"
-        );
+    let store = Store::open(&cli.db).await?;
+    let mut options = ServiceOptions { lease: cli.lease, ..ServiceOptions::default() };
+    if let Some(id) = &cli.instance_id {
+        options.instance_id = id.clone();
     }
-    register_keys(&store, &cli.api_keys, out).await?;
+    store.register_instance(&options.instance_id, i64::try_from(cli.lease.as_millis()).unwrap_or(i64::MAX)).await?;
+    let keys = DbKeys::new(store.clone());
+    for (key, record) in register_keys(&store, &cli.api_keys, out).await? {
+        keys.remember(&key, runagent_server::Principal::new(record.id, server_tier(record.tier)));
+    }
 
-    let service = Service::new(store.clone(), Runner::new(&cli.agents_dir), ServiceOptions::default());
-    let app = router(Arc::clone(&service), &store, cli.rate_limit_config());
+    let service = Service::new(store.clone(), Runner::new(&cli.agents_dir), options);
+    // Takes over at once what dead instances (or this one's previous run)
+    // left behind, then keeps the heartbeat and leases going.
+    service.maintain_once().await?;
+    service.start_background();
+    let app = router(Arc::clone(&service), keys, cli.rate_limit_config());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Io { context: format!("cannot listen on {addr}"), source })?;
@@ -101,6 +102,8 @@ pub async fn run_until(
         .map_err(|source| ServerError::Io { context: "cannot read the bound address".to_owned(), source })?;
     tracing::info!(
         db = %cli.db,
+        instance_id = service.instance_id(),
+        lease_seconds = cli.lease.as_secs_f64(),
         agents_dir = %cli.agents_dir.display(),
         "serving the RunAgent API"
     );
@@ -134,6 +137,7 @@ pub async fn run_until(
         () = &mut stop => {}
         finished = &mut serve => {
             sweeper.abort();
+            service.shutdown(Duration::ZERO).await;
             return match finished {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(source)) => Err(ServerError::Io { context: "serving failed".into(), source }),
@@ -158,17 +162,12 @@ pub async fn run_until(
         serve.abort();
     }
     sweeper.abort();
-    // Fold the write-ahead log into the database file, so that the file
-    // alone holds everything.
-    if let Err(error) = store
-        .call(|c| {
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-            Ok(())
-        })
-        .await
-    {
+    // Fold SQLite's write-ahead log into the database file, so that the
+    // file alone holds everything.
+    if let Err(error) = store.checkpoint().await {
         tracing::warn!(%error, "could not checkpoint the database");
     }
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

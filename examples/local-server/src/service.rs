@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
@@ -18,8 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::runner::{Program, RunError, RunOutput, RunRequest, Runner};
 use crate::store::{
-    self, AgentFields, AgentPage, AgentRecord, AgentStatus, CancelOutcome, DeleteOutcome, DeployStart, Framework,
-    InvocationMode, InvokeStart, OperationRecord, Outcome, Store, StoreError,
+    self, AgentFields, AgentPage, AgentRecord, AgentStatus, CancelOutcome, ClaimedJob, DeleteOutcome, DeployStart,
+    Framework, InvocationMode, InvokeStart, LeaseState, OperationKind, OperationRecord, Outcome, Store, StoreError,
 };
 use crate::streams::{ResumeError, StreamLimits, StreamRegistry};
 use crate::time::now_rfc3339;
@@ -36,6 +36,9 @@ pub struct Failure {
     pub message: String,
     /// The `details` object, if any.
     pub details: Option<Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for a
+    /// failure that goes away by itself.
+    pub retry_after: Option<u16>,
 }
 
 /// The message of every unexpected failure; the cause goes to the log.
@@ -43,7 +46,23 @@ const INTERNAL_MESSAGE: &str = "An unexpected error occurred. Quote the X-Reques
 
 impl Failure {
     fn new(status: u16, code: &'static str, message: impl Into<String>, details: Value) -> Self {
-        Failure { status, code, message: message.into(), details: Some(details) }
+        Failure { status, code, message: message.into(), details: Some(details), retry_after: None }
+    }
+
+    /// `503`: the database cannot be reached right now (it is restarting,
+    /// or the network to it is down). Nothing was done; the request can be
+    /// repeated after `Retry-After`. The spec has no error code of its own
+    /// for this, so the code is `INTERNAL_ERROR` and `details.reason` says
+    /// `database_unavailable`.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "the database is unavailable");
+        Failure {
+            status: 503,
+            code: "INTERNAL_ERROR",
+            message: "The database is unavailable right now; retry after the Retry-After delay.".to_owned(),
+            details: Some(json!({"reason": "database_unavailable"})),
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+        }
     }
 
     /// `404 NOT_FOUND` for an agent.
@@ -93,7 +112,13 @@ impl Failure {
     /// `500 INTERNAL_ERROR`, logging the cause.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Failure { status: 500, code: "INTERNAL_ERROR", message: INTERNAL_MESSAGE.to_owned(), details: None }
+        Failure {
+            status: 500,
+            code: "INTERNAL_ERROR",
+            message: INTERNAL_MESSAGE.to_owned(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// `500 AGENT_ERROR` or `AGENT_TIMEOUT` for a failed run.
@@ -103,6 +128,7 @@ impl Failure {
             code: error.code(),
             message: error.to_string(),
             details: Some(error.details(field_prefix)),
+            retry_after: None,
         }
     }
 
@@ -118,9 +144,12 @@ impl Failure {
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        Failure::internal(error)
+        if error.is_unavailable() { Failure::unavailable(error) } else { Failure::internal(error) }
     }
 }
+
+/// The `Retry-After` of a `503` for an unavailable database, in seconds.
+pub const UNAVAILABLE_RETRY_AFTER: u16 = 2;
 
 /// The result of the service.
 pub type ServiceResult<T> = Result<T, Failure>;
@@ -152,8 +181,19 @@ impl InvokeInput {
         }
     }
 
+    /// The input an invocation was recorded with ([`InvokeInput::to_json`]),
+    /// to run it again on another instance.
+    pub fn from_json(request: &Value) -> Self {
+        InvokeInput {
+            query: request.get("query").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            parameters: request.get("parameters").and_then(Value::as_object).cloned().unwrap_or_default(),
+            session_id: request.get("session_id").and_then(Value::as_str).map(str::to_owned),
+            run_async: request.get("async").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+
     /// The request as recorded with the invocation.
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut request = json!({"query": self.query});
         if !self.parameters.is_empty() {
             request["parameters"] = Value::Object(self.parameters.clone());
@@ -227,17 +267,45 @@ pub struct AgentHealth {
 pub type BatchOutcome = Result<RunOutput, Failure>;
 
 /// Tunables of the service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServiceOptions {
     /// The replay buffers' bounds.
     pub streams: StreamLimits,
     /// How many items of one batch run at once.
     pub batch_concurrency: usize,
+    /// This instance's id: the owner of the jobs it runs and of its
+    /// idempotency reservations. Unique among the instances sharing a
+    /// database.
+    pub instance_id: String,
+    /// How long a job's lease lasts without renewal: an instance that dies
+    /// has its jobs taken over about this long after its last renewal. It
+    /// renews every third of it.
+    pub lease: Duration,
 }
+
+/// The default lease of jobs (`--lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 impl Default for ServiceOptions {
     fn default() -> Self {
-        ServiceOptions { streams: StreamLimits::default(), batch_concurrency: 4 }
+        ServiceOptions {
+            streams: StreamLimits::default(),
+            batch_concurrency: 4,
+            instance_id: crate::ids::new_id("inst_"),
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+impl ServiceOptions {
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX).max(1)
+    }
+
+    /// How often leases and the heartbeat are renewed, and expired leases
+    /// looked for: a third of the lease.
+    pub fn renew_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(50))
     }
 }
 
@@ -255,6 +323,22 @@ pub struct Service {
     /// run's token is a child of it.
     stopping: CancellationToken,
     options: ServiceOptions,
+    /// The instance's own loops (heartbeat and takeovers, cancel
+    /// notifications), stopped at shutdown.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Why a job's work stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// Cancelled by a user (the database already says `cancelled`), or
+    /// its agent was deleted.
+    Cancelled,
+    /// The instance is shutting down.
+    Shutdown,
+    /// The lease is no longer ours: another instance took the job over, so
+    /// this one records nothing.
+    LeaseLost,
 }
 
 impl std::fmt::Debug for Service {
@@ -286,7 +370,18 @@ impl Service {
             operations: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             options,
+            background: Mutex::new(Vec::new()),
         })
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.options.instance_id
+    }
+
+    /// The options the service runs with.
+    pub fn options(&self) -> &ServiceOptions {
+        &self.options
     }
 
     /// The store.
@@ -302,27 +397,27 @@ impl Service {
 
     /// Creates an agent.
     pub async fn create_agent(&self, framework: Framework, fields: AgentFields) -> ServiceResult<AgentRecord> {
-        Ok(self.store.create_agent(framework, fields).await?)
+        Ok(self.store.guarded(self.store.create_agent(framework, fields)).await?)
     }
 
     /// Reads an agent.
     pub async fn get_agent(&self, id: &str) -> ServiceResult<AgentRecord> {
-        self.store.get_agent(id).await?.ok_or_else(|| Failure::agent_not_found(id))
+        self.store.guarded(self.store.get_agent(id)).await?.ok_or_else(|| Failure::agent_not_found(id))
     }
 
     /// Reads a page of agents.
     pub async fn list_agents(&self, page: u32, limit: u32, status: Option<AgentStatus>) -> ServiceResult<AgentPage> {
-        Ok(self.store.list_agents(page, limit, status).await?)
+        Ok(self.store.guarded(self.store.list_agents(page, limit, status)).await?)
     }
 
     /// Replaces an agent's settings.
     pub async fn update_agent(&self, id: &str, fields: AgentFields) -> ServiceResult<AgentRecord> {
-        self.store.update_agent(id, fields).await?.ok_or_else(|| Failure::agent_not_found(id))
+        self.store.guarded(self.store.update_agent(id, fields)).await?.ok_or_else(|| Failure::agent_not_found(id))
     }
 
     /// Deletes an agent, stopping its open operations.
     pub async fn delete_agent(&self, id: &str) -> ServiceResult<()> {
-        match self.store.delete_agent(id).await? {
+        match self.store.guarded(self.store.delete_agent(id)).await? {
             DeleteOutcome::NotFound => Err(Failure::agent_not_found(id)),
             DeleteOutcome::Deleted { cancelled_operations } => {
                 let operations = self.lock_operations();
@@ -352,12 +447,12 @@ impl Service {
 
     /// Reads an operation.
     pub async fn get_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
-        self.store.get_operation(id).await?.ok_or_else(|| Failure::operation_not_found(id))
+        self.store.guarded(self.store.get_operation(id)).await?.ok_or_else(|| Failure::operation_not_found(id))
     }
 
     /// Cancels a pending or running operation, stopping its work.
     pub async fn cancel_operation(&self, id: &str) -> ServiceResult<OperationRecord> {
-        match self.store.cancel_operation(id).await? {
+        match self.store.guarded(self.store.cancel_operation(id)).await? {
             CancelOutcome::NotFound => Err(Failure::operation_not_found(id)),
             CancelOutcome::AlreadyFinished(operation) => Err(Failure::new(
                 409,
@@ -387,13 +482,18 @@ impl Service {
         (token, registration)
     }
 
-    /// Starts deploying an agent; the deployment runs in the background.
+    /// Starts deploying an agent; the deployment runs in the background,
+    /// leased to this instance.
     pub async fn deploy(
         self: &Arc<Self>,
         agent_id: &str,
         principal_id: Option<String>,
     ) -> ServiceResult<OperationRecord> {
-        let (operation, agent) = match self.store.start_deploy(agent_id, principal_id).await? {
+        let started = self
+            .store
+            .guarded(self.store.start_deploy(agent_id, principal_id, self.instance_id(), self.options.lease_ms()))
+            .await?;
+        let (operation, agent) = match started {
             DeployStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
             DeployStart::InProgress => {
                 return Err(Failure::new(
@@ -409,16 +509,85 @@ impl Service {
             }
             DeployStart::Started { operation, agent } => (operation, *agent),
         };
-        let (token, registration) = self.register(&operation.id);
+        self.spawn_job(ClaimedJob { operation: operation.clone(), agent, request: None, attempts: 1 });
+        Ok(operation)
+    }
+
+    /// Runs a job this instance holds the lease of, on a task of its own,
+    /// renewing the lease while it runs. The work stops when the job is
+    /// cancelled (here, or on another instance: see
+    /// [`Service::notice_cancel`] and the renewal), when the lease is lost,
+    /// or at shutdown.
+    fn spawn_job(self: &Arc<Self>, job: ClaimedJob) {
+        let (token, registration) = self.register(&job.operation.id);
         let service = Arc::clone(self);
-        let operation_id = operation.id.clone();
         self.tasks.spawn(async move {
             let _registration = registration;
-            if let Err(error) = service.run_deploy(&operation_id, &agent, &token).await {
-                tracing::error!(%error, operation_id, "deployment failed to record");
+            let id = job.operation.id.clone();
+            let lease_lost = CancellationToken::new();
+            let work = async {
+                let recorded = match job.operation.kind {
+                    OperationKind::Deploy => service.run_deploy(&id, &job.agent, &token, &lease_lost).await,
+                    OperationKind::Invoke => {
+                        let input = InvokeInput::from_json(job.request.as_ref().unwrap_or(&Value::Null));
+                        service.run_invoke(&id, &job.agent, &input, &token, &lease_lost).await
+                    }
+                };
+                if let Err(error) = recorded {
+                    tracing::error!(%error, operation_id = id, "an operation failed to record");
+                }
+            };
+            tokio::select! {
+                () = work => {}
+                () = service.keep_lease(&id, &token, &lease_lost) => {}
             }
         });
-        Ok(operation)
+    }
+
+    /// Renews the lease of job `id` every third of the lease, forever (the
+    /// caller stops polling it when the work ends). When the job turns out
+    /// to be cancelled, finished or taken over, or the lease could not be
+    /// renewed for a whole lease period (the database was unreachable, so
+    /// another instance may have taken the job over), the work is stopped.
+    async fn keep_lease(&self, id: &str, token: &CancellationToken, lease_lost: &CancellationToken) {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.options.renew_every()).await;
+            match self.store.renew_lease(id, self.instance_id(), self.options.lease_ms()).await {
+                Ok(LeaseState::Held) => renewed = Instant::now(),
+                Ok(LeaseState::Lost) => {
+                    // Cancelled (then the work records nothing that sticks)
+                    // or taken over (then it must record nothing at all).
+                    let cancelled = matches!(
+                        self.store.get_operation(id).await,
+                        Ok(Some(operation)) if operation.status == store::OperationStatus::Cancelled
+                    );
+                    if !cancelled {
+                        lease_lost.cancel();
+                    }
+                    token.cancel();
+                    return std::future::pending().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, operation_id = id, "could not renew a job's lease");
+                    if renewed.elapsed() >= self.options.lease {
+                        lease_lost.cancel();
+                        token.cancel();
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn stopped(&self, lease_lost: &CancellationToken) -> Stopped {
+        if lease_lost.is_cancelled() {
+            Stopped::LeaseLost
+        } else if self.stopping.is_cancelled() {
+            Stopped::Shutdown
+        } else {
+            Stopped::Cancelled
+        }
     }
 
     async fn run_deploy(
@@ -426,11 +595,16 @@ impl Service {
         operation_id: &str,
         agent: &AgentRecord,
         token: &CancellationToken,
+        lease_lost: &CancellationToken,
     ) -> Result<(), StoreError> {
-        if !self.store.mark_running(operation_id).await? {
+        if !self.store.mark_running(operation_id, self.instance_id()).await? {
             return Ok(());
         }
+        // `config.deploy_delay_ms` makes a deployment slow enough to watch,
+        // cancel or interrupt.
+        let delay = agent.config.get("deploy_delay_ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_DEPLOY_DELAY_MS);
         let check = async {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             match agent.framework {
                 Framework::Echo => Ok(()),
                 Framework::Command => {
@@ -460,12 +634,65 @@ impl Service {
                     "details": {"field": "entrypoint", "reason": error.reason},
                 })),
             },
-            // A user's cancel already recorded `cancelled`, and this finish
-            // will not overwrite it; at shutdown it records why.
-            () = token.cancelled() => Outcome::Failed(store::interrupted_error()),
+            () = token.cancelled() => match self.stopped(lease_lost) {
+                // A user's cancel already recorded `cancelled`, and this
+                // finish will not overwrite it.
+                Stopped::Cancelled => Outcome::Failed(store::interrupted_error()),
+                // A deployment can run again from the start: another
+                // instance (or this one's next start) takes it over.
+                Stopped::Shutdown => {
+                    self.store.release_job(operation_id, self.instance_id()).await?;
+                    return Ok(());
+                }
+                Stopped::LeaseLost => return Ok(()),
+            },
         };
-        self.store.finish_operation(operation_id, outcome, None).await?;
+        self.store.finish_operation(operation_id, self.instance_id(), outcome, None).await?;
         Ok(())
+    }
+
+    async fn run_invoke(
+        &self,
+        operation_id: &str,
+        agent: &AgentRecord,
+        input: &InvokeInput,
+        token: &CancellationToken,
+        lease_lost: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        if !self.store.mark_running(operation_id, self.instance_id()).await? {
+            return Ok(());
+        }
+        let run = self.runner.run(&Program::from(agent), &input.run_request(), token).await;
+        let (outcome, metrics) = match &run {
+            Ok(output) => (
+                Outcome::Succeeded(invoke_result_json(output)),
+                Some((output.execution_time, i64::try_from(output.tokens_used).unwrap_or(i64::MAX))),
+            ),
+            Err(RunError::Cancelled) => match self.stopped(lease_lost) {
+                // Cancelled by the user: already recorded, and this does not
+                // overwrite it. Cancelled at shutdown: say so; the program
+                // may have had side effects, so it is not run again.
+                Stopped::Cancelled | Stopped::Shutdown => (Outcome::Failed(store::interrupted_error()), None),
+                Stopped::LeaseLost => return Ok(()),
+            },
+            Err(error) => (Outcome::Failed(error.to_api_error("")), None),
+        };
+        self.store.finish_operation(operation_id, self.instance_id(), outcome, metrics).await?;
+        Ok(())
+    }
+
+    /// Stops the work of operation `id` if this instance runs it: another
+    /// instance cancelled it (a PostgreSQL notification).
+    pub fn notice_cancel(&self, id: &str) {
+        if let Some(token) = self.lock_operations().get(id) {
+            tracing::info!(operation_id = id, "cancelled on another instance; stopping its work");
+            token.cancel();
+        }
+    }
+
+    /// Whether this instance is running operation `id` now.
+    pub fn is_running_here(&self, id: &str) -> bool {
+        self.lock_operations().contains_key(id)
     }
 
     // --- Invocations ------------------------------------------------------
@@ -490,7 +717,8 @@ impl Service {
         input: &InvokeInput,
         field_prefix: String,
     ) -> BatchOutcome {
-        let invocation_id = self.store.start_invocation(&agent.id, principal_id, mode, input.to_json()).await?;
+        let invocation_id =
+            self.store.guarded(self.store.start_invocation(&agent.id, principal_id, mode, input.to_json())).await?;
         let token = self.stopping.child_token();
         let guard = token.clone().drop_guard();
         let service = Arc::clone(self);
@@ -538,48 +766,31 @@ impl Service {
         self.run_recorded(&agent, principal_id, InvocationMode::Sync, &input, String::new()).await
     }
 
-    /// Starts an invocation in the background, as an operation.
+    /// Starts an invocation in the background, as an operation leased to
+    /// this instance.
     pub async fn invoke_async(
         self: &Arc<Self>,
         agent_id: &str,
         principal_id: Option<String>,
         input: InvokeInput,
     ) -> ServiceResult<OperationRecord> {
-        let (operation, agent) = match self.store.start_invoke(agent_id, principal_id, input.to_json()).await? {
+        let request = input.to_json();
+        let start = self.store.start_invoke(
+            agent_id,
+            principal_id,
+            request.clone(),
+            self.instance_id(),
+            self.options.lease_ms(),
+        );
+        let started = self.store.guarded(start).await?;
+        let (operation, agent) = match started {
             InvokeStart::NotFound => return Err(Failure::agent_not_found(agent_id)),
             InvokeStart::NotDeployed(status) => {
                 return Err(Failure::not_deployed(agent_id, status));
             }
             InvokeStart::Started { operation, agent, .. } => (operation, *agent),
         };
-        let (token, registration) = self.register(&operation.id);
-        let service = Arc::clone(self);
-        let operation_id = operation.id.clone();
-        let program = Program::from(&agent);
-        let request = input.run_request();
-        self.tasks.spawn(async move {
-            let _registration = registration;
-            let recorded = async {
-                if !service.store.mark_running(&operation_id).await? {
-                    return Ok(());
-                }
-                let run = service.runner.run(&program, &request, &token).await;
-                let (outcome, metrics) = match &run {
-                    Ok(output) => (
-                        Outcome::Succeeded(invoke_result_json(output)),
-                        Some((output.execution_time, i64::try_from(output.tokens_used).unwrap_or(i64::MAX))),
-                    ),
-                    // Cancelled by the user: already recorded, and this does
-                    // not overwrite it. Cancelled at shutdown: say so.
-                    Err(RunError::Cancelled) => (Outcome::Failed(store::interrupted_error()), None),
-                    Err(error) => (Outcome::Failed(error.to_api_error("")), None),
-                };
-                service.store.finish_operation(&operation_id, outcome, metrics).await.map(drop)
-            };
-            if let Err(error) = recorded.await {
-                tracing::error!(%error, operation_id, "async invocation failed to record");
-            }
-        });
+        self.spawn_job(ClaimedJob { operation: operation.clone(), agent, request: Some(request), attempts: 1 });
         Ok(operation)
     }
 
@@ -682,11 +893,102 @@ impl Service {
         self.streams.sweep()
     }
 
+    // --- Instances ------------------------------------------------------------
+
+    /// Starts the instance's own loops: every third of the lease it renews
+    /// its heartbeat, takes over jobs whose lease ran out (running again
+    /// those that may run again, failing the others with a reason) and
+    /// releases the idempotency reservations of dead instances; on
+    /// PostgreSQL it also listens for cancels made on other instances. The
+    /// first pass runs at once, so work a dead instance left is picked up
+    /// at startup.
+    pub fn start_background(self: &Arc<Self>) {
+        let service = Arc::clone(self);
+        let maintain = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(service.options.renew_every());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_cleanup = Instant::now();
+            loop {
+                tick.tick().await;
+                let maintained = service.maintain_once().await;
+                service.store.note(&maintained);
+                if let Err(error) = maintained {
+                    tracing::warn!(%error, "instance maintenance failed; retrying at the next tick");
+                }
+                if last_cleanup.elapsed() >= CLEANUP_EVERY {
+                    last_cleanup = Instant::now();
+                    let now = crate::time::unix_millis(std::time::SystemTime::now());
+                    if let Err(error) = service.store.delete_expired_idempotency(now).await {
+                        tracing::warn!(%error, "could not drop expired idempotency records");
+                    }
+                }
+            }
+        });
+        let mut background = self.background.lock().unwrap_or_else(PoisonError::into_inner);
+        background.push(maintain);
+        if let store::DbLocation::Postgres(url) = self.store.location() {
+            let service = Arc::clone(self);
+            let url = url.clone();
+            background.push(tokio::spawn(async move { service.listen_for_cancels(&url).await }));
+        }
+    }
+
+    /// One pass of the instance's maintenance: heartbeat, takeovers,
+    /// orphaned reservations.
+    pub async fn maintain_once(self: &Arc<Self>) -> Result<(), StoreError> {
+        if self.stopping.is_cancelled() || self.tasks.is_closed() {
+            return Ok(());
+        }
+        let lease_ms = self.options.lease_ms();
+        self.store.heartbeat(self.instance_id(), lease_ms).await?;
+        loop {
+            let reaped = self.store.reap_expired(self.instance_id(), lease_ms, TAKEOVER_BATCH).await?;
+            let more = reaped.retried.len() + reaped.failed.len() == usize::try_from(TAKEOVER_BATCH).unwrap_or(0);
+            for job in reaped.retried {
+                self.spawn_job(job);
+            }
+            if !more {
+                break;
+            }
+        }
+        let released = self.store.release_orphaned_reservations().await?;
+        if released > 0 {
+            tracing::warn!(released, "released idempotency reservations of instances that are gone");
+        }
+        Ok(())
+    }
+
+    /// Listens (PostgreSQL `LISTEN`) for operations cancelled on any
+    /// instance and stops those running here. The connection is made
+    /// again when it drops; a cancel missed meanwhile is still noticed at
+    /// the job's next lease renewal.
+    async fn listen_for_cancels(&self, url: &str) {
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+                listener.listen(store::CANCEL_CHANNEL).await?;
+                loop {
+                    // `recv` reconnects by itself after a lost connection.
+                    let notification = listener.recv().await?;
+                    self.notice_cancel(notification.payload());
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            if let Err(error) = listener.await {
+                tracing::warn!(%error, "lost the cancel notifications; reconnecting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     // --- Shutdown -----------------------------------------------------------
 
     /// Lets background work finish for up to `grace`, then stops what is
-    /// left (killing its programs), ends every stream, and marks whatever
-    /// is still open as failed, so that nothing is left half-recorded.
+    /// left (killing its programs), ends every stream, and settles this
+    /// instance's open jobs (invocations fail, deployments are handed back
+    /// for another instance to run), so that nothing is left half-recorded
+    /// or waiting for a lease to run out.
     pub async fn shutdown(&self, grace: Duration) {
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
@@ -695,16 +997,31 @@ impl Service {
             // Cancelled runs record themselves in moments.
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         }
+        for task in self.background.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
+            task.abort();
+        }
         self.streams.finish_all();
-        match self.store.recover_interrupted().await {
-            Ok(recovered) if recovered.operations > 0 => {
-                tracing::warn!(operations = recovered.operations, "marked unfinished operations failed")
+        match self.store.settle_own_jobs(self.instance_id()).await {
+            Ok((failed, released)) if failed + released > 0 => {
+                tracing::warn!(failed, released, "settled unfinished operations")
             }
             Ok(_) => {}
-            Err(error) => tracing::error!(%error, "could not mark unfinished work failed"),
+            Err(error) => tracing::error!(%error, "could not settle unfinished operations"),
+        }
+        if let Err(error) = self.store.deregister_instance(self.instance_id()).await {
+            tracing::error!(%error, "could not deregister the instance");
         }
     }
 }
+
+/// The longest `config.deploy_delay_ms` honoured (an hour).
+const MAX_DEPLOY_DELAY_MS: u64 = 3_600_000;
+
+/// How many expired jobs one transaction takes over.
+const TAKEOVER_BATCH: i64 = 16;
+
+/// How often expired idempotency records are dropped.
+const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! The binary, started on a free port with a temporary database, driven
-//! through every operation with `runagent-client`, then restarted on the
-//! same database.
+//! The binary, started on a free port with a temporary database (an SQLite
+//! file, and a fresh PostgreSQL database when its binaries are installed),
+//! driven through every operation with `runagent-client`, then restarted on
+//! the same database.
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -45,10 +46,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(db: &Path, agents: &Path, extra: &[&str]) -> Server {
+    fn start(db: &OsStr, agents: &Path, extra: &[&str]) -> Server {
         // A slower shutdown than the other tests: this one stops the server
         // with streams and operations in flight and checks they finish.
-        let mut args: Vec<&OsStr> = vec!["--shutdown-timeout".as_ref(), "2".as_ref(), "--db".as_ref(), db.as_os_str()];
+        let mut args: Vec<&OsStr> = vec!["--shutdown-timeout".as_ref(), "2".as_ref(), "--db".as_ref(), db];
         args.extend(["--agents-dir".as_ref(), agents.as_os_str()]);
         args.extend(extra.iter().map(OsStr::new));
         let (child, base_url, preamble) = support::spawn(args);
@@ -106,8 +107,35 @@ impl Drop for Server {
 
 struct Setup {
     _dir: tempfile::TempDir,
-    db: PathBuf,
+    /// `--db`: an SQLite file or a PostgreSQL URL.
+    db: std::ffi::OsString,
     agents: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database of kind `db` and an agents directory; `None` when
+/// PostgreSQL is asked for and its binaries are missing (the test is then
+/// skipped loudly, or fails on CI).
+async fn setup_on(db: Db) -> Option<Setup> {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir(&agents).unwrap();
+    let script = agents.join("agent.sh");
+    std::fs::write(&script, AGENT_SCRIPT).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = match db {
+        Db::Sqlite => dir.path().join("state/runagent.db").into_os_string(),
+        Db::Postgres => {
+            let server = tokio::task::spawn_blocking(support::pg::shared).await.unwrap()?;
+            server.create_database().await.into()
+        }
+    };
+    Some(Setup { db, agents, _dir: dir })
 }
 
 fn setup() -> Setup {
@@ -117,7 +145,7 @@ fn setup() -> Setup {
     let script = agents.join("agent.sh");
     std::fs::write(&script, AGENT_SCRIPT).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Setup { db: dir.path().join("state/runagent.db"), agents, _dir: dir }
+    Setup { db: dir.path().join("state/runagent.db").into_os_string(), agents, _dir: dir }
 }
 
 fn key_args() -> Vec<String> {
@@ -125,9 +153,30 @@ fn key_args() -> Vec<String> {
 }
 
 fn start(setup: &Setup) -> Server {
-    let args = key_args();
+    start_with(setup, &[])
+}
+
+/// Starts the server on `setup` with the test keys, a one-second lease and
+/// `extra` flags.
+fn start_with(setup: &Setup, extra: &[&str]) -> Server {
+    let mut args = key_args();
+    args.extend(["--lease".to_owned(), "1".to_owned()]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start(&setup.db, &setup.agents, &args)
+}
+
+/// Polls operation `id` until it is final, for at most `within`.
+async fn wait_final(client: &Client, id: &str, within: Duration) -> types::Operation {
+    let deadline = Instant::now() + within;
+    loop {
+        let operation = client.get_operation(id).send().await.unwrap().into_body().data;
+        if ["succeeded", "failed", "cancelled"].contains(&json_of(&operation.status).as_str().unwrap()) {
+            return operation;
+        }
+        assert!(Instant::now() < deadline, "{id} is still {:?} after {within:?}", operation.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
@@ -212,7 +261,16 @@ fn chunk_text(event: &StreamAgentEvent) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_then_a_restart() {
-    let setup = setup();
+    every_operation_then_a_restart_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_then_a_restart_on_postgres() {
+    every_operation_then_a_restart_on(Db::Postgres).await;
+}
+
+async fn every_operation_then_a_restart_on(db: Db) {
+    let Some(setup) = setup_on(db).await else { return };
     let server = start(&setup);
     assert!(server.preamble.is_empty(), "no dev key when keys are given");
     let client = server.client(KEY);
@@ -494,8 +552,17 @@ async fn every_operation_then_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_cut_off_by_a_crash_or_a_shutdown_is_failed_with_a_reason() {
-    let setup = setup();
-    let server = start(&setup);
+    work_cut_off_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_cut_off_by_a_crash_or_a_shutdown_is_failed_with_a_reason_on_postgres() {
+    work_cut_off_on(Db::Postgres).await;
+}
+
+async fn work_cut_off_on(db: Db) {
+    let Some(setup) = setup_on(db).await else { return };
+    let server = start_with(&setup, &["--instance-id", "e2e-crashed"]);
     let client = server.client(KEY);
     let agent = create(&client, json!({"name": "hang", "framework": "command", "entrypoint": "agent.sh"})).await;
     deploy(&client, &agent.id).await;
@@ -516,11 +583,18 @@ async fn work_cut_off_by_a_crash_or_a_shutdown_is_failed_with_a_reason() {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid.parse().unwrap()), nix::sys::signal::Signal::SIGKILL);
     std::fs::remove_file(setup.agents.join("hang.pid")).unwrap();
 
+    // The next start takes the job over once its lease (one second) ran
+    // out, and fails it naming the lost instance: the program may have
+    // had side effects, so it is not run again.
     let server = start(&setup);
     let client = server.client(KEY);
-    let operation = client.get_operation(crashed.id()).send().await.unwrap().into_body().data;
+    let operation = wait_final(&client, crashed.id(), Duration::from_secs(10)).await;
     assert_eq!(json_of(&operation.status), "failed");
-    assert_eq!(json_of(&operation.error)["message"], "The server stopped before the operation finished.");
+    let error = json_of(&operation.error);
+    assert_eq!(error["code"], "INTERNAL_ERROR");
+    assert_eq!(error["details"]["reason"], "instance_lost");
+    assert_eq!(error["details"]["instance_id"], "e2e-crashed");
+    assert!(error["message"].as_str().unwrap().contains("e2e-crashed"), "{error}");
 
     // A shutdown lets a stream in flight finish.
     let slow = create(&client, json!({"name": "slow", "framework": "echo", "config": {"delay_ms": 100}})).await;

@@ -11,9 +11,7 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), runagent_client::Error> {
-//! use futures::StreamExt;
-//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // Reads RUNAGENT_API_KEY and RUNAGENT_BASE_URL.
 //! let client = runagent_client::Client::from_env()?;
 //!
@@ -22,6 +20,7 @@
 //! println!("request id: {:?}", page.meta.request_id);
 //!
 //! // Every item of every page, fetched lazily.
+//! use futures::StreamExt;
 //! let mut all = client.list_agents().into_stream();
 //! while let Some(item) = all.next().await {
 //!     println!("{:?}", item?);
@@ -29,16 +28,30 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Per-call settings override the client's:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! let options = runagent_client::RequestOptions::new()
+//!     .timeout(Duration::from_secs(120))
+//!     .max_retries(0)
+//!     .header("x-trace", "abc");
+//! # let _ = options;
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-mod client;
+mod api;
 pub mod operations;
 pub mod types;
+pub use api::Api;
+mod client;
 pub use client::*;
 mod error;
-pub use error::*;
 mod events;
 pub use events::*;
+mod model;
+pub use model::*;
 mod operation;
 pub use operation::*;
 mod pagination;
@@ -49,7 +62,64 @@ mod retry;
 pub use retry::*;
 mod sse;
 pub use sse::*;
+#[allow(dead_code)]
 mod nullable;
+#[cfg(test)]
+mod testing;
 mod url;
 mod validate;
 pub use validate::*;
+/// A client for the RunAgent API: one method per operation, each returning a
+/// request builder. Cloning is cheap and clones share one connection pool.
+///
+/// ```no_run
+/// # fn main() -> Result<(), runagent_client::Error> {
+/// use std::time::Duration;
+///
+/// let client = runagent_client::Client::builder()
+///     .api_key("...")
+///     .timeout(Duration::from_secs(30))
+///     .retry_policy(runagent_client::RetryPolicy::default().max_retries(4).jitter(runagent_client::Jitter::Full))
+///     .build()?;
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+pub type Client = client::Client<Api>;
+/// Configures and builds a [`Client`].
+pub type ClientBuilder = client::ClientBuilder<Api>;
+/// Everything that can go wrong when calling the API.
+pub type Error = error::Error<Api>;
+/// A non-success response from the API.
+pub type ApiFailure = error::ApiFailure<Api>;
+/// An event reporting a failure on an event stream.
+pub type StreamFailure = error::StreamFailure<Api>;
+/// Every item of a paged list, fetched page by page as they are used.
+///
+/// ```no_run
+/// # async fn run(items: runagent_client::Paginated<String>) -> Result<(), runagent_client::Error> {
+/// use futures::TryStreamExt;
+/// let all: Vec<String> = items.try_collect().await?;
+/// # let _ = all;
+/// # Ok(())
+/// # }
+/// ```
+pub type Paginated<T> = pagination::Paginated<T, Api>;
+/// A long-running operation the API accepted (a `202 Accepted` answer).
+///
+/// ```no_run
+/// # async fn run(handle: runagent_client::OperationHandle) -> Result<(), runagent_client::Error> {
+/// use std::time::Duration;
+///
+/// let operation = handle.wait_with(runagent_client::WaitOptions::new().timeout(Duration::from_secs(600))).await?;
+/// println!("{operation:?}");
+/// # Ok(())
+/// # }
+/// ```
+pub type OperationHandle = operation::OperationHandle<Api>;
+/// The environment variable `Client::from_env` reads the API key from.
+pub const API_KEY_ENV: &str = "RUNAGENT_API_KEY";
+/// The environment variable `Client::from_env` reads the base URL from.
+pub const BASE_URL_ENV: &str = "RUNAGENT_BASE_URL";
+/// The API's server, used when no base URL is configured.
+pub const DEFAULT_BASE_URL: &str = "https://api.run-agent.ai/v1";

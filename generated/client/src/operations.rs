@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// List agents
     ///
@@ -35,7 +35,7 @@ impl crate::Client {
         }
     }
 }
-/// A `listAgents` request; made by [`Client::list_agents`](crate::Client::list_agents).
+/// A `listAgents` request; made by `Client::list_agents`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct ListAgents {
@@ -136,12 +136,12 @@ impl ListAgents {
     /// first), fetching each page only when the previous one is used up.
     pub fn into_stream(self) -> crate::Paginated<crate::types::Agent> {
         let first = self.page.map_or(1, |p| u64::try_from(p).unwrap_or(1));
-        crate::paginate(first, move |page| {
+        crate::pagination::paginate(first, move |page| {
             let mut request = self.clone();
             request.page = ::std::option::Option::Some(i64::try_from(page).unwrap_or(i64::MAX) as _);
             async move {
                 let body = request.send().await?.body;
-                ::std::result::Result::Ok(crate::Page {
+                ::std::result::Result::Ok(crate::pagination::Page {
                     items: body.data,
                     page: u64::try_from(body.pagination.page).unwrap_or(0),
                     pages: u64::try_from(body.pagination.pages).unwrap_or(0),
@@ -168,7 +168,7 @@ impl crate::Client {
         }
     }
 }
-/// A `createAgent` request; made by [`Client::create_agent`](crate::Client::create_agent).
+/// A `createAgent` request; made by `Client::create_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CreateAgent {
@@ -206,7 +206,8 @@ impl CreateAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -219,7 +220,7 @@ impl CreateAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -262,7 +263,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgent` request; made by [`Client::get_agent`](crate::Client::get_agent).
+/// A `getAgent` request; made by `Client::get_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgent {
@@ -307,10 +308,7 @@ impl GetAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -346,7 +344,7 @@ impl crate::Client {
         }
     }
 }
-/// A `updateAgent` request; made by [`Client::update_agent`](crate::Client::update_agent).
+/// A `updateAgent` request; made by `Client::update_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct UpdateAgent {
@@ -385,7 +383,8 @@ impl UpdateAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -407,10 +406,7 @@ impl UpdateAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -441,7 +437,7 @@ impl crate::Client {
         }
     }
 }
-/// A `deleteAgent` request; made by [`Client::delete_agent`](crate::Client::delete_agent).
+/// A `deleteAgent` request; made by `Client::delete_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct DeleteAgent {
@@ -486,10 +482,7 @@ impl DeleteAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/agents/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -523,7 +516,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgentStatus` request; made by [`Client::get_agent_status`](crate::Client::get_agent_status).
+/// A `getAgentStatus` request; made by `Client::get_agent_status`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgentStatus {
@@ -568,10 +561,7 @@ impl GetAgentStatus {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/status",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/status", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -605,7 +595,7 @@ impl crate::Client {
         }
     }
 }
-/// A `deployAgent` request; made by [`Client::deploy_agent`](crate::Client::deploy_agent).
+/// A `deployAgent` request; made by `Client::deploy_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct DeployAgent {
@@ -664,15 +654,12 @@ impl DeployAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/deployments",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/deployments", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -741,7 +728,7 @@ impl crate::Client {
         }
     }
 }
-/// A `invokeAgent` request; made by [`Client::invoke_agent`](crate::Client::invoke_agent).
+/// A `invokeAgent` request; made by `Client::invoke_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct InvokeAgent {
@@ -796,7 +783,8 @@ impl InvokeAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -809,7 +797,7 @@ impl InvokeAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -821,10 +809,7 @@ impl InvokeAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/invoke",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/invoke", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -917,7 +902,7 @@ impl crate::Client {
         }
     }
 }
-/// A `streamAgentGet` request; made by [`Client::stream_agent_get`](crate::Client::stream_agent_get).
+/// A `streamAgentGet` request; made by `Client::stream_agent_get`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct StreamAgentGet {
@@ -1017,15 +1002,12 @@ impl StreamAgentGet {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            options = options.last_event_id(value.clone());
+            options = options.last_event_id(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/stream",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1053,6 +1035,7 @@ pub enum StreamAgentGetEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::StreamEvent for StreamAgentGetEvent {
+    type Model = crate::Api;
     fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
         match event.unwrap_or("message") {
             "start" => ::serde_json::from_str(data).map(Self::Start),
@@ -1070,11 +1053,7 @@ impl crate::StreamEvent for StreamAgentGetEvent {
     fn stream_error(&self) -> ::std::option::Option<crate::StreamFailure> {
         #[allow(unreachable_patterns)]
         match self {
-            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure {
-                code: e.code.clone(),
-                message: e.message.clone(),
-                event_id: ::std::option::Option::None,
-            }),
+            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure::new(e.code.clone(), e.message.clone())),
             _ => ::std::option::Option::None,
         }
     }
@@ -1152,7 +1131,7 @@ impl crate::Client {
         }
     }
 }
-/// A `streamAgent` request; made by [`Client::stream_agent`](crate::Client::stream_agent).
+/// A `streamAgent` request; made by `Client::stream_agent`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct StreamAgent {
@@ -1229,7 +1208,8 @@ impl StreamAgent {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -1242,10 +1222,10 @@ impl StreamAgent {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            options = options.last_event_id(value.clone());
+            options = options.last_event_id(::std::string::ToString::to_string(value));
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -1257,10 +1237,7 @@ impl StreamAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/stream",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1288,6 +1265,7 @@ pub enum StreamAgentEvent {
     Done(crate::types::StreamDone),
 }
 impl crate::StreamEvent for StreamAgentEvent {
+    type Model = crate::Api;
     fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
         match event.unwrap_or("message") {
             "start" => ::serde_json::from_str(data).map(Self::Start),
@@ -1305,11 +1283,7 @@ impl crate::StreamEvent for StreamAgentEvent {
     fn stream_error(&self) -> ::std::option::Option<crate::StreamFailure> {
         #[allow(unreachable_patterns)]
         match self {
-            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure {
-                code: e.code.clone(),
-                message: e.message.clone(),
-                event_id: ::std::option::Option::None,
-            }),
+            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure::new(e.code.clone(), e.message.clone())),
             _ => ::std::option::Option::None,
         }
     }
@@ -1336,7 +1310,7 @@ impl crate::Client {
         }
     }
 }
-/// A `batchInvoke` request; made by [`Client::batch_invoke`](crate::Client::batch_invoke).
+/// A `batchInvoke` request; made by `Client::batch_invoke`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct BatchInvoke {
@@ -1391,7 +1365,8 @@ impl BatchInvoke {
             )?;
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -1404,7 +1379,7 @@ impl BatchInvoke {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = match &self.body {
             ::std::option::Option::Some(body) => {
@@ -1416,10 +1391,7 @@ impl BatchInvoke {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/agents/{}/batch",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/batch", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1450,7 +1422,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getOperation` request; made by [`Client::get_operation`](crate::Client::get_operation).
+/// A `getOperation` request; made by `Client::get_operation`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetOperation {
@@ -1495,10 +1467,7 @@ impl GetOperation {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/operations/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.operation_id))
-            ),
+            path: ::std::format!("/operations/{}", crate::url::encode_segment(&self.operation_id)),
             query,
             headers,
             body,
@@ -1532,7 +1501,7 @@ impl crate::Client {
         }
     }
 }
-/// A `cancelOperation` request; made by [`Client::cancel_operation`](crate::Client::cancel_operation).
+/// A `cancelOperation` request; made by `Client::cancel_operation`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CancelOperation {
@@ -1591,15 +1560,12 @@ impl CancelOperation {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/operations/{}/cancel",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.operation_id))
-            ),
+            path: ::std::format!("/operations/{}/cancel", crate::url::encode_segment(&self.operation_id)),
             query,
             headers,
             body,
@@ -1632,7 +1598,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getAgentHealth` request; made by [`Client::get_agent_health`](crate::Client::get_agent_health).
+/// A `getAgentHealth` request; made by `Client::get_agent_health`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetAgentHealth {
@@ -1677,10 +1643,7 @@ impl GetAgentHealth {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/agents/{}/health",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.agent_id))
-            ),
+            path: ::std::format!("/agents/{}/health", crate::url::encode_segment(&self.agent_id)),
             query,
             headers,
             body,
@@ -1709,7 +1672,7 @@ impl crate::Client {
         GetHealth { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `getHealth` request; made by [`Client::get_health`](crate::Client::get_health).
+/// A `getHealth` request; made by `Client::get_health`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetHealth {
@@ -1764,7 +1727,7 @@ impl crate::Client {
         GetUsage { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `getUsage` request; made by [`Client::get_usage`](crate::Client::get_usage).
+/// A `getUsage` request; made by `Client::get_usage`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetUsage {
@@ -1805,5 +1768,11 @@ impl GetUsage {
         let (spec, options) = self.request()?;
         let raw = self.client.execute(spec, &options).await?;
         raw.json::<crate::types::UsageResponse>()
+    }
+}
+impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure {
+    /// The failure a `StreamError` event reports.
+    fn from(event: crate::types::StreamError) -> Self {
+        crate::StreamFailure::new(event.code, event.message)
     }
 }

@@ -13,7 +13,6 @@ use crate::config::Names;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::ir::Api;
 use proc_macro2::TokenStream;
-use quote::quote;
 use std::collections::BTreeMap;
 
 /// An emitter bug (never an input problem: those are caught while lowering).
@@ -25,7 +24,7 @@ pub struct EmitError(pub String);
 pub enum FileKind {
     /// Rust made from the spec.
     Rust,
-    /// Rust support code copied from `templates/` unchanged.
+    /// Rust support code copied from `runtime/` or `templates/` unchanged.
     RustVerbatim,
     /// Markdown.
     Markdown,
@@ -69,19 +68,6 @@ impl Files {
     }
 }
 
-/// The `mod` lines of a generated crate's `lib.rs` for its runtime files;
-/// the `reexported` ones also get a `pub use` of everything public.
-fn runtime_modules(runtime: &[(&str, &str)], reexported: &[&str]) -> Vec<TokenStream> {
-    runtime
-        .iter()
-        .map(|(file, _)| {
-            let name = file.trim_end_matches(".rs");
-            let m = quote::format_ident!("{}", name);
-            if reexported.contains(&name) { quote!(mod #m; pub use #m::*;) } else { quote!(mod #m;) }
-        })
-        .collect()
-}
-
 /// Identifiers a parameter must not take, because an emitter uses the name
 /// itself next to parameters: builder methods and fields of the client,
 /// locals and extractor names of the server. Each emitter owns its list;
@@ -90,21 +76,16 @@ pub fn reserved_param_names() -> impl Iterator<Item = &'static str> {
     client::RESERVED_PARAMS.iter().chain(server::RESERVED_PARAMS).copied()
 }
 
+/// Variant names an enum value must not take: the client's enums keep
+/// values they do not know in an `Unknown(String)` variant.
+pub fn reserved_variant_names() -> impl Iterator<Item = &'static str> {
+    models::RESERVED_VARIANTS.iter().copied()
+}
+
 /// Method names an operation must not take, because the client's runtime
 /// defines them on `Client` itself (a clash is numbered: `builder_2`).
 pub fn reserved_method_names() -> impl Iterator<Item = &'static str> {
-    const CLIENT_METHODS: &[&str] = &[
-        "builder",
-        "from_env",
-        "base_url",
-        "retry_policy",
-        "timeout",
-        "execute",
-        "execute_url",
-        "execute_stream",
-        "clone",
-    ];
-    CLIENT_METHODS.iter().copied()
+    client::RESERVED_METHODS.iter().copied()
 }
 
 /// Emits every output file for an API, each starting with the

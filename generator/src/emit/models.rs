@@ -50,6 +50,11 @@ pub fn rust_type(shape: &Shape, prefix: &TokenStream) -> TokenStream {
     }
 }
 
+/// Variant names the emitted enums use themselves: the client's catch-all
+/// for values a newer server sends. Lowering numbers a spec value that
+/// sanitizes to one of these.
+pub const RESERVED_VARIANTS: &[&str] = &["Unknown"];
+
 /// How a field is represented, from whether it is required and nullable.
 pub fn field_type(field: &Field, prefix: &TokenStream) -> TokenStream {
     let mut base = rust_type(&field.shape, prefix);

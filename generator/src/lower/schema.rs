@@ -431,7 +431,7 @@ impl<'a> TypeBuilder<'a> {
 
     fn build_struct(&mut self, cx: &mut Context<'_>, type_name: &str, parts: ObjectParts<'_>) -> StructType {
         for (r, at) in &parts.required {
-            if !parts.properties.iter().any(|(name, _, _)| name == r) {
+            if !parts.index.contains_key(r) {
                 cx.warn(at, format!("`{r}` is required but not among the properties; it is ignored"));
             }
         }
@@ -445,7 +445,7 @@ impl<'a> TypeBuilder<'a> {
                 api_name: api_name.clone(),
                 description: lowered.description,
                 shape: lowered.shape,
-                required: parts.required.iter().any(|(r, _)| r == api_name),
+                required: parts.required_names.contains(api_name),
                 nullable: lowered.nullable,
                 default: lowered.default,
                 example: lowered.example,
@@ -469,7 +469,7 @@ impl<'a> TypeBuilder<'a> {
         let SchemaKind::Type(Type::String(s)) = &schema.schema_kind else {
             unreachable!("classify only returns Enum for string enums")
         };
-        let mut names = NameTable::new();
+        let mut names = NameTable::with_reserved(crate::emit::reserved_variant_names());
         let mut seen = BTreeSet::new();
         let mut has_null = false;
         let mut variants = Vec::new();
@@ -751,7 +751,11 @@ fn is_objectish(schema: &Schema) -> bool {
 #[derive(Default)]
 struct ObjectParts<'s> {
     properties: Vec<(String, &'s ReferenceOr<Box<Schema>>, Pointer)>,
+    /// Where each property is in `properties` (objects with thousands of
+    /// properties exist; a scan per property would be quadratic).
+    index: BTreeMap<String, usize>,
     required: Vec<(String, Pointer)>,
+    required_names: BTreeSet<String>,
     additional: Option<(&'s AdditionalProperties, Pointer)>,
 }
 
@@ -774,7 +778,7 @@ impl<'s> ObjectParts<'s> {
         };
         for (name, prop) in properties {
             let prop_at = at.push("properties").push(name);
-            match self.properties.iter_mut().find(|(n, _, _)| n == name) {
+            match self.index.get(name).map(|&i| &mut self.properties[i]) {
                 Some(existing) if existing.1 == prop => {}
                 Some(existing) => {
                     cx.warn(
@@ -784,11 +788,14 @@ impl<'s> ObjectParts<'s> {
                     existing.1 = prop;
                     existing.2 = prop_at;
                 }
-                None => self.properties.push((name.clone(), prop, prop_at)),
+                None => {
+                    self.index.insert(name.clone(), self.properties.len());
+                    self.properties.push((name.clone(), prop, prop_at));
+                }
             }
         }
         for r in required {
-            if !self.required.iter().any(|(n, _)| n == r) {
+            if self.required_names.insert(r.clone()) {
                 self.required.push((r.clone(), at.push("required")));
             }
         }

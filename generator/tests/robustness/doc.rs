@@ -26,6 +26,17 @@ pub fn seeds() -> &'static [Seed] {
             .collect();
         fixtures.sort();
         paths.extend(fixtures);
+        // The public corpus: specs nobody here wrote. The largest (OpenAI's,
+        // 1.4 MB) is left out: a mutation case of it takes seconds, and the
+        // others already bring every construct it has.
+        let mut corpus: Vec<PathBuf> = std::fs::read_dir(root.join("tests/corpus"))
+            .expect("tests/corpus exists")
+            .map(|e| e.expect("read tests/corpus").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() < 200_000))
+            .collect();
+        corpus.sort();
+        paths.extend(corpus);
         paths
             .into_iter()
             .map(|path| {

@@ -1,10 +1,10 @@
 //! API keys, stored as SHA-256 digests: the database never holds a key
-//! that could be used if the file leaked.
+//! that could be used if it leaked.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
 
-use super::{ApiKeyRecord, StoreResult, Tier, parse_enum};
+use super::{ApiKeyRecord, StoreResult, Tier, col, parse_enum};
 use crate::store::Store;
 
 /// The hex SHA-256 of a key, as stored. A plain digest (no salt, no slow
@@ -14,89 +14,86 @@ pub fn hash_key(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn row_to_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
-fn to_record((id, tier, label, created_at): (String, String, String, String)) -> StoreResult<ApiKeyRecord> {
-    Ok(ApiKeyRecord { id, tier: parse_enum("api_keys.tier", tier, Tier::parse)?, label, created_at })
-}
-
-/// Stores `key` with `tier` and `label`, or updates the tier and label of
-/// the key if it is already stored (a restart with the same `--api-key`).
-pub fn upsert(conn: &mut Connection, key: &str, tier: Tier, label: &str) -> StoreResult<ApiKeyRecord> {
-    let hash = hash_key(key);
-    let tx = conn.transaction()?;
-    tx.execute(
-        "INSERT INTO api_keys (id, key_hash, tier, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (key_hash) DO UPDATE SET tier = excluded.tier, label = excluded.label",
-        params![crate::ids::new_id("key_"), hash, tier.as_str(), label, crate::time::now_rfc3339()],
-    )?;
-    let record =
-        tx.query_row("SELECT id, tier, label, created_at FROM api_keys WHERE key_hash = ?1", [&hash], row_to_key)?;
-    tx.commit()?;
-    to_record(record)
-}
-
-/// The stored key whose digest is `hash`, if any.
-pub fn find_by_hash(conn: &Connection, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-    conn.query_row("SELECT id, tier, label, created_at FROM api_keys WHERE key_hash = ?1", [hash], row_to_key)
-        .optional()?
-        .map(to_record)
-        .transpose()
-}
-
-/// The number of stored keys.
-pub fn count(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?)
+fn to_record(row: &AnyRow) -> StoreResult<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: col(row, 0)?,
+        tier: parse_enum("api_keys.tier", col(row, 1)?, Tier::parse)?,
+        label: col(row, 2)?,
+        created_at: col(row, 3)?,
+    })
 }
 
 impl Store {
-    /// Stores (or re-tiers) an API key.
+    /// Stores `key` with `tier` and `label`, or updates the tier and label
+    /// of the key if it is already stored (a restart with the same
+    /// `--api-key`, or another instance started with it). One statement, so
+    /// instances registering one key at once agree on its id.
     pub async fn upsert_key(&self, key: String, tier: Tier, label: String) -> StoreResult<ApiKeyRecord> {
-        self.call(move |c| upsert(c, &key, tier, &label)).await
+        let row = sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, tier, label, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (key_hash) DO UPDATE SET tier = excluded.tier, label = excluded.label
+             RETURNING id, tier, label, created_at",
+        )
+        .bind(crate::ids::new_id("key_"))
+        .bind(hash_key(&key))
+        .bind(tier.as_str())
+        .bind(&label)
+        .bind(crate::time::now_rfc3339())
+        .fetch_one(self.pool())
+        .await?;
+        to_record(&row)
     }
 
     /// The stored key matching `key`, if any.
     pub async fn find_key(&self, key: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let hash = hash_key(key);
-        self.call(move |c| find_by_hash(c, &hash)).await
+        self.find_key_by_hash(&hash_key(key)).await
+    }
+
+    /// The stored key whose digest is `hash`, if any.
+    pub async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        sqlx::query("SELECT id, tier, label, created_at FROM api_keys WHERE key_hash = $1")
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(to_record)
+            .transpose()
     }
 
     /// The number of stored keys.
     pub async fn count_keys(&self) -> StoreResult<i64> {
-        self.call(|c| count(c)).await
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(self.pool()).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::{backends, reopen};
 
-    #[test]
-    fn keys_are_stored_hashed_and_found() {
-        let (store, _dir, location) = temp_store();
-        let record = store.call_blocking(|c| upsert(c, "secret-key", Tier::Pro, "cli")).unwrap();
-        assert!(record.id.starts_with("key_"));
-        assert_eq!(record.tier, Tier::Pro);
-        let stored: String =
-            store.call_blocking(|c| Ok(c.query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0))?)).unwrap();
-        assert_eq!(stored, hash_key("secret-key"));
-        assert!(!stored.contains("secret"));
+    #[tokio::test]
+    async fn keys_are_stored_hashed_and_found() {
+        for (name, store, _guard) in backends().await {
+            let record = store.upsert_key("secret-key".into(), Tier::Pro, "cli".into()).await.unwrap();
+            assert!(record.id.starts_with("key_"));
+            assert_eq!(record.tier, Tier::Pro);
+            let stored: String =
+                sqlx::query_scalar("SELECT key_hash FROM api_keys").fetch_one(store.pool()).await.unwrap();
+            assert_eq!(stored, hash_key("secret-key"));
+            assert!(!stored.contains("secret"));
 
-        // Same key again: same id, new tier.
-        let again = store.call_blocking(|c| upsert(c, "secret-key", Tier::Free, "cli")).unwrap();
-        assert_eq!(again.id, record.id);
-        assert_eq!(again.tier, Tier::Free);
-        drop(store);
+            // Same key again: same id, new tier.
+            let again = store.upsert_key("secret-key".into(), Tier::Free, "cli".into()).await.unwrap();
+            assert_eq!(again.id, record.id, "{name}");
+            assert_eq!(again.tier, Tier::Free);
+            store.close().await;
 
-        let reopened = Store::open(&location).unwrap();
-        let found = reopened.call_blocking(|c| find_by_hash(c, &hash_key("secret-key"))).unwrap().unwrap();
-        assert_eq!(found.id, record.id);
-        assert_eq!(reopened.call_blocking(|c| find_by_hash(c, &hash_key("other"))).unwrap(), None);
-        assert_eq!(reopened.call_blocking(|c| count(c)).unwrap(), 1);
+            let reopened = reopen(&store).await;
+            let found = reopened.find_key("secret-key").await.unwrap().unwrap();
+            assert_eq!(found.id, record.id);
+            assert_eq!(reopened.find_key("other").await.unwrap(), None);
+            assert_eq!(reopened.count_keys().await.unwrap(), 1);
+        }
     }
 
     #[test]

@@ -1,36 +1,59 @@
-//! Asynchronous operations (deployments and async invocations) and their
-//! state machine: `pending` → `running` → `succeeded` | `failed`, or
-//! `cancelled` from either open state.
+//! Asynchronous operations (deployments and async invocations): the jobs
+//! any instance can run, their leases and their state machine: `pending`
+//! → `running` → `succeeded` | `failed`, or `cancelled` from either open
+//! state.
 //!
 //! Every transition is a conditional update (`WHERE status IN (...)`), so
 //! when a cancel races with the work finishing, exactly one of them wins
-//! and the other sees that it lost.
+//! and the other sees that it lost. Every write of the instance running a
+//! job is also fenced by its lease (`AND lease_owner = $me`): once another
+//! instance took the job over, the first one can no longer record anything.
+//!
+//! The lease: the instance that accepted a job holds it from the start
+//! (`lease_owner`, `lease_until` on the database's clock) and renews it
+//! while the job runs. A job whose lease ran out belongs to an instance
+//! that died (or lost the database for longer than a lease); any instance
+//! then takes it over ([`Store::reap_expired`]) and, by its kind, runs it
+//! again or fails it with a reason naming the lost instance.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{
-    AgentRecord, AgentStatus, InvocationMode, OperationKind, OperationRecord, OperationStatus, Outcome, Store,
-    StoreResult, agents, parse_enum, parse_json_opt,
+    AgentRecord, AgentStatus, Backend, InvocationMode, OperationKind, OperationRecord, OperationStatus, Outcome, Store,
+    StoreResult, agents, col, parse_enum, parse_json_opt,
 };
 use crate::time::now_rfc3339;
 
-/// Why operations still open at startup failed.
+/// Why operations an instance could not finish before it stopped failed.
 pub const INTERRUPTED_REASON: &str = "The server stopped before the operation finished.";
 
+/// How often a deployment is started before a lost instance makes it fail
+/// for good: a deployment that kills every instance running it must not
+/// go round forever.
+pub const MAX_DEPLOY_ATTEMPTS: i64 = 3;
+
+/// The PostgreSQL notification channel cancels are announced on; the
+/// payload is the operation id.
+pub const CANCEL_CHANNEL: &str = "runagent_cancel";
+
 const COLUMNS: &str = "id, kind, status, agent_id, result, error, created_at, updated_at";
+
+/// What kind of work a job is.
+pub type JobKind = OperationKind;
 
 /// What asking for a deployment did.
 // Short-lived return values; boxing the record too buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeployStart {
-    /// The operation was created (pending) and the agent is `deploying`.
+    /// The operation was created (pending, leased to the caller) and the
+    /// agent is `deploying`.
     Started {
         /// The new operation.
         operation: OperationRecord,
-        /// The agent, as it was before the deployment started (boxed: it is
-        /// much larger than the other variants).
+        /// The agent, now `deploying`.
         agent: Box<AgentRecord>,
     },
     /// No such agent.
@@ -40,17 +63,17 @@ pub enum DeployStart {
 }
 
 /// What asking for an async invocation did.
-// Short-lived return values; boxing the record too buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum InvokeStart {
-    /// The operation (pending) and its invocation were created.
+    /// The operation (pending, leased to the caller) and its invocation
+    /// were created.
     Started {
         /// The new operation.
         operation: OperationRecord,
         /// The invocation it runs.
         invocation_id: String,
-        /// The agent (boxed: it is much larger than the other variants).
+        /// The agent.
         agent: Box<AgentRecord>,
     },
     /// No such agent.
@@ -70,52 +93,66 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// What startup recovery changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Recovered {
-    /// Operations marked failed.
-    pub operations: usize,
-    /// Agents moved from `deploying` to `failed`.
-    pub agents: usize,
-    /// Invocations marked failed.
-    pub invocations: usize,
-    /// In-progress idempotency reservations released.
-    pub idempotency: usize,
+/// Whether an instance still holds a job's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Renewed: the job is still open and still ours.
+    Held,
+    /// The job was cancelled, finished, or taken over: stop working on it.
+    Lost,
 }
 
-type RawOperation = (String, String, String, String, Option<String>, Option<String>, String, String);
-
-fn row_to_operation(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawOperation> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+/// A job this instance has just claimed and must run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    /// The operation.
+    pub operation: OperationRecord,
+    /// Its agent.
+    pub agent: AgentRecord,
+    /// For an invocation: the request as recorded (query, parameters,
+    /// session id).
+    pub request: Option<Value>,
+    /// How many times the job has been started, this one included.
+    pub attempts: i64,
 }
 
-fn to_record(raw: RawOperation) -> StoreResult<OperationRecord> {
-    let (id, kind, status, agent_id, result, error, created_at, updated_at) = raw;
+/// What a pass over expired leases did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reaped {
+    /// Jobs taken over to run again here.
+    pub retried: Vec<ClaimedJob>,
+    /// Operations failed because the instance running them was lost.
+    pub failed: Vec<String>,
+}
+
+fn to_record(row: &AnyRow) -> StoreResult<OperationRecord> {
     Ok(OperationRecord {
-        id,
-        kind: parse_enum("operations.kind", kind, OperationKind::parse)?,
-        status: parse_enum("operations.status", status, OperationStatus::parse)?,
-        agent_id,
-        result: parse_json_opt(result)?,
-        error: parse_json_opt(error)?,
-        created_at,
-        updated_at,
+        id: col(row, 0)?,
+        kind: parse_enum("operations.kind", col(row, 1)?, OperationKind::parse)?,
+        status: parse_enum("operations.status", col(row, 2)?, OperationStatus::parse)?,
+        agent_id: col(row, 3)?,
+        result: parse_json_opt(col(row, 4)?)?,
+        error: parse_json_opt(col(row, 5)?)?,
+        created_at: col(row, 6)?,
+        updated_at: col(row, 7)?,
     })
 }
 
 /// The operation `id`, if any (operations of deleted agents included).
-pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<OperationRecord>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM operations WHERE id = ?1"), [id], row_to_operation)
-        .optional()?
-        .map(to_record)
-        .transpose()
+async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<OperationRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM operations WHERE id = $1");
+    sqlx::query(&sql).bind(id).fetch_optional(conn).await?.as_ref().map(to_record).transpose()
 }
 
-fn insert(
-    conn: &Connection,
+/// Inserts a pending operation leased to `owner`.
+async fn insert(
+    conn: &mut AnyConnection,
+    backend: Backend,
     kind: OperationKind,
     agent_id: &str,
     principal_id: Option<&str>,
+    owner: &str,
+    lease_ms: i64,
 ) -> StoreResult<OperationRecord> {
     let now = now_rfc3339();
     let record = OperationRecord {
@@ -128,144 +165,35 @@ fn insert(
         created_at: now.clone(),
         updated_at: now,
     };
-    conn.execute(
-        "INSERT INTO operations (id, kind, status, agent_id, principal_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            record.id,
-            kind.as_str(),
-            record.status.as_str(),
-            agent_id,
-            principal_id,
-            record.created_at,
-            record.updated_at
-        ],
-    )?;
+    let sql = format!(
+        "INSERT INTO operations (id, kind, status, agent_id, principal_id, created_at, updated_at,
+                                 lease_owner, lease_until, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {} + $9, 1)",
+        backend.now_ms()
+    );
+    sqlx::query(&sql)
+        .bind(&record.id)
+        .bind(kind.as_str())
+        .bind(record.status.as_str())
+        .bind(agent_id)
+        .bind(principal_id)
+        .bind(&record.created_at)
+        .bind(&record.updated_at)
+        .bind(owner)
+        .bind(lease_ms)
+        .execute(conn)
+        .await?;
     Ok(record)
 }
 
-/// Starts deploying agent `agent_id`: a pending operation, and the agent
-/// `deploying`, in one transaction.
-pub fn start_deploy(conn: &mut Connection, agent_id: &str, principal_id: Option<&str>) -> StoreResult<DeployStart> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(agent) = agents::get(&tx, agent_id)? else {
-        return Ok(DeployStart::NotFound);
-    };
-    if agent.status == AgentStatus::Deploying {
-        return Ok(DeployStart::InProgress);
+/// Announces that operation `id` was cancelled, to the instance running
+/// it (PostgreSQL delivers it when the transaction commits). On SQLite
+/// there is one instance, which cancels its own work directly.
+pub(super) async fn notify_cancel(conn: &mut AnyConnection, backend: Backend, id: &str) -> StoreResult<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CANCEL_CHANNEL).bind(id).execute(conn).await?;
     }
-    let operation = insert(&tx, OperationKind::Deploy, agent_id, principal_id)?;
-    tx.execute(
-        "UPDATE agents SET status = 'deploying', updated_at = ?2 WHERE id = ?1",
-        params![agent_id, operation.created_at],
-    )?;
-    tx.commit()?;
-    Ok(DeployStart::Started { operation, agent: Box::new(agent) })
-}
-
-/// Starts an async invocation of agent `agent_id` (which must be
-/// deployed): a pending operation and its running invocation record.
-pub fn start_invoke(
-    conn: &mut Connection,
-    agent_id: &str,
-    principal_id: Option<&str>,
-    request: &Value,
-) -> StoreResult<InvokeStart> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(agent) = agents::get(&tx, agent_id)? else {
-        return Ok(InvokeStart::NotFound);
-    };
-    if agent.status != AgentStatus::Deployed {
-        return Ok(InvokeStart::NotDeployed(agent.status));
-    }
-    let operation = insert(&tx, OperationKind::Invoke, agent_id, principal_id)?;
-    let invocation_id =
-        super::invocations::insert(&tx, agent_id, Some(&operation.id), principal_id, InvocationMode::Async, request)?;
-    tx.commit()?;
-    Ok(InvokeStart::Started { operation, invocation_id, agent: Box::new(agent) })
-}
-
-/// Moves operation `id` from `pending` to `running`; false when it is no
-/// longer pending (it was cancelled).
-pub fn mark_running(conn: &Connection, id: &str) -> StoreResult<bool> {
-    Ok(conn.execute(
-        "UPDATE operations SET status = 'running', updated_at = ?2
-         WHERE id = ?1 AND status = 'pending'",
-        params![id, now_rfc3339()],
-    )? == 1)
-}
-
-/// Finishes operation `id` with `outcome`, unless it already finished
-/// (was cancelled): a deployment sets its agent `deployed` or `failed`,
-/// an invocation finishes its invocation record (with `metrics`, the
-/// execution time and tokens, when the agent ran to the end). Returns
-/// whether this call finished it.
-pub fn finish(conn: &mut Connection, id: &str, outcome: &Outcome, metrics: Option<(f64, i64)>) -> StoreResult<bool> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let now = now_rfc3339();
-    let (status, result, error) = match outcome {
-        Outcome::Succeeded(result) => (OperationStatus::Succeeded, Some(serde_json::to_string(result)?), None),
-        Outcome::Failed(error) => (OperationStatus::Failed, None, Some(serde_json::to_string(error)?)),
-    };
-    let mut stmt = tx.prepare(
-        "UPDATE operations SET status = ?2, result = ?3, error = ?4, updated_at = ?5
-         WHERE id = ?1 AND status IN ('pending', 'running') RETURNING kind, agent_id",
-    )?;
-    let finished: Option<(String, String)> =
-        stmt.query_row(params![id, status.as_str(), result, error, now], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-    drop(stmt);
-    let Some((kind, agent_id)) = finished else {
-        return Ok(false);
-    };
-    match parse_enum("operations.kind", kind, OperationKind::parse)? {
-        OperationKind::Deploy => {
-            let agent_status =
-                if status == OperationStatus::Succeeded { AgentStatus::Deployed } else { AgentStatus::Failed };
-            tx.execute(
-                "UPDATE agents SET status = ?2, updated_at = ?3
-                 WHERE id = ?1 AND deleted_at IS NULL",
-                params![agent_id, agent_status.as_str(), now],
-            )?;
-        }
-        OperationKind::Invoke => {
-            super::invocations::finish_for_operation(&tx, id, outcome, metrics, &now)?;
-        }
-    }
-    tx.commit()?;
-    Ok(true)
-}
-
-/// Cancels operation `id` if it is still open; a cancelled deployment
-/// leaves its agent `failed`.
-pub fn cancel(conn: &mut Connection, id: &str) -> StoreResult<CancelOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(operation) = get(&tx, id)? else {
-        return Ok(CancelOutcome::NotFound);
-    };
-    if operation.status.is_final() {
-        return Ok(CancelOutcome::AlreadyFinished(operation));
-    }
-    let now = now_rfc3339();
-    tx.execute("UPDATE operations SET status = 'cancelled', updated_at = ?2 WHERE id = ?1", params![id, now])?;
-    match operation.kind {
-        OperationKind::Deploy => {
-            tx.execute(
-                "UPDATE agents SET status = 'failed', updated_at = ?2
-                 WHERE id = ?1 AND deleted_at IS NULL AND status = 'deploying'",
-                params![operation.agent_id, now],
-            )?;
-        }
-        OperationKind::Invoke => {
-            tx.execute(
-                "UPDATE invocations SET status = 'cancelled', finished_at = ?2
-                 WHERE operation_id = ?1 AND status = 'running'",
-                params![id, now],
-            )?;
-        }
-    }
-    let cancelled = get(&tx, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-    tx.commit()?;
-    Ok(CancelOutcome::Cancelled(cancelled))
+    Ok(())
 }
 
 /// The error document of an operation that the server stopped under.
@@ -277,218 +205,400 @@ pub fn interrupted_error() -> Value {
     })
 }
 
-/// Marks everything left open by a previous run as failed: operations
-/// `pending` or `running`, agents `deploying`, invocations `running`, and
-/// releases idempotency reservations of requests that never answered. Run
-/// at startup, before serving, and at shutdown for work that did not
-/// finish in time.
-pub fn recover_interrupted(conn: &mut Connection) -> StoreResult<Recovered> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let now = now_rfc3339();
-    let error = serde_json::to_string(&interrupted_error())?;
-    let recovered = Recovered {
-        operations: tx.execute(
-            "UPDATE operations SET status = 'failed', error = ?1, updated_at = ?2
-             WHERE status IN ('pending', 'running')",
-            params![error, now],
-        )?,
-        agents: tx
-            .execute("UPDATE agents SET status = 'failed', updated_at = ?1 WHERE status = 'deploying'", params![now])?,
-        invocations: tx.execute(
-            "UPDATE invocations SET status = 'failed', error = ?1, finished_at = ?2
-             WHERE status = 'running'",
-            params![error, now],
-        )?,
-        idempotency: tx.execute("DELETE FROM idempotency_records WHERE state = 'in_progress'", [])?,
+/// The error document of an operation whose instance was lost (its lease
+/// ran out) and that is not run again: an invocation, because its agent's
+/// program may have had side effects already; a deployment that was
+/// started [`MAX_DEPLOY_ATTEMPTS`] times.
+pub fn lost_instance_error(kind: OperationKind, instance: &str, attempts: i64) -> Value {
+    let message = match kind {
+        OperationKind::Invoke => format!(
+            "Server instance {instance} stopped (or lost the database for longer than its lease) while running \
+             this invocation. It is not run again, because the agent's program may already have had side \
+             effects; invoke the agent again if that is safe."
+        ),
+        OperationKind::Deploy => format!(
+            "Server instance {instance} stopped (or lost the database for longer than its lease) while running \
+             this deployment, which was started {attempts} times; giving up."
+        ),
     };
-    tx.commit()?;
-    Ok(recovered)
+    json!({
+        "code": "INTERNAL_ERROR",
+        "message": message,
+        "details": {"reason": "instance_lost", "instance_id": instance, "attempts": attempts},
+    })
+}
+
+/// Finishes operation `id` inside `conn`'s transaction: its agent for a
+/// deployment, its invocation record for an invocation.
+async fn finish_side_effects(
+    conn: &mut AnyConnection,
+    id: &str,
+    kind: OperationKind,
+    agent_id: &str,
+    outcome: &Outcome,
+    metrics: Option<(f64, i64)>,
+    now: &str,
+) -> StoreResult<()> {
+    match kind {
+        OperationKind::Deploy => {
+            let agent_status =
+                if matches!(outcome, Outcome::Succeeded(_)) { AgentStatus::Deployed } else { AgentStatus::Failed };
+            sqlx::query(
+                "UPDATE agents SET status = $2, updated_at = $3
+                 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(agent_id)
+            .bind(agent_status.as_str())
+            .bind(now)
+            .execute(conn)
+            .await?;
+        }
+        OperationKind::Invoke => {
+            super::invocations::finish_for_operation(conn, id, outcome, metrics, now).await?;
+        }
+    }
+    Ok(())
+}
+
+fn outcome_columns(outcome: &Outcome) -> StoreResult<(OperationStatus, Option<String>, Option<String>)> {
+    Ok(match outcome {
+        Outcome::Succeeded(result) => (OperationStatus::Succeeded, Some(serde_json::to_string(result)?), None),
+        Outcome::Failed(error) => (OperationStatus::Failed, None, Some(serde_json::to_string(error)?)),
+    })
 }
 
 impl Store {
     /// Reads an operation.
     pub async fn get_operation(&self, id: &str) -> StoreResult<Option<OperationRecord>> {
-        let id = id.to_owned();
-        self.call(move |c| get(c, &id)).await
+        let mut conn = self.pool().acquire().await?;
+        get(&mut conn, id).await
     }
 
-    /// Starts a deployment.
-    pub async fn start_deploy(&self, agent_id: &str, principal_id: Option<String>) -> StoreResult<DeployStart> {
-        let agent_id = agent_id.to_owned();
-        self.call(move |c| start_deploy(c, &agent_id, principal_id.as_deref())).await
+    /// Starts a deployment of agent `agent_id` (unless one is in
+    /// progress): a pending operation leased to `owner` for `lease_ms`, and
+    /// the agent `deploying`, in one transaction. The agent's status is
+    /// set with a conditional update, so of two deployments asked for at
+    /// once (on any instances) one starts and the other is told one is in
+    /// progress.
+    pub async fn start_deploy(
+        &self,
+        agent_id: &str,
+        principal_id: Option<String>,
+        owner: &str,
+        lease_ms: i64,
+    ) -> StoreResult<DeployStart> {
+        let mut tx = self.begin().await?;
+        let now = now_rfc3339();
+        let sql = "UPDATE agents SET status = 'deploying', updated_at = $2
+                   WHERE id = $1 AND deleted_at IS NULL AND status <> 'deploying' RETURNING id";
+        let started = sqlx::query(sql).bind(agent_id).bind(&now).fetch_optional(&mut *tx).await?;
+        if started.is_none() {
+            return Ok(match agents::get(&mut tx, self.backend(), agent_id, false).await? {
+                None => DeployStart::NotFound,
+                Some(_) => DeployStart::InProgress,
+            });
+        }
+        let Some(agent) = agents::get(&mut tx, self.backend(), agent_id, false).await? else {
+            return Ok(DeployStart::NotFound);
+        };
+        let operation =
+            insert(&mut tx, self.backend(), OperationKind::Deploy, agent_id, principal_id.as_deref(), owner, lease_ms)
+                .await?;
+        tx.commit().await?;
+        Ok(DeployStart::Started { operation, agent: Box::new(agent) })
     }
 
-    /// Starts an async invocation.
+    /// Starts an async invocation of agent `agent_id` (which must be
+    /// deployed): a pending operation leased to `owner` and its running
+    /// invocation record.
     pub async fn start_invoke(
         &self,
         agent_id: &str,
         principal_id: Option<String>,
         request: Value,
+        owner: &str,
+        lease_ms: i64,
     ) -> StoreResult<InvokeStart> {
-        let agent_id = agent_id.to_owned();
-        self.call(move |c| start_invoke(c, &agent_id, principal_id.as_deref(), &request)).await
+        let mut tx = self.begin().await?;
+        // Locked, so that a delete or redeploy on another instance waits
+        // for this transaction.
+        let Some(agent) = agents::get(&mut tx, self.backend(), agent_id, true).await? else {
+            return Ok(InvokeStart::NotFound);
+        };
+        if agent.status != AgentStatus::Deployed {
+            return Ok(InvokeStart::NotDeployed(agent.status));
+        }
+        let principal_id = principal_id.as_deref();
+        let operation =
+            insert(&mut tx, self.backend(), OperationKind::Invoke, agent_id, principal_id, owner, lease_ms).await?;
+        let invocation_id = super::invocations::insert(
+            &mut tx,
+            agent_id,
+            Some(&operation.id),
+            principal_id,
+            InvocationMode::Async,
+            &request,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(InvokeStart::Started { operation, invocation_id, agent: Box::new(agent) })
     }
 
-    /// Moves an operation to `running`.
-    pub async fn mark_running(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.call(move |c| mark_running(c, &id)).await
+    /// Moves operation `id` from `pending` to `running`, if `owner` holds
+    /// it; false when it is no longer pending (it was cancelled) or no
+    /// longer ours.
+    pub async fn mark_running(&self, id: &str, owner: &str) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "UPDATE operations SET status = 'running', updated_at = $2
+             WHERE id = $1 AND status = 'pending' AND lease_owner = $3",
+        )
+        .bind(id)
+        .bind(now_rfc3339())
+        .bind(owner)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
     }
 
-    /// Finishes an operation.
-    pub async fn finish_operation(&self, id: &str, outcome: Outcome, metrics: Option<(f64, i64)>) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.call(move |c| finish(c, &id, &outcome, metrics)).await
+    /// Extends `owner`'s lease of operation `id` to `lease_ms` from now;
+    /// [`LeaseState::Lost`] when the job is no longer open or no longer
+    /// ours (then its work must stop: it was cancelled, or another
+    /// instance took it over).
+    pub async fn renew_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreResult<LeaseState> {
+        let sql = format!(
+            "UPDATE operations SET lease_until = {} + $3
+             WHERE id = $1 AND lease_owner = $2 AND status IN ('pending', 'running')",
+            self.backend().now_ms()
+        );
+        let changed = sqlx::query(&sql).bind(id).bind(owner).bind(lease_ms).execute(self.pool()).await?.rows_affected();
+        Ok(if changed == 1 { LeaseState::Held } else { LeaseState::Lost })
     }
 
-    /// Cancels an operation.
+    /// Finishes operation `id` with `outcome`, unless it already finished
+    /// (was cancelled) or `owner` no longer holds it: a deployment sets its
+    /// agent `deployed` or `failed`, an invocation finishes its invocation
+    /// record (with `metrics`, the execution time and tokens, when the
+    /// agent ran to the end). Returns whether this call finished it.
+    pub async fn finish_operation(
+        &self,
+        id: &str,
+        owner: &str,
+        outcome: Outcome,
+        metrics: Option<(f64, i64)>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let now = now_rfc3339();
+        let (status, result, error) = outcome_columns(&outcome)?;
+        let finished = sqlx::query(
+            "UPDATE operations SET status = $2, result = $3, error = $4, updated_at = $5, lease_until = NULL
+             WHERE id = $1 AND status IN ('pending', 'running') AND lease_owner = $6
+             RETURNING kind, agent_id",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(result)
+        .bind(error)
+        .bind(&now)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = finished else {
+            return Ok(false);
+        };
+        let kind = parse_enum("operations.kind", row.try_get(0)?, OperationKind::parse)?;
+        let agent_id: String = row.try_get(1)?;
+        finish_side_effects(&mut tx, id, kind, &agent_id, &outcome, metrics, &now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives `owner`'s lease of a job back, so that another instance (or
+    /// this one's next start) runs it from the beginning: for a deployment
+    /// an instance stops before it finished (at shutdown).
+    pub async fn release_job(&self, id: &str, owner: &str) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "UPDATE operations SET status = 'pending', lease_until = 0, updated_at = $3
+             WHERE id = $1 AND lease_owner = $2 AND status IN ('pending', 'running')",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Cancels operation `id` if it is still open (a cancelled deployment
+    /// leaves its agent `failed`) and announces it to the instance running
+    /// it. The status is the flag: the running instance sees it when it
+    /// is notified (PostgreSQL) or at its next lease renewal, whichever
+    /// comes first, and stops the work.
     pub async fn cancel_operation(&self, id: &str) -> StoreResult<CancelOutcome> {
-        let id = id.to_owned();
-        self.call(move |c| cancel(c, &id)).await
+        let mut tx = self.begin().await?;
+        let now = now_rfc3339();
+        let cancelled = sqlx::query(
+            "UPDATE operations SET status = 'cancelled', updated_at = $2, lease_until = NULL
+             WHERE id = $1 AND status IN ('pending', 'running') RETURNING kind, agent_id",
+        )
+        .bind(id)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = cancelled else {
+            return Ok(match get(&mut tx, id).await? {
+                None => CancelOutcome::NotFound,
+                Some(operation) => CancelOutcome::AlreadyFinished(operation),
+            });
+        };
+        let kind = parse_enum("operations.kind", row.try_get(0)?, OperationKind::parse)?;
+        let agent_id: String = row.try_get(1)?;
+        match kind {
+            OperationKind::Deploy => {
+                sqlx::query(
+                    "UPDATE agents SET status = 'failed', updated_at = $2
+                     WHERE id = $1 AND deleted_at IS NULL AND status = 'deploying'",
+                )
+                .bind(&agent_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            OperationKind::Invoke => {
+                sqlx::query(
+                    "UPDATE invocations SET status = 'cancelled', finished_at = $2
+                     WHERE operation_id = $1 AND status = 'running'",
+                )
+                .bind(id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        notify_cancel(&mut tx, self.backend(), id).await?;
+        let operation = get(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        tx.commit().await?;
+        Ok(CancelOutcome::Cancelled(operation))
     }
 
-    /// Fails what a previous run left open.
-    pub async fn recover_interrupted(&self) -> StoreResult<Recovered> {
-        self.call(recover_interrupted).await
+    /// Takes over up to `limit` jobs whose lease ran out (their instance
+    /// died, or lost the database for longer than a lease), passing over
+    /// rows another instance is taking over at the same moment
+    /// (`FOR UPDATE SKIP LOCKED`). By kind:
+    ///
+    /// - a deployment is run again, leased to `owner` (it is idempotent:
+    ///   it checks the agent and marks it deployed), unless it was already
+    ///   started [`MAX_DEPLOY_ATTEMPTS`] times: then it fails;
+    /// - an invocation that had not started its program yet (`pending`) is
+    ///   run again too;
+    /// - an invocation that was `running` fails with a reason naming the
+    ///   lost instance, because its program may have had side effects
+    ///   that running it twice would repeat.
+    pub async fn reap_expired(&self, owner: &str, lease_ms: i64, limit: i64) -> StoreResult<Reaped> {
+        let backend = self.backend();
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT id, kind, status, agent_id, COALESCE(lease_owner, 'unknown'), attempts FROM operations
+             WHERE status IN ('pending', 'running') AND (lease_until IS NULL OR lease_until < {})
+             ORDER BY seq LIMIT $1{}",
+            backend.now_ms(),
+            backend.skip_locked()
+        );
+        let expired = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
+        let mut reaped = Reaped::default();
+        let now = now_rfc3339();
+        for row in expired {
+            let id: String = row.try_get(0)?;
+            let kind = parse_enum("operations.kind", row.try_get(1)?, OperationKind::parse)?;
+            let status = parse_enum("operations.status", row.try_get(2)?, OperationStatus::parse)?;
+            let agent_id: String = row.try_get(3)?;
+            let lost: String = row.try_get(4)?;
+            let attempts: i64 = row.try_get(5)?;
+            let retry = match kind {
+                OperationKind::Deploy => attempts < MAX_DEPLOY_ATTEMPTS,
+                OperationKind::Invoke => status == OperationStatus::Pending && attempts < MAX_DEPLOY_ATTEMPTS,
+            };
+            let agent = agents::get(&mut tx, backend, &agent_id, false).await?;
+            match agent {
+                Some(agent) if retry => {
+                    let sql = format!(
+                        "UPDATE operations SET status = 'pending', lease_owner = $2, lease_until = {} + $3,
+                                               attempts = attempts + 1, updated_at = $4
+                         WHERE id = $1",
+                        backend.now_ms()
+                    );
+                    sqlx::query(&sql).bind(&id).bind(owner).bind(lease_ms).bind(&now).execute(&mut *tx).await?;
+                    let request = match kind {
+                        OperationKind::Deploy => None,
+                        OperationKind::Invoke => {
+                            let text: Option<String> =
+                                sqlx::query_scalar("SELECT request FROM invocations WHERE operation_id = $1")
+                                    .bind(&id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?;
+                            parse_json_opt(text)?
+                        }
+                    };
+                    let operation = get(&mut tx, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
+                    tracing::warn!(
+                        operation_id = id,
+                        lost_instance = lost,
+                        attempt = attempts + 1,
+                        "taking over a job"
+                    );
+                    reaped.retried.push(ClaimedJob { operation, agent, request, attempts: attempts + 1 });
+                }
+                _ => {
+                    let outcome = Outcome::Failed(lost_instance_error(kind, &lost, attempts));
+                    let (status, _, error) = outcome_columns(&outcome)?;
+                    sqlx::query(
+                        "UPDATE operations SET status = $2, error = $3, updated_at = $4, lease_until = NULL,
+                                               lease_owner = $5
+                         WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(&now)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                    finish_side_effects(&mut tx, &id, kind, &agent_id, &outcome, None, &now).await?;
+                    tracing::warn!(operation_id = id, lost_instance = lost, "failed a job whose instance was lost");
+                    reaped.failed.push(id);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    /// At shutdown, after the grace period: what `owner` still holds is
+    /// settled so that nothing stays open under a lease nobody renews.
+    /// Invocations fail (their programs were stopped; running them again
+    /// could repeat side effects) with [`interrupted_error`]; deployments
+    /// are released for another instance, or this one's next start, to
+    /// run. Returns (failed, released).
+    pub async fn settle_own_jobs(&self, owner: &str) -> StoreResult<(usize, usize)> {
+        let open: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, kind FROM operations WHERE lease_owner = $1 AND status IN ('pending', 'running')",
+        )
+        .bind(owner)
+        .fetch_all(self.pool())
+        .await?;
+        let (mut failed, mut released) = (0, 0);
+        for (id, kind) in open {
+            if kind == OperationKind::Deploy.as_str() {
+                released += usize::from(self.release_job(&id, owner).await?);
+            } else {
+                failed +=
+                    usize::from(self.finish_operation(&id, owner, Outcome::Failed(interrupted_error()), None).await?);
+            }
+        }
+        Ok((failed, released))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::test_support::temp_store;
-    use crate::store::{AgentFields, Framework, Store};
-
-    fn agent(store: &Store) -> AgentRecord {
-        store
-            .call_blocking(|c| {
-                agents::create(
-                    c,
-                    Framework::Echo,
-                    &AgentFields {
-                        name: "a".into(),
-                        description: None,
-                        entrypoint: None,
-                        config: json!({}),
-                        tags: vec![],
-                    },
-                )
-            })
-            .unwrap()
-    }
-
-    fn agent_status(store: &Store, id: &str) -> AgentStatus {
-        store.call_blocking(|c| agents::get(c, id)).unwrap().unwrap().status
-    }
-
-    #[test]
-    fn deploy_moves_through_its_states() {
-        let (store, _dir, _) = temp_store();
-        let agent = agent(&store);
-        let DeployStart::Started { operation, .. } =
-            store.call_blocking(|c| start_deploy(c, &agent.id, Some("key_1"))).unwrap()
-        else {
-            panic!("not started")
-        };
-        assert_eq!(operation.status, OperationStatus::Pending);
-        assert_eq!(agent_status(&store, &agent.id), AgentStatus::Deploying);
-        assert_eq!(store.call_blocking(|c| start_deploy(c, &agent.id, None)).unwrap(), DeployStart::InProgress);
-        assert!(store.call_blocking(|c| mark_running(c, &operation.id)).unwrap());
-        assert!(!store.call_blocking(|c| mark_running(c, &operation.id)).unwrap());
-        let result = json!({"agent_id": agent.id, "status": "deployed", "deployed_at": "x"});
-        assert!(store.call_blocking(|c| finish(c, &operation.id, &Outcome::Succeeded(result.clone()), None)).unwrap());
-        assert_eq!(agent_status(&store, &agent.id), AgentStatus::Deployed);
-        let read = store.call_blocking(|c| get(c, &operation.id)).unwrap().unwrap();
-        assert_eq!(read.status, OperationStatus::Succeeded);
-        assert_eq!(read.result, Some(result));
-        // Finishing twice does nothing; cancelling a finished one is refused.
-        assert!(!store.call_blocking(|c| finish(c, &operation.id, &Outcome::Failed(json!({})), None)).unwrap());
-        assert!(matches!(
-            store.call_blocking(|c| cancel(c, &operation.id)).unwrap(),
-            CancelOutcome::AlreadyFinished(_)
-        ));
-        assert_eq!(store.call_blocking(|c| cancel(c, "op_nope")).unwrap(), CancelOutcome::NotFound);
-    }
-
-    #[test]
-    fn cancelled_deploy_fails_the_agent_and_wins_over_finish() {
-        let (store, _dir, _) = temp_store();
-        let agent = agent(&store);
-        let DeployStart::Started { operation, .. } = store.call_blocking(|c| start_deploy(c, &agent.id, None)).unwrap()
-        else {
-            panic!()
-        };
-        let CancelOutcome::Cancelled(cancelled) = store.call_blocking(|c| cancel(c, &operation.id)).unwrap() else {
-            panic!()
-        };
-        assert_eq!(cancelled.status, OperationStatus::Cancelled);
-        assert_eq!(agent_status(&store, &agent.id), AgentStatus::Failed);
-        assert!(!store.call_blocking(|c| finish(c, &operation.id, &Outcome::Succeeded(json!({})), None)).unwrap());
-        assert_eq!(agent_status(&store, &agent.id), AgentStatus::Failed);
-    }
-
-    #[test]
-    fn async_invoke_needs_a_deployed_agent_and_records_the_invocation() {
-        let (store, _dir, _) = temp_store();
-        let agent = agent(&store);
-        let request = json!({"query": "hi"});
-        assert_eq!(
-            store.call_blocking(|c| start_invoke(c, &agent.id, None, &request)).unwrap(),
-            InvokeStart::NotDeployed(AgentStatus::Created)
-        );
-        store
-            .call_blocking(|c| Ok(c.execute("UPDATE agents SET status = 'deployed' WHERE id = ?1", [&agent.id])?))
-            .unwrap();
-        let InvokeStart::Started { operation, invocation_id, .. } =
-            store.call_blocking(|c| start_invoke(c, &agent.id, Some("key_1"), &request)).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(operation.kind, OperationKind::Invoke);
-        let result = json!({"result": "hi", "metadata": {"execution_time": 0.5, "tokens_used": 1}});
-        store.call_blocking(|c| finish(c, &operation.id, &Outcome::Succeeded(result.clone()), Some((0.5, 1)))).unwrap();
-        let invocation = store.call_blocking(|c| super::super::invocations::get(c, &invocation_id)).unwrap().unwrap();
-        assert_eq!(invocation.status, "succeeded");
-        assert_eq!(invocation.result, Some(result));
-        assert_eq!(invocation.tokens_used, Some(1));
-        assert_eq!(invocation.operation_id.as_deref(), Some(operation.id.as_str()));
-    }
-
-    #[test]
-    fn recovery_fails_what_was_left_open_and_persists() {
-        let (store, _dir, location) = temp_store();
-        let agent = agent(&store);
-        let DeployStart::Started { operation, .. } = store.call_blocking(|c| start_deploy(c, &agent.id, None)).unwrap()
-        else {
-            panic!()
-        };
-        store.call_blocking(|c| mark_running(c, &operation.id)).unwrap();
-        drop(store);
-
-        let store = Store::open(&location).unwrap();
-        let recovered = store.call_blocking(recover_interrupted).unwrap();
-        assert_eq!((recovered.operations, recovered.agents), (1, 1));
-        let read = store.call_blocking(|c| get(c, &operation.id)).unwrap().unwrap();
-        assert_eq!(read.status, OperationStatus::Failed);
-        assert_eq!(read.error, Some(interrupted_error()));
-        assert_eq!(agent_status(&store, &agent.id), AgentStatus::Failed);
-        assert_eq!(store.call_blocking(recover_interrupted).unwrap(), Recovered::default());
-    }
-
-    #[test]
-    fn deleting_an_agent_cancels_its_open_operations() {
-        let (store, _dir, _) = temp_store();
-        let agent = agent(&store);
-        let DeployStart::Started { operation, .. } = store.call_blocking(|c| start_deploy(c, &agent.id, None)).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            store.call_blocking(|c| agents::delete(c, &agent.id)).unwrap(),
-            agents::DeleteOutcome::Deleted { cancelled_operations: vec![operation.id.clone()] }
-        );
-        // The operation stays readable after its agent is gone.
-        let read = store.call_blocking(|c| get(c, &operation.id)).unwrap().unwrap();
-        assert_eq!(read.status, OperationStatus::Cancelled);
-    }
-}
+mod tests;

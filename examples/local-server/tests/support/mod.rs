@@ -3,6 +3,8 @@
 //! directory holding the test's `command` agent.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -17,12 +19,27 @@ pub const KEY: &str = "faults-key";
 /// in `/v1`) and the lines printed before it (the development key, if any).
 /// The server's log is quiet unless asked for, e.g. RUNAGENT_E2E_LOG=info.
 pub fn spawn<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> (Child, String, Vec<String>) {
+    spawn_logged(args, None)
+}
+
+/// [`spawn`], with the server's standard error (at `info`, or
+/// `RUNAGENT_E2E_LOG`) written to `log` when given, for a test that reads
+/// it (say, to prove nothing panicked).
+pub fn spawn_logged<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(
+    args: I,
+    log: Option<&Path>,
+) -> (Child, String, Vec<String>) {
+    let level = std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| if log.is_some() { "info" } else { "off" }.into());
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_runagent-local"))
         .args(["--port", "0"])
         .args(args)
-        .env("RUST_LOG", std::env::var("RUNAGENT_E2E_LOG").unwrap_or_else(|_| "off".into()))
+        .env("RUST_LOG", level)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().unwrap();

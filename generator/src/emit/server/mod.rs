@@ -914,15 +914,37 @@ fn handler(api: &Api, op: &Operation) -> TokenStream {
     let m = ident(&op.name);
     let read = read_params(api, op);
     let body = op.body.as_ref().map(|b| {
+        // A named type of the spec checks itself (`Validate`); any other
+        // shape (a map, a list, a constrained string) is checked here.
+        let check = match &b.shape {
+            Shape::Named(n) if !matches!(api.types.get(n).map(|t| &t.kind), Some(crate::ir::TypeKind::Alias(_))) => None,
+            shape => Some(shape_check(api, shape, &quote!(value), 0)),
+        };
+        let read = match &check {
+            None => quote!(crate::extract::json_body(&parts.headers, &bytes)?),
+            Some(None) => quote!(crate::extract::json_document(&parts.headers, &bytes)?),
+            Some(Some(check)) => {
+                let ty = rust_type(&b.shape, &quote!(crate::types::));
+                quote! {{
+                let value: #ty = crate::extract::json_document(&parts.headers, &bytes)?;
+                {
+                    let value = &value;
+                    let path = &mut crate::validate::FieldPath::root();
+                    #check
+                }
+                value
+            }}
+            }
+        };
         if b.required {
             quote! {
                 let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-                let body = crate::extract::json_body(&parts.headers, &bytes)?;
+                let body = #read;
             }
         } else {
             quote! {
                 let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-                let body = if bytes.is_empty() { ::std::option::Option::None } else { ::std::option::Option::Some(crate::extract::json_body(&parts.headers, &bytes)?) };
+                let body = if bytes.is_empty() { ::std::option::Option::None } else { ::std::option::Option::Some(#read) };
             }
         }
     });

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `POST /pets` (`addPet`)
     ///
@@ -15,7 +15,7 @@ impl crate::Client {
         }
     }
 }
-/// A `addPet` request; made by [`Client::add_pet`](crate::Client::add_pet).
+/// A `addPet` request; made by `Client::add_pet`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct AddPet {
@@ -37,7 +37,8 @@ impl AddPet {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -82,7 +83,7 @@ impl crate::Client {
         GetThing { client: ::std::clone::Clone::clone(self), id: id.into(), options: crate::RequestOptions::default() }
     }
 }
-/// A `getThing` request; made by [`Client::get_thing`](crate::Client::get_thing).
+/// A `getThing` request; made by `Client::get_thing`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetThing {
@@ -111,10 +112,7 @@ impl GetThing {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/things/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.id))
-            ),
+            path: ::std::format!("/things/{}", crate::url::encode_segment(&self.id)),
             query,
             headers,
             body,

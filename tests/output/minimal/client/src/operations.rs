@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// Get a pet
     ///
@@ -17,7 +17,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getPet` request; made by [`Client::get_pet`](crate::Client::get_pet).
+/// A `getPet` request; made by `Client::get_pet`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetPet {
@@ -62,10 +62,7 @@ impl GetPet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/pets/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pet_id))
-            ),
+            path: ::std::format!("/pets/{}", crate::url::encode_segment(&self.pet_id)),
             query,
             headers,
             body,

@@ -39,19 +39,8 @@ pub(crate) struct Dispatched {
     pub(crate) has_own_id: bool,
 }
 
-/// An incremental Server-Sent Events parser.
-///
-/// ```
-/// # use runagent_client::SseParser;
-/// let mut parser = SseParser::new();
-/// parser.push(b"event: chunk\ndata: hel");
-/// assert!(parser.next_event().is_none());
-/// parser.push(b"lo\nid: 7\n\n");
-/// let event = parser.next_event().unwrap();
-/// assert_eq!(event.event.as_deref(), Some("chunk"));
-/// assert_eq!(event.data, "hello");
-/// assert_eq!(event.id.as_deref(), Some("7"));
-/// ```
+/// An incremental Server-Sent Events parser: push the bytes of a stream
+/// in whatever pieces they arrive, and take the complete events out.
 #[derive(Debug, Default)]
 pub struct SseParser {
     /// The incomplete last line of earlier chunks.

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `POST /things` (`create-thing`)
     ///
@@ -17,7 +17,7 @@ impl crate::Client {
         }
     }
 }
-/// A `create-thing` request; made by [`Client::create_thing`](crate::Client::create_thing).
+/// A `create-thing` request; made by `Client::create_thing`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CreateThing {
@@ -51,7 +51,8 @@ impl CreateThing {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }

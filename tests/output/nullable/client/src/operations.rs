@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `PUT /records` (`putRecord`)
     ///
@@ -15,7 +15,7 @@ impl crate::Client {
         }
     }
 }
-/// A `putRecord` request; made by [`Client::put_record`](crate::Client::put_record).
+/// A `putRecord` request; made by `Client::put_record`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct PutRecord {
@@ -37,7 +37,8 @@ impl PutRecord {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }

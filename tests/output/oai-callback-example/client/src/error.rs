@@ -7,19 +7,20 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 
+use crate::model::ApiModel;
 use crate::response::{RateLimit, ResponseMeta};
 use crate::retry::{is_retryable_status, server_retry_after};
-use crate::types::{ApiError, ErrorCode, ErrorDetails, ErrorResponse, Operation};
 use crate::validate::ValidationError;
 
 /// Longest error body quoted in a message when the body is not the API's
-/// JSON envelope; the whole body stays available in [`ApiFailure::raw_body`].
+/// JSON envelope; the whole body stays available in `ApiFailure::raw_body`.
 const MESSAGE_BODY_LIMIT: usize = 512;
 
-/// Everything that can go wrong when calling the RunAgent API.
+/// Everything that can go wrong when calling the API. `M` is the API's
+/// [`ApiModel`]; the generated crate names this type `Error`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum Error<M: ApiModel> {
     /// The client was configured wrongly, for example without an API key or
     /// with an unparsable base URL.
     #[error("configuration error: {0}")]
@@ -37,7 +38,7 @@ pub enum Error {
     Timeout,
     /// The server answered with a non-success status.
     #[error("{0}")]
-    Api(Box<ApiFailure>),
+    Api(Box<ApiFailure<M>>),
     /// A success response's body did not match the expected shape.
     #[error("could not decode the response body (HTTP {status}): {source}")]
     Decode {
@@ -49,21 +50,21 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The server sent an `error` event on an event stream.
+    /// The server sent an event reporting a failure on an event stream.
     #[error("{0}")]
-    Stream(StreamFailure),
+    Stream(StreamFailure<M>),
     /// An event stream dropped before its final event and could not be resumed.
     #[error("the event stream was interrupted and could not be resumed after {attempts} reconnection attempt(s)")]
     StreamInterrupted {
         /// How many reconnections were tried before giving up.
         attempts: u32,
     },
-    /// A long-running operation finished with status `failed`.
-    #[error("operation {} failed{}", .0.operation_id, operation_reason(.0))]
-    OperationFailed(Box<Operation>),
+    /// A long-running operation finished with a failed status.
+    #[error("operation {} failed{}", M::operation_id(.0), operation_reason::<M>(.0))]
+    OperationFailed(Box<M::Operation>),
     /// A long-running operation was cancelled.
-    #[error("operation {} was cancelled{}", .0.operation_id, operation_reason(.0))]
-    OperationCancelled(Box<Operation>),
+    #[error("operation {} was cancelled{}", M::operation_id(.0), operation_reason::<M>(.0))]
+    OperationCancelled(Box<M::Operation>),
     /// Waiting for a long-running operation took longer than allowed.
     #[error("gave up waiting for operation {operation_id}")]
     WaitTimeout {
@@ -72,7 +73,7 @@ pub enum Error {
     },
 }
 
-impl Error {
+impl<M: ApiModel> Error<M> {
     /// The HTTP status of the response behind this error, if there was one.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -83,24 +84,25 @@ impl Error {
         }
     }
 
-    /// The API error code: from the error envelope, a stream `error` event
+    /// The API error code: from the error body, a stream's failure event
     /// or a failed operation.
-    pub fn code(&self) -> Option<&ErrorCode> {
+    pub fn code(&self) -> Option<&M::ErrorCode> {
         match self {
             Error::Api(failure) => Some(&failure.code),
             Error::Stream(failure) => Some(&failure.code),
-            Error::OperationFailed(op) | Error::OperationCancelled(op) => op.error.api_error().map(|e| &e.code),
+            Error::OperationFailed(op) | Error::OperationCancelled(op) => M::operation_error(op).map(|(code, _)| code),
             _ => None,
         }
     }
 
     /// Whether repeating the request may succeed: connection problems,
     /// timeouts, the statuses 408, 429, 500, 502, 503 and 504, and a 409
-    /// that carries `Retry-After` (an `Idempotency-Key` whose first request
+    /// that carries `Retry-After` (an idempotency key whose first request
     /// is still in progress; other conflicts carry none and stay final).
     ///
-    /// The client already retries these according to its [`RetryPolicy`](crate::RetryPolicy);
-    /// this tells whether retrying later, at a higher level, makes sense.
+    /// The client already retries these according to its
+    /// [`RetryPolicy`](crate::retry::RetryPolicy); this tells whether
+    /// retrying later, at a higher level, makes sense.
     pub fn is_retryable(&self) -> bool {
         match self {
             // Building a request or following a redirect fails the same way
@@ -115,7 +117,19 @@ impl Error {
         }
     }
 
-    /// The `X-Request-Id` of the failed response, for support requests.
+    /// Whether the server cannot have acted on the request: it could not
+    /// be connected to, or it refused the request as too many (429). Only
+    /// these are retried for a POST or PATCH that carries no idempotency key.
+    pub fn is_unprocessed(&self) -> bool {
+        match self {
+            Error::Transport(err) => err.is_connect(),
+            Error::Api(failure) => failure.meta.status == StatusCode::TOO_MANY_REQUESTS,
+            _ => false,
+        }
+    }
+
+    /// The request id of the failed response (such as `X-Request-Id`), for
+    /// support requests.
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Api(failure) => failure.meta.request_id.as_deref(),
@@ -140,7 +154,7 @@ impl Error {
     }
 
     /// The failed response, when the server answered with an error status.
-    pub fn api_failure(&self) -> Option<&ApiFailure> {
+    pub fn api_failure(&self) -> Option<&ApiFailure<M>> {
         match self {
             Error::Api(failure) => Some(failure),
             _ => None,
@@ -148,7 +162,7 @@ impl Error {
     }
 
     /// The operation, when it failed or was cancelled.
-    pub fn operation(&self) -> Option<&Operation> {
+    pub fn operation(&self) -> Option<&M::Operation> {
         match self {
             Error::OperationFailed(op) | Error::OperationCancelled(op) => Some(op),
             _ => None,
@@ -156,96 +170,55 @@ impl Error {
     }
 
     /// Converts a reqwest error, reporting reqwest's own timeouts (such as
-    /// the connect timeout) as [`Error::Timeout`] so callers check one variant.
+    /// the connect timeout) as `Error::Timeout` so callers check one variant.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         if err.is_timeout() { Error::Timeout } else { Error::Transport(err) }
     }
 }
 
-impl From<ValidationError> for Error {
+impl<M: ApiModel> From<ValidationError> for Error<M> {
     fn from(err: ValidationError) -> Self {
         Error::InvalidRequest(err)
     }
 }
 
-impl From<ApiFailure> for Error {
-    fn from(failure: ApiFailure) -> Self {
+impl<M: ApiModel> From<ApiFailure<M>> for Error<M> {
+    fn from(failure: ApiFailure<M>) -> Self {
         Error::Api(Box::new(failure))
     }
 }
 
-impl From<StreamFailure> for Error {
-    fn from(failure: StreamFailure) -> Self {
+impl<M: ApiModel> From<StreamFailure<M>> for Error<M> {
+    fn from(failure: StreamFailure<M>) -> Self {
         Error::Stream(failure)
     }
 }
 
 /// Formats the operation's own error, if it has one, as a suffix.
-fn operation_reason(op: &Operation) -> String {
-    match op.error.api_error() {
-        Some(err) => format!(": {}: {}", err.code, err.message),
+fn operation_reason<M: ApiModel>(op: &M::Operation) -> String {
+    match M::operation_error(op) {
+        Some((code, message)) => format!(": {code}: {message}"),
         None => String::new(),
-    }
-}
-
-/// Reads an operation's `error`, whichever way the generator typed it:
-/// `Option<ApiError>` while the spec marks the field optional only, or
-/// `Option<Option<ApiError>>` if it is ever marked nullable as well.
-pub(crate) trait OptionalApiError {
-    /// The error, when present and not null.
-    fn api_error(&self) -> Option<&ApiError>;
-}
-
-impl OptionalApiError for Option<ApiError> {
-    fn api_error(&self) -> Option<&ApiError> {
-        self.as_ref()
-    }
-}
-
-impl OptionalApiError for Option<Option<ApiError>> {
-    fn api_error(&self) -> Option<&ApiError> {
-        self.as_ref().and_then(Option::as_ref)
-    }
-}
-
-/// Reads an error's `details`, whichever way the generator typed it:
-/// `Option<Option<ErrorDetails>>` while the spec marks the field optional
-/// and nullable, or `Option<ErrorDetails>` if it ever becomes optional only.
-pub(crate) trait OptionalErrorDetails {
-    /// The details, when present and not null.
-    fn error_details(&self) -> Option<ErrorDetails>;
-}
-
-impl OptionalErrorDetails for Option<ErrorDetails> {
-    fn error_details(&self) -> Option<ErrorDetails> {
-        self.clone()
-    }
-}
-
-impl OptionalErrorDetails for Option<Option<ErrorDetails>> {
-    fn error_details(&self) -> Option<ErrorDetails> {
-        self.clone().flatten()
     }
 }
 
 /// A non-success response from the API.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct ApiFailure {
+pub struct ApiFailure<M: ApiModel> {
     /// Status, headers, request id and rate-limit window of the response.
     pub meta: ResponseMeta,
-    /// The error code: from the envelope, or derived from the status when
-    /// the body was not the envelope. Codes this client does not know are
-    /// kept as [`ErrorCode::Unknown`].
-    pub code: ErrorCode,
-    /// The human-readable message: from the envelope, or the start of the
+    /// The error code: from the error body, or derived from the status when
+    /// the body carried none. Codes this client does not know are kept.
+    pub code: M::ErrorCode,
+    /// The human-readable message: from the error body, or the start of the
     /// body (or the status reason) otherwise.
     pub message: String,
-    /// The envelope's `details`, when present and not null.
-    pub details: Option<ErrorDetails>,
-    /// The whole envelope; `None` when the body was not the API's envelope
-    /// (for example an HTML page from a proxy).
-    pub body: Option<ErrorResponse>,
+    /// The error's details, when present and not null.
+    pub details: Option<M::ErrorDetails>,
+    /// The decoded error body; `None` when the body was not the API's error
+    /// body (for example an HTML page from a proxy).
+    pub body: Option<M::ErrorBody>,
     /// The body exactly as received (lossily decoded as UTF-8).
     pub raw_body: String,
     /// The delay the server asked for, from `Retry-After` or, on a 429 with
@@ -253,32 +226,20 @@ pub struct ApiFailure {
     pub retry_after: Option<Duration>,
 }
 
-impl ApiFailure {
+impl<M: ApiModel> ApiFailure<M> {
     /// Builds the failure from a response; `now` anchors an HTTP-date
     /// `Retry-After` and the rate-limit reset.
     pub(crate) fn from_response(meta: ResponseMeta, body: &[u8], now: SystemTime) -> Self {
         let raw_body = String::from_utf8_lossy(body).into_owned();
         let retry_after = server_retry_after(meta.status, &meta.headers, now);
-        match serde_json::from_slice::<ErrorResponse>(body) {
-            Ok(envelope) => Self {
-                code: envelope.error.code.clone(),
-                message: envelope.error.message.clone(),
-                details: envelope.error.details.error_details(),
-                body: Some(envelope),
-                meta,
-                raw_body,
-                retry_after,
-            },
-            Err(_) => Self {
-                code: code_for_status(meta.status),
-                message: fallback_message(meta.status, &raw_body),
-                details: None,
-                body: None,
-                meta,
-                raw_body,
-                retry_after,
-            },
-        }
+        let parsed = serde_json::from_slice::<M::ErrorBody>(body).ok();
+        let (code, message, details) = match parsed.as_ref().and_then(M::split_error) {
+            Some((code, message, details)) => {
+                (code.unwrap_or_else(|| code_for_status::<M>(meta.status)), message, details)
+            }
+            None => (code_for_status::<M>(meta.status), fallback_message(meta.status, &raw_body), None),
+        };
+        Self { meta, code, message, details, body: parsed, raw_body, retry_after }
     }
 
     /// The HTTP status.
@@ -287,11 +248,11 @@ impl ApiFailure {
     }
 }
 
-impl fmt::Display for ApiFailure {
+impl<M: ApiModel> fmt::Display for ApiFailure<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "HTTP {} {}: {}", self.meta.status, self.code, self.message)?;
         if let Some(details) = &self.details {
-            match (&details.field, &details.reason) {
+            match M::describe_details(details) {
                 (Some(field), Some(reason)) => write!(f, " ({field}: {reason})")?,
                 (Some(field), None) => write!(f, " (field {field})")?,
                 (None, Some(reason)) => write!(f, " ({reason})")?,
@@ -305,20 +266,19 @@ impl fmt::Display for ApiFailure {
     }
 }
 
-/// The error code a status implies when the body is not the envelope.
-pub(crate) fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status.as_u16() {
-        400 | 422 => ErrorCode::InvalidInput,
-        401 | 403 => ErrorCode::Unauthorized,
-        404 => ErrorCode::NotFound,
-        405 => ErrorCode::MethodNotAllowed,
-        409 => ErrorCode::Conflict,
-        413 => ErrorCode::PayloadTooLarge,
-        429 => ErrorCode::RateLimited,
-        501 => ErrorCode::NotImplemented,
-        500..=599 => ErrorCode::InternalError,
-        other => ErrorCode::Unknown(format!("HTTP_{other}")),
-    }
+/// The error code a status implies when the body carries none: the API's
+/// own code for that status, else the one for a status of the same meaning
+/// (422 as 400, 403 as 401, any 5xx as 500), else `HTTP_<status>`.
+pub(crate) fn code_for_status<M: ApiModel>(status: StatusCode) -> M::ErrorCode {
+    let lookup = |status: u16| M::STATUS_CODES.iter().find(|(s, _)| *s == status).map(|(_, code)| M::error_code(code));
+    let status = status.as_u16();
+    let related = match status {
+        422 => Some(400),
+        403 => Some(401),
+        501..=599 => Some(500),
+        _ => None,
+    };
+    lookup(status).or_else(|| related.and_then(lookup)).unwrap_or_else(|| M::error_code(&format!("HTTP_{status}")))
 }
 
 /// A readable message for a body that is not the envelope: its start, or
@@ -334,32 +294,26 @@ fn fallback_message(status: StatusCode, body: &str) -> String {
     }
 }
 
-/// An `error` event received on an event stream.
+/// An event reporting a failure, received on an event stream.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct StreamFailure {
+pub struct StreamFailure<M: ApiModel> {
     /// The error code from the event.
-    pub code: ErrorCode,
+    pub code: M::ErrorCode,
     /// The message from the event.
     pub message: String,
     /// The SSE `id` of the event, if it had one.
     pub event_id: Option<String>,
 }
 
-impl StreamFailure {
-    /// Creates a failure from an `error` event's code and message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+impl<M: ApiModel> StreamFailure<M> {
+    /// Creates a failure from a failure event's code and message.
+    pub fn new(code: M::ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), event_id: None }
     }
 }
 
-impl From<crate::types::StreamError> for StreamFailure {
-    fn from(err: crate::types::StreamError) -> Self {
-        Self::new(err.code, err.message)
-    }
-}
-
-impl fmt::Display for StreamFailure {
+impl<M: ApiModel> fmt::Display for StreamFailure<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stream error {}: {}", self.code, self.message)?;
         if let Some(id) = &self.event_id {
@@ -372,8 +326,13 @@ impl fmt::Display for StreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{ErrorCode, Model};
     use http::{HeaderMap, HeaderValue};
     use std::time::UNIX_EPOCH;
+
+    type Error = super::Error<Model>;
+    type ApiFailure = super::ApiFailure<Model>;
+    type StreamFailure = super::StreamFailure<Model>;
 
     fn meta(status: u16, pairs: &[(&'static str, &'static str)]) -> ResponseMeta {
         let mut headers = HeaderMap::new();
@@ -462,9 +421,8 @@ mod tests {
             (401, ErrorCode::Unauthorized),
             (403, ErrorCode::Unauthorized),
             (404, ErrorCode::NotFound),
-            (405, ErrorCode::MethodNotAllowed),
+            (405, ErrorCode::Unknown("HTTP_405".into())),
             (409, ErrorCode::Conflict),
-            (413, ErrorCode::PayloadTooLarge),
             (422, ErrorCode::InvalidInput),
             (429, ErrorCode::RateLimited),
             (500, ErrorCode::InternalError),
@@ -473,7 +431,7 @@ mod tests {
             (418, ErrorCode::Unknown("HTTP_418".into())),
         ];
         for (status, code) in cases {
-            assert_eq!(code_for_status(StatusCode::from_u16(status).unwrap()), code, "{status}");
+            assert_eq!(code_for_status::<Model>(StatusCode::from_u16(status).unwrap()), code, "{status}");
         }
     }
 
@@ -510,6 +468,30 @@ mod tests {
         assert_eq!(stream.code(), Some(&ErrorCode::AgentError));
         assert_eq!(stream.status(), None);
         assert!(stream.to_string().contains("AGENT_ERROR"));
+    }
+
+    #[test]
+    fn without_an_envelope_errors_keep_the_json_and_a_string_code() {
+        use crate::testing::PlainModel;
+        type Plain = super::ApiFailure<PlainModel>;
+        let body = br#"{"error":{"code":"missing","message":"no such pet","details":{"field":"id"}}}"#;
+        let failure = Plain::from_response(meta(404, &[("x-request-id", "r1")]), body, now());
+        assert_eq!((failure.code.as_str(), failure.message.as_str()), ("missing", "no such pet"));
+        assert_eq!(failure.body.as_ref().unwrap()["error"]["code"], "missing");
+        assert_eq!(failure.to_string(), "HTTP 404 Not Found missing: no such pet (field id) [request id r1]");
+
+        let failure = Plain::from_response(meta(404, &[]), br#"{"message":"gone"}"#, now());
+        assert_eq!((failure.code.as_str(), failure.message.as_str()), ("HTTP_404", "gone"));
+
+        let failure = Plain::from_response(meta(400, &[]), b"[1]", now());
+        assert_eq!(failure.body, Some(serde_json::json!([1])));
+        assert_eq!((failure.code.as_str(), failure.message.as_str()), ("HTTP_400", "[1]"));
+
+        let failure = Plain::from_response(meta(502, &[]), b"<html>", now());
+        assert_eq!(failure.body, None);
+        let err = super::Error::<PlainModel>::from(failure);
+        assert_eq!(err.code().map(String::as_str), Some("HTTP_502"));
+        assert!(err.is_retryable());
     }
 
     #[test]

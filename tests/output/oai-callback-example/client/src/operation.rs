@@ -2,18 +2,72 @@
 
 //! Handles on long-running operations: polling, waiting and cancelling.
 
+use std::fmt;
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use http::Method;
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::client::{Client, RequestOptions};
 use crate::error::Error;
+use crate::model::ApiModel;
 use crate::response::{ApiResponse, ResponseMeta};
 use crate::retry::server_retry_after;
-use crate::types::{Operation, OperationAccepted, OperationResponse, OperationStatus};
 
-/// How [`OperationHandle::wait_with`] polls.
+/// How an API runs long-running operations: a `202 Accepted` body naming
+/// one, and an operation (or the accepted body's check URL) that fetches
+/// its record. The generator implements it when the spec has them.
+pub trait LongRunning: ApiModel {
+    /// The `202 Accepted` body.
+    type Accepted: DeserializeOwned + fmt::Debug + Clone + PartialEq + Send + Sync + 'static;
+    /// The body of the answer that carries a record.
+    type PollBody: DeserializeOwned + Send + 'static;
+
+    /// The operation's id, from the accepted body.
+    fn accepted_id(accepted: &Self::Accepted) -> &str;
+
+    /// Where to poll the operation, if the accepted body says.
+    fn check_url(accepted: &Self::Accepted) -> Option<&str>;
+
+    /// Fetches the operation by id (the spec's operation for it).
+    fn poll(
+        client: &Client<Self>,
+        id: &str,
+    ) -> impl Future<Output = Result<ApiResponse<Self::PollBody>, Error<Self>>> + Send;
+
+    /// The record in a poll's body.
+    fn into_record(body: Self::PollBody) -> Self::Operation;
+
+    /// Where the operation stands.
+    fn state(operation: &Self::Operation) -> OperationState;
+}
+
+/// An API whose long-running operations can be cancelled.
+pub trait CancelOperation: LongRunning {
+    /// Asks for the operation to be cancelled (the spec's operation for it).
+    fn cancel(
+        client: &Client<Self>,
+        id: &str,
+    ) -> impl Future<Output = Result<ApiResponse<Self::PollBody>, Error<Self>>> + Send;
+}
+
+/// Where a long-running operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationState {
+    /// Not finished: waiting keeps polling. Statuses a client does not know
+    /// count as this.
+    Running,
+    /// Finished with success.
+    Succeeded,
+    /// Finished with a failure.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// How `OperationHandle::wait_with` polls.
 ///
 /// Polls start `initial_interval` apart and the interval doubles after each
 /// poll up to `max_interval`; a `Retry-After` header on a poll's response
@@ -22,7 +76,7 @@ use crate::types::{Operation, OperationAccepted, OperationResponse, OperationSta
 #[non_exhaustive]
 pub struct WaitOptions {
     /// How long to wait in total before giving up with
-    /// [`Error::WaitTimeout`]; `None` waits as long as the operation runs.
+    /// `Error::WaitTimeout`; `None` waits as long as the operation runs.
     /// Default `None`.
     pub timeout: Option<Duration>,
     /// The delay after the first poll. Default 250 ms.
@@ -62,43 +116,51 @@ impl WaitOptions {
     }
 }
 
-/// A long-running operation the API accepted (a `202 Accepted` answer).
-///
-/// ```no_run
-/// # async fn example(handle: runagent_client::OperationHandle) -> Result<(), runagent_client::Error> {
-/// use runagent_client::WaitOptions;
-/// use std::time::Duration;
-///
-/// let operation = handle.wait_with(WaitOptions::new().timeout(Duration::from_secs(600))).await?;
-/// println!("{:?}", operation.result);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct OperationHandle {
-    client: Client,
-    accepted: OperationAccepted,
+/// A long-running operation the API accepted (a `202 Accepted` answer);
+/// the generated crate names it `OperationHandle`.
+pub struct OperationHandle<M: LongRunning> {
+    client: Client<M>,
+    accepted: M::Accepted,
     meta: ResponseMeta,
 }
 
-impl OperationHandle {
+impl<M: LongRunning> Clone for OperationHandle<M> {
+    fn clone(&self) -> Self {
+        Self { client: self.client.clone(), accepted: self.accepted.clone(), meta: self.meta.clone() }
+    }
+}
+
+impl<M: LongRunning> fmt::Debug for OperationHandle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperationHandle")
+            .field("client", &self.client)
+            .field("accepted", &self.accepted)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl<M: LongRunning> OperationHandle<M> {
     /// Wraps an accepted operation.
-    pub(crate) fn new(client: Client, accepted: OperationAccepted, meta: ResponseMeta) -> Self {
+    // Called by the generated operations that answer 202.
+    #[allow(dead_code)]
+    pub(crate) fn new(client: Client<M>, accepted: M::Accepted, meta: ResponseMeta) -> Self {
         Self { client, accepted, meta }
     }
 
     /// The operation's id.
     pub fn id(&self) -> &str {
-        &self.accepted.operation_id
+        M::accepted_id(&self.accepted)
     }
 
-    /// Where the operation is polled, e.g. `/v1/operations/op_123abc`.
+    /// Where the operation is polled, e.g. `/v1/operations/op_123abc`;
+    /// empty when the API sent none (it is then fetched by id).
     pub fn check_url(&self) -> &str {
-        &self.accepted.check_url
+        M::check_url(&self.accepted).unwrap_or_default()
     }
 
     /// The `202 Accepted` body.
-    pub fn accepted(&self) -> &OperationAccepted {
+    pub fn accepted(&self) -> &M::Accepted {
         &self.accepted
     }
 
@@ -108,21 +170,21 @@ impl OperationHandle {
     }
 
     /// Fetches the operation once.
-    pub async fn status(&self) -> Result<Operation, Error> {
-        Ok(self.poll().await?.body.data)
+    pub async fn status(&self) -> Result<M::Operation, Error<M>> {
+        Ok(M::into_record(self.poll().await?.body))
     }
 
     /// Polls until the operation finishes: `Ok` when it succeeded,
-    /// [`Error::OperationFailed`] or [`Error::OperationCancelled`] otherwise.
-    /// Waits without a deadline; see [`OperationHandle::wait_with`].
-    pub async fn wait(&self) -> Result<Operation, Error> {
+    /// `Error::OperationFailed` or `Error::OperationCancelled` otherwise.
+    /// Waits without a deadline; see `OperationHandle::wait_with`.
+    pub async fn wait(&self) -> Result<M::Operation, Error<M>> {
         self.wait_with(WaitOptions::default()).await
     }
 
     /// Polls as `options` say until the operation finishes or the timeout
-    /// passes ([`Error::WaitTimeout`]). A poll that fails after the client's
+    /// passes (`Error::WaitTimeout`). A poll that fails after the client's
     /// retries ends the wait with that error.
-    pub async fn wait_with(&self, options: WaitOptions) -> Result<Operation, Error> {
+    pub async fn wait_with(&self, options: WaitOptions) -> Result<M::Operation, Error<M>> {
         let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
         let timed_out = || Error::WaitTimeout { operation_id: self.id().to_owned() };
         let max_hint = self.client.retry_policy().max_retry_after;
@@ -133,16 +195,14 @@ impl OperationHandle {
                 None => self.poll().await?,
             };
             let hint = server_retry_after(response.meta.status, &response.meta.headers, SystemTime::now());
-            let operation = response.body.data;
-            match operation.status {
-                OperationStatus::Succeeded => return Ok(operation),
-                OperationStatus::Failed => return Err(Error::OperationFailed(Box::new(operation))),
-                OperationStatus::Cancelled => {
-                    return Err(Error::OperationCancelled(Box::new(operation)));
-                }
+            let operation = M::into_record(response.body);
+            match M::state(&operation) {
+                OperationState::Succeeded => return Ok(operation),
+                OperationState::Failed => return Err(Error::OperationFailed(Box::new(operation))),
+                OperationState::Cancelled => return Err(Error::OperationCancelled(Box::new(operation))),
                 // Pending, running, and states this client does not know yet
-                // (which the API only adds as non-final ones) keep polling.
-                _ => {}
+                // (which an API only adds as non-final ones) keep polling.
+                OperationState::Running => {}
             }
             let delay = hint.map_or(interval, |hint| hint.min(max_hint));
             match deadline {
@@ -156,18 +216,20 @@ impl OperationHandle {
         }
     }
 
-    /// Asks the API to cancel the operation and returns it as it is then.
-    pub async fn cancel(&self) -> Result<Operation, Error> {
-        Ok(self.client.cancel_operation(self.id()).send().await?.into_body().data)
-    }
-
     /// One GET of the check URL (or, if the API sent none, of the operation
     /// by id).
-    async fn poll(&self) -> Result<ApiResponse<OperationResponse>, Error> {
-        if self.check_url().is_empty() {
-            return self.client.get_operation(self.id()).send().await;
+    async fn poll(&self) -> Result<ApiResponse<M::PollBody>, Error<M>> {
+        match M::check_url(&self.accepted).filter(|url| !url.is_empty()) {
+            Some(url) => self.client.execute_url(Method::GET, url, &RequestOptions::default()).await?.json(),
+            None => M::poll(&self.client, self.id()).await,
         }
-        self.client.execute_url(Method::GET, self.check_url(), &RequestOptions::default()).await?.json()
+    }
+}
+
+impl<M: CancelOperation> OperationHandle<M> {
+    /// Asks the API to cancel the operation and returns it as it is then.
+    pub async fn cancel(&self) -> Result<M::Operation, Error<M>> {
+        Ok(M::into_record(M::cancel(&self.client, self.id()).await?.body))
     }
 }
 
@@ -175,7 +237,9 @@ impl OperationHandle {
 mod tests {
     use super::*;
     use crate::client::test_server::{TestServer, json};
-    use crate::types::ErrorCode;
+    use crate::testing::{ErrorCode, Model, OperationAccepted, OperationStatus};
+
+    type OperationHandle = super::OperationHandle<Model>;
 
     fn operation(status: &str) -> String {
         let error = if status == "failed" { r#","error":{"code":"AGENT_ERROR","message":"boom"}"# } else { "" };

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `POST /streams` (`postStreams`)
     ///
@@ -17,7 +17,7 @@ impl crate::Client {
         }
     }
 }
-/// A `postStreams` request; made by [`Client::post_streams`](crate::Client::post_streams).
+/// A `postStreams` request; made by `Client::post_streams`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct PostStreams {

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `GET /2.0/users/{username}` (`getUserByName`)
     ///
@@ -15,7 +15,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getUserByName` request; made by [`Client::get_user_by_name`](crate::Client::get_user_by_name).
+/// A `getUserByName` request; made by `Client::get_user_by_name`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetUserByName {
@@ -44,10 +44,7 @@ impl GetUserByName {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/2.0/users/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username))
-            ),
+            path: ::std::format!("/2.0/users/{}", crate::url::encode_segment(&self.username)),
             query,
             headers,
             body,
@@ -77,7 +74,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getRepositoriesByOwner` request; made by [`Client::get_repositories_by_owner`](crate::Client::get_repositories_by_owner).
+/// A `getRepositoriesByOwner` request; made by `Client::get_repositories_by_owner`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetRepositoriesByOwner {
@@ -106,10 +103,7 @@ impl GetRepositoriesByOwner {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/2.0/repositories/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username))
-            ),
+            path: ::std::format!("/2.0/repositories/{}", crate::url::encode_segment(&self.username)),
             query,
             headers,
             body,
@@ -143,7 +137,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getRepository` request; made by [`Client::get_repository`](crate::Client::get_repository).
+/// A `getRepository` request; made by `Client::get_repository`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetRepository {
@@ -175,8 +169,8 @@ impl GetRepository {
             method: ::http::Method::GET,
             path: ::std::format!(
                 "/2.0/repositories/{}/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.slug))
+                crate::url::encode_segment(&self.username),
+                crate::url::encode_segment(&self.slug)
             ),
             query,
             headers,
@@ -210,7 +204,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getPullRequestsByRepository` request; made by [`Client::get_pull_requests_by_repository`](crate::Client::get_pull_requests_by_repository).
+/// A `getPullRequestsByRepository` request; made by `Client::get_pull_requests_by_repository`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetPullRequestsByRepository {
@@ -255,8 +249,8 @@ impl GetPullRequestsByRepository {
             method: ::http::Method::GET,
             path: ::std::format!(
                 "/2.0/repositories/{}/{}/pullrequests",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.slug))
+                crate::url::encode_segment(&self.username),
+                crate::url::encode_segment(&self.slug)
             ),
             query,
             headers,
@@ -293,7 +287,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getPullRequestsById` request; made by [`Client::get_pull_requests_by_id`](crate::Client::get_pull_requests_by_id).
+/// A `getPullRequestsById` request; made by `Client::get_pull_requests_by_id`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetPullRequestsById {
@@ -326,9 +320,9 @@ impl GetPullRequestsById {
             method: ::http::Method::GET,
             path: ::std::format!(
                 "/2.0/repositories/{}/{}/pullrequests/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.slug)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pid))
+                crate::url::encode_segment(&self.username),
+                crate::url::encode_segment(&self.slug),
+                crate::url::encode_segment(&self.pid)
             ),
             query,
             headers,
@@ -363,7 +357,7 @@ impl crate::Client {
         }
     }
 }
-/// A `mergePullRequest` request; made by [`Client::merge_pull_request`](crate::Client::merge_pull_request).
+/// A `mergePullRequest` request; made by `Client::merge_pull_request`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct MergePullRequest {
@@ -396,9 +390,9 @@ impl MergePullRequest {
             method: ::http::Method::POST,
             path: ::std::format!(
                 "/2.0/repositories/{}/{}/pullrequests/{}/merge",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.username)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.slug)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pid))
+                crate::url::encode_segment(&self.username),
+                crate::url::encode_segment(&self.slug),
+                crate::url::encode_segment(&self.pid)
             ),
             query,
             headers,

@@ -2,6 +2,7 @@
 
 //! Successful responses and the metadata every response carries.
 
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,16 +11,17 @@ use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
+use crate::model::ApiModel;
 
-/// The header the API uses to identify a request in its logs.
+/// The header APIs commonly use to identify a request in their logs.
 const REQUEST_ID: &str = "x-request-id";
-/// The rate-limit headers the API sends on every response.
+/// The rate-limit headers APIs commonly send on every response.
 const RATE_LIMIT_LIMIT: &str = "x-ratelimit-limit";
 const RATE_LIMIT_REMAINING: &str = "x-ratelimit-remaining";
 const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
 
-/// The status line and headers of a response, with the headers the API
-/// defines already parsed.
+/// The status line and headers of a response, with the well-known request-id
+/// and rate-limit headers already parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseMeta {
     /// The HTTP status code.
@@ -33,7 +35,7 @@ pub struct ResponseMeta {
 }
 
 impl ResponseMeta {
-    /// Parses the headers the API defines out of a status and header map.
+    /// Parses the request-id and rate-limit headers out of a status and header map.
     pub fn from_parts(status: StatusCode, headers: HeaderMap) -> Self {
         let request_id = header_str(&headers, REQUEST_ID).map(str::to_owned);
         let rate_limit = RateLimit::from_headers(&headers);
@@ -134,12 +136,18 @@ impl<T> DerefMut for ApiResponse<T> {
 
 /// A successful response whose body has been read but not decoded yet.
 #[derive(Debug, Clone)]
-pub(crate) struct RawResponse {
+pub(crate) struct RawResponse<M> {
     pub(crate) meta: ResponseMeta,
     pub(crate) body: Bytes,
+    model: PhantomData<fn() -> M>,
 }
 
-impl RawResponse {
+impl<M: ApiModel> RawResponse<M> {
+    /// Wraps a read response.
+    pub(crate) fn new(meta: ResponseMeta, body: Bytes) -> Self {
+        Self { meta, body, model: PhantomData }
+    }
+
     /// The response status, for operations with several success statuses.
     // Only operations with several success responses look at the status.
     #[allow(dead_code)]
@@ -151,7 +159,7 @@ impl RawResponse {
     /// operation: the body cannot be decoded without knowing its type.
     // Only operations with several success responses can meet this.
     #[allow(dead_code)]
-    pub(crate) fn unexpected_status(self) -> Error {
+    pub(crate) fn unexpected_status(self) -> Error<M> {
         let status = self.meta.status;
         Error::Decode {
             status,
@@ -163,7 +171,9 @@ impl RawResponse {
     /// Decodes the body as JSON, keeping the raw text in the error when the
     /// body does not match the expected type so that callers can see what
     /// the server actually sent.
-    pub(crate) fn json<T: DeserializeOwned>(self) -> Result<ApiResponse<T>, Error> {
+    // Called by the generated operations, which a spec may not have.
+    #[allow(dead_code)]
+    pub(crate) fn json<T: DeserializeOwned>(self) -> Result<ApiResponse<T>, Error<M>> {
         match serde_json::from_slice(&self.body) {
             Ok(body) => Ok(ApiResponse { body, meta: self.meta }),
             Err(source) => Err(Error::Decode {
@@ -197,7 +207,10 @@ pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Model;
     use http::HeaderValue;
+
+    type RawResponse = super::RawResponse<Model>;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -252,10 +265,10 @@ mod tests {
 
     #[test]
     fn raw_json_decode_failure_keeps_the_body() {
-        let raw = RawResponse {
-            meta: ResponseMeta::from_parts(StatusCode::OK, HeaderMap::new()),
-            body: Bytes::from_static(b"{\"unexpected\": true"),
-        };
+        let raw = RawResponse::new(
+            ResponseMeta::from_parts(StatusCode::OK, HeaderMap::new()),
+            Bytes::from_static(b"{\"unexpected\": true"),
+        );
         match raw.json::<Vec<u32>>() {
             Err(Error::Decode { status, body, .. }) => {
                 assert_eq!(status, StatusCode::OK);
@@ -267,24 +280,24 @@ mod tests {
 
     #[test]
     fn raw_json_decodes() {
-        let raw = RawResponse {
-            meta: ResponseMeta::from_parts(StatusCode::CREATED, HeaderMap::new()),
-            body: Bytes::from_static(b"[1,2]"),
-        };
+        let raw = RawResponse::new(
+            ResponseMeta::from_parts(StatusCode::CREATED, HeaderMap::new()),
+            Bytes::from_static(b"[1,2]"),
+        );
         let decoded = raw.json::<Vec<u32>>().unwrap();
         assert_eq!(decoded.body, vec![1, 2]);
         assert_eq!(decoded.meta.status, StatusCode::CREATED);
-        let raw = RawResponse { meta: decoded.meta.clone(), body: Bytes::new() };
+        let raw = RawResponse::new(decoded.meta.clone(), Bytes::new());
         assert_eq!(raw.status(), StatusCode::CREATED);
         assert_eq!(raw.empty().body, ());
     }
 
     #[test]
     fn unexpected_status_is_a_decode_error() {
-        let raw = RawResponse {
-            meta: ResponseMeta::from_parts(StatusCode::PARTIAL_CONTENT, HeaderMap::new()),
-            body: Bytes::from_static(b"{}"),
-        };
+        let raw = RawResponse::new(
+            ResponseMeta::from_parts(StatusCode::PARTIAL_CONTENT, HeaderMap::new()),
+            Bytes::from_static(b"{}"),
+        );
         match raw.unexpected_status() {
             Error::Decode { status, body, source } => {
                 assert_eq!(status, StatusCode::PARTIAL_CONTENT);

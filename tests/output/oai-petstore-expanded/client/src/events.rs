@@ -16,12 +16,16 @@ use http::StatusCode;
 
 use crate::client::{Client, RequestOptions, RequestSpec};
 use crate::error::{Error, StreamFailure};
+use crate::model::ApiModel;
 use crate::response::ResponseMeta;
 use crate::sse::SseParser;
 
 /// The events of one streaming operation; the generator implements it for
 /// each stream's event enum.
 pub trait StreamEvent: Sized + Send + 'static {
+    /// The API the stream belongs to.
+    type Model: ApiModel;
+
     /// Decodes an event from its SSE `event` field (`None` for the default
     /// type) and its `data`.
     fn decode(event: Option<&str>, data: &str) -> Result<Self, serde_json::Error>;
@@ -29,8 +33,8 @@ pub trait StreamEvent: Sized + Send + 'static {
     /// Whether this event is the last one of the stream (such as `done`).
     fn is_terminal(&self) -> bool;
 
-    /// The failure this event reports, if it is an `error` event.
-    fn stream_error(&self) -> Option<StreamFailure>;
+    /// The failure this event reports, if it reports one (such as `error`).
+    fn stream_error(&self) -> Option<StreamFailure<Self::Model>>;
 }
 
 /// How an event stream reconnects after the connection drops before the
@@ -66,7 +70,7 @@ impl ResumePolicy {
     }
 
     /// Never reconnect: a dropped connection ends the stream with
-    /// [`Error::StreamInterrupted`].
+    /// `Error::StreamInterrupted`.
     pub fn disabled() -> Self {
         Self::default().max_attempts(0)
     }
@@ -104,18 +108,18 @@ impl ResumePolicy {
 ///
 /// Nothing is sent until it is first polled. Items are `Ok(event)` until the
 /// final event (which is yielded, then the stream ends), or one `Err`:
-/// an `error` event arrives as [`Error::Stream`] and ends the stream, and so
-/// does a failure to connect. An event whose data does not decode is yielded
-/// as [`Error::Decode`] and the stream goes on, so that an event type added
+/// an event reporting a failure arrives as `Error::Stream` and ends the
+/// stream, and so does a failure to connect. An event whose data does not decode is yielded
+/// as `Error::Decode` and the stream goes on, so that an event type added
 /// to the API later does not break older clients.
 ///
 /// If the connection drops (an error, the server closing it, or no data for
 /// the call's timeout) before the final event, the stream reconnects with
 /// `Last-Event-ID` as its [`ResumePolicy`] allows and skips any event whose
 /// id it already delivered; when it cannot, it ends with
-/// [`Error::StreamInterrupted`].
-pub struct EventStream<E> {
-    inner: BoxStream<'static, Result<E, Error>>,
+/// `Error::StreamInterrupted`.
+pub struct EventStream<E: StreamEvent> {
+    inner: BoxStream<'static, Result<E, Error<E::Model>>>,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -130,15 +134,22 @@ struct Shared {
 impl<E: StreamEvent> EventStream<E> {
     /// Creates the stream. The resume policy is the call's
     /// ([`RequestOptions::resume_policy`]), else the client's
-    /// ([`ClientBuilder::resume_policy`](crate::ClientBuilder::resume_policy)),
+    /// (`ClientBuilder::resume_policy`),
     /// else the default.
-    pub(crate) fn new(client: Client, spec: RequestSpec, opts: RequestOptions) -> Self {
+    // Called by the generated streaming operations, which a spec may not have.
+    #[allow(dead_code)]
+    pub(crate) fn new(client: Client<E::Model>, spec: RequestSpec, opts: RequestOptions) -> Self {
         let resume = opts.resume_policy.clone().or_else(|| client.resume_policy().cloned()).unwrap_or_default();
         Self::with_resume(client, spec, opts, resume)
     }
 
     /// Creates the stream with an explicit resume policy.
-    pub(crate) fn with_resume(client: Client, spec: RequestSpec, opts: RequestOptions, resume: ResumePolicy) -> Self {
+    pub(crate) fn with_resume(
+        client: Client<E::Model>,
+        spec: RequestSpec,
+        opts: RequestOptions,
+        resume: ResumePolicy,
+    ) -> Self {
         let shared = Arc::new(Mutex::new(Shared { last_event_id: opts.last_event_id.clone(), ..Shared::default() }));
         let driver = Driver::<E> {
             read_timeout: client.attempt_timeout(&opts),
@@ -165,7 +176,7 @@ impl<E: StreamEvent> EventStream<E> {
     }
 }
 
-impl<E> EventStream<E> {
+impl<E: StreamEvent> EventStream<E> {
     /// The id of the last event received, to pass to
     /// [`RequestOptions::last_event_id`] to pick the stream up later.
     pub fn last_event_id(&self) -> Option<String> {
@@ -189,15 +200,15 @@ impl<E> EventStream<E> {
     }
 }
 
-impl<E> Stream for EventStream<E> {
-    type Item = Result<E, Error>;
+impl<E: StreamEvent> Stream for EventStream<E> {
+    type Item = Result<E, Error<E::Model>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx)
     }
 }
 
-impl<E> fmt::Debug for EventStream<E> {
+impl<E: StreamEvent> fmt::Debug for EventStream<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.lock();
         f.debug_struct("EventStream")
@@ -209,8 +220,8 @@ impl<E> fmt::Debug for EventStream<E> {
 
 /// The state behind an [`EventStream`]: the connection, the parser and
 /// what has been delivered.
-struct Driver<E> {
-    client: Client,
+struct Driver<E: StreamEvent> {
+    client: Client<E::Model>,
     spec: RequestSpec,
     opts: RequestOptions,
     resume: ResumePolicy,
@@ -235,7 +246,7 @@ struct Driver<E> {
 
 impl<E: StreamEvent> Driver<E> {
     /// Produces the next item, or `None` once the stream has ended.
-    async fn next_item(&mut self) -> Option<Result<E, Error>> {
+    async fn next_item(&mut self) -> Option<Result<E, Error<E::Model>>> {
         loop {
             if self.finished {
                 return None;
@@ -271,7 +282,7 @@ impl<E: StreamEvent> Driver<E> {
     }
 
     /// Decodes the next parsed event that was not delivered before.
-    fn take_queued(&mut self) -> Option<Result<E, Error>> {
+    fn take_queued(&mut self) -> Option<Result<E, Error<E::Model>>> {
         while let Some(dispatched) = self.parser.next_dispatched() {
             let sse = dispatched.event;
             if dispatched.has_own_id
@@ -305,7 +316,7 @@ impl<E: StreamEvent> Driver<E> {
     }
 
     /// Opens the first connection, or resumes after a drop.
-    async fn connect(&mut self) -> Result<(), Error> {
+    async fn connect(&mut self) -> Result<(), Error<E::Model>> {
         loop {
             let resuming = self.connections > 0;
             let (opts, last_id) = if resuming {
@@ -356,7 +367,7 @@ impl<E: StreamEvent> Driver<E> {
         }
     }
 
-    fn interrupted(&self) -> Error {
+    fn interrupted(&self) -> Error<E::Model> {
         Error::StreamInterrupted { attempts: self.attempts }
     }
 
@@ -397,13 +408,14 @@ mod tests {
         fn assert_bounds<T: Send + Unpin + 'static>() {}
         struct Nothing;
         impl StreamEvent for Nothing {
+            type Model = crate::testing::Model;
             fn decode(_: Option<&str>, _: &str) -> Result<Self, serde_json::Error> {
                 Ok(Nothing)
             }
             fn is_terminal(&self) -> bool {
                 true
             }
-            fn stream_error(&self) -> Option<StreamFailure> {
+            fn stream_error(&self) -> Option<StreamFailure<crate::testing::Model>> {
                 None
             }
         }
@@ -412,7 +424,7 @@ mod tests {
     mod over_the_wire {
         use super::*;
         use crate::client::test_server::{Reply, TestServer, event_stream, json};
-        use crate::types::ErrorCode;
+        use crate::testing::{ErrorCode, Model};
         use bytes::Bytes;
         use futures::StreamExt;
         use http::Method;
@@ -422,11 +434,14 @@ mod tests {
         enum Ev {
             Start(String),
             Chunk(String),
-            Failed(StreamFailure),
+            Failed(StreamFailure<Model>),
             Done,
         }
 
+        type Error = super::Error<Model>;
+
         impl StreamEvent for Ev {
+            type Model = Model;
             fn decode(event: Option<&str>, data: &str) -> Result<Self, serde_json::Error> {
                 match event.unwrap_or("message") {
                     "start" => Ok(Ev::Start(data.to_owned())),
@@ -444,7 +459,7 @@ mod tests {
             fn is_terminal(&self) -> bool {
                 matches!(self, Ev::Done | Ev::Failed(_))
             }
-            fn stream_error(&self) -> Option<StreamFailure> {
+            fn stream_error(&self) -> Option<StreamFailure<Model>> {
                 match self {
                     Ev::Failed(failure) => Some(failure.clone()),
                     _ => None,

@@ -7,24 +7,40 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), runagent_client::Error> {
-//! use futures::StreamExt;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Reads SWAGGER_PETSTORE_BASE_URL (and SWAGGER_PETSTORE_API_KEY, if the API needs a key).
+//! let client = oai_petstore_expanded_client::Client::from_env()?;
 //!
-//! // Reads RUNAGENT_API_KEY and RUNAGENT_BASE_URL.
-//! let client = runagent_client::Client::from_env()?;
+//! // The body, with the response metadata.
+//! let response = client.find_pets().send().await?;
+//! println!("{:?} (request id {:?})", response.body, response.meta.request_id);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Per-call settings override the client's:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! let options = oai_petstore_expanded_client::RequestOptions::new()
+//!     .timeout(Duration::from_secs(120))
+//!     .max_retries(0)
+//!     .header("x-trace", "abc");
+//! # let _ = options;
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-mod client;
+mod api;
 pub mod operations;
 pub mod types;
+pub use api::Api;
+mod client;
 pub use client::*;
 mod error;
-pub use error::*;
 mod events;
 pub use events::*;
+mod model;
+pub use model::*;
 mod operation;
 pub use operation::*;
 mod pagination;
@@ -35,7 +51,40 @@ mod retry;
 pub use retry::*;
 mod sse;
 pub use sse::*;
+#[allow(dead_code)]
 mod nullable;
+#[cfg(test)]
+mod testing;
 mod url;
 mod validate;
 pub use validate::*;
+/// A client for the Swagger Petstore: one method per operation, each returning a
+/// request builder. Cloning is cheap and clones share one connection pool.
+///
+/// ```no_run
+/// # fn main() -> Result<(), oai_petstore_expanded_client::Error> {
+/// use std::time::Duration;
+///
+/// let client = oai_petstore_expanded_client::Client::builder()
+///     .timeout(Duration::from_secs(30))
+///     .retry_policy(oai_petstore_expanded_client::RetryPolicy::default().max_retries(4).jitter(oai_petstore_expanded_client::Jitter::Full))
+///     .build()?;
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+pub type Client = client::Client<Api>;
+/// Configures and builds a [`Client`].
+pub type ClientBuilder = client::ClientBuilder<Api>;
+/// Everything that can go wrong when calling the API.
+pub type Error = error::Error<Api>;
+/// A non-success response from the API.
+pub type ApiFailure = error::ApiFailure<Api>;
+/// An event reporting a failure on an event stream.
+pub type StreamFailure = error::StreamFailure<Api>;
+/// The environment variable `Client::from_env` reads the API key from.
+pub const API_KEY_ENV: &str = "SWAGGER_PETSTORE_API_KEY";
+/// The environment variable `Client::from_env` reads the base URL from.
+pub const BASE_URL_ENV: &str = "SWAGGER_PETSTORE_BASE_URL";
+/// The API's server, used when no base URL is configured.
+pub const DEFAULT_BASE_URL: &str = "https://petstore.swagger.io/v2";

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `GET /pets` (`findPets`)
     ///
@@ -22,7 +22,7 @@ impl crate::Client {
         }
     }
 }
-/// A `findPets` request; made by [`Client::find_pets`](crate::Client::find_pets).
+/// A `findPets` request; made by `Client::find_pets`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct FindPets {
@@ -101,7 +101,7 @@ impl crate::Client {
         }
     }
 }
-/// A `addPet` request; made by [`Client::add_pet`](crate::Client::add_pet).
+/// A `addPet` request; made by `Client::add_pet`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct AddPet {
@@ -123,7 +123,8 @@ impl AddPet {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -170,7 +171,7 @@ impl crate::Client {
         FindPetById { client: ::std::clone::Clone::clone(self), id, options: crate::RequestOptions::default() }
     }
 }
-/// A `find pet by id` request; made by [`Client::find_pet_by_id`](crate::Client::find_pet_by_id).
+/// A `find pet by id` request; made by `Client::find_pet_by_id`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct FindPetById {
@@ -224,7 +225,7 @@ impl crate::Client {
         DeletePet { client: ::std::clone::Clone::clone(self), id, options: crate::RequestOptions::default() }
     }
 }
-/// A `deletePet` request; made by [`Client::delete_pet`](crate::Client::delete_pet).
+/// A `deletePet` request; made by `Client::delete_pet`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct DeletePet {

@@ -41,16 +41,6 @@ pub enum Jitter {
 /// A server-requested delay (`Retry-After`, or `X-RateLimit-Reset` on a 429
 /// whose `X-RateLimit-Remaining` is 0) replaces the backoff, capped at
 /// [`RetryPolicy::max_retry_after`].
-///
-/// ```
-/// # use runagent_client::{Jitter, RetryPolicy};
-/// # use std::time::Duration;
-/// let policy = RetryPolicy::default()
-///     .max_retries(4)
-///     .initial_backoff(Duration::from_millis(200))
-///     .jitter(Jitter::Full);
-/// assert_eq!(policy.max_retries, 4);
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct RetryPolicy {

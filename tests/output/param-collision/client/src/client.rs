@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,45 +15,33 @@ use reqwest::Url;
 
 use crate::error::{ApiFailure, Error};
 use crate::events::ResumePolicy;
+use crate::model::ApiModel;
 use crate::response::{RawResponse, ResponseMeta};
 use crate::retry::{RetryPolicy, retry_delay};
 
-/// The production API, used when no base URL is configured.
-pub const DEFAULT_BASE_URL: &str = "https://api.run-agent.ai/v1";
-/// The environment variable [`Client::from_env`] reads the API key from.
-pub const API_KEY_ENV: &str = "RUNAGENT_API_KEY";
-/// The environment variable [`Client::from_env`] reads the base URL from.
-pub const BASE_URL_ENV: &str = "RUNAGENT_BASE_URL";
 /// How long one attempt may take unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
+/// The idempotency header sent when a call sets a key but the API names none.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const LAST_EVENT_ID: &str = "last-event-id";
 
-/// A client for the RunAgent API.
+/// A client for an API described by `M`; the generated crate names it
+/// `Client`, and adds one method per operation.
 ///
 /// Cloning is cheap and clones share one connection pool, so create one
 /// client and pass clones around.
-///
-/// ```no_run
-/// # async fn example() -> Result<(), runagent_client::Error> {
-/// use runagent_client::Client;
-/// use std::time::Duration;
-///
-/// let client = Client::builder()
-///     .api_key("ra_live_...")
-///     .timeout(Duration::from_secs(30))
-///     .max_retries(3)
-///     .build()?;
-/// # let _ = client;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct Client {
+pub struct Client<M: ApiModel> {
     inner: Arc<Inner>,
+    model: PhantomData<fn() -> M>,
+}
+
+impl<M: ApiModel> Clone for Client<M> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner), model: PhantomData }
+    }
 }
 
 struct Inner {
@@ -63,7 +52,8 @@ struct Inner {
     /// The base URL as configured, without a trailing slash, for appending
     /// operation paths that start with '/'.
     base_prefix: String,
-    authorization: HeaderValue,
+    /// `Bearer <key>`, when a key was configured.
+    authorization: Option<HeaderValue>,
     /// Sent with every request; includes the user agent.
     default_headers: HeaderMap,
     timeout: Duration,
@@ -71,7 +61,7 @@ struct Inner {
     resume: Option<ResumePolicy>,
 }
 
-impl fmt::Debug for Client {
+impl<M: ApiModel> fmt::Debug for Client<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The API key is deliberately left out so that logs never hold it.
         f.debug_struct("Client")
@@ -82,15 +72,16 @@ impl fmt::Debug for Client {
     }
 }
 
-impl Client {
+impl<M: ApiModel> Client<M> {
     /// Starts configuring a client.
-    pub fn builder() -> ClientBuilder {
+    pub fn builder() -> ClientBuilder<M> {
         ClientBuilder::default()
     }
 
-    /// Creates a client from `RUNAGENT_API_KEY` (required) and
-    /// `RUNAGENT_BASE_URL` (default [`DEFAULT_BASE_URL`]).
-    pub fn from_env() -> Result<Client, Error> {
+    /// Creates a client from the API key variable ([`ApiModel::API_KEY_ENV`],
+    /// required when the API uses bearer keys) and the base URL variable
+    /// ([`ApiModel::BASE_URL_ENV`], default the spec's server).
+    pub fn from_env() -> Result<Self, Error<M>> {
         ClientBuilder::from_env().build()
     }
 
@@ -109,14 +100,16 @@ impl Client {
         self.inner.timeout
     }
 
-    /// The resume policy set with [`ClientBuilder::resume_policy`], if any.
+    /// The resume policy set with `ClientBuilder::resume_policy`, if any.
     pub(crate) fn resume_policy(&self) -> Option<&ResumePolicy> {
         self.inner.resume.as_ref()
     }
 
     /// Sends an API request, retrying according to the retry policy, and
     /// returns the success response with its body read.
-    pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse, Error> {
+    // Called by the generated operations, which a spec may not have.
+    #[allow(dead_code)]
+    pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse<M>, Error<M>> {
         let url = self.endpoint_url(&spec.path, &spec.query)?;
         let headers = self.request_headers(&spec, opts, JSON, None)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body).await
@@ -132,7 +125,7 @@ impl Client {
         method: Method,
         url: &str,
         opts: &RequestOptions,
-    ) -> Result<RawResponse, Error> {
+    ) -> Result<RawResponse<M>, Error<M>> {
         let url = self.resolve_url(url)?;
         let spec = RequestSpec::new(method, String::new());
         let headers = self.request_headers(&spec, opts, JSON, None)?;
@@ -142,14 +135,14 @@ impl Client {
     /// Opens a Server-Sent Events response, retrying according to the retry
     /// policy until the response headers arrive, and returns the success
     /// response with its body unread. A success response that declares a
-    /// content type other than `text/event-stream` is an [`Error::Decode`]
+    /// content type other than `text/event-stream` is an `Error::Decode`
     /// carrying its body, rather than a stream that silently yields nothing.
     pub(crate) async fn execute_stream(
         &self,
         spec: RequestSpec,
         opts: &RequestOptions,
         last_event_id: Option<&str>,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<reqwest::Response, Error<M>> {
         let url = self.endpoint_url(&spec.path, &spec.query)?;
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, expect_event_stream).await
@@ -172,7 +165,7 @@ impl Client {
 
     /// Joins an operation path (already percent-encoded, starting with '/')
     /// and query to the base URL.
-    pub(crate) fn endpoint_url(&self, path: &str, query: &[(&'static str, String)]) -> Result<Url, Error> {
+    pub(crate) fn endpoint_url(&self, path: &str, query: &[(&'static str, String)]) -> Result<Url, Error<M>> {
         let joined = if path.starts_with('/') {
             format!("{}{path}", self.inner.base_prefix)
         } else {
@@ -189,8 +182,8 @@ impl Client {
         Ok(url)
     }
 
-    /// Resolves a URL reference the API returned; see [`Client::execute_url`].
-    pub(crate) fn resolve_url(&self, reference: &str) -> Result<Url, Error> {
+    /// Resolves a URL reference the API returned; see `Client::execute_url`.
+    pub(crate) fn resolve_url(&self, reference: &str) -> Result<Url, Error<M>> {
         let base = &self.inner.base_url;
         let url = base.join(reference).map_err(|err| Error::Config(format!("invalid URL {reference:?}: {err}")))?;
         if url.origin() != base.origin() {
@@ -210,9 +203,11 @@ impl Client {
         opts: &RequestOptions,
         accept: &'static str,
         last_event_id: Option<&str>,
-    ) -> Result<HeaderMap, Error> {
+    ) -> Result<HeaderMap, Error<M>> {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, self.inner.authorization.clone());
+        if let Some(authorization) = &self.inner.authorization {
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
         if spec.body.is_some() {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
@@ -230,12 +225,16 @@ impl Client {
             let (name, value) = parse_header(name, value)?;
             headers.insert(name, value);
         }
+        let idempotency_header = M::IDEMPOTENCY_KEY_HEADER;
         if let Some(key) = &opts.idempotency_key {
-            let (name, value) = parse_header(IDEMPOTENCY_KEY, key)?;
+            let (name, value) = parse_header(idempotency_header.unwrap_or(IDEMPOTENCY_KEY), key)?;
             headers.insert(name, value);
-        } else if needs_idempotency_key(&spec.method) && !headers.contains_key(IDEMPOTENCY_KEY) {
+        } else if let Some(header_name) = idempotency_header
+            && needs_idempotency_key(&spec.method)
+            && !headers.contains_key(header_name)
+        {
             let key = uuid::Uuid::new_v4().to_string();
-            let (name, value) = parse_header(IDEMPOTENCY_KEY, &key)?;
+            let (name, value) = parse_header(header_name, &key)?;
             headers.insert(name, value);
         }
         if let Some(id) = last_event_id {
@@ -248,7 +247,8 @@ impl Client {
     /// Sends one logical call: attempts until success, a failure that is not
     /// retryable, or the retry budget is spent, and then returns the last
     /// error. `read` turns a success response into the result within the
-    /// attempt's timeout.
+    /// attempt's timeout. A POST or PATCH without an idempotency key is
+    /// repeated only when the server cannot have acted on it.
     async fn send_with_retries<T, R, Fut>(
         &self,
         method: Method,
@@ -257,13 +257,17 @@ impl Client {
         body: Option<Bytes>,
         opts: &RequestOptions,
         read: R,
-    ) -> Result<T, Error>
+    ) -> Result<T, Error<M>>
     where
         R: Fn(reqwest::Response) -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, Error<M>>>,
     {
         let policy = self.retry_policy_for(opts);
         let timeout = self.attempt_timeout(opts);
+        let replay_safe = !needs_idempotency_key(&method)
+            || M::IDEMPOTENCY_KEY_HEADER
+                .or(opts.idempotency_key.as_ref().map(|_| IDEMPOTENCY_KEY))
+                .is_some_and(|name| headers.contains_key(name));
         let mut retry = 0;
         loop {
             let mut request = self.inner.http.request(method.clone(), url.clone()).headers(headers.clone());
@@ -283,7 +287,9 @@ impl Client {
                 Err(_) => Err(Error::Timeout),
             };
             match result {
-                Err(err) if retry < policy.max_retries && err.is_retryable() => {
+                Err(err)
+                    if retry < policy.max_retries && err.is_retryable() && (replay_safe || err.is_unprocessed()) =>
+                {
                     let delay = retry_delay(&policy, retry, err.retry_after(), fastrand::f64());
                     tokio::time::sleep(delay).await;
                     retry += 1;
@@ -295,15 +301,15 @@ impl Client {
 }
 
 /// Reads a success response's whole body.
-async fn read_body(response: reqwest::Response) -> Result<RawResponse, Error> {
+async fn read_body<M: ApiModel>(response: reqwest::Response) -> Result<RawResponse<M>, Error<M>> {
     let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
     let body = response.bytes().await.map_err(Error::from_reqwest)?;
-    Ok(RawResponse { meta, body })
+    Ok(RawResponse::new(meta, body))
 }
 
 /// Passes an event-stream response through, and turns any other success
 /// response into a decode error with its body.
-async fn expect_event_stream(response: reqwest::Response) -> Result<reqwest::Response, Error> {
+async fn expect_event_stream<M: ApiModel>(response: reqwest::Response) -> Result<reqwest::Response, Error<M>> {
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -324,9 +330,9 @@ async fn expect_event_stream(response: reqwest::Response) -> Result<reqwest::Res
     })
 }
 
-/// Reads an error response into an [`Error::Api`]. A body that cannot be
+/// Reads an error response into an `Error::Api`. A body that cannot be
 /// read is treated as empty: the status alone is still a precise error.
-async fn read_failure(response: reqwest::Response) -> Error {
+async fn read_failure<M: ApiModel>(response: reqwest::Response) -> Error<M> {
     let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
     let body = response.bytes().await.unwrap_or_default();
     ApiFailure::from_response(meta, &body, SystemTime::now()).into()
@@ -340,7 +346,7 @@ fn needs_idempotency_key(method: &Method) -> bool {
 }
 
 /// Validates a header name and value given as text.
-fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error<M>> {
     let header_name =
         HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
     let header_value =
@@ -348,9 +354,8 @@ fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Er
     Ok((header_name, header_value))
 }
 
-/// Configures and builds a [`Client`].
-#[derive(Default)]
-pub struct ClientBuilder {
+/// Configures and builds a `Client`; the generated crate names it `ClientBuilder`.
+pub struct ClientBuilder<M: ApiModel> {
     api_key: Option<String>,
     base_url: Option<String>,
     timeout: Option<Duration>,
@@ -363,9 +368,29 @@ pub struct ClientBuilder {
     http_client: Option<reqwest::Client>,
     /// Where the key was expected to come from, for the error message.
     key_source: Option<&'static str>,
+    model: PhantomData<fn() -> M>,
 }
 
-impl fmt::Debug for ClientBuilder {
+impl<M: ApiModel> Default for ClientBuilder<M> {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: None,
+            timeout: None,
+            connect_timeout: None,
+            max_retries: None,
+            retry_policy: None,
+            resume_policy: None,
+            user_agent: None,
+            default_headers: Vec::new(),
+            http_client: None,
+            key_source: None,
+            model: PhantomData,
+        }
+    }
+}
+
+impl<M: ApiModel> fmt::Debug for ClientBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The API key is deliberately left out so that logs never hold it.
         f.debug_struct("ClientBuilder")
@@ -383,31 +408,32 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
-impl ClientBuilder {
-    /// A builder with the API key and base URL taken from `RUNAGENT_API_KEY`
-    /// and `RUNAGENT_BASE_URL`; a missing key is reported by
-    /// [`ClientBuilder::build`].
+impl<M: ApiModel> ClientBuilder<M> {
+    /// A builder with the API key and base URL taken from the variables
+    /// [`ApiModel::API_KEY_ENV`] and [`ApiModel::BASE_URL_ENV`] name; a
+    /// missing key is reported by `ClientBuilder::build`.
     pub fn from_env() -> Self {
-        Self::from_vars(std::env::var(API_KEY_ENV).ok(), std::env::var(BASE_URL_ENV).ok())
+        Self::from_vars(std::env::var(M::API_KEY_ENV).ok(), std::env::var(M::BASE_URL_ENV).ok())
     }
 
-    /// [`ClientBuilder::from_env`] with the variables passed in, so that it
+    /// `ClientBuilder::from_env` with the variables passed in, so that it
     /// can be tested without touching the process environment.
     pub(crate) fn from_vars(api_key: Option<String>, base_url: Option<String>) -> Self {
-        let mut builder = Self { key_source: Some(API_KEY_ENV), ..Self::default() };
+        let mut builder = Self { key_source: Some(M::API_KEY_ENV), ..Self::default() };
         builder.api_key = api_key;
         builder.base_url = base_url.filter(|url| !url.trim().is_empty());
         builder
     }
 
-    /// Sets the API key sent as `Authorization: Bearer <key>`. Required.
+    /// Sets the API key sent as `Authorization: Bearer <key>`; required when
+    /// the API authenticates with bearer keys.
     pub fn api_key(mut self, api_key: impl Into<String>) -> Self {
         self.api_key = Some(api_key.into());
         self
     }
 
-    /// Sets the base URL, including the version path; default
-    /// [`DEFAULT_BASE_URL`].
+    /// Sets the base URL, including any version path; default
+    /// [`ApiModel::DEFAULT_BASE_URL`], the spec's server.
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = Some(base_url.into());
         self
@@ -422,14 +448,14 @@ impl ClientBuilder {
     }
 
     /// Sets how long connecting may take. Ignored with
-    /// [`ClientBuilder::http_client`], whose own setting applies.
+    /// `ClientBuilder::http_client`, whose own setting applies.
     pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
         self.connect_timeout = Some(connect_timeout);
         self
     }
 
     /// Sets how many times a failed request is retried; default 2. Applies
-    /// on top of [`ClientBuilder::retry_policy`] whatever the call order.
+    /// on top of `ClientBuilder::retry_policy` whatever the call order.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = Some(max_retries);
         self
@@ -448,7 +474,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Sets the `User-Agent` header; default `runagent-client/<version> (rust)`.
+    /// Sets the `User-Agent` header; default [`ApiModel::USER_AGENT`],
+    /// `<crate>/<version> (rust)`.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
         self
@@ -470,25 +497,39 @@ impl ClientBuilder {
 
     /// Validates the configuration and builds the client.
     ///
-    /// A missing or empty API key, an unparsable base URL or an invalid
-    /// header is an [`Error::Config`] here rather than a failed request later.
-    pub fn build(self) -> Result<Client, Error> {
-        let api_key = self.api_key.as_deref().map(str::trim).filter(|key| !key.is_empty()).ok_or_else(|| match self
-            .key_source
-        {
-            Some(var) => Error::Config(format!("missing API key: {var} is not set or empty")),
-            None => Error::Config("missing API key: set it with ClientBuilder::api_key".to_owned()),
-        })?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))
-            .map_err(|_| Error::Config("the API key contains characters not allowed in an HTTP header".to_owned()))?;
-        authorization.set_sensitive(true);
+    /// A missing or empty API key (when the API uses bearer keys), a missing
+    /// or unparsable base URL or an invalid header is an `Error::Config`
+    /// here rather than a failed request later.
+    pub fn build(self) -> Result<Client<M>, Error<M>> {
+        let api_key = self.api_key.as_deref().map(str::trim).filter(|key| !key.is_empty());
+        let authorization = match api_key {
+            Some(api_key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {api_key}")).map_err(|_| {
+                    Error::Config("the API key contains characters not allowed in an HTTP header".to_owned())
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None if M::BEARER_AUTH => {
+                return Err(match self.key_source {
+                    Some(var) => Error::Config(format!("missing API key: {var} is not set or empty")),
+                    None => Error::Config("missing API key: set it with ClientBuilder::api_key".to_owned()),
+                });
+            }
+            None => None,
+        };
 
-        let (base_url, base_prefix) = parse_base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        let base_url = self.base_url.as_deref().or(M::DEFAULT_BASE_URL).ok_or_else(|| {
+            Error::Config(format!(
+                "missing base URL: the spec names no server; set {} or ClientBuilder::base_url",
+                M::BASE_URL_ENV
+            ))
+        })?;
+        let (base_url, base_prefix) = parse_base_url(base_url)?;
 
         let mut default_headers = HeaderMap::new();
-        let user_agent =
-            self.user_agent.unwrap_or_else(|| format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION")));
-        let (name, value) = parse_header(header::USER_AGENT.as_str(), &user_agent)?;
+        let user_agent = self.user_agent.as_deref().unwrap_or(M::USER_AGENT);
+        let (name, value) = parse_header(header::USER_AGENT.as_str(), user_agent)?;
         default_headers.insert(name, value);
         for (name, value) in &self.default_headers {
             let (name, value) = parse_header(name, value)?;
@@ -512,6 +553,7 @@ impl ClientBuilder {
         }
 
         Ok(Client {
+            model: PhantomData,
             inner: Arc::new(Inner {
                 http,
                 base_url,
@@ -529,7 +571,7 @@ impl ClientBuilder {
 /// Parses and normalises the base URL: an http(s) URL without query or
 /// fragment. Returns it with a trailing slash (for resolving references)
 /// and as a prefix without one (for appending paths).
-fn parse_base_url(raw: &str) -> Result<(Url, String), Error> {
+fn parse_base_url<M: ApiModel>(raw: &str) -> Result<(Url, String), Error<M>> {
     let raw = raw.trim();
     let invalid = |why: &str| Error::Config(format!("invalid base URL {raw:?}: {why}"));
     let mut url = Url::parse(raw).map_err(|err| invalid(&err.to_string()))?;
@@ -550,18 +592,8 @@ fn parse_base_url(raw: &str) -> Result<(Url, String), Error> {
     Ok((url, prefix))
 }
 
-/// Per-call settings that override the client's.
-///
-/// ```
-/// # use runagent_client::RequestOptions;
-/// # use std::time::Duration;
-/// let opts = RequestOptions::new()
-///     .timeout(Duration::from_secs(120))
-///     .max_retries(0)
-///     .idempotency_key("order-1234")
-///     .header("x-trace", "abc");
-/// # let _ = opts;
-/// ```
+/// Per-call settings that override the client's: retries, timeout,
+/// idempotency key, extra headers, and for streams where to resume.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestOptions {
     pub(crate) max_retries: Option<u32>,
@@ -591,7 +623,7 @@ impl RequestOptions {
         self
     }
 
-    /// Sets the `Idempotency-Key` instead of a generated one, so that the
+    /// Sets the idempotency key instead of a generated one, so that the
     /// server deduplicates this call against an earlier one with the same key.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
@@ -599,7 +631,7 @@ impl RequestOptions {
     }
 
     /// Adds a header to this call; it replaces a default header of the
-    /// same name. Invalid names or values fail the call with [`Error::Config`].
+    /// same name. Invalid names or values fail the call with `Error::Config`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -634,7 +666,7 @@ pub struct RequestSpec {
     /// The HTTP method.
     pub method: Method,
     /// The path relative to the base URL, starting with '/' and already
-    /// percent-encoded, e.g. `/agents/agt_1/invoke`.
+    /// percent-encoded, e.g. `/pets/pet_1/photos`.
     pub path: String,
     /// Query parameters, encoded by the client.
     pub query: Vec<(&'static str, String)>,
@@ -766,18 +798,18 @@ pub(crate) mod test_server {
         }
 
         /// A client for this server with fast retries.
-        pub(crate) fn client(&self) -> crate::Client {
+        pub(crate) fn client(&self) -> crate::testing::TestClient {
             self.builder().build().unwrap()
         }
 
         /// A client builder for this server with fast retries.
-        pub(crate) fn builder(&self) -> crate::ClientBuilder {
-            crate::Client::builder()
+        pub(crate) fn builder(&self) -> crate::client::ClientBuilder<crate::testing::Model> {
+            crate::testing::TestClient::builder()
                 .api_key("test-key")
                 .base_url(&self.base_url)
                 .timeout(Duration::from_secs(5))
                 .retry_policy(
-                    crate::RetryPolicy::default()
+                    crate::retry::RetryPolicy::default()
                         .initial_backoff(Duration::from_millis(10))
                         .max_backoff(Duration::from_millis(40)),
                 )
@@ -869,12 +901,16 @@ pub(crate) mod test_server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Model, TestError};
+
+    type Client = super::Client<Model>;
+    type ClientBuilder = super::ClientBuilder<Model>;
 
     fn client(base: &str) -> Client {
         Client::builder().api_key("key").base_url(base).build().unwrap()
     }
 
-    fn config_error(result: Result<Client, Error>) -> String {
+    fn config_error(result: Result<Client, TestError>) -> String {
         match result {
             Err(Error::Config(message)) => message,
             other => panic!("expected a config error, got {other:?}"),
@@ -886,8 +922,26 @@ mod tests {
         assert!(config_error(Client::builder().build()).contains("API key"));
         assert!(config_error(Client::builder().api_key("  ").build()).contains("API key"));
         let from_env = config_error(ClientBuilder::from_vars(None, None).build());
-        assert!(from_env.contains("RUNAGENT_API_KEY"), "{from_env}");
+        assert!(from_env.contains("TEST_API_KEY"), "{from_env}");
         assert!(config_error(Client::builder().api_key("a\nb").build()).contains("API key"));
+    }
+
+    #[test]
+    fn an_api_without_bearer_keys_or_servers_needs_a_base_url_only() {
+        use crate::testing::PlainModel;
+        type Plain = super::Client<PlainModel>;
+        match super::ClientBuilder::<PlainModel>::from_vars(None, None).build() {
+            Err(Error::Config(message)) => assert!(message.contains("PLAIN_BASE_URL"), "{message}"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let client = Plain::builder().base_url("http://localhost:1/").build().unwrap();
+        let spec = RequestSpec::new(Method::GET, "/pets");
+        let headers = client.request_headers(&spec, &RequestOptions::new(), JSON, None).unwrap();
+        assert!(!headers.contains_key(header::AUTHORIZATION));
+        assert_eq!(headers[header::USER_AGENT], PlainModel::USER_AGENT);
+        let keyed = Plain::builder().base_url("http://localhost:1/").api_key("k").build().unwrap();
+        let headers = keyed.request_headers(&spec, &RequestOptions::new(), JSON, None).unwrap();
+        assert_eq!(headers[header::AUTHORIZATION], "Bearer k");
     }
 
     #[test]
@@ -907,7 +961,7 @@ mod tests {
     #[test]
     fn from_vars_defaults_the_base_url() {
         let client = ClientBuilder::from_vars(Some("k".into()), Some("".into())).build().unwrap();
-        assert_eq!(client.base_url(), DEFAULT_BASE_URL);
+        assert_eq!(Some(client.base_url()), Model::DEFAULT_BASE_URL);
         let client =
             ClientBuilder::from_vars(Some("k".into()), Some("http://localhost:8080/v1/".into())).build().unwrap();
         assert_eq!(client.base_url(), "http://localhost:8080/v1");
@@ -1002,12 +1056,12 @@ mod tests {
     fn default_user_agent_names_the_crate() {
         let client = client("https://api.example.com/v1");
         let ua = client.inner.default_headers[header::USER_AGENT].to_str().unwrap();
-        assert_eq!(ua, format!("runagent-client/{} (rust)", env!("CARGO_PKG_VERSION")));
+        assert_eq!(ua, Model::USER_AGENT);
     }
     mod over_the_wire {
         use super::super::test_server::{TestServer, hang_up, json, response};
         use super::*;
-        use crate::types::ErrorCode;
+        use crate::testing::ErrorCode;
 
         const RATE_LIMITED: &str = r#"{"status":"error","error":{"code":"RATE_LIMITED","message":"slow down"}}"#;
 
@@ -1045,7 +1099,7 @@ mod tests {
             assert_eq!(first.header("authorization"), Some("Bearer test-key"));
             assert_eq!(first.header("accept"), Some("application/json"));
             assert_eq!(first.header("content-type"), Some("application/json"));
-            assert!(first.header("user-agent").unwrap().starts_with("runagent-client/"));
+            assert_eq!(first.header("user-agent"), Some(Model::USER_AGENT));
             let key = first.header("idempotency-key").unwrap();
             assert!(uuid::Uuid::parse_str(key).is_ok());
             assert_eq!(requests[1].header("idempotency-key"), Some(key));
@@ -1168,6 +1222,43 @@ mod tests {
             spec.query = vec![("page", "2".into()), ("q", "a b&c".into())];
             server.client().execute(spec, &RequestOptions::new()).await.unwrap();
             assert_eq!(server.requests()[0].target, "/v1/agents?page=2&q=a+b%26c");
+        }
+
+        #[tokio::test]
+        async fn without_idempotency_keys_a_post_is_repeated_only_when_unprocessed() {
+            use crate::testing::PlainModel;
+            let plain = |server: &TestServer| {
+                super::super::Client::<PlainModel>::builder()
+                    .base_url(&server.base_url)
+                    .retry_policy(RetryPolicy::default().initial_backoff(Duration::from_millis(5)))
+                    .build()
+                    .unwrap()
+            };
+            let server = TestServer::start(vec![json(503, &[], "{}"), json(200, &[], "{}")]);
+            let err = plain(&server).execute(post("/pets", "{}"), &RequestOptions::new()).await.unwrap_err();
+            assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+            let requests = server.requests();
+            assert_eq!(requests.len(), 1, "a 503 may have done the work");
+            assert_eq!(requests[0].header("idempotency-key"), None);
+            assert_eq!(requests[0].header("authorization"), None);
+            drop(server);
+
+            let server = TestServer::start(vec![json(429, &[], "{}"), json(200, &[], "{}")]);
+            plain(&server).execute(post("/pets", "{}"), &RequestOptions::new()).await.unwrap();
+            assert_eq!(server.requests().len(), 2, "a 429 did nothing");
+            drop(server);
+
+            let server = TestServer::start(vec![json(503, &[], "{}"), json(200, &[], "{}")]);
+            let opts = RequestOptions::new().idempotency_key("k1");
+            plain(&server).execute(post("/pets", "{}"), &opts).await.unwrap();
+            let requests = server.requests();
+            assert_eq!(requests.len(), 2, "the caller's key makes it safe");
+            assert!(requests.iter().all(|r| r.header("idempotency-key") == Some("k1")));
+            drop(server);
+
+            let server = TestServer::start(vec![json(503, &[], "{}"), json(200, &[], "{}")]);
+            plain(&server).execute(RequestSpec::new(Method::GET, "/pets"), &RequestOptions::new()).await.unwrap();
+            assert_eq!(server.requests().len(), 2, "a GET is safe to repeat");
         }
 
         #[tokio::test]

@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// Every parameter is named after something the generated code uses.
     ///
@@ -52,7 +52,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getThing` request; made by [`Client::get_thing`](crate::Client::get_thing).
+/// A `getThing` request; made by `Client::get_thing`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetThing {
@@ -347,15 +347,15 @@ impl GetThing {
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            options = options.idempotency_key(value.clone());
+            options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!(
                 "/things/{}/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.client_2)),
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.state_2))
+                crate::url::encode_segment(&self.client_2),
+                crate::url::encode_segment(&self.state_2)
             ),
             query,
             headers,
@@ -385,7 +385,7 @@ impl crate::Client {
         }
     }
 }
-/// A `builder` request; made by [`Client::builder_2`](crate::Client::builder_2).
+/// A `builder` request; made by `Client::builder_2`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct Builder {
@@ -407,7 +407,8 @@ impl Builder {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -454,7 +455,7 @@ impl crate::Client {
         FromEnv { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `from_env` request; made by [`Client::from_env_2`](crate::Client::from_env_2).
+/// A `from_env` request; made by `Client::from_env_2`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct FromEnv {
@@ -507,7 +508,7 @@ impl crate::Client {
         Execute { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `execute` request; made by [`Client::execute_2`](crate::Client::execute_2).
+/// A `execute` request; made by `Client::execute_2`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct Execute {
@@ -563,11 +564,11 @@ impl crate::Client {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = runagent_client::Client::from_env()?;
+    /// let client = param_collision_client::Client::from_env()?;
     /// let response = client.base_url_2().send().await?;
     /// match response.body {
-    ///     runagent_client::operations::BaseUrlResponse::Ok(body) => println!("{body:?}"),
-    ///     runagent_client::operations::BaseUrlResponse::Accepted(body) => println!("{body:?}"),
+    ///     param_collision_client::operations::BaseUrlResponse::Ok(body) => println!("{body:?}"),
+    ///     param_collision_client::operations::BaseUrlResponse::Accepted(body) => println!("{body:?}"),
     /// }
     /// # Ok(())
     /// # }
@@ -581,7 +582,7 @@ impl crate::Client {
         }
     }
 }
-/// A `baseUrl` request; made by [`Client::base_url_2`](crate::Client::base_url_2).
+/// A `baseUrl` request; made by `Client::base_url_2`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct BaseUrl {

@@ -242,10 +242,10 @@ pub type String = ::std::string::String;
 pub enum Value {
     /// `Unknown`
     #[serde(rename = "Unknown")]
-    Unknown,
+    Unknown2,
     /// `unknown`
     #[serde(rename = "unknown")]
-    Unknown2,
+    Unknown3,
     /// `ALL`
     #[serde(rename = "ALL")]
     All,
@@ -258,12 +258,12 @@ pub enum Value {
 }
 impl Value {
     /// Every value the spec lists.
-    pub const ALL: &'static [Value] = &[Self::Unknown, Self::Unknown2, Self::All, Self::AsStr, Self::Self_];
+    pub const ALL: &'static [Value] = &[Self::Unknown2, Self::Unknown3, Self::All, Self::AsStr, Self::Self_];
     /// The value as sent on the wire.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::Unknown => "Unknown",
-            Self::Unknown2 => "unknown",
+            Self::Unknown2 => "Unknown",
+            Self::Unknown3 => "unknown",
             Self::All => "ALL",
             Self::AsStr => "as_str",
             Self::Self_ => "Self",

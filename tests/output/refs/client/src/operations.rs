@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `GET /nodes/{node_id}` (`getNode`)
     ///
@@ -15,7 +15,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getNode` request; made by [`Client::get_node`](crate::Client::get_node).
+/// A `getNode` request; made by `Client::get_node`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetNode {
@@ -44,10 +44,7 @@ impl GetNode {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/nodes/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.node_id))
-            ),
+            path: ::std::format!("/nodes/{}", crate::url::encode_segment(&self.node_id)),
             query,
             headers,
             body,
@@ -79,7 +76,7 @@ impl crate::Client {
         }
     }
 }
-/// A `putNode` request; made by [`Client::put_node`](crate::Client::put_node).
+/// A `putNode` request; made by `Client::put_node`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct PutNode {
@@ -102,7 +99,8 @@ impl PutNode {
             ));
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            crate::validate::Validate::validate(body, &mut crate::validate::FieldPath::root())?;
+            let path = &mut crate::validate::FieldPath::root();
+            crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
     }
@@ -124,10 +122,7 @@ impl PutNode {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!(
-                "/nodes/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.node_id))
-            ),
+            path: ::std::format!("/nodes/{}", crate::url::encode_segment(&self.node_id)),
             query,
             headers,
             body,
@@ -150,7 +145,7 @@ impl crate::Client {
         Ping { client: ::std::clone::Clone::clone(self), options: crate::RequestOptions::default() }
     }
 }
-/// A `ping` request; made by [`Client::ping`](crate::Client::ping).
+/// A `ping` request; made by `Client::ping`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct Ping {

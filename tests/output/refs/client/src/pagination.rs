@@ -11,6 +11,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 
 use crate::error::Error;
+use crate::model::ApiModel;
 
 /// One page of a list, as the pagination stream needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub struct Page<T> {
     pub page: u64,
     /// How many pages there are (0 when the list is empty).
     pub pages: u64,
-    /// How many items there are on all pages.
+    /// How many items there are on all pages; 0 when the API does not say.
     pub total: u64,
 }
 
@@ -36,29 +37,21 @@ impl<T> Page<T> {
 /// requested only once the items of the current one have been taken.
 ///
 /// The stream ends after the last page (or at an empty page). A failed
-/// fetch is yielded once as an `Err`, and then the stream ends.
-///
-/// ```no_run
-/// # async fn example(items: runagent_client::Paginated<String>) -> Result<(), runagent_client::Error> {
-/// use futures::TryStreamExt;
-/// let all: Vec<String> = items.try_collect().await?;
-/// # let _ = all;
-/// # Ok(())
-/// # }
-/// ```
-pub struct Paginated<T> {
-    inner: BoxStream<'static, Result<T, Error>>,
+/// fetch is yielded once as an `Err`, and then the stream ends. The
+/// generated crate names it `Paginated<T>`.
+pub struct Paginated<T, M: ApiModel> {
+    inner: BoxStream<'static, Result<T, Error<M>>>,
 }
 
-impl<T> Stream for Paginated<T> {
-    type Item = Result<T, Error>;
+impl<T, M: ApiModel> Stream for Paginated<T, M> {
+    type Item = Result<T, Error<M>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx)
     }
 }
 
-impl<T> fmt::Debug for Paginated<T> {
+impl<T, M: ApiModel> fmt::Debug for Paginated<T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Paginated").finish_non_exhaustive()
     }
@@ -74,11 +67,14 @@ struct Walk<T, F> {
 
 /// Streams the items of every page from `first_page` on, calling `fetch`
 /// with each page number when its items are needed.
-pub(crate) fn paginate<T, F, Fut>(first_page: u64, fetch: F) -> Paginated<T>
+// Called by the generated paged-list operations, which a spec may not have.
+#[allow(dead_code)]
+pub(crate) fn paginate<T, M, F, Fut>(first_page: u64, fetch: F) -> Paginated<T, M>
 where
     T: Send + 'static,
+    M: ApiModel,
     F: FnMut(u64) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Page<T>, Error>> + Send + 'static,
+    Fut: Future<Output = Result<Page<T>, Error<M>>> + Send + 'static,
 {
     let walk = Walk { items: Vec::new().into_iter(), next: Some(first_page), fetch };
     let inner = futures::stream::unfold(walk, |mut walk| async move {
@@ -110,6 +106,8 @@ mod tests {
     use futures::StreamExt;
     use futures::executor::block_on;
     use std::sync::{Arc, Mutex};
+
+    type Error = super::Error<crate::testing::Model>;
 
     /// A fake list of `total` numbers in pages of `limit`, recording which
     /// pages were fetched.
@@ -175,7 +173,7 @@ mod tests {
         let stream = paginate(1, move |page| {
             *counter.lock().unwrap() += 1;
             let items = if page == 1 { vec![1, 2] } else { vec![] };
-            futures::future::ready(Ok(Page { items, page, pages: 10, total: 20 }))
+            futures::future::ready(Ok::<_, Error>(Page { items, page, pages: 10, total: 20 }))
         });
         let items: Vec<u32> = block_on(stream.map(Result::unwrap).collect());
         assert_eq!(items, [1, 2]);
@@ -204,7 +202,7 @@ mod tests {
         let counter = calls.clone();
         let stream = paginate(1, move |_page| {
             *counter.lock().unwrap() += 1;
-            futures::future::ready(Ok(Page { items: vec![0u8], page: 1, pages: 3, total: 3 }))
+            futures::future::ready(Ok::<_, Error>(Page { items: vec![0u8], page: 1, pages: 3, total: 3 }))
         });
         let items: Vec<u8> = block_on(stream.map(Result::unwrap).collect());
         assert_eq!(items.len(), 3);
@@ -222,6 +220,6 @@ mod tests {
     #[test]
     fn paginated_is_send_and_unpin() {
         fn assert_bounds<T: Send + Unpin + 'static>() {}
-        assert_bounds::<Paginated<String>>();
+        assert_bounds::<Paginated<String, crate::testing::Model>>();
     }
 }

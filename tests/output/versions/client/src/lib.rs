@@ -5,24 +5,40 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), runagent_client::Error> {
-//! use futures::StreamExt;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Reads VERSIONS_BASE_URL (and VERSIONS_API_KEY, if the API needs a key).
+//! let client = versions_client::Client::from_env()?;
 //!
-//! // Reads RUNAGENT_API_KEY and RUNAGENT_BASE_URL.
-//! let client = runagent_client::Client::from_env()?;
+//! // The body, with the response metadata.
+//! let response = client.get_reading("example").send().await?;
+//! println!("{:?} (request id {:?})", response.body, response.meta.request_id);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Per-call settings override the client's:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! let options = versions_client::RequestOptions::new()
+//!     .timeout(Duration::from_secs(120))
+//!     .max_retries(0)
+//!     .header("x-trace", "abc");
+//! # let _ = options;
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-mod client;
+mod api;
 pub mod operations;
 pub mod types;
+pub use api::Api;
+mod client;
 pub use client::*;
 mod error;
-pub use error::*;
 mod events;
 pub use events::*;
+mod model;
+pub use model::*;
 mod operation;
 pub use operation::*;
 mod pagination;
@@ -33,7 +49,39 @@ mod retry;
 pub use retry::*;
 mod sse;
 pub use sse::*;
+#[allow(dead_code)]
 mod nullable;
+#[cfg(test)]
+mod testing;
 mod url;
 mod validate;
 pub use validate::*;
+/// A client for the Versions API: one method per operation, each returning a
+/// request builder. Cloning is cheap and clones share one connection pool.
+///
+/// ```no_run
+/// # fn main() -> Result<(), versions_client::Error> {
+/// use std::time::Duration;
+///
+/// let client = versions_client::Client::builder()
+///     .base_url("https://api.example.com")
+///     .timeout(Duration::from_secs(30))
+///     .retry_policy(versions_client::RetryPolicy::default().max_retries(4).jitter(versions_client::Jitter::Full))
+///     .build()?;
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+pub type Client = client::Client<Api>;
+/// Configures and builds a [`Client`].
+pub type ClientBuilder = client::ClientBuilder<Api>;
+/// Everything that can go wrong when calling the API.
+pub type Error = error::Error<Api>;
+/// A non-success response from the API.
+pub type ApiFailure = error::ApiFailure<Api>;
+/// An event reporting a failure on an event stream.
+pub type StreamFailure = error::StreamFailure<Api>;
+/// The environment variable `Client::from_env` reads the API key from.
+pub const API_KEY_ENV: &str = "VERSIONS_API_KEY";
+/// The environment variable `Client::from_env` reads the base URL from.
+pub const BASE_URL_ENV: &str = "VERSIONS_BASE_URL";

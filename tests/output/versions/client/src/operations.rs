@@ -2,7 +2,7 @@
 
 //! One request builder per operation, the typed responses of operations
 //! with several success bodies, and the events of streaming operations.
-#![allow(clippy::too_many_arguments, deprecated)]
+#![allow(clippy::too_many_arguments, clippy::wrong_self_convention, deprecated)]
 impl crate::Client {
     /// `GET /readings/{id}` (`getReading`)
     ///
@@ -16,7 +16,7 @@ impl crate::Client {
         }
     }
 }
-/// A `getReading` request; made by [`Client::get_reading`](crate::Client::get_reading).
+/// A `getReading` request; made by `Client::get_reading`.
 #[derive(::std::fmt::Debug, ::std::clone::Clone)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct GetReading {
@@ -63,10 +63,7 @@ impl GetReading {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/readings/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.id))
-            ),
+            path: ::std::format!("/readings/{}", crate::url::encode_segment(&self.id)),
             query,
             headers,
             body,

@@ -72,6 +72,18 @@ pub(crate) fn json_body<T: DeserializeOwned + Validate, E: ErrorEnvelope>(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<T, ApiFailure<E>> {
+    let value: T = json_document(headers, bytes)?;
+    value.validate(&mut FieldPath::root())?;
+    Ok(value)
+}
+
+/// Reads a JSON body like [`json_body`] but leaves the constraints to the
+/// caller: for bodies that are not a named type of the spec (a map, a list,
+/// a string with a pattern), which the generated code checks by shape.
+pub(crate) fn json_document<T: DeserializeOwned, E: ErrorEnvelope>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiFailure<E>> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
     if !content_type.as_deref().is_some_and(is_json_media_type) {
         return Err(ApiFailure::invalid_input("body", "content_type").with_message(match content_type {
@@ -88,7 +100,6 @@ pub(crate) fn json_body<T: DeserializeOwned + Validate, E: ErrorEnvelope>(
     // Trailing bytes after the document are a syntax error too, which
     // `deserialize` alone does not look for.
     deserializer.end().map_err(|error| malformed_json::<E>(&error))?;
-    value.validate(&mut FieldPath::root())?;
     Ok(value)
 }
 
