@@ -44,3 +44,12 @@ pub const SERVER: &[(&str, &str)] = &[
     ("tracing", r#""0.1.44""#),
     ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
 ];
+
+/// `runagent-server`'s optional dependencies: (cargo feature, crate, line
+/// without `optional = true`, which the emitter adds). Each feature turns on
+/// the runtime module of the same purpose (`emit::server::module_use`).
+pub const SERVER_OPTIONAL: &[(&str, &str, &str)] = &[(
+    "redis",
+    "redis",
+    r#"{ version = "1.8.1", default-features = false, features = ["tokio-comp", "connection-manager", "script"] }"#,
+)];

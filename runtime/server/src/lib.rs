@@ -2,7 +2,10 @@
 //! that does not depend on the spec. Rejections in the API's error envelope
 //! ([`ErrorEnvelope`], [`ApiFailure`]), bearer authentication, per-principal
 //! rate limits, idempotent retries, request ids, deprecation headers,
-//! strict input parsing and Server-Sent Events framing.
+//! strict input parsing, Server-Sent Events framing and a log to resume
+//! streams from. The stores behind rate limits, idempotency and stream logs
+//! are traits with in-memory implementations; the cargo feature `redis`
+//! adds Redis ones, shared by several instances of a server.
 //!
 //! This crate is not a dependency of the generated crates: the generator
 //! copies its source files (all but this `lib.rs`) into each one, so that a
@@ -41,6 +44,14 @@ mod request_id;
 pub use request_id::*;
 mod sse;
 pub use sse::*;
+mod store;
+pub use store::*;
+mod stream_log;
+pub use stream_log::*;
+#[cfg(feature = "redis")]
+mod redis_store;
+#[cfg(feature = "redis")]
+pub use redis_store::*;
 #[path = "../../common/validate.rs"]
 mod validate;
 pub use validate::*;

@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 use crate::auth::Principal;
 use crate::error::{ApiFailure, ErrorEnvelope};
 use crate::extract::read_body;
-use crate::rate_limit::StoreFuture;
+use crate::store::StoreFuture;
 
 /// The request header naming an idempotent request.
 pub(crate) const KEY_HEADER: &str = "Idempotency-Key";
@@ -61,10 +61,18 @@ pub enum IdempotencyBegin {
     Mismatch,
     /// A request with this key is still running.
     InProgress,
+    /// The store could not be reached and fails closed (see
+    /// [`FailurePolicy`](crate::FailurePolicy)): the request is answered
+    /// `503` with `Retry-After: retry_after`, without running.
+    Unavailable {
+        /// How long the client is asked to wait.
+        retry_after: Duration,
+    },
 }
 
 /// Where idempotency records are kept. [`InMemoryIdempotencyStore`] serves
-/// one process; implement this over a database to persist records.
+/// one process; implement this over a database to persist records (the
+/// `redis` feature has one over Redis, for several instances).
 ///
 /// `begin` must check and reserve atomically, so that of two concurrent
 /// requests with one key, one runs and the other is told `InProgress`.
@@ -258,7 +266,9 @@ fn is_unstored_header(name: &HeaderName) -> bool {
 ///   `Idempotent-Replayed: true`, without running the route;
 /// - same key, another fingerprint: `409` (`reason: reused`);
 /// - same key while the first request still runs: `409`
-///   (`reason: in_progress`).
+///   (`reason: in_progress`), with `Retry-After`;
+/// - the store cannot be reached and fails closed: `503` with
+///   `Retry-After`, without running the route.
 ///
 /// Safe methods (GET, HEAD, OPTIONS, TRACE) and requests without a key or
 /// principal pass through untouched. Failures are answered in the envelope
@@ -389,6 +399,9 @@ where
             return Ok(reused::<E>().into_response());
         }
         IdempotencyBegin::InProgress => return Ok(in_progress::<E>().into_response()),
+        IdempotencyBegin::Unavailable { retry_after } => {
+            return Ok(ApiFailure::<E>::service_unavailable(retry_after).into_response());
+        }
         IdempotencyBegin::Started => {}
     }
     let reservation = Reservation { store: Some(store), scope };
@@ -694,6 +707,37 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(store.is_empty());
+    }
+
+    /// A store that cannot be reached and fails closed.
+    struct Unreachable;
+
+    impl IdempotencyStore for Unreachable {
+        fn begin<'a>(&'a self, _: &'a str, _: &'a str, _: SystemTime) -> StoreFuture<'a, IdempotencyBegin> {
+            Box::pin(std::future::ready(IdempotencyBegin::Unavailable { retry_after: Duration::from_secs(2) }))
+        }
+
+        fn complete<'a>(&'a self, _: &'a str, _: StoredResponse) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(()))
+        }
+
+        fn abandon<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_503_and_the_route_does_not_run() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let service = IdempotencyLayer::<TestErrors>::new(Arc::new(Unreachable), 1024).layer(counting(calls.clone()));
+        let response = service.clone().oneshot(post(Some("k"), Some("alice"), "x")).await.unwrap();
+        let (status, headers, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // Without a key the store is not asked.
+        assert!(service.oneshot(post(None, Some("alice"), "x")).await.unwrap().status().is_success());
     }
 
     #[tokio::test]

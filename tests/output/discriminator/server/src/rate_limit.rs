@@ -27,11 +27,7 @@ use tower::{Layer, Service};
 
 use crate::auth::{Principal, Tier};
 use crate::error::{ApiFailure, ErrorEnvelope};
-
-/// A boxed future borrowing from a store, as the object-safe store traits
-/// return (a store is used as `Arc<dyn CounterStore>`, which native
-/// `async fn` in traits does not allow).
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::store::{StoreFuture, StoreUnavailable};
 
 /// `X-RateLimit-Limit`: the requests allowed in the window.
 pub(crate) const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -111,7 +107,8 @@ pub struct Decision {
 }
 
 /// Where the request counts are kept. [`InMemoryCounterStore`] serves one
-/// process; implement this over a shared database to limit several.
+/// process; implement this over a shared database to limit several (the
+/// `redis` feature has one over Redis).
 ///
 /// A store must decide atomically: two concurrent `hit`s on the last free
 /// request of a window must not both be allowed.
@@ -123,6 +120,21 @@ pub trait CounterStore: Send + Sync + 'static {
     /// The state of `key`'s window at `now` without counting a request;
     /// `allowed` says whether one more would be admitted.
     fn peek<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision>;
+
+    /// [`CounterStore::hit`] for a store that can be unreachable: `Err`
+    /// when it cannot decide and its [`FailurePolicy`](crate::FailurePolicy)
+    /// is to fail closed, which [`RateLimitLayer`](crate::RateLimitLayer) answers `503` with
+    /// `Retry-After`. The layer calls this one; by default it is `hit`,
+    /// which never fails.
+    fn try_hit<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        window: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<Decision, StoreUnavailable>> {
+        Box::pin(async move { Ok(self.hit(key, limit, window, now).await) })
+    }
 }
 
 /// The bounds of the fixed window holding `now`: its start and its end (the
@@ -266,7 +278,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RateLimitStatus {
 /// response, whatever its status, the `X-RateLimit-Limit`,
 /// `X-RateLimit-Remaining` and `X-RateLimit-Reset` headers. Past the limit
 /// the answer is `429` in the envelope `E`, with the same headers and
-/// `Retry-After`.
+/// `Retry-After`. A store that cannot decide and fails closed (see
+/// [`CounterStore::try_hit`]) gets the request answered `503` with
+/// `Retry-After`, without rate-limit headers.
 pub struct RateLimitLayer<E> {
     config: Arc<RateLimitConfig>,
     store: Arc<dyn CounterStore>,
@@ -360,7 +374,13 @@ where
             };
             let limit = config.limit_for(principal.tier);
             let now = SystemTime::now();
-            let decision = store.hit(&principal.id, limit, config.window, now).await;
+            let decision = match store.try_hit(&principal.id, limit, config.window, now).await {
+                Ok(decision) => decision,
+                Err(unavailable) => {
+                    tracing::warn!(reason = %unavailable.reason, "the rate-limit store is unavailable");
+                    return Ok(ApiFailure::<E>::service_unavailable(unavailable.retry_after).into_response());
+                }
+            };
             if !decision.allowed {
                 let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
                 let retry_after = Duration::from_secs(decision.reset.saturating_sub(now_secs));
@@ -503,6 +523,50 @@ mod tests {
         let bob = Principal::new("bob", Tier::Pro);
         let response = service.oneshot(request(Some(bob))).await.unwrap();
         assert_eq!(response.headers()["x-ratelimit-limit"], "1000");
+    }
+
+    /// A store that cannot be reached and fails closed.
+    struct Unreachable;
+
+    impl CounterStore for Unreachable {
+        fn hit<'a>(&'a self, _: &'a str, limit: u64, _: Duration, _: SystemTime) -> StoreFuture<'a, Decision> {
+            Box::pin(std::future::ready(Decision { allowed: false, limit, remaining: 0, reset: 0, used: 0 }))
+        }
+
+        fn peek<'a>(
+            &'a self,
+            key: &'a str,
+            limit: u64,
+            window: Duration,
+            now: SystemTime,
+        ) -> StoreFuture<'a, Decision> {
+            self.hit(key, limit, window, now)
+        }
+
+        fn try_hit<'a>(
+            &'a self,
+            _: &'a str,
+            _: u64,
+            _: Duration,
+            _: SystemTime,
+        ) -> StoreFuture<'a, Result<Decision, StoreUnavailable>> {
+            Box::pin(std::future::ready(Err(StoreUnavailable::new(Duration::from_secs(5), "down"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_failing_closed_is_a_503_with_retry_after() {
+        let service = limited(RateLimitConfig::default(), Arc::new(Unreachable));
+        let response = service.oneshot(request(Some(Principal::new("alice", Tier::Free)))).await.unwrap();
+        let (status, headers, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert!(!headers.contains_key("x-ratelimit-limit"));
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
+        // The default `try_hit` is `hit`, which never fails.
+        let store = InMemoryCounterStore::new();
+        let hit = store.try_hit("k", 1, Duration::from_secs(60), at(T0)).await;
+        assert_eq!(hit.map(|d| d.used), Ok(1));
     }
 
     #[test]

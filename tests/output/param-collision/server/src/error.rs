@@ -235,6 +235,19 @@ impl<E: ErrorEnvelope> ApiFailure<E> {
             .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
+    /// `503` with a `Retry-After` header, for a server that cannot answer
+    /// for now (a store it needs is unreachable): `retry_after` rounded up
+    /// to whole seconds, at least one. The reason is `unavailable`.
+    pub fn service_unavailable(retry_after: Duration) -> Self {
+        let seconds = retry_after_seconds(retry_after);
+        Self::from_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("The service is temporarily unavailable; retry after {seconds} seconds."),
+        )
+        .with_reason("unavailable")
+        .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
     /// `500`. The message reaches the client, so it should not carry
     /// secrets or internals; log those instead.
     pub fn internal(message: impl Into<String>) -> Self {
@@ -563,6 +576,19 @@ pub(crate) mod tests {
         assert_eq!(body["error"]["code"], "RATE_LIMITED");
         let zero = TestFailure::rate_limited(Duration::ZERO);
         assert_eq!(zero.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[tokio::test]
+    async fn service_unavailable_has_retry_after_and_the_503_code() {
+        let failure = TestFailure::service_unavailable(Duration::from_millis(2500));
+        assert_eq!(failure.reason(), Some("unavailable"));
+        let (status, headers, body) = envelope(failure.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "3");
+        // The code the envelope gives 503 (the test envelope has none of its own).
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(body["error"]["message"], "The service is temporarily unavailable; retry after 3 seconds.");
+        assert_eq!(body["error"]["details"]["reason"], "unavailable");
     }
 
     #[tokio::test]

@@ -32,6 +32,14 @@ mod request_id;
 pub use request_id::*;
 mod sse;
 pub use sse::*;
+mod store;
+pub use store::*;
+mod stream_log;
+pub use stream_log::*;
+#[cfg(feature = "redis")]
+mod redis_store;
+#[cfg(feature = "redis")]
+pub use redis_store::*;
 #[allow(dead_code)]
 mod nullable;
 #[cfg(test)]
