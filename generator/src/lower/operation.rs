@@ -55,15 +55,7 @@ pub(crate) fn lower_operations<'a>(
                 cx.error(&path_at.push(m), format!("`{m}` operations are not supported"));
             }
         }
-        let methods = [
-            (Method::Get, "get", &item.get),
-            (Method::Put, "put", &item.put),
-            (Method::Post, "post", &item.post),
-            (Method::Delete, "delete", &item.delete),
-            (Method::Patch, "patch", &item.patch),
-        ];
-        for (method, key, op) in methods {
-            let Some(op) = op else { continue };
+        for (method, key, op) in item_operations(item) {
             let at = path_at.push(key);
             let id = match &op.operation_id {
                 Some(id) => id.clone(),
@@ -162,15 +154,7 @@ pub(crate) fn lower_hook<'a>(
     type_prefix: &str,
 ) -> Vec<crate::ir::Callback> {
     let mut out = Vec::new();
-    let methods = [
-        (Method::Get, "get", &item.get),
-        (Method::Put, "put", &item.put),
-        (Method::Post, "post", &item.post),
-        (Method::Delete, "delete", &item.delete),
-        (Method::Patch, "patch", &item.patch),
-    ];
-    for (method, key, hook_op) in methods {
-        let Some(hook_op) = hook_op else { continue };
+    for (method, key, hook_op) in item_operations(item) {
         let op_at = item_at.push(key);
         let prefix = format!("{type_prefix} {name}");
         let mut lowering =
@@ -189,6 +173,21 @@ pub(crate) fn lower_hook<'a>(
         });
     }
     out
+}
+
+/// The operations of a path item with their method and key, in a fixed
+/// order (the methods the generator supports; `head`, `options` and
+/// `trace` are reported by the caller).
+fn item_operations(item: &openapiv3::PathItem) -> impl Iterator<Item = (Method, &'static str, &openapiv3::Operation)> {
+    [
+        (Method::Get, "get", &item.get),
+        (Method::Put, "put", &item.put),
+        (Method::Post, "post", &item.post),
+        (Method::Delete, "delete", &item.delete),
+        (Method::Patch, "patch", &item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, key, op)| op.as_ref().map(|op| (method, key, op)))
 }
 
 /// An operationId for an operation that has none, from its method and path
