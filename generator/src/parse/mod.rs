@@ -146,34 +146,12 @@ fn from_json(mut json: Value, warnings: &mut Vec<Diagnostic>) -> Result<openapiv
         }
         Some(_) => return Err(Diagnostics::one("#/openapi", "`openapi` must be a string such as \"3.0.3\"")),
     }
-    stream_item_schemas(&mut json);
     match serde_path_to_error::deserialize::<_, openapiv3::OpenAPI>(json.clone()) {
         Ok(doc) => Ok(doc),
         Err(e) => Err(locate_error(&json).unwrap_or_else(|| {
             let pointer = path_pointer(&Pointer::root(), e.path());
             Diagnostics::one(pointer.as_str(), format!("not a valid OpenAPI 3.0 document here: {}", e.inner()))
         })),
-    }
-}
-
-/// An event stream's `itemSchema` (OpenAPI 3.2's key for the items of a
-/// sequential media type, written by 3.0 and 3.1 specs too) read as its
-/// `schema` when it has none: the data of every event. openapiv3 would drop
-/// the key, which it does not know.
-fn stream_item_schemas(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Object(content)) = map.get_mut("content")
-                && let Some(Value::Object(media)) = content.get_mut("text/event-stream")
-                && !media.contains_key("schema")
-                && let Some(item) = media.remove("itemSchema")
-            {
-                media.insert("schema".to_owned(), item);
-            }
-            map.values_mut().for_each(stream_item_schemas);
-        }
-        Value::Array(items) => items.iter_mut().for_each(stream_item_schemas),
-        _ => {}
     }
 }
 
