@@ -686,7 +686,15 @@ impl Operation {
 
     /// Whether the (single) success response is an event stream.
     pub fn is_stream(&self) -> bool {
-        self.successes().any(|r| matches!(r.body, Some(ResponseBody::EventStream(_))))
+        self.event_stream().is_some()
+    }
+
+    /// The event stream a success response carries, if any.
+    pub fn event_stream(&self) -> Option<&EventStream> {
+        self.successes().find_map(|r| match &r.body {
+            Some(ResponseBody::EventStream(s)) => Some(s),
+            _ => None,
+        })
     }
 }
 

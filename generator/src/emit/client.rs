@@ -1577,30 +1577,9 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
         }
         Success::Stream => {
             let event_enum = format_ident!("{}Event", op.type_prefix);
-            let stream = op
-                .successes()
-                .find_map(|r| match &r.body {
-                    Some(ResponseBody::EventStream(s)) => Some(s),
-                    _ => None,
-                })
-                .expect("is_stream checked");
-            let variants = stream.events.iter().map(|e| {
-                let v = ident(&e.name);
-                let ty = rust_type(&e.data, &prefix);
-                if e.any_name {
-                    return quote! {
-                        /// An event of the stream, whatever its name.
-                        #v {
-                            /// The `event:` field, `None` when the server sent none.
-                            event: ::std::option::Option<::std::string::String>,
-                            /// The event's data.
-                            data: #ty,
-                        },
-                    };
-                }
-                let doc = format!(" The `{}` event.", e.api_name);
-                quote!(#[doc = #doc] #v(#ty),)
-            });
+            let stream = op.event_stream().expect("is_stream checked");
+            let variants =
+                models::event_variants(stream, &prefix, " The `event:` field, `None` when the server sent none.");
             let decode_arms: Vec<TokenStream> = stream
                 .events
                 .iter()

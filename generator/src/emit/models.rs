@@ -7,7 +7,7 @@
 //! enum values are kept), the server is strict (an unknown value is a 400).
 
 use super::doc_text::doc_attrs;
-use crate::ir::{Api, Discriminator, Field, OneOfType, Shape, StructType, TypeDef, TypeKind};
+use crate::ir::{Api, Discriminator, EventStream, Field, OneOfType, Shape, StructType, TypeDef, TypeKind};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
@@ -54,6 +54,34 @@ pub fn rust_type(shape: &Shape, prefix: &TokenStream) -> TokenStream {
 /// for values a newer server sends. Lowering numbers a spec value that
 /// sanitizes to one of these.
 pub const RESERVED_VARIANTS: &[&str] = &["Unknown"];
+
+/// The variants of a stream's event enum, shared by the client and the
+/// server: one tuple variant per named event, and for a stream described by
+/// its schema alone one struct variant that keeps the `event:` name (what
+/// `None` means differs by side, so the caller says it in `event_doc`).
+pub fn event_variants(stream: &EventStream, prefix: &TokenStream, event_doc: &str) -> Vec<TokenStream> {
+    stream
+        .events
+        .iter()
+        .map(|e| {
+            let v = ident(&e.name);
+            let ty = rust_type(&e.data, prefix);
+            if e.any_name {
+                return quote! {
+                    /// An event of the stream, whatever its name.
+                    #v {
+                        #[doc = #event_doc]
+                        event: ::std::option::Option<::std::string::String>,
+                        /// The event's data.
+                        data: #ty,
+                    },
+                };
+            }
+            let doc = format!(" The `{}` event.", e.api_name);
+            quote!(#[doc = #doc] #v(#ty),)
+        })
+        .collect()
+}
 
 /// How a field is represented, from whether it is required and nullable.
 pub fn field_type(field: &Field, prefix: &TokenStream) -> TokenStream {

@@ -158,43 +158,46 @@ fn lower_security_schemes(doc: &OpenAPI, cx: &mut Context<'_>) -> BTreeMap<Strin
                 let scopes = |s: &indexmap::IndexMap<String, String>| {
                     s.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
                 };
-                let mut out_flows = Vec::new();
-                if let Some(f) = &flows.implicit {
-                    out_flows.push(OAuthFlow {
-                        kind: "implicit".into(),
-                        authorization_url: Some(f.authorization_url.clone()),
-                        token_url: None,
-                        refresh_url: f.refresh_url.clone(),
-                        scopes: scopes(&f.scopes),
-                    });
-                }
-                if let Some(f) = &flows.password {
-                    out_flows.push(OAuthFlow {
-                        kind: "password".into(),
-                        authorization_url: None,
-                        token_url: Some(f.token_url.clone()),
-                        refresh_url: f.refresh_url.clone(),
-                        scopes: scopes(&f.scopes),
-                    });
-                }
-                if let Some(f) = &flows.client_credentials {
-                    out_flows.push(OAuthFlow {
-                        kind: "clientCredentials".into(),
-                        authorization_url: None,
-                        token_url: Some(f.token_url.clone()),
-                        refresh_url: f.refresh_url.clone(),
-                        scopes: scopes(&f.scopes),
-                    });
-                }
-                if let Some(f) = &flows.authorization_code {
-                    out_flows.push(OAuthFlow {
-                        kind: "authorizationCode".into(),
-                        authorization_url: Some(f.authorization_url.clone()),
-                        token_url: Some(f.token_url.clone()),
-                        refresh_url: f.refresh_url.clone(),
-                        scopes: scopes(&f.scopes),
-                    });
-                }
+                // The flows in a fixed order; each says which URLs it has.
+                let flow = |kind: &str,
+                            authorization: Option<&String>,
+                            token: Option<&String>,
+                            refresh: &Option<String>,
+                            s| {
+                    OAuthFlow {
+                        kind: kind.to_owned(),
+                        authorization_url: authorization.cloned(),
+                        token_url: token.cloned(),
+                        refresh_url: refresh.clone(),
+                        scopes: scopes(s),
+                    }
+                };
+                let out_flows: Vec<OAuthFlow> = [
+                    flows
+                        .implicit
+                        .as_ref()
+                        .map(|f| flow("implicit", Some(&f.authorization_url), None, &f.refresh_url, &f.scopes)),
+                    flows
+                        .password
+                        .as_ref()
+                        .map(|f| flow("password", None, Some(&f.token_url), &f.refresh_url, &f.scopes)),
+                    flows
+                        .client_credentials
+                        .as_ref()
+                        .map(|f| flow("clientCredentials", None, Some(&f.token_url), &f.refresh_url, &f.scopes)),
+                    flows.authorization_code.as_ref().map(|f| {
+                        flow(
+                            "authorizationCode",
+                            Some(&f.authorization_url),
+                            Some(&f.token_url),
+                            &f.refresh_url,
+                            &f.scopes,
+                        )
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 SecurityScheme::OAuth2 { description: description.clone(), flows: out_flows }
             }
             S::OpenIDConnect { open_id_connect_url, description, .. } => {

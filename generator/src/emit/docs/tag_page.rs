@@ -192,10 +192,7 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             _ => None,
         })
         .collect();
-    let stream = op.successes().find_map(|r| match &r.body {
-        Some(ResponseBody::EventStream(s)) => Some(s),
-        _ => None,
-    });
+    let stream = op.event_stream();
     let events = stream.map(|s| s.events.iter().map(|e| event_row(cx, e, here)).collect()).unwrap_or_default();
     let links = op
         .responses

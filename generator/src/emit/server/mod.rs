@@ -704,31 +704,15 @@ fn response_enum(op: &Operation) -> TokenStream {
 }
 
 fn event_enum(op: &Operation) -> TokenStream {
-    let Some(stream) = op.successes().find_map(|r| match &r.body {
-        Some(ResponseBody::EventStream(s)) => Some(s),
-        _ => None,
-    }) else {
+    let Some(stream) = op.event_stream() else {
         return TokenStream::new();
     };
     let name = format_ident!("{}Event", op.type_prefix);
-    let prefix = quote!(crate::types::);
-    let variants = stream.events.iter().map(|e| {
-        let v = ident(&e.name);
-        let ty = rust_type(&e.data, &prefix);
-        if e.any_name {
-            return quote! {
-                /// An event of the stream, under any name.
-                #v {
-                    /// The `event:` field; `None` sends `message`, the default.
-                    event: ::std::option::Option<::std::string::String>,
-                    /// The event's data.
-                    data: #ty,
-                },
-            };
-        }
-        let doc = format!(" The `{}` event.", e.api_name);
-        quote!(#[doc = #doc] #v(#ty),)
-    });
+    let variants = models::event_variants(
+        stream,
+        &quote!(crate::types::),
+        " The `event:` field; `None` sends `message`, the default.",
+    );
     let names = stream.events.iter().map(|e| {
         let v = ident(&e.name);
         let wire = &e.api_name;

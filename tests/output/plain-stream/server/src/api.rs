@@ -72,7 +72,7 @@ impl ::axum::response::IntoResponse for WatchTicksResponse {
 /// One event of the `streamCompletion` stream.
 #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq)]
 pub enum StreamCompletionEvent {
-    /// An event of the stream, under any name.
+    /// An event of the stream, whatever its name.
     Message {
         /// The `event:` field; `None` sends `message`, the default.
         event: ::std::option::Option<::std::string::String>,
@@ -97,7 +97,7 @@ impl crate::SseEventData for StreamCompletionEvent {
 /// One event of the `watchTicks` stream.
 #[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq)]
 pub enum WatchTicksEvent {
-    /// An event of the stream, under any name.
+    /// An event of the stream, whatever its name.
     Message {
         /// The `event:` field; `None` sends `message`, the default.
         event: ::std::option::Option<::std::string::String>,
