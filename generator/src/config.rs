@@ -65,6 +65,29 @@ impl Names {
         }
     }
 
+    /// Refuses crate names Cargo would refuse (letters, digits, `-` and `_`,
+    /// starting with a letter, at most 64 characters), which would also
+    /// make invalid Rust paths in the generated code.
+    pub fn check(&self) -> Result<(), crate::Diagnostics> {
+        let bad: Vec<crate::Diagnostic> = [("client", &self.client_crate), ("server", &self.server_crate)]
+            .into_iter()
+            .filter(|(_, name)| {
+                !name.starts_with(|c: char| c.is_ascii_alphabetic())
+                    || name.len() > 64
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+            .map(|(side, name)| {
+                crate::Diagnostic::new(
+                    "#",
+                    format!(
+                        "the {side} crate name `{name}` is not a valid package name (letters, digits, `-` and `_`, starting with a letter)"
+                    ),
+                )
+            })
+            .collect();
+        if bad.is_empty() { Ok(()) } else { Err(crate::Diagnostics(bad)) }
+    }
+
     /// The client crate's name as a Rust path (`runagent_client`).
     pub fn client_lib(&self) -> String {
         self.client_crate.replace('-', "_")
@@ -109,6 +132,16 @@ mod tests {
         assert_eq!(base_name("OpenAI API"), "open-ai");
         assert_eq!(base_name("3D printing"), "api-3d-printing");
         assert_eq!(base_name("!!!"), "unnamed");
+    }
+
+    #[test]
+    fn crate_names_cargo_would_refuse_are_errors() {
+        let spec = "openapi: 3.0.3\ninfo: {title: Pet Store API, version: '1'}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses: {'204': {description: ok}}\n";
+        let api = crate::load(spec).unwrap();
+        let config = Config { client_crate: Some("openai-3.0-client".into()), ..Config::default() };
+        let err = Names::resolve(&config, &api).check().unwrap_err();
+        assert!(err.to_string().contains("`openai-3.0-client` is not a valid package name"), "{err}");
+        assert!(Names::resolve(&Config::default(), &api).check().is_ok());
     }
 
     #[test]

@@ -523,6 +523,9 @@ pub enum Shape {
     Map(Box<Shape>),
     /// Any JSON value (a schema with no type).
     Any,
+    /// Raw bytes (`type: string, format: binary`): a file in a multipart
+    /// body, text in JSON.
+    Binary,
 }
 
 /// A string and its constraints.
@@ -698,6 +701,25 @@ impl Operation {
     }
 }
 
+impl Api {
+    /// The value shape of a free-form object (a map), looking through named
+    /// aliases; `None` for any other shape.
+    pub fn map_value<'s>(&'s self, shape: &'s Shape) -> Option<&'s Shape> {
+        let mut shape = shape;
+        for _ in 0..8 {
+            match shape {
+                Shape::Named(n) => match self.types.get(n).map(|t| &t.kind) {
+                    Some(TypeKind::Alias(inner)) => shape = inner,
+                    _ => return None,
+                },
+                Shape::Map(value) => return Some(value),
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
 /// A piece of a path template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathSegment {
@@ -768,16 +790,58 @@ pub enum ObjectStyle {
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestBody {
-    /// Always `application/json` for now.
-    pub content_type: String,
-    /// Its shape.
-    pub shape: Shape,
+    /// The media types the operation accepts, in spec order (at least one).
+    /// The client sends the first unless told otherwise.
+    pub contents: Vec<BodyContent>,
+    /// With several media types, the name of the type (an enum, one
+    /// variant per media type) that carries the body on both sides, e.g.
+    /// `AddPetBody`; `None` with one.
+    pub choice: Option<String>,
     /// Whether a body must be sent.
     pub required: bool,
     /// Its description.
     pub description: Option<String>,
+}
+
+impl RequestBody {
+    /// The media type the client sends by default: the first.
+    pub fn primary(&self) -> &BodyContent {
+        &self.contents[0]
+    }
+}
+
+/// One media type of a request body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyContent {
+    /// The media type as written, e.g. `application/json`.
+    pub media_type: String,
+    /// How the value is written on the wire.
+    pub encoding: Encoding,
+    /// The value's shape: the schema's for JSON, form and multipart bodies;
+    /// a string for text; [`Shape::Binary`] for bytes.
+    pub shape: Shape,
+    /// The variant of the body's enum when there are several media types
+    /// (`Json`, `Form`, `Xml`...).
+    pub variant: String,
     /// An example body.
     pub example: Option<Value>,
+}
+
+/// How a body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// JSON (`application/json`, `*+json`).
+    Json,
+    /// `application/x-www-form-urlencoded` fields of an object schema.
+    Form,
+    /// `multipart/form-data` parts of an object schema; binary properties
+    /// are files.
+    Multipart,
+    /// Text as it is (`text/*`, XML).
+    Text,
+    /// Bytes as they are (`application/octet-stream`, images, anything
+    /// else).
+    Binary,
 }
 
 /// A response status key.
@@ -860,7 +924,8 @@ pub struct Header {
 /// A response body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResponseBody {
-    /// `application/json`.
+    /// `application/json` (or `*+json`): of several media types, the one
+    /// the client asks for.
     Json {
         /// Its shape.
         shape: Shape,
@@ -869,6 +934,17 @@ pub enum ResponseBody {
     },
     /// `text/event-stream`.
     EventStream(EventStream),
+    /// Text as it is (`text/*`, XML), when the response offers no JSON.
+    Text {
+        /// The media type the client asks for and the server sends.
+        media_type: String,
+    },
+    /// Bytes as they are (`application/octet-stream`, images...), when the
+    /// response offers neither JSON nor text.
+    Binary {
+        /// The media type the client asks for and the server sends.
+        media_type: String,
+    },
 }
 
 /// A Server-Sent Events stream and its typed events.

@@ -70,7 +70,9 @@ pub fn generate_documents(
     config: &Config,
 ) -> Result<Output, Diagnostics> {
     let (api, warnings) = load_documents(root, documents)?;
-    let files = emit::emit(&api, &Names::resolve(config, &api))?;
+    let names = Names::resolve(config, &api);
+    names.check()?;
+    let files = emit::emit(&api, &names)?;
     Ok(Output { files, warnings })
 }
 
@@ -87,7 +89,9 @@ pub fn generate(spec: &str) -> Result<Files, Diagnostics> {
 /// Generates every output file from spec text, with the names `config` chooses.
 pub fn generate_with(spec: &str, config: &Config) -> Result<Output, Diagnostics> {
     let (api, warnings) = load_with_warnings(spec)?;
-    let files = emit::emit(&api, &Names::resolve(config, &api))?;
+    let names = Names::resolve(config, &api);
+    names.check()?;
+    let files = emit::emit(&api, &names)?;
     Ok(Output { files, warnings })
 }
 

@@ -55,9 +55,15 @@ pub const COMPILED_SPECS: &[&str] = &[
     "tests/fixtures/client-conventions-nested.yaml",
     "tests/fixtures/client-shapes.yaml",
     "tests/fixtures/security.yaml",
+    "tests/fixtures/bodies.yaml",
     "tests/corpus/oai-link-example.yaml",
     "tests/corpus/oai-callback-example.yaml",
     "tests/corpus/oai-petstore-expanded.yaml",
+    "tests/corpus/oai-api-with-examples.yaml",
+    "tests/corpus/oai-uspto.yaml",
+    "tests/corpus/petstore3.yaml",
+    "tests/corpus/twilio_accounts_v1.yaml",
+    "tests/corpus/openai-3.0-2025-04.yaml",
 ];
 
 /// Where the output of each of [`COMPILED_SPECS`] goes.
@@ -161,7 +167,8 @@ impl Job {
 
     /// One of [`COMPILED_SPECS`], with crates named after its file.
     pub fn compiled(spec: &str) -> Job {
-        let stem = stem(spec);
+        // A package name has no dots (`openai-3.0-2025-04`).
+        let stem = stem(spec).replace('.', "-");
         let config = runagent_codegen::Config {
             spec_path: Some(spec.to_owned()),
             client_crate: Some(format!("{stem}-client")),

@@ -115,8 +115,9 @@ impl<M: ApiModel> Client<M> {
     #[allow(dead_code)]
     pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse<M>, Error<M>> {
         let mut url = self.endpoint_url(&spec.path, &spec.query)?;
+        append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
-        let headers = self.request_headers(&spec, opts, JSON, None)?;
+        let headers = self.request_headers(&spec, opts, spec.accept.unwrap_or(JSON), None)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body).await
     }
 
@@ -149,6 +150,7 @@ impl<M: ApiModel> Client<M> {
         last_event_id: Option<&str>,
     ) -> Result<reqwest::Response, Error<M>> {
         let mut url = self.endpoint_url(&spec.path, &spec.query)?;
+        append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
         self.send_with_retries(spec.method, url, headers, spec.body, opts, expect_event_stream).await
@@ -228,7 +230,12 @@ impl<M: ApiModel> Client<M> {
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
         if spec.body.is_some() {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+            let content_type = match &spec.content_type {
+                None => HeaderValue::from_static(JSON),
+                Some(media) => HeaderValue::from_str(media)
+                    .map_err(|_| Error::Config(format!("the content type {media:?} is not valid in a header")))?,
+            };
+            headers.insert(header::CONTENT_TYPE, content_type);
         }
         for (name, value) in &self.inner.default_headers {
             headers.insert(name, value.clone());
@@ -353,6 +360,16 @@ impl<M: ApiModel> Client<M> {
                 }
                 result => return result,
             }
+        }
+    }
+}
+
+/// Adds query pairs whose names are data (a free-form object parameter).
+fn append_free_query(url: &mut Url, pairs: &[(String, String)]) {
+    if !pairs.is_empty() {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in pairs {
+            query.append_pair(name, value);
         }
     }
 }
@@ -922,10 +939,18 @@ pub struct RequestSpec {
     pub path: String,
     /// Query parameters, encoded by the client.
     pub query: Vec<(&'static str, String)>,
+    /// Query pairs whose names come from data: the entries of a free-form
+    /// object parameter (`key=value`, or `name[key]=value` for
+    /// `style: deepObject`), sent after `query`.
+    pub free_query: Vec<(String, String)>,
     /// Header parameters.
     pub headers: Vec<(&'static str, String)>,
-    /// The JSON body, if any.
+    /// The encoded body, if any.
     pub body: Option<Bytes>,
+    /// The body's media type; `None` for `application/json`.
+    pub content_type: Option<String>,
+    /// The media types asked for in `Accept`; `None` for `application/json`.
+    pub accept: Option<&'static str>,
     /// The operation's security requirements (alternatives, each the names
     /// of the schemes it needs together; an empty one means credentials
     /// are optional), or `None` for a request that names none, which sends
@@ -936,7 +961,17 @@ pub struct RequestSpec {
 impl RequestSpec {
     /// A request without query, headers, body or security requirements.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: Vec::new(), headers: Vec::new(), body: None, security: None }
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            free_query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            content_type: None,
+            accept: None,
+            security: None,
+        }
     }
 }
 

@@ -100,6 +100,8 @@ impl ListAgents {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         if let ::std::option::Option::Some(value) = &self.page {
             query.push(("page", ::std::string::ToString::to_string(value)));
         }
@@ -113,13 +115,17 @@ impl ListAgents {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/agents"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -217,26 +223,35 @@ impl CreateAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::string::String::from("/agents"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -304,16 +319,22 @@ impl GetAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -396,23 +417,32 @@ impl UpdateAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
             path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -480,16 +510,22 @@ impl DeleteAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
             path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -560,16 +596,22 @@ impl GetAgentStatus {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/agents/{}/status", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -656,19 +698,25 @@ impl DeployAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/agents/{}/deployments", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -800,26 +848,35 @@ impl InvokeAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/agents/{}/invoke", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -998,6 +1055,8 @@ impl StreamAgentGet {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.query;
             query.push(("query", ::std::string::ToString::to_string(value)));
@@ -1012,13 +1071,17 @@ impl StreamAgentGet {
         if let ::std::option::Option::Some(value) = &self.last_event_id {
             options = options.last_event_id(::std::string::ToString::to_string(value));
         }
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1227,6 +1290,8 @@ impl StreamAgent {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
@@ -1236,20 +1301,27 @@ impl StreamAgent {
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1385,26 +1457,35 @@ impl BatchInvoke {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/agents/{}/batch", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1472,16 +1553,22 @@ impl GetOperation {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/operations/{}", crate::url::encode_segment(&self.operation_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1568,19 +1655,25 @@ impl CancelOperation {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/operations/{}/cancel", crate::url::encode_segment(&self.operation_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1650,16 +1743,22 @@ impl GetAgentHealth {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/agents/{}/health", crate::url::encode_segment(&self.agent_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1708,16 +1807,22 @@ impl GetHealth {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/health"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1764,16 +1869,22 @@ impl GetUsage {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/usage"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -15,6 +15,8 @@ pub use envelope::{
 };
 mod auth;
 pub use auth::*;
+#[allow(dead_code)]
+mod bodies;
 mod config;
 pub use config::*;
 mod context;
@@ -40,9 +42,11 @@ pub use stream_log::*;
 mod redis_store;
 #[cfg(feature = "redis")]
 pub use redis_store::*;
-#[allow(dead_code)]
-mod nullable;
+mod form;
 #[cfg(test)]
 mod testing;
+pub use form::*;
+#[allow(dead_code)]
+mod nullable;
 mod validate;
 pub use validate::*;

@@ -11,11 +11,11 @@
 
 use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
 use super::models::{self, Mode, ident, rust_type, shape_check};
-use super::{EmitError, Files, versions};
+use super::{EmitError, Files, bodies, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, ApiKeyLocation, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation, Parameter,
-    PathSegment, ResponseBody, SecurityScheme, Shape, StatusCode, TypeKind,
+    Api, ApiKeyLocation, Encoding, ErrorConvention, Field, LongRunning, Method, ObjectStyle, Operation, ParamLocation,
+    Parameter, PathSegment, ResponseBody, SecurityScheme, Shape, StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -36,6 +36,7 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("sse.rs", include_str!("../../../runtime/client/src/sse.rs")),
     ("testing.rs", include_str!("../../../runtime/client/src/testing.rs")),
     ("url.rs", include_str!("../../../runtime/client/src/url.rs")),
+    ("form.rs", include_str!("../../../runtime/common/form.rs")),
     ("nullable.rs", include_str!("../../../runtime/common/nullable.rs")),
     ("validate.rs", include_str!("../../../runtime/common/validate.rs")),
 ];
@@ -78,7 +79,7 @@ pub const RESERVED_METHODS: &[&str] = &[
 /// Runtime modules whose public items are re-exported at the crate root
 /// (those of `error` all have an alias there instead).
 const REEXPORTED: &[&str] =
-    &["client", "events", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
+    &["client", "events", "form", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
 
 /// What the spec's conventions let the client do, decided once.
 struct Plan<'a> {
@@ -160,6 +161,7 @@ impl<'a> Plan<'a> {
             Some((status, Some(ResponseBody::Json { shape, .. }))) => {
                 Success::Single { shape: Some(shape), handle: self.is_handle(status, shape) }
             }
+            Some((_, Some(body @ (ResponseBody::Text { .. } | ResponseBody::Binary { .. })))) => Success::Raw(body),
             _ => Success::Single { shape: None, handle: false },
         }
     }
@@ -276,8 +278,12 @@ fn example_call(plan: &Plan, op: &Operation) -> Option<(String, String)> {
         .collect::<Option<Vec<_>>>()?;
     let mut setup = String::new();
     if let Some(body) = op.body.as_ref().filter(|b| b.required) {
-        let example = body.example.clone().unwrap_or(serde_json::json!({}));
-        let ty = match &body.shape {
+        let primary = body.primary();
+        if matches!(primary.encoding, Encoding::Text | Encoding::Binary) {
+            return None;
+        }
+        let example = primary.example.clone().unwrap_or(serde_json::json!({}));
+        let ty = match &primary.shape {
             Shape::Named(n) => format!("{}::types::{n}", plan.lib()),
             _ => "_".into(),
         };
@@ -1063,6 +1069,8 @@ enum Success<'a> {
     Several,
     /// An event stream.
     Stream,
+    /// Text or bytes, not decoded.
+    Raw(&'a ResponseBody),
 }
 
 fn status_variant(status: StatusCode) -> String {
@@ -1100,8 +1108,15 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
     let method_name = ident(&op.name);
     let args: Vec<&Parameter> = op.parameters.iter().filter(|p| is_argument(plan, p)).collect();
     let optional: Vec<&Parameter> = op.parameters.iter().filter(|p| !is_argument(plan, p)).collect();
-    let body_ty = op.body.as_ref().map(|b| rust_type(&b.shape, &quote!(crate::types::)));
+    let body_ty = op.body.as_ref().map(|b| bodies::body_type(b, &quote!(crate::types::)));
     let body_required = op.body.as_ref().is_some_and(|b| b.required);
+    // A body of several media types, text or bytes is taken as anything
+    // that converts into it (a plain value picks the first media type).
+    let body_into = op
+        .body
+        .as_ref()
+        .is_some_and(|b| b.choice.is_some() || matches!(b.primary().encoding, Encoding::Text | Encoding::Binary));
+    let choice_enum = op.body.as_ref().map(|b| bodies::choice_enum(&op.id, b, &quote!(crate::types::)));
 
     // The method on Client.
     let arg_decls: Vec<TokenStream> = args
@@ -1135,6 +1150,10 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         })
         .collect();
     let (body_arg, body_init) = match (&body_ty, body_required) {
+        (Some(t), true) if body_into => (
+            Some(quote!(body: impl ::std::convert::Into<#t>)),
+            Some(quote!(body: ::std::option::Option::Some(body.into()),)),
+        ),
         (Some(t), true) => (Some(quote!(body: #t)), Some(quote!(body: ::std::option::Option::Some(body),))),
         (Some(_), false) => (None, Some(quote!(body: ::std::option::Option::None,))),
         (None, _) => (None, None),
@@ -1202,6 +1221,13 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         })
         .collect();
     let body_setter = match (&body_ty, body_required) {
+        (Some(t), false) if body_into => Some(quote! {
+            /// Sets the request body.
+            pub fn body(mut self, value: impl ::std::convert::Into<#t>) -> Self {
+                self.body = ::std::option::Option::Some(value.into());
+                self
+            }
+        }),
         (Some(t), false) => Some(quote! {
             /// Sets the request body.
             pub fn body(mut self, value: #t) -> Self {
@@ -1233,7 +1259,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         .collect();
     // Through the shape, like the parameters: a body that is a map or a
     // list has no `Validate` impl of its own.
-    let body_check = op.body.as_ref().and_then(|b| shape_check(api, &b.shape, &quote!(body), 0)).map(|check| {
+    let body_check = op.body.as_ref().and_then(|b| bodies::body_check(api, b)).map(|check| {
         quote! {
             if let ::std::option::Option::Some(body) = &self.body {
                 let path = &mut crate::validate::FieldPath::root();
@@ -1250,7 +1276,14 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             let n = ident(&p.name);
             let wire = &p.api_name;
             let to_s = to_wire_string(api, &p.shape, quote!(value));
-            let push = if let (Some(style), Shape::Named(n)) = (p.object_style, &p.shape) {
+            let push = if let (Some(style), Some(value)) = (p.object_style, api.map_value(&p.shape)) {
+                let item = to_wire_string(api, value, quote!(item));
+                let key = match style {
+                    ObjectStyle::Form => quote!(::std::clone::Clone::clone(key)),
+                    ObjectStyle::DeepObject => quote!(::std::format!("{}[{}]", #wire, key)),
+                };
+                quote! { for (key, item) in value.iter() { free_query.push((#key, #item)); } }
+            } else if let (Some(style), Shape::Named(n)) = (p.object_style, &p.shape) {
                 object_pushes(api, n, wire, style)
             } else if let Shape::Array(a) = &p.shape {
                 let item = to_wire_string(api, &a.items, quote!(item));
@@ -1295,18 +1328,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             })
         })
         .collect();
-    let body_bytes = if body_ty.is_some() {
-        quote! {
-            let body = match &self.body {
-                ::std::option::Option::Some(body) => ::std::option::Option::Some(::bytes::Bytes::from(
-                    ::serde_json::to_vec(body).map_err(|e| crate::Error::Config(::std::format!("the request body could not be serialized: {e}")))?,
-                )),
-                ::std::option::Option::None => ::std::option::Option::None,
-            };
-        }
-    } else {
-        quote!(let body = ::std::option::Option::None;)
-    };
+    let body_bytes = bodies::client_body_bytes(op.body.as_ref());
+    let accept = bodies::client_accept(&op.responses);
     let http_method = match op.method {
         Method::Get => quote!(::http::Method::GET),
         Method::Put => quote!(::http::Method::PUT),
@@ -1374,6 +1397,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                 self.validate()?;
                 #[allow(unused_mut)]
                 let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+                #[allow(unused_mut)]
+                let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
                 #(#query_pushes)*
                 #[allow(unused_mut)]
                 let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
@@ -1382,7 +1407,17 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                 let mut options = self.options.clone();
                 #(#managed_setters)*
                 #body_bytes
-                let spec = crate::RequestSpec { method: #http_method, path: #path_expr, query, headers, body, security: ::std::option::Option::Some(#security) };
+                let spec = crate::RequestSpec {
+                    method: #http_method,
+                    path: #path_expr,
+                    query,
+                    free_query,
+                    headers,
+                    body,
+                    content_type,
+                    accept: #accept,
+                    security: ::std::option::Option::Some(#security),
+                };
                 ::std::result::Result::Ok((spec, options))
             }
 
@@ -1391,6 +1426,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         }
 
         #extra_types
+        #choice_enum
     }
 }
 
@@ -1476,6 +1512,14 @@ fn to_wire_string(api: &Api, shape: &Shape, value: TokenStream) -> TokenStream {
     }
 }
 
+/// The type and decoding (from `raw`) of a text or binary response.
+fn raw_decode(body: &ResponseBody) -> (TokenStream, TokenStream) {
+    match body {
+        ResponseBody::Text { .. } => (quote!(::std::string::String), quote!(raw.text())),
+        _ => (quote!(::bytes::Bytes), quote!(::std::result::Result::Ok(raw.bytes()))),
+    }
+}
+
 /// The `send` method, and any type it needs (the response enum of an
 /// operation with several success bodies, the event enum of a stream).
 fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
@@ -1519,6 +1563,21 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                 },
             )
         }
+        Success::Raw(body) => {
+            let (ty, decode) = raw_decode(body);
+            (
+                TokenStream::new(),
+                quote! {
+                    /// Sends the request (retrying as configured) and returns
+                    /// the response body.
+                    pub async fn send(self) -> ::std::result::Result<crate::ApiResponse<#ty>, crate::Error> {
+                        let (spec, options) = self.request()?;
+                        let raw = self.client.execute(spec, &options).await?;
+                        #decode
+                    }
+                },
+            )
+        }
         Success::Several => {
             let enum_name = format_ident!("{}Response", op.type_prefix);
             let mut variants = Vec::new();
@@ -1545,6 +1604,11 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         let ty = rust_type(shape, &prefix);
                         variants.push(quote!(#[doc = #doc] #v(#ty),));
                         arms.push(quote!(#code => raw.json::<#ty>().map(|r| r.map(#enum_name::#v)),));
+                    }
+                    Some(body @ (ResponseBody::Text { .. } | ResponseBody::Binary { .. })) => {
+                        let (ty, decode) = raw_decode(body);
+                        variants.push(quote!(#[doc = #doc] #v(#ty),));
+                        arms.push(quote!(#code => { let decoded: ::std::result::Result<crate::ApiResponse<#ty>, crate::Error> = #decode; decoded.map(|r| r.map(#enum_name::#v)) }));
                     }
                     _ => {
                         variants.push(quote!(#[doc = #doc] #v,));
@@ -1834,8 +1898,14 @@ fn example(plan: &Plan) -> TokenStream {
             }
         }
         if let Some(b) = op.body.as_ref().filter(|b| b.required) {
-            let json = serde_json::to_string(&b.example.clone().unwrap_or(serde_json::json!({}))).unwrap_or_default();
-            args.push(quote!(::serde_json::from_str(#json)?));
+            let primary = b.primary();
+            if matches!(primary.encoding, Encoding::Text | Encoding::Binary) {
+                return None;
+            }
+            let json =
+                serde_json::to_string(&primary.example.clone().unwrap_or(serde_json::json!({}))).unwrap_or_default();
+            let ty = bodies::content_type(primary, &quote!(#lib::types::));
+            args.push(quote!(::serde_json::from_str::<#ty>(#json)?));
         }
         let vars = params
             .iter()

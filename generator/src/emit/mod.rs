@@ -1,6 +1,7 @@
 //! IR to files. Each emitter adds files to one [`Files`] set, keyed by path
 //! in a sorted map, so the output order never depends on hashing.
 
+pub mod bodies;
 pub mod client;
 pub mod doc_text;
 pub mod docs;

@@ -7,9 +7,10 @@
 //! enum values are kept), the server is strict (an unknown value is a 400).
 
 use super::doc_text::doc_attrs;
-use crate::ir::{Api, Discriminator, EventStream, Field, OneOfType, Shape, StructType, TypeDef, TypeKind};
+use crate::ir::{Api, Discriminator, Encoding, EventStream, Field, OneOfType, Shape, StructType, TypeDef, TypeKind};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
+use std::collections::BTreeSet;
 
 /// Which crate the models are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,7 @@ pub fn rust_type(shape: &Shape, prefix: &TokenStream) -> TokenStream {
             quote!(::std::collections::BTreeMap<::std::string::String, #value>)
         }
         Shape::Any => quote!(::serde_json::Value),
+        Shape::Binary => quote!(crate::form::FilePart),
     }
 }
 
@@ -99,10 +101,131 @@ pub fn field_type(field: &Field, prefix: &TokenStream) -> TokenStream {
 /// The whole `types.rs` module.
 pub fn emit_types(api: &Api, mode: Mode) -> TokenStream {
     let types = api.types.values().map(|t| emit_type(api, t, mode));
+    let forms = form_types(api).into_iter().filter_map(|name| match api.types.get(name).map(|t| &t.kind) {
+        Some(TypeKind::Struct(s)) => Some(emit_form_impls(name, s)),
+        _ => None,
+    });
     quote! {
         //! Every schema of the spec as a Rust type.
         #![allow(clippy::large_enum_variant, clippy::result_large_err, clippy::derive_partial_eq_without_eq)]
         #(#types)*
+        #(#forms)*
+    }
+}
+
+/// The structs some operation, callback or webhook sends as a form or
+/// multipart body: they get `ToFields` and `FromFields`.
+pub fn form_types(api: &Api) -> BTreeSet<&str> {
+    let bodies =
+        api.operations.iter().flat_map(|op| op.body.iter().chain(op.callbacks.iter().flat_map(|c| c.body.iter())));
+    bodies
+        .chain(api.webhooks.iter().flat_map(|w| w.body.iter()))
+        .flat_map(|b| &b.contents)
+        .filter(|c| matches!(c.encoding, Encoding::Form | Encoding::Multipart))
+        .filter_map(|c| match &c.shape {
+            Shape::Named(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How a property travels in a form: one value, several (an array), one
+/// file or several files.
+fn form_kind(shape: &Shape) -> (&'static str, &'static str) {
+    match shape {
+        Shape::Binary => ("required_file", "optional_file"),
+        Shape::Array(a) if *a.items == Shape::Binary => ("files_of", "optional_files"),
+        Shape::Array(_) => ("list", "optional_list"),
+        _ => ("required", "optional"),
+    }
+}
+
+/// `ToFields` and `FromFields` for a struct sent as a form: field by field,
+/// files as file parts, everything else through its JSON form (see the
+/// runtime's `form` module).
+fn emit_form_impls(name: &str, s: &StructType) -> TokenStream {
+    let ty = ident(name);
+    let writes = s.fields.iter().map(|f| {
+        let fname = ident(&f.name);
+        let wire = &f.api_name;
+        let write = match &f.shape {
+            Shape::Binary => quote!(fields.file(#wire, value);),
+            Shape::Array(a) if *a.items == Shape::Binary => quote!(fields.files(#wire, value);),
+            _ => quote!(fields.value(#wire, value)?;),
+        };
+        match (f.required, f.nullable) {
+            (true, false) => quote! { { let value = &self.#fname; #write } },
+            (true, true) | (false, false) => {
+                quote! { if let ::std::option::Option::Some(value) = &self.#fname { #write } }
+            }
+            (false, true) => quote! {
+                if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.#fname { #write }
+            },
+        }
+    });
+    let extra_write = s.additional.as_ref().map(|_| {
+        quote! {
+            for (key, value) in &self.additional_properties {
+                fields.value(key, value)?;
+            }
+        }
+    });
+    let reads = s.fields.iter().map(|f| {
+        let fname = ident(&f.name);
+        let wire = &f.api_name;
+        let (required, optional) = form_kind(&f.shape);
+        let box_it = if f.boxed { quote!(::std::boxed::Box::new) } else { quote!() };
+        let read = match (f.required, f.nullable) {
+            (true, false) => {
+                let m = format_ident!("{}", required);
+                quote!(#box_it(fields.#m(#wire)?))
+            }
+            (true, true) | (false, false) => {
+                let m = format_ident!("{}", optional);
+                if f.boxed { quote!(fields.#m(#wire)?.map(::std::boxed::Box::new)) } else { quote!(fields.#m(#wire)?) }
+            }
+            (false, true) if f.boxed => {
+                let m = format_ident!("{}", optional);
+                quote!(fields.#m(#wire)?.map(|value| ::std::option::Option::Some(::std::boxed::Box::new(value))))
+            }
+            (false, true) => {
+                let m = format_ident!("{}", optional);
+                quote!(fields.#m(#wire)?.map(::std::option::Option::Some))
+            }
+        };
+        quote!(#fname: #read,)
+    });
+    let extra_read = s.additional.as_ref().map(|_| quote!(additional_properties: fields.remaining()?,));
+    let deny = s.deny_unknown.then(|| quote!(fields.deny_rest()?;));
+    let mutable = if s.fields.is_empty() && s.additional.is_none() && !s.deny_unknown {
+        quote!(fields)
+    } else {
+        quote!(mut fields)
+    };
+    let unused = (s.fields.is_empty() && s.additional.is_none() && !s.deny_unknown).then(|| quote!(let _ = fields;));
+    quote! {
+        impl crate::form::ToFields for #ty {
+            #[allow(deprecated)]
+            fn to_fields(&self) -> ::std::result::Result<crate::form::Fields, crate::form::FormError> {
+                #[allow(unused_mut)]
+                let mut fields = crate::form::Fields::new();
+                #(#writes)*
+                #extra_write
+                ::std::result::Result::Ok(fields)
+            }
+        }
+        impl crate::form::FromFields for #ty {
+            #[allow(deprecated)]
+            fn from_fields(#mutable: crate::form::Fields) -> ::std::result::Result<Self, crate::form::FormError> {
+                #unused
+                let value = Self {
+                    #(#reads)*
+                    #extra_read
+                };
+                #deny
+                ::std::result::Result::Ok(value)
+            }
+        }
     }
 }
 
@@ -232,9 +355,15 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
             // An alternative may be an alias of a plain value (an inline
             // `type: string` alternative): checked by its shape, since such
             // a type has no `Validate` of its own.
-            let arms = o.variants.iter().map(|v| {
+            let checks: Vec<Option<TokenStream>> = o
+                .variants
+                .iter()
+                .map(|v| shape_check(api, &Shape::Named(v.type_name.clone()), &quote!(inner), 0))
+                .collect();
+            let path_param = if checks.iter().all(Option::is_none) { quote!(_path) } else { quote!(path) };
+            let arms = o.variants.iter().zip(checks).map(|(v, check)| {
                 let vname = ident(&v.name);
-                match shape_check(api, &Shape::Named(v.type_name.clone()), &quote!(inner), 0) {
+                match check {
                     Some(check) => quote!(Self::#vname(inner) => { #check ::std::result::Result::Ok(()) }),
                     None => quote!(Self::#vname(_) => ::std::result::Result::Ok(()),),
                 }
@@ -272,7 +401,7 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                     #(#variants)*
                 }
                 impl crate::validate::Validate for #name {
-                    fn validate(&self, path: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
+                    fn validate(&self, #path_param: &mut crate::validate::FieldPath) -> ::std::result::Result<(), crate::validate::ValidationError> {
                         match self {
                             #(#arms)*
                         }
@@ -538,7 +667,7 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
             // Always checked: NaN and infinities are not JSON numbers.
             Some(quote!(crate::validate::check_number(*#value, path, #min, #max)?;))
         }
-        Shape::Boolean | Shape::Any => None,
+        Shape::Boolean | Shape::Any | Shape::Binary => None,
         Shape::Array(a) => {
             let len = if a.min_items.is_some() || a.max_items.is_some() {
                 let min = opt_u64(a.min_items);

@@ -6,8 +6,8 @@ use super::Context;
 use super::schema::TypeBuilder;
 use crate::diagnostics::Pointer;
 use crate::ir::{
-    EventStream, Header, Link, Method, ObjectStyle, Operation, Pagination, ParamLocation, Parameter, PathSegment,
-    RequestBody, Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
+    BodyContent, Encoding, EventStream, Header, Link, Method, ObjectStyle, Operation, Pagination, ParamLocation,
+    Parameter, PathSegment, RequestBody, Response, ResponseBody, Shape, SseEvent, StatusCode, TypeKind,
 };
 use crate::naming::{Case, NameTable, sanitize};
 use openapiv3::{OpenAPI, ParameterSchemaOrContent, ReferenceOr};
@@ -393,8 +393,12 @@ impl<'a> OperationLowering<'_, 'a> {
             };
             let hint = format!("{} {}", self.type_prefix, data.name);
             let lowered = self.types.lower_use(self.cx, schema, &at.push("schema"), &hint);
+            let is_object = |shape: &Shape| match shape {
+                Shape::Named(n) => self.types_is_flat_struct(n) || self.map_of_scalars(shape),
+                shape => self.map_of_scalars(shape),
+            };
             let object_style = match &lowered.shape {
-                Shape::Named(n) if location == ParamLocation::Query && self.types_is_flat_struct(n) => {
+                shape if location == ParamLocation::Query && is_object(shape) => {
                     if deep_objects.contains(&data.name) {
                         Some(ObjectStyle::DeepObject)
                     } else if data.explode == Some(false) {
@@ -422,7 +426,7 @@ impl<'a> OperationLowering<'_, 'a> {
                 location,
                 required: data.required,
                 shape: lowered.shape,
-                description: data.description.clone().or(lowered.description),
+                description: data.description.clone().filter(|d| !d.trim().is_empty()).or(lowered.description),
                 default: lowered.default,
                 example: data.example.clone().or(lowered.example),
                 deprecated: data.deprecated.unwrap_or(false) || lowered.deprecated,
@@ -469,6 +473,23 @@ impl<'a> OperationLowering<'_, 'a> {
             && s.fields.iter().all(|f| !f.nullable && self.param_shape_ok(&f.shape, ParamLocation::Header))
     }
 
+    /// Whether a shape is a free-form object (possibly behind a named
+    /// alias) whose values are scalars or string enums.
+    fn map_of_scalars(&self, shape: &Shape) -> bool {
+        let mut shape = shape;
+        for _ in 0..8 {
+            match shape {
+                Shape::Named(n) => match self.types.kind_of(n) {
+                    Some(TypeKind::Alias(inner)) => shape = inner,
+                    _ => return false,
+                },
+                Shape::Map(value) => return self.param_shape_ok(value, ParamLocation::Header),
+                _ => return false,
+            }
+        }
+        false
+    }
+
     fn types_is_enum(&self, name: &str) -> bool {
         self.types.kind_of(name).is_some_and(|k| matches!(k, TypeKind::Enum(_)))
     }
@@ -482,35 +503,71 @@ impl<'a> OperationLowering<'_, 'a> {
                 return None;
             }
         };
-        let mut json = None;
-        for (media, content) in &body.content {
-            if is_json(media) {
-                json = Some((media, content));
-            } else {
-                self.cx.error(
-                    &def_at.push("content").push(media),
-                    format!("request bodies of type `{media}` are not supported; only application/json"),
-                );
-            }
+        if body.content.is_empty() {
+            self.cx.error(&def_at.push("content"), "a request body needs at least one media type");
+            return None;
         }
-        let Some((media, content)) = json else {
-            self.cx.error(&def_at.push("content"), "a request body needs an application/json media type");
+        let mut variants = NameTable::new();
+        let mut contents = Vec::new();
+        for (media, content) in &body.content {
+            let media_at = def_at.push("content").push(media);
+            let encoding = encoding_of(media);
+            let hint = format!("{} Body", self.type_prefix);
+            let lowered = content
+                .schema
+                .as_ref()
+                .map(|schema| self.types.lower_use(self.cx, schema, &media_at.push("schema"), &hint));
+            let shape = match encoding {
+                Encoding::Text => Shape::String(Default::default()),
+                Encoding::Binary => Shape::Binary,
+                Encoding::Json => match &lowered {
+                    Some(l) => l.shape.clone(),
+                    None => {
+                        self.cx.warn(&media_at, "the request body has no `schema`; any JSON value is accepted");
+                        Shape::Any
+                    }
+                },
+                Encoding::Form | Encoding::Multipart => {
+                    let struct_name = match lowered.as_ref().map(|l| &l.shape) {
+                        Some(Shape::Named(n)) if matches!(self.types.kind_of(n), Some(TypeKind::Struct(_))) => {
+                            n.clone()
+                        }
+                        _ => {
+                            self.cx.error(
+                                &media_at.push("schema"),
+                                format!("a `{media}` body needs an object schema with properties"),
+                            );
+                            continue;
+                        }
+                    };
+                    if encoding == Encoding::Form && self.types.has_binary_field(&struct_name) {
+                        self.cx.error(
+                            &media_at.push("schema"),
+                            "a property of `format: binary` (a file) needs `multipart/form-data`, not a urlencoded form",
+                        );
+                        continue;
+                    }
+                    Shape::Named(struct_name)
+                }
+            };
+            let example = content
+                .example
+                .clone()
+                .or_else(|| first_example(&content.examples))
+                .or_else(|| lowered.and_then(|l| l.example));
+            contents.push(BodyContent {
+                media_type: media.clone(),
+                encoding,
+                shape,
+                variant: variants.unique(&variant_name(media, encoding), Case::UpperCamel),
+                example,
+            });
+        }
+        if contents.is_empty() {
             return None;
-        };
-        let media_at = def_at.push("content").push(media);
-        let Some(schema) = &content.schema else {
-            self.cx.error(&media_at, "the request body needs a `schema`");
-            return None;
-        };
-        let lowered =
-            self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{} Body", self.type_prefix));
-        Some(RequestBody {
-            content_type: "application/json".into(),
-            shape: lowered.shape,
-            required: body.required,
-            description: body.description.clone(),
-            example: content.example.clone().or_else(|| first_example(&content.examples)).or(lowered.example),
-        })
+        }
+        let choice = (contents.len() > 1).then(|| format!("{}Body", self.type_prefix));
+        Some(RequestBody { contents, choice, required: body.required, description: body.description.clone() })
     }
 
     fn responses(&mut self, responses: &'a openapiv3::Responses) -> Vec<Response> {
@@ -581,7 +638,7 @@ impl<'a> OperationLowering<'_, 'a> {
             out.push(Header {
                 name: names.unique(api_name, Case::Snake),
                 api_name: api_name.clone(),
-                description: header.description.clone(),
+                description: header.description.clone().filter(|d| !d.trim().is_empty()),
                 shape: lowered.shape,
                 required: header.required,
             });
@@ -634,36 +691,57 @@ impl<'a> OperationLowering<'_, 'a> {
         at: &Pointer,
         status: StatusCode,
     ) -> Option<ResponseBody> {
-        let mut body = None;
-        for (media, content) in &response.content {
-            let media_at = at.push("content").push(media);
-            let Some(schema) = &content.schema else {
-                self.cx.error(&media_at, "the response body needs a `schema`");
-                continue;
-            };
-            let hint = format!("{} Response {}", self.type_prefix, status.as_spec());
-            if is_json(media) {
+        // One media type is served and asked for: JSON if offered, else an
+        // event stream, else text, else bytes. The others are named in a
+        // warning, since neither side produces them.
+        let rank = |media: &str| {
+            let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if is_json(&essence) {
+                0
+            } else if essence == "text/event-stream" {
+                1
+            } else if is_text(&essence) {
+                2
+            } else {
+                3
+            }
+        };
+        let (media, content) = response.content.iter().min_by_key(|(media, _)| rank(media))?;
+        let media_at = at.push("content").push(media);
+        if response.content.len() > 1 {
+            let others: Vec<String> =
+                response.content.keys().filter(|m| *m != media).map(|m| format!("`{m}`")).collect();
+            self.cx.warn(
+                &at.push("content"),
+                format!(
+                    "the response also offers {}; clients ask for `{media}` and servers send it",
+                    others.join(", ")
+                ),
+            );
+        }
+        let hint = format!("{} Response {}", self.type_prefix, status.as_spec());
+        match rank(media) {
+            0 => {
+                let example = content.example.clone().or_else(|| first_example(&content.examples));
+                let Some(schema) = &content.schema else {
+                    return Some(ResponseBody::Json { shape: Shape::Any, example });
+                };
                 let lowered = self.types.lower_use(self.cx, schema, &media_at.push("schema"), &hint);
-                let example = content.example.clone().or_else(|| first_example(&content.examples)).or(lowered.example);
-                body = Some(ResponseBody::Json { shape: lowered.shape, example });
-            } else if media == "text/event-stream" {
+                Some(ResponseBody::Json { shape: lowered.shape, example: example.or(lowered.example) })
+            }
+            1 => {
+                let Some(schema) = &content.schema else {
+                    self.cx.error(&media_at, "an event stream needs a `schema` for its events");
+                    return None;
+                };
                 let frame =
                     self.types.lower_use(self.cx, schema, &media_at.push("schema"), &format!("{hint} Event")).shape;
                 let events = self.sse_events(content, &media_at, &frame);
-                body = Some(ResponseBody::EventStream(EventStream { frame, events }));
-            } else {
-                self.cx.error(
-                    &media_at,
-                    format!(
-                        "responses of type `{media}` are not supported; only application/json and text/event-stream"
-                    ),
-                );
+                Some(ResponseBody::EventStream(EventStream { frame, events }))
             }
+            2 => Some(ResponseBody::Text { media_type: media.clone() }),
+            _ => Some(ResponseBody::Binary { media_type: media.clone() }),
         }
-        if response.content.len() > 1 {
-            self.cx.error(&at.push("content"), "a response with more than one media type is not supported yet");
-        }
-        body
     }
 
     fn sse_events(&mut self, content: &'a openapiv3::MediaType, at: &Pointer, frame: &Shape) -> Vec<SseEvent> {
@@ -735,6 +813,44 @@ impl<'a> OperationLowering<'_, 'a> {
             .collect();
         // An empty requirement (`{}`) makes credentials optional.
         (!requirements.is_empty() && requirements.iter().all(|r| !r.is_empty()), lowered)
+    }
+}
+
+/// How a body of a media type is written.
+fn encoding_of(media: &str) -> Encoding {
+    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if is_json(&essence) {
+        Encoding::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        Encoding::Form
+    } else if essence.starts_with("multipart/") {
+        Encoding::Multipart
+    } else if is_text(&essence) {
+        Encoding::Text
+    } else {
+        Encoding::Binary
+    }
+}
+
+/// Media types read as text: `text/*` and XML.
+fn is_text(essence: &str) -> bool {
+    essence.starts_with("text/") || essence == "application/xml" || essence.ends_with("+xml")
+}
+
+/// The variant of a body's enum for a media type.
+fn variant_name(media: &str, encoding: Encoding) -> String {
+    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match (encoding, essence.as_str()) {
+        (Encoding::Json, "application/json") => "Json".into(),
+        (Encoding::Form, _) => "Form".into(),
+        (Encoding::Multipart, _) => "Multipart".into(),
+        (Encoding::Text, "text/plain") => "Text".into(),
+        (Encoding::Binary, "application/octet-stream") => "Bytes".into(),
+        (Encoding::Binary, "*/*") => "Any".into(),
+        _ => {
+            let subtype = essence.rsplit('/').next().unwrap_or_default().trim_start_matches("vnd.");
+            if subtype.chars().any(|c| c.is_ascii_alphanumeric()) { subtype.to_owned() } else { "Other".into() }
+        }
     }
 }
 

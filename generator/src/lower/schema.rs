@@ -53,6 +53,17 @@ impl<'a> TypeBuilder<'a> {
         self.types.get(name).map(|t| &t.kind)
     }
 
+    /// Whether a struct has a binary property (a file), directly or as the
+    /// items of an array.
+    pub(crate) fn has_binary_field(&self, name: &str) -> bool {
+        let Some(TypeKind::Struct(s)) = self.kind_of(name) else { return false };
+        s.fields.iter().any(|f| match &f.shape {
+            Shape::Binary => true,
+            Shape::Array(a) => matches!(*a.items, Shape::Binary),
+            _ => false,
+        })
+    }
+
     /// Lowers every component schema, in spec order.
     pub(crate) fn lower_components(&mut self, cx: &mut Context<'_>) {
         let Some(components) = &self.doc.components else { return };
@@ -197,7 +208,7 @@ impl<'a> TypeBuilder<'a> {
         Lowered {
             shape,
             nullable,
-            description: data.description.clone(),
+            description: data.description.clone().filter(|d| !d.trim().is_empty()),
             default: data.default.clone(),
             example: data.example.clone(),
             deprecated: data.deprecated,
@@ -208,6 +219,11 @@ impl<'a> TypeBuilder<'a> {
     /// arrays, maps and free-form values.
     fn scalar_shape(&mut self, cx: &mut Context<'_>, schema: &Schema, at: &Pointer, hint: &str) -> Shape {
         match &schema.schema_kind {
+            SchemaKind::Type(Type::String(s))
+                if matches!(s.format, openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::StringFormat::Binary)) =>
+            {
+                Shape::Binary
+            }
             SchemaKind::Type(Type::String(s)) => {
                 if let Some(p) = &s.pattern
                     && let Err(e) = regex::Regex::new(p)

@@ -51,6 +51,7 @@ fn shape(s: &Shape) -> String {
         Shape::Array(a) => format!("[{}]", shape(&a.items)),
         Shape::Map(v) => format!("{{string: {}}}", shape(v)),
         Shape::Any => "any".into(),
+        Shape::Binary => "binary".into(),
     }
 }
 
@@ -112,11 +113,16 @@ fn render(api: &Api) -> String {
         }
         if let Some(b) = &op.body {
             let req = if b.required { " required" } else { "" };
-            writeln!(out, "  body {}: {}{req}", b.content_type, shape(&b.shape)).unwrap();
+            for c in &b.contents {
+                let variant = b.choice.as_ref().map(|name| format!(" ({name}::{})", c.variant)).unwrap_or_default();
+                writeln!(out, "  body {} {:?}: {}{req}{variant}", c.media_type, c.encoding, shape(&c.shape)).unwrap();
+            }
         }
         for r in &op.responses {
             let body = match &r.body {
                 Some(ResponseBody::Json { shape: s, .. }) => format!(" json {}", shape(s)),
+                Some(ResponseBody::Text { media_type }) => format!(" text {media_type}"),
+                Some(ResponseBody::Binary { media_type }) => format!(" bytes {media_type}"),
                 Some(ResponseBody::EventStream(s)) => {
                     let events: Vec<String> = s
                         .events
@@ -135,7 +141,7 @@ fn render(api: &Api) -> String {
             writeln!(out, "  {}{body}{headers}", r.status.as_spec()).unwrap();
         }
         for c in &op.callbacks {
-            let body = c.body.as_ref().map(|b| format!(" body {}", shape(&b.shape))).unwrap_or_default();
+            let body = c.body.as_ref().map(|b| format!(" body {}", shape(&b.primary().shape))).unwrap_or_default();
             let answers: Vec<String> = c.responses.iter().map(|r| r.status.as_spec()).collect();
             writeln!(
                 out,
@@ -167,7 +173,7 @@ fn inline_objects_get_names_from_where_they_are_used() {
             struct MakeThingBodyInner @ #/paths/~1a/post/requestBody/content/application~1json/schema/properties/inner
               x: i32[Some(1)..=None]
             op make_thing POST /a (makeThing)
-              body application/json: MakeThingBody
+              body application/json Json: MakeThingBody
               200 json [string(uuid)]
         "#]],
     );

@@ -36,7 +36,10 @@ mod retry;
 pub use retry::*;
 mod sse;
 pub use sse::*;
+#[path = "../../common/form.rs"]
+mod form;
 mod url;
+pub use form::*;
 #[path = "../../common/validate.rs"]
 mod validate;
 pub use validate::*;

@@ -52,6 +52,12 @@ pub use stream_log::*;
 mod redis_store;
 #[cfg(feature = "redis")]
 pub use redis_store::*;
+// Only the generated handlers of specs with such bodies call it.
+#[allow(dead_code)]
+mod bodies;
+#[path = "../../common/form.rs"]
+mod form;
+pub use form::*;
 #[path = "../../common/validate.rs"]
 mod validate;
 pub use validate::*;

@@ -1,7 +1,7 @@
 //! The runnable curl example of each operation.
 
 use super::Ctx;
-use crate::ir::{ApiKeyLocation, Method, Operation, ParamLocation, PathSegment, SecurityScheme};
+use crate::ir::{ApiKeyLocation, BodyContent, Encoding, Method, Operation, ParamLocation, PathSegment, SecurityScheme};
 use serde_json::Value;
 
 /// Percent-encodes everything but the unreserved characters, so the result
@@ -107,11 +107,57 @@ pub(super) fn curl(cx: &Ctx<'_>, op: &Operation) -> String {
         lines.push(format!("-H \"{}: {}\"", dq(&p.api_name), dq(&plain(&value_of(p)))));
     }
     if let Some(body) = &op.body {
-        let example = body.example.clone().unwrap_or_else(|| cx.example(&body.shape, 0));
-        lines.push(format!("-H \"Content-Type: {}\"", dq(&body.content_type)));
-        lines.push(format!("-d '{}'", example.to_string().replace('\'', "'\\''")));
+        lines.extend(body_lines(cx, body.primary()));
     }
     lines.join(" \\\n  ")
+}
+
+/// The curl options that send a body of one media type: JSON as `-d`, a
+/// form's fields as `--data-urlencode`, multipart fields as `-F` (files as
+/// `@path`), text and bytes from a file.
+fn body_lines(cx: &Ctx<'_>, content: &BodyContent) -> Vec<String> {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let example = || content.example.clone().unwrap_or_else(|| cx.example(&content.shape, 0));
+    let fields = || match example() {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .flat_map(|(name, value)| match value {
+                serde_json::Value::Array(items) => items.into_iter().map(|v| (name.clone(), v)).collect(),
+                value => vec![(name, value)],
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let text = |value: serde_json::Value| match value {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    match content.encoding {
+        Encoding::Json => vec![
+            format!("-H \"Content-Type: {}\"", dq(&content.media_type)),
+            format!("-d {}", quote(&example().to_string())),
+        ],
+        Encoding::Form => fields()
+            .into_iter()
+            .map(|(name, value)| format!("--data-urlencode {}", quote(&format!("{name}={}", text(value)))))
+            .collect(),
+        Encoding::Multipart => {
+            let files = cx.binary_fields(&content.shape);
+            fields()
+                .into_iter()
+                .map(|(name, value)| {
+                    if files.contains(&name.as_str()) {
+                        format!("-F {}", quote(&format!("{name}=@file.bin")))
+                    } else {
+                        format!("-F {}", quote(&format!("{name}={}", text(value))))
+                    }
+                })
+                .collect()
+        }
+        Encoding::Text | Encoding::Binary => {
+            vec![format!("-H \"Content-Type: {}\"", dq(&content.media_type)), "--data-binary @body".to_owned()]
+        }
+    }
 }
 
 #[cfg(test)]

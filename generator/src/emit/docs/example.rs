@@ -35,6 +35,7 @@ impl Ctx<'_> {
             Shape::Array(a) => Value::Array(vec![self.example(&a.items, depth + 1)]),
             Shape::Map(_) => Value::Object(serde_json::Map::new()),
             Shape::Any => Value::Null,
+            Shape::Binary => Value::String("@file.bin".into()),
         }
     }
 

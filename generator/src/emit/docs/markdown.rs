@@ -225,7 +225,7 @@ pub(super) fn constraints(shape: &Shape) -> Vec<String> {
                 out.push(format!("each value {}", each.join(", ")));
             }
         }
-        Shape::Named(_) | Shape::Boolean | Shape::Any => {}
+        Shape::Named(_) | Shape::Boolean | Shape::Any | Shape::Binary => {}
     }
     out
 }

@@ -153,6 +153,21 @@ impl<'a> Ctx<'a> {
         self.api.types.get(name)
     }
 
+    /// The wire names of a struct's binary properties (files), directly or
+    /// as array items.
+    fn binary_fields(&self, shape: &Shape) -> Vec<&'a str> {
+        let Some((_, s)) = self.struct_of(shape) else { return Vec::new() };
+        s.fields
+            .iter()
+            .filter(|f| match &f.shape {
+                Shape::Binary => true,
+                Shape::Array(a) => *a.items == Shape::Binary,
+                _ => false,
+            })
+            .map(|f| f.api_name.as_str())
+            .collect()
+    }
+
     /// The named struct a shape refers to, with its Rust name.
     fn struct_of(&self, shape: &Shape) -> Option<(&'a str, &'a StructType)> {
         let Shape::Named(name) = shape else { return None };
@@ -228,6 +243,7 @@ impl<'a> Ctx<'a> {
             Shape::Map(v) if **v == Shape::Any => "object".into(),
             Shape::Map(v) => format!("map of {}", self.shape(v, here)),
             Shape::Any => "any JSON value".into(),
+            Shape::Binary => "file (bytes)".into(),
         }
     }
 

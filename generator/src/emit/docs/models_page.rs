@@ -98,8 +98,8 @@ fn uses(api: &Api) -> Uses<'_> {
         for p in &op.parameters {
             add(&p.shape, format!("parameter {}", code(&p.api_name)), &mut roles);
         }
-        if let Some(b) = &op.body {
-            add(&b.shape, "request body".into(), &mut roles);
+        for c in op.body.iter().flat_map(|b| &b.contents) {
+            add(&c.shape, "request body".into(), &mut roles);
         }
         let mut error_types: Vec<&str> = Vec::new();
         for r in &op.responses {
@@ -114,7 +114,7 @@ fn uses(api: &Api) -> Uses<'_> {
                         add(&e.data, format!("event {}", code(&e.api_name)), &mut roles);
                     }
                 }
-                None => {}
+                Some(ResponseBody::Text { .. } | ResponseBody::Binary { .. }) | None => {}
             }
         }
         let mut by_type: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -199,7 +199,7 @@ pub(super) fn index_page(cx: &Ctx<'_>) -> IndexView {
             .map(|w| WebhookRow {
                 name: format!("`{}`", w.name),
                 method: format!("`{}`", w.method.as_str()),
-                body: w.body.as_ref().map(|b| cx.shape(&b.shape, here)).unwrap_or_else(|| "none".into()),
+                body: w.body.as_ref().map(|b| cx.shape(&b.primary().shape, here)).unwrap_or_else(|| "none".into()),
                 answers: w.responses.iter().map(|r| format!("`{}`", r.status.as_spec())).collect::<Vec<_>>().join(", "),
                 description: cell(w.summary.as_deref().or(w.description.as_deref()).unwrap_or("")),
             })

@@ -138,11 +138,11 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         })
         .collect();
     let body = op.body.as_ref().map(|b| BodyView {
-        model: cx.shape(&b.shape, here),
-        content_type: code(&b.content_type),
+        model: cx.shape(&b.primary().shape, here),
+        content_type: b.contents.iter().map(|c| code(&c.media_type)).collect::<Vec<_>>().join(", "),
         required: b.required,
         description: block(b.description.as_deref(), 4),
-        example: b.example.as_ref().map(pretty_json),
+        example: b.primary().example.as_ref().map(pretty_json),
     });
     let responses = op
         .responses
@@ -153,6 +153,8 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
             body: match &r.body {
                 None => "—".to_owned(),
                 Some(ResponseBody::Json { shape, .. }) => cell(&cx.shape(shape, here)),
+                Some(ResponseBody::Text { media_type }) => cell(&format!("text ({})", code(media_type))),
+                Some(ResponseBody::Binary { media_type }) => cell(&format!("bytes ({})", code(media_type))),
                 Some(ResponseBody::EventStream(s)) => {
                     let text = format!("event stream ({}) of {}", code("text/event-stream"), cx.shape(&s.frame, here));
                     // The Events section (and its anchor) exists only when
@@ -223,7 +225,7 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         .map(|c| CallbackRow {
             name: code(&c.name),
             request: code(&format!("{} {}", c.method.as_str(), c.expression)),
-            body: c.body.as_ref().map(|b| cx.shape(&b.shape, here)).unwrap_or_else(|| "none".into()),
+            body: c.body.as_ref().map(|b| cx.shape(&b.primary().shape, here)).unwrap_or_else(|| "none".into()),
             answers: c.responses.iter().map(|r| code(&r.status.as_spec())).collect::<Vec<_>>().join(", "),
             description: cell(c.summary.as_deref().or(c.description.as_deref()).unwrap_or("")),
         })

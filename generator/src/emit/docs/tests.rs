@@ -227,7 +227,7 @@ fn curl_examples_are_single_runnable_commands() {
 fn single_quotes_in_bodies_are_escaped() {
     let mut api = api();
     let op = api.operations.iter_mut().find(|op| op.id == "invokeAgent").unwrap();
-    op.body.as_mut().unwrap().example = Some(serde_json::json!({"query": "it's"}));
+    op.body.as_mut().unwrap().contents[0].example = Some(serde_json::json!({"query": "it's"}));
     let pages = pages(&api);
     let curl = curl_of(&pages, "invokeAgent");
     assert!(curl.ends_with(r#"-d '{"query":"it'\''s"}'"#), "{curl}");

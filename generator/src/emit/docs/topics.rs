@@ -284,7 +284,7 @@ pub(super) fn batch_facts(cx: &Ctx<'_>) -> Vec<String> {
             })
         })
         .map(|op| match &op.body {
-            Some(b) => format!("{} (request body {})", cx.op(op, INDEX), cx.shape(&b.shape, INDEX)),
+            Some(b) => format!("{} (request body {})", cx.op(op, INDEX), cx.shape(&b.primary().shape, INDEX)),
             None => cx.op(op, INDEX),
         })
         .collect()

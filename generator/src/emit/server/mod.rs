@@ -19,11 +19,11 @@ mod envelope;
 
 use super::doc_text::doc_attrs;
 use super::models::{self, Mode, ident, rust_type, shape_check};
-use super::{EmitError, Files, versions};
+use super::{EmitError, Files, bodies, versions};
 use crate::config::Names;
 use crate::ir::{
-    Api, ApiKeyLocation, Method, ObjectStyle, Operation, ParamLocation, Parameter, ResponseBody, SecurityScheme, Shape,
-    StatusCode, TypeKind,
+    Api, ApiKeyLocation, Encoding, Method, ObjectStyle, Operation, ParamLocation, Parameter, ResponseBody,
+    SecurityScheme, Shape, StatusCode, TypeKind,
 };
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
@@ -34,6 +34,7 @@ use quote::{format_ident, quote};
 /// `runtime_files_are_all_copied` test keeps the list complete.
 pub const RUNTIME: &[(&str, &str)] = &[
     ("auth.rs", include_str!("../../../../runtime/server/src/auth.rs")),
+    ("bodies.rs", include_str!("../../../../runtime/server/src/bodies.rs")),
     ("config.rs", include_str!("../../../../runtime/server/src/config.rs")),
     ("context.rs", include_str!("../../../../runtime/server/src/context.rs")),
     ("error.rs", include_str!("../../../../runtime/server/src/error.rs")),
@@ -47,6 +48,7 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("stream_log.rs", include_str!("../../../../runtime/server/src/stream_log.rs")),
     ("redis_store.rs", include_str!("../../../../runtime/server/src/redis_store.rs")),
     ("testing.rs", include_str!("../../../../runtime/server/src/testing.rs")),
+    ("form.rs", include_str!("../../../../runtime/common/form.rs")),
     ("nullable.rs", include_str!("../../../../runtime/common/nullable.rs")),
     ("validate.rs", include_str!("../../../../runtime/common/validate.rs")),
 ];
@@ -75,7 +77,7 @@ enum ModuleUse {
 
 fn module_use(module: &str) -> ModuleUse {
     match module {
-        "extract" | "nullable" => ModuleUse::PrivateSpecDependent,
+        "extract" | "nullable" | "bodies" => ModuleUse::PrivateSpecDependent,
         "fallback" => ModuleUse::Private,
         "testing" => ModuleUse::Test,
         "redis_store" => ModuleUse::Feature("redis"),
@@ -240,6 +242,7 @@ fn doc_type(shape: &Shape) -> String {
         Shape::Array(a) => format!("Vec<{}>", doc_type(&a.items)),
         Shape::Map(v) => format!("std::collections::BTreeMap<String, {}>", doc_type(v)),
         Shape::Any => "serde_json::Value".into(),
+        Shape::Binary => "FilePart".into(),
     }
 }
 
@@ -288,14 +291,24 @@ fn readme_example(api: &Api, names: &Names, features: Features) -> String {
     let mut extra_use = String::new();
     if let Some(op) = op {
         let prefix = &op.type_prefix;
-        extra_use.push_str(&format!("use {lib}::{{{prefix}Params, {prefix}Response}};\n"));
-        let body = op.body.as_ref().map(|b| {
-            let ty = doc_type(&b.shape);
-            let ty = if b.required { ty } else { format!("Option<{ty}>") };
+        let body_ty = op.body.as_ref().map(|b| match (&b.choice, b.primary().encoding) {
+            (Some(name), _) => name.clone(),
+            (None, Encoding::Text) => "String".into(),
+            (None, Encoding::Binary) => "bytes::Bytes".into(),
+            (None, _) => doc_type(&b.primary().shape),
+        });
+        match op.body.as_ref().and_then(|b| b.choice.as_ref()) {
+            Some(choice) => {
+                extra_use.push_str(&format!("use {lib}::{{{prefix}Params, {prefix}Response, {choice}}};\n"))
+            }
+            None => extra_use.push_str(&format!("use {lib}::{{{prefix}Params, {prefix}Response}};\n")),
+        }
+        let body = op.body.as_ref().zip(body_ty.as_ref()).map(|(b, ty)| {
+            let ty = if b.required { ty.clone() } else { format!("Option<{ty}>") };
             format!(", _body: {ty}")
         });
         let body = body.unwrap_or_default();
-        let uses_types = op.body.as_ref().is_some_and(|b| doc_type(&b.shape).contains("types::"));
+        let uses_types = body_ty.as_ref().is_some_and(|ty| ty.contains("types::"));
         let implementation = match example_of(op) {
             Some((variant, ty, example)) => {
                 let example = serde_json::to_string(&example).unwrap_or_default();
@@ -628,15 +641,21 @@ fn response_enum(op: &Operation) -> TokenStream {
                     Shape::Named(_) => quote!(v.as_str().to_owned()),
                     _ => quote!(::std::string::ToString::to_string(v)),
                 };
-                let insert = quote! {
-                    if let ::std::result::Result::Ok(value) = ::http::HeaderValue::from_str(&#value) {
-                        headers.insert(::http::HeaderName::from_static(#wire), value);
-                    }
-                };
+                let insert = quote!(headers.insert(::http::HeaderName::from_static(#wire), value););
                 if h.required {
-                    quote! { { let v = &self.#n; #insert } }
+                    quote! {
+                        if let ::std::result::Result::Ok(value) = { let v = &self.#n; ::http::HeaderValue::from_str(&#value) } {
+                            #insert
+                        }
+                    }
                 } else {
-                    quote! { if let ::std::option::Option::Some(v) = &self.#n { #insert } }
+                    quote! {
+                        if let ::std::option::Option::Some(v) = &self.#n
+                            && let ::std::result::Result::Ok(value) = ::http::HeaderValue::from_str(&#value)
+                        {
+                            #insert
+                        }
+                    }
                 }
             });
             let sdoc = format!(" The headers of `{}`'s {code} response.", op.id);
@@ -660,6 +679,23 @@ fn response_enum(op: &Operation) -> TokenStream {
             Some(ResponseBody::EventStream(_)) => {
                 let ev = format_ident!("{}Event", op.type_prefix);
                 (Some(quote!(crate::EventStream<#ev>)), quote!(::axum::response::IntoResponse::into_response(body)))
+            }
+            Some(ResponseBody::Text { media_type } | ResponseBody::Binary { media_type }) => {
+                let ty = match &r.body {
+                    Some(ResponseBody::Text { .. }) => quote!(::std::string::String),
+                    _ => quote!(::bytes::Bytes),
+                };
+                // A range (`image/*`) is no content type; the implementation
+                // may set a precise one through the headers it returns.
+                let media = if media_type.contains('*') { "application/octet-stream" } else { media_type.as_str() };
+                (
+                    Some(ty),
+                    quote!(::axum::response::IntoResponse::into_response((
+                        #status,
+                        [(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static(#media))],
+                        body,
+                    ))),
+                )
             }
             None => (None, quote!(::axum::response::IntoResponse::into_response(#status))),
         };
@@ -750,7 +786,7 @@ fn trait_method(op: &Operation) -> TokenStream {
     let params = format_ident!("{}Params", op.type_prefix);
     let response = format_ident!("{}Response", op.type_prefix);
     let body = op.body.as_ref().map(|b| {
-        let ty = rust_type(&b.shape, &quote!(crate::types::));
+        let ty = bodies::body_type(b, &quote!(crate::types::));
         if b.required { quote!(body: #ty,) } else { quote!(body: ::std::option::Option<#ty>,) }
     });
     let unused_body = op.body.as_ref().map(|_| quote!(let _ = body;));
@@ -785,6 +821,10 @@ fn api_rs(api: &Api) -> TokenStream {
     let params = api.operations.iter().map(params_struct);
     let responses = api.operations.iter().map(response_enum);
     let events = api.operations.iter().map(event_enum);
+    let bodies = api
+        .operations
+        .iter()
+        .filter_map(|op| op.body.as_ref().map(|b| bodies::choice_enum(&op.id, b, &quote!(crate::types::))));
     let doc = doc_attrs(Some(&format!(
         "The {}: one method per operation.\n\nImplement the methods your server supports; the others answer `501 NOT_IMPLEMENTED`. Inputs arrive parsed and validated against the spec; authentication, rate limits, idempotency and request ids are handled before a method is called. Pass the implementation to [`router`](crate::router).",
         api.title
@@ -805,6 +845,7 @@ fn api_rs(api: &Api) -> TokenStream {
         #(#params)*
         #(#responses)*
         #(#events)*
+        #(#bodies)*
     }
 }
 
@@ -834,6 +875,17 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         let raw = match p.location {
             ParamLocation::Path => quote!(::std::option::Option::Some(crate::extract::path_param(&path_params, #wire)?)),
             ParamLocation::Query => match (p.object_style, &p.shape) {
+                (Some(style), shape) if api.map_value(shape).is_some() => {
+                    let ty = rust_type(shape, &prefix);
+                    let deep = style == ObjectStyle::DeepObject;
+                    // A form-style map takes every pair no other parameter names.
+                    let others: Vec<&str> = op
+                        .params_in(ParamLocation::Query)
+                        .filter(|o| o.api_name != p.api_name)
+                        .map(|o| o.api_name.as_str())
+                        .collect();
+                    quote!(crate::extract::query_object::<#ty, _>(&parts.uri, #wire, #deep, crate::extract::Keys::Except(&[#(#others),*]))?)
+                }
                 (Some(style), Shape::Named(type_name)) => {
                     let ty = rust_type(&p.shape, &prefix);
                     let deep = style == ObjectStyle::DeepObject;
@@ -841,7 +893,7 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
                         Some(TypeKind::Struct(s)) => s.fields.iter().map(|f| f.api_name.as_str()).collect(),
                         _ => Vec::new(),
                     };
-                    quote!(crate::extract::query_object::<#ty, _>(&parts.uri, #wire, #deep, &[#(#keys),*])?)
+                    quote!(crate::extract::query_object::<#ty, _>(&parts.uri, #wire, #deep, crate::extract::Keys::Only(&[#(#keys),*]))?)
                 }
                 _ => quote!(query_string.#n),
             },
@@ -943,28 +995,7 @@ fn handler(api: &Api, op: &Operation) -> TokenStream {
     let m = ident(&op.name);
     let read = read_params(api, op);
     let body = op.body.as_ref().map(|b| {
-        // A named type of the spec checks itself (`Validate`); any other
-        // shape (a map, a list, a constrained string) is checked here.
-        let check = match &b.shape {
-            Shape::Named(n) if !matches!(api.types.get(n).map(|t| &t.kind), Some(crate::ir::TypeKind::Alias(_))) => None,
-            shape => Some(shape_check(api, shape, &quote!(value), 0)),
-        };
-        let read = match &check {
-            None => quote!(crate::extract::json_body(&parts.headers, &bytes)?),
-            Some(None) => quote!(crate::extract::json_document(&parts.headers, &bytes)?),
-            Some(Some(check)) => {
-                let ty = rust_type(&b.shape, &quote!(crate::types::));
-                quote! {{
-                let value: #ty = crate::extract::json_document(&parts.headers, &bytes)?;
-                {
-                    let value = &value;
-                    let path = &mut crate::validate::FieldPath::root();
-                    #check
-                }
-                value
-            }}
-            }
-        };
+        let read = bodies::server_read(api, b);
         if b.required {
             quote! {
                 let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
@@ -1378,7 +1409,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|name| name != "lib.rs")
             .collect();
-        on_disk.extend(["nullable.rs".to_owned(), "validate.rs".to_owned()]);
+        on_disk.extend(["form.rs".to_owned(), "nullable.rs".to_owned(), "validate.rs".to_owned()]);
         on_disk.sort();
         let mut copied: Vec<String> = RUNTIME.iter().map(|(name, _)| (*name).to_owned()).collect();
         copied.sort();

@@ -22,7 +22,7 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     match client
         .create_thing(
             ::std::env::var("VARIETY_SEND").unwrap_or_else(|_| "now".to_owned()),
-            ::serde_json::from_str("{\"id\":1,\"name\":\"x\"}")?,
+            ::serde_json::from_str::<client_conventions_flat_client::types::Thing>("{\"id\":1,\"name\":\"x\"}")?,
         )
         .send()
         .await?
@@ -36,7 +36,7 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     let mut events = client
         .watch_thing(
             ::std::env::var("VARIETY_THING_ID").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
-            ::serde_json::from_str("{}")?,
+            ::serde_json::from_str::<client_conventions_flat_client::types::Thing>("{}")?,
         )
         .send()?;
     while let Some(event) = events.next().await {

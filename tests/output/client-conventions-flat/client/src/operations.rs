@@ -118,6 +118,8 @@ impl ListThings {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.page;
             query.push(("page", ::std::string::ToString::to_string(value)));
@@ -153,13 +155,17 @@ impl ListThings {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/things"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -261,6 +267,8 @@ impl CreateThing {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.send_2;
             query.push(("send", ::std::string::ToString::to_string(value)));
@@ -272,20 +280,27 @@ impl CreateThing {
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::string::String::from("/things"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -353,6 +368,8 @@ impl GetThing {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.kind;
             query.push(("kind", value.as_str().to_owned()));
@@ -361,6 +378,7 @@ impl GetThing {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
@@ -369,8 +387,11 @@ impl GetThing {
                 crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -414,9 +435,12 @@ impl DeleteThing {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
@@ -425,8 +449,11 @@ impl DeleteThing {
                 crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -475,16 +502,22 @@ impl GetJob {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/jobs/{}", crate::url::encode_segment(&self.job_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -565,19 +598,25 @@ impl WatchThing {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
         if let ::std::option::Option::Some(value) = &self.last_event_id {
             options = options.last_event_id(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
@@ -586,8 +625,11 @@ impl WatchThing {
                 crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

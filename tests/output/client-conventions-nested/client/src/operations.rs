@@ -63,6 +63,8 @@ impl ListItems {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         if let ::std::option::Option::Some(value) = &self.page {
             query.push(("page", ::std::string::ToString::to_string(value)));
         }
@@ -73,13 +75,17 @@ impl ListItems {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/items"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -140,16 +146,22 @@ impl StartTask {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::string::String::from("/tasks"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -200,6 +212,8 @@ impl GetTask {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.verbose;
             query.push(("verbose", ::std::string::ToString::to_string(value)));
@@ -208,13 +222,17 @@ impl GetTask {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/tasks/{}", crate::url::encode_segment(&self.task_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -262,16 +280,22 @@ impl CancelTask {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
             path: ::std::format!("/tasks/{}/cancel", crate::url::encode_segment(&self.task_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -328,16 +352,22 @@ impl Talk {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/talk"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))

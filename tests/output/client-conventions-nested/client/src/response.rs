@@ -184,6 +184,27 @@ impl<M: ApiModel> RawResponse<M> {
         }
     }
 
+    /// The body as text, for responses the spec gives as `text/*` or XML.
+    // Called by the generated operations, which a spec may not have.
+    #[allow(dead_code)]
+    pub(crate) fn text(self) -> Result<ApiResponse<String>, Error<M>> {
+        match String::from_utf8(self.body.to_vec()) {
+            Ok(body) => Ok(ApiResponse { body, meta: self.meta }),
+            Err(err) => Err(Error::Decode {
+                status: self.meta.status,
+                body: String::from_utf8_lossy(&self.body).into_owned(),
+                source: serde::de::Error::custom(format!("the text response is not UTF-8: {err}")),
+            }),
+        }
+    }
+
+    /// The body as it came, for binary responses.
+    // Called by the generated operations, which a spec may not have.
+    #[allow(dead_code)]
+    pub(crate) fn bytes(self) -> ApiResponse<Bytes> {
+        ApiResponse { body: self.body, meta: self.meta }
+    }
+
     /// Drops the body, for operations whose success response has none
     /// (such as 204 No Content).
     // The generator only calls this for operations without a response body,

@@ -65,6 +65,8 @@ impl PutA {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         {
             let value = &self.n;
             query.push(("n", ::std::string::ToString::to_string(value)));
@@ -82,20 +84,27 @@ impl PutA {
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
             options = options.idempotency_key(::std::string::ToString::to_string(value));
         }
-        let body = match &self.body {
+        let (content_type, body) = match &self.body {
             ::std::option::Option::Some(body) => {
-                ::std::option::Option::Some(::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
-                    crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
-                })?))
+                let (content_type, bytes) = (
+                    ::std::option::Option::None,
+                    ::bytes::Bytes::from(::serde_json::to_vec(body).map_err(|e| {
+                        crate::Error::Config(::std::format!("the request body could not be serialized: {e}"))
+                    })?),
+                );
+                (content_type, ::std::option::Option::Some(bytes))
             }
-            ::std::option::Option::None => ::std::option::Option::None,
+            ::std::option::Option::None => (::std::option::Option::None, ::std::option::Option::None),
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
             path: ::std::format!("/a/{}", crate::url::encode_segment(self.id.as_str())),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -165,16 +174,22 @@ impl GetOp {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/ops/{}", crate::url::encode_segment(&self.op_id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -231,16 +246,22 @@ impl S {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/s"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -7,7 +7,7 @@
 #[tokio::main]
 async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
     let client = discriminator_client::Client::from_env()?;
-    let response = client.add_pet(::serde_json::from_str("{}")?).send().await?;
+    let response = client.add_pet(::serde_json::from_str::<discriminator_client::types::Pet>("{}")?).send().await?;
     println!("{:?} (request {:?})", response.body, response.meta.request_id);
     Ok(())
 }

@@ -7,7 +7,7 @@
 #[tokio::main]
 async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
     let client = nullable_client::Client::from_env()?;
-    let response = client.put_record(::serde_json::from_str("{}")?).send().await?;
+    let response = client.put_record(::serde_json::from_str::<nullable_client::types::Record>("{}")?).send().await?;
     println!("{:?} (request {:?})", response.body, response.meta.request_id);
     Ok(())
 }

@@ -38,16 +38,22 @@ impl GetUserByName {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/2.0/users/{}", crate::url::encode_segment(&self.username)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -98,16 +104,22 @@ impl GetRepositoriesByOwner {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/2.0/repositories/{}", crate::url::encode_segment(&self.username)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -163,9 +175,12 @@ impl GetRepository {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
@@ -175,8 +190,11 @@ impl GetRepository {
                 crate::url::encode_segment(&self.slug)
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -240,6 +258,8 @@ impl GetPullRequestsByRepository {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         if let ::std::option::Option::Some(value) = &self.state_2 {
             query.push(("state", value.as_str().to_owned()));
         }
@@ -247,6 +267,7 @@ impl GetPullRequestsByRepository {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
@@ -256,8 +277,11 @@ impl GetPullRequestsByRepository {
                 crate::url::encode_segment(&self.slug)
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -316,9 +340,12 @@ impl GetPullRequestsById {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
@@ -329,8 +356,11 @@ impl GetPullRequestsById {
                 crate::url::encode_segment(&self.pid)
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -387,9 +417,12 @@ impl MergePullRequest {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
@@ -400,8 +433,11 @@ impl MergePullRequest {
                 crate::url::encode_segment(&self.pid)
             ),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

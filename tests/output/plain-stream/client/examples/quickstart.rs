@@ -8,7 +8,9 @@ use futures::StreamExt;
 #[tokio::main]
 async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
     let client = plain_stream_client::Client::from_env()?;
-    let mut events = client.stream_completion(::serde_json::from_str("{}")?).send()?;
+    let mut events = client
+        .stream_completion(::serde_json::from_str::<plain_stream_client::types::StreamCompletionBody>("{}")?)
+        .send()?;
     while let Some(event) = events.next().await {
         println!("{:?}", event?);
     }

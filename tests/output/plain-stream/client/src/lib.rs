@@ -46,11 +46,13 @@ mod retry;
 pub use retry::*;
 mod sse;
 pub use sse::*;
-#[allow(dead_code)]
-mod nullable;
+mod form;
 #[cfg(test)]
 mod testing;
 mod url;
+pub use form::*;
+#[allow(dead_code)]
+mod nullable;
 mod validate;
 pub use validate::*;
 /// A client for the Plain Stream API: one method per operation, each returning a

@@ -64,8 +64,12 @@ async fn handle_list_items<A: crate::QueryObjectsApi>(
             q: ::std::option::Option<::std::string::String>,
         }
         let query_string: Query = crate::extract::query(&parts.uri)?;
-        let page =
-            crate::extract::query_object::<crate::types::PageSpec, _>(&parts.uri, "page", false, &["limit", "cursor"])?;
+        let page = crate::extract::query_object::<crate::types::PageSpec, _>(
+            &parts.uri,
+            "page",
+            false,
+            crate::extract::Keys::Only(&["limit", "cursor"]),
+        )?;
         if let ::std::option::Option::Some(value) = &page {
             let path = &mut crate::validate::FieldPath::field("page");
             crate::validate::Validate::validate(value, path)?;
@@ -74,7 +78,7 @@ async fn handle_list_items<A: crate::QueryObjectsApi>(
             &parts.uri,
             "filter",
             true,
-            &["status", "owner", "min_price"],
+            crate::extract::Keys::Only(&["status", "owner", "min_price"]),
         )?;
         if let ::std::option::Option::Some(value) = &filter {
             let path = &mut crate::validate::FieldPath::field("filter");

@@ -35,16 +35,22 @@ impl GetBearer {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/bearer"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -89,16 +95,22 @@ impl GetBasic {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/basic"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["basicAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -143,16 +155,22 @@ impl GetHeaderKey {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/header-key"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["headerKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -197,16 +215,22 @@ impl GetQueryKey {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/query-key"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["queryKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -251,16 +275,22 @@ impl GetCookieKey {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/cookie-key"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["cookieKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -305,16 +335,22 @@ impl GetOauth {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/oauth"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["oauth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -359,16 +395,22 @@ impl GetEither {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/either"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["basicAuth"], &["headerKey", "queryKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -413,16 +455,22 @@ impl GetOptional {
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::string::String::from("/optional"),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[&["headerKey"], &[]]),
         };
         ::std::result::Result::Ok((spec, options))

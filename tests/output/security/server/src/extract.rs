@@ -425,9 +425,19 @@ pub(crate) fn query<T: DeserializeOwned, E: ErrorEnvelope>(uri: &Uri) -> Result<
     })
 }
 
+/// Which query pairs belong to a form-style object parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Keys<'k> {
+    /// The object's properties.
+    Only(&'k [&'k str]),
+    /// Every key but these, the operation's other parameters: a free-form
+    /// object (a map).
+    Except(&'k [&'k str]),
+}
+
 /// Reads an object-valued query parameter into `T`: with `deep`, the pairs
 /// `name[key]=value` (`style: deepObject`), otherwise the pairs whose keys
-/// are among `keys`, the object's properties (`style: form`, exploded).
+/// `keys` selects (`style: form`, exploded).
 /// `None` when the query string has none of them. A value that does not
 /// parse, a missing required property or (with `deep`) an unknown one is a
 /// `400` whose field is `name.key`.
@@ -435,7 +445,7 @@ pub(crate) fn query_object<T: DeserializeOwned, E: ErrorEnvelope>(
     uri: &Uri,
     name: &str,
     deep: bool,
-    keys: &[&str],
+    keys: Keys<'_>,
 ) -> Result<Option<T>, ApiFailure<E>> {
     let raw = uri.query().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|error| {
@@ -447,7 +457,11 @@ pub(crate) fn query_object<T: DeserializeOwned, E: ErrorEnvelope>(
             let key = if deep {
                 key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?.to_owned()
             } else {
-                keys.contains(&key.as_str()).then_some(key)?
+                let selected = match keys {
+                    Keys::Only(names) => names.contains(&key.as_str()),
+                    Keys::Except(names) => !names.contains(&key.as_str()),
+                };
+                selected.then_some(key)?
             };
             Some((key, value))
         })
@@ -842,23 +856,52 @@ mod tests {
             &uri("/a?page=2&exact=true&q=x"),
             "list",
             false,
-            &["page", "status", "exact"],
+            Keys::Only(&["page", "status", "exact"]),
         )
         .unwrap();
         let form = form.unwrap();
         assert_eq!((form.page, form.exact), (Some(2), Some(true)));
-        let deep: Option<ListQuery> =
-            query_object::<_, TestErrors>(&uri("/a?list%5Bstatus%5D=sync&list[page]=3&page=9"), "list", true, &[])
-                .unwrap();
+        let deep: Option<ListQuery> = query_object::<_, TestErrors>(
+            &uri("/a?list%5Bstatus%5D=sync&list[page]=3&page=9"),
+            "list",
+            true,
+            Keys::Only(&[]),
+        )
+        .unwrap();
         let deep = deep.unwrap();
         assert_eq!(deep.page, Some(3));
         assert!(matches!(deep.status, Some(Mode::Sync)));
-        let none: Option<ListQuery> = query_object::<_, TestErrors>(&uri("/a?q=1"), "list", true, &[]).unwrap();
+        let none: Option<ListQuery> =
+            query_object::<_, TestErrors>(&uri("/a?q=1"), "list", true, Keys::Only(&[])).unwrap();
         assert!(none.is_none());
-        let failure = query_object::<ListQuery, TestErrors>(&uri("/a?list[page]=two"), "list", true, &[]).unwrap_err();
+        let failure = query_object::<ListQuery, TestErrors>(&uri("/a?list[page]=two"), "list", true, Keys::Only(&[]))
+            .unwrap_err();
         let (status, _, body) = envelope(failure.into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["details"], json!({"field": "list.page", "reason": "invalid_value"}));
+    }
+
+    #[test]
+    fn a_free_form_object_takes_the_pairs_no_other_parameter_names() {
+        use std::collections::BTreeMap;
+        let map: Option<BTreeMap<String, String>> = query_object::<_, TestErrors>(
+            &uri("/a?limit=2&team=x&env=prod"),
+            "metadata",
+            false,
+            Keys::Except(&["limit"]),
+        )
+        .unwrap();
+        let expected: BTreeMap<String, String> =
+            [("env", "prod"), ("team", "x")].map(|(k, v)| (k.into(), v.into())).into();
+        assert_eq!(map, Some(expected.clone()));
+        let deep: Option<BTreeMap<String, String>> = query_object::<_, TestErrors>(
+            &uri("/a?metadata[team]=x&metadata[env]=prod&limit=2"),
+            "metadata",
+            true,
+            Keys::Only(&[]),
+        )
+        .unwrap();
+        assert_eq!(deep, Some(expected));
     }
 
     #[tokio::test]

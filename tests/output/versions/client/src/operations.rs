@@ -53,6 +53,8 @@ impl GetReading {
         self.validate()?;
         #[allow(unused_mut)]
         let mut query: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
+        #[allow(unused_mut)]
+        let mut free_query: ::std::vec::Vec<(::std::string::String, ::std::string::String)> = ::std::vec::Vec::new();
         if let ::std::option::Option::Some(value) = &self.above {
             query.push(("above", ::std::string::ToString::to_string(value)));
         }
@@ -60,13 +62,17 @@ impl GetReading {
         let mut headers: ::std::vec::Vec<(&'static str, ::std::string::String)> = ::std::vec::Vec::new();
         #[allow(unused_mut)]
         let mut options = self.options.clone();
+        let content_type = ::std::option::Option::None;
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
             path: ::std::format!("/readings/{}", crate::url::encode_segment(&self.id)),
             query,
+            free_query,
             headers,
             body,
+            content_type,
+            accept: ::std::option::Option::None,
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
