@@ -879,10 +879,13 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
                     let ty = rust_type(shape, &prefix);
                     let deep = style == ObjectStyle::DeepObject;
                     // A form-style map takes every pair no other parameter names.
-                    let others: Vec<&str> = op
+                    let others: Vec<String> = op
                         .params_in(ParamLocation::Query)
                         .filter(|o| o.api_name != p.api_name)
-                        .map(|o| o.api_name.as_str())
+                        .map(|o| match o.object_style {
+                            Some(ObjectStyle::DeepObject) => format!("{}[", o.api_name),
+                            _ => o.api_name.clone(),
+                        })
                         .collect();
                     quote!(crate::extract::query_object::<#ty, _>(&parts.uri, #wire, #deep, crate::extract::Keys::Except(&[#(#others),*]))?)
                 }

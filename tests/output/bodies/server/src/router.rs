@@ -219,7 +219,7 @@ async fn handle_search<A: crate::BodiesApi>(
         let labels = crate::extract::query_object::<
             ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
             _,
-        >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter"]))?;
+        >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter["]))?;
         let params = crate::SearchParams { limit, filter, labels };
         state.api.search(ctx, params).await
     }

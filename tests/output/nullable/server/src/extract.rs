@@ -431,7 +431,8 @@ pub(crate) enum Keys<'k> {
     /// The object's properties.
     Only(&'k [&'k str]),
     /// Every key but these, the operation's other parameters: a free-form
-    /// object (a map).
+    /// object (a map). A name ending in `[` stands for every key it
+    /// starts, the pairs of a `deepObject` parameter.
     Except(&'k [&'k str]),
 }
 
@@ -459,7 +460,10 @@ pub(crate) fn query_object<T: DeserializeOwned, E: ErrorEnvelope>(
             } else {
                 let selected = match keys {
                     Keys::Only(names) => names.contains(&key.as_str()),
-                    Keys::Except(names) => !names.contains(&key.as_str()),
+                    Keys::Except(names) => !names.iter().any(|name| match name.strip_suffix('[') {
+                        Some(_) => key.starts_with(name),
+                        None => key == *name,
+                    }),
                 };
                 selected.then_some(key)?
             };
@@ -885,10 +889,10 @@ mod tests {
     fn a_free_form_object_takes_the_pairs_no_other_parameter_names() {
         use std::collections::BTreeMap;
         let map: Option<BTreeMap<String, String>> = query_object::<_, TestErrors>(
-            &uri("/a?limit=2&team=x&env=prod"),
+            &uri("/a?limit=2&team=x&env=prod&f[a]=1"),
             "metadata",
             false,
-            Keys::Except(&["limit"]),
+            Keys::Except(&["limit", "f["]),
         )
         .unwrap();
         let expected: BTreeMap<String, String> =
