@@ -284,7 +284,7 @@ async fn handle_list_agents<A: crate::RunAgentApi>(
             #[serde(rename = "status", default)]
             status: ::std::option::Option<crate::types::AgentStatus>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page = query_string.page;
         if let ::std::option::Option::Some(value) = &page {
             let path = &mut crate::validate::FieldPath::field("page");
@@ -670,7 +670,7 @@ async fn handle_stream_agent_get<A: crate::RunAgentApi>(
             #[serde(rename = "session_id", default)]
             session_id: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let agent_id = {
             let text = crate::extract::path_param(&path_params, "agent_id")?;
             ::std::option::Option::Some(text.to_owned())

@@ -857,6 +857,7 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
     // Object-valued parameters are read on their own (`extract::query_object`).
     let query: Vec<&Parameter> = op.params_in(ParamLocation::Query).filter(|p| p.object_style.is_none()).collect();
     let query_struct = (!query.is_empty()).then(|| {
+        let lists = query.iter().filter(|p| matches!(p.shape, Shape::Array(_))).map(|p| p.api_name.as_str());
         let fields = query.iter().map(|p| {
             let n = ident(&p.name);
             let ty = rust_type(&p.shape, &prefix);
@@ -866,7 +867,7 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
         quote! {
             #[derive(::serde::Deserialize)]
             struct Query { #(#fields)* }
-            let query_string: Query = crate::extract::query(&parts.uri)?;
+            let query_string: Query = crate::extract::query(&parts.uri, &[#(#lists),*])?;
         }
     });
     let reads = op.parameters.iter().map(|p| {

@@ -201,7 +201,7 @@ async fn handle_search<A: crate::BodiesApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         if let ::std::option::Option::Some(value) = &limit {
             let path = &mut crate::validate::FieldPath::field("limit");

@@ -105,7 +105,7 @@ async fn handle_list_things<A: crate::VarietyApi>(
             #[serde(rename = "kind", default)]
             kind: ::std::option::Option<crate::types::Kind>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page = query_string.page;
         let page = match page {
             ::std::option::Option::Some(v) => v,
@@ -160,7 +160,7 @@ async fn handle_create_thing<A: crate::VarietyApi>(
             #[serde(rename = "send", default)]
             send_2: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let send_2 = query_string.send_2;
         let send_2 = match send_2 {
             ::std::option::Option::Some(v) => v,
@@ -198,7 +198,7 @@ async fn handle_get_thing<A: crate::VarietyApi>(
             #[serde(rename = "kind", default)]
             kind: ::std::option::Option<crate::types::Kind>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let thing_id = {
             let text = crate::extract::path_param(&path_params, "thing_id")?;
             ::std::option::Option::Some(text.parse().map_err(|_| {

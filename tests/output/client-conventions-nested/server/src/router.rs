@@ -158,7 +158,7 @@ async fn handle_list_items<A: crate::JobsTwoApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page = query_string.page;
         let limit = query_string.limit;
         let params = crate::ListItemsParams { page, limit };
@@ -205,7 +205,7 @@ async fn handle_get_task<A: crate::JobsTwoApi>(
             #[serde(rename = "verbose", default)]
             verbose: ::std::option::Option<bool>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let task_id = {
             let text = crate::extract::path_param(&path_params, "task_id")?;
             ::std::option::Option::Some(text.to_owned())

@@ -78,7 +78,7 @@ async fn handle_put_a<A: crate::WeirdApi>(
             #[serde(rename = "tags", default)]
             tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
         let id = {
             let text = crate::extract::path_param(&path_params, "id")?;
             ::std::option::Option::Some(

@@ -63,7 +63,7 @@ async fn handle_create_thing<A: crate::NamingApi>(
             #[serde(rename = "type", default)]
             type_: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let type_ = query_string.type_;
         let x_trace_id = crate::extract::header_str(&parts.headers, "X-Trace-Id")?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))

@@ -397,20 +397,31 @@ fn data_error(path: &str, message: &str) -> (String, &'static str, String) {
 /// Values are percent-decoded (`+` is a space) and parsed from text into the
 /// field's type. A parameter given twice, a value that does not parse, or a
 /// missing required parameter is a `400` whose field is the parameter's
-/// name.
-pub(crate) fn query<T: DeserializeOwned, E: ErrorEnvelope>(uri: &Uri) -> Result<T, ApiFailure<E>> {
+/// name. The parameters named in `lists` are arrays: each of their pairs is
+/// one item (`tags=a&tags=b`, `style: form` exploded, the default).
+pub(crate) fn query<T: DeserializeOwned, E: ErrorEnvelope>(uri: &Uri, lists: &[&str]) -> Result<T, ApiFailure<E>> {
     let raw = uri.query().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|error| {
         ApiFailure::invalid_input("query", "malformed").with_message(format!("The query string is malformed: {error}."))
     })?;
     let mut seen = HashSet::new();
-    if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+    if let Some((name, _)) =
+        pairs.iter().find(|(name, _)| !lists.contains(&name.as_str()) && !seen.insert(name.as_str()))
+    {
         return Err(ApiFailure::invalid_input(name.clone(), "duplicate")
             .with_message(format!("Query parameter {name} is given more than once.")));
     }
-    let map = MapDeserializer::<_, de::value::Error>::new(
-        pairs.into_iter().map(|(name, value)| (name, QueryValue(Cow::Owned(value)))),
-    );
+    let mut fields: Vec<(String, QueryField)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if !lists.contains(&name.as_str()) {
+            fields.push((name, QueryField::One(value)));
+        } else if let Some((_, QueryField::Many(items))) = fields.iter_mut().find(|(key, _)| *key == name) {
+            items.push(value);
+        } else {
+            fields.push((name, QueryField::Many(vec![value])));
+        }
+    }
+    let map = MapDeserializer::<_, de::value::Error>::new(fields.into_iter());
     serde_path_to_error::deserialize(map).map_err(|error| {
         let path = error.path().to_string();
         let message = error.into_inner().to_string();
@@ -566,6 +577,82 @@ impl<'de> Deserializer<'de> for QueryValue<'de> {
         deserialize_u128 => visit_u128: u128,
         deserialize_f32 => visit_f32: f32,
         deserialize_f64 => visit_f64: f64,
+    }
+
+    serde::forward_to_deserialize_any! {
+        char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// Scalars parse from the one value (a list reaches them only through
+/// `deserialize_any`, as a sequence whose items parse one by one).
+macro_rules! one_value {
+    ($($method:ident,)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                match self {
+                    QueryField::One(text) => QueryValue(Cow::Owned(text)).$method(visitor),
+                    many => many.deserialize_any(visitor),
+                }
+            }
+        )*
+    };
+}
+
+/// A query parameter's values: one, or every item of an array parameter.
+enum QueryField {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> IntoDeserializer<'de, de::value::Error> for QueryField {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for QueryField {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            QueryField::One(text) => QueryValue(Cow::Owned(text)).deserialize_any(visitor),
+            QueryField::Many(items) => visitor.visit_seq(de::value::SeqDeserializer::new(
+                items.into_iter().map(|item| QueryValue(Cow::Owned(item))),
+            )),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self {
+            QueryField::One(text) => QueryValue(Cow::Owned(text)).deserialize_enum(name, variants, visitor),
+            many => many.deserialize_any(visitor),
+        }
+    }
+
+    one_value! {
+        deserialize_bool, deserialize_i8, deserialize_i16, deserialize_i32, deserialize_i64, deserialize_i128,
+        deserialize_u8, deserialize_u16, deserialize_u32, deserialize_u64, deserialize_u128, deserialize_f32,
+        deserialize_f64,
     }
 
     serde::forward_to_deserialize_any! {
@@ -823,13 +910,13 @@ mod tests {
 
     #[test]
     fn query_values_parse_into_their_types() {
-        let q: ListQuery = query::<_, TestErrors>(&uri("/agents?page=2&status=sync&exact=true&other=1")).unwrap();
+        let q: ListQuery = query::<_, TestErrors>(&uri("/agents?page=2&status=sync&exact=true&other=1"), &[]).unwrap();
         assert_eq!(q.page, Some(2));
         assert!(matches!(q.status, Some(Mode::Sync)));
         assert_eq!(q.exact, Some(true));
-        let q: ListQuery = query::<_, TestErrors>(&uri("/agents")).unwrap();
+        let q: ListQuery = query::<_, TestErrors>(&uri("/agents"), &[]).unwrap();
         assert_eq!(q.page, None);
-        let q: StreamQuery = query::<_, TestErrors>(&uri("/s?query=Hello%20there+you%E2%9C%93")).unwrap();
+        let q: StreamQuery = query::<_, TestErrors>(&uri("/s?query=Hello%20there+you%E2%9C%93"), &[]).unwrap();
         assert_eq!(q.query, "Hello there you\u{2713}");
     }
 
@@ -843,12 +930,12 @@ mod tests {
             ("/agents?exact=maybe", json!({"field": "exact", "reason": "invalid_value"})),
         ];
         for (text, details) in cases {
-            let failure = query::<ListQuery, TestErrors>(&uri(text)).unwrap_err();
+            let failure = query::<ListQuery, TestErrors>(&uri(text), &[]).unwrap_err();
             let (status, _, body) = envelope(failure.into_response()).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
             assert_eq!(body["error"]["details"], details, "{text}");
         }
-        let failure = query::<StreamQuery, TestErrors>(&uri("/s")).unwrap_err();
+        let failure = query::<StreamQuery, TestErrors>(&uri("/s"), &[]).unwrap_err();
         let (_, _, body) = envelope(failure.into_response()).await;
         assert_eq!(body["error"]["details"], json!({"field": "query", "reason": "missing"}));
         assert_eq!(body["error"]["message"], "Query parameter query is required.");
@@ -883,6 +970,25 @@ mod tests {
         let (status, _, body) = envelope(failure.into_response()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["details"], json!({"field": "list.page", "reason": "invalid_value"}));
+    }
+
+    #[test]
+    fn array_parameters_take_one_pair_per_item() {
+        #[derive(Debug, Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<i64>>,
+            #[serde(default)]
+            limit: Option<i64>,
+        }
+        let q: Tags = query::<_, TestErrors>(&uri("/p?tags=1&limit=3&tags=2"), &["tags"]).unwrap();
+        assert_eq!((q.tags, q.limit), (Some(vec![1, 2]), Some(3)));
+        let q: Tags = query::<_, TestErrors>(&uri("/p?tags=7"), &["tags"]).unwrap();
+        assert_eq!(q.tags, Some(vec![7]));
+        let failure = query::<Tags, TestErrors>(&uri("/p?tags=1&tags=x"), &["tags"]).unwrap_err();
+        assert_eq!((failure.field(), failure.reason()), (Some("tags[1]"), Some("invalid_value")));
+        let failure = query::<Tags, TestErrors>(&uri("/p?limit=1&limit=2"), &["tags"]).unwrap_err();
+        assert_eq!((failure.field(), failure.reason()), (Some("limit"), Some("duplicate")));
     }
 
     #[test]

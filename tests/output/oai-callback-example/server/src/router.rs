@@ -63,7 +63,7 @@ async fn handle_post_streams<A: crate::CallbackExampleApi>(
             #[serde(rename = "callbackUrl", default)]
             callback_url: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let callback_url = query_string.callback_url;
         let callback_url = match callback_url {
             ::std::option::Option::Some(v) => v,

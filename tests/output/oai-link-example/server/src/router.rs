@@ -194,7 +194,7 @@ async fn handle_get_pull_requests_by_repository<A: crate::LinkExampleApi>(
             #[serde(rename = "state", default)]
             state_2: ::std::option::Option<crate::types::GetPullRequestsByRepositoryState>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let username = {
             let text = crate::extract::path_param(&path_params, "username")?;
             ::std::option::Option::Some(text.to_owned())

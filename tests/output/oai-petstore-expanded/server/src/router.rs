@@ -74,7 +74,7 @@ async fn handle_find_pets<A: crate::SwaggerPetstoreApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i32>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
         let tags = query_string.tags;
         let limit = query_string.limit;
         let params = crate::FindPetsParams { tags, limit };

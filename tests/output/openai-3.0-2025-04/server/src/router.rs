@@ -1635,7 +1635,7 @@ async fn handle_list_assistants<A: crate::OpenAiApi>(
             #[serde(rename = "before", default)]
             before: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let order = query_string.order;
@@ -1847,7 +1847,7 @@ async fn handle_list_batches<A: crate::OpenAiApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let after = query_string.after;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
@@ -1961,7 +1961,7 @@ async fn handle_list_chat_completions<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::ListChatCompletionsOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let model = query_string.model;
         let metadata = crate::extract::query_object::<crate::types::Metadata, _>(
             &parts.uri,
@@ -2122,7 +2122,7 @@ async fn handle_get_chat_completion_messages<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::GetChatCompletionMessagesOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let completion_id = {
             let text = crate::extract::path_param(&path_params, "completion_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -2216,7 +2216,7 @@ async fn handle_list_evals<A: crate::OpenAiApi>(
             #[serde(rename = "order_by", default)]
             order_by: ::std::option::Option<crate::types::ListEvalsOrderBy>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let after = query_string.after;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
@@ -2382,7 +2382,7 @@ async fn handle_get_eval_runs<A: crate::OpenAiApi>(
             #[serde(rename = "status", default)]
             status: ::std::option::Option<crate::types::GetEvalRunsStatus>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let eval_id = {
             let text = crate::extract::path_param(&path_params, "eval_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -2593,7 +2593,7 @@ async fn handle_get_eval_run_output_items<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::GetEvalRunOutputItemsOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let eval_id = {
             let text = crate::extract::path_param(&path_params, "eval_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -2712,7 +2712,7 @@ async fn handle_list_files<A: crate::OpenAiApi>(
             #[serde(rename = "after", default)]
             after: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let purpose = query_string.purpose;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(10000);
@@ -2868,7 +2868,7 @@ async fn handle_list_fine_tuning_checkpoint_permissions<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::ListFineTuningCheckpointPermissionsOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let fine_tuned_model_checkpoint = {
             let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
             ::std::option::Option::Some(text.to_owned())
@@ -3005,7 +3005,7 @@ async fn handle_list_paginated_fine_tuning_jobs<A: crate::OpenAiApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let after = query_string.after;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
@@ -3120,7 +3120,7 @@ async fn handle_list_fine_tuning_job_checkpoints<A: crate::OpenAiApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let fine_tuning_job_id = {
             let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -3161,7 +3161,7 @@ async fn handle_list_fine_tuning_events<A: crate::OpenAiApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let fine_tuning_job_id = {
             let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -3362,7 +3362,7 @@ async fn handle_admin_api_keys_list<A: crate::OpenAiApi>(
             #[serde(rename = "limit", default)]
             limit: ::std::option::Option<i64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let after = query_string.after;
         let order = query_string.order;
         if let ::std::option::Option::Some(value) = &order {
@@ -3494,7 +3494,10 @@ async fn handle_list_audit_logs<A: crate::OpenAiApi>(
             #[serde(rename = "before", default)]
             before: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(
+            &parts.uri,
+            &["project_ids[]", "event_types[]", "actor_ids[]", "actor_emails[]", "resource_ids[]"],
+        )?;
         let effective_at = crate::extract::query_object::<crate::types::ListAuditLogsEffectiveAt, _>(
             &parts.uri,
             "effective_at",
@@ -3560,7 +3563,7 @@ async fn handle_list_organization_certificates<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::ListOrganizationCertificatesOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let after = query_string.after;
@@ -3659,7 +3662,7 @@ async fn handle_get_certificate<A: crate::OpenAiApi>(
             #[serde(rename = "include", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::GetCertificateIncludeItem>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
         let certificate_id = {
             let text = crate::extract::path_param(&path_params, "certificate_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -3776,7 +3779,7 @@ async fn handle_usage_costs<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -3833,7 +3836,7 @@ async fn handle_list_invites<A: crate::OpenAiApi>(
             #[serde(rename = "after", default)]
             after: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let after = query_string.after;
@@ -3945,7 +3948,7 @@ async fn handle_list_projects<A: crate::OpenAiApi>(
             #[serde(rename = "include_archived", default)]
             include_archived: ::std::option::Option<bool>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let after = query_string.after;
@@ -4059,7 +4062,7 @@ async fn handle_list_project_api_keys<A: crate::OpenAiApi>(
             #[serde(rename = "after", default)]
             after: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let project_id = {
             let text = crate::extract::path_param(&path_params, "project_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -4212,7 +4215,7 @@ async fn handle_list_project_certificates<A: crate::OpenAiApi>(
             #[serde(rename = "order", default)]
             order: ::std::option::Option<crate::types::ListProjectCertificatesOrder>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let project_id = {
             let text = crate::extract::path_param(&path_params, "project_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -4327,7 +4330,7 @@ async fn handle_list_project_rate_limits<A: crate::OpenAiApi>(
             #[serde(rename = "before", default)]
             before: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let project_id = {
             let text = crate::extract::path_param(&path_params, "project_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -4410,7 +4413,7 @@ async fn handle_list_project_service_accounts<A: crate::OpenAiApi>(
             #[serde(rename = "after", default)]
             after: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let project_id = {
             let text = crate::extract::path_param(&path_params, "project_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -4562,7 +4565,7 @@ async fn handle_list_project_users<A: crate::OpenAiApi>(
             #[serde(rename = "after", default)]
             after: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let project_id = {
             let text = crate::extract::path_param(&path_params, "project_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -4770,7 +4773,8 @@ async fn handle_usage_audio_speeches<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -4856,7 +4860,8 @@ async fn handle_usage_audio_transcriptions<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -4936,7 +4941,7 @@ async fn handle_usage_code_interpreter_sessions<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5018,7 +5023,8 @@ async fn handle_usage_completions<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5106,7 +5112,8 @@ async fn handle_usage_embeddings<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5196,7 +5203,10 @@ async fn handle_usage_images<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(
+            &parts.uri,
+            &["sources", "sizes", "project_ids", "user_ids", "api_key_ids", "models", "group_by"],
+        )?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5302,7 +5312,8 @@ async fn handle_usage_moderations<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5382,7 +5393,7 @@ async fn handle_usage_vector_stores<A: crate::OpenAiApi>(
             #[serde(rename = "page", default)]
             page: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
         let start_time = query_string.start_time;
         let start_time = match start_time {
             ::std::option::Option::Some(v) => v,
@@ -5441,7 +5452,7 @@ async fn handle_list_users<A: crate::OpenAiApi>(
             #[serde(rename = "emails", default)]
             emails: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["emails"])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let after = query_string.after;
@@ -5622,7 +5633,7 @@ async fn handle_get_response<A: crate::OpenAiApi>(
             #[serde(rename = "include", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
         let response_id = {
             let text = crate::extract::path_param(&path_params, "response_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -5705,7 +5716,7 @@ async fn handle_list_input_items<A: crate::OpenAiApi>(
             #[serde(rename = "include", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
         let response_id = {
             let text = crate::extract::path_param(&path_params, "response_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -5902,7 +5913,7 @@ async fn handle_list_messages<A: crate::OpenAiApi>(
             #[serde(rename = "run_id", default)]
             run_id: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let thread_id = {
             let text = crate::extract::path_param(&path_params, "thread_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6111,7 +6122,7 @@ async fn handle_list_runs<A: crate::OpenAiApi>(
             #[serde(rename = "before", default)]
             before: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let thread_id = {
             let text = crate::extract::path_param(&path_params, "thread_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6160,7 +6171,7 @@ async fn handle_create_run<A: crate::OpenAiApi>(
             #[serde(rename = "include[]", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::CreateRunIncludeItem>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
         let thread_id = {
             let text = crate::extract::path_param(&path_params, "thread_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6336,7 +6347,7 @@ async fn handle_list_run_steps<A: crate::OpenAiApi>(
             #[serde(rename = "include[]", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::ListRunStepsIncludeItem>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
         let thread_id = {
             let text = crate::extract::path_param(&path_params, "thread_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6405,7 +6416,7 @@ async fn handle_get_run_step<A: crate::OpenAiApi>(
             #[serde(rename = "include[]", default)]
             include: ::std::option::Option<::std::vec::Vec<crate::types::GetRunStepIncludeItem>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
         let thread_id = {
             let text = crate::extract::path_param(&path_params, "thread_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6628,7 +6639,7 @@ async fn handle_list_vector_stores<A: crate::OpenAiApi>(
             #[serde(rename = "before", default)]
             before: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let limit = query_string.limit;
         let limit = limit.unwrap_or(20);
         let order = query_string.order;
@@ -6898,7 +6909,7 @@ async fn handle_list_files_in_vector_store_batch<A: crate::OpenAiApi>(
             #[serde(rename = "filter", default)]
             filter: ::std::option::Option<crate::types::ListFilesInVectorStoreBatchFilter>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let vector_store_id = {
             let text = crate::extract::path_param(&path_params, "vector_store_id")?;
             ::std::option::Option::Some(text.to_owned())
@@ -6972,7 +6983,7 @@ async fn handle_list_vector_store_files<A: crate::OpenAiApi>(
             #[serde(rename = "filter", default)]
             filter: ::std::option::Option<crate::types::ListVectorStoreFilesFilter>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let vector_store_id = {
             let text = crate::extract::path_param(&path_params, "vector_store_id")?;
             ::std::option::Option::Some(text.to_owned())

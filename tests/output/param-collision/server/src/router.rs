@@ -143,7 +143,7 @@ async fn handle_get_thing<A: crate::ParamCollisionApi>(
             #[serde(rename = "auth", default)]
             auth: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let client_2 = {
             let text = crate::extract::path_param(&path_params, "client")?;
             ::std::option::Option::Some(text.to_owned())
@@ -315,7 +315,7 @@ async fn handle_base_url_2<A: crate::ParamCollisionApi>(
             #[serde(rename = "retry_policy", default)]
             retry_policy: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let timeout = query_string.timeout;
         if let ::std::option::Option::Some(value) = &timeout {
             let path = &mut crate::validate::FieldPath::field("timeout");

@@ -333,7 +333,7 @@ async fn handle_find_pets_by_status<A: crate::SwaggerPetstoreOpenApi30Api>(
             #[serde(rename = "status", default)]
             status: ::std::option::Option<crate::types::FindPetsByStatusStatus>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let status = query_string.status;
         if let ::std::option::Option::Some(value) = &status {
             let path = &mut crate::validate::FieldPath::field("status");
@@ -368,7 +368,7 @@ async fn handle_find_pets_by_tags<A: crate::SwaggerPetstoreOpenApi30Api>(
             #[serde(rename = "tags", default)]
             tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
         let tags = query_string.tags;
         let params = crate::FindPetsByTagsParams { tags };
         state.api.find_pets_by_tags(ctx, params).await
@@ -429,7 +429,7 @@ async fn handle_update_pet_with_form<A: crate::SwaggerPetstoreOpenApi30Api>(
             #[serde(rename = "status", default)]
             status: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let pet_id = {
             let text = crate::extract::path_param(&path_params, "petId")?;
             ::std::option::Option::Some(text.parse().map_err(|_| {
@@ -503,7 +503,7 @@ async fn handle_upload_file<A: crate::SwaggerPetstoreOpenApi30Api>(
             #[serde(rename = "additionalMetadata", default)]
             additional_metadata: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let pet_id = {
             let text = crate::extract::path_param(&path_params, "petId")?;
             ::std::option::Option::Some(text.parse().map_err(|_| {
@@ -758,7 +758,7 @@ async fn handle_login_user<A: crate::SwaggerPetstoreOpenApi30Api>(
             #[serde(rename = "password", default)]
             password: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let username = query_string.username;
         let password = query_string.password;
         let params = crate::LoginUserParams { username, password };

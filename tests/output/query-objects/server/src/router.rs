@@ -63,7 +63,7 @@ async fn handle_list_items<A: crate::QueryObjectsApi>(
             #[serde(rename = "q", default)]
             q: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page = crate::extract::query_object::<crate::types::PageSpec, _>(
             &parts.uri,
             "page",

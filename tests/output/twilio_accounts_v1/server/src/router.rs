@@ -419,7 +419,7 @@ async fn handle_list_credential_aws<A: crate::TwilioAccountsApi>(
             #[serde(rename = "PageToken", default)]
             page_token: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page_size = query_string.page_size;
         if let ::std::option::Option::Some(value) = &page_size {
             let path = &mut crate::validate::FieldPath::field("PageSize");
@@ -628,7 +628,7 @@ async fn handle_list_credential_public_key<A: crate::TwilioAccountsApi>(
             #[serde(rename = "PageToken", default)]
             page_token: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let page_size = query_string.page_size;
         if let ::std::option::Option::Some(value) = &page_size {
             let path = &mut crate::validate::FieldPath::field("PageSize");
@@ -833,7 +833,7 @@ async fn handle_fetch_messaging_geopermissions<A: crate::TwilioAccountsApi>(
             #[serde(rename = "CountryCode", default)]
             country_code: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let country_code = query_string.country_code;
         let params = crate::FetchMessagingGeopermissionsParams { country_code };
         state.api.fetch_messaging_geopermissions(ctx, params).await
@@ -883,7 +883,7 @@ async fn handle_fetch_safelist<A: crate::TwilioAccountsApi>(
             #[serde(rename = "PhoneNumber", default)]
             phone_number: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let phone_number = query_string.phone_number;
         let params = crate::FetchSafelistParams { phone_number };
         state.api.fetch_safelist(ctx, params).await
@@ -933,7 +933,7 @@ async fn handle_delete_safelist<A: crate::TwilioAccountsApi>(
             #[serde(rename = "PhoneNumber", default)]
             phone_number: ::std::option::Option<::std::string::String>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let phone_number = query_string.phone_number;
         let params = crate::DeleteSafelistParams { phone_number };
         state.api.delete_safelist(ctx, params).await

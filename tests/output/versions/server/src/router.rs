@@ -64,7 +64,7 @@ async fn handle_get_reading<A: crate::VersionsApi>(
             #[serde(rename = "above", default)]
             above: ::std::option::Option<f64>,
         }
-        let query_string: Query = crate::extract::query(&parts.uri)?;
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
         let id = {
             let text = crate::extract::path_param(&path_params, "id")?;
             ::std::option::Option::Some(text.to_owned())
