@@ -132,6 +132,18 @@ impl crate::validate::Validate for Agent {
             crate::validate::Validate::validate(value, path)?;
             path.pop();
         }
+        {
+            let value = &self.created_at;
+            path.push_field("created_at");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        {
+            let value = &self.updated_at;
+            path.push_field("updated_at");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }
@@ -178,6 +190,12 @@ impl crate::validate::Validate for AgentHealth {
             let value = &self.status;
             path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
+        }
+        {
+            let value = &self.checked_at;
+            path.push_field("checked_at");
+            crate::validate::check_format(value, path, "date-time")?;
             path.pop();
         }
         ::std::result::Result::Ok(())
@@ -723,6 +741,12 @@ impl crate::validate::Validate for DeploymentResult {
             let value = &self.status;
             path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
+        }
+        {
+            let value = &self.deployed_at;
+            path.push_field("deployed_at");
+            crate::validate::check_format(value, path, "date-time")?;
             path.pop();
         }
         ::std::result::Result::Ok(())
@@ -1452,6 +1476,18 @@ impl crate::validate::Validate for Operation {
             crate::validate::Validate::validate(value, path)?;
             path.pop();
         }
+        {
+            let value = &self.created_at;
+            path.push_field("created_at");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        {
+            let value = &self.updated_at;
+            path.push_field("updated_at");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }
@@ -2017,6 +2053,12 @@ impl crate::validate::Validate for StreamStart {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
+        }
+        {
+            let value = &self.created_at;
+            path.push_field("created_at");
+            crate::validate::check_format(value, path, "date-time")?;
             path.pop();
         }
         ::std::result::Result::Ok(())

@@ -52,6 +52,9 @@ pub fn rust_type(shape: &Shape, prefix: &TokenStream) -> TokenStream {
     }
 }
 
+/// The string formats the runtime's `validate::check_format` checks.
+const CHECKED_FORMATS: &[&str] = &["date-time", "date", "uuid"];
+
 /// Variant names the emitted enums use themselves: the client's catch-all
 /// for values a newer server sends. Lowering numbers a spec value that
 /// sanitizes to one of these.
@@ -609,8 +612,10 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
             Some(_) => Some(quote!(crate::validate::Validate::validate(#value, path)?;)),
         },
         Shape::String(s) => {
+            let format = s.format.as_deref().filter(|f| CHECKED_FORMATS.contains(f));
+            let format_check = format.map(|f| quote!(crate::validate::check_format(#value, path, #f)?;));
             if s.min_length.is_none() && s.max_length.is_none() && s.pattern.is_none() {
-                return None;
+                return format_check;
             }
             let min = opt_u64(s.min_length);
             let max = opt_u64(s.max_length);
@@ -624,7 +629,7 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
                 },
                 None => quote!(::std::option::Option::None),
             };
-            Some(quote!(crate::validate::check_string(#value, path, #min, #max, #pattern)?;))
+            Some(quote!(crate::validate::check_string(#value, path, #min, #max, #pattern)?; #format_check))
         }
         Shape::Integer(i) => {
             if i.minimum.is_none() && i.maximum.is_none() {

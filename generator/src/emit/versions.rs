@@ -22,6 +22,7 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("serde_json", r#""1.0.154""#),
     ("serde_urlencoded", r#""0.7.1""#),
     ("thiserror", r#""2.0.21""#),
+    ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
     ("tokio", r#"{ version = "1.54.1", features = ["time"] }"#),
     ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
 ];
@@ -41,6 +42,7 @@ pub const SERVER: &[(&str, &str)] = &[
     ("serde_urlencoded", r#""0.7.1""#),
     ("sha2", r#""0.10.9""#),
     ("thiserror", r#""2.0.21""#),
+    ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
     ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt"] }"#),
     ("tower", r#"{ version = "0.5.3", features = ["util"] }"#),
     ("tracing", r#""0.1.44""#),

@@ -200,13 +200,9 @@ async fn free_form_query_objects_keep_their_keys() {
     let filter = BTreeMap::from([("team".to_owned(), "core".to_owned()), ("env".to_owned(), "prod & co".to_owned())]);
     let labels = BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
     let found = client.search().limit(5).filter(filter).labels(labels).send().await.unwrap().into_body();
-    let expected: BTreeMap<String, String> = [
-        ("filter.env", "prod & co"),
-        ("filter.team", "core"),
-        ("labels.tier", "gold"),
-        ("limit", "5"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .into();
+    let expected: BTreeMap<String, String> =
+        [("filter.env", "prod & co"), ("filter.team", "core"), ("labels.tier", "gold"), ("limit", "5")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
     assert_eq!(found, expected);
 }

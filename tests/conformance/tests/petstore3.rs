@@ -120,8 +120,7 @@ async fn orders_and_users_round_trip() {
     let ann = user("ann", "s3cret");
     assert_eq!(client.create_user().body(ann.clone()).send().await.unwrap().into_body(), ann);
     let bob = user("bob", "pw");
-    let last =
-        client.create_users_with_list_input().body(vec![bob.clone()]).send().await.unwrap().into_body();
+    let last = client.create_users_with_list_input().body(vec![bob.clone()]).send().await.unwrap().into_body();
     assert_eq!(last, bob);
     let login = client.login_user().username("ann").password("s3cret").send().await.unwrap();
     assert_eq!(login.meta.header("x-rate-limit"), Some("5000"));

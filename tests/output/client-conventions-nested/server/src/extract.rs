@@ -619,9 +619,8 @@ impl<'de> Deserializer<'de> for QueryField {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self {
             QueryField::One(text) => QueryValue(Cow::Owned(text)).deserialize_any(visitor),
-            QueryField::Many(items) => visitor.visit_seq(de::value::SeqDeserializer::new(
-                items.into_iter().map(|item| QueryValue(Cow::Owned(item))),
-            )),
+            QueryField::Many(items) => visitor
+                .visit_seq(de::value::SeqDeserializer::new(items.into_iter().map(|item| QueryValue(Cow::Owned(item))))),
         }
     }
 

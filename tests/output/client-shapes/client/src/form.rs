@@ -280,9 +280,10 @@ impl Fields {
         }
     }
 
-    /// Every value of an array field, which must be present.
+    /// Every value of a required array field. A form has no way to send an
+    /// empty array but to send no field, so none is an empty list.
     pub fn list<T: DeserializeOwned>(&mut self, name: &str) -> Result<Vec<T>, FormError> {
-        self.optional_list(name)?.ok_or_else(|| FormError::new(name, "missing", format!("Field {name} is required.")))
+        Ok(self.optional_list(name)?.unwrap_or_default())
     }
 
     /// Every value of an array field; `None` when there is none.
@@ -432,6 +433,7 @@ mod tests {
         assert_eq!(fields.list::<i32>("tags").unwrap(), vec![1, 2]);
         assert_eq!(fields.required::<Value>("owner").unwrap(), serde_json::json!("{\"id\":1}"));
         assert_eq!(fields.optional::<bool>("missing").unwrap(), None);
+        assert_eq!(fields.list::<i32>("missing").unwrap(), Vec::<i32>::new());
         let err = fields.required::<i64>("missing").unwrap_err();
         assert_eq!((err.field.as_str(), err.reason), ("missing", "missing"));
     }

@@ -47,8 +47,13 @@ impl crate::validate::Validate for Owner {
     #[allow(deprecated)]
     fn validate(
         &self,
-        _path: &mut crate::validate::FieldPath,
+        path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
+        if let ::std::option::Option::Some(value) = &self.since {
+            path.push_field("since");
+            crate::validate::check_format(value, path, "date")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }

@@ -138,6 +138,23 @@ pub fn check_string(
     Ok(())
 }
 
+/// Checks a string against the formats the spec's `format` names and this
+/// check knows: `date-time` and `date` (RFC 3339) and `uuid`. Every other
+/// format is a hint for people and is not checked.
+pub fn check_format(value: &str, path: &FieldPath, format: &str) -> Result<(), ValidationError> {
+    use time::format_description::well_known::Rfc3339;
+    let ok = match format {
+        "date-time" => time::OffsetDateTime::parse(value, &Rfc3339).is_ok(),
+        "date" => {
+            let parts = time::macros::format_description!("[year]-[month]-[day]");
+            value.len() == 10 && time::Date::parse(value, &parts).is_ok()
+        }
+        "uuid" => value.len() == 36 && uuid::Uuid::try_parse(value).is_ok(),
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(path.error(format!("must be a valid {format}"))) }
+}
+
 /// Checks an integer's range (bounds included).
 pub fn check_integer(
     value: i64,
@@ -198,6 +215,23 @@ pub fn check_items(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn formats_the_check_knows_are_checked() {
+        let path = FieldPath::field("at");
+        for good in ["2026-12-01T10:00:00Z", "2026-12-01t10:00:00.5+01:00"] {
+            assert!(check_format(good, &path, "date-time").is_ok(), "{good}");
+        }
+        for bad in ["", "2026-12-01", "2026-13-01T10:00:00Z", "2026-12-01T10:00:00"] {
+            assert!(check_format(bad, &path, "date-time").is_err(), "{bad}");
+        }
+        assert!(check_format("2026-02-28", &path, "date").is_ok());
+        assert!(check_format("2026-02-30", &path, "date").is_err());
+        assert!(check_format("5f0c6c3e-8a4e-4b8e-9d47-1d3c2b7f9a10", &path, "uuid").is_ok());
+        assert!(check_format("5f0c6c3e8a4e4b8e9d471d3c2b7f9a10", &path, "uuid").is_err());
+        // Formats it does not know are hints.
+        assert!(check_format("not an email", &path, "email").is_ok());
+    }
+
     use super::*;
 
     #[test]

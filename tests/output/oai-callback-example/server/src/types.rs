@@ -26,8 +26,13 @@ impl crate::validate::Validate for PostStreamsOnDataBody {
     #[allow(deprecated)]
     fn validate(
         &self,
-        _path: &mut crate::validate::FieldPath,
+        path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
+        if let ::std::option::Option::Some(value) = &self.timestamp {
+            path.push_field("timestamp");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }

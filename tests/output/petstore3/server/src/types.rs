@@ -184,6 +184,11 @@ impl crate::validate::Validate for Order {
         &self,
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
+        if let ::std::option::Option::Some(value) = &self.ship_date {
+            path.push_field("shipDate");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         if let ::std::option::Option::Some(value) = &self.status {
             path.push_field("status");
             crate::validate::Validate::validate(value, path)?;

@@ -68,6 +68,16 @@ impl crate::validate::Validate for AccountsV1AuthTokenPromotion {
             )?;
             path.pop();
         }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_created {
+            path.push_field("date_created");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_updated {
+            path.push_field("date_updated");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }
@@ -205,6 +215,16 @@ impl crate::validate::Validate for AccountsV1CredentialCredentialAws {
             )?;
             path.pop();
         }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_created {
+            path.push_field("date_created");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_updated {
+            path.push_field("date_updated");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
         ::std::result::Result::Ok(())
     }
 }
@@ -296,6 +316,16 @@ impl crate::validate::Validate for AccountsV1CredentialCredentialPublicKey {
                     (&*PATTERN, "^AC[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_created {
+            path.push_field("date_created");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_updated {
+            path.push_field("date_updated");
+            crate::validate::check_format(value, path, "date-time")?;
             path.pop();
         }
         ::std::result::Result::Ok(())
@@ -431,6 +461,16 @@ impl crate::validate::Validate for AccountsV1SecondaryAuthToken {
                     (&*PATTERN, "^AC[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_created {
+            path.push_field("date_created");
+            crate::validate::check_format(value, path, "date-time")?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.date_updated {
+            path.push_field("date_updated");
+            crate::validate::check_format(value, path, "date-time")?;
             path.pop();
         }
         ::std::result::Result::Ok(())
