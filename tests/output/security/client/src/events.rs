@@ -244,6 +244,9 @@ struct Driver<E: StreamEvent> {
     _event: PhantomData<fn() -> E>,
 }
 
+/// The data of the message that ends a stream without being an event.
+const DONE_SENTINEL: &str = "[DONE]";
+
 impl<E: StreamEvent> Driver<E> {
     /// Produces the next item, or `None` once the stream has ended.
     async fn next_item(&mut self) -> Option<Result<E, Error<E::Model>>> {
@@ -253,6 +256,9 @@ impl<E: StreamEvent> Driver<E> {
             }
             if let Some(item) = self.take_queued() {
                 return Some(item);
+            }
+            if self.finished {
+                return None;
             }
             // Everything parsed so far has been delivered, so the parser's
             // last id (which also counts id-only blocks) is now accurate.
@@ -292,6 +298,13 @@ impl<E: StreamEvent> Driver<E> {
                 continue;
             }
             self.attempts = 0;
+            // `data: [DONE]` is how OpenAI and the many APIs that copy it
+            // end a stream whose events are otherwise JSON: an end, not an
+            // event that fails to decode.
+            if sse.data == DONE_SENTINEL && sse.event.as_deref().is_none_or(|e| e == "message") {
+                self.finish();
+                return None;
+            }
             let id = sse.id.clone();
             if id.is_some() {
                 self.update(|shared| shared.last_event_id = id.clone());
@@ -505,6 +518,19 @@ mod tests {
             assert_eq!(request.header("accept"), Some("text/event-stream"));
             assert_eq!(request.header("last-event-id"), None);
             assert!(request.header("idempotency-key").is_some());
+        }
+
+        #[tokio::test]
+        async fn a_done_sentinel_ends_the_stream_without_an_error() {
+            let body = format!("retry: 10\n{}{}data: [DONE]\n\n", start(0), chunk(1, "b"));
+            let server = TestServer::start(vec![event_stream(&[(0, &body)])]);
+            let mut stream = open(&server, RequestOptions::new());
+            let items: Vec<_> = (&mut stream).collect().await;
+            assert_eq!(ok(&items), [Ev::Start("a".into()), Ev::Chunk("b".into())]);
+            assert_eq!(items.len(), 2);
+            // An end, so no reconnection follows.
+            assert_eq!(stream.reconnects(), 0);
+            assert_eq!(server.requests().len(), 1);
         }
 
         #[tokio::test]
