@@ -550,6 +550,8 @@ pub struct IntegerShape {
     pub minimum: Option<i64>,
     /// `maximum` (already adjusted for `exclusiveMaximum`).
     pub maximum: Option<i64>,
+    /// `enum`: the values allowed, in spec order; empty when any is.
+    pub allowed: Vec<i64>,
 }
 
 /// A number and its constraints.
@@ -574,6 +576,8 @@ pub struct ArrayShape {
     pub min_items: Option<u64>,
     /// `maxItems`.
     pub max_items: Option<u64>,
+    /// `uniqueItems: true`.
+    pub unique: bool,
 }
 
 /// An HTTP method.

@@ -153,6 +153,26 @@ pub fn check_format(value: &str, path: &FieldPath, format: &str) -> Result<(), V
     if ok { Ok(()) } else { Err(path.error(format!("must be a valid {format}"))) }
 }
 
+/// Checks an integer against the spec's `enum`.
+pub fn check_integer_in(value: i64, path: &FieldPath, allowed: &[i64]) -> Result<(), ValidationError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
+    Err(path.error(format!("must be one of {}", list.join(", "))))
+}
+
+/// Checks that no two items of an array are equal (`uniqueItems`). The
+/// comparison is quadratic, which the item limits of real specs keep small.
+pub fn check_unique<T: PartialEq>(items: &[T], path: &FieldPath) -> Result<(), ValidationError> {
+    for (index, item) in items.iter().enumerate() {
+        if let Some(first) = items[..index].iter().position(|earlier| earlier == item) {
+            return Err(path.error(format!("must not repeat items (items {first} and {index} are equal)")));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an integer's range (bounds included).
 pub fn check_integer(
     value: i64,
@@ -213,6 +233,15 @@ pub fn check_items(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn integer_enums_and_unique_items_are_checked() {
+        let path = FieldPath::field("n");
+        assert!(check_integer_in(2, &path, &[1, 2, 4]).is_ok());
+        assert_eq!(check_integer_in(3, &path, &[1, 2, 4]).unwrap_err().to_string(), "n: must be one of 1, 2, 4");
+        assert!(check_unique(&["a", "b"], &path).is_ok());
+        assert!(check_unique(&["a", "b", "a"], &path).unwrap_err().to_string().contains("items 0 and 2"));
+    }
+
     #[test]
     fn formats_the_check_knows_are_checked() {
         let path = FieldPath::field("at");

@@ -337,7 +337,14 @@ fn corpus_codegen(env: &Env, plan: &Plan) -> Result<Row, String> {
     for _ in 0..pairs {
         fresh(&dir)?;
         let mut c = env.pinned(server_core, &env.bench);
-        c.arg("rusage").arg("--").arg(&env.xtask).arg("codegen").arg("--spec").arg(&spec).arg("--out").arg(dir.join("ours"));
+        c.arg("rusage")
+            .arg("--")
+            .arg(&env.xtask)
+            .arg("codegen")
+            .arg("--spec")
+            .arg(&spec)
+            .arg("--out")
+            .arg(dir.join("ours"));
         let a = json_line(&mut c, "rusage xtask codegen (openai)")?;
         let jar = env.jar.as_ref().ok_or("openapi-generator is missing")?;
         let mut c = env.pinned(server_core, &env.bench);

@@ -632,8 +632,13 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
             Some(quote!(crate::validate::check_string(#value, path, #min, #max, #pattern)?; #format_check))
         }
         Shape::Integer(i) => {
+            let as_i64 = if i.int32 { quote!(i64::from(*#value)) } else { quote!(*#value) };
+            let allowed = (!i.allowed.is_empty()).then(|| {
+                let values = i.allowed.iter().map(|v| Literal::i64_unsuffixed(*v));
+                quote!(crate::validate::check_integer_in(#as_i64, path, &[#(#values),*])?;)
+            });
             if i.minimum.is_none() && i.maximum.is_none() {
-                return None;
+                return allowed;
             }
             let min = match i.minimum {
                 Some(m) => {
@@ -649,8 +654,7 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
                 }
                 None => quote!(::std::option::Option::None),
             };
-            let as_i64 = if i.int32 { quote!(i64::from(*#value)) } else { quote!(*#value) };
-            Some(quote!(crate::validate::check_integer(#as_i64, path, #min, #max)?;))
+            Some(quote!(crate::validate::check_integer(#as_i64, path, #min, #max)?; #allowed))
         }
         Shape::Number(n) => {
             let min = match n.minimum {
@@ -680,6 +684,11 @@ pub fn shape_check(api: &Api, shape: &Shape, value: &TokenStream, depth: usize) 
                 Some(quote!(crate::validate::check_items(#value.len(), path, #min, #max)?;))
             } else {
                 None
+            };
+            let unique = a.unique.then(|| quote!(crate::validate::check_unique(#value, path)?;));
+            let len = match (len, unique) {
+                (None, None) => None,
+                (len, unique) => Some(quote!(#len #unique)),
             };
             let item = shape_check(api, &a.items, &quote!(item), depth + 1).map(|check| {
                 quote! {

@@ -251,15 +251,13 @@ impl<'a> TypeBuilder<'a> {
                 if i.multiple_of.is_some() {
                     cx.error(&at.push("multipleOf"), "`multipleOf` is not supported yet");
                 }
-                if !i.enumeration.is_empty() {
-                    cx.warn(&at.push("enum"), "integer enums are not checked yet; any integer is accepted");
-                }
                 let int32 =
                     matches!(i.format, openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::IntegerFormat::Int32));
                 Shape::Integer(IntegerShape {
                     int32,
                     minimum: i.minimum.map(|m| if i.exclusive_minimum { m.saturating_add(1) } else { m }),
                     maximum: i.maximum.map(|m| if i.exclusive_maximum { m.saturating_sub(1) } else { m }),
+                    allowed: i.enumeration.iter().flatten().copied().collect(),
                 })
             }
             SchemaKind::Type(Type::Number(n)) => {
@@ -283,13 +281,11 @@ impl<'a> TypeBuilder<'a> {
                     Some(items) => self.lower_use_boxed(cx, items, &at.push("items"), &format!("{hint} item")).shape,
                     None => Shape::Any,
                 };
-                if a.unique_items {
-                    cx.warn(&at.push("uniqueItems"), "`uniqueItems` is not checked yet; duplicates are accepted");
-                }
                 Shape::Array(ArrayShape {
                     items: Box::new(item),
                     min_items: a.min_items.map(|n| n as u64),
                     max_items: a.max_items.map(|n| n as u64),
+                    unique: a.unique_items,
                 })
             }
             SchemaKind::Type(Type::Object(o)) => self.map_shape(cx, o.additional_properties.as_ref(), at, hint),

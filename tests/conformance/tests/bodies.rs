@@ -178,6 +178,9 @@ async fn bodies_that_do_not_fit_are_400s_naming_the_field() {
     assert_eq!(error(response).await, ("title".into(), "missing".into()));
     let response = post("application/x-www-form-urlencoded", "title=a&priority=high").await.unwrap();
     assert_eq!(error(response).await, ("priority".into(), "invalid_value".into()));
+    // An integer enum and unique items are checked.
+    let response = post("application/json", r#"{"title":"a","priority":5}"#).await.unwrap();
+    assert_eq!(error(response).await.0, "priority");
     // The spec's constraints hold for a form as for JSON.
     let response = post("application/x-www-form-urlencoded", "title=").await.unwrap();
     assert_eq!(error(response).await.0, "title");
@@ -191,6 +194,21 @@ async fn bodies_that_do_not_fit_are_400s_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(error(response).await, ("file".into(), "missing".into()));
+}
+
+#[tokio::test]
+async fn the_client_checks_unique_items_before_sending() {
+    let base = serve().await;
+    let request = UploadRequest {
+        file: FilePart::new(&b"x"[..]),
+        extra: None,
+        purpose: UploadRequestPurpose::Batch,
+        tags: Some(vec!["a".into(), "a".into()]),
+        size_hint: None,
+    };
+    let error = client(&base).create_upload(request).send().await.unwrap_err();
+    assert!(matches!(error, bodies_client::Error::InvalidRequest(_)), "{error:?}");
+    assert!(error.to_string().contains("tags"), "{error}");
 }
 
 #[tokio::test]

@@ -198,7 +198,13 @@ pub(super) fn constraints(shape: &Shape) -> Vec<String> {
                 out.push(format!("pattern {}", code(p)));
             }
         }
-        Shape::Integer(i) => out.extend(range(i.minimum, i.maximum)),
+        Shape::Integer(i) => {
+            out.extend(range(i.minimum, i.maximum));
+            if !i.allowed.is_empty() {
+                let values: Vec<String> = i.allowed.iter().map(|v| format!("`{v}`")).collect();
+                out.push(format!("one of {}", values.join(", ")));
+            }
+        }
         Shape::Number(n) => match (n.minimum, n.maximum) {
             (Some(a), Some(b)) if !n.exclusive_minimum && !n.exclusive_maximum => out.push(format!("{a}–{b}")),
             (min, max) => {
@@ -210,9 +216,12 @@ pub(super) fn constraints(shape: &Shape) -> Vec<String> {
                 }
             }
         },
-        Shape::Array(ArrayShape { items, min_items, max_items }) => {
+        Shape::Array(ArrayShape { items, min_items, max_items, unique }) => {
             if let Some(r) = range(*min_items, *max_items) {
                 out.push(format!("items {r}"));
+            }
+            if *unique {
+                out.push("unique items".into());
             }
             let each = constraints(items);
             if !each.is_empty() {

@@ -52,6 +52,11 @@ impl crate::validate::Validate for Note {
             )?;
             path.pop();
         }
+        if let ::std::option::Option::Some(value) = &self.priority {
+            path.push_field("priority");
+            crate::validate::check_integer_in(*value, path, &[1, 2, 3])?;
+            path.pop();
+        }
         if let ::std::option::Option::Some(value) = &self.author {
             path.push_field("author");
             crate::validate::Validate::validate(value, path)?;
@@ -128,6 +133,11 @@ impl crate::validate::Validate for UploadRequest {
             let value = &self.purpose;
             path.push_field("purpose");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
+        }
+        if let ::std::option::Option::Some(value) = &self.tags {
+            path.push_field("tags");
+            crate::validate::check_unique(value, path)?;
             path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.size_hint {

@@ -27540,6 +27540,11 @@ impl crate::validate::Validate for FineTuneChatCompletionRequestAssistantMessage
         &self,
         path: &mut crate::validate::FieldPath,
     ) -> ::std::result::Result<(), crate::validate::ValidationError> {
+        if let ::std::option::Option::Some(value) = &self.weight {
+            path.push_field("weight");
+            crate::validate::check_integer_in(*value, path, &[0, 1])?;
+            path.pop();
+        }
         if let ::std::option::Option::Some(::std::option::Option::Some(value)) = &self.content {
             path.push_field("content");
             crate::validate::Validate::validate(value, path)?;
