@@ -50,7 +50,7 @@ fn request(op: &runagent_codegen::ir::Operation, key: Option<&str>) -> Request<B
     }
     let body = if let Some(body) = &op.body {
         builder = builder.header("content-type", "application/json");
-        Body::from(body.example.as_ref().expect("every body has an example").to_string())
+        Body::from(body.primary().example.as_ref().expect("every body has an example").to_string())
     } else {
         Body::empty()
     };
