@@ -22,7 +22,7 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("serde_json", r#""1.0.154""#),
     ("thiserror", r#""2.0.21""#),
     ("tokio", r#"{ version = "1.54.1", features = ["time"] }"#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
 /// `runagent-server`'s dependencies.
@@ -42,7 +42,7 @@ pub const SERVER: &[(&str, &str)] = &[
     ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt"] }"#),
     ("tower", r#"{ version = "0.5.3", features = ["util"] }"#),
     ("tracing", r#""0.1.44""#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
 /// `runagent-server`'s optional dependencies: (cargo feature, crate, line
