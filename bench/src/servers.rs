@@ -1,5 +1,5 @@
-//! The two servers of the server benchmark, and the fast server of the
-//! client benchmark: runagent-server's generated router with an echo
+//! The servers of the server benchmark (the peer stack is in `peer.rs`),
+//! and the fast server of the client benchmark: runagent-server's generated router with an echo
 //! implementation, and the hand-written axum handler a user would write
 //! instead. Both answer an invocation with the same JSON.
 
@@ -17,15 +17,26 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
 /// The echo agent: the answer is the query, the token count its words.
-fn tokens(query: &str) -> i64 {
+pub(crate) fn tokens(query: &str) -> i64 {
     query.split_whitespace().count() as i64
 }
 
-/// The generated server's implementation: only `invokeAgent`, answered in
-/// memory so that the benchmark measures the router and not an agent.
-struct EchoApi;
+/// The generated server's implementation: `invokeAgent`, answered in
+/// memory so that the benchmark measures the router and not an agent, and
+/// `streamAgentGet` for the open-streams benchmark (`streams.rs`).
+struct EchoApi {
+    log: std::sync::Arc<runagent_server::InMemoryStreamLog>,
+}
 
 impl RunAgentApi for EchoApi {
+    async fn stream_agent_get(
+        &self,
+        _ctx: RequestContext,
+        _params: runagent_server::StreamAgentGetParams,
+    ) -> Result<runagent_server::StreamAgentGetResponse, ApiFailure> {
+        crate::streams::generated_stream(std::sync::Arc::clone(&self.log)).await
+    }
+
     async fn invoke_agent(
         &self,
         _ctx: RequestContext,
@@ -46,7 +57,7 @@ impl RunAgentApi for EchoApi {
 pub fn generated_router() -> axum::Router {
     let keys = StaticKeys::new().with_key(API_KEY, "bench", Tier::Enterprise);
     let config = ServerConfig::default().rate_limit(RateLimitConfig::default().enterprise(u64::MAX / 2));
-    RouterBuilder::new(EchoApi, keys).config(config).build()
+    RouterBuilder::new(EchoApi { log: crate::streams::stream_log() }, keys).config(config).build()
 }
 
 /// The request as a hand-written server would declare it: the same fields
@@ -107,6 +118,12 @@ pub fn minimal_router() -> axum::Router {
     axum::Router::new().route("/v1/agents/{agent_id}/invoke", post(minimal_invoke))
 }
 
+/// The minimal SSE handler of the open-streams benchmark, on the generated
+/// router's path.
+pub fn minimal_sse_router() -> axum::Router {
+    axum::Router::new().route("/v1/agents/{agent_id}/stream", axum::routing::get(crate::streams::minimal_stream))
+}
+
 /// Serves the chosen router on an ephemeral loopback port, prints
 /// `listening http://127.0.0.1:PORT` and runs until stdin closes, so that a
 /// crashed xtask never leaves a server behind.
@@ -114,7 +131,10 @@ pub fn serve(kind: ServerKind, threads: usize) -> Result<(), String> {
     let app = match kind {
         ServerKind::Generated => generated_router(),
         ServerKind::Minimal => minimal_router(),
+        ServerKind::Peer => crate::peer::peer_router(),
+        ServerKind::MinimalSse => minimal_sse_router(),
     };
+    crate::streams::raise_nofile();
     std::thread::spawn(|| {
         let mut sink = String::new();
         while std::io::stdin().lock().read_line(&mut sink).is_ok_and(|n| n > 0) {
@@ -152,10 +172,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn both_servers_give_the_same_answer() {
+    async fn the_servers_give_the_same_answer() {
         let (a, b) = (answer(generated_router()).await, answer(minimal_router()).await);
         assert_eq!(a.0, 200, "{}", a.1);
         assert_eq!(a, b);
+        assert_eq!(answer(crate::peer::peer_router()).await, a);
         assert_eq!(a.1["data"]["result"], "Summarise the support tickets of this week");
     }
 }

@@ -24,7 +24,7 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("thiserror", r#""2.0.21""#),
     ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
     ("tokio", r#"{ version = "1.54.1", features = ["time"] }"#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
 /// `runagent-server`'s dependencies.
@@ -46,7 +46,7 @@ pub const SERVER: &[(&str, &str)] = &[
     ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt"] }"#),
     ("tower", r#"{ version = "0.5.3", features = ["util"] }"#),
     ("tracing", r#""0.1.44""#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
 /// `runagent-server`'s optional dependencies: (cargo feature, crate, line

@@ -258,8 +258,12 @@ impl<M: ApiModel> Client<M> {
             && needs_idempotency_key(&spec.method)
             && !headers.contains_key(header_name)
         {
-            let key = uuid::Uuid::new_v4().to_string();
-            let (name, value) = parse_header(header_name, &key)?;
+            // A v4 UUID from a CSPRNG (uuid's `fast-rng`: rand's thread-local
+            // ChaCha, seeded from the OS), so keys stay unguessable without a
+            // syscall per call; encoded on the stack, copied once.
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let key = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+            let (name, value) = parse_header(header_name, key)?;
             headers.insert(name, value);
         }
         if let Some(id) = last_event_id {
@@ -330,13 +334,16 @@ impl<M: ApiModel> Client<M> {
                 .is_some_and(|name| headers.contains_key(name));
         let mut retry = 0;
         loop {
-            let mut request = self.inner.http.request(method.clone(), url.clone()).headers(headers.clone());
+            // The request is assembled directly rather than through a
+            // `RequestBuilder`, whose `headers` merges the map entry by entry.
+            let mut request = reqwest::Request::new(method.clone(), url.clone());
+            *request.headers_mut() = headers.clone();
             if let Some(body) = &body {
                 // Bytes clones share the buffer, so retries copy nothing.
-                request = request.body(body.clone());
+                *request.body_mut() = Some(body.clone().into());
             }
             let attempt = async {
-                let response = request.send().await.map_err(|err| {
+                let response = self.inner.http.execute(request).await.map_err(|err| {
                     // A URL may carry an API key in its query: errors must not.
                     let keyed = self.inner.credentials.iter().any(|(_, applied)| matches!(applied, Applied::Query(..)));
                     Error::from_reqwest(if keyed { err.without_url() } else { err })
@@ -375,8 +382,9 @@ fn append_free_query(url: &mut Url, pairs: &[(String, String)]) {
 }
 
 /// Reads a success response's whole body.
-async fn read_body<M: ApiModel>(response: reqwest::Response) -> Result<RawResponse<M>, Error<M>> {
-    let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
+async fn read_body<M: ApiModel>(mut response: reqwest::Response) -> Result<RawResponse<M>, Error<M>> {
+    // The headers are moved out, not copied: reading the body needs none.
+    let meta = ResponseMeta::from_parts(response.status(), std::mem::take(response.headers_mut()));
     let body = response.bytes().await.map_err(Error::from_reqwest)?;
     Ok(RawResponse::new(meta, body))
 }
@@ -406,8 +414,8 @@ async fn expect_event_stream<M: ApiModel>(response: reqwest::Response) -> Result
 
 /// Reads an error response into an `Error::Api`. A body that cannot be
 /// read is treated as empty: the status alone is still a precise error.
-async fn read_failure<M: ApiModel>(response: reqwest::Response) -> Error<M> {
-    let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
+async fn read_failure<M: ApiModel>(mut response: reqwest::Response) -> Error<M> {
+    let meta = ResponseMeta::from_parts(response.status(), std::mem::take(response.headers_mut()));
     let body = response.bytes().await.unwrap_or_default();
     ApiFailure::from_response(meta, &body, SystemTime::now()).into()
 }
@@ -421,8 +429,13 @@ fn needs_idempotency_key(method: &Method) -> bool {
 
 /// Validates a header name and value given as text.
 fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error<M>> {
-    let header_name =
-        HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+    // The names the runtime sends on every call are not standard headers,
+    // which `from_bytes` would lowercase into a fresh allocation each time.
+    let header_name = if name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+        HeaderName::from_static("idempotency-key")
+    } else {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?
+    };
     let header_value =
         HeaderValue::from_str(value).map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
     Ok((header_name, header_value))
