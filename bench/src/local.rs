@@ -20,8 +20,8 @@ pub fn setup(url: &str) -> Result<(), String> {
             }
             Ok(body)
         };
-        let created = call(http.post(format!("{url}/agents")).json(&json!({"name": "bench-echo", "framework": "echo"})))
-            .await?;
+        let created =
+            call(http.post(format!("{url}/agents")).json(&json!({"name": "bench-echo", "framework": "echo"}))).await?;
         let agent = created["data"]["id"].as_str().ok_or("no agent id")?.to_owned();
         let accepted = call(http.post(format!("{url}/agents/{agent}/deployments"))).await?;
         let operation = accepted["operation_id"].as_str().ok_or("no operation id")?.to_owned();

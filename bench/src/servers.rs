@@ -12,10 +12,10 @@ use runagent_server::{
     ApiFailure, InvokeAgentParams, InvokeAgentResponse, RateLimitConfig, RedisConnection, RedisCounterStore,
     RedisIdempotencyStore, RedisOptions, RequestContext, RouterBuilder, RunAgentApi, ServerConfig, StaticKeys, Tier,
 };
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 /// The echo agent: the answer is the query, the token count its words.
 fn tokens(query: &str) -> i64 {

@@ -400,7 +400,12 @@ impl Service {
 
     /// A service whose streams are kept in `log` (Redis, for several
     /// instances).
-    pub fn with_stream_log(store: Store, runner: Runner, options: ServiceOptions, log: Arc<dyn StreamLog>) -> Arc<Self> {
+    pub fn with_stream_log(
+        store: Store,
+        runner: Runner,
+        options: ServiceOptions,
+        log: Arc<dyn StreamLog>,
+    ) -> Arc<Self> {
         Self::build(store, runner, options, log, None)
     }
 
@@ -898,7 +903,15 @@ impl Service {
             agent_id: agent_id.to_owned(),
             created_at: now_rfc3339(),
         };
-        self.streams.append(&key, 0, crate::streams::encode(&start)).await.map_err(|e| Failure::from_stream_log(None, e))?;
+        self.streams
+            .append(&key, 0, crate::streams::encode(&start))
+            .await
+            .map_err(|e| Failure::from_stream_log(None, e))?;
+        // Subscribed before the run is recorded, so that a log that fails
+        // here leaves no invocation behind that never ends.
+        let events = crate::streams::follow(Arc::clone(&self.streams), key.clone(), stream_id, None)
+            .await
+            .map_err(|e| Failure::from_stream_log(None, e))?;
         let invocation_id = match self
             .store
             .start_invocation(agent_id, Some(principal_id.to_owned()), InvocationMode::Stream, input.to_json())
@@ -906,17 +919,18 @@ impl Service {
         {
             Ok(id) => id,
             Err(error) => {
-                self.close_stream(&key, 1, StreamEvent::Error {
-                    code: "INTERNAL_ERROR",
-                    message: "The invocation could not be recorded.".to_owned(),
-                })
+                self.close_stream(
+                    &key,
+                    1,
+                    StreamEvent::Error {
+                        code: "INTERNAL_ERROR",
+                        message: "The invocation could not be recorded.".to_owned(),
+                    },
+                )
                 .await;
                 return Err(error.into());
             }
         };
-        let events = crate::streams::follow(Arc::clone(&self.streams), key.clone(), stream_id, None)
-            .await
-            .map_err(|e| Failure::from_stream_log(None, e))?;
         let service = Arc::clone(self);
         let token = self.stopping.child_token();
         let program = Program::from(&agent);

@@ -158,7 +158,11 @@ mod tests {
     #[test]
     fn every_event_survives_the_log() {
         let events = [
-            StreamEvent::Start { stream_id: "str_a".into(), agent_id: "agt_b".into(), created_at: "2026-01-01T00:00:00Z".into() },
+            StreamEvent::Start {
+                stream_id: "str_a".into(),
+                agent_id: "agt_b".into(),
+                created_at: "2026-01-01T00:00:00Z".into(),
+            },
             StreamEvent::Chunk { index: 3, text: "héllo \"there\"\n".into() },
             StreamEvent::Done(RunOutput { result: "r".into(), tokens_used: 7, execution_time: 0.25 }),
             StreamEvent::Error { code: "AGENT_TIMEOUT", message: "slow".into() },
@@ -181,7 +185,8 @@ mod tests {
         log.append("k", 1, Bytes::from_static(b"garbage")).await.unwrap();
         log.append("k", 2, chunk(2)).await.unwrap();
         log.close("k").await.unwrap();
-        let got: Vec<String> = follow(log, "k".into(), "str_s".into(), None).await.unwrap().map(|(id, _)| id).collect().await;
+        let got: Vec<String> =
+            follow(log, "k".into(), "str_s".into(), None).await.unwrap().map(|(id, _)| id).collect().await;
         assert_eq!(got, ["str_s:0"]);
     }
 }

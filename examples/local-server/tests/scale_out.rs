@@ -273,8 +273,7 @@ async fn limits_idempotency_and_streams_hold_across_three_instances() {
 
     // --- (b) One idempotency key, instance A then instance B ----------------
     let (a, b) = (&deployment.instances[0].base_url, &deployment.instances[1].base_url);
-    let agent =
-        deployed_agent(a, json!({"name": "counter", "framework": "command", "entrypoint": "agent.sh"})).await;
+    let agent = deployed_agent(a, json!({"name": "counter", "framework": "command", "entrypoint": "agent.sh"})).await;
     let invoke = |base: &str, key: &str, query: &str| {
         http.post(format!("{base}/agents/{agent}/invoke"))
             .bearer_auth(KEY)

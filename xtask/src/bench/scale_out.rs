@@ -17,9 +17,7 @@
 //! `.ci/install-services`); PostgreSQL runs as `nobody` when the bench runs
 //! as root, since it refuses root.
 
-use super::{
-    Env, Plan, Row, WRK_SCRIPT, find_in_path, fmt, json_line, load_core, median, output, server_core, stats,
-};
+use super::{Env, Plan, Row, WRK_SCRIPT, find_in_path, fmt, json_line, load_core, median, output, server_core, stats};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -282,7 +280,14 @@ struct Run {
     cpu: BTreeMap<&'static str, f64>,
 }
 
-fn wrk(env: &Env, script: &Path, url: &str, seconds: u64, connections: usize, groups: &[(&'static str, Vec<u32>)]) -> Result<Run, String> {
+fn wrk(
+    env: &Env,
+    script: &Path,
+    url: &str,
+    seconds: u64,
+    connections: usize,
+    groups: &[(&'static str, Vec<u32>)],
+) -> Result<Run, String> {
     let before: Vec<f64> = groups.iter().map(|(_, pids)| cpu_ticks_of(pids)).collect();
     let mut c = env.pinned(load_core, Path::new("wrk"));
     c.args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "-s"]).arg(script).arg(url);
@@ -320,7 +325,8 @@ fn script(env: &Env, name: &str, head: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-const AUTH: &str = "wrk.headers[\"Authorization\"] = \"Bearer bench-key\"\nwrk.headers[\"Accept\"] = \"application/json\"";
+const AUTH: &str =
+    "wrk.headers[\"Authorization\"] = \"Bearer bench-key\"\nwrk.headers[\"Accept\"] = \"application/json\"";
 
 /// The invoke POST of row 3, with a fresh `Idempotency-Key` on every
 /// request when `keyed`.
@@ -398,8 +404,22 @@ pub(super) fn redis_router(env: &Env, plan: &Plan) -> Result<Vec<Row>, String> {
         wrk(env, &script, &format!("{redis_url}{path}"), warm, plan.wrk_connections, &groups(&redis_server_))?;
         let (mut on_redis, mut in_memory, mut ratios, mut p99s) = (vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
-            let a = wrk(env, &script, &format!("{redis_url}{path}"), plan.wrk_seconds, plan.wrk_connections, &groups(&redis_server_))?;
-            let b = wrk(env, &script, &format!("{memory_url}{path}"), plan.wrk_seconds, plan.wrk_connections, &groups(&memory_server))?;
+            let a = wrk(
+                env,
+                &script,
+                &format!("{redis_url}{path}"),
+                plan.wrk_seconds,
+                plan.wrk_connections,
+                &groups(&redis_server_),
+            )?;
+            let b = wrk(
+                env,
+                &script,
+                &format!("{memory_url}{path}"),
+                plan.wrk_seconds,
+                plan.wrk_connections,
+                &groups(&memory_server),
+            )?;
             ratios.push(a.rps / b.rps);
             p99s.push(a.p99 / b.p99);
             on_redis.push(a);
@@ -447,7 +467,10 @@ struct Setup {
 /// instances.
 pub(super) fn local(env: &Env, plan: &Plan, binary: &Path) -> Result<Vec<Row>, String> {
     let rounds = rounds(plan);
-    eprintln!("bench: 8 runagent-local on SQLite / PostgreSQL + Redis ×1 / ×3 ({rounds} rounds of {} s)", plan.wrk_seconds);
+    eprintln!(
+        "bench: 8 runagent-local on SQLite / PostgreSQL + Redis ×1 / ×3 ({rounds} rounds of {} s)",
+        plan.wrk_seconds
+    );
     let work = env.work.join("local");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -520,7 +543,8 @@ pub(super) fn local(env: &Env, plan: &Plan, binary: &Path) -> Result<Vec<Row>, S
         // Ratios of each round's runs, so that drift over the run cancels.
         let one_vs_sqlite: Vec<f64> = rps(1).iter().zip(rps(0)).map(|(a, b)| a / b).collect();
         let three_vs_one: Vec<f64> = rps(2).iter().zip(rps(1)).map(|(a, b)| a / b).collect();
-        let text = |i: usize| format!("{}: {}; CPU/req: {}", setups[i].name, describe(&runs[i]), cpu_breakdown(&runs[i]));
+        let text =
+            |i: usize| format!("{}: {}; CPU/req: {}", setups[i].name, describe(&runs[i]), cpu_breakdown(&runs[i]));
         let details = json!({
             "setups": setups.iter().zip(&runs).map(|(s, r)| json!({"name": s.name, "runs": runs_json(r)})).collect::<Vec<_>>(),
             "pg1_vs_sqlite": one_vs_sqlite, "pg3_vs_pg1": three_vs_one,
