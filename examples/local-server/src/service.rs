@@ -919,15 +919,14 @@ impl Service {
         {
             Ok(id) => id,
             Err(error) => {
-                self.close_stream(
-                    &key,
-                    1,
-                    StreamEvent::Error {
-                        code: "INTERNAL_ERROR",
-                        message: "The invocation could not be recorded.".to_owned(),
-                    },
-                )
-                .await;
+                // Readers already subscribed see the stream end.
+                let last = StreamEvent::Error {
+                    code: "INTERNAL_ERROR",
+                    message: "The invocation could not be recorded.".to_owned(),
+                };
+                if crate::streams::append_patiently(&*self.streams, &key, 1, &last).await {
+                    crate::streams::close_patiently(&*self.streams, &key).await;
+                }
                 return Err(error.into());
             }
         };
@@ -935,33 +934,7 @@ impl Service {
         let token = self.stopping.child_token();
         let program = Program::from(&agent);
         let request = input.run_request();
-        // Chunks come from a synchronous callback; a writer task appends
-        // them to the log in order, so that a slow log never blocks the
-        // agent's output.
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
-        let writer = {
-            let service = Arc::clone(self);
-            let key = key.clone();
-            tokio::spawn(async move {
-                let mut seq = 1;
-                let mut broken = false;
-                while let Some(event) = receiver.recv().await {
-                    if broken {
-                        continue;
-                    }
-                    if service.append_event(&key, seq, &event).await {
-                        seq += 1;
-                    } else {
-                        // A gap would be worse than an end: readers stop at
-                        // the last event the log has and resume from it.
-                        broken = true;
-                    }
-                }
-                if !broken {
-                    service.close_log(&key).await;
-                }
-            })
-        };
+        let (sender, writer) = crate::streams::spawn_writer(Arc::clone(&self.streams), key, 1);
         self.tasks.spawn(async move {
             let mut index = 0;
             let mut on_chunk = |text: String| {
@@ -984,52 +957,6 @@ impl Service {
             service.record_run(&invocation_id, &run, "").await;
         });
         Ok(events)
-    }
-
-    /// Appends one event, retrying for a while: appends are idempotent, so
-    /// a retry after a timeout cannot duplicate it. `false` when the log
-    /// stayed unreachable (or refused the event).
-    async fn append_event(&self, key: &str, seq: u64, event: &StreamEvent) -> bool {
-        let data = crate::streams::encode(event);
-        let deadline = Instant::now() + STREAM_APPEND_PATIENCE;
-        loop {
-            match self.streams.append(key, seq, data.clone()).await {
-                Ok(()) => return true,
-                Err(StreamLogError::Unavailable(unavailable)) if Instant::now() < deadline => {
-                    tracing::debug!(cause = %unavailable, "retrying a stream append");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, key, seq, "a stream event could not be logged; the stream ends early");
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// Closes a stream in the log, retrying like [`Self::append_event`]; a
-    /// stream left open expires after the log's open TTL.
-    async fn close_log(&self, key: &str) {
-        let deadline = Instant::now() + STREAM_APPEND_PATIENCE;
-        loop {
-            match self.streams.close(key).await {
-                Ok(()) => return,
-                Err(StreamLogError::Unavailable(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, key, "a stream could not be closed");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Ends a stream early with `last` as its event `seq`.
-    async fn close_stream(&self, key: &str, seq: u64, last: StreamEvent) {
-        if self.append_event(key, seq, &last).await {
-            self.close_log(key).await;
-        }
     }
 
     /// Resumes a stream after the event `last_event_id`, for the caller and
@@ -1172,10 +1099,6 @@ impl Service {
 
 /// The longest `config.deploy_delay_ms` honoured (an hour).
 const MAX_DEPLOY_DELAY_MS: u64 = 3_600_000;
-
-/// How long a stream's writer retries an append while the log is
-/// unreachable (a Redis restart) before it ends the stream early.
-const STREAM_APPEND_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How many expired jobs one transaction takes over.
 const TAKEOVER_BATCH: i64 = 16;

@@ -12,6 +12,7 @@
 //! one, without a lookup of its own.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -142,6 +143,83 @@ pub async fn follow(
     Ok(events.boxed())
 }
 
+/// How long a stream's writer retries an append while the log is
+/// unreachable (a Redis restart) before it ends the stream early.
+pub const APPEND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Appends event `seq`, retrying for up to [`APPEND_PATIENCE`] while the log
+/// is unreachable: appends are idempotent, so a retry after a timeout
+/// cannot duplicate it. `false` when the log stayed unreachable or refused
+/// the event.
+pub async fn append_patiently(log: &dyn StreamLog, key: &str, seq: u64, event: &StreamEvent) -> bool {
+    let data = encode(event);
+    let deadline = Instant::now() + APPEND_PATIENCE;
+    loop {
+        match log.append(key, seq, data.clone()).await {
+            Ok(()) => return true,
+            Err(StreamLogError::Unavailable(unavailable)) if Instant::now() < deadline => {
+                tracing::debug!(cause = %unavailable, "retrying a stream append");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, key, seq, "a stream event could not be logged; the stream ends early");
+                return false;
+            }
+        }
+    }
+}
+
+/// Closes the stream under `key`, retrying like [`append_patiently`]; a
+/// stream left open expires after the log's open TTL.
+pub async fn close_patiently(log: &dyn StreamLog, key: &str) {
+    let deadline = Instant::now() + APPEND_PATIENCE;
+    loop {
+        match log.close(key).await {
+            Ok(()) => return,
+            Err(StreamLogError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, key, "a stream could not be closed");
+                return;
+            }
+        }
+    }
+}
+
+/// A task that appends the events sent to it to the stream under `key`,
+/// from sequence `first_seq` on, and closes the stream when the sender is
+/// dropped. Events come from the agent's synchronous chunk callback, so a
+/// slow log never blocks the agent's output. After an event the log would
+/// not take, the rest are dropped and the stream is left open: a gap would
+/// be worse than an early end, since readers stop at the last event the
+/// log has and resume from it.
+pub fn spawn_writer(
+    log: Arc<dyn StreamLog>,
+    key: String,
+    first_seq: u64,
+) -> (tokio::sync::mpsc::UnboundedSender<StreamEvent>, tokio::task::JoinHandle<()>) {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
+    let writer = tokio::spawn(async move {
+        let mut seq = first_seq;
+        let mut broken = false;
+        while let Some(event) = receiver.recv().await {
+            if broken {
+                continue;
+            }
+            if append_patiently(&*log, &key, seq, &event).await {
+                seq += 1;
+            } else {
+                broken = true;
+            }
+        }
+        if !broken {
+            close_patiently(&*log, &key).await;
+        }
+    });
+    (sender, writer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +253,25 @@ mod tests {
         for bad in [&b"not json"[..], br#"{"t":"chunk","index":-1,"text":"x"}"#, br#"{"t":"nope"}"#] {
             assert_eq!(decode(bad), None);
         }
+    }
+
+    #[tokio::test]
+    async fn the_writer_appends_in_order_and_closes() {
+        let memory = Arc::new(runagent_server::InMemoryStreamLog::default());
+        let log: Arc<dyn StreamLog> = memory;
+        let start = StreamEvent::Start { stream_id: "str_w".into(), agent_id: "agt_a".into(), created_at: "t".into() };
+        assert!(append_patiently(&*log, "k", 0, &start).await);
+        let (sender, writer) = spawn_writer(Arc::clone(&log), "k".into(), 1);
+        for index in 0..3 {
+            sender.send(StreamEvent::Chunk { index, text: format!("{index}") }).unwrap();
+        }
+        drop(sender);
+        writer.await.unwrap();
+        let read = log.read("k", None, 10).await.unwrap();
+        assert!(read.closed);
+        let events: Vec<StreamEvent> = read.events.iter().map(|e| decode(&e.data).unwrap()).collect();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[3], StreamEvent::Chunk { index: 2, text: "2".into() });
     }
 
     #[tokio::test]
