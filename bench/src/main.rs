@@ -7,6 +7,7 @@
 //! which is the whole interface with the xtask.
 
 mod client;
+mod local;
 mod peer;
 mod rusage;
 mod scale;
@@ -57,6 +58,17 @@ enum Command {
         /// Tokio worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Keep the generated router's counters and idempotency records in
+        /// this Redis (`redis://HOST:PORT/`) instead of memory.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+    },
+    /// Creates and deploys an echo agent on a running runagent-local and
+    /// prints `{"agent_id": ...}`.
+    LocalSetup {
+        /// The server's base URL, ending in `/v1`.
+        #[arg(long)]
+        url: String,
     },
     /// Calls invoke through runagent-client and raw reqwest, alternately.
     Client {
@@ -127,7 +139,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Serve { kind, threads } => servers::serve(kind, threads),
+        Command::Serve { kind, threads, redis } => servers::serve(kind, threads, redis),
+        Command::LocalSetup { url } => local::setup(&url),
         Command::Client { url, concurrency, duration_ms, pairs, threads } => {
             client::run(&url, concurrency, duration_ms, pairs, threads)
         }

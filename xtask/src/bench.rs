@@ -11,6 +11,8 @@
 //! `--quick` runs every row at tiny sizes in the dev profile, to prove the
 //! harness works end to end in CI; its numbers mean nothing.
 
+mod scale_out;
+
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -174,6 +176,10 @@ pub fn run(root: &Path, quick: bool, only: Option<Vec<u32>>) -> Result<(), Strin
              openapi_generator_cli/openapi-generator.jar and `java` on PATH); run `.ci/install-tools`"
             .into());
     }
+    scale_out::check_tools(wanted(8), wanted(9))?;
+    if (wanted(8) || wanted(9)) && find_in_path("wrk").is_none() {
+        return Err("wrk is not installed; install it with `apt-get install -y wrk` (Debian package `wrk`)".into());
+    }
     let cores = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 && find_in_path("taskset").is_some()
     {
         Some(("0", "1"))
@@ -184,7 +190,11 @@ pub fn run(root: &Path, quick: bool, only: Option<Vec<u32>>) -> Result<(), Strin
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let profile = if quick { "debug" } else { "release" };
     eprintln!("bench: building runagent-bench and xtask ({profile})");
-    for package in ["runagent-bench", "xtask"] {
+    let mut packages = vec!["runagent-bench", "xtask"];
+    if wanted(9) {
+        packages.push("runagent-local");
+    }
+    for package in packages {
         let mut c = cargo(root);
         c.args(["build", "--quiet", "-p", package]);
         if !quick {
@@ -236,6 +246,13 @@ pub fn run(root: &Path, quick: bool, only: Option<Vec<u32>>) -> Result<(), Strin
     }
     if wanted(7) {
         rows.extend(open_streams(&env, &plan)?);
+    }
+    if wanted(8) {
+        rows.extend(scale_out::redis_router(&env, &plan)?);
+    }
+    if wanted(9) {
+        let binary = env.target.join(profile).join("runagent-local");
+        rows.extend(scale_out::local(&env, &plan, &binary)?);
     }
     if wanted(10) {
         rows.push(corpus_codegen(&env, &plan)?);
