@@ -28,6 +28,7 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("client.rs", include_str!("../../../runtime/client/src/client.rs")),
     ("error.rs", include_str!("../../../runtime/client/src/error.rs")),
     ("events.rs", include_str!("../../../runtime/client/src/events.rs")),
+    ("hooks.rs", include_str!("../../../runtime/client/src/hooks.rs")),
     ("model.rs", include_str!("../../../runtime/client/src/model.rs")),
     ("operation.rs", include_str!("../../../runtime/client/src/operation.rs")),
     ("pagination.rs", include_str!("../../../runtime/client/src/pagination.rs")),
@@ -79,7 +80,7 @@ pub const RESERVED_METHODS: &[&str] = &[
 /// Runtime modules whose public items are re-exported at the crate root
 /// (those of `error` all have an alias there instead).
 const REEXPORTED: &[&str] =
-    &["client", "events", "form", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
+    &["client", "events", "form", "hooks", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
 
 /// What the spec's conventions let the client do, decided once.
 struct Plan<'a> {
@@ -1329,6 +1330,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         })
         .collect();
     let body_bytes = bodies::client_body_bytes(op.body.as_ref());
+    let op_id = &op.id;
+    let path_template = &op.path;
     let accept = bodies::client_accept(&op.responses);
     let http_method = match op.method {
         Method::Get => quote!(::http::Method::GET),
@@ -1416,6 +1419,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                     body,
                     content_type,
                     accept: #accept,
+                    operation: #op_id,
+                    path_template: #path_template,
                     security: ::std::option::Option::Some(#security),
                 };
                 ::std::result::Result::Ok((spec, options))

@@ -24,6 +24,7 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("thiserror", r#""2.0.21""#),
     ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
     ("tokio", r#"{ version = "1.54.1", features = ["time"] }"#),
+    ("tracing", r#""0.1.44""#),
     ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
