@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 /// Flags every command may have; a parameter or field never takes them.
-const TAKEN_FLAGS: &[&str] =
+pub const TAKEN_FLAGS: &[&str] =
     &["api-key", "base-url", "profile", "config", "output", "help", "version", "all", "wait", "stream", "body", "file"];
 
 /// How a command gets its request body.
@@ -93,7 +93,7 @@ pub fn args<'a>(plan: &Plan, api: &'a Api, command: &Command<'a>) -> Args<'a> {
             let method_arg = is_argument(plan, p);
             let flag = (p.location != ParamLocation::Path)
                 .then(|| unique_flag(kebab(&p.api_name), p.location.as_str(), &mut taken));
-            ParamArg { param: p, ident: format_ident!("p_{}", p.name), flag, method_arg }
+            ParamArg { param: p, ident: format_ident!("p_{}", p.name.trim_start_matches('_')), flag, method_arg }
         })
         .collect();
     let body = match &op.body {
@@ -112,7 +112,7 @@ pub fn args<'a>(plan: &Plan, api: &'a Api, command: &Command<'a>) -> Args<'a> {
                                 && matches!(f.shape, Shape::Array(_));
                             let flag = (!positional && !from_file)
                                 .then(|| unique_flag(kebab(&f.api_name), "body", &mut taken));
-                            FieldArg { field: f, ident: format_ident!("f_{}", f.name), flag, from_file }
+                            FieldArg { field: f, ident: format_ident!("f_{}", f.name.trim_start_matches('_')), flag, from_file }
                         })
                         .collect();
                     BodyPlan::Json { content, fields }

@@ -14,6 +14,8 @@ mod commands;
 pub mod plan;
 mod run;
 
+pub use args::TAKEN_FLAGS;
+
 use super::client::Plan;
 use super::{EmitError, Files, versions};
 use crate::config::Names;

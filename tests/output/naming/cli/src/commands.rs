@@ -60,7 +60,7 @@ pub struct CreateThingArgs {
         value_parser = ["true",
         "false"],
     )]
-    pub f__2fa: Option<::std::string::String>,
+    pub f_2fa: Option<::std::string::String>,
     #[arg(long = "self", value_name = "SELF", help = "Cannot be a raw identifier.")]
     pub f_self_: Option<::std::string::String>,
     #[arg(
@@ -91,7 +91,7 @@ pub async fn run_create_thing(
     if let ::std::option::Option::Some(raw) = &args.f_agent_id_2 {
         fields.push(("agent_id", crate::input::field(raw, true)));
     }
-    if let ::std::option::Option::Some(raw) = &args.f__2fa {
+    if let ::std::option::Option::Some(raw) = &args.f_2fa {
         fields.push(("2fa", crate::input::field(raw, false)));
     }
     if let ::std::option::Option::Some(raw) = &args.f_self_ {

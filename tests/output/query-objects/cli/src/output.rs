@@ -83,8 +83,9 @@ impl Output {
     /// Prints one event of a stream. As text, an event whose data carries
     /// a piece of text (`text`, `delta` or `content`) prints just that
     /// piece, with no newline, so an answer reads as it is written; other
-    /// events go to standard error as `[name] data`. As JSON or YAML, each
-    /// event is `{"event": name, "data": data}` on its own line.
+    /// events print nothing (`--output json` shows them), and the last
+    /// ends the line. As JSON or YAML, each event is
+    /// `{"event": name, "data": data}` on its own line.
     pub fn event(&self, name: &str, data: &serde_json::Value, last: bool) {
         if self.format != Format::Table {
             self.item(&serde_json::json!({ "event": name, "data": data }));
@@ -92,11 +93,8 @@ impl Output {
         }
         let piece = ["text", "delta", "content"].iter().find_map(|k| data.get(k).and_then(|v| v.as_str()));
         let mut out = std::io::stdout().lock();
-        match piece {
-            Some(text) => {
-                let _ = write!(out, "{text}");
-            }
-            None => eprintln!("[{name}] {}", serde_json::to_string(data).unwrap_or_default()),
+        if let Some(text) = piece {
+            let _ = write!(out, "{text}");
         }
         if last {
             let _ = writeln!(out);
