@@ -256,8 +256,10 @@ over the `{client}` crate (retries, pagination, stream resumption and
 typed errors come from it). Every operation is a command:
 
 ```sh
-cargo install --path .        # installs `{bin}`
-{bin} --help                  # the commands, grouped by tag
+# Installs `{bin}`.
+cargo install --path .
+# The commands, grouped by tag.
+{bin} --help
 {bin} completions bash > /etc/bash_completion.d/{bin}
 ```
 

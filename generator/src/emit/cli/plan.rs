@@ -220,3 +220,82 @@ pub fn command_lines(api: &Api) -> BTreeMap<String, String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(spec: &str) -> Vec<(String, String)> {
+        let api = crate::load(spec).expect("the spec loads");
+        command_lines(&api).into_iter().collect()
+    }
+
+    #[test]
+    fn runagent_commands_read_as_the_issue_asks() {
+        let got = lines(include_str!("../../../../spec/openapi.yaml"));
+        let want = [
+            ("batchInvoke", "batch"),
+            ("cancelOperation", "operations cancel"),
+            ("createAgent", "agents create"),
+            ("deleteAgent", "agents delete"),
+            ("deployAgent", "agents deploy"),
+            ("getAgent", "agents get"),
+            ("getAgentHealth", "agents health"),
+            ("getAgentStatus", "agents status"),
+            ("getHealth", "health"),
+            ("getOperation", "operations get"),
+            ("getUsage", "usage"),
+            ("invokeAgent", "invoke"),
+            ("listAgents", "agents list"),
+            ("streamAgent", "invoke --stream"),
+            ("streamAgentGet", "stream"),
+            ("updateAgent", "agents update"),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn names_come_from_tags_and_operation_ids_and_stay_unique() {
+        let spec = r#"
+openapi: 3.0.3
+info: {title: Pets, version: '1'}
+paths:
+  /pets:
+    get: {operationId: listPets, tags: [pets], responses: {'204': {description: ok}}}
+    post: {operationId: pets, tags: [pets], responses: {'204': {description: ok}}}
+  /pets/{id}:
+    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+    get: {operationId: getPet, tags: [pets], responses: {'204': {description: ok}}}
+    put:
+      operationId: replacePet
+      tags: [pets]
+      x-cli-command: pets get
+      responses: {'204': {description: ok}}
+  /events:
+    get:
+      operationId: watch
+      x-cli-stream-of: listPets
+      responses:
+        '200':
+          description: events
+          content: {text/event-stream: {schema: {type: object}}}
+  /store:
+    get: {operationId: getInventory, tags: [store], responses: {'204': {description: ok}}}
+  /help:
+    get: {operationId: help, responses: {'204': {description: ok}}}
+"#;
+        let got = lines(spec);
+        let get = |id: &str| got.iter().find(|(i, _)| i == id).map(|(_, l)| l.as_str());
+        assert_eq!(get("listPets"), Some("pets list"));
+        // Nothing is left of `pets` without its tag: the whole name stays.
+        assert_eq!(get("pets"), Some("pets pets"));
+        assert_eq!(get("getPet"), Some("pets get"));
+        assert_eq!(get("replacePet"), Some("pets get-2"));
+        // The stream's path parameters match, so it folds into `pets list`.
+        assert_eq!(get("watch"), Some("pets list --stream"));
+        // A group of one is a command; the CLI's own `help` is taken.
+        assert_eq!(get("getInventory"), Some("store"));
+        assert_eq!(get("help"), Some("help-2"));
+    }
+}
