@@ -17,12 +17,13 @@ pub const TAKEN_FLAGS: &[&str] =
 pub enum BodyPlan<'a> {
     /// No body.
     None,
-    /// JSON, from `--body` and from flags for the fields of `fields`.
+    /// JSON (or a form, given as JSON), from `--body` and from flags for
+    /// the fields of `fields`.
     Json { content: &'a BodyContent, fields: Vec<FieldArg<'a>> },
     /// Text or bytes, from `--body`.
     Raw(&'a BodyContent),
-    /// A media type the command line cannot build (a form or multipart
-    /// body): the command says so when run.
+    /// A media type the command line cannot build (a multipart body, whose
+    /// files have no JSON form): the command says so when run.
     Unsupported(&'a str),
 }
 
@@ -99,7 +100,13 @@ pub fn args<'a>(plan: &Plan, api: &'a Api, command: &Command<'a>) -> Args<'a> {
     let body = match &op.body {
         None => BodyPlan::None,
         Some(body) => {
-            let json = body.contents.iter().find(|c| c.encoding == Encoding::Json);
+            // A form's fields are typed like a JSON object's, so a form body
+            // is given as JSON too and the client sends it as a form.
+            let json = body
+                .contents
+                .iter()
+                .find(|c| c.encoding == Encoding::Json)
+                .or_else(|| body.contents.iter().find(|c| c.encoding == Encoding::Form));
             let raw = body.contents.iter().find(|c| matches!(c.encoding, Encoding::Text | Encoding::Binary));
             match (json, raw) {
                 (Some(content), _) => {
@@ -112,7 +119,12 @@ pub fn args<'a>(plan: &Plan, api: &'a Api, command: &Command<'a>) -> Args<'a> {
                                 && matches!(f.shape, Shape::Array(_));
                             let flag = (!positional && !from_file)
                                 .then(|| unique_flag(kebab(&f.api_name), "body", &mut taken));
-                            FieldArg { field: f, ident: format_ident!("f_{}", f.name.trim_start_matches('_')), flag, from_file }
+                            FieldArg {
+                                field: f,
+                                ident: format_ident!("f_{}", f.name.trim_start_matches('_')),
+                                flag,
+                                from_file,
+                            }
                         })
                         .collect();
                     BodyPlan::Json { content, fields }
@@ -197,7 +209,7 @@ pub fn fields(api: &Api, plan: &Plan, command: &Command, args: &Args) -> Vec<Tok
             .filter(|_| !list && managed_header(plan, p).is_none())
             .map(|d| quote!(default_value = #d,))
             .unwrap_or_default();
-        let hide = p.deprecated.then(|| quote!(hide = true,)).unwrap_or_default();
+        let hide = if p.deprecated { quote!(hide = true,) } else { TokenStream::new() };
         let field = match (&a.flag, list, p.required && a.method_arg) {
             (None, _, _) => quote!(#[arg(value_name = #vname, help = #help, #values)] pub #id: ::std::string::String,),
             (Some(flag), true, required) => {

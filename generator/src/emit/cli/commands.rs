@@ -107,7 +107,12 @@ fn emit_command(plan: &Plan, api: &Api, command: &Command, lib: &TokenStream, ta
             #body
         }
     };
-    let (about, long_about) = abouts(command);
+    let (about, mut long_about) = abouts(command);
+    if let args::BodyPlan::Unsupported(media) = &a.body {
+        long_about.push_str(&format!(
+            "\n\nIts request body ({media}) cannot be given on the command line yet: send it with the client or curl."
+        ));
+    }
     Emitted {
         variant: camel(&command.name, taken),
         name: command.name.clone(),

@@ -89,7 +89,7 @@ fn body_value(op: &Operation, args: &Args, lib: &TokenStream) -> Option<TokenStr
             };
             quote!(#lib operations::#choice::#variant(#value))
         }
-        None if content.encoding == Encoding::Json => {
+        None if matches!(content.encoding, Encoding::Json | Encoding::Form) => {
             let ty = content_type(content, &quote!(#lib types::));
             quote!(crate::input::convert::<#ty>(&body_json)?)
         }

@@ -11,7 +11,9 @@ use serde_json::Value;
 /// A word for the shell: as it is when it is plain, else in single quotes.
 fn word(text: &str) -> String {
     let plain = !text.is_empty()
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '+' | ','));
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '+' | ','));
     if plain { text.to_owned() } else { format!("'{}'", text.replace('\'', "'\\''")) }
 }
 
@@ -48,7 +50,11 @@ pub(super) fn cli(cx: &Ctx<'_>, op: &Operation) -> Option<String> {
         }
     }
     if let Some(body) = &op.body {
-        let json = body.contents.iter().find(|c| c.encoding == Encoding::Json);
+        let json = body
+            .contents
+            .iter()
+            .find(|c| c.encoding == Encoding::Json)
+            .or_else(|| body.contents.iter().find(|c| c.encoding == Encoding::Form));
         let raw = body.contents.iter().any(|c| matches!(c.encoding, Encoding::Text | Encoding::Binary));
         match json {
             Some(content) => {

@@ -10,7 +10,7 @@ pub enum Command {
     #[command(
         name = "create-upload",
         about = "Upload a file with its purpose (multipart)",
-        long_about = "Upload a file with its purpose (multipart)\n\nSends POST /uploads (createUpload)."
+        long_about = "Upload a file with its purpose (multipart)\n\nSends POST /uploads (createUpload).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     CreateUpload(CreateUploadArgs),
     #[command(

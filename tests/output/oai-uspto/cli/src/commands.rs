@@ -110,6 +110,26 @@ pub struct PerformSearchArgs {
     pub p_dataset: ::std::string::String,
     #[arg(value_name = "VERSION", help = "Version of the dataset.")]
     pub p_version: ::std::string::String,
+    #[arg(
+        long = "criteria",
+        value_name = "CRITERIA",
+        help = "Uses Lucene Query Syntax in the format of propertyName:value, propertyName:[num1 TO num2] and date range format: propertyName:[yyyyMMdd TO yyyyMMdd]. In the response please see the 'docs' element which has the list of record objects. Each record structure would consist of all the fields and their corresponding values."
+    )]
+    pub f_criteria: Option<::std::string::String>,
+    #[arg(long = "start", value_name = "START", help = "Starting record number. Default value is 0.")]
+    pub f_start: Option<::std::string::String>,
+    #[arg(
+        long = "rows",
+        value_name = "ROWS",
+        help = "Specify number of rows to be returned. If you run the search with default values, in the response you will see 'numFound' attribute which will tell the number of records available in the dataset."
+    )]
+    pub f_rows: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
 }
 /// Sends `perform-search` and prints the answer.
 #[allow(unused_variables)]
@@ -118,10 +138,27 @@ pub async fn run_perform_search(
     out: &crate::output::Output,
     args: PerformSearchArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_criteria {
+        fields.push(("criteria", crate::input::field(raw, true)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_start {
+        fields.push(("start", crate::input::field(raw, false)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_rows {
+        fields.push(("rows", crate::input::field(raw, false)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client
             .perform_search(::std::clone::Clone::clone(&args.p_dataset), ::std::clone::Clone::clone(&args.p_version));
+        if body_given {
+            request = request.body(crate::input::convert::<::oai_uspto_client::types::PerformSearchBody>(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())

@@ -2088,13 +2088,13 @@ pub enum AudioCommand {
     #[command(
         name = "create-transcription",
         about = "Transcribes audio into the input language.",
-        long_about = "Transcribes audio into the input language.\n\nSends POST /audio/transcriptions (createTranscription)."
+        long_about = "Transcribes audio into the input language.\n\nSends POST /audio/transcriptions (createTranscription).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     CreateTranscription(CreateTranscriptionArgs),
     #[command(
         name = "create-translation",
         about = "Translates audio into English.",
-        long_about = "Translates audio into English.\n\nSends POST /audio/translations (createTranslation)."
+        long_about = "Translates audio into English.\n\nSends POST /audio/translations (createTranslation).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     CreateTranslation(CreateTranslationArgs),
 }
@@ -3746,7 +3746,7 @@ pub enum FilesCommand {
     #[command(
         name = "create",
         about = "Upload a file that can be used across various endpoints. Individual files can be up to 512 MB, and the size of all files uploaded by one organization can be up to 100 GB.\n\nThe Assistants API supports files up to 2 million tokens and of specific file types. See the [Assistants Tools guide](/docs/assistants/tools) for details.\n\nThe Fine-tuning API only supports `.jsonl` files. The input also has certain required formats for fine-tuning [chat](/docs/api-reference/fine-tuning/chat-input) or [completions](/docs/api-reference/fine-tuning/completions-input) models.\n\nThe Batch API only supports `.jsonl` files up to 200 MB in size. The input also has a specific required [format](/docs/api-reference/batch/request-input).\n\nPlease [contact us](https://help.openai.com/) if you need to increase these storage limits.\n",
-        long_about = "Upload a file that can be used across various endpoints. Individual files can be up to 512 MB, and the size of all files uploaded by one organization can be up to 100 GB.\n\nThe Assistants API supports files up to 2 million tokens and of specific file types. See the [Assistants Tools guide](/docs/assistants/tools) for details.\n\nThe Fine-tuning API only supports `.jsonl` files. The input also has certain required formats for fine-tuning [chat](/docs/api-reference/fine-tuning/chat-input) or [completions](/docs/api-reference/fine-tuning/completions-input) models.\n\nThe Batch API only supports `.jsonl` files up to 200 MB in size. The input also has a specific required [format](/docs/api-reference/batch/request-input).\n\nPlease [contact us](https://help.openai.com/) if you need to increase these storage limits.\n\n\nSends POST /files (createFile)."
+        long_about = "Upload a file that can be used across various endpoints. Individual files can be up to 512 MB, and the size of all files uploaded by one organization can be up to 100 GB.\n\nThe Assistants API supports files up to 2 million tokens and of specific file types. See the [Assistants Tools guide](/docs/assistants/tools) for details.\n\nThe Fine-tuning API only supports `.jsonl` files. The input also has certain required formats for fine-tuning [chat](/docs/api-reference/fine-tuning/chat-input) or [completions](/docs/api-reference/fine-tuning/completions-input) models.\n\nThe Batch API only supports `.jsonl` files up to 200 MB in size. The input also has a specific required [format](/docs/api-reference/batch/request-input).\n\nPlease [contact us](https://help.openai.com/) if you need to increase these storage limits.\n\n\nSends POST /files (createFile).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     Create(CreateFileArgs),
     #[command(
@@ -4416,7 +4416,7 @@ pub enum ImagesCommand {
     #[command(
         name = "create-edit",
         about = "Creates an edited or extended image given one or more source images and a prompt. This endpoint only supports `gpt-image-1` and `dall-e-2`.",
-        long_about = "Creates an edited or extended image given one or more source images and a prompt. This endpoint only supports `gpt-image-1` and `dall-e-2`.\n\nSends POST /images/edits (createImageEdit)."
+        long_about = "Creates an edited or extended image given one or more source images and a prompt. This endpoint only supports `gpt-image-1` and `dall-e-2`.\n\nSends POST /images/edits (createImageEdit).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     CreateEdit(CreateImageEditArgs),
     #[command(
@@ -4428,7 +4428,7 @@ pub enum ImagesCommand {
     #[command(
         name = "create-variation",
         about = "Creates a variation of a given image. This endpoint only supports `dall-e-2`.",
-        long_about = "Creates a variation of a given image. This endpoint only supports `dall-e-2`.\n\nSends POST /images/variations (createImageVariation)."
+        long_about = "Creates a variation of a given image. This endpoint only supports `dall-e-2`.\n\nSends POST /images/variations (createImageVariation).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     CreateVariation(CreateImageVariationArgs),
 }
@@ -8081,7 +8081,7 @@ pub enum UploadsCommand {
     #[command(
         name = "add-part",
         about = "Adds a [Part](/docs/api-reference/uploads/part-object) to an [Upload](/docs/api-reference/uploads/object) object. A Part represents a chunk of bytes from the file you are trying to upload. \n\nEach Part can be at most 64 MB, and you can add Parts until you hit the Upload maximum of 8 GB.\n\nIt is possible to add multiple Parts in parallel. You can decide the intended order of the Parts when you [complete the Upload](/docs/api-reference/uploads/complete).\n",
-        long_about = "Adds a [Part](/docs/api-reference/uploads/part-object) to an [Upload](/docs/api-reference/uploads/object) object. A Part represents a chunk of bytes from the file you are trying to upload. \n\nEach Part can be at most 64 MB, and you can add Parts until you hit the Upload maximum of 8 GB.\n\nIt is possible to add multiple Parts in parallel. You can decide the intended order of the Parts when you [complete the Upload](/docs/api-reference/uploads/complete).\n\n\nSends POST /uploads/{upload_id}/parts (addUploadPart)."
+        long_about = "Adds a [Part](/docs/api-reference/uploads/part-object) to an [Upload](/docs/api-reference/uploads/object) object. A Part represents a chunk of bytes from the file you are trying to upload. \n\nEach Part can be at most 64 MB, and you can add Parts until you hit the Upload maximum of 8 GB.\n\nIt is possible to add multiple Parts in parallel. You can decide the intended order of the Parts when you [complete the Upload](/docs/api-reference/uploads/complete).\n\n\nSends POST /uploads/{upload_id}/parts (addUploadPart).\n\nIts request body (multipart/form-data) cannot be given on the command line yet: send it with the client or curl."
     )]
     AddPart(AddUploadPartArgs),
 }

@@ -148,7 +148,20 @@ pub async fn run_update_auth_token_promotion(
 }
 /// The arguments of `CreateBulkConsents`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct CreateBulkConsentsArgs {}
+pub struct CreateBulkConsentsArgs {
+    #[arg(
+        long = "items",
+        value_name = "ITEMS",
+        help = "This is a list of objects that describes a contact's opt-in status. Each object contains the following fields: contact_id, which must be a string representing phone number in [E.164 format](https://www.twilio.com/docs/glossary/what-e164); correlation_id, a unique 32-character UUID used to uniquely map the request item with the response item; sender_id, which can be either a valid messaging service SID or a from phone number; status, a string representing the consent status. Can be one of [opt-in, opt-out]; source, a string indicating the medium through which the consent was collected. Can be one of [website, offline, opt-in-message, opt-out-message, others]; date_of_consent, an optional datetime string field in ISO-8601 format that captures the exact date and time when the user gave or revoked consent. If not provided, it will be empty."
+    )]
+    pub f_items: Vec<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `CreateBulkConsents` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_create_bulk_consents(
@@ -156,16 +169,42 @@ pub async fn run_create_bulk_consents(
     out: &crate::output::Output,
     args: CreateBulkConsentsArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if !args.f_items.is_empty() {
+        let items = args.f_items.iter().map(|raw| crate::input::field(raw, false)).collect();
+        fields.push(("Items", ::serde_json::Value::Array(items)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.create_bulk_consents();
+        if body_given {
+            request = request
+                .body(crate::input::convert::<::twilio_accounts_v1_client::types::CreateBulkConsentsBody>(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
 }
 /// The arguments of `CreateBulkContacts`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct CreateBulkContactsArgs {}
+pub struct CreateBulkContactsArgs {
+    #[arg(
+        long = "items",
+        value_name = "ITEMS",
+        help = "A list of objects where each object represents a contact's details. Each object includes the following fields: contact_id, which must be a string representing phone number in [E.164 format](https://www.twilio.com/docs/glossary/what-e164); correlation_id, a unique 32-character UUID that maps the response to the original request; country_iso_code, a string representing the country using the ISO format (e.g., US for the United States); and zip_code, a string representing the postal code."
+    )]
+    pub f_items: Vec<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `CreateBulkContacts` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_create_bulk_contacts(
@@ -173,9 +212,22 @@ pub async fn run_create_bulk_contacts(
     out: &crate::output::Output,
     args: CreateBulkContactsArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if !args.f_items.is_empty() {
+        let items = args.f_items.iter().map(|raw| crate::input::field(raw, false)).collect();
+        fields.push(("Items", ::serde_json::Value::Array(items)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.create_bulk_contacts();
+        if body_given {
+            request = request
+                .body(crate::input::convert::<::twilio_accounts_v1_client::types::CreateBulkContactsBody>(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -219,7 +271,32 @@ pub async fn run_list_credential_aws(
 }
 /// The arguments of `CreateCredentialAws`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct CreateCredentialAwsArgs {}
+pub struct CreateCredentialAwsArgs {
+    #[arg(
+        long = "credentials",
+        value_name = "CREDENTIALS",
+        help = "A string that contains the AWS access credentials in the format <AWS_ACCESS_KEY_ID>:<AWS_SECRET_ACCESS_KEY>. For example, AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    )]
+    pub f_credentials: Option<::std::string::String>,
+    #[arg(
+        long = "friendly-name",
+        value_name = "FRIENDLY_NAME",
+        help = "A descriptive string that you create to describe the resource. It can be up to 64 characters long."
+    )]
+    pub f_friendly_name: Option<::std::string::String>,
+    #[arg(
+        long = "account-sid",
+        value_name = "ACCOUNT_SID",
+        help = "The SID of the Subaccount that this Credential should be associated with. Must be a valid Subaccount of the account issuing the request."
+    )]
+    pub f_account_sid: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `CreateCredentialAws` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_create_credential_aws(
@@ -227,9 +304,28 @@ pub async fn run_create_credential_aws(
     out: &crate::output::Output,
     args: CreateCredentialAwsArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_credentials {
+        fields.push(("Credentials", crate::input::field(raw, true)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_friendly_name {
+        fields.push(("FriendlyName", crate::input::field(raw, true)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_account_sid {
+        fields.push(("AccountSid", crate::input::field(raw, true)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.create_credential_aws();
+        if body_given {
+            request = request.body(
+                crate::input::convert::<::twilio_accounts_v1_client::types::CreateCredentialAwsBody>(&body_json)?,
+            );
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -262,6 +358,18 @@ pub struct UpdateCredentialAwsArgs {
         help = "The Twilio-provided string that uniquely identifies the AWS resource to update."
     )]
     pub p_sid: ::std::string::String,
+    #[arg(
+        long = "friendly-name",
+        value_name = "FRIENDLY_NAME",
+        help = "A descriptive string that you create to describe the resource. It can be up to 64 characters long."
+    )]
+    pub f_friendly_name: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
 }
 /// Sends `UpdateCredentialAws` and prints the answer.
 #[allow(unused_variables)]
@@ -270,9 +378,22 @@ pub async fn run_update_credential_aws(
     out: &crate::output::Output,
     args: UpdateCredentialAwsArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_friendly_name {
+        fields.push(("FriendlyName", crate::input::field(raw, true)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.update_credential_aws(::std::clone::Clone::clone(&args.p_sid));
+        if body_given {
+            request = request.body(
+                crate::input::convert::<::twilio_accounts_v1_client::types::UpdateCredentialAwsBody>(&body_json)?,
+            );
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -374,7 +495,32 @@ pub async fn run_list_credential_public_key(
 }
 /// The arguments of `CreateCredentialPublicKey`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct CreateCredentialPublicKeyArgs {}
+pub struct CreateCredentialPublicKeyArgs {
+    #[arg(
+        long = "public-key",
+        value_name = "PUBLIC_KEY",
+        help = "A URL encoded representation of the public key. For example, -----BEGIN PUBLIC KEY-----MIIBIjANB.pa9xQIDAQAB-----END PUBLIC KEY-----"
+    )]
+    pub f_public_key: Option<::std::string::String>,
+    #[arg(
+        long = "friendly-name",
+        value_name = "FRIENDLY_NAME",
+        help = "A descriptive string that you create to describe the resource. It can be up to 64 characters long."
+    )]
+    pub f_friendly_name: Option<::std::string::String>,
+    #[arg(
+        long = "account-sid",
+        value_name = "ACCOUNT_SID",
+        help = "The SID of the Subaccount that this Credential should be associated with. Must be a valid Subaccount of the account issuing the request"
+    )]
+    pub f_account_sid: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `CreateCredentialPublicKey` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_create_credential_public_key(
@@ -382,9 +528,28 @@ pub async fn run_create_credential_public_key(
     out: &crate::output::Output,
     args: CreateCredentialPublicKeyArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_public_key {
+        fields.push(("PublicKey", crate::input::field(raw, true)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_friendly_name {
+        fields.push(("FriendlyName", crate::input::field(raw, true)));
+    }
+    if let ::std::option::Option::Some(raw) = &args.f_account_sid {
+        fields.push(("AccountSid", crate::input::field(raw, true)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.create_credential_public_key();
+        if body_given {
+            request = request.body(crate::input::convert::<
+                ::twilio_accounts_v1_client::types::CreateCredentialPublicKeyBody,
+            >(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -420,6 +585,18 @@ pub struct UpdateCredentialPublicKeyArgs {
         help = "The Twilio-provided string that uniquely identifies the PublicKey resource to update."
     )]
     pub p_sid: ::std::string::String,
+    #[arg(
+        long = "friendly-name",
+        value_name = "FRIENDLY_NAME",
+        help = "A descriptive string that you create to describe the resource. It can be up to 64 characters long."
+    )]
+    pub f_friendly_name: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
 }
 /// Sends `UpdateCredentialPublicKey` and prints the answer.
 #[allow(unused_variables)]
@@ -428,9 +605,22 @@ pub async fn run_update_credential_public_key(
     out: &crate::output::Output,
     args: UpdateCredentialPublicKeyArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_friendly_name {
+        fields.push(("FriendlyName", crate::input::field(raw, true)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.update_credential_public_key(::std::clone::Clone::clone(&args.p_sid));
+        if body_given {
+            request = request.body(crate::input::convert::<
+                ::twilio_accounts_v1_client::types::UpdateCredentialPublicKeyBody,
+            >(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -522,7 +712,20 @@ pub async fn run_fetch_messaging_geopermissions(
 }
 /// The arguments of `UpdateMessagingGeopermissions`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct UpdateMessagingGeopermissionsArgs {}
+pub struct UpdateMessagingGeopermissionsArgs {
+    #[arg(
+        long = "permissions",
+        value_name = "PERMISSIONS",
+        help = "A list of objects where each object represents the Geo Permission to be updated. Each object contains the following fields: country_code, unique code for each country of Geo Permission; type, permission type of the Geo Permission i.e. country; enabled, configure true for enabling the Geo Permission, false for disabling the Geo Permission."
+    )]
+    pub f_permissions: Vec<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `UpdateMessagingGeopermissions` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_update_messaging_geopermissions(
@@ -530,9 +733,23 @@ pub async fn run_update_messaging_geopermissions(
     out: &crate::output::Output,
     args: UpdateMessagingGeopermissionsArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if !args.f_permissions.is_empty() {
+        let items = args.f_permissions.iter().map(|raw| crate::input::field(raw, false)).collect();
+        fields.push(("Permissions", ::serde_json::Value::Array(items)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.update_messaging_geopermissions();
+        if body_given {
+            request = request.body(crate::input::convert::<
+                ::twilio_accounts_v1_client::types::UpdateMessagingGeopermissionsBody,
+            >(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
@@ -583,7 +800,20 @@ pub async fn run_fetch_safelist(
 }
 /// The arguments of `CreateSafelist`.
 #[derive(::std::fmt::Debug, ::clap::Args)]
-pub struct CreateSafelistArgs {}
+pub struct CreateSafelistArgs {
+    #[arg(
+        long = "phone-number",
+        value_name = "PHONE_NUMBER",
+        help = "The phone number or phone number 1k prefix to be added in SafeList. Phone numbers must be in [E.164 format](https://www.twilio.com/docs/glossary/what-e164)."
+    )]
+    pub f_phone_number: Option<::std::string::String>,
+    #[arg(
+        long = "body",
+        value_name = "JSON",
+        help = "The whole request body: JSON, @FILE, or - for standard input. Flags for its fields are set on it."
+    )]
+    pub body: Option<::std::string::String>,
+}
 /// Sends `CreateSafelist` and prints the answer.
 #[allow(unused_variables)]
 pub async fn run_create_safelist(
@@ -591,9 +821,21 @@ pub async fn run_create_safelist(
     out: &crate::output::Output,
     args: CreateSafelistArgs,
 ) -> ::std::result::Result<(), crate::failure::Failure> {
+    #[allow(unused_mut)]
+    let mut fields: ::std::vec::Vec<(&str, ::serde_json::Value)> = ::std::vec::Vec::new();
+    if let ::std::option::Option::Some(raw) = &args.f_phone_number {
+        fields.push(("PhoneNumber", crate::input::field(raw, true)));
+    }
+    #[allow(unused_variables)]
+    let body_given = args.body.is_some() || !fields.is_empty();
+    let body_json = crate::input::json_value(args.body.as_deref(), fields)?;
     {
         #[allow(unused_mut)]
         let mut request = client.create_safelist();
+        if body_given {
+            request = request
+                .body(crate::input::convert::<::twilio_accounts_v1_client::types::CreateSafelistBody>(&body_json)?);
+        }
         out.value(&crate::input::json(&request.send().await?.body));
     }
     ::std::result::Result::Ok(())
