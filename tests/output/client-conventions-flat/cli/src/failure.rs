@@ -115,10 +115,7 @@ impl From<crate::sdk::Error> for Failure {
                 lines.push(error.to_string());
                 code::NETWORK
             }
-            Error::Stream(_)
-            | Error::OperationFailed(_)
-            | Error::OperationCancelled(_)
-            | Error::WaitTimeout { .. } => {
+            Error::Stream(_) | Error::OperationFailed(_) | Error::OperationCancelled(_) | Error::WaitTimeout { .. } => {
                 lines.push(error.to_string());
                 code::FAILED
             }

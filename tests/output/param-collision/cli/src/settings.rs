@@ -87,9 +87,8 @@ pub struct Sources<'a> {
 /// Windows).
 pub fn default_path(app: &str) -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let base = var("XDG_CONFIG_HOME")
-        .or_else(|| var("HOME").map(|home| home.join(".config")))
-        .or_else(|| var("APPDATA"))?;
+    let base =
+        var("XDG_CONFIG_HOME").or_else(|| var("HOME").map(|home| home.join(".config"))).or_else(|| var("APPDATA"))?;
     Some(base.join(app).join("config.toml"))
 }
 
@@ -144,7 +143,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cli-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config.toml");
-        std::fs::write(&path, "default_profile = \"a\"\n[profiles.a]\napi_key = \"k\"\nbase_url = \"http://a\"\n").unwrap();
+        std::fs::write(&path, "default_profile = \"a\"\n[profiles.a]\napi_key = \"k\"\nbase_url = \"http://a\"\n")
+            .unwrap();
         let sources = |profile: Option<&str>| Sources {
             api_key: None,
             base_url: Some("http://flag".into()),
