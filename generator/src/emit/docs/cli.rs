@@ -116,5 +116,13 @@ pub(super) fn cli(cx: &Ctx<'_>, op: &Operation) -> Option<String> {
     if stream {
         parts.push("--stream".to_owned());
     }
+    // An operation that starts long-running work is shown waiting for it,
+    // as a person at a shell usually wants.
+    // (Not one that may also answer at once, like an invocation that runs
+    // in the background only when asked.)
+    let plan = crate::emit::client::Plan::new(cx.api, cx.names);
+    if matches!(plan.success_kind(op), crate::emit::client::Success::Single { handle: true, .. }) {
+        parts.push("--wait".to_owned());
+    }
     Some(parts.join(" "))
 }
