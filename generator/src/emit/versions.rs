@@ -28,6 +28,19 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
+/// The command-line crate's dependencies (beside the client crate).
+pub const CLI: &[(&str, &str)] = &[
+    ("clap", r#"{ version = "4.6.9", features = ["derive"] }"#),
+    ("clap_complete", r#""4.6.12""#),
+    ("futures", r#""0.3.34""#),
+    ("httpdate", r#""1.0.3""#),
+    ("serde", r#"{ version = "1.0.229", features = ["derive"] }"#),
+    ("serde_json", r#""1.0.154""#),
+    ("serde_yaml_ng", r#""0.10.0""#),
+    ("tokio", r#"{ version = "1.54.1", features = ["rt", "macros", "time"] }"#),
+    ("toml", r#"{ version = "1.2.2", default-features = false, features = ["parse", "serde"] }"#),
+];
+
 /// `runagent-server`'s dependencies.
 pub const SERVER: &[(&str, &str)] = &[
     ("axum", r#""0.8.9""#),
