@@ -7,10 +7,13 @@
 //! which is the whole interface with the xtask.
 
 mod client;
+mod local;
+mod peer;
 mod rusage;
 mod scale;
 mod servers;
 mod sse;
+mod streams;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -39,6 +42,11 @@ enum ServerKind {
     Generated,
     /// A hand-written axum handler doing the same JSON work.
     Minimal,
+    /// What a user would assemble instead: axum, tower-http, an auth
+    /// middleware, tower_governor and validator.
+    Peer,
+    /// A minimal axum SSE handler (the open-streams benchmark's baseline).
+    MinimalSse,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +58,17 @@ enum Command {
         /// Tokio worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Keep the generated router's counters and idempotency records in
+        /// this Redis (`redis://HOST:PORT/`) instead of memory.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+    },
+    /// Creates and deploys an echo agent on a running runagent-local and
+    /// prints `{"agent_id": ...}`.
+    LocalSetup {
+        /// The server's base URL, ending in `/v1`.
+        #[arg(long)]
+        url: String,
     },
     /// Calls invoke through runagent-client and raw reqwest, alternately.
     Client {
@@ -64,6 +83,24 @@ enum Command {
         /// How many A-then-B pairs to run.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
+        /// Tokio worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Opens N SSE streams on a server and measures it (memory per stream,
+    /// CPU per event) through /proc.
+    Streams {
+        /// The server's base URL, without `/v1`.
+        #[arg(long)]
+        url: String,
+        /// The server's process id.
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        /// How long to measure once every stream is open, in milliseconds.
+        #[arg(long, default_value_t = 10000)]
+        hold_ms: u64,
         /// Tokio worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -102,11 +139,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Serve { kind, threads } => servers::serve(kind, threads),
+        Command::Serve { kind, threads, redis } => servers::serve(kind, threads, redis),
+        Command::LocalSetup { url } => local::setup(&url),
         Command::Client { url, concurrency, duration_ms, pairs, threads } => {
             client::run(&url, concurrency, duration_ms, pairs, threads)
         }
         Command::Sse { pairs, bytes } => sse::run(pairs, bytes),
+        Command::Streams { url, pid, streams, hold_ms, threads } => streams::run(&url, streams, hold_ms, pid, threads),
         Command::ScaleSpec { spec, factor, out } => scale::write(&spec, factor, &out),
         Command::GenTime { spec, reps } => scale::gen_time(&spec, reps),
         Command::Rusage { command } => rusage::run(&command),

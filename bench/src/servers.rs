@@ -1,5 +1,5 @@
-//! The two servers of the server benchmark, and the fast server of the
-//! client benchmark: runagent-server's generated router with an echo
+//! The servers of the server benchmark (the peer stack is in `peer.rs`),
+//! and the fast server of the client benchmark: runagent-server's generated router with an echo
 //! implementation, and the hand-written axum handler a user would write
 //! instead. Both answer an invocation with the same JSON.
 
@@ -9,23 +9,35 @@ use axum::extract::Path;
 use axum::routing::post;
 use runagent_server::types::{InvokeMetadata, InvokeRequest, InvokeResponse, InvokeResult, SuccessStatus};
 use runagent_server::{
-    ApiFailure, InvokeAgentParams, InvokeAgentResponse, RateLimitConfig, RequestContext, RouterBuilder, RunAgentApi,
-    ServerConfig, StaticKeys, Tier,
+    ApiFailure, InvokeAgentParams, InvokeAgentResponse, RateLimitConfig, RedisConnection, RedisCounterStore,
+    RedisIdempotencyStore, RedisOptions, RequestContext, RouterBuilder, RunAgentApi, ServerConfig, StaticKeys, Tier,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 /// The echo agent: the answer is the query, the token count its words.
-fn tokens(query: &str) -> i64 {
+pub(crate) fn tokens(query: &str) -> i64 {
     query.split_whitespace().count() as i64
 }
 
-/// The generated server's implementation: only `invokeAgent`, answered in
-/// memory so that the benchmark measures the router and not an agent.
-struct EchoApi;
+/// The generated server's implementation: `invokeAgent`, answered in
+/// memory so that the benchmark measures the router and not an agent, and
+/// `streamAgentGet` for the open-streams benchmark (`streams.rs`).
+struct EchoApi {
+    log: std::sync::Arc<runagent_server::InMemoryStreamLog>,
+}
 
 impl RunAgentApi for EchoApi {
+    async fn stream_agent_get(
+        &self,
+        _ctx: RequestContext,
+        _params: runagent_server::StreamAgentGetParams,
+    ) -> Result<runagent_server::StreamAgentGetResponse, ApiFailure> {
+        crate::streams::generated_stream(std::sync::Arc::clone(&self.log)).await
+    }
+
     async fn invoke_agent(
         &self,
         _ctx: RequestContext,
@@ -44,9 +56,24 @@ impl RunAgentApi for EchoApi {
 /// enterprise limit high enough that the benchmark never hits a 429: the
 /// limiter still counts every request.
 pub fn generated_router() -> axum::Router {
+    generated_builder().build()
+}
+
+fn generated_builder() -> RouterBuilder<EchoApi, StaticKeys> {
     let keys = StaticKeys::new().with_key(API_KEY, "bench", Tier::Enterprise);
     let config = ServerConfig::default().rate_limit(RateLimitConfig::default().enterprise(u64::MAX / 2));
-    RouterBuilder::new(EchoApi, keys).config(config).build()
+    RouterBuilder::new(EchoApi { log: crate::streams::stream_log() }, keys).config(config)
+}
+
+/// The same router with its counter and idempotency stores in the Redis at
+/// `url`, as several instances would run it: the one difference between
+/// the two sides of the Redis row. Must be called inside a tokio runtime.
+pub fn generated_router_on_redis(url: &str) -> Result<axum::Router, String> {
+    let redis = RedisConnection::open(url, RedisOptions::default().key_prefix("bench:")).map_err(|e| e.to_string())?;
+    Ok(generated_builder()
+        .counter_store(Arc::new(RedisCounterStore::new(redis.clone())))
+        .idempotency_store(Arc::new(RedisIdempotencyStore::new(redis)))
+        .build())
 }
 
 /// The request as a hand-written server would declare it: the same fields
@@ -107,14 +134,17 @@ pub fn minimal_router() -> axum::Router {
     axum::Router::new().route("/v1/agents/{agent_id}/invoke", post(minimal_invoke))
 }
 
+/// The minimal SSE handler of the open-streams benchmark, on the generated
+/// router's path.
+pub fn minimal_sse_router() -> axum::Router {
+    axum::Router::new().route("/v1/agents/{agent_id}/stream", axum::routing::get(crate::streams::minimal_stream))
+}
+
 /// Serves the chosen router on an ephemeral loopback port, prints
 /// `listening http://127.0.0.1:PORT` and runs until stdin closes, so that a
 /// crashed xtask never leaves a server behind.
-pub fn serve(kind: ServerKind, threads: usize) -> Result<(), String> {
-    let app = match kind {
-        ServerKind::Generated => generated_router(),
-        ServerKind::Minimal => minimal_router(),
-    };
+pub fn serve(kind: ServerKind, threads: usize, redis: Option<String>) -> Result<(), String> {
+    crate::streams::raise_nofile();
     std::thread::spawn(|| {
         let mut sink = String::new();
         while std::io::stdin().lock().read_line(&mut sink).is_ok_and(|n| n > 0) {
@@ -123,6 +153,13 @@ pub fn serve(kind: ServerKind, threads: usize) -> Result<(), String> {
         std::process::exit(0);
     });
     crate::runtime(threads)?.block_on(async move {
+        let app = match (kind, redis) {
+            (ServerKind::Generated, None) => generated_router(),
+            (ServerKind::Generated, Some(url)) => generated_router_on_redis(&url)?,
+            (ServerKind::Minimal, _) => minimal_router(),
+            (ServerKind::Peer, _) => crate::peer::peer_router(),
+            (ServerKind::MinimalSse, _) => minimal_sse_router(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
@@ -152,10 +189,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn both_servers_give_the_same_answer() {
+    async fn the_servers_give_the_same_answer() {
         let (a, b) = (answer(generated_router()).await, answer(minimal_router()).await);
         assert_eq!(a.0, 200, "{}", a.1);
         assert_eq!(a, b);
+        assert_eq!(answer(crate::peer::peer_router()).await, a);
         assert_eq!(a.1["data"]["result"], "Summarise the support tickets of this week");
     }
 }

@@ -18,6 +18,12 @@ pub struct Config {
     pub client_crate: Option<String>,
     /// The server crate's package name, e.g. `runagent-server`.
     pub server_crate: Option<String>,
+    /// The command-line crate's package name, e.g. `runagent-cli`; by
+    /// default the client crate's name with `-cli` for `-client`.
+    pub cli_crate: Option<String>,
+    /// The command's name, e.g. `runagent`; by default the command-line
+    /// crate's name without `-cli`.
+    pub cli_binary: Option<String>,
     /// The prefix of the environment variables the client reads:
     /// `<PREFIX>_API_KEY` and `<PREFIX>_BASE_URL`.
     pub env_prefix: Option<String>,
@@ -37,6 +43,10 @@ pub struct Names {
     pub client_crate: String,
     /// The server crate's package name.
     pub server_crate: String,
+    /// The command-line crate's package name.
+    pub cli_crate: String,
+    /// The command's (binary's) name.
+    pub cli_binary: String,
     /// The environment-variable prefix, upper snake case.
     pub env_prefix: String,
     /// The `WWW-Authenticate` realm.
@@ -51,8 +61,18 @@ impl Names {
     /// Fills what `config` leaves out from the API's title.
     pub fn resolve(config: &Config, api: &Api) -> Names {
         let base = base_name(&api.title);
+        let client_crate = config.client_crate.clone().unwrap_or_else(|| format!("{base}-client"));
+        let cli_crate = config.cli_crate.clone().unwrap_or_else(|| match client_crate.strip_suffix("-client") {
+            Some(stem) if !stem.is_empty() => format!("{stem}-cli"),
+            _ => format!("{base}-cli"),
+        });
+        let cli_binary = config.cli_binary.clone().unwrap_or_else(|| {
+            cli_crate.strip_suffix("-cli").filter(|s| !s.is_empty()).unwrap_or(&cli_crate).to_owned()
+        });
         Names {
-            client_crate: config.client_crate.clone().unwrap_or_else(|| format!("{base}-client")),
+            client_crate,
+            cli_crate,
+            cli_binary,
             server_crate: config.server_crate.clone().unwrap_or_else(|| format!("{base}-server")),
             env_prefix: config
                 .env_prefix
@@ -69,7 +89,12 @@ impl Names {
     /// starting with a letter, at most 64 characters), which would also
     /// make invalid Rust paths in the generated code.
     pub fn check(&self) -> Result<(), crate::Diagnostics> {
-        let bad: Vec<crate::Diagnostic> = [("client", &self.client_crate), ("server", &self.server_crate)]
+        let bad: Vec<crate::Diagnostic> = [
+            ("client", &self.client_crate),
+            ("server", &self.server_crate),
+            ("command-line", &self.cli_crate),
+            ("command-line binary", &self.cli_binary),
+        ]
             .into_iter()
             .filter(|(_, name)| {
                 !name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -96,6 +121,11 @@ impl Names {
     /// The server crate's name as a Rust path (`runagent_server`).
     pub fn server_lib(&self) -> String {
         self.server_crate.replace('-', "_")
+    }
+
+    /// The command-line crate's name as a Rust path (`runagent_cli`).
+    pub fn cli_lib(&self) -> String {
+        self.cli_crate.replace('-', "_")
     }
 
     /// The variable holding the API key, e.g. `RUNAGENT_API_KEY`.

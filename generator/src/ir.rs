@@ -657,6 +657,9 @@ pub struct Operation {
     /// Requests the API makes to the caller after this operation
     /// (`callbacks`): documented and typed, with no client method.
     pub callbacks: Vec<Callback>,
+    /// The operation's `x-cli-*` extensions, by name without the prefix
+    /// (`x-cli-command` is `command`), for the command-line emitter.
+    pub cli_hints: BTreeMap<String, Value>,
 }
 
 /// A request the API sends to a URL the caller gave (an OpenAPI callback).

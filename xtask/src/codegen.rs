@@ -475,9 +475,9 @@ mod tests {
         let manifest = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
         let version_of =
             |spec: &str| spec.split('"').find(|p| p.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned);
-        use runagent_codegen::emit::versions::{CLIENT, SERVER, SERVER_OPTIONAL};
+        use runagent_codegen::emit::versions::{CLI, CLIENT, SERVER, SERVER_OPTIONAL};
         let optional = SERVER_OPTIONAL.iter().map(|(_, name, spec)| (*name, *spec));
-        for (name, spec) in CLIENT.iter().copied().chain(SERVER.iter().copied()).chain(optional) {
+        for (name, spec) in CLIENT.iter().chain(SERVER).chain(CLI).copied().chain(optional) {
             let wanted = version_of(spec).unwrap();
             let line = manifest
                 .lines()

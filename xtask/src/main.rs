@@ -46,7 +46,7 @@ enum Command {
         /// Every row at tiny sizes in the dev profile: proves the harness works.
         #[arg(long)]
         quick: bool,
-        /// Only these rows (1 to 6), comma-separated.
+        /// Only these rows (1 to 8), comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<u32>>,
     },

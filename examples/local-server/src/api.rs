@@ -261,7 +261,7 @@ impl LocalApi {
     ) -> Result<service::EventStream, ApiFailure> {
         let principal = principal_id(ctx)?;
         match last_event_id {
-            Some(last) => self.service.resume(agent_id, &principal, last),
+            Some(last) => self.service.resume(agent_id, &principal, last).await,
             None => self.service.stream(agent_id, &principal, input).await,
         }
         .map_err(failure)

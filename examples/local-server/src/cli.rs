@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(long, value_name = "PATH|URL", default_value = ".runagent/runagent.db")]
     pub db: DbLocation,
 
+    /// A Redis server (`redis://[USER:PASSWORD@]HOST:PORT/[DB]`, Redis 7 or
+    /// newer) for the rate-limit counters, idempotency records and stream
+    /// logs, shared by every instance given the same URL: streams then
+    /// resume on any instance. Without it they live in the database
+    /// (counters, idempotency) and in this process (streams).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+
     /// How long a job's lease (deployments and async invocations) lasts
     /// without renewal: when an instance dies, its jobs are taken over by
     /// another about this long after. Renewed every third of it.

@@ -13,9 +13,10 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
-/// A fresh API key, from the operating system's random generator (through
-/// UUID v4) rather than `fastrand`, since a key is a secret: `ra_` and 64
-/// hex digits carrying 244 random bits.
+/// A fresh API key, from a CSPRNG (UUID v4 with uuid's `fast-rng`: rand's
+/// thread-local ChaCha generator, seeded from the operating system) rather
+/// than `fastrand`, since a key is a secret: `ra_` and 64 hex digits
+/// carrying 244 random bits.
 pub fn new_api_key() -> String {
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();

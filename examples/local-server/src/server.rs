@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runagent_server::{DEFAULT_IDEMPOTENCY_TTL, RateLimitConfig, RouterBuilder, ServerConfig};
+use runagent_server::{
+    CounterStore, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore, RateLimitConfig, RedisConnection, RedisCounterStore,
+    RedisIdempotencyStore, RedisOptions, RedisStreamLog, RouterBuilder, ServerConfig, StreamLog,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::LocalApi;
@@ -30,6 +33,9 @@ pub enum ServerError {
     /// The database could not be opened or used.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `--redis` is not a Redis URL.
+    #[error("--redis: {0}")]
+    Redis(String),
     /// The address could not be bound, or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -51,15 +57,47 @@ impl ServerError {
     }
 }
 
-/// The router of the API over `service`, with keys, counters and
-/// idempotency records in the service's database.
-pub fn router(service: Arc<Service>, keys: DbKeys, rate_limit: RateLimitConfig) -> axum::Router {
+/// Where the stubs' counters and idempotency records live.
+#[derive(Clone)]
+pub enum SharedStores {
+    /// In the service's database.
+    Database,
+    /// In Redis (`--redis`).
+    Redis(RedisConnection),
+}
+
+/// The key prefix of everything runagent-local writes to Redis, so that a
+/// Redis can be shared with other programs.
+pub const REDIS_KEY_PREFIX: &str = "runagent:";
+
+/// Opens `--redis` (connecting lazily: an instance starts while Redis is
+/// down, and its requests get the stores' failure policies until it is
+/// back).
+pub fn open_redis(url: &str) -> Result<RedisConnection, ServerError> {
+    RedisConnection::open(url, RedisOptions::default().key_prefix(REDIS_KEY_PREFIX))
+        .map_err(|error| ServerError::Redis(error.to_string()))
+}
+
+/// The router of the API over `service`, with keys in the service's
+/// database and counters and idempotency records where `stores` says.
+pub fn router(service: Arc<Service>, keys: DbKeys, rate_limit: RateLimitConfig, stores: SharedStores) -> axum::Router {
     let store = service.store().clone();
-    let idempotency = DbIdempotency::new(store.clone(), DEFAULT_IDEMPOTENCY_TTL, service.instance_id());
+    let (counters, idempotency): (Arc<dyn CounterStore>, Arc<dyn IdempotencyStore>) = match stores {
+        SharedStores::Database => (
+            Arc::new(DbCounters::new(store.clone())),
+            Arc::new(DbIdempotency::new(store, DEFAULT_IDEMPOTENCY_TTL, service.instance_id())),
+        ),
+        // The runtime's default policies: counters fail open (each instance
+        // counts in memory meanwhile), idempotency fails closed.
+        SharedStores::Redis(redis) => (
+            Arc::new(RedisCounterStore::new(redis.clone())),
+            Arc::new(RedisIdempotencyStore::new(redis).with_ttl(DEFAULT_IDEMPOTENCY_TTL)),
+        ),
+    };
     RouterBuilder::new(LocalApi::new(service, PREFIX), keys)
         .config(ServerConfig::default().prefix(PREFIX).rate_limit(rate_limit))
-        .counter_store(Arc::new(DbCounters::new(store)))
-        .idempotency_store(Arc::new(idempotency))
+        .counter_store(counters)
+        .idempotency_store(idempotency)
         .build()
 }
 
@@ -88,12 +126,27 @@ pub async fn run_until(
         keys.remember(&key, runagent_server::Principal::new(record.id, server_tier(record.tier)));
     }
 
-    let service = Service::new(store.clone(), Runner::new(&cli.agents_dir), options);
+    let redis = cli.redis.as_deref().map(open_redis).transpose()?;
+    if let Some(redis) = &redis
+        && let Err(error) = redis.ping().await
+    {
+        // Not fatal: the stores reconnect by themselves.
+        tracing::warn!(%error, "Redis does not answer yet; its stores fail per their policies until it does");
+    }
+    let runner = Runner::new(&cli.agents_dir);
+    let service = match &redis {
+        Some(redis) => {
+            let log: Arc<dyn StreamLog> = Arc::new(RedisStreamLog::new(redis.clone(), options.streams));
+            Service::with_stream_log(store.clone(), runner, options, log)
+        }
+        None => Service::new(store.clone(), runner, options),
+    };
+    let shared = redis.map_or(SharedStores::Database, SharedStores::Redis);
     // Takes over at once what dead instances (or this one's previous run)
     // left behind, then keeps the heartbeat and leases going.
     service.maintain_once().await?;
     service.start_background();
-    let app = router(Arc::clone(&service), keys, cli.rate_limit_config());
+    let app = router(Arc::clone(&service), keys, cli.rate_limit_config(), shared);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Io { context: format!("cannot listen on {addr}"), source })?;
@@ -102,6 +155,7 @@ pub async fn run_until(
         .map_err(|source| ServerError::Io { context: "cannot read the bound address".to_owned(), source })?;
     tracing::info!(
         db = %cli.db,
+        redis = cli.redis.is_some(),
         instance_id = service.instance_id(),
         lease_seconds = cli.lease.as_secs_f64(),
         agents_dir = %cli.agents_dir.display(),

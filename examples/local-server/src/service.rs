@@ -7,11 +7,10 @@
 //! lives here, where it is tested directly.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,7 +20,9 @@ use crate::store::{
     self, AgentFields, AgentPage, AgentRecord, AgentStatus, CancelOutcome, ClaimedJob, DeleteOutcome, DeployStart,
     Framework, InvocationMode, InvokeStart, LeaseState, OperationKind, OperationRecord, Outcome, Store, StoreError,
 };
-use crate::streams::{ResumeError, StreamLimits, StreamRegistry};
+use runagent_server::{InMemoryStreamLog, StreamLog, StreamLogConfig, StreamLogError};
+
+use crate::streams::ResumeError;
 use crate::time::now_rfc3339;
 
 /// A failed request, as the API reports it: an HTTP status, an error code
@@ -97,6 +98,31 @@ impl Failure {
             }
         };
         Self::new(404, "NOT_FOUND", message, json!({"field": "Last-Event-ID", "reason": "not_found"}))
+    }
+
+    /// What a stream log's refusal means for a request naming
+    /// `last_event_id` (or starting a stream, for `None`): `404` for a
+    /// stream or event the log does not have, `503` with `Retry-After`
+    /// while the log is unreachable, as the runtime answers for its other
+    /// stores (code `INTERNAL_ERROR`, the one the envelope has for `503`,
+    /// and `details.reason` `unavailable`).
+    pub fn from_stream_log(last_event_id: Option<&str>, error: StreamLogError) -> Self {
+        match (error, last_event_id) {
+            (StreamLogError::Unknown, Some(id)) => Self::stream_not_found(id, ResumeError::UnknownStream),
+            (StreamLogError::NotInLog, Some(id)) => Self::stream_not_found(id, ResumeError::NotInBuffer),
+            (StreamLogError::Unavailable(unavailable), _) => {
+                tracing::warn!(cause = %unavailable, "the stream log is unavailable");
+                let seconds = unavailable.retry_after.as_secs_f64().ceil().max(1.0);
+                Failure {
+                    status: 503,
+                    code: "INTERNAL_ERROR",
+                    message: format!("The service is temporarily unavailable; retry after {seconds} seconds."),
+                    details: Some(json!({"reason": "unavailable"})),
+                    retry_after: Some(u16::try_from(seconds as u64).unwrap_or(u16::MAX)),
+                }
+            }
+            (error, _) => Self::internal(format!("the stream log refused: {error}")),
+        }
     }
 
     /// `409 CONFLICT`: the agent is not deployed.
@@ -250,7 +276,7 @@ pub enum StreamEvent {
 }
 
 /// A stream's events with their SSE ids, as a response sends them.
-pub type EventStream = Pin<Box<dyn Stream<Item = (String, StreamEvent)> + Send>>;
+pub type EventStream = futures::stream::BoxStream<'static, (String, StreamEvent)>;
 
 /// An agent's health.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,8 +295,9 @@ pub type BatchOutcome = Result<RunOutput, Failure>;
 /// Tunables of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
-    /// The replay buffers' bounds.
-    pub streams: StreamLimits,
+    /// The bounds of the in-memory stream log (the one a service gets
+    /// from [`Service::new`]).
+    pub streams: StreamLogConfig,
     /// How many items of one batch run at once.
     pub batch_concurrency: usize,
     /// This instance's id: the owner of the jobs it runs and of its
@@ -289,7 +316,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 impl Default for ServiceOptions {
     fn default() -> Self {
         ServiceOptions {
-            streams: StreamLimits::default(),
+            streams: StreamLogConfig::default(),
             batch_concurrency: 4,
             instance_id: crate::ids::new_id("inst_"),
             lease: DEFAULT_LEASE,
@@ -313,7 +340,11 @@ impl ServiceOptions {
 pub struct Service {
     store: Store,
     runner: Runner,
-    streams: StreamRegistry<StreamEvent>,
+    /// Where streams' events are kept for `Last-Event-ID` resumes.
+    streams: Arc<dyn StreamLog>,
+    /// The same log when it is this process's memory, to drop expired
+    /// streams from (Redis expires its keys by itself).
+    memory_log: Option<Arc<InMemoryStreamLog>>,
     /// Every background task (operations, streams, runs), so that shutdown
     /// can wait for them.
     tasks: TaskTracker,
@@ -361,11 +392,35 @@ impl Drop for Registration {
 
 impl Service {
     /// A service over `store`, running agents with `runner`.
+    /// Streams are kept in this process's memory.
     pub fn new(store: Store, runner: Runner, options: ServiceOptions) -> Arc<Self> {
+        let memory = Arc::new(InMemoryStreamLog::new(options.streams));
+        Self::build(store, runner, options, Arc::clone(&memory) as Arc<dyn StreamLog>, Some(memory))
+    }
+
+    /// A service whose streams are kept in `log` (Redis, for several
+    /// instances).
+    pub fn with_stream_log(
+        store: Store,
+        runner: Runner,
+        options: ServiceOptions,
+        log: Arc<dyn StreamLog>,
+    ) -> Arc<Self> {
+        Self::build(store, runner, options, log, None)
+    }
+
+    fn build(
+        store: Store,
+        runner: Runner,
+        options: ServiceOptions,
+        streams: Arc<dyn StreamLog>,
+        memory_log: Option<Arc<InMemoryStreamLog>>,
+    ) -> Arc<Self> {
         Arc::new(Service {
             store,
             runner,
-            streams: StreamRegistry::new(options.streams),
+            streams,
+            memory_log,
             tasks: TaskTracker::new(),
             operations: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
@@ -830,7 +885,8 @@ impl Service {
 
     /// Starts a streamed invocation and returns its events from the first.
     /// The run is independent of the connection: a client that drops it
-    /// can resume from the replay buffer while the agent goes on.
+    /// can resume from the stream log (on any instance sharing it) while
+    /// the agent goes on.
     pub async fn stream(
         self: &Arc<Self>,
         agent_id: &str,
@@ -838,32 +894,55 @@ impl Service {
         input: InvokeInput,
     ) -> ServiceResult<EventStream> {
         let agent = self.invocable(agent_id).await?;
-        let invocation_id = self
-            .store
-            .start_invocation(agent_id, Some(principal_id.to_owned()), InvocationMode::Stream, input.to_json())
-            .await?;
-        let buffer = self.streams.create(principal_id, agent_id);
-        buffer.publish(StreamEvent::Start {
-            stream_id: buffer.id().to_owned(),
+        let stream_id = crate::ids::new_id("str_");
+        let key = crate::streams::log_key(principal_id, agent_id, &stream_id);
+        // The first event creates the stream in the log; a log that cannot
+        // take it refuses the request before anything runs.
+        let start = StreamEvent::Start {
+            stream_id: stream_id.clone(),
             agent_id: agent_id.to_owned(),
             created_at: now_rfc3339(),
-        });
-        let events = buffer
-            .subscribe(None)
-            .map_err(|e| Failure::internal(format!("a new stream refused its subscriber: {e}")))?;
+        };
+        self.streams
+            .append(&key, 0, crate::streams::encode(&start))
+            .await
+            .map_err(|e| Failure::from_stream_log(None, e))?;
+        // Subscribed before the run is recorded, so that a log that fails
+        // here leaves no invocation behind that never ends.
+        let events = crate::streams::follow(Arc::clone(&self.streams), key.clone(), stream_id, None)
+            .await
+            .map_err(|e| Failure::from_stream_log(None, e))?;
+        let invocation_id = match self
+            .store
+            .start_invocation(agent_id, Some(principal_id.to_owned()), InvocationMode::Stream, input.to_json())
+            .await
+        {
+            Ok(id) => id,
+            Err(error) => {
+                // Readers already subscribed see the stream end.
+                let last = StreamEvent::Error {
+                    code: "INTERNAL_ERROR",
+                    message: "The invocation could not be recorded.".to_owned(),
+                };
+                if crate::streams::append_patiently(&*self.streams, &key, 1, &last).await {
+                    crate::streams::close_patiently(&*self.streams, &key).await;
+                }
+                return Err(error.into());
+            }
+        };
         let service = Arc::clone(self);
         let token = self.stopping.child_token();
         let program = Program::from(&agent);
         let request = input.run_request();
-        let producer = Arc::clone(&buffer);
+        let (sender, writer) = crate::streams::spawn_writer(Arc::clone(&self.streams), key, 1);
         self.tasks.spawn(async move {
             let mut index = 0;
             let mut on_chunk = |text: String| {
-                producer.publish(StreamEvent::Chunk { index, text });
+                let _ = sender.send(StreamEvent::Chunk { index, text });
                 index += 1;
             };
             let run = service.runner.run_streaming(&program, &request, &token, &mut on_chunk).await;
-            producer.publish(match &run {
+            let _ = sender.send(match &run {
                 Ok(output) => StreamEvent::Done(output.clone()),
                 Err(RunError::Cancelled) => StreamEvent::Error {
                     code: "INTERNAL_ERROR",
@@ -871,26 +950,31 @@ impl Service {
                 },
                 Err(error) => StreamEvent::Error { code: error.code(), message: error.to_string() },
             });
-            producer.finish();
+            drop(sender);
+            if let Err(error) = writer.await {
+                tracing::error!(%error, "a stream's writer failed");
+            }
             service.record_run(&invocation_id, &run, "").await;
         });
-        let stream_id = buffer.id().to_owned();
-        Ok(Box::pin(events.map(move |(seq, event)| (crate::streams::event_id(&stream_id, seq), event))))
+        Ok(events)
     }
 
-    /// Resumes a stream after the event `last_event_id`.
-    pub fn resume(&self, agent_id: &str, principal_id: &str, last_event_id: &str) -> ServiceResult<EventStream> {
-        let events = self
-            .streams
-            .resume(last_event_id, principal_id, agent_id)
-            .map_err(|e| Failure::stream_not_found(last_event_id, e))?;
-        let stream_id = last_event_id.rsplit_once(':').map_or(last_event_id, |(s, _)| s).to_owned();
-        Ok(Box::pin(events.map(move |(seq, event)| (crate::streams::event_id(&stream_id, seq), event))))
+    /// Resumes a stream after the event `last_event_id`, for the caller and
+    /// agent that started it (another caller's stream is as unknown as a
+    /// missing one).
+    pub async fn resume(&self, agent_id: &str, principal_id: &str, last_event_id: &str) -> ServiceResult<EventStream> {
+        let (stream_id, seq) = crate::streams::parse_event_id(last_event_id)
+            .ok_or_else(|| Failure::stream_not_found(last_event_id, ResumeError::Malformed))?;
+        let key = crate::streams::log_key(principal_id, agent_id, stream_id);
+        crate::streams::follow(Arc::clone(&self.streams), key, stream_id.to_owned(), Some(seq))
+            .await
+            .map_err(|e| Failure::from_stream_log(Some(last_event_id), e))
     }
 
-    /// Drops expired streams (run it now and then).
+    /// Drops expired streams from an in-memory log (run it now and then);
+    /// returns how many went.
     pub fn sweep_streams(&self) -> usize {
-        self.streams.sweep()
+        self.memory_log.as_ref().map_or(0, |log| log.sweep())
     }
 
     // --- Instances ------------------------------------------------------------
@@ -1000,7 +1084,6 @@ impl Service {
         for task in self.background.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
             task.abort();
         }
-        self.streams.finish_all();
         match self.store.settle_own_jobs(self.instance_id()).await {
             Ok((failed, released)) if failed + released > 0 => {
                 tracing::warn!(failed, released, "settled unfinished operations")

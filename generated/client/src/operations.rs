@@ -126,6 +126,8 @@ impl ListAgents {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listAgents",
+            path_template: "/agents",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -252,6 +254,8 @@ impl CreateAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createAgent",
+            path_template: "/agents",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -335,6 +339,8 @@ impl GetAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getAgent",
+            path_template: "/agents/{agent_id}",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -443,6 +449,8 @@ impl UpdateAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updateAgent",
+            path_template: "/agents/{agent_id}",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -526,6 +534,8 @@ impl DeleteAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteAgent",
+            path_template: "/agents/{agent_id}",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -612,6 +622,8 @@ impl GetAgentStatus {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getAgentStatus",
+            path_template: "/agents/{agent_id}/status",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -717,6 +729,8 @@ impl DeployAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deployAgent",
+            path_template: "/agents/{agent_id}/deployments",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -877,6 +891,8 @@ impl InvokeAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "invokeAgent",
+            path_template: "/agents/{agent_id}/invoke",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1082,6 +1098,8 @@ impl StreamAgentGet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "streamAgentGet",
+            path_template: "/agents/{agent_id}/stream",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1322,6 +1340,8 @@ impl StreamAgent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "streamAgent",
+            path_template: "/agents/{agent_id}/stream",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1486,6 +1506,8 @@ impl BatchInvoke {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "batchInvoke",
+            path_template: "/agents/{agent_id}/batch",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1569,6 +1591,8 @@ impl GetOperation {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getOperation",
+            path_template: "/operations/{operation_id}",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1674,6 +1698,8 @@ impl CancelOperation {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelOperation",
+            path_template: "/operations/{operation_id}/cancel",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1759,6 +1785,8 @@ impl GetAgentHealth {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getAgentHealth",
+            path_template: "/agents/{agent_id}/health",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1823,6 +1851,8 @@ impl GetHealth {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getHealth",
+            path_template: "/health",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1885,6 +1915,8 @@ impl GetUsage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getUsage",
+            path_template: "/usage",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -28,6 +28,7 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("client.rs", include_str!("../../../runtime/client/src/client.rs")),
     ("error.rs", include_str!("../../../runtime/client/src/error.rs")),
     ("events.rs", include_str!("../../../runtime/client/src/events.rs")),
+    ("hooks.rs", include_str!("../../../runtime/client/src/hooks.rs")),
     ("model.rs", include_str!("../../../runtime/client/src/model.rs")),
     ("operation.rs", include_str!("../../../runtime/client/src/operation.rs")),
     ("pagination.rs", include_str!("../../../runtime/client/src/pagination.rs")),
@@ -79,10 +80,10 @@ pub const RESERVED_METHODS: &[&str] = &[
 /// Runtime modules whose public items are re-exported at the crate root
 /// (those of `error` all have an alias there instead).
 const REEXPORTED: &[&str] =
-    &["client", "events", "form", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
+    &["client", "events", "form", "hooks", "model", "operation", "pagination", "response", "retry", "sse", "validate"];
 
 /// What the spec's conventions let the client do, decided once.
-struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     api: &'a Api,
     names: &'a Names,
     /// The error envelope, if the spec has one.
@@ -104,7 +105,7 @@ struct LongRunningPlan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn new(api: &'a Api, names: &'a Names) -> Self {
+    pub(crate) fn new(api: &'a Api, names: &'a Names) -> Self {
         let mut plan = Plan {
             api,
             names,
@@ -145,11 +146,11 @@ impl<'a> Plan<'a> {
     /// Whether a success response becomes an operation handle: a `202`
     /// with the accepted body (the same type answered with another status,
     /// such as the record a poll returns, stays a plain body).
-    fn is_handle(&self, status: StatusCode, shape: &Shape) -> bool {
+    pub(crate) fn is_handle(&self, status: StatusCode, shape: &Shape) -> bool {
         status == StatusCode::Code(202) && matches!((shape, self.accepted()), (Shape::Named(n), Some(a)) if n == a)
     }
 
-    fn success_kind<'o>(&self, op: &'o Operation) -> Success<'o> {
+    pub(crate) fn success_kind<'o>(&self, op: &'o Operation) -> Success<'o> {
         if op.is_stream() {
             return Success::Stream;
         }
@@ -988,20 +989,20 @@ fn param_type(p: &Parameter) -> TokenStream {
 
 /// Required path parameters and required query/header parameters are
 /// arguments of the method; the rest are builder setters.
-fn is_argument(plan: &Plan, p: &Parameter) -> bool {
+pub(crate) fn is_argument(plan: &Plan, p: &Parameter) -> bool {
     p.location == ParamLocation::Path || (p.required && managed_header(plan, p).is_none())
 }
 
 /// A header the runtime sets itself, so its builder setter configures the
 /// runtime instead of adding a header.
-enum Managed {
+pub(crate) enum Managed {
     /// The spec's idempotency-key header (its convention).
     IdempotencyKey,
     /// `Last-Event-ID`, where a stream resumes (the SSE standard's name).
     LastEventId,
 }
 
-fn managed_header(plan: &Plan, p: &Parameter) -> Option<Managed> {
+pub(crate) fn managed_header(plan: &Plan, p: &Parameter) -> Option<Managed> {
     if p.location != ParamLocation::Header {
         return None;
     }
@@ -1062,7 +1063,7 @@ fn failure_conversions(api: &Api) -> Vec<TokenStream> {
 }
 
 /// What a successful call gives back.
-enum Success<'a> {
+pub(crate) enum Success<'a> {
     /// One body type (or none).
     Single { shape: Option<&'a Shape>, handle: bool },
     /// Several 2xx statuses with different bodies: an enum.
@@ -1073,7 +1074,7 @@ enum Success<'a> {
     Raw(&'a ResponseBody),
 }
 
-fn status_variant(status: StatusCode) -> String {
+pub(crate) fn status_variant(status: StatusCode) -> String {
     match status {
         StatusCode::Code(200) => "Ok".into(),
         StatusCode::Code(201) => "Created".into(),
@@ -1329,6 +1330,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
         })
         .collect();
     let body_bytes = bodies::client_body_bytes(op.body.as_ref());
+    let op_id = &op.id;
+    let path_template = &op.path;
     let accept = bodies::client_accept(&op.responses);
     let http_method = match op.method {
         Method::Get => quote!(::http::Method::GET),
@@ -1416,6 +1419,8 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
                     body,
                     content_type,
                     accept: #accept,
+                    operation: #op_id,
+                    path_template: #path_template,
                     security: ::std::option::Option::Some(#security),
                 };
                 ::std::result::Result::Ok((spec, options))

@@ -2,6 +2,7 @@
 //! in a sorted map, so the output order never depends on hashing.
 
 pub mod bodies;
+pub mod cli;
 pub mod client;
 pub mod doc_text;
 pub mod docs;
@@ -96,6 +97,7 @@ pub fn emit(api: &Api, names: &Names) -> Result<Files, Diagnostics> {
     let bug = |e: EmitError| Diagnostics(vec![Diagnostic::new("#", e.0)]);
     client::emit(api, names, &mut files).map_err(bug)?;
     server::emit(api, names, &mut files).map_err(bug)?;
+    cli::emit(api, names, &mut files).map_err(bug)?;
     docs::emit(api, names, &mut files).map_err(bug)?;
     for file in files.0.values_mut() {
         let (comment, gap) = match file.kind {

@@ -24,7 +24,21 @@ pub const CLIENT: &[(&str, &str)] = &[
     ("thiserror", r#""2.0.21""#),
     ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
     ("tokio", r#"{ version = "1.54.1", features = ["time"] }"#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("tracing", r#""0.1.44""#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
+];
+
+/// The command-line crate's dependencies (beside the client crate).
+pub const CLI: &[(&str, &str)] = &[
+    ("clap", r#"{ version = "4.6.9", features = ["derive"] }"#),
+    ("clap_complete", r#""4.6.12""#),
+    ("futures", r#""0.3.34""#),
+    ("httpdate", r#""1.0.3""#),
+    ("serde", r#"{ version = "1.0.229", features = ["derive"] }"#),
+    ("serde_json", r#""1.0.154""#),
+    ("serde_yaml_ng", r#""0.10.0""#),
+    ("tokio", r#"{ version = "1.54.1", features = ["rt", "macros", "time"] }"#),
+    ("toml", r#"{ version = "1.2.2", default-features = false, features = ["parse", "serde"] }"#),
 ];
 
 /// `runagent-server`'s dependencies.
@@ -46,7 +60,7 @@ pub const SERVER: &[(&str, &str)] = &[
     ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt"] }"#),
     ("tower", r#"{ version = "0.5.3", features = ["util"] }"#),
     ("tracing", r#""0.1.44""#),
-    ("uuid", r#"{ version = "1.29.3", features = ["v4"] }"#),
+    ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),
 ];
 
 /// `runagent-server`'s optional dependencies: (cargo feature, crate, line

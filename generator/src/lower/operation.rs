@@ -87,6 +87,14 @@ pub(crate) fn lower_operations<'a>(
                 let pagination = pagination(&parameters, &responses, types);
                 let sunset = op.extensions.get("x-sunset").and_then(|v| v.as_str()).map(str::to_owned);
                 let deprecated_at = op.extensions.get("x-deprecated-at").and_then(|v| v.as_str()).map(str::to_owned);
+                // The command-line emitter reads its own hints; they are kept
+                // as written (by name without `x-cli-`) so lowering needs no
+                // knowledge of them.
+                let cli_hints = op
+                    .extensions
+                    .iter()
+                    .filter_map(|(k, v)| k.strip_prefix("x-cli-").map(|k| (k.to_owned(), v.clone())))
+                    .collect();
                 out.push(Operation {
                     id,
                     name,
@@ -108,6 +116,7 @@ pub(crate) fn lower_operations<'a>(
                     security,
                     pagination,
                     callbacks,
+                    cli_hints,
                 });
             }
         }

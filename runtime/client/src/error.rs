@@ -23,6 +23,9 @@ pub enum Error<M: ApiModel> {
     /// with an unparsable base URL.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A hook refused to send an attempt (see `Hook::before_attempt`).
+    #[error("a hook stopped the request: {0}")]
+    Hook(#[source] crate::hooks::HookError),
     /// A request value broke a constraint of the API specification and was
     /// not sent.
     #[error("invalid request: {0}")]

@@ -28,6 +28,8 @@ mod model;
 pub use model::*;
 mod operation;
 pub use operation::*;
+mod hooks;
+pub use hooks::*;
 mod pagination;
 pub use pagination::*;
 mod response;

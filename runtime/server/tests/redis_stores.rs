@@ -777,6 +777,33 @@ async fn redis_down_follows_the_policy_in_bounded_time_and_recovers() {
     assert_eq!(seqs(&log, &stream, None, 10).await, Ok((vec![0], false)));
 }
 
+/// The client got its answer while Redis was away: the record must still
+/// appear, so that its retry replays instead of waiting for the marker to
+/// expire and then running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_redis_missed_is_stored_once_it_is_back() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let redis = connect(&server, options().timeout(Duration::from_millis(300)).cooldown(Duration::from_millis(100)));
+    let store = RedisIdempotencyStore::new(redis.clone());
+    let scope = unique("alice\nkey");
+    assert_eq!(store.begin(&scope, "f1", SystemTime::now()).await, IdempotencyBegin::Started);
+    server.stop();
+    let response = stored("f1", b"{\"id\":7}");
+    timed(store.complete(&scope, response.clone())).await;
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.begin(&scope, "f1", SystemTime::now()).await {
+            IdempotencyBegin::Replay(found) => {
+                assert_eq!(found, response);
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "the response was never stored: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_server_starts_while_redis_is_down() {
     let Some(mut server) = RedisServer::start() else { return };

@@ -293,9 +293,9 @@ async fn streams_are_numbered_and_resumable() {
         assert_eq!(output.result, "Hello big world");
         assert_eq!(output.tokens_used, 3);
 
-        let resumed = collect(f.service.resume(&agent.id, "key_1", &events[1].0).unwrap()).await;
+        let resumed = collect(f.service.resume(&agent.id, "key_1", &events[1].0).await.unwrap()).await;
         assert_eq!(resumed, events[2..].to_vec());
-        let refused = f.service.resume(&agent.id, "key_2", &events[1].0).err().unwrap();
+        let refused = f.service.resume(&agent.id, "key_2", &events[1].0).await.err().unwrap();
         assert_eq!((refused.status, refused.code), (404, "NOT_FOUND"));
     }
 }

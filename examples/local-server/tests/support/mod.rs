@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod scale;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};

@@ -27,6 +27,7 @@
 //! every model on the models page. Headings may be reworded freely; links
 //! never use heading-derived anchors.
 
+mod cli;
 mod curl;
 mod errors;
 mod example;
@@ -92,6 +93,8 @@ struct Ctx<'a> {
     op_file: BTreeMap<&'a str, String>,
     /// Rust type name to its anchor on the models page.
     model_anchor: BTreeMap<&'a str, String>,
+    /// operationId to the command that sends it (`agents list`).
+    cli_lines: BTreeMap<String, String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -146,7 +149,8 @@ impl<'a> Ctx<'a> {
             }
             model_anchor.insert(name.as_str(), anchor);
         }
-        Ctx { api, names, pages, op_file, model_anchor }
+        let cli_lines = crate::emit::cli::plan::command_lines(api);
+        Ctx { api, names, pages, op_file, model_anchor, cli_lines }
     }
 
     fn type_def(&self, name: &str) -> Option<&'a TypeDef> {

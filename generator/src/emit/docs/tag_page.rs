@@ -33,6 +33,8 @@ struct OpView {
     params: Vec<ParamRow>,
     body: Option<BodyView>,
     curl: String,
+    /// The same request from the command-line client.
+    cli: Option<String>,
     responses: Vec<ResponseRow>,
     headers: Vec<HeaderRow>,
     examples: Vec<ExampleView>,
@@ -241,6 +243,7 @@ fn op_view(cx: &Ctx<'_>, op: &Operation, here: &str) -> OpView {
         params,
         body,
         curl: curl(cx, op),
+        cli: super::cli::cli(cx, op),
         responses,
         headers,
         examples,

@@ -205,6 +205,12 @@ impl<M: LongRunning> OperationHandle<M> {
                 OperationState::Running => {}
             }
             let delay = hint.map_or(interval, |hint| hint.min(max_hint));
+            tracing::info!(
+                operation_id = self.id(),
+                status = response.meta.status.as_u16(),
+                delay_ms = delay.as_millis() as u64,
+                "the operation is still running; polling again"
+            );
             match deadline {
                 Some(deadline) if Instant::now() + delay >= deadline => {
                     tokio::time::sleep_until(deadline).await;

@@ -79,6 +79,8 @@ impl CreateUpload {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createUpload",
+            path_template: "/uploads",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -144,6 +146,8 @@ impl GetUploadContent {
             body,
             content_type,
             accept: ::std::option::Option::Some("application/octet-stream"),
+            operation: "getUploadContent",
+            path_template: "/uploads/{upload_id}/content",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -228,6 +232,8 @@ impl ReplaceUploadContent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "replaceUploadContent",
+            path_template: "/uploads/{upload_id}/content",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -341,6 +347,8 @@ impl CreateNote {
             body,
             content_type,
             accept: ::std::option::Option::Some("text/plain"),
+            operation: "createNote",
+            path_template: "/notes",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -469,6 +477,8 @@ impl Search {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "search",
+            path_template: "/search",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

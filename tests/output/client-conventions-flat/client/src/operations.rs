@@ -166,6 +166,8 @@ impl ListThings {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listThings",
+            path_template: "/things",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -301,6 +303,8 @@ impl CreateThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createThing",
+            path_template: "/things",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -392,6 +396,8 @@ impl GetThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getThing",
+            path_template: "/things/{thing_id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -454,6 +460,8 @@ impl DeleteThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteThing",
+            path_template: "/things/{thing_id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -518,6 +526,8 @@ impl GetJob {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getJob",
+            path_template: "/jobs/{job_id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -630,6 +640,8 @@ impl WatchThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "watchThing",
+            path_template: "/things/{thing_id}/events",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

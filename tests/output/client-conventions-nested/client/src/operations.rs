@@ -86,6 +86,8 @@ impl ListItems {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listItems",
+            path_template: "/items",
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -162,6 +164,8 @@ impl StartTask {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "startTask",
+            path_template: "/tasks",
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -233,6 +237,8 @@ impl GetTask {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getTask",
+            path_template: "/tasks/{task_id}",
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -296,6 +302,8 @@ impl CancelTask {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelTask",
+            path_template: "/tasks/{task_id}/cancel",
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -368,6 +376,8 @@ impl Talk {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "talk",
+            path_template: "/talk",
             security: ::std::option::Option::Some(&[&["key"]]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -105,6 +105,8 @@ impl PutA {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "putA",
+            path_template: "/a/{id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -190,6 +192,8 @@ impl GetOp {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getOp",
+            path_template: "/ops/{op_id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -262,6 +266,8 @@ impl S {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "s",
+            path_template: "/s",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -343,7 +343,15 @@ impl<E: StreamEvent> Driver<E> {
                 }
                 self.attempts += 1;
                 self.update(|shared| shared.reconnects += 1);
-                tokio::time::sleep(self.resume.delay(self.server_retry)).await;
+                let delay = self.resume.delay(self.server_retry);
+                tracing::info!(
+                    operation = self.spec.operation,
+                    last_event_id = %last_id,
+                    attempt = self.attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    "the stream dropped; resuming"
+                );
+                tokio::time::sleep(delay).await;
                 // A resumption is a new request that the server answers from
                 // its replay buffer; it gets its own idempotency key, because
                 // reusing the first one would be refused with 409 while the

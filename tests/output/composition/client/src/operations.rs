@@ -73,6 +73,8 @@ impl AddPet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addPet",
+            path_template: "/pets",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -132,6 +134,8 @@ impl GetThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getThing",
+            path_template: "/things/{id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

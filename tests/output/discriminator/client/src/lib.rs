@@ -38,6 +38,8 @@ pub use client::*;
 mod error;
 mod events;
 pub use events::*;
+mod hooks;
+pub use hooks::*;
 mod model;
 pub use model::*;
 mod operation;

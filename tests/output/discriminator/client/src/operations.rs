@@ -73,6 +73,8 @@ impl AddPet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addPet",
+            path_template: "/pets",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -155,6 +157,8 @@ impl AddShape {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addShape",
+            path_template: "/shapes",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

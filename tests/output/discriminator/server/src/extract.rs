@@ -95,12 +95,33 @@ pub(crate) fn json_document<T: DeserializeOwned, E: ErrorEnvelope>(
         return Err(ApiFailure::invalid_input("body", "empty")
             .with_message("The request body is empty; a JSON document is required."));
     }
+    // The success path parses once, without tracking where it is: keeping a
+    // path of every field costs on every request, and only a failure needs
+    // it. A failure is parsed again with the path tracked, which finds the
+    // same error (the parse is deterministic) and names its field.
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(json_failure::<E>)?;
-    // Trailing bytes after the document are a syntax error too, which
-    // `deserialize` alone does not look for.
-    deserializer.end().map_err(|error| malformed_json::<E>(&error))?;
-    Ok(value)
+    match T::deserialize(Strict(&mut deserializer)) {
+        Ok(value) => {
+            // Trailing bytes after the document are a syntax error too, which
+            // `deserialize` alone does not look for.
+            deserializer.end().map_err(|error| malformed_json::<E>(&error))?;
+            Ok(value)
+        }
+        Err(_) => Err(json_document_failure::<T, E>(bytes)),
+    }
+}
+
+/// The failure of a body [`json_document`] could not parse, with the path
+/// of the culprit: the same parse again, tracking the path.
+#[cold]
+fn json_document_failure<T: DeserializeOwned, E: ErrorEnvelope>(bytes: &[u8]) -> ApiFailure<E> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(Strict(&mut deserializer)) {
+        Err(error) => json_failure::<E>(error),
+        // Unreachable in practice: the first parse of the same bytes failed.
+        Ok(_) => ApiFailure::invalid_input("body", "malformed_json")
+            .with_message("The request body could not be parsed as JSON."),
+    }
 }
 
 /// Whether a `Content-Type` names JSON: `application/json` or a structured

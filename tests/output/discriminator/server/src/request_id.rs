@@ -27,6 +27,14 @@ pub struct RequestId(pub String);
 
 impl RequestId {
     /// A fresh id: `req_` and a random UUID in 32 hex digits.
+    ///
+    /// A request id is not a secret (it is echoed in headers and logs) and
+    /// only needs to be unique, but it costs nothing to keep it
+    /// unguessable: uuid's `fast-rng` draws it from rand's thread-local
+    /// ChaCha generator, a CSPRNG seeded from the operating system, with no
+    /// syscall per request. Secrets (API keys, the client's idempotency
+    /// keys) come from the same generator; only non-secret jitter (retry
+    /// backoff) uses `fastrand`.
     pub fn generate() -> Self {
         Self(format!("req_{}", uuid::Uuid::new_v4().simple()))
     }

@@ -72,6 +72,8 @@ impl GetPet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getPet",
+            path_template: "/pets/{pet_id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

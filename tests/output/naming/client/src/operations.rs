@@ -93,6 +93,8 @@ impl CreateThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-thing",
+            path_template: "/things",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -73,6 +73,8 @@ impl PutRecord {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "putRecord",
+            path_template: "/records",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

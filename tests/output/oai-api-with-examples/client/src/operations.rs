@@ -51,6 +51,8 @@ impl ListVersionsv2 {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listVersionsv2",
+            path_template: "/",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -125,6 +127,8 @@ impl GetVersionDetailsv2 {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getVersionDetailsv2",
+            path_template: "/v2",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -60,6 +60,8 @@ impl PostStreams {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "postStreams",
+            path_template: "/streams",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

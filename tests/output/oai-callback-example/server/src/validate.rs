@@ -7,15 +7,16 @@
 use std::fmt;
 
 /// Where in a value a check is looking, as the wire names it.
+///
+/// The path is kept rendered (`parameters.temperature`) in one buffer, with
+/// where each segment starts: stepping in and out of fields reuses the
+/// buffer, so validating a value allocates once, not once per field.
 #[derive(Debug, Clone, Default)]
 pub struct FieldPath {
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone)]
-enum Segment {
-    Field(String),
-    Index(usize),
+    /// The segments as the wire writes them.
+    text: String,
+    /// The length of `text` before each segment, innermost last.
+    marks: Vec<usize>,
 }
 
 impl FieldPath {
@@ -33,22 +34,30 @@ impl FieldPath {
 
     /// Steps into a property.
     pub fn push_field(&mut self, name: &str) {
-        self.segments.push(Segment::Field(name.to_owned()));
+        self.marks.push(self.text.len());
+        if !self.text.is_empty() {
+            self.text.push('.');
+        }
+        self.text.push_str(name);
     }
 
     /// Steps into a map entry.
     pub fn push_key(&mut self, key: &str) {
-        self.segments.push(Segment::Field(key.to_owned()));
+        self.push_field(key);
     }
 
     /// Steps into a list item.
     pub fn push_index(&mut self, index: usize) {
-        self.segments.push(Segment::Index(index));
+        use fmt::Write as _;
+        self.marks.push(self.text.len());
+        let _ = write!(self.text, "[{index}]");
     }
 
     /// Steps back out.
     pub fn pop(&mut self) {
-        self.segments.pop();
+        if let Some(mark) = self.marks.pop() {
+            self.text.truncate(mark);
+        }
     }
 
     /// A failure at this path.
@@ -59,17 +68,10 @@ impl FieldPath {
 
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.segments.is_empty() {
+        if self.marks.is_empty() {
             return f.write_str("body");
         }
-        for (i, segment) in self.segments.iter().enumerate() {
-            match segment {
-                Segment::Field(name) if i == 0 => f.write_str(name)?,
-                Segment::Field(name) => write!(f, ".{name}")?,
-                Segment::Index(index) => write!(f, "[{index}]")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 

@@ -54,6 +54,8 @@ impl GetUserByName {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getUserByName",
+            path_template: "/2.0/users/{username}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -120,6 +122,8 @@ impl GetRepositoriesByOwner {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getRepositoriesByOwner",
+            path_template: "/2.0/repositories/{username}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -195,6 +199,8 @@ impl GetRepository {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getRepository",
+            path_template: "/2.0/repositories/{username}/{slug}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -282,6 +288,8 @@ impl GetPullRequestsByRepository {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getPullRequestsByRepository",
+            path_template: "/2.0/repositories/{username}/{slug}/pullrequests",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -361,6 +369,8 @@ impl GetPullRequestsById {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getPullRequestsById",
+            path_template: "/2.0/repositories/{username}/{slug}/pullrequests/{pid}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -438,6 +448,8 @@ impl MergePullRequest {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "mergePullRequest",
+            path_template: "/2.0/repositories/{username}/{slug}/pullrequests/{pid}/merge",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

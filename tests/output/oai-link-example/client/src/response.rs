@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::model::ApiModel;
 
 /// The header APIs commonly use to identify a request in their logs.
-const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 /// The rate-limit headers APIs commonly send on every response.
 const RATE_LIMIT_LIMIT: &str = "x-ratelimit-limit";
 const RATE_LIMIT_REMAINING: &str = "x-ratelimit-remaining";

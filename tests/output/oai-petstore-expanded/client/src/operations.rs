@@ -80,6 +80,8 @@ impl FindPets {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "findPets",
+            path_template: "/pets",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -166,6 +168,8 @@ impl AddPet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addPet",
+            path_template: "/pets",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -227,6 +231,8 @@ impl FindPetById {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "find pet by id",
+            path_template: "/pets/{id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -288,6 +294,8 @@ impl DeletePet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deletePet",
+            path_template: "/pets/{id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -51,6 +51,8 @@ impl ListDataSets {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-data-sets",
+            path_template: "/",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -128,6 +130,8 @@ impl ListSearchableFields {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-searchable-fields",
+            path_template: "/{dataset}/{version}/fields",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -232,6 +236,8 @@ impl PerformSearch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "perform-search",
+            path_template: "/{dataset}/{version}/records",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

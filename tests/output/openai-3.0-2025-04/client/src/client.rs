@@ -15,6 +15,7 @@ use reqwest::Url;
 
 use crate::error::{ApiFailure, Error};
 use crate::events::ResumePolicy;
+use crate::hooks::{AttemptRequest, AttemptResponse, Hook};
 use crate::model::ApiModel;
 use crate::response::{RawResponse, ResponseMeta};
 use crate::retry::{RetryPolicy, retry_delay};
@@ -63,6 +64,8 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
     resume: Option<ResumePolicy>,
+    /// Run on every attempt, in order.
+    hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl<M: ApiModel> fmt::Debug for Client<M> {
@@ -118,7 +121,8 @@ impl<M: ApiModel> Client<M> {
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, spec.accept.unwrap_or(JSON), None)?;
-        self.send_with_retries(spec.method, url, headers, spec.body, opts, read_body).await
+        let call = Call { operation: spec.operation, path: spec.path_template };
+        self.send_with_retries(call, spec.method, url, headers, spec.body, opts, read_body).await
     }
 
     /// Sends a request to a URL the API returned, such as an operation's
@@ -135,7 +139,9 @@ impl<M: ApiModel> Client<M> {
         let url = self.resolve_url(url)?;
         let spec = RequestSpec::new(method, String::new());
         let headers = self.request_headers(&spec, opts, JSON, None)?;
-        self.send_with_retries(spec.method, url, headers, None, opts, read_body).await
+        let path = url.path().to_owned();
+        self.send_with_retries(Call { operation: "", path: &path }, spec.method, url, headers, None, opts, read_body)
+            .await
     }
 
     /// Opens a Server-Sent Events response, retrying according to the retry
@@ -153,7 +159,8 @@ impl<M: ApiModel> Client<M> {
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
-        self.send_with_retries(spec.method, url, headers, spec.body, opts, expect_event_stream).await
+        let call = Call { operation: spec.operation, path: spec.path_template };
+        self.send_with_retries(call, spec.method, url, headers, spec.body, opts, expect_event_stream).await
     }
 
     /// The timeout of one attempt for a call.
@@ -258,8 +265,12 @@ impl<M: ApiModel> Client<M> {
             && needs_idempotency_key(&spec.method)
             && !headers.contains_key(header_name)
         {
-            let key = uuid::Uuid::new_v4().to_string();
-            let (name, value) = parse_header(header_name, &key)?;
+            // A v4 UUID from a CSPRNG (uuid's `fast-rng`: rand's thread-local
+            // ChaCha, seeded from the OS), so keys stay unguessable without a
+            // syscall per call; encoded on the stack, copied once.
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let key = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+            let (name, value) = parse_header(header_name, key)?;
             headers.insert(name, value);
         }
         if let Some(id) = last_event_id {
@@ -311,6 +322,7 @@ impl<M: ApiModel> Client<M> {
     /// repeated only when the server cannot have acted on it.
     async fn send_with_retries<T, R, Fut>(
         &self,
+        call: Call<'_>,
         method: Method,
         url: Url,
         headers: HeaderMap,
@@ -322,6 +334,18 @@ impl<M: ApiModel> Client<M> {
         R: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, Error<M>>>,
     {
+        // One span per call. Its fields name the operation and the path
+        // template, never the URL (which may carry an API key in its query)
+        // or a header.
+        let span = tracing::info_span!(
+            "api_call",
+            operation = call.operation,
+            method = method.as_str(),
+            path = call.path,
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
         let policy = self.retry_policy_for(opts);
         let timeout = self.attempt_timeout(opts);
         let replay_safe = !needs_idempotency_key(&method)
@@ -329,39 +353,92 @@ impl<M: ApiModel> Client<M> {
                 .or(opts.idempotency_key.as_ref().map(|_| IDEMPOTENCY_KEY))
                 .is_some_and(|name| headers.contains_key(name));
         let mut retry = 0;
-        loop {
-            let mut request = self.inner.http.request(method.clone(), url.clone()).headers(headers.clone());
-            if let Some(body) = &body {
-                // Bytes clones share the buffer, so retries copy nothing.
-                request = request.body(body.clone());
-            }
-            let attempt = async {
-                let response = request.send().await.map_err(|err| {
-                    // A URL may carry an API key in its query: errors must not.
-                    let keyed = self.inner.credentials.iter().any(|(_, applied)| matches!(applied, Applied::Query(..)));
-                    Error::from_reqwest(if keyed { err.without_url() } else { err })
-                })?;
-                if !response.status().is_success() {
-                    return Err(read_failure(response).await);
+        let calling = async {
+            loop {
+                let attempt_number = retry + 1;
+                tracing::Span::current().record("attempt", attempt_number);
+                // The request is assembled directly rather than through a
+                // `RequestBuilder`, whose `headers` merges the map entry by entry.
+                let mut request = reqwest::Request::new(method.clone(), url.clone());
+                *request.headers_mut() = headers.clone();
+                if !self.inner.hooks.is_empty() {
+                    let mut attempt = AttemptRequest {
+                        operation: call.operation,
+                        attempt: attempt_number,
+                        method: &method,
+                        url: &url,
+                        headers: request.headers_mut(),
+                        body: body.as_ref(),
+                    };
+                    for hook in &self.inner.hooks {
+                        hook.before_attempt(&mut attempt).map_err(Error::Hook)?;
+                    }
                 }
-                read(response).await
-            };
-            let result = match tokio::time::timeout(timeout, attempt).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout),
-            };
-            match result {
-                Err(err)
-                    if retry < policy.max_retries && err.is_retryable() && (replay_safe || err.is_unprocessed()) =>
-                {
-                    let delay = retry_delay(&policy, retry, err.retry_after(), fastrand::f64());
-                    tokio::time::sleep(delay).await;
-                    retry += 1;
+                if let Some(body) = &body {
+                    // Bytes clones share the buffer, so retries copy nothing.
+                    *request.body_mut() = Some(body.clone().into());
                 }
-                result => return result,
+                let attempt = async {
+                    let sent = std::time::Instant::now();
+                    let response = self.inner.http.execute(request).await.map_err(|err| {
+                        // A URL may carry an API key in its query: errors must not.
+                        let keyed =
+                            self.inner.credentials.iter().any(|(_, applied)| matches!(applied, Applied::Query(..)));
+                        Error::from_reqwest(if keyed { err.without_url() } else { err })
+                    })?;
+                    let span = tracing::Span::current();
+                    span.record("status", response.status().as_u16());
+                    if let Some(id) = response.headers().get(crate::response::REQUEST_ID).and_then(|v| v.to_str().ok())
+                    {
+                        span.record("request_id", id);
+                    }
+                    for hook in &self.inner.hooks {
+                        hook.after_response(&AttemptResponse {
+                            operation: call.operation,
+                            attempt: attempt_number,
+                            status: response.status(),
+                            headers: response.headers(),
+                            elapsed: sent.elapsed(),
+                        });
+                    }
+                    if !response.status().is_success() {
+                        return Err(read_failure(response).await);
+                    }
+                    read(response).await
+                };
+                let result = match tokio::time::timeout(timeout, attempt).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::Timeout),
+                };
+                match result {
+                    Err(err)
+                        if retry < policy.max_retries
+                            && err.is_retryable()
+                            && (replay_safe || err.is_unprocessed()) =>
+                    {
+                        let delay = retry_delay(&policy, retry, err.retry_after(), fastrand::f64());
+                        tracing::info!(
+                            attempt = attempt_number,
+                            reason = %err,
+                            delay_ms = delay.as_millis() as u64,
+                            "retrying"
+                        );
+                        tokio::time::sleep(delay).await;
+                        retry += 1;
+                    }
+                    result => return result,
+                }
             }
-        }
+        };
+        tracing::Instrument::instrument(calling, span).await
     }
+}
+
+/// What a call is, for its tracing span and the hooks.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    operation: &'a str,
+    path: &'a str,
 }
 
 /// Adds query pairs whose names are data (a free-form object parameter).
@@ -375,8 +452,9 @@ fn append_free_query(url: &mut Url, pairs: &[(String, String)]) {
 }
 
 /// Reads a success response's whole body.
-async fn read_body<M: ApiModel>(response: reqwest::Response) -> Result<RawResponse<M>, Error<M>> {
-    let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
+async fn read_body<M: ApiModel>(mut response: reqwest::Response) -> Result<RawResponse<M>, Error<M>> {
+    // The headers are moved out, not copied: reading the body needs none.
+    let meta = ResponseMeta::from_parts(response.status(), std::mem::take(response.headers_mut()));
     let body = response.bytes().await.map_err(Error::from_reqwest)?;
     Ok(RawResponse::new(meta, body))
 }
@@ -406,8 +484,8 @@ async fn expect_event_stream<M: ApiModel>(response: reqwest::Response) -> Result
 
 /// Reads an error response into an `Error::Api`. A body that cannot be
 /// read is treated as empty: the status alone is still a precise error.
-async fn read_failure<M: ApiModel>(response: reqwest::Response) -> Error<M> {
-    let meta = ResponseMeta::from_parts(response.status(), response.headers().clone());
+async fn read_failure<M: ApiModel>(mut response: reqwest::Response) -> Error<M> {
+    let meta = ResponseMeta::from_parts(response.status(), std::mem::take(response.headers_mut()));
     let body = response.bytes().await.unwrap_or_default();
     ApiFailure::from_response(meta, &body, SystemTime::now()).into()
 }
@@ -421,8 +499,13 @@ fn needs_idempotency_key(method: &Method) -> bool {
 
 /// Validates a header name and value given as text.
 fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error<M>> {
-    let header_name =
-        HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+    // The names the runtime sends on every call are not standard headers,
+    // which `from_bytes` would lowercase into a fresh allocation each time.
+    let header_name = if name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+        HeaderName::from_static("idempotency-key")
+    } else {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?
+    };
     let header_value =
         HeaderValue::from_str(value).map_err(|_| Error::Config(format!("invalid value for header {name:?}")))?;
     Ok((header_name, header_value))
@@ -441,6 +524,7 @@ pub struct ClientBuilder<M: ApiModel> {
     user_agent: Option<String>,
     default_headers: Vec<(String, String)>,
     http_client: Option<reqwest::Client>,
+    hooks: Vec<Arc<dyn Hook>>,
     /// Where the key was expected to come from, for the error message.
     key_source: Option<&'static str>,
     model: PhantomData<fn() -> M>,
@@ -460,6 +544,7 @@ impl<M: ApiModel> Default for ClientBuilder<M> {
             user_agent: None,
             default_headers: Vec::new(),
             http_client: None,
+            hooks: Vec::new(),
             key_source: None,
             model: PhantomData,
         }
@@ -585,6 +670,13 @@ impl<M: ApiModel> ClientBuilder<M> {
         self
     }
 
+    /// Adds a hook run on every attempt of every call (see [`Hook`]), after
+    /// the hooks added before it.
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
     /// Validates the configuration and builds the client.
     ///
     /// A missing or empty API key (when the API uses bearer keys), a missing
@@ -684,6 +776,7 @@ impl<M: ApiModel> ClientBuilder<M> {
                 timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 retry,
                 resume: self.resume_policy,
+                hooks: self.hooks,
             }),
         })
     }
@@ -951,6 +1044,11 @@ pub struct RequestSpec {
     pub content_type: Option<String>,
     /// The media types asked for in `Accept`; `None` for `application/json`.
     pub accept: Option<&'static str>,
+    /// The operation's id, for tracing and hooks (`invokeAgent`).
+    pub operation: &'static str,
+    /// The path as the spec writes it (`/agents/{agent_id}/invoke`), for
+    /// tracing: unlike `path`, it holds no ids.
+    pub path_template: &'static str,
     /// The operation's security requirements (alternatives, each the names
     /// of the schemes it needs together; an empty one means credentials
     /// are optional), or `None` for a request that names none, which sends
@@ -970,6 +1068,8 @@ impl RequestSpec {
             body: None,
             content_type: None,
             accept: None,
+            operation: "",
+            path_template: "",
             security: None,
         }
     }

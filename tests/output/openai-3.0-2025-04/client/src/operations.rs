@@ -104,6 +104,8 @@ impl ListAssistants {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listAssistants",
+            path_template: "/assistants",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -190,6 +192,8 @@ impl CreateAssistant {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createAssistant",
+            path_template: "/assistants",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -255,6 +259,8 @@ impl GetAssistant {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getAssistant",
+            path_template: "/assistants/{assistant_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -345,6 +351,8 @@ impl ModifyAssistant {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyAssistant",
+            path_template: "/assistants/{assistant_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -410,6 +418,8 @@ impl DeleteAssistant {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteAssistant",
+            path_template: "/assistants/{assistant_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -496,6 +506,8 @@ impl CreateSpeech {
             body,
             content_type,
             accept: ::std::option::Option::Some("application/octet-stream"),
+            operation: "createSpeech",
+            path_template: "/audio/speech",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -584,6 +596,8 @@ impl CreateTranscription {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createTranscription",
+            path_template: "/audio/transcriptions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -674,6 +688,8 @@ impl CreateTranslation {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createTranslation",
+            path_template: "/audio/translations",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -762,6 +778,8 @@ impl ListBatches {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listBatches",
+            path_template: "/batches",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -848,6 +866,8 @@ impl CreateBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createBatch",
+            path_template: "/batches",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -913,6 +933,8 @@ impl RetrieveBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieveBatch",
+            path_template: "/batches/{batch_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -978,6 +1000,8 @@ impl CancelBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelBatch",
+            path_template: "/batches/{batch_id}/cancel",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1104,6 +1128,8 @@ impl ListChatCompletions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listChatCompletions",
+            path_template: "/chat/completions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1204,6 +1230,8 @@ impl CreateChatCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createChatCompletion",
+            path_template: "/chat/completions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1275,6 +1303,8 @@ impl GetChatCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getChatCompletion",
+            path_template: "/chat/completions/{completion_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1369,6 +1399,8 @@ impl UpdateChatCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updateChatCompletion",
+            path_template: "/chat/completions/{completion_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1440,6 +1472,8 @@ impl DeleteChatCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteChatCompletion",
+            path_template: "/chat/completions/{completion_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1550,6 +1584,8 @@ impl GetChatCompletionMessages {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getChatCompletionMessages",
+            path_template: "/chat/completions/{completion_id}/messages",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1636,6 +1672,8 @@ impl CreateCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createCompletion",
+            path_template: "/completions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1722,6 +1760,8 @@ impl CreateEmbedding {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createEmbedding",
+            path_template: "/embeddings",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1843,6 +1883,8 @@ impl ListEvals {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listEvals",
+            path_template: "/evals",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1929,6 +1971,8 @@ impl CreateEval {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createEval",
+            path_template: "/evals",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1994,6 +2038,8 @@ impl GetEval {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEval",
+            path_template: "/evals/{eval_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2084,6 +2130,8 @@ impl UpdateEval {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updateEval",
+            path_template: "/evals/{eval_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2149,6 +2197,8 @@ impl DeleteEval {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteEval",
+            path_template: "/evals/{eval_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2268,6 +2318,8 @@ impl GetEvalRuns {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEvalRuns",
+            path_template: "/evals/{eval_id}/runs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2358,6 +2410,8 @@ impl CreateEvalRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createEvalRun",
+            path_template: "/evals/{eval_id}/runs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2433,6 +2487,8 @@ impl GetEvalRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEvalRun",
+            path_template: "/evals/{eval_id}/runs/{run_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2508,6 +2564,8 @@ impl CancelEvalRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelEvalRun",
+            path_template: "/evals/{eval_id}/runs/{run_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2583,6 +2641,8 @@ impl DeleteEvalRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteEvalRun",
+            path_template: "/evals/{eval_id}/runs/{run_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2713,6 +2773,8 @@ impl GetEvalRunOutputItems {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEvalRunOutputItems",
+            path_template: "/evals/{eval_id}/runs/{run_id}/output_items",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2794,6 +2856,8 @@ impl GetEvalRunOutputItem {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEvalRunOutputItem",
+            path_template: "/evals/{eval_id}/runs/{run_id}/output_items/{output_item_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -2909,6 +2973,8 @@ impl ListFiles {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listFiles",
+            path_template: "/files",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3007,6 +3073,8 @@ impl CreateFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createFile",
+            path_template: "/files",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3072,6 +3140,8 @@ impl RetrieveFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieveFile",
+            path_template: "/files/{file_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3137,6 +3207,8 @@ impl DeleteFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteFile",
+            path_template: "/files/{file_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3204,6 +3276,8 @@ impl DownloadFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "downloadFile",
+            path_template: "/files/{file_id}/content",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3325,6 +3399,8 @@ impl ListFineTuningCheckpointPermissions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listFineTuningCheckpointPermissions",
+            path_template: "/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3423,6 +3499,8 @@ impl CreateFineTuningCheckpointPermission {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createFineTuningCheckpointPermission",
+            path_template: "/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3503,6 +3581,8 @@ impl DeleteFineTuningCheckpointPermission {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteFineTuningCheckpointPermission",
+            path_template: "/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions/{permission_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3608,6 +3688,8 @@ impl ListPaginatedFineTuningJobs {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listPaginatedFineTuningJobs",
+            path_template: "/fine_tuning/jobs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3699,6 +3781,8 @@ impl CreateFineTuningJob {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createFineTuningJob",
+            path_template: "/fine_tuning/jobs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3769,6 +3853,8 @@ impl RetrieveFineTuningJob {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieveFineTuningJob",
+            path_template: "/fine_tuning/jobs/{fine_tuning_job_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3837,6 +3923,8 @@ impl CancelFineTuningJob {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelFineTuningJob",
+            path_template: "/fine_tuning/jobs/{fine_tuning_job_id}/cancel",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -3930,6 +4018,8 @@ impl ListFineTuningJobCheckpoints {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listFineTuningJobCheckpoints",
+            path_template: "/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4023,6 +4113,8 @@ impl ListFineTuningEvents {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listFineTuningEvents",
+            path_template: "/fine_tuning/jobs/{fine_tuning_job_id}/events",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4113,6 +4205,8 @@ impl CreateImageEdit {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createImageEdit",
+            path_template: "/images/edits",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4197,6 +4291,8 @@ impl CreateImage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createImage",
+            path_template: "/images/generations",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4285,6 +4381,8 @@ impl CreateImageVariation {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createImageVariation",
+            path_template: "/images/variations",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4345,6 +4443,8 @@ impl ListModels {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listModels",
+            path_template: "/models",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4412,6 +4512,8 @@ impl RetrieveModel {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieveModel",
+            path_template: "/models/{model}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4477,6 +4579,8 @@ impl DeleteModel {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteModel",
+            path_template: "/models/{model}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4564,6 +4668,8 @@ impl CreateModeration {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createModeration",
+            path_template: "/moderations",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4669,6 +4775,8 @@ impl AdminApiKeysList {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "admin-api-keys-list",
+            path_template: "/organization/admin_api_keys",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4755,6 +4863,8 @@ impl AdminApiKeysCreate {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "admin-api-keys-create",
+            path_template: "/organization/admin_api_keys",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4822,6 +4932,8 @@ impl AdminApiKeysGet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "admin-api-keys-get",
+            path_template: "/organization/admin_api_keys/{key_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -4892,6 +5004,8 @@ impl AdminApiKeysDelete {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "admin-api-keys-delete",
+            path_template: "/organization/admin_api_keys/{key_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5086,6 +5200,8 @@ impl ListAuditLogs {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-audit-logs",
+            path_template: "/organization/audit_logs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5191,6 +5307,8 @@ impl ListOrganizationCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listOrganizationCertificates",
+            path_template: "/organization/certificates",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5279,6 +5397,8 @@ impl UploadCertificate {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "uploadCertificate",
+            path_template: "/organization/certificates",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5368,6 +5488,8 @@ impl ActivateOrganizationCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "activateOrganizationCertificates",
+            path_template: "/organization/certificates/activate",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5459,6 +5581,8 @@ impl DeactivateOrganizationCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deactivateOrganizationCertificates",
+            path_template: "/organization/certificates/deactivate",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5548,6 +5672,8 @@ impl GetCertificate {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getCertificate",
+            path_template: "/organization/certificates/{certificate_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5638,6 +5764,8 @@ impl ModifyCertificate {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyCertificate",
+            path_template: "/organization/certificates/{certificate_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5708,6 +5836,8 @@ impl DeleteCertificate {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteCertificate",
+            path_template: "/organization/certificates/{certificate_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5860,6 +5990,8 @@ impl UsageCosts {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-costs",
+            path_template: "/organization/costs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -5946,6 +6078,8 @@ impl ListInvites {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-invites",
+            path_template: "/organization/invites",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6032,6 +6166,8 @@ impl InviteUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "inviteUser",
+            path_template: "/organization/invites",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6097,6 +6233,8 @@ impl RetrieveInvite {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-invite",
+            path_template: "/organization/invites/{invite_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6162,6 +6300,8 @@ impl DeleteInvite {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "delete-invite",
+            path_template: "/organization/invites/{invite_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6262,6 +6402,8 @@ impl ListProjects {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-projects",
+            path_template: "/organization/projects",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6348,6 +6490,8 @@ impl CreateProject {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-project",
+            path_template: "/organization/projects",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6413,6 +6557,8 @@ impl RetrieveProject {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-project",
+            path_template: "/organization/projects/{project_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6503,6 +6649,8 @@ impl ModifyProject {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modify-project",
+            path_template: "/organization/projects/{project_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6594,6 +6742,8 @@ impl ListProjectApiKeys {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-project-api-keys",
+            path_template: "/organization/projects/{project_id}/api_keys",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6671,6 +6821,8 @@ impl RetrieveProjectApiKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-project-api-key",
+            path_template: "/organization/projects/{project_id}/api_keys/{key_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6746,6 +6898,8 @@ impl DeleteProjectApiKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "delete-project-api-key",
+            path_template: "/organization/projects/{project_id}/api_keys/{key_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6813,6 +6967,8 @@ impl ArchiveProject {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "archive-project",
+            path_template: "/organization/projects/{project_id}/archive",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -6924,6 +7080,8 @@ impl ListProjectCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listProjectCertificates",
+            path_template: "/organization/projects/{project_id}/certificates",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7021,6 +7179,8 @@ impl ActivateProjectCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "activateProjectCertificates",
+            path_template: "/organization/projects/{project_id}/certificates/activate",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7118,6 +7278,8 @@ impl DeactivateProjectCertificates {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deactivateProjectCertificates",
+            path_template: "/organization/projects/{project_id}/certificates/deactivate",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7221,6 +7383,8 @@ impl ListProjectRateLimits {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-project-rate-limits",
+            path_template: "/organization/projects/{project_id}/rate_limits",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7320,6 +7484,8 @@ impl UpdateProjectRateLimits {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "update-project-rate-limits",
+            path_template: "/organization/projects/{project_id}/rate_limits/{rate_limit_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7414,6 +7580,8 @@ impl ListProjectServiceAccounts {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-project-service-accounts",
+            path_template: "/organization/projects/{project_id}/service_accounts",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7509,6 +7677,8 @@ impl CreateProjectServiceAccount {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-project-service-account",
+            path_template: "/organization/projects/{project_id}/service_accounts",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7587,6 +7757,8 @@ impl RetrieveProjectServiceAccount {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-project-service-account",
+            path_template: "/organization/projects/{project_id}/service_accounts/{service_account_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7664,6 +7836,8 @@ impl DeleteProjectServiceAccount {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "delete-project-service-account",
+            path_template: "/organization/projects/{project_id}/service_accounts/{service_account_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7755,6 +7929,8 @@ impl ListProjectUsers {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-project-users",
+            path_template: "/organization/projects/{project_id}/users",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7847,6 +8023,8 @@ impl CreateProjectUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-project-user",
+            path_template: "/organization/projects/{project_id}/users",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -7922,6 +8100,8 @@ impl RetrieveProjectUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-project-user",
+            path_template: "/organization/projects/{project_id}/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8019,6 +8199,8 @@ impl ModifyProjectUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modify-project-user",
+            path_template: "/organization/projects/{project_id}/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8094,6 +8276,8 @@ impl DeleteProjectUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "delete-project-user",
+            path_template: "/organization/projects/{project_id}/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8282,6 +8466,8 @@ impl UsageAudioSpeeches {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-audio-speeches",
+            path_template: "/organization/usage/audio_speeches",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8468,6 +8654,8 @@ impl UsageAudioTranscriptions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-audio-transcriptions",
+            path_template: "/organization/usage/audio_transcriptions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8618,6 +8806,8 @@ impl UsageCodeInterpreterSessions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-code-interpreter-sessions",
+            path_template: "/organization/usage/code_interpreter_sessions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -8814,6 +9004,8 @@ impl UsageCompletions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-completions",
+            path_template: "/organization/usage/completions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9000,6 +9192,8 @@ impl UsageEmbeddings {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-embeddings",
+            path_template: "/organization/usage/embeddings",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9226,6 +9420,8 @@ impl UsageImages {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-images",
+            path_template: "/organization/usage/images",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9412,6 +9608,8 @@ impl UsageModerations {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-moderations",
+            path_template: "/organization/usage/moderations",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9562,6 +9760,8 @@ impl UsageVectorStores {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "usage-vector-stores",
+            path_template: "/organization/usage/vector_stores",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9660,6 +9860,8 @@ impl ListUsers {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "list-users",
+            path_template: "/organization/users",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9725,6 +9927,8 @@ impl RetrieveUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieve-user",
+            path_template: "/organization/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9815,6 +10019,8 @@ impl ModifyUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modify-user",
+            path_template: "/organization/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9880,6 +10086,8 @@ impl DeleteUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "delete-user",
+            path_template: "/organization/users/{user_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -9972,6 +10180,8 @@ impl CreateRealtimeSession {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-realtime-session",
+            path_template: "/realtime/sessions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10067,6 +10277,8 @@ impl CreateRealtimeTranscriptionSession {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "create-realtime-transcription-session",
+            path_template: "/realtime/transcription_sessions",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10160,6 +10372,8 @@ impl CreateResponse {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createResponse",
+            path_template: "/responses",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10246,6 +10460,8 @@ impl GetResponse {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getResponse",
+            path_template: "/responses/{response_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10311,6 +10527,8 @@ impl DeleteResponse {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteResponse",
+            path_template: "/responses/{response_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10447,6 +10665,8 @@ impl ListInputItems {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listInputItems",
+            path_template: "/responses/{response_id}/input_items",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10531,6 +10751,8 @@ impl CreateThread {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createThread",
+            path_template: "/threads",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10615,6 +10837,8 @@ impl CreateThreadAndRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createThreadAndRun",
+            path_template: "/threads/runs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10680,6 +10904,8 @@ impl GetThread {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getThread",
+            path_template: "/threads/{thread_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10770,6 +10996,8 @@ impl ModifyThread {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyThread",
+            path_template: "/threads/{thread_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10835,6 +11063,8 @@ impl DeleteThread {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteThread",
+            path_template: "/threads/{thread_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -10962,6 +11192,8 @@ impl ListMessages {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listMessages",
+            path_template: "/threads/{thread_id}/messages",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11054,6 +11286,8 @@ impl CreateMessage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createMessage",
+            path_template: "/threads/{thread_id}/messages",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11129,6 +11363,8 @@ impl GetMessage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getMessage",
+            path_template: "/threads/{thread_id}/messages/{message_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11226,6 +11462,8 @@ impl ModifyMessage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyMessage",
+            path_template: "/threads/{thread_id}/messages/{message_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11301,6 +11539,8 @@ impl DeleteMessage {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteMessage",
+            path_template: "/threads/{thread_id}/messages/{message_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11418,6 +11658,8 @@ impl ListRuns {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listRuns",
+            path_template: "/threads/{thread_id}/runs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11530,6 +11772,8 @@ impl CreateRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createRun",
+            path_template: "/threads/{thread_id}/runs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11605,6 +11849,8 @@ impl GetRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getRun",
+            path_template: "/threads/{thread_id}/runs/{run_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11702,6 +11948,8 @@ impl ModifyRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyRun",
+            path_template: "/threads/{thread_id}/runs/{run_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11777,6 +12025,8 @@ impl CancelRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelRun",
+            path_template: "/threads/{thread_id}/runs/{run_id}/cancel",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -11924,6 +12174,8 @@ impl ListRunSteps {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listRunSteps",
+            path_template: "/threads/{thread_id}/runs/{run_id}/steps",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12027,6 +12279,8 @@ impl GetRunStep {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getRunStep",
+            path_template: "/threads/{thread_id}/runs/{run_id}/steps/{step_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12124,6 +12378,8 @@ impl SubmitToolOuputsToRun {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "submitToolOuputsToRun",
+            path_template: "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12224,6 +12480,8 @@ impl CreateUpload {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createUpload",
+            path_template: "/uploads",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12289,6 +12547,8 @@ impl CancelUpload {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelUpload",
+            path_template: "/uploads/{upload_id}/cancel",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12385,6 +12645,8 @@ impl CompleteUpload {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "completeUpload",
+            path_template: "/uploads/{upload_id}/complete",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12483,6 +12745,8 @@ impl AddUploadPart {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addUploadPart",
+            path_template: "/uploads/{upload_id}/parts",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12596,6 +12860,8 @@ impl ListVectorStores {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listVectorStores",
+            path_template: "/vector_stores",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12682,6 +12948,8 @@ impl CreateVectorStore {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createVectorStore",
+            path_template: "/vector_stores",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12752,6 +13020,8 @@ impl GetVectorStore {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getVectorStore",
+            path_template: "/vector_stores/{vector_store_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12844,6 +13114,8 @@ impl ModifyVectorStore {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "modifyVectorStore",
+            path_template: "/vector_stores/{vector_store_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -12914,6 +13186,8 @@ impl DeleteVectorStore {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteVectorStore",
+            path_template: "/vector_stores/{vector_store_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13006,6 +13280,8 @@ impl CreateVectorStoreFileBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createVectorStoreFileBatch",
+            path_template: "/vector_stores/{vector_store_id}/file_batches",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13083,6 +13359,8 @@ impl GetVectorStoreFileBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getVectorStoreFileBatch",
+            path_template: "/vector_stores/{vector_store_id}/file_batches/{batch_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13160,6 +13438,8 @@ impl CancelVectorStoreFileBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "cancelVectorStoreFileBatch",
+            path_template: "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13301,6 +13581,8 @@ impl ListFilesInVectorStoreBatch {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listFilesInVectorStoreBatch",
+            path_template: "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13435,6 +13717,8 @@ impl ListVectorStoreFiles {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listVectorStoreFiles",
+            path_template: "/vector_stores/{vector_store_id}/files",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13527,6 +13811,8 @@ impl CreateVectorStoreFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createVectorStoreFile",
+            path_template: "/vector_stores/{vector_store_id}/files",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13604,6 +13890,8 @@ impl GetVectorStoreFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getVectorStoreFile",
+            path_template: "/vector_stores/{vector_store_id}/files/{file_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13703,6 +13991,8 @@ impl UpdateVectorStoreFileAttributes {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updateVectorStoreFileAttributes",
+            path_template: "/vector_stores/{vector_store_id}/files/{file_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13780,6 +14070,8 @@ impl DeleteVectorStoreFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteVectorStoreFile",
+            path_template: "/vector_stores/{vector_store_id}/files/{file_id}",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13857,6 +14149,8 @@ impl RetrieveVectorStoreFileContent {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "retrieveVectorStoreFileContent",
+            path_template: "/vector_stores/{vector_store_id}/files/{file_id}/content",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -13949,6 +14243,8 @@ impl SearchVectorStore {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "searchVectorStore",
+            path_template: "/vector_stores/{vector_store_id}/search",
             security: ::std::option::Option::Some(&[&["ApiKeyAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -369,10 +369,12 @@ where
         let config = Arc::clone(&self.config);
         let store = Arc::clone(&self.store);
         Box::pin(async move {
-            let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+            // Borrowed, not cloned: the id is only the counter's key.
+            let Some(principal) = request.extensions().get::<Principal>() else {
                 return inner.call(request).await;
             };
-            let limit = config.limit_for(principal.tier);
+            let tier = principal.tier;
+            let limit = config.limit_for(tier);
             let now = SystemTime::now();
             let decision = match store.try_hit(&principal.id, limit, config.window, now).await {
                 Ok(decision) => decision,
@@ -397,7 +399,7 @@ where
                 return Ok(response);
             }
             request.extensions_mut().insert(RateLimitStatus {
-                tier: principal.tier,
+                tier,
                 limit: decision.limit,
                 remaining: decision.remaining,
                 reset: decision.reset,

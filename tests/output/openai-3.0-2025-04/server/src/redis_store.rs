@@ -617,15 +617,36 @@ impl IdempotencyStore for RedisIdempotencyStore {
     }
 
     /// Stores the response. If Redis fails here, the response still
-    /// reaches the client, and the in-progress marker expires by itself.
+    /// reaches the client, and a task of its own keeps trying to store it
+    /// (every [`COMPLETE_RETRY_EVERY`], for as long as the in-progress
+    /// marker lives): the client was answered, so its retry must replay
+    /// that answer once Redis is back, not wait for the marker to expire
+    /// and then run the request again.
     fn complete<'a>(&'a self, scope: &'a str, response: StoredResponse) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut command = redis::cmd("SET");
-            command.arg(self.key(scope)).arg(encode_stored(response)).arg("PX").arg(millis(self.ttl));
-            let mut manager = self.redis.manager();
-            if let Err(reason) = self.redis.run(command.query_async::<()>(&mut manager)).await {
+            let key = self.key(scope);
+            let value = encode_stored(response);
+            let ttl = millis(self.ttl);
+            let Err(reason) = store_response(&self.redis, &key, &value, ttl).await else {
+                return;
+            };
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 tracing::warn!(%reason, "could not store an idempotent response; the key frees itself when its marker expires");
-            }
+                return;
+            };
+            tracing::warn!(%reason, "could not store an idempotent response; retrying in the background");
+            let redis = self.redis.clone();
+            let give_up = Instant::now() + self.in_progress_ttl;
+            runtime.spawn(async move {
+                while Instant::now() < give_up {
+                    tokio::time::sleep(COMPLETE_RETRY_EVERY).await;
+                    if store_response(&redis, &key, &value, ttl).await.is_ok() {
+                        tracing::info!("stored an idempotent response after Redis came back");
+                        return;
+                    }
+                }
+                tracing::warn!("gave up storing an idempotent response; its in-progress marker has expired");
+            });
         })
     }
 
@@ -639,6 +660,18 @@ impl IdempotencyStore for RedisIdempotencyStore {
             }
         })
     }
+}
+
+/// How often [`RedisIdempotencyStore`] tries again to store a response
+/// that Redis did not take.
+pub const COMPLETE_RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// `SET` of a completed record, replacing its in-progress marker.
+async fn store_response(redis: &RedisConnection, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), String> {
+    let mut command = redis::cmd("SET");
+    command.arg(key).arg(value).arg("PX").arg(ttl_ms);
+    let mut manager = redis.manager();
+    redis.run(command.query_async::<()>(&mut manager)).await
 }
 
 /// Appends an event if it is the next: a stream's entry ids are `0-<seq +

@@ -366,6 +366,8 @@ impl GetThing {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getThing",
+            path_template: "/things/{client}/{state}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -450,6 +452,8 @@ impl Builder {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "builder",
+            path_template: "/builder",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -510,6 +514,8 @@ impl FromEnv {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "from_env",
+            path_template: "/from-env",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -570,6 +576,8 @@ impl Execute {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "execute",
+            path_template: "/execute",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -673,6 +681,8 @@ impl BaseUrl {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "baseUrl",
+            path_template: "/misc",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -106,6 +106,8 @@ impl UpdatePet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updatePet",
+            path_template: "/pet",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -243,6 +245,8 @@ impl AddPet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "addPet",
+            path_template: "/pet",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -346,6 +350,8 @@ impl FindPetsByStatus {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "findPetsByStatus",
+            path_template: "/pet/findByStatus",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -425,6 +431,8 @@ impl FindPetsByTags {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "findPetsByTags",
+            path_template: "/pet/findByTags",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -493,6 +501,8 @@ impl GetPetById {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getPetById",
+            path_template: "/pet/{petId}",
             security: ::std::option::Option::Some(&[&["api_key"], &["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -583,6 +593,8 @@ impl UpdatePetWithForm {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updatePetWithForm",
+            path_template: "/pet/{petId}",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -663,6 +675,8 @@ impl DeletePet {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deletePet",
+            path_template: "/pet/{petId}",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -758,6 +772,8 @@ impl UploadFile {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "uploadFile",
+            path_template: "/pet/{petId}/uploadImage",
             security: ::std::option::Option::Some(&[&["petstore_auth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -820,6 +836,8 @@ impl GetInventory {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getInventory",
+            path_template: "/store/inventory",
             security: ::std::option::Option::Some(&[&["api_key"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -938,6 +956,8 @@ impl PlaceOrder {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "placeOrder",
+            path_template: "/store/order",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1026,6 +1046,8 @@ impl GetOrderById {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getOrderById",
+            path_template: "/store/order/{orderId}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1092,6 +1114,8 @@ impl DeleteOrder {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteOrder",
+            path_template: "/store/order/{orderId}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1207,6 +1231,8 @@ impl CreateUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createUser",
+            path_template: "/user",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1319,6 +1345,8 @@ impl CreateUsersWithListInput {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "createUsersWithListInput",
+            path_template: "/user/createWithList",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1404,6 +1432,8 @@ impl LoginUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "loginUser",
+            path_template: "/user/login",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1466,6 +1496,8 @@ impl LogoutUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "logoutUser",
+            path_template: "/user/logout",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1533,6 +1565,8 @@ impl GetUserByName {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getUserByName",
+            path_template: "/user/{username}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1650,6 +1684,8 @@ impl UpdateUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "updateUser",
+            path_template: "/user/{username}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1739,6 +1775,8 @@ impl DeleteUser {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "deleteUser",
+            path_template: "/user/{username}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

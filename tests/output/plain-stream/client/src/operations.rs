@@ -88,6 +88,8 @@ impl StreamCompletion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "streamCompletion",
+            path_template: "/completions",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -184,6 +186,8 @@ impl WatchTicks {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "watchTicks",
+            path_template: "/ticks",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

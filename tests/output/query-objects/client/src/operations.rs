@@ -110,6 +110,8 @@ impl ListItems {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "listItems",
+            path_template: "/items",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

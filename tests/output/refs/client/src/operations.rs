@@ -54,6 +54,8 @@ impl GetNode {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getNode",
+            path_template: "/nodes/{node_id}",
             security: ::std::option::Option::Some(&[&["bearer"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -142,6 +144,8 @@ impl PutNode {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "putNode",
+            path_template: "/nodes/{node_id}",
             security: ::std::option::Option::Some(&[&["bearer"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -200,6 +204,8 @@ impl Ping {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "ping",
+            path_template: "/ping",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))

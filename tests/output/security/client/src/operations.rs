@@ -51,6 +51,8 @@ impl GetBearer {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getBearer",
+            path_template: "/bearer",
             security: ::std::option::Option::Some(&[&["bearerAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -111,6 +113,8 @@ impl GetBasic {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getBasic",
+            path_template: "/basic",
             security: ::std::option::Option::Some(&[&["basicAuth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -171,6 +175,8 @@ impl GetHeaderKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getHeaderKey",
+            path_template: "/header-key",
             security: ::std::option::Option::Some(&[&["headerKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -231,6 +237,8 @@ impl GetQueryKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getQueryKey",
+            path_template: "/query-key",
             security: ::std::option::Option::Some(&[&["queryKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -291,6 +299,8 @@ impl GetCookieKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getCookieKey",
+            path_template: "/cookie-key",
             security: ::std::option::Option::Some(&[&["cookieKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -351,6 +361,8 @@ impl GetOauth {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getOauth",
+            path_template: "/oauth",
             security: ::std::option::Option::Some(&[&["oauth"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -411,6 +423,8 @@ impl GetEither {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getEither",
+            path_template: "/either",
             security: ::std::option::Option::Some(&[&["basicAuth"], &["headerKey", "queryKey"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -471,6 +485,8 @@ impl GetOptional {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getOptional",
+            path_template: "/optional",
             security: ::std::option::Option::Some(&[&["headerKey"], &[]]),
         };
         ::std::result::Result::Ok((spec, options))

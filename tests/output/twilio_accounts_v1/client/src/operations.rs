@@ -53,6 +53,8 @@ impl UpdateAuthTokenPromotion {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "UpdateAuthTokenPromotion",
+            path_template: "/v1/AuthTokens/Promote",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -147,6 +149,8 @@ impl CreateBulkConsents {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateBulkConsents",
+            path_template: "/v1/Consents/Bulk",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -241,6 +245,8 @@ impl CreateBulkContacts {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateBulkContacts",
+            path_template: "/v1/Contacts/Bulk",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -351,6 +357,8 @@ impl ListCredentialAws {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "ListCredentialAws",
+            path_template: "/v1/Credentials/AWS",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -445,6 +453,8 @@ impl CreateCredentialAws {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateCredentialAws",
+            path_template: "/v1/Credentials/AWS",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -530,6 +540,8 @@ impl FetchCredentialAws {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "FetchCredentialAws",
+            path_template: "/v1/Credentials/AWS/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -642,6 +654,8 @@ impl UpdateCredentialAws {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "UpdateCredentialAws",
+            path_template: "/v1/Credentials/AWS/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -727,6 +741,8 @@ impl DeleteCredentialAws {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "DeleteCredentialAws",
+            path_template: "/v1/Credentials/AWS/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -835,6 +851,8 @@ impl ListCredentialPublicKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "ListCredentialPublicKey",
+            path_template: "/v1/Credentials/PublicKeys",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -929,6 +947,8 @@ impl CreateCredentialPublicKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateCredentialPublicKey",
+            path_template: "/v1/Credentials/PublicKeys",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1018,6 +1038,8 @@ impl FetchCredentialPublicKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "FetchCredentialPublicKey",
+            path_template: "/v1/Credentials/PublicKeys/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1134,6 +1156,8 @@ impl UpdateCredentialPublicKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "UpdateCredentialPublicKey",
+            path_template: "/v1/Credentials/PublicKeys/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1223,6 +1247,8 @@ impl DeleteCredentialPublicKey {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "DeleteCredentialPublicKey",
+            path_template: "/v1/Credentials/PublicKeys/{Sid}",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1298,6 +1324,8 @@ impl FetchMessagingGeopermissions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "FetchMessagingGeopermissions",
+            path_template: "/v1/Messaging/GeoPermissions",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1392,6 +1420,8 @@ impl UpdateMessagingGeopermissions {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "UpdateMessagingGeopermissions",
+            path_template: "/v1/Messaging/GeoPermissions",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1469,6 +1499,8 @@ impl FetchSafelist {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "FetchSafelist",
+            path_template: "/v1/SafeList/Numbers",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1563,6 +1595,8 @@ impl CreateSafelist {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateSafelist",
+            path_template: "/v1/SafeList/Numbers",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1640,6 +1674,8 @@ impl DeleteSafelist {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "DeleteSafelist",
+            path_template: "/v1/SafeList/Numbers",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1702,6 +1738,8 @@ impl CreateSecondaryAuthToken {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "CreateSecondaryAuthToken",
+            path_template: "/v1/AuthTokens/Secondary",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))
@@ -1766,6 +1804,8 @@ impl DeleteSecondaryAuthToken {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "DeleteSecondaryAuthToken",
+            path_template: "/v1/AuthTokens/Secondary",
             security: ::std::option::Option::Some(&[&["accountSid_authToken"]]),
         };
         ::std::result::Result::Ok((spec, options))

@@ -73,6 +73,8 @@ impl GetReading {
             body,
             content_type,
             accept: ::std::option::Option::None,
+            operation: "getReading",
+            path_template: "/readings/{id}",
             security: ::std::option::Option::Some(&[]),
         };
         ::std::result::Result::Ok((spec, options))
