@@ -29,11 +29,14 @@ fn query() -> InvokeRequest {
     InvokeRequest { query: "hi".into(), parameters: None, session_id: None, async_: None }
 }
 
-/// Every span (its name and last value of each field) and every event (its
-/// fields, with the fields of the span it happened in), as text.
+/// A span's name and the last value of each of its fields, as text.
+type SpanFields = (String, BTreeMap<String, String>);
+
+/// Every span and every event (its fields, with the fields of the span it
+/// happened in), as text.
 #[derive(Clone, Default)]
 struct Captured {
-    spans: Arc<Mutex<BTreeMap<u64, (String, BTreeMap<String, String>)>>>,
+    spans: Arc<Mutex<BTreeMap<u64, SpanFields>>>,
     events: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
 }
 

@@ -121,8 +121,8 @@ impl<M: ApiModel> Client<M> {
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, spec.accept.unwrap_or(JSON), None)?;
-        let call = Call { operation: spec.operation, path: spec.path_template };
-        self.send_with_retries(call, spec.method, url, headers, spec.body, opts, read_body).await
+        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method };
+        self.send_with_retries(call, url, headers, spec.body, opts, read_body).await
     }
 
     /// Sends a request to a URL the API returned, such as an operation's
@@ -140,8 +140,8 @@ impl<M: ApiModel> Client<M> {
         let spec = RequestSpec::new(method, String::new());
         let headers = self.request_headers(&spec, opts, JSON, None)?;
         let path = url.path().to_owned();
-        self.send_with_retries(Call { operation: "", path: &path }, spec.method, url, headers, None, opts, read_body)
-            .await
+        let call = Call { operation: "", path: &path, method: spec.method };
+        self.send_with_retries(call, url, headers, None, opts, read_body).await
     }
 
     /// Opens a Server-Sent Events response, retrying according to the retry
@@ -159,8 +159,8 @@ impl<M: ApiModel> Client<M> {
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
         let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
-        let call = Call { operation: spec.operation, path: spec.path_template };
-        self.send_with_retries(call, spec.method, url, headers, spec.body, opts, expect_event_stream).await
+        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method };
+        self.send_with_retries(call, url, headers, spec.body, opts, expect_event_stream).await
     }
 
     /// The timeout of one attempt for a call.
@@ -323,7 +323,6 @@ impl<M: ApiModel> Client<M> {
     async fn send_with_retries<T, R, Fut>(
         &self,
         call: Call<'_>,
-        method: Method,
         url: Url,
         headers: HeaderMap,
         body: Option<Bytes>,
@@ -334,6 +333,7 @@ impl<M: ApiModel> Client<M> {
         R: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, Error<M>>>,
     {
+        let method = call.method;
         // One span per call. Its fields name the operation and the path
         // template, never the URL (which may carry an API key in its query)
         // or a header.
@@ -434,11 +434,12 @@ impl<M: ApiModel> Client<M> {
     }
 }
 
-/// What a call is, for its tracing span and the hooks.
-#[derive(Clone, Copy)]
+/// What a call is: its method, and for its tracing span and the hooks, its
+/// operation and path template.
 struct Call<'a> {
     operation: &'a str,
     path: &'a str,
+    method: Method,
 }
 
 /// Adds query pairs whose names are data (a free-form object parameter).
