@@ -10,6 +10,7 @@
 //! producing code that names types the spec lacks.
 
 use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
+use super::builders;
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, bodies, versions};
 use crate::config::Names;
@@ -283,14 +284,26 @@ fn example_call(plan: &Plan, op: &Operation) -> Option<(String, String)> {
             return None;
         }
         let example = primary.example.clone().unwrap_or(serde_json::json!({}));
-        let ty = match &primary.shape {
-            Shape::Named(n) => format!("{}::types::{n}", plan.lib()),
-            _ => "_".into(),
+        let types = format!("{}::types::", plan.lib());
+        // A struct body is built with its constructor and setters; anything
+        // they cannot spell (a `oneOf`, a file) is decoded from the example.
+        let built = match &primary.shape {
+            Shape::Named(n) => builders::example_expr(plan.api, &types, n, &example),
+            _ => None,
         };
-        setup.push_str(&format!(
-            "let body: {ty} = serde_json::from_value(serde_json::json!({}))?;\n",
-            serde_json::to_string(&example).unwrap_or_default()
-        ));
+        match built {
+            Some(expr) => setup.push_str(&format!("let body = {expr};\n")),
+            None => {
+                let ty = match &primary.shape {
+                    Shape::Named(n) => format!("{types}{n}"),
+                    _ => "_".into(),
+                };
+                setup.push_str(&format!(
+                    "let body: {ty} = serde_json::from_value(serde_json::json!({}))?;\n",
+                    serde_json::to_string(&example).unwrap_or_default()
+                ));
+            }
+        }
         args.push("body".into());
     }
     Some((setup, format!("client.{}({})", op.name, args.join(", "))))
@@ -1640,9 +1653,27 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
             )
         }
         Success::Stream => {
-            let event_enum = format_ident!("{}Event", op.type_prefix);
             let stream = op.event_stream().expect("is_stream checked");
-            let variants =
+            let owner = event_enum_owner(plan, stream);
+            let event_enum = format_ident!("{}Event", owner.type_prefix);
+            let send = quote! {
+                /// Opens the event stream. Nothing is sent until the stream is
+                /// first polled; a dropped connection is resumed with
+                /// `Last-Event-ID` as the client's resume policy allows.
+                pub fn send(self) -> ::std::result::Result<crate::EventStream<#event_enum>, crate::Error> {
+                    let (spec, options) = self.request()?;
+                    ::std::result::Result::Ok(crate::EventStream::new(self.client.clone(), spec, options))
+                }
+            };
+            if owner.id != op.id {
+                // Another operation carries the same events (a GET and a POST
+                // of one stream): one type serves both, and this name stays
+                // for code written against it.
+                let alias = format_ident!("{}Event", op.type_prefix);
+                let doc = format!(" One event of the `{}` stream: the same events as [`{event_enum}`].", op.id);
+                return (quote!(#[doc = #doc] pub type #alias = #event_enum;), send);
+            }
+            let mut variants =
                 models::event_variants(stream, &prefix, " The `event:` field, `None` when the server sent none.");
             let decode_arms: Vec<TokenStream> = stream
                 .events
@@ -1674,14 +1705,31 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         }
                     }
                 }
-                None => quote! {
-                    match event.unwrap_or("message") {
-                        #(#decode_arms)*
-                        other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
-                            ::std::format!("unknown event `{other}`"),
-                        )),
+                // An event name this version of the client does not know
+                // (one a newer server added) is kept with its raw data
+                // instead of ending the stream.
+                None => {
+                    variants.push(quote! {
+                        /// An event this version of the client does not know;
+                        /// kept as sent so that a newer server does not break
+                        /// the stream.
+                        Unknown {
+                            /// The `event:` field (`message` when the server sent none).
+                            event: ::std::string::String,
+                            /// The event's data, undecoded.
+                            data: ::std::string::String,
+                        },
+                    });
+                    quote! {
+                        match event.unwrap_or("message") {
+                            #(#decode_arms)*
+                            other => ::std::result::Result::Ok(Self::Unknown {
+                                event: ::std::borrow::ToOwned::to_owned(other),
+                                data: ::std::borrow::ToOwned::to_owned(data),
+                            }),
+                        }
                     }
-                },
+                }
             };
             let terminal: Vec<TokenStream> = stream
                 .events
@@ -1745,18 +1793,22 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         }
                     }
                 },
-                quote! {
-                    /// Opens the event stream. Nothing is sent until the stream is
-                    /// first polled; a dropped connection is resumed with
-                    /// `Last-Event-ID` as the client's resume policy allows.
-                    pub fn send(self) -> ::std::result::Result<crate::EventStream<#event_enum>, crate::Error> {
-                        let (spec, options) = self.request()?;
-                        ::std::result::Result::Ok(crate::EventStream::new(self.client.clone(), spec, options))
-                    }
-                },
+                send,
             )
         }
     }
+}
+
+/// The operation whose name a stream's event enum takes: of the operations
+/// carrying exactly these events, the one with the shortest type name (the
+/// plain `streamAgent` rather than `streamAgentGet`), the first on a tie.
+fn event_enum_owner<'a>(plan: &Plan<'a>, stream: &crate::ir::EventStream) -> &'a Operation {
+    plan.api
+        .operations
+        .iter()
+        .filter(|o| matches!(plan.success_kind(o), Success::Stream) && o.event_stream() == Some(stream))
+        .min_by_key(|o| o.type_prefix.len())
+        .expect("the operation itself carries the stream")
 }
 
 /// The pieces `into_stream` needs, when the paged list's shape lets it
@@ -1902,10 +1954,21 @@ fn example(plan: &Plan) -> TokenStream {
             if matches!(primary.encoding, Encoding::Text | Encoding::Binary) {
                 return None;
             }
-            let json =
-                serde_json::to_string(&primary.example.clone().unwrap_or(serde_json::json!({}))).unwrap_or_default();
-            let ty = bodies::content_type(primary, &quote!(#lib::types::));
-            args.push(quote!(::serde_json::from_str::<#ty>(#json)?));
+            let example = primary.example.clone().unwrap_or(serde_json::json!({}));
+            let types = format!("{}::types::", plan.lib());
+            let built = match &primary.shape {
+                Shape::Named(n) => builders::example_expr(api, &types, n, &example)
+                    .and_then(|expr| expr.parse::<TokenStream>().ok()),
+                _ => None,
+            };
+            match built {
+                Some(expr) => args.push(expr),
+                None => {
+                    let json = serde_json::to_string(&example).unwrap_or_default();
+                    let ty = bodies::content_type(primary, &quote!(#lib::types::));
+                    args.push(quote!(::serde_json::from_str::<#ty>(#json)?));
+                }
+            }
         }
         let vars = params
             .iter()

@@ -36,6 +36,8 @@ pub use error::*;
 mod extract;
 #[allow(dead_code)]
 mod fallback;
+mod fake;
+pub use fake::*;
 mod idempotency;
 pub use idempotency::*;
 mod rate_limit;
