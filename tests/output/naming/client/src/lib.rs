@@ -10,7 +10,7 @@
 //! let client = naming_client::Client::from_env()?;
 //!
 //! // The body, with the response metadata.
-//! let body: naming_client::types::Result = serde_json::from_value(serde_json::json!({}))?;
+//! let body = naming_client::types::Result::new();
 //! let response = client.create_thing(body).send().await?;
 //! println!("{:?} (request id {:?})", response.body, response.meta.request_id);
 //! # Ok(())
