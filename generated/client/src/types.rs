@@ -2338,11 +2338,11 @@ impl Agent {
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
             description,
-            framework: framework,
+            framework,
             entrypoint,
-            config: config,
-            tags: tags,
-            status: status,
+            config,
+            tags,
+            status,
             created_at: ::std::convert::Into::into(created_at),
             updated_at: ::std::convert::Into::into(updated_at),
         }
@@ -2359,8 +2359,8 @@ impl AgentHealth {
     ) -> Self {
         Self {
             agent_id: ::std::convert::Into::into(agent_id),
-            status: status,
-            healthy: healthy,
+            status,
+            healthy,
             checked_at: ::std::convert::Into::into(checked_at),
         }
     }
@@ -2369,28 +2369,28 @@ impl AgentHealth {
 impl AgentHealthResponse {
     /// A `AgentHealthResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: AgentHealth) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AgentListResponse {
     /// A `AgentListResponse` from its required properties (`status`, `data`, `pagination`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: ::std::vec::Vec<Agent>, pagination: Pagination) -> Self {
-        Self { status: status, data: data, pagination: pagination }
+        Self { status, data, pagination }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AgentResponse {
     /// A `AgentResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: Agent) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ApiError {
     /// A `ApiError` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: ErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
+        Self { code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
     }
     /// Sets `details`.
     pub fn details(mut self, value: ErrorDetails) -> Self {
@@ -2407,14 +2407,14 @@ impl ApiError {
 impl BatchRequest {
     /// A `BatchRequest` from its required properties (`batch`); set the others with the setters.
     pub fn new(batch: ::std::vec::Vec<InvokeRequest>) -> Self {
-        Self { batch: batch }
+        Self { batch }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl BatchResponse {
     /// A `BatchResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: ::std::vec::Vec<BatchItem>) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -2424,7 +2424,7 @@ impl CreateAgentRequest {
         Self {
             name: ::std::convert::Into::into(name),
             description: ::std::option::Option::None,
-            framework: framework,
+            framework,
             entrypoint: ::std::option::Option::None,
             config: ::std::option::Option::None,
             tags: ::std::option::Option::None,
@@ -2465,14 +2465,14 @@ impl CreateAgentRequest {
 impl DeletedAgent {
     /// A `DeletedAgent` from its required properties (`id`, `deleted`); set the others with the setters.
     pub fn new(id: impl ::std::convert::Into<::std::string::String>, deleted: bool) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DeletedAgentResponse {
     /// A `DeletedAgentResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: DeletedAgent) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -2485,7 +2485,7 @@ impl DeploymentResult {
     ) -> Self {
         Self {
             agent_id: ::std::convert::Into::into(agent_id),
-            status: status,
+            status,
             deployed_at: ::std::convert::Into::into(deployed_at),
         }
     }
@@ -2520,28 +2520,28 @@ impl ::std::default::Default for ErrorDetails {
 impl ErrorResponse {
     /// A `ErrorResponse` from its required properties (`status`, `error`); set the others with the setters.
     pub fn new(status: ErrorStatus, error: ApiError) -> Self {
-        Self { status: status, error: error }
+        Self { status, error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Health {
     /// A `Health` from its required properties (`healthy`, `version`); set the others with the setters.
     pub fn new(healthy: bool, version: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { healthy: healthy, version: ::std::convert::Into::into(version) }
+        Self { healthy, version: ::std::convert::Into::into(version) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl HealthResponse {
     /// A `HealthResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: Health) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl InvokeMetadata {
     /// A `InvokeMetadata` from its required properties (`execution_time`, `tokens_used`); set the others with the setters.
     pub fn new(execution_time: f64, tokens_used: i64) -> Self {
-        Self { execution_time: execution_time, tokens_used: tokens_used }
+        Self { execution_time, tokens_used }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -2607,14 +2607,14 @@ impl InvokeRequest {
 impl InvokeResponse {
     /// A `InvokeResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: InvokeResult) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl InvokeResult {
     /// A `InvokeResult` from its required properties (`result`, `metadata`); set the others with the setters.
     pub fn new(result: impl ::std::convert::Into<::std::string::String>, metadata: InvokeMetadata) -> Self {
-        Self { result: ::std::convert::Into::into(result), metadata: metadata }
+        Self { result: ::std::convert::Into::into(result), metadata }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -2631,8 +2631,8 @@ impl Operation {
     ) -> Self {
         Self {
             operation_id: ::std::convert::Into::into(operation_id),
-            kind: kind,
-            status: status,
+            kind,
+            status,
             check_url: ::std::convert::Into::into(check_url),
             agent_id: ::std::convert::Into::into(agent_id),
             result: ::std::option::Option::None,
@@ -2662,7 +2662,7 @@ impl OperationAccepted {
     ) -> Self {
         Self {
             operation_id: ::std::convert::Into::into(operation_id),
-            status: status,
+            status,
             check_url: ::std::convert::Into::into(check_url),
         }
     }
@@ -2671,35 +2671,35 @@ impl OperationAccepted {
 impl OperationResponse {
     /// A `OperationResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: Operation) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Pagination {
     /// A `Pagination` from its required properties (`page`, `limit`, `total`, `pages`); set the others with the setters.
     pub fn new(page: i32, limit: i32, total: i64, pages: i64) -> Self {
-        Self { page: page, limit: limit, total: total, pages: pages }
+        Self { page, limit, total, pages }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StreamChunk {
     /// A `StreamChunk` from its required properties (`index`, `text`); set the others with the setters.
     pub fn new(index: i64, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { index: index, text: ::std::convert::Into::into(text) }
+        Self { index, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StreamDone {
     /// A `StreamDone` from its required properties (`result`, `metadata`); set the others with the setters.
     pub fn new(result: impl ::std::convert::Into<::std::string::String>, metadata: InvokeMetadata) -> Self {
-        Self { result: ::std::convert::Into::into(result), metadata: metadata }
+        Self { result: ::std::convert::Into::into(result), metadata }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StreamError {
     /// A `StreamError` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: ErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -2711,7 +2711,7 @@ impl StreamEvent {
         data: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            event: event,
+            event,
             id: ::std::convert::Into::into(id),
             data: ::std::convert::Into::into(data),
             retry: ::std::option::Option::None,
@@ -2748,27 +2748,20 @@ impl UpdateAgentRequest {
         config: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
         tags: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
-        Self { name: ::std::convert::Into::into(name), description, entrypoint, config: config, tags: tags }
+        Self { name: ::std::convert::Into::into(name), description, entrypoint, config, tags }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Usage {
     /// A `Usage` from its required properties (`tier`, `limit`, `used`, `remaining`, `reset`, `window_seconds`); set the others with the setters.
     pub fn new(tier: Tier, limit: i64, used: i64, remaining: i64, reset: i64, window_seconds: i32) -> Self {
-        Self {
-            tier: tier,
-            limit: limit,
-            used: used,
-            remaining: remaining,
-            reset: reset,
-            window_seconds: window_seconds,
-        }
+        Self { tier, limit, used, remaining, reset, window_seconds }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl UsageResponse {
     /// A `UsageResponse` from its required properties (`status`, `data`); set the others with the setters.
     pub fn new(status: SuccessStatus, data: Usage) -> Self {
-        Self { status: status, data: data }
+        Self { status, data }
     }
 }

@@ -127,7 +127,13 @@ pub fn emit_builder(def: &TypeDef, s: &StructType) -> TokenStream {
             None => {
                 let (ty, store) = param(f, &quote!(#fname));
                 args.push(quote!(#fname: #ty));
-                inits.push(quote!(#fname: #store,));
+                // A value stored as given uses the shorthand (clippy's
+                // `redundant_field_names`).
+                if is_string(f) || f.boxed {
+                    inits.push(quote!(#fname: #store,));
+                } else {
+                    inits.push(quote!(#fname,));
+                }
             }
             Some(names) => {
                 inits.push(quote!(#fname: ::std::option::Option::None,));
@@ -304,7 +310,7 @@ mod tests {
     use super::example_expr;
     use serde_json::json;
 
-    const SPEC: &str = "openapi: 3.0.3\ninfo: {title: T, version: '1'}\npaths: {}\ncomponents:\n  schemas:\n    Req:\n      type: object\n      required: [query, new]\n      properties:\n        query: {type: string}\n        new: {type: integer}\n        clone: {type: boolean}\n        with_clone: {type: string}\n        note: {type: string, nullable: true}\n        kind: {type: string, enum: [a, b]}\n        tags: {type: array, items: {type: string}}\n";
+    const SPEC: &str = "openapi: 3.0.3\ninfo: {title: T, version: '1'}\npaths:\n  /r:\n    post:\n      operationId: send\n      requestBody: {required: true, content: {application/json: {schema: {$ref: '#/components/schemas/Req'}}}}\n      responses: {'204': {description: ok}}\ncomponents:\n  schemas:\n    Req:\n      type: object\n      required: [query, new]\n      properties:\n        query: {type: string}\n        new: {type: integer}\n        clone: {type: boolean}\n        with_clone: {type: string}\n        note: {type: string, nullable: true}\n        kind: {type: string, enum: [a, b]}\n        tags: {type: array, items: {type: string}}\n";
 
     #[test]
     fn an_example_becomes_a_constructor_and_setters_named_around_clashes() {

@@ -322,6 +322,15 @@ fn first_example<'o>(plan: &Plan, ops: &'o [Operation]) -> Option<(&'o Operation
         .or_else(|| ops.iter().filter(usable).find_map(with_call))
 }
 
+/// The first operation whose required body the README can build with the
+/// constructor and setters, with its setup lines and call.
+fn body_example<'o>(plan: &Plan, ops: &'o [Operation]) -> Option<(&'o Operation, String, String)> {
+    ops.iter()
+        .filter(|op| !op.deprecated && op.body.as_ref().is_some_and(|b| b.required))
+        .filter_map(|op| example_call(plan, op).map(|(setup, call)| (op, setup, call)))
+        .find(|(_, setup, _)| setup.starts_with("let body = "))
+}
+
 /// What the environment-variable comment of an example says.
 fn env_comment(plan: &Plan) -> String {
     if plan.api.conventions.bearer.is_some() {
@@ -407,7 +416,18 @@ fn readme(plan: &Plan) -> String {
         let cancel = if lr.cancel.is_some() { " and `cancel()`" } else { "" };
         bullets.push(format!("**Long-running operations**: a 202 gives an `OperationHandle` with `wait()`{cancel}."));
     }
+    bullets.push("**Request bodies**: each model has `new` taking its required fields and one chainable setter per optional field (`_null` setters send `null` for nullable ones); a model with no required field is `Default`. Bodies are checked against the spec's constraints before anything is sent.".to_owned());
+    bullets.push("**Forward compatible**: unknown enum values, `oneOf` alternatives and stream events a newer server sends are kept as `Unknown` values instead of failing, and unknown fields are ignored.".to_owned());
+    bullets.push(format!("**Testing your code**: `{}::spawn_fake` serves your implementation of the operations a test needs on a loopback port; point this client at its `base_url()`.", names.server_lib()));
     let features: String = bullets.iter().map(|b| format!("- {}\n", wrap(b, 86).replace('\n', "\n  "))).collect();
+    let building = body_example(plan, &api.operations)
+        .map(|(op, setup, call)| {
+            format!(
+                "\n## Building a request\n\n`{}` takes a body built with its constructor (the required fields) and,\nfor the optional ones, chainable setters:\n\n```rust,no_run\n# async fn run(client: {lib}::Client) -> Result<(), {lib}::Error> {{\n{setup}let response = {call}.send().await?;\n# let _ = response;\n# Ok(())\n# }}\n```\n",
+                op.name
+            )
+        })
+        .unwrap_or_default();
     let dependency_version = names.crate_version.split('.').take(2).collect::<Vec<_>>().join(".");
     format!(
         r#"# {crate_name}
@@ -431,7 +451,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
 
 ## What it does for you
 
-{features}
+{features}{building}
 ## Operations
 
 | Method | HTTP | Summary |
@@ -552,6 +572,12 @@ fn lib_rs(plan: &Plan) -> TokenStream {
         /// The environment variable `Client::from_env` reads the base URL from.
         pub const BASE_URL_ENV: &str = #url_env;
         #default_url
+
+        // The README's examples are compiled as doctests, so that what it
+        // shows keeps building against the crate.
+        #[cfg(doctest)]
+        #[doc = include_str!("../README.md")]
+        struct ReadmeDoctests;
     }
 }
 

@@ -321,11 +321,11 @@ impl Upload {
         Self {
             id: ::std::convert::Into::into(id),
             purpose: ::std::convert::Into::into(purpose),
-            bytes: bytes,
+            bytes,
             file_name,
             content_type: ::std::option::Option::None,
-            extra_files: extra_files,
-            tags: tags,
+            extra_files,
+            tags,
         }
     }
     /// Sets `content_type`.
@@ -344,9 +344,9 @@ impl UploadRequest {
     /// A `UploadRequest` from its required properties (`file`, `purpose`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, purpose: UploadRequestPurpose) -> Self {
         Self {
-            file: file,
+            file,
             extra: ::std::option::Option::None,
-            purpose: purpose,
+            purpose,
             tags: ::std::option::Option::None,
             size_hint: ::std::option::Option::None,
         }

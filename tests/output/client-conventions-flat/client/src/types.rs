@@ -292,7 +292,7 @@ impl crate::validate::Validate for ThingPagePagination {
 impl Job {
     /// A `Job` from its required properties (`job_id`, `status`); set the others with the setters.
     pub fn new(job_id: impl ::std::convert::Into<::std::string::String>, status: JobStatus) -> Self {
-        Self { job_id: ::std::convert::Into::into(job_id), status: status }
+        Self { job_id: ::std::convert::Into::into(job_id), status }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -355,20 +355,20 @@ impl StreamProblem {
 impl Thing {
     /// A `Thing` from its required properties (`id`, `name`); set the others with the setters.
     pub fn new(id: i64, name: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { id: id, name: ::std::convert::Into::into(name) }
+        Self { id, name: ::std::convert::Into::into(name) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ThingPage {
     /// A `ThingPage` from its required properties (`data`, `pagination`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Thing>, pagination: ThingPagePagination) -> Self {
-        Self { data: data, pagination: pagination }
+        Self { data, pagination }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ThingPagePagination {
     /// A `ThingPage pagination` from its required properties (`page`, `pages`); set the others with the setters.
     pub fn new(page: i64, pages: i64) -> Self {
-        Self { page: page, pages: pages }
+        Self { page, pages }
     }
 }

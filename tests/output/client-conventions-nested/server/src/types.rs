@@ -366,7 +366,7 @@ impl crate::validate::Validate for TaskStatus {
 impl ApiError {
     /// A `ApiError` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: Code, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
+        Self { code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
     }
     /// Sets `details`.
     pub fn details(mut self, value: ApiErrorDetails) -> Self {
@@ -395,7 +395,7 @@ impl ::std::default::Default for ApiErrorDetails {
 impl Envelope {
     /// A `Envelope` from its required properties (`error`); set the others with the setters.
     pub fn new(error: ApiError) -> Self {
-        Self { error: error }
+        Self { error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -409,21 +409,21 @@ impl Item {
 impl ItemPage {
     /// A `ItemPage` from its required properties (`data`, `pagination`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Item>, pagination: ItemPagePagination) -> Self {
-        Self { data: data, pagination: pagination }
+        Self { data, pagination }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ItemPagePagination {
     /// A `ItemPage pagination` from its required properties (`page`, `pages`, `total`); set the others with the setters.
     pub fn new(page: i64, pages: i64, total: i64) -> Self {
-        Self { page: page, pages: pages, total: total }
+        Self { page, pages, total }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Task {
     /// A `Task` from its required properties (`task_id`, `status`); set the others with the setters.
     pub fn new(task_id: impl ::std::convert::Into<::std::string::String>, status: TaskStatus) -> Self {
-        Self { task_id: ::std::convert::Into::into(task_id), status: status, error: ::std::option::Option::None }
+        Self { task_id: ::std::convert::Into::into(task_id), status, error: ::std::option::Option::None }
     }
     /// Sets `error`.
     pub fn error(mut self, value: ApiError) -> Self {
@@ -450,6 +450,6 @@ impl TaskAccepted {
 impl TaskEnvelope {
     /// A `TaskEnvelope` from its required properties (`task`); set the others with the setters.
     pub fn new(task: Task) -> Self {
-        Self { task: task }
+        Self { task }
     }
 }

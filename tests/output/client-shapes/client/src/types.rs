@@ -162,6 +162,6 @@ impl Op {
 impl OpRecord {
     /// A `OpRecord` from its required properties (`id`, `status`); set the others with the setters.
     pub fn new(id: ::std::option::Option<::std::string::String>, status: OpRecordStatus) -> Self {
-        Self { id, status: status }
+        Self { id, status }
     }
 }

@@ -399,7 +399,7 @@ impl Pet {
         Self {
             name: ::std::convert::Into::into(name),
             tag: ::std::option::Option::None,
-            id: id,
+            id,
             owner: ::std::option::Option::None,
         }
     }
@@ -423,21 +423,21 @@ impl Pet {
 impl ShapeCircle {
     /// A `Shape Circle` from its required properties (`radius`); set the others with the setters.
     pub fn new(radius: f64) -> Self {
-        Self { radius: radius }
+        Self { radius }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ShapeObject {
     /// A `Shape Object` from its required properties (`side`); set the others with the setters.
     pub fn new(side: i64) -> Self {
-        Self { side: side }
+        Self { side }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Thing {
     /// A `Thing` from its required properties (`shape`, `value`); set the others with the setters.
     pub fn new(shape: Shape, value: Value) -> Self {
-        Self { shape: shape, value: value, tagged: ::std::option::Option::None }
+        Self { shape, value, tagged: ::std::option::Option::None }
     }
     /// Sets `tagged`.
     pub fn tagged(mut self, value: Tagged) -> Self {

@@ -382,7 +382,7 @@ impl Cat {
 impl Circle {
     /// A `Circle` from its required properties (`kind`, `radius`); set the others with the setters.
     pub fn new(kind: CircleKind, radius: f64) -> Self {
-        Self { kind: kind, radius: radius }
+        Self { kind, radius }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -420,6 +420,6 @@ impl Lizard {
 impl ShapeSquare {
     /// A `Shape Square` from its required properties (`kind`, `side`); set the others with the setters.
     pub fn new(kind: ShapeSquareKind, side: f64) -> Self {
-        Self { kind: kind, side: side }
+        Self { kind, side }
     }
 }

@@ -66,7 +66,7 @@ impl crate::validate::Validate for Pet {
 impl Error {
     /// A `Error` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: i32, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85,7 +85,7 @@ impl NewPet {
 impl Pet {
     /// A `Pet` from its required properties (`name`, `id`); set the others with the setters.
     pub fn new(name: impl ::std::convert::Into<::std::string::String>, id: i64) -> Self {
-        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None, id: id }
+        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None, id }
     }
     /// Sets `tag`.
     pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {

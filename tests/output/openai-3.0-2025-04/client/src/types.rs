@@ -68621,7 +68621,7 @@ impl crate::form::FromFields for CreateTranslationRequest {
 impl AddUploadPartRequest {
     /// A `AddUploadPartRequest` from its required properties (`data`); set the others with the setters.
     pub fn new(data: crate::form::FilePart) -> Self {
-        Self { data: data }
+        Self { data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -68642,9 +68642,9 @@ impl AdminApiKey {
             name: ::std::convert::Into::into(name),
             redacted_value: ::std::convert::Into::into(redacted_value),
             value: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             last_used_at,
-            owner: owner,
+            owner,
         }
     }
     /// Sets `value`.
@@ -68788,7 +68788,7 @@ impl ApproximateLocation {
     /// A `ApproximateLocation` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ApproximateLocationType) -> Self {
         Self {
-            type_: type_,
+            type_,
             country: ::std::option::Option::None,
             region: ::std::option::Option::None,
             city: ::std::option::Option::None,
@@ -68852,13 +68852,13 @@ impl AssistantObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             name,
             description,
             model: ::std::convert::Into::into(model),
             instructions,
-            tools: tools,
+            tools,
             tool_resources: ::std::option::Option::None,
             metadata,
             temperature: ::std::option::Option::None,
@@ -68962,14 +68962,14 @@ impl ::std::default::Default for AssistantObjectToolResourcesFileSearch {
 impl AssistantToolsCode {
     /// A `AssistantToolsCode` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsCodeType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantToolsFileSearch {
     /// A `AssistantToolsFileSearch` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsFileSearchType) -> Self {
-        Self { type_: type_, file_search: ::std::option::Option::None }
+        Self { type_, file_search: ::std::option::Option::None }
     }
     /// Sets `file_search`.
     pub fn file_search(mut self, value: AssistantToolsFileSearchFileSearch) -> Self {
@@ -69003,21 +69003,21 @@ impl ::std::default::Default for AssistantToolsFileSearchFileSearch {
 impl AssistantToolsFileSearchTypeOnly {
     /// A `AssistantToolsFileSearchTypeOnly` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsFileSearchTypeOnlyType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantToolsFunction {
     /// A `AssistantToolsFunction` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: AssistantToolsFunctionType, function: FunctionObject) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantsNamedToolChoice {
     /// A `AssistantsNamedToolChoice` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantsNamedToolChoiceType) -> Self {
-        Self { type_: type_, function: ::std::option::Option::None }
+        Self { type_, function: ::std::option::Option::None }
     }
     /// Sets `function`.
     pub fn function(mut self, value: AssistantsNamedToolChoiceFunction) -> Self {
@@ -69043,10 +69043,10 @@ impl AuditLog {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
-            effective_at: effective_at,
+            type_,
+            effective_at,
             project: ::std::option::Option::None,
-            actor: actor,
+            actor,
             api_key_created: ::std::option::Option::None,
             api_key_updated: ::std::option::Option::None,
             api_key_deleted: ::std::option::Option::None,
@@ -70265,7 +70265,7 @@ impl ::std::default::Default for AuditLogUserUpdatedChangesRequested {
 impl AutoChunkingStrategyRequestParam {
     /// A `AutoChunkingStrategyRequestParam` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AutoChunkingStrategyRequestParamType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70282,15 +70282,15 @@ impl Batch {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             endpoint: ::std::convert::Into::into(endpoint),
             errors: ::std::option::Option::None,
             input_file_id: ::std::convert::Into::into(input_file_id),
             completion_window: ::std::convert::Into::into(completion_window),
-            status: status,
+            status,
             output_file_id: ::std::option::Option::None,
             error_file_id: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             in_progress_at: ::std::option::Option::None,
             expires_at: ::std::option::Option::None,
             finalizing_at: ::std::option::Option::None,
@@ -70447,7 +70447,7 @@ impl ::std::default::Default for BatchErrorsDataItem {
 impl BatchRequestCounts {
     /// A `Batch request_counts` from its required properties (`total`, `completed`, `failed`); set the others with the setters.
     pub fn new(total: i64, completed: i64, failed: i64) -> Self {
-        Self { total: total, completed: completed, failed: failed }
+        Self { total, completed, failed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70592,11 +70592,11 @@ impl Certificate {
         certificate_details: CertificateCertificateDetails,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
-            certificate_details: certificate_details,
+            created_at,
+            certificate_details,
             active: ::std::option::Option::None,
         }
     }
@@ -70645,7 +70645,7 @@ impl ChatCompletionDeleted {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70687,11 +70687,11 @@ impl ChatCompletionList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -70706,11 +70706,11 @@ impl ChatCompletionMessageList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -70728,7 +70728,7 @@ impl ChatCompletionMessageListDataItem {
             refusal,
             tool_calls: ::std::option::Option::None,
             annotations: ::std::option::Option::None,
-            role: role,
+            role,
             function_call: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             id: ::std::convert::Into::into(id),
@@ -70768,7 +70768,7 @@ impl ChatCompletionMessageListDataItemAnnotationsItem {
         type_: ChatCompletionMessageListDataItemAnnotationsItemType,
         url_citation: ChatCompletionMessageListDataItemAnnotationsItemUrlCitation,
     ) -> Self {
-        Self { type_: type_, url_citation: url_citation }
+        Self { type_, url_citation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70780,12 +70780,7 @@ impl ChatCompletionMessageListDataItemAnnotationsItemUrlCitation {
         url: impl ::std::convert::Into<::std::string::String>,
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            end_index: end_index,
-            start_index: start_index,
-            url: ::std::convert::Into::into(url),
-            title: ::std::convert::Into::into(title),
-        }
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70799,7 +70794,7 @@ impl ChatCompletionMessageListDataItemAudio {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            expires_at: expires_at,
+            expires_at,
             data: ::std::convert::Into::into(data),
             transcript: ::std::convert::Into::into(transcript),
         }
@@ -70823,7 +70818,7 @@ impl ChatCompletionMessageToolCall {
         type_: ChatCompletionMessageToolCallType,
         function: ChatCompletionMessageToolCallFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70831,7 +70826,7 @@ impl ChatCompletionMessageToolCallChunk {
     /// A `ChatCompletionMessageToolCallChunk` from its required properties (`index`); set the others with the setters.
     pub fn new(index: i64) -> Self {
         Self {
-            index: index,
+            index,
             id: ::std::option::Option::None,
             type_: ::std::option::Option::None,
             function: ::std::option::Option::None,
@@ -70889,7 +70884,7 @@ impl ChatCompletionMessageToolCallFunction {
 impl ChatCompletionNamedToolChoice {
     /// A `ChatCompletionNamedToolChoice` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: ChatCompletionNamedToolChoiceType, function: ChatCompletionNamedToolChoiceFunction) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -70906,7 +70901,7 @@ impl ChatCompletionRequestAssistantMessage {
         Self {
             content: ::std::option::Option::None,
             refusal: ::std::option::Option::None,
-            role: role,
+            role,
             name: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             tool_calls: ::std::option::Option::None,
@@ -70990,7 +70985,7 @@ impl ChatCompletionRequestDeveloperMessage {
         content: ChatCompletionRequestDeveloperMessageContent,
         role: ChatCompletionRequestDeveloperMessageRole,
     ) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -71006,7 +71001,7 @@ impl ChatCompletionRequestFunctionMessage {
         content: ::std::option::Option<::std::string::String>,
         name: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { role: role, content, name: ::std::convert::Into::into(name) }
+        Self { role, content, name: ::std::convert::Into::into(name) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71016,7 +71011,7 @@ impl ChatCompletionRequestMessageContentPartAudio {
         type_: ChatCompletionRequestMessageContentPartAudioType,
         input_audio: ChatCompletionRequestMessageContentPartAudioInputAudio,
     ) -> Self {
-        Self { type_: type_, input_audio: input_audio }
+        Self { type_, input_audio }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71026,7 +71021,7 @@ impl ChatCompletionRequestMessageContentPartAudioInputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         format: ChatCompletionRequestMessageContentPartAudioInputAudioFormat,
     ) -> Self {
-        Self { data: ::std::convert::Into::into(data), format: format }
+        Self { data: ::std::convert::Into::into(data), format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71036,7 +71031,7 @@ impl ChatCompletionRequestMessageContentPartFile {
         type_: ChatCompletionRequestMessageContentPartFileType,
         file: ChatCompletionRequestMessageContentPartFileFile,
     ) -> Self {
-        Self { type_: type_, file: file }
+        Self { type_, file }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71077,7 +71072,7 @@ impl ChatCompletionRequestMessageContentPartImage {
         type_: ChatCompletionRequestMessageContentPartImageType,
         image_url: ChatCompletionRequestMessageContentPartImageImageUrl,
     ) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71099,7 +71094,7 @@ impl ChatCompletionRequestMessageContentPartRefusal {
         type_: ChatCompletionRequestMessageContentPartRefusalType,
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71109,7 +71104,7 @@ impl ChatCompletionRequestMessageContentPartText {
         type_: ChatCompletionRequestMessageContentPartTextType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71119,7 +71114,7 @@ impl ChatCompletionRequestSystemMessage {
         content: ChatCompletionRequestSystemMessageContent,
         role: ChatCompletionRequestSystemMessageRole,
     ) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -71135,14 +71130,14 @@ impl ChatCompletionRequestToolMessage {
         content: ChatCompletionRequestToolMessageContent,
         tool_call_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { role: role, content: content, tool_call_id: ::std::convert::Into::into(tool_call_id) }
+        Self { role, content, tool_call_id: ::std::convert::Into::into(tool_call_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ChatCompletionRequestUserMessage {
     /// A `ChatCompletionRequestUserMessage` from its required properties (`content`, `role`); set the others with the setters.
     pub fn new(content: ChatCompletionRequestUserMessageContent, role: ChatCompletionRequestUserMessageRole) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -71163,7 +71158,7 @@ impl ChatCompletionResponseMessage {
             refusal,
             tool_calls: ::std::option::Option::None,
             annotations: ::std::option::Option::None,
-            role: role,
+            role,
             function_call: ::std::option::Option::None,
             audio: ::std::option::Option::None,
         }
@@ -71202,7 +71197,7 @@ impl ChatCompletionResponseMessageAnnotationsItem {
         type_: ChatCompletionResponseMessageAnnotationsItemType,
         url_citation: ChatCompletionResponseMessageAnnotationsItemUrlCitation,
     ) -> Self {
-        Self { type_: type_, url_citation: url_citation }
+        Self { type_, url_citation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71214,12 +71209,7 @@ impl ChatCompletionResponseMessageAnnotationsItemUrlCitation {
         url: impl ::std::convert::Into<::std::string::String>,
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            end_index: end_index,
-            start_index: start_index,
-            url: ::std::convert::Into::into(url),
-            title: ::std::convert::Into::into(title),
-        }
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71233,7 +71223,7 @@ impl ChatCompletionResponseMessageAudio {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            expires_at: expires_at,
+            expires_at,
             data: ::std::convert::Into::into(data),
             transcript: ::std::convert::Into::into(transcript),
         }
@@ -71351,7 +71341,7 @@ impl ChatCompletionTokenLogprob {
         bytes: ::std::option::Option<::std::vec::Vec<i64>>,
         top_logprobs: ::std::vec::Vec<ChatCompletionTokenLogprobTopLogprobsItem>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes, top_logprobs: top_logprobs }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes, top_logprobs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71362,21 +71352,21 @@ impl ChatCompletionTokenLogprobTopLogprobsItem {
         logprob: f64,
         bytes: ::std::option::Option<::std::vec::Vec<i64>>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ChatCompletionTool {
     /// A `ChatCompletionTool` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: ChatCompletionToolType, function: FunctionObject) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Click {
     /// A `Click` from its required properties (`type`, `button`, `x`, `y`); set the others with the setters.
     pub fn new(type_: ClickType, button: ClickButton, x: i64, y: i64) -> Self {
-        Self { type_: type_, button: button, x: x, y: y }
+        Self { type_, button, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71386,7 +71376,7 @@ impl CodeInterpreterFileOutput {
         type_: CodeInterpreterFileOutputType,
         files: ::std::vec::Vec<CodeInterpreterFileOutputFilesItem>,
     ) -> Self {
-        Self { type_: type_, files: files }
+        Self { type_, files }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71403,7 +71393,7 @@ impl CodeInterpreterFileOutputFilesItem {
 impl CodeInterpreterTextOutput {
     /// A `CodeInterpreterTextOutput` from its required properties (`type`, `logs`); set the others with the setters.
     pub fn new(type_: CodeInterpreterTextOutputType, logs: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, logs: ::std::convert::Into::into(logs) }
+        Self { type_, logs: ::std::convert::Into::into(logs) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71416,13 +71406,7 @@ impl CodeInterpreterToolCall {
         status: CodeInterpreterToolCallStatus,
         results: ::std::vec::Vec<CodeInterpreterToolOutput>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            type_: type_,
-            code: ::std::convert::Into::into(code),
-            status: status,
-            results: results,
-        }
+        Self { id: ::std::convert::Into::into(id), type_, code: ::std::convert::Into::into(code), status, results }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71433,14 +71417,14 @@ impl ComparisonFilter {
         key: impl ::std::convert::Into<::std::string::String>,
         value: ComparisonFilterValue,
     ) -> Self {
-        Self { type_: type_, key: ::std::convert::Into::into(key), value: value }
+        Self { type_, key: ::std::convert::Into::into(key), value }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CompleteUploadRequest {
     /// A `CompleteUploadRequest` from its required properties (`part_ids`); set the others with the setters.
     pub fn new(part_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { part_ids: part_ids, md5: ::std::option::Option::None }
+        Self { part_ids, md5: ::std::option::Option::None }
     }
     /// Sets `md5`.
     pub fn md5(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -71453,9 +71437,9 @@ impl CompletionUsage {
     /// A `CompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
         Self {
-            completion_tokens: completion_tokens,
-            prompt_tokens: prompt_tokens,
-            total_tokens: total_tokens,
+            completion_tokens,
+            prompt_tokens,
+            total_tokens,
             completion_tokens_details: ::std::option::Option::None,
             prompt_tokens_details: ::std::option::Option::None,
         }
@@ -71534,7 +71518,7 @@ impl ::std::default::Default for CompletionUsagePromptTokensDetails {
 impl CompoundFilter {
     /// A `CompoundFilter` from its required properties (`type`, `filters`); set the others with the setters.
     pub fn new(type_: CompoundFilterType, filters: ::std::vec::Vec<CompoundFilterFiltersItem>) -> Self {
-        Self { type_: type_, filters: filters }
+        Self { type_, filters }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71548,8 +71532,8 @@ impl ComputerCallOutputItemParam {
         Self {
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
-            type_: type_,
-            output: output,
+            type_,
+            output,
             acknowledged_safety_checks: ::std::option::Option::None,
             status: ::std::option::Option::None,
         }
@@ -71620,7 +71604,7 @@ impl ComputerCallSafetyCheckParam {
 impl ComputerScreenshotImage {
     /// A `ComputerScreenshotImage` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ComputerScreenshotImageType) -> Self {
-        Self { type_: type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None }
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -71645,12 +71629,12 @@ impl ComputerToolCall {
         status: ComputerToolCallStatus,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::convert::Into::into(id),
             call_id: ::std::convert::Into::into(call_id),
-            action: action,
-            pending_safety_checks: pending_safety_checks,
-            status: status,
+            action,
+            pending_safety_checks,
+            status,
         }
     }
 }
@@ -71663,11 +71647,11 @@ impl ComputerToolCallOutput {
         output: ComputerScreenshotImage,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
             acknowledged_safety_checks: ::std::option::Option::None,
-            output: output,
+            output,
             status: ::std::option::Option::None,
         }
     }
@@ -71697,11 +71681,11 @@ impl ComputerToolCallOutputResource {
         output: ComputerScreenshotImage,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::convert::Into::into(id),
             call_id: ::std::convert::Into::into(call_id),
             acknowledged_safety_checks: ::std::option::Option::None,
-            output: output,
+            output,
             status: ::std::option::Option::None,
         }
     }
@@ -71740,14 +71724,14 @@ impl ComputerUsePreviewTool {
         display_width: i64,
         display_height: i64,
     ) -> Self {
-        Self { type_: type_, environment: environment, display_width: display_width, display_height: display_height }
+        Self { type_, environment, display_width, display_height }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Coordinate {
     /// A `Coordinate` from its required properties (`x`, `y`); set the others with the setters.
     pub fn new(x: i64, y: i64) -> Self {
-        Self { x: x, y: y }
+        Self { x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71755,7 +71739,7 @@ impl CostsResult {
     /// A `CostsResult` from its required properties (`object`); set the others with the setters.
     pub fn new(object: CostsResultObject) -> Self {
         Self {
-            object: object,
+            object,
             amount: ::std::option::Option::None,
             line_item: ::std::option::Option::None,
             project_id: ::std::option::Option::None,
@@ -71814,7 +71798,7 @@ impl CreateAssistantRequest {
     /// A `CreateAssistantRequest` from its required properties (`model`); set the others with the setters.
     pub fn new(model: CreateAssistantRequestModel) -> Self {
         Self {
-            model: model,
+            model,
             name: ::std::option::Option::None,
             description: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
@@ -72027,7 +72011,7 @@ impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrate
     pub fn new(
         type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
     ) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72037,14 +72021,14 @@ impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrate
         type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
         static_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
     ) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
     /// A `CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72057,8 +72041,8 @@ impl CreateBatchBody {
     ) -> Self {
         Self {
             input_file_id: ::std::convert::Into::into(input_file_id),
-            endpoint: endpoint,
-            completion_window: completion_window,
+            endpoint,
+            completion_window,
             metadata: ::std::option::Option::None,
         }
     }
@@ -72083,8 +72067,8 @@ impl CreateChatCompletionRequest {
             top_p: ::std::option::Option::None,
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
-            messages: messages,
-            model: model,
+            messages,
+            model,
             modalities: ::std::option::Option::None,
             reasoning_effort: ::std::option::Option::None,
             max_completion_tokens: ::std::option::Option::None,
@@ -72370,7 +72354,7 @@ impl CreateChatCompletionRequest {
 impl CreateChatCompletionRequestAudio {
     /// A `CreateChatCompletionRequest audio` from its required properties (`voice`, `format`); set the others with the setters.
     pub fn new(voice: VoiceIdsShared, format: CreateChatCompletionRequestAudioFormat) -> Self {
-        Self { voice: voice, format: format }
+        Self { voice, format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72407,7 +72391,7 @@ impl CreateChatCompletionRequestWebSearchOptionsUserLocation {
         type_: CreateChatCompletionRequestWebSearchOptionsUserLocationType,
         approximate: WebSearchLocation,
     ) -> Self {
-        Self { type_: type_, approximate: approximate }
+        Self { type_, approximate }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72422,12 +72406,12 @@ impl CreateChatCompletionResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             service_tier: ::std::option::Option::None,
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -72461,7 +72445,7 @@ impl CreateChatCompletionResponseChoicesItem {
         message: ChatCompletionResponseMessage,
         logprobs: ::std::option::Option<CreateChatCompletionResponseChoicesItemLogprobs>,
     ) -> Self {
-        Self { finish_reason: finish_reason, index: index, message: message, logprobs }
+        Self { finish_reason, index, message, logprobs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72486,12 +72470,12 @@ impl CreateChatCompletionStreamResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             service_tier: ::std::option::Option::None,
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -72524,7 +72508,7 @@ impl CreateChatCompletionStreamResponseChoicesItem {
         finish_reason: ::std::option::Option<CreateChatCompletionStreamResponseChoicesItemFinishReason>,
         index: i64,
     ) -> Self {
-        Self { delta: delta, logprobs: ::std::option::Option::None, finish_reason, index: index }
+        Self { delta, logprobs: ::std::option::Option::None, finish_reason, index }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: CreateChatCompletionStreamResponseChoicesItemLogprobs) -> Self {
@@ -72555,7 +72539,7 @@ impl CreateCompletionRequest {
         prompt: ::std::option::Option<CreateCompletionRequestPrompt>,
     ) -> Self {
         Self {
-            model: model,
+            model,
             prompt,
             best_of: ::std::option::Option::None,
             echo: ::std::option::Option::None,
@@ -72743,11 +72727,11 @@ impl CreateCompletionResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -72771,7 +72755,7 @@ impl CreateCompletionResponseChoicesItem {
         logprobs: ::std::option::Option<CreateCompletionResponseChoicesItemLogprobs>,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { finish_reason: finish_reason, index: index, logprobs, text: ::std::convert::Into::into(text) }
+        Self { finish_reason, index, logprobs, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72819,8 +72803,8 @@ impl CreateEmbeddingRequest {
     /// A `CreateEmbeddingRequest` from its required properties (`input`, `model`); set the others with the setters.
     pub fn new(input: CreateEmbeddingRequestInput, model: CreateEmbeddingRequestModel) -> Self {
         Self {
-            input: input,
-            model: model,
+            input,
+            model,
             encoding_format: ::std::option::Option::None,
             dimensions: ::std::option::Option::None,
             user: ::std::option::Option::None,
@@ -72851,14 +72835,14 @@ impl CreateEmbeddingResponse {
         object: CreateEmbeddingResponseObject,
         usage: CreateEmbeddingResponseUsage,
     ) -> Self {
-        Self { data: data, model: ::std::convert::Into::into(model), object: object, usage: usage }
+        Self { data, model: ::std::convert::Into::into(model), object, usage }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateEmbeddingResponseUsage {
     /// A `CreateEmbeddingResponse usage` from its required properties (`prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72869,11 +72853,11 @@ impl CreateEvalCompletionsRunDataSource {
         source: CreateEvalCompletionsRunDataSourceSource,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             input_messages: ::std::option::Option::None,
             sampling_params: ::std::option::Option::None,
             model: ::std::option::Option::None,
-            source: source,
+            source,
         }
     }
     /// Sets `input_messages`.
@@ -72899,7 +72883,7 @@ impl CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessages {
         type_: CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessagesType,
         item_reference: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, item_reference: ::std::convert::Into::into(item_reference) }
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72909,7 +72893,7 @@ impl CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessages {
         type_: CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesType,
         template: ::std::vec::Vec<CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesTemplateItem>,
     ) -> Self {
-        Self { type_: type_, template: template }
+        Self { type_, template }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72956,7 +72940,7 @@ impl CreateEvalCustomDataSourceConfig {
         type_: CreateEvalCustomDataSourceConfigType,
         item_schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, item_schema: item_schema, include_sample_schema: ::std::option::Option::None }
+        Self { type_, item_schema, include_sample_schema: ::std::option::Option::None }
     }
     /// Sets `include_sample_schema`.
     pub fn include_sample_schema(mut self, value: bool) -> Self {
@@ -72978,7 +72962,7 @@ impl CreateEvalItemSimpleInputMessage {
 impl CreateEvalJsonlRunDataSource {
     /// A `CreateEvalJsonlRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
     pub fn new(type_: CreateEvalJsonlRunDataSourceType, source: CreateEvalJsonlRunDataSourceSource) -> Self {
-        Self { type_: type_, source: source }
+        Self { type_, source }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -72993,12 +72977,12 @@ impl CreateEvalLabelModelGrader {
         passing_labels: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
-            input: input,
-            labels: labels,
-            passing_labels: passing_labels,
+            input,
+            labels,
+            passing_labels,
         }
     }
 }
@@ -73006,7 +72990,7 @@ impl CreateEvalLabelModelGrader {
 impl CreateEvalLogsDataSourceConfig {
     /// A `CreateEvalLogsDataSourceConfig` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: CreateEvalLogsDataSourceConfigType) -> Self {
-        Self { type_: type_, metadata: ::std::option::Option::None }
+        Self { type_, metadata: ::std::option::Option::None }
     }
     /// Sets `metadata`.
     pub fn metadata(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
@@ -73024,8 +73008,8 @@ impl CreateEvalRequest {
         Self {
             name: ::std::option::Option::None,
             metadata: ::std::option::Option::None,
-            data_source_config: data_source_config,
-            testing_criteria: testing_criteria,
+            data_source_config,
+            testing_criteria,
         }
     }
     /// Sets `name`.
@@ -73049,11 +73033,11 @@ impl CreateEvalResponsesRunDataSource {
     /// A `CreateEvalResponsesRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
     pub fn new(type_: CreateEvalResponsesRunDataSourceType, source: CreateEvalResponsesRunDataSourceSource) -> Self {
         Self {
-            type_: type_,
+            type_,
             input_messages: ::std::option::Option::None,
             sampling_params: ::std::option::Option::None,
             model: ::std::option::Option::None,
-            source: source,
+            source,
         }
     }
     /// Sets `input_messages`.
@@ -73079,7 +73063,7 @@ impl CreateEvalResponsesRunDataSourceInputMessagesObject {
         type_: CreateEvalResponsesRunDataSourceInputMessagesObjectType,
         template: ::std::vec::Vec<CreateEvalResponsesRunDataSourceInputMessagesObjectTemplateItem>,
     ) -> Self {
-        Self { type_: type_, template: template }
+        Self { type_, template }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73089,7 +73073,7 @@ impl CreateEvalResponsesRunDataSourceInputMessagesObject2 {
         type_: CreateEvalResponsesRunDataSourceInputMessagesObject2Type,
         item_reference: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, item_reference: ::std::convert::Into::into(item_reference) }
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73143,7 +73127,7 @@ impl ::std::default::Default for CreateEvalResponsesRunDataSourceSamplingParams 
 impl CreateEvalRunRequest {
     /// A `CreateEvalRunRequest` from its required properties (`data_source`); set the others with the setters.
     pub fn new(data_source: CreateEvalRunRequestDataSource) -> Self {
-        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None, data_source: data_source }
+        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None, data_source }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -73165,14 +73149,14 @@ impl CreateEvalRunRequest {
 impl CreateFileRequest {
     /// A `CreateFileRequest` from its required properties (`file`, `purpose`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, purpose: CreateFileRequestPurpose) -> Self {
-        Self { file: file, purpose: purpose }
+        Self { file, purpose }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateFineTuningCheckpointPermissionRequest {
     /// A `CreateFineTuningCheckpointPermissionRequest` from its required properties (`project_ids`); set the others with the setters.
     pub fn new(project_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { project_ids: project_ids }
+        Self { project_ids }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73183,7 +73167,7 @@ impl CreateFineTuningJobRequest {
         training_file: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            model: model,
+            model,
             training_file: ::std::convert::Into::into(training_file),
             hyperparameters: ::std::option::Option::None,
             suffix: ::std::option::Option::None,
@@ -73298,7 +73282,7 @@ impl CreateFineTuningJobRequestIntegrationsItem {
         type_: CreateFineTuningJobRequestIntegrationsItemType,
         wandb: CreateFineTuningJobRequestIntegrationsItemWandb,
     ) -> Self {
-        Self { type_: type_, wandb: wandb }
+        Self { type_, wandb }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73343,7 +73327,7 @@ impl CreateImageEditRequest {
     /// A `CreateImageEditRequest` from its required properties (`image`, `prompt`); set the others with the setters.
     pub fn new(image: CreateImageEditRequestImage, prompt: impl ::std::convert::Into<::std::string::String>) -> Self {
         Self {
-            image: image,
+            image,
             prompt: ::std::convert::Into::into(prompt),
             mask: ::std::option::Option::None,
             model: ::std::option::Option::None,
@@ -73545,7 +73529,7 @@ impl CreateImageVariationRequest {
     /// A `CreateImageVariationRequest` from its required properties (`image`); set the others with the setters.
     pub fn new(image: crate::form::FilePart) -> Self {
         Self {
-            image: image,
+            image,
             model: ::std::option::Option::None,
             n: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
@@ -73603,12 +73587,7 @@ impl CreateImageVariationRequest {
 impl CreateMessageRequest {
     /// A `CreateMessageRequest` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: CreateMessageRequestRole, content: CreateMessageRequestContent) -> Self {
-        Self {
-            role: role,
-            content: content,
-            attachments: ::std::option::Option::None,
-            metadata: ::std::option::Option::None,
-        }
+        Self { role, content, attachments: ::std::option::Option::None, metadata: ::std::option::Option::None }
     }
     /// Sets `attachments`.
     pub fn attachments(mut self, value: ::std::vec::Vec<CreateMessageRequestAttachmentsItem>) -> Self {
@@ -73657,7 +73636,7 @@ impl ::std::default::Default for CreateMessageRequestAttachmentsItem {
 impl CreateModerationRequest {
     /// A `CreateModerationRequest` from its required properties (`input`); set the others with the setters.
     pub fn new(input: CreateModerationRequestInput) -> Self {
-        Self { input: input, model: ::std::option::Option::None }
+        Self { input, model: ::std::option::Option::None }
     }
     /// Sets `model`.
     pub fn model(mut self, value: CreateModerationRequestModel) -> Self {
@@ -73672,7 +73651,7 @@ impl CreateModerationRequestInputArrayItemObject {
         type_: CreateModerationRequestInputArrayItemObjectType,
         image_url: CreateModerationRequestInputArrayItemObjectImageUrl,
     ) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73682,7 +73661,7 @@ impl CreateModerationRequestInputArrayItemObject2 {
         type_: CreateModerationRequestInputArrayItemObject2Type,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73700,7 +73679,7 @@ impl CreateModerationResponse {
         model: impl ::std::convert::Into<::std::string::String>,
         results: ::std::vec::Vec<CreateModerationResponseResultsItem>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), model: ::std::convert::Into::into(model), results: results }
+        Self { id: ::std::convert::Into::into(id), model: ::std::convert::Into::into(model), results }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73712,12 +73691,7 @@ impl CreateModerationResponseResultsItem {
         category_scores: CreateModerationResponseResultsItemCategoryScores,
         category_applied_input_types: CreateModerationResponseResultsItemCategoryAppliedInputTypes,
     ) -> Self {
-        Self {
-            flagged: flagged,
-            categories: categories,
-            category_scores: category_scores,
-            category_applied_input_types: category_applied_input_types,
-        }
+        Self { flagged, categories, category_scores, category_applied_input_types }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73739,19 +73713,19 @@ impl CreateModerationResponseResultsItemCategories {
         violence_graphic: bool,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
             illicit,
             illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -73786,19 +73760,19 @@ impl CreateModerationResponseResultsItemCategoryAppliedInputTypes {
         >,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
-            illicit: illicit,
-            illicit_violent: illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -73821,19 +73795,19 @@ impl CreateModerationResponseResultsItemCategoryScores {
         violence_graphic: f64,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
-            illicit: illicit,
-            illicit_violent: illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -73848,7 +73822,7 @@ impl CreateResponse {
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
             previous_response_id: ::std::option::Option::None,
-            model: model,
+            model,
             reasoning: ::std::option::Option::None,
             max_output_tokens: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
@@ -73856,7 +73830,7 @@ impl CreateResponse {
             tools: ::std::option::Option::None,
             tool_choice: ::std::option::Option::None,
             truncation: ::std::option::Option::None,
-            input: input,
+            input,
             include: ::std::option::Option::None,
             parallel_tool_calls: ::std::option::Option::None,
             store: ::std::option::Option::None,
@@ -74202,10 +74176,10 @@ impl CreateSpeechRequest {
         voice: VoiceIdsShared,
     ) -> Self {
         Self {
-            model: model,
+            model,
             input: ::std::convert::Into::into(input),
             instructions: ::std::option::Option::None,
-            voice: voice,
+            voice,
             response_format: ::std::option::Option::None,
             speed: ::std::option::Option::None,
         }
@@ -74581,7 +74555,7 @@ impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyA
     pub fn new(
         type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
     ) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74591,14 +74565,14 @@ impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyS
         type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
         static_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
     ) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
     /// A `CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74606,8 +74580,8 @@ impl CreateTranscriptionRequest {
     /// A `CreateTranscriptionRequest` from its required properties (`file`, `model`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, model: CreateTranscriptionRequestModel) -> Self {
         Self {
-            file: file,
-            model: model,
+            file,
+            model,
             language: ::std::option::Option::None,
             prompt: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
@@ -74714,7 +74688,7 @@ impl CreateTranscriptionResponseVerboseJson {
     ) -> Self {
         Self {
             language: ::std::convert::Into::into(language),
-            duration: duration,
+            duration,
             text: ::std::convert::Into::into(text),
             words: ::std::option::Option::None,
             segments: ::std::option::Option::None,
@@ -74736,8 +74710,8 @@ impl CreateTranslationRequest {
     /// A `CreateTranslationRequest` from its required properties (`file`, `model`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, model: CreateTranslationRequestModel) -> Self {
         Self {
-            file: file,
-            model: model,
+            file,
+            model,
             prompt: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
             temperature: ::std::option::Option::None,
@@ -74776,7 +74750,7 @@ impl CreateTranslationResponseVerboseJson {
     ) -> Self {
         Self {
             language: ::std::convert::Into::into(language),
-            duration: duration,
+            duration,
             text: ::std::convert::Into::into(text),
             segments: ::std::option::Option::None,
         }
@@ -74798,8 +74772,8 @@ impl CreateUploadRequest {
     ) -> Self {
         Self {
             filename: ::std::convert::Into::into(filename),
-            purpose: purpose,
-            bytes: bytes,
+            purpose,
+            bytes,
             mime_type: ::std::convert::Into::into(mime_type),
         }
     }
@@ -74808,11 +74782,7 @@ impl CreateUploadRequest {
 impl CreateVectorStoreFileBatchRequest {
     /// A `CreateVectorStoreFileBatchRequest` from its required properties (`file_ids`); set the others with the setters.
     pub fn new(file_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self {
-            file_ids: file_ids,
-            chunking_strategy: ::std::option::Option::None,
-            attributes: ::std::option::Option::None,
-        }
+        Self { file_ids, chunking_strategy: ::std::option::Option::None, attributes: ::std::option::Option::None }
     }
     /// Sets `chunking_strategy`.
     pub fn chunking_strategy(mut self, value: ChunkingStrategyRequestParam) -> Self {
@@ -74912,14 +74882,14 @@ impl DeleteAssistantResponse {
         deleted: bool,
         object: DeleteAssistantResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DeleteCertificateResponse {
     /// A `DeleteCertificateResponse` from its required properties (`object`, `id`); set the others with the setters.
     pub fn new(object: DeleteCertificateResponseObject, id: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id) }
+        Self { object, id: ::std::convert::Into::into(id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74930,11 +74900,7 @@ impl DeleteEvalResponse200 {
         deleted: bool,
         eval_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            object: ::std::convert::Into::into(object),
-            deleted: deleted,
-            eval_id: ::std::convert::Into::into(eval_id),
-        }
+        Self { object: ::std::convert::Into::into(object), deleted, eval_id: ::std::convert::Into::into(eval_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74976,7 +74942,7 @@ impl DeleteFileResponse {
         object: DeleteFileResponseObject,
         deleted: bool,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, deleted: deleted }
+        Self { id: ::std::convert::Into::into(id), object, deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74987,7 +74953,7 @@ impl DeleteFineTuningCheckpointPermissionResponse {
         object: DeleteFineTuningCheckpointPermissionResponseObject,
         deleted: bool,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, deleted: deleted }
+        Self { id: ::std::convert::Into::into(id), object, deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74998,7 +74964,7 @@ impl DeleteMessageResponse {
         deleted: bool,
         object: DeleteMessageResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75009,7 +74975,7 @@ impl DeleteModelResponse {
         deleted: bool,
         object: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: ::std::convert::Into::into(object) }
+        Self { id: ::std::convert::Into::into(id), deleted, object: ::std::convert::Into::into(object) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75020,7 +74986,7 @@ impl DeleteThreadResponse {
         deleted: bool,
         object: DeleteThreadResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75031,7 +74997,7 @@ impl DeleteVectorStoreFileResponse {
         deleted: bool,
         object: DeleteVectorStoreFileResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75042,35 +75008,35 @@ impl DeleteVectorStoreResponse {
         deleted: bool,
         object: DeleteVectorStoreResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DoneEvent {
     /// A `DoneEvent` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: DoneEventEvent, data: DoneEventData) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DoubleClick {
     /// A `DoubleClick` from its required properties (`type`, `x`, `y`); set the others with the setters.
     pub fn new(type_: DoubleClickType, x: i64, y: i64) -> Self {
-        Self { type_: type_, x: x, y: y }
+        Self { type_, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Drag {
     /// A `Drag` from its required properties (`type`, `path`); set the others with the setters.
     pub fn new(type_: DragType, path: ::std::vec::Vec<Coordinate>) -> Self {
-        Self { type_: type_, path: path }
+        Self { type_, path }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EasyInputMessage {
     /// A `EasyInputMessage` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: EasyInputMessageRole, content: EasyInputMessageContent) -> Self {
-        Self { role: role, content: content, type_: ::std::option::Option::None }
+        Self { role, content, type_: ::std::option::Option::None }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: EasyInputMessageType) -> Self {
@@ -75082,7 +75048,7 @@ impl EasyInputMessage {
 impl Embedding {
     /// A `Embedding` from its required properties (`index`, `embedding`, `object`); set the others with the setters.
     pub fn new(index: i64, embedding: ::std::vec::Vec<f64>, object: EmbeddingObject) -> Self {
-        Self { index: index, embedding: embedding, object: object }
+        Self { index, embedding, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75101,14 +75067,14 @@ impl Error {
 impl ErrorEvent {
     /// A `ErrorEvent` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: ErrorEventEvent, data: Error) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ErrorResponse {
     /// A `ErrorResponse` from its required properties (`error`); set the others with the setters.
     pub fn new(error: Error) -> Self {
-        Self { error: error }
+        Self { error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75124,12 +75090,12 @@ impl Eval {
         metadata: ::std::option::Option<Metadata>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            data_source_config: data_source_config,
-            testing_criteria: testing_criteria,
-            created_at: created_at,
+            data_source_config,
+            testing_criteria,
+            created_at,
             metadata,
         }
     }
@@ -75151,14 +75117,14 @@ impl EvalCustomDataSourceConfig {
         type_: EvalCustomDataSourceConfigType,
         schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, schema: schema }
+        Self { type_, schema }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalItem {
     /// A `EvalItem` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: EvalItemRole, content: EvalItemContent) -> Self {
-        Self { role: role, content: content, type_: ::std::option::Option::None }
+        Self { role, content, type_: ::std::option::Option::None }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: EvalItemType) -> Self {
@@ -75170,7 +75136,7 @@ impl EvalItem {
 impl EvalItemContentOutputText {
     /// A `EvalItemContent Output text` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: EvalItemContentOutputTextType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75180,14 +75146,14 @@ impl EvalJsonlFileContentSource {
         type_: EvalJsonlFileContentSourceType,
         content: ::std::vec::Vec<EvalJsonlFileContentSourceContentItem>,
     ) -> Self {
-        Self { type_: type_, content: content }
+        Self { type_, content }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalJsonlFileContentSourceContentItem {
     /// A `EvalJsonlFileContentSource content item` from its required properties (`item`); set the others with the setters.
     pub fn new(item: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
-        Self { item: item, sample: ::std::option::Option::None }
+        Self { item, sample: ::std::option::Option::None }
     }
     /// Sets `sample`.
     pub fn sample(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
@@ -75199,7 +75165,7 @@ impl EvalJsonlFileContentSourceContentItem {
 impl EvalJsonlFileIdSource {
     /// A `EvalJsonlFileIdSource` from its required properties (`type`, `id`); set the others with the setters.
     pub fn new(type_: EvalJsonlFileIdSourceType, id: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, id: ::std::convert::Into::into(id) }
+        Self { type_, id: ::std::convert::Into::into(id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75214,12 +75180,12 @@ impl EvalLabelModelGrader {
         passing_labels: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
-            input: input,
-            labels: labels,
-            passing_labels: passing_labels,
+            input,
+            labels,
+            passing_labels,
         }
     }
 }
@@ -75234,11 +75200,11 @@ impl EvalList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -75251,7 +75217,7 @@ impl EvalPythonGrader {
         source: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             source: ::std::convert::Into::into(source),
             pass_threshold: ::std::option::Option::None,
@@ -75274,7 +75240,7 @@ impl EvalResponsesSource {
     /// A `EvalResponsesSource` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: EvalResponsesSourceType) -> Self {
         Self {
-            type_: type_,
+            type_,
             metadata: ::std::option::Option::None,
             model: ::std::option::Option::None,
             instructions_search: ::std::option::Option::None,
@@ -75420,20 +75386,20 @@ impl EvalRun {
         error: EvalApiError,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             eval_id: ::std::convert::Into::into(eval_id),
             status: ::std::convert::Into::into(status),
             model: ::std::convert::Into::into(model),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             report_url: ::std::convert::Into::into(report_url),
-            result_counts: result_counts,
-            per_model_usage: per_model_usage,
-            per_testing_criteria_results: per_testing_criteria_results,
-            data_source: data_source,
+            result_counts,
+            per_model_usage,
+            per_testing_criteria_results,
+            data_source,
             metadata,
-            error: error,
+            error,
         }
     }
 }
@@ -75448,11 +75414,11 @@ impl EvalRunList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -75472,16 +75438,16 @@ impl EvalRunOutputItem {
         sample: EvalRunOutputItemSample,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             run_id: ::std::convert::Into::into(run_id),
             eval_id: ::std::convert::Into::into(eval_id),
-            created_at: created_at,
+            created_at,
             status: ::std::convert::Into::into(status),
-            datasource_item_id: datasource_item_id,
-            datasource_item: datasource_item,
-            results: results,
-            sample: sample,
+            datasource_item_id,
+            datasource_item,
+            results,
+            sample,
         }
     }
 }
@@ -75496,11 +75462,11 @@ impl EvalRunOutputItemList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -75520,16 +75486,16 @@ impl EvalRunOutputItemSample {
         seed: i64,
     ) -> Self {
         Self {
-            input: input,
-            output: output,
+            input,
+            output,
             finish_reason: ::std::convert::Into::into(finish_reason),
             model: ::std::convert::Into::into(model),
-            usage: usage,
-            error: error,
-            temperature: temperature,
-            max_completion_tokens: max_completion_tokens,
-            top_p: top_p,
-            seed: seed,
+            usage,
+            error,
+            temperature,
+            max_completion_tokens,
+            top_p,
+            seed,
         }
     }
 }
@@ -75569,12 +75535,7 @@ impl ::std::default::Default for EvalRunOutputItemSampleOutputItem {
 impl EvalRunOutputItemSampleUsage {
     /// A `EvalRunOutputItemSample usage` from its required properties (`total_tokens`, `completion_tokens`, `prompt_tokens`, `cached_tokens`); set the others with the setters.
     pub fn new(total_tokens: i64, completion_tokens: i64, prompt_tokens: i64, cached_tokens: i64) -> Self {
-        Self {
-            total_tokens: total_tokens,
-            completion_tokens: completion_tokens,
-            prompt_tokens: prompt_tokens,
-            cached_tokens: cached_tokens,
-        }
+        Self { total_tokens, completion_tokens, prompt_tokens, cached_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75590,11 +75551,11 @@ impl EvalRunPerModelUsageItem {
     ) -> Self {
         Self {
             model_name: ::std::convert::Into::into(model_name),
-            invocation_count: invocation_count,
-            prompt_tokens: prompt_tokens,
-            completion_tokens: completion_tokens,
-            total_tokens: total_tokens,
-            cached_tokens: cached_tokens,
+            invocation_count,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            cached_tokens,
         }
     }
 }
@@ -75602,14 +75563,14 @@ impl EvalRunPerModelUsageItem {
 impl EvalRunPerTestingCriteriaResultsItem {
     /// A `EvalRun per_testing_criteria_results item` from its required properties (`testing_criteria`, `passed`, `failed`); set the others with the setters.
     pub fn new(testing_criteria: impl ::std::convert::Into<::std::string::String>, passed: i64, failed: i64) -> Self {
-        Self { testing_criteria: ::std::convert::Into::into(testing_criteria), passed: passed, failed: failed }
+        Self { testing_criteria: ::std::convert::Into::into(testing_criteria), passed, failed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalRunResultCounts {
     /// A `EvalRun result_counts` from its required properties (`total`, `errored`, `failed`, `passed`); set the others with the setters.
     pub fn new(total: i64, errored: i64, failed: i64, passed: i64) -> Self {
-        Self { total: total, errored: errored, failed: failed, passed: passed }
+        Self { total, errored, failed, passed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75622,11 +75583,11 @@ impl EvalScoreModelGrader {
         input: ::std::vec::Vec<EvalItem>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
             sampling_params: ::std::option::Option::None,
-            input: input,
+            input,
             pass_threshold: ::std::option::Option::None,
             range: ::std::option::Option::None,
         }
@@ -75657,7 +75618,7 @@ impl EvalStoredCompletionsDataSourceConfig {
         type_: EvalStoredCompletionsDataSourceConfigType,
         schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, metadata: ::std::option::Option::None, schema: schema }
+        Self { type_, metadata: ::std::option::Option::None, schema }
     }
     /// Sets `metadata`.
     pub fn metadata(mut self, value: Metadata) -> Self {
@@ -75675,7 +75636,7 @@ impl EvalStoredCompletionsSource {
     /// A `EvalStoredCompletionsSource` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: EvalStoredCompletionsSourceType) -> Self {
         Self {
-            type_: type_,
+            type_,
             metadata: ::std::option::Option::None,
             model: ::std::option::Option::None,
             created_after: ::std::option::Option::None,
@@ -75745,11 +75706,11 @@ impl EvalStringCheckGrader {
         operation: EvalStringCheckGraderOperation,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             input: ::std::convert::Into::into(input),
             reference: ::std::convert::Into::into(reference),
-            operation: operation,
+            operation,
         }
     }
 }
@@ -75764,12 +75725,12 @@ impl EvalTextSimilarityGrader {
         evaluation_metric: EvalTextSimilarityGraderEvaluationMetric,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::option::Option::None,
             input: ::std::convert::Into::into(input),
             reference: ::std::convert::Into::into(reference),
-            pass_threshold: pass_threshold,
-            evaluation_metric: evaluation_metric,
+            pass_threshold,
+            evaluation_metric,
         }
     }
     /// Sets `name`.
@@ -75786,21 +75747,21 @@ impl FileCitationBody {
         file_id: impl ::std::convert::Into<::std::string::String>,
         index: i64,
     ) -> Self {
-        Self { type_: type_, file_id: ::std::convert::Into::into(file_id), index: index }
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl FilePath {
     /// A `FilePath` from its required properties (`type`, `file_id`, `index`); set the others with the setters.
     pub fn new(type_: FilePathType, file_id: impl ::std::convert::Into<::std::string::String>, index: i64) -> Self {
-        Self { type_: type_, file_id: ::std::convert::Into::into(file_id), index: index }
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl FileSearchRankingOptions {
     /// A `FileSearchRankingOptions` from its required properties (`score_threshold`); set the others with the setters.
     pub fn new(score_threshold: f64) -> Self {
-        Self { ranker: ::std::option::Option::None, score_threshold: score_threshold }
+        Self { ranker: ::std::option::Option::None, score_threshold }
     }
     /// Sets `ranker`.
     pub fn ranker(mut self, value: FileSearchRanker) -> Self {
@@ -75813,8 +75774,8 @@ impl FileSearchTool {
     /// A `FileSearchTool` from its required properties (`type`, `vector_store_ids`); set the others with the setters.
     pub fn new(type_: FileSearchToolType, vector_store_ids: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
-            type_: type_,
-            vector_store_ids: vector_store_ids,
+            type_,
+            vector_store_ids,
             max_num_results: ::std::option::Option::None,
             ranking_options: ::std::option::Option::None,
             filters: ::std::option::Option::None,
@@ -75850,13 +75811,7 @@ impl FileSearchToolCall {
         status: FileSearchToolCallStatus,
         queries: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            type_: type_,
-            status: status,
-            queries: queries,
-            results: ::std::option::Option::None,
-        }
+        Self { id: ::std::convert::Into::into(id), type_, status, queries, results: ::std::option::Option::None }
     }
     /// Sets `results`.
     pub fn results(mut self, value: ::std::vec::Vec<FileSearchToolCallResultsItem>) -> Self {
@@ -75925,7 +75880,7 @@ impl FineTuneChatCompletionRequestAssistantMessage {
             weight: ::std::option::Option::None,
             content: ::std::option::Option::None,
             refusal: ::std::option::Option::None,
-            role: role,
+            role,
             name: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             tool_calls: ::std::option::Option::None,
@@ -76282,9 +76237,9 @@ impl FineTuningCheckpointPermission {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             project_id: ::std::convert::Into::into(project_id),
-            object: object,
+            object,
         }
     }
 }
@@ -76292,7 +76247,7 @@ impl FineTuningCheckpointPermission {
 impl FineTuningIntegration {
     /// A `FineTuningIntegration` from its required properties (`type`, `wandb`); set the others with the setters.
     pub fn new(type_: FineTuningIntegrationType, wandb: FineTuningIntegrationWandb) -> Self {
-        Self { type_: type_, wandb: wandb }
+        Self { type_, wandb }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76354,21 +76309,21 @@ impl FineTuningJob {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             error,
             fine_tuned_model,
             finished_at,
-            hyperparameters: hyperparameters,
+            hyperparameters,
             model: ::std::convert::Into::into(model),
-            object: object,
+            object,
             organization_id: ::std::convert::Into::into(organization_id),
-            result_files: result_files,
-            status: status,
+            result_files,
+            status,
             trained_tokens,
             training_file: ::std::convert::Into::into(training_file),
             validation_file,
             integrations: ::std::option::Option::None,
-            seed: seed,
+            seed,
             estimated_finish: ::std::option::Option::None,
             method: ::std::option::Option::None,
             metadata: ::std::option::Option::None,
@@ -76424,12 +76379,12 @@ impl FineTuningJobCheckpoint {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             fine_tuned_model_checkpoint: ::std::convert::Into::into(fine_tuned_model_checkpoint),
-            step_number: step_number,
-            metrics: metrics,
+            step_number,
+            metrics,
             fine_tuning_job_id: ::std::convert::Into::into(fine_tuning_job_id),
-            object: object,
+            object,
         }
     }
 }
@@ -76510,10 +76465,10 @@ impl FineTuningJobEvent {
         message: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
-            level: level,
+            created_at,
+            level,
             message: ::std::convert::Into::into(message),
             type_: ::std::option::Option::None,
             data: ::std::option::Option::None,
@@ -76572,7 +76527,7 @@ impl FunctionCallOutputItemParam {
         Self {
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
-            type_: type_,
+            type_,
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
         }
@@ -76640,7 +76595,7 @@ impl FunctionTool {
         strict: ::std::option::Option<bool>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             description: ::std::option::Option::None,
             parameters,
@@ -76669,7 +76624,7 @@ impl FunctionToolCall {
     ) -> Self {
         Self {
             id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             name: ::std::convert::Into::into(name),
             arguments: ::std::convert::Into::into(arguments),
@@ -76697,7 +76652,7 @@ impl FunctionToolCallOutput {
     ) -> Self {
         Self {
             id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
@@ -76725,7 +76680,7 @@ impl FunctionToolCallOutputResource {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
@@ -76749,7 +76704,7 @@ impl FunctionToolCallResource {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             name: ::std::convert::Into::into(name),
             arguments: ::std::convert::Into::into(arguments),
@@ -76797,7 +76752,7 @@ impl ::std::default::Default for Image {
 impl ImagesResponse {
     /// A `ImagesResponse` from its required properties (`created`); set the others with the setters.
     pub fn new(created: i64) -> Self {
-        Self { created: created, data: ::std::option::Option::None, usage: ::std::option::Option::None }
+        Self { created, data: ::std::option::Option::None, usage: ::std::option::Option::None }
     }
     /// Sets `data`.
     pub fn data(mut self, value: ::std::vec::Vec<Image>) -> Self {
@@ -76819,19 +76774,14 @@ impl ImagesResponseUsage {
         output_tokens: i64,
         input_tokens_details: ImagesResponseUsageInputTokensDetails,
     ) -> Self {
-        Self {
-            total_tokens: total_tokens,
-            input_tokens: input_tokens,
-            output_tokens: output_tokens,
-            input_tokens_details: input_tokens_details,
-        }
+        Self { total_tokens, input_tokens, output_tokens, input_tokens_details }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ImagesResponseUsageInputTokensDetails {
     /// A `ImagesResponseUsage input_tokens_details` from its required properties (`text_tokens`, `image_tokens`); set the others with the setters.
     pub fn new(text_tokens: i64, image_tokens: i64) -> Self {
-        Self { text_tokens: text_tokens, image_tokens: image_tokens }
+        Self { text_tokens, image_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76842,7 +76792,7 @@ impl InputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         format: InputAudioFormat,
     ) -> Self {
-        Self { type_: type_, data: ::std::convert::Into::into(data), format: format }
+        Self { type_, data: ::std::convert::Into::into(data), format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76850,7 +76800,7 @@ impl InputFileContent {
     /// A `InputFileContent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: InputFileContentType) -> Self {
         Self {
-            type_: type_,
+            type_,
             file_id: ::std::option::Option::None,
             filename: ::std::option::Option::None,
             file_data: ::std::option::Option::None,
@@ -76881,12 +76831,7 @@ impl InputFileContent {
 impl InputImageContent {
     /// A `InputImageContent` from its required properties (`type`, `detail`); set the others with the setters.
     pub fn new(type_: InputImageContentType, detail: InputImageContentDetail) -> Self {
-        Self {
-            type_: type_,
-            image_url: ::std::option::Option::None,
-            file_id: ::std::option::Option::None,
-            detail: detail,
-        }
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None, detail }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -76913,7 +76858,7 @@ impl InputImageContent {
 impl InputMessage {
     /// A `InputMessage` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: InputMessageRole, content: InputMessageContentList) -> Self {
-        Self { type_: ::std::option::Option::None, role: role, status: ::std::option::Option::None, content: content }
+        Self { type_: ::std::option::Option::None, role, status: ::std::option::Option::None, content }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: InputMessageType) -> Self {
@@ -76936,9 +76881,9 @@ impl InputMessageResource {
     ) -> Self {
         Self {
             type_: ::std::option::Option::None,
-            role: role,
+            role,
             status: ::std::option::Option::None,
-            content: content,
+            content,
             id: ::std::convert::Into::into(id),
         }
     }
@@ -76957,7 +76902,7 @@ impl InputMessageResource {
 impl InputTextContent {
     /// A `InputTextContent` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: InputTextContentType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76973,13 +76918,13 @@ impl Invite {
         expires_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             email: ::std::convert::Into::into(email),
-            role: role,
-            status: status,
-            invited_at: invited_at,
-            expires_at: expires_at,
+            role,
+            status,
+            invited_at,
+            expires_at,
             accepted_at: ::std::option::Option::None,
             projects: ::std::option::Option::None,
         }
@@ -77003,7 +76948,7 @@ impl InviteDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77011,8 +76956,8 @@ impl InviteListResponse {
     /// A `InviteListResponse` from its required properties (`object`, `data`); set the others with the setters.
     pub fn new(object: InviteListResponseObject, data: ::std::vec::Vec<Invite>) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::option::Option::None,
             last_id: ::std::option::Option::None,
             has_more: ::std::option::Option::None,
@@ -77060,7 +77005,7 @@ impl ::std::default::Default for InviteProjectsItem {
 impl InviteRequest {
     /// A `InviteRequest` from its required properties (`email`, `role`); set the others with the setters.
     pub fn new(email: impl ::std::convert::Into<::std::string::String>, role: InviteRequestRole) -> Self {
-        Self { email: ::std::convert::Into::into(email), role: role, projects: ::std::option::Option::None }
+        Self { email: ::std::convert::Into::into(email), role, projects: ::std::option::Option::None }
     }
     /// Sets `projects`.
     pub fn projects(mut self, value: ::std::vec::Vec<InviteRequestProjectsItem>) -> Self {
@@ -77072,7 +77017,7 @@ impl InviteRequest {
 impl InviteRequestProjectsItem {
     /// A `InviteRequest projects item` from its required properties (`id`, `role`); set the others with the setters.
     pub fn new(id: impl ::std::convert::Into<::std::string::String>, role: InviteRequestProjectsItemRole) -> Self {
-        Self { id: ::std::convert::Into::into(id), role: role }
+        Self { id: ::std::convert::Into::into(id), role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77096,7 +77041,7 @@ impl ItemReferenceParam {
 impl KeyPress {
     /// A `KeyPress` from its required properties (`type`, `keys`); set the others with the setters.
     pub fn new(type_: KeyPressType, keys: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { type_: type_, keys: keys }
+        Self { type_, keys }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77111,10 +77056,10 @@ impl ListAssistantsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77166,11 +77111,11 @@ impl ListAuditLogsResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77178,13 +77123,7 @@ impl ListAuditLogsResponse {
 impl ListBatchesResponse {
     /// A `ListBatchesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Batch>, has_more: bool, object: ListBatchesResponseObject) -> Self {
-        Self {
-            data: data,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-            object: object,
-        }
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -77201,13 +77140,7 @@ impl ListBatchesResponse {
 impl ListCertificatesResponse {
     /// A `ListCertificatesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Certificate>, has_more: bool, object: ListCertificatesResponseObject) -> Self {
-        Self {
-            data: data,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-            object: object,
-        }
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -77232,10 +77165,10 @@ impl ListFilesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77247,13 +77180,7 @@ impl ListFineTuningCheckpointPermissionResponse {
         object: ListFineTuningCheckpointPermissionResponseObject,
         has_more: bool,
     ) -> Self {
-        Self {
-            data: data,
-            object: object,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-        }
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -77284,13 +77211,7 @@ impl ListFineTuningJobCheckpointsResponse {
         object: ListFineTuningJobCheckpointsResponseObject,
         has_more: bool,
     ) -> Self {
-        Self {
-            data: data,
-            object: object,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-        }
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -77321,7 +77242,7 @@ impl ListFineTuningJobEventsResponse {
         object: ListFineTuningJobEventsResponseObject,
         has_more: bool,
     ) -> Self {
-        Self { data: data, object: object, has_more: has_more }
+        Self { data, object, has_more }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77336,10 +77257,10 @@ impl ListMessagesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77347,7 +77268,7 @@ impl ListMessagesResponse {
 impl ListModelsResponse {
     /// A `ListModelsResponse` from its required properties (`object`, `data`); set the others with the setters.
     pub fn new(object: ListModelsResponseObject, data: ::std::vec::Vec<Model>) -> Self {
-        Self { object: object, data: data }
+        Self { object, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77358,7 +77279,7 @@ impl ListPaginatedFineTuningJobsResponse {
         has_more: bool,
         object: ListPaginatedFineTuningJobsResponseObject,
     ) -> Self {
-        Self { data: data, has_more: has_more, object: object }
+        Self { data, has_more, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77373,10 +77294,10 @@ impl ListRunStepsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77392,10 +77313,10 @@ impl ListRunsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77411,10 +77332,10 @@ impl ListVectorStoreFilesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77430,10 +77351,10 @@ impl ListVectorStoresResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -77445,14 +77366,14 @@ impl LogProbProperties {
         logprob: f64,
         bytes: ::std::vec::Vec<i64>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes: bytes }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageContentImageFileObject {
     /// A `MessageContentImageFileObject` from its required properties (`type`, `image_file`); set the others with the setters.
     pub fn new(type_: MessageContentImageFileObjectType, image_file: MessageContentImageFileObjectImageFile) -> Self {
-        Self { type_: type_, image_file: image_file }
+        Self { type_, image_file }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77471,7 +77392,7 @@ impl MessageContentImageFileObjectImageFile {
 impl MessageContentImageUrlObject {
     /// A `MessageContentImageUrlObject` from its required properties (`type`, `image_url`); set the others with the setters.
     pub fn new(type_: MessageContentImageUrlObjectType, image_url: MessageContentImageUrlObjectImageUrl) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77493,7 +77414,7 @@ impl MessageContentRefusalObject {
         type_: MessageContentRefusalObjectType,
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77506,13 +77427,7 @@ impl MessageContentTextAnnotationsFileCitationObject {
         start_index: i64,
         end_index: i64,
     ) -> Self {
-        Self {
-            type_: type_,
-            text: ::std::convert::Into::into(text),
-            file_citation: file_citation,
-            start_index: start_index,
-            end_index: end_index,
-        }
+        Self { type_, text: ::std::convert::Into::into(text), file_citation, start_index, end_index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77532,13 +77447,7 @@ impl MessageContentTextAnnotationsFilePathObject {
         start_index: i64,
         end_index: i64,
     ) -> Self {
-        Self {
-            type_: type_,
-            text: ::std::convert::Into::into(text),
-            file_path: file_path,
-            start_index: start_index,
-            end_index: end_index,
-        }
+        Self { type_, text: ::std::convert::Into::into(text), file_path, start_index, end_index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77552,7 +77461,7 @@ impl MessageContentTextAnnotationsFilePathObjectFilePath {
 impl MessageContentTextObject {
     /// A `MessageContentTextObject` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: MessageContentTextObjectType, text: MessageContentTextObjectText) -> Self {
-        Self { type_: type_, text: text }
+        Self { type_, text }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77562,14 +77471,14 @@ impl MessageContentTextObjectText {
         value: impl ::std::convert::Into<::std::string::String>,
         annotations: ::std::vec::Vec<MessageContentTextObjectTextAnnotationsItem>,
     ) -> Self {
-        Self { value: ::std::convert::Into::into(value), annotations: annotations }
+        Self { value: ::std::convert::Into::into(value), annotations }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageDeltaContentImageFileObject {
     /// A `MessageDeltaContentImageFileObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentImageFileObjectType) -> Self {
-        Self { index: index, type_: type_, image_file: ::std::option::Option::None }
+        Self { index, type_, image_file: ::std::option::Option::None }
     }
     /// Sets `image_file`.
     pub fn image_file(mut self, value: MessageDeltaContentImageFileObjectImageFile) -> Self {
@@ -77603,7 +77512,7 @@ impl ::std::default::Default for MessageDeltaContentImageFileObjectImageFile {
 impl MessageDeltaContentImageUrlObject {
     /// A `MessageDeltaContentImageUrlObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentImageUrlObjectType) -> Self {
-        Self { index: index, type_: type_, image_url: ::std::option::Option::None }
+        Self { index, type_, image_url: ::std::option::Option::None }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: MessageDeltaContentImageUrlObjectImageUrl) -> Self {
@@ -77637,7 +77546,7 @@ impl ::std::default::Default for MessageDeltaContentImageUrlObjectImageUrl {
 impl MessageDeltaContentRefusalObject {
     /// A `MessageDeltaContentRefusalObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentRefusalObjectType) -> Self {
-        Self { index: index, type_: type_, refusal: ::std::option::Option::None }
+        Self { index, type_, refusal: ::std::option::Option::None }
     }
     /// Sets `refusal`.
     pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -77650,8 +77559,8 @@ impl MessageDeltaContentTextAnnotationsFileCitationObject {
     /// A `MessageDeltaContentTextAnnotationsFileCitationObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFileCitationObjectType) -> Self {
         Self {
-            index: index,
-            type_: type_,
+            index,
+            type_,
             text: ::std::option::Option::None,
             file_citation: ::std::option::Option::None,
             start_index: ::std::option::Option::None,
@@ -77706,8 +77615,8 @@ impl MessageDeltaContentTextAnnotationsFilePathObject {
     /// A `MessageDeltaContentTextAnnotationsFilePathObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFilePathObjectType) -> Self {
         Self {
-            index: index,
-            type_: type_,
+            index,
+            type_,
             text: ::std::option::Option::None,
             file_path: ::std::option::Option::None,
             start_index: ::std::option::Option::None,
@@ -77756,7 +77665,7 @@ impl ::std::default::Default for MessageDeltaContentTextAnnotationsFilePathObjec
 impl MessageDeltaContentTextObject {
     /// A `MessageDeltaContentTextObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextObjectType) -> Self {
-        Self { index: index, type_: type_, text: ::std::option::Option::None }
+        Self { index, type_, text: ::std::option::Option::None }
     }
     /// Sets `text`.
     pub fn text(mut self, value: MessageDeltaContentTextObjectText) -> Self {
@@ -77794,7 +77703,7 @@ impl MessageDeltaObject {
         object: MessageDeltaObjectObject,
         delta: MessageDeltaObjectDelta,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, delta: delta }
+        Self { id: ::std::convert::Into::into(id), object, delta }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77840,15 +77749,15 @@ impl MessageObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             thread_id: ::std::convert::Into::into(thread_id),
-            status: status,
+            status,
             incomplete_details,
             completed_at,
             incomplete_at,
-            role: role,
-            content: content,
+            role,
+            content,
             assistant_id,
             run_id,
             attachments,
@@ -77882,7 +77791,7 @@ impl ::std::default::Default for MessageObjectAttachmentsItem {
 impl MessageObjectIncompleteDetails {
     /// A `MessageObject incomplete_details` from its required properties (`reason`); set the others with the setters.
     pub fn new(reason: MessageObjectIncompleteDetailsReason) -> Self {
-        Self { reason: reason }
+        Self { reason }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77892,42 +77801,42 @@ impl MessageRequestContentTextObject {
         type_: MessageRequestContentTextObjectType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObjectEvent, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject2 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject2Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject3 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject3Event, data: MessageDeltaObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject4 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject4Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject5 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject5Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77939,12 +77848,7 @@ impl Model {
         object: ModelObject,
         owned_by: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            created: created,
-            object: object,
-            owned_by: ::std::convert::Into::into(owned_by),
-        }
+        Self { id: ::std::convert::Into::into(id), created, object, owned_by: ::std::convert::Into::into(owned_by) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78328,7 +78232,7 @@ impl ::std::default::Default for ModifyThreadRequestToolResourcesFileSearch {
 impl Move {
     /// A `Move` from its required properties (`type`, `x`, `y`); set the others with the setters.
     pub fn new(type_: MoveType, x: i64, y: i64) -> Self {
-        Self { type_: type_, x: x, y: y }
+        Self { type_, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78345,13 +78249,13 @@ impl OpenAiFile {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            bytes: bytes,
-            created_at: created_at,
+            bytes,
+            created_at,
             expires_at: ::std::option::Option::None,
             filename: ::std::convert::Into::into(filename),
-            object: object,
-            purpose: purpose,
-            status: status,
+            object,
+            purpose,
+            status,
             status_details: ::std::option::Option::None,
         }
     }
@@ -78371,7 +78275,7 @@ impl OpenAiFile {
 impl OtherChunkingStrategyResponseParam {
     /// A `OtherChunkingStrategyResponseParam` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: OtherChunkingStrategyResponseParamType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78382,11 +78286,7 @@ impl OutputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         transcript: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            type_: type_,
-            data: ::std::convert::Into::into(data),
-            transcript: ::std::convert::Into::into(transcript),
-        }
+        Self { type_, data: ::std::convert::Into::into(data), transcript: ::std::convert::Into::into(transcript) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78399,7 +78299,7 @@ impl OutputMessage {
         content: ::std::vec::Vec<OutputContent>,
         status: OutputMessageStatus,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, role: role, content: content, status: status }
+        Self { id: ::std::convert::Into::into(id), type_, role, content, status }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78410,14 +78310,14 @@ impl OutputTextContent {
         text: impl ::std::convert::Into<::std::string::String>,
         annotations: ::std::vec::Vec<Annotation>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text), annotations: annotations }
+        Self { type_, text: ::std::convert::Into::into(text), annotations }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl PredictionContent {
     /// A `PredictionContent` from its required properties (`type`, `content`); set the others with the setters.
     pub fn new(type_: PredictionContentType, content: PredictionContentContent) -> Self {
-        Self { type_: type_, content: content }
+        Self { type_, content }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78432,11 +78332,11 @@ impl Project {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             archived_at: ::std::option::Option::None,
-            status: status,
+            status,
         }
     }
     /// Sets `archived_at`.
@@ -78463,13 +78363,13 @@ impl ProjectApiKey {
         owner: ProjectApiKeyOwner,
     ) -> Self {
         Self {
-            object: object,
+            object,
             redacted_value: ::std::convert::Into::into(redacted_value),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
-            last_used_at: last_used_at,
+            created_at,
+            last_used_at,
             id: ::std::convert::Into::into(id),
-            owner: owner,
+            owner,
         }
     }
 }
@@ -78481,7 +78381,7 @@ impl ProjectApiKeyDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78495,11 +78395,11 @@ impl ProjectApiKeyListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78552,11 +78452,11 @@ impl ProjectListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78571,11 +78471,11 @@ impl ProjectRateLimit {
         max_tokens_per_1_minute: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             model: ::std::convert::Into::into(model),
-            max_requests_per_1_minute: max_requests_per_1_minute,
-            max_tokens_per_1_minute: max_tokens_per_1_minute,
+            max_requests_per_1_minute,
+            max_tokens_per_1_minute,
             max_images_per_1_minute: ::std::option::Option::None,
             max_audio_megabytes_per_1_minute: ::std::option::Option::None,
             max_requests_per_1_day: ::std::option::Option::None,
@@ -78614,11 +78514,11 @@ impl ProjectRateLimitListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78681,13 +78581,7 @@ impl ProjectServiceAccount {
         role: ProjectServiceAccountRole,
         created_at: i64,
     ) -> Self {
-        Self {
-            object: object,
-            id: ::std::convert::Into::into(id),
-            name: ::std::convert::Into::into(name),
-            role: role,
-            created_at: created_at,
-        }
+        Self { object, id: ::std::convert::Into::into(id), name: ::std::convert::Into::into(name), role, created_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78701,10 +78595,10 @@ impl ProjectServiceAccountApiKey {
         id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             value: ::std::convert::Into::into(value),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             id: ::std::convert::Into::into(id),
         }
     }
@@ -78728,12 +78622,12 @@ impl ProjectServiceAccountCreateResponse {
         api_key: ProjectServiceAccountApiKey,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            role: role,
-            created_at: created_at,
-            api_key: api_key,
+            role,
+            created_at,
+            api_key,
         }
     }
 }
@@ -78745,7 +78639,7 @@ impl ProjectServiceAccountDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78759,11 +78653,11 @@ impl ProjectServiceAccountListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78786,12 +78680,12 @@ impl ProjectUser {
         added_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
             email: ::std::convert::Into::into(email),
-            role: role,
-            added_at: added_at,
+            role,
+            added_at,
         }
     }
 }
@@ -78799,7 +78693,7 @@ impl ProjectUser {
 impl ProjectUserCreateRequest {
     /// A `ProjectUserCreateRequest` from its required properties (`user_id`, `role`); set the others with the setters.
     pub fn new(user_id: impl ::std::convert::Into<::std::string::String>, role: ProjectUserCreateRequestRole) -> Self {
-        Self { user_id: ::std::convert::Into::into(user_id), role: role }
+        Self { user_id: ::std::convert::Into::into(user_id), role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78810,7 +78704,7 @@ impl ProjectUserDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78825,10 +78719,10 @@ impl ProjectUserListResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78836,7 +78730,7 @@ impl ProjectUserListResponse {
 impl ProjectUserUpdateRequest {
     /// A `ProjectUserUpdateRequest` from its required properties (`role`); set the others with the setters.
     pub fn new(role: ProjectUserUpdateRequestRole) -> Self {
-        Self { role: role }
+        Self { role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78865,12 +78759,7 @@ impl ::std::default::Default for RankingOptions {
 impl RealtimeClientEventConversationItemCreate {
     /// A `RealtimeClientEventConversationItemCreate` from its required properties (`type`, `item`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventConversationItemCreateType, item: RealtimeConversationItem) -> Self {
-        Self {
-            event_id: ::std::option::Option::None,
-            type_: type_,
-            previous_item_id: ::std::option::Option::None,
-            item: item,
-        }
+        Self { event_id: ::std::option::Option::None, type_, previous_item_id: ::std::option::Option::None, item }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78890,7 +78779,7 @@ impl RealtimeClientEventConversationItemDelete {
         type_: RealtimeClientEventConversationItemDeleteType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, item_id: ::std::convert::Into::into(item_id) }
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78905,7 +78794,7 @@ impl RealtimeClientEventConversationItemRetrieve {
         type_: RealtimeClientEventConversationItemRetrieveType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, item_id: ::std::convert::Into::into(item_id) }
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78924,10 +78813,10 @@ impl RealtimeClientEventConversationItemTruncate {
     ) -> Self {
         Self {
             event_id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            audio_end_ms: audio_end_ms,
+            content_index,
+            audio_end_ms,
         }
     }
     /// Sets `event_id`.
@@ -78943,7 +78832,7 @@ impl RealtimeClientEventInputAudioBufferAppend {
         type_: RealtimeClientEventInputAudioBufferAppendType,
         audio: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, audio: ::std::convert::Into::into(audio) }
+        Self { event_id: ::std::option::Option::None, type_, audio: ::std::convert::Into::into(audio) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78955,7 +78844,7 @@ impl RealtimeClientEventInputAudioBufferAppend {
 impl RealtimeClientEventInputAudioBufferClear {
     /// A `RealtimeClientEventInputAudioBufferClear` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventInputAudioBufferClearType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78967,7 +78856,7 @@ impl RealtimeClientEventInputAudioBufferClear {
 impl RealtimeClientEventInputAudioBufferCommit {
     /// A `RealtimeClientEventInputAudioBufferCommit` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventInputAudioBufferCommitType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78979,7 +78868,7 @@ impl RealtimeClientEventInputAudioBufferCommit {
 impl RealtimeClientEventOutputAudioBufferClear {
     /// A `RealtimeClientEventOutputAudioBufferClear` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventOutputAudioBufferClearType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -78991,7 +78880,7 @@ impl RealtimeClientEventOutputAudioBufferClear {
 impl RealtimeClientEventResponseCancel {
     /// A `RealtimeClientEventResponseCancel` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventResponseCancelType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, response_id: ::std::option::Option::None }
+        Self { event_id: ::std::option::Option::None, type_, response_id: ::std::option::Option::None }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -79008,7 +78897,7 @@ impl RealtimeClientEventResponseCancel {
 impl RealtimeClientEventResponseCreate {
     /// A `RealtimeClientEventResponseCreate` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventResponseCreateType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, response: ::std::option::Option::None }
+        Self { event_id: ::std::option::Option::None, type_, response: ::std::option::Option::None }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -79025,7 +78914,7 @@ impl RealtimeClientEventResponseCreate {
 impl RealtimeClientEventSessionUpdate {
     /// A `RealtimeClientEventSessionUpdate` from its required properties (`type`, `session`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventSessionUpdateType, session: RealtimeSessionCreateRequest) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, session: session }
+        Self { event_id: ::std::option::Option::None, type_, session }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -79040,7 +78929,7 @@ impl RealtimeClientEventTranscriptionSessionUpdate {
         type_: RealtimeClientEventTranscriptionSessionUpdateType,
         session: RealtimeTranscriptionSessionCreateRequest,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, session: session }
+        Self { event_id: ::std::option::Option::None, type_, session }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -79657,7 +79546,7 @@ impl RealtimeServerEventConversationCreated {
         type_: RealtimeServerEventConversationCreatedType,
         conversation: RealtimeServerEventConversationCreatedConversation,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, conversation: conversation }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, conversation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79693,9 +79582,9 @@ impl RealtimeServerEventConversationItemCreated {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             previous_item_id: ::std::convert::Into::into(previous_item_id),
-            item: item,
+            item,
         }
     }
 }
@@ -79707,11 +79596,7 @@ impl RealtimeServerEventConversationItemDeleted {
         type_: RealtimeServerEventConversationItemDeletedType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-        }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79726,9 +79611,9 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionCompleted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
+            content_index,
             transcript: ::std::convert::Into::into(transcript),
             logprobs: ::std::option::Option::None,
         }
@@ -79754,7 +79639,7 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
             content_index: ::std::option::Option::None,
             delta: ::std::option::Option::None,
@@ -79794,10 +79679,10 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionFailed {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            error: error,
+            content_index,
+            error,
         }
     }
 }
@@ -79846,7 +79731,7 @@ impl RealtimeServerEventConversationItemRetrieved {
         type_: RealtimeServerEventConversationItemRetrievedType,
         item: RealtimeConversationItem,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, item: item }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79861,10 +79746,10 @@ impl RealtimeServerEventConversationItemTruncated {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            audio_end_ms: audio_end_ms,
+            content_index,
+            audio_end_ms,
         }
     }
 }
@@ -79876,7 +79761,7 @@ impl RealtimeServerEventError {
         type_: RealtimeServerEventErrorType,
         error: RealtimeServerEventErrorError,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, error: error }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79932,7 +79817,7 @@ impl RealtimeServerEventInputAudioBufferCleared {
         event_id: impl ::std::convert::Into<::std::string::String>,
         type_: RealtimeServerEventInputAudioBufferClearedType,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_ }
+        Self { event_id: ::std::convert::Into::into(event_id), type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79946,7 +79831,7 @@ impl RealtimeServerEventInputAudioBufferCommitted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             previous_item_id: ::std::convert::Into::into(previous_item_id),
             item_id: ::std::convert::Into::into(item_id),
         }
@@ -79963,8 +79848,8 @@ impl RealtimeServerEventInputAudioBufferSpeechStarted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            audio_start_ms: audio_start_ms,
+            type_,
+            audio_start_ms,
             item_id: ::std::convert::Into::into(item_id),
         }
     }
@@ -79980,8 +79865,8 @@ impl RealtimeServerEventInputAudioBufferSpeechStopped {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            audio_end_ms: audio_end_ms,
+            type_,
+            audio_end_ms,
             item_id: ::std::convert::Into::into(item_id),
         }
     }
@@ -79996,7 +79881,7 @@ impl RealtimeServerEventOutputAudioBufferCleared {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -80011,7 +79896,7 @@ impl RealtimeServerEventOutputAudioBufferStarted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -80026,7 +79911,7 @@ impl RealtimeServerEventOutputAudioBufferStopped {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -80039,7 +79924,7 @@ impl RealtimeServerEventRateLimitsUpdated {
         type_: RealtimeServerEventRateLimitsUpdatedType,
         rate_limits: ::std::vec::Vec<RealtimeServerEventRateLimitsUpdatedRateLimitsItem>,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, rate_limits: rate_limits }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, rate_limits }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80093,11 +79978,11 @@ impl RealtimeServerEventResponseAudioDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -80115,11 +80000,11 @@ impl RealtimeServerEventResponseAudioDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
         }
     }
 }
@@ -80137,11 +80022,11 @@ impl RealtimeServerEventResponseAudioTranscriptDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -80160,11 +80045,11 @@ impl RealtimeServerEventResponseAudioTranscriptDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             transcript: ::std::convert::Into::into(transcript),
         }
     }
@@ -80183,12 +80068,12 @@ impl RealtimeServerEventResponseContentPartAdded {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
+            output_index,
+            content_index,
+            part,
         }
     }
 }
@@ -80243,12 +80128,12 @@ impl RealtimeServerEventResponseContentPartDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
+            output_index,
+            content_index,
+            part,
         }
     }
 }
@@ -80297,7 +80182,7 @@ impl RealtimeServerEventResponseCreated {
         type_: RealtimeServerEventResponseCreatedType,
         response: RealtimeResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, response: response }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80308,7 +80193,7 @@ impl RealtimeServerEventResponseDone {
         type_: RealtimeServerEventResponseDoneType,
         response: RealtimeResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, response: response }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80325,10 +80210,10 @@ impl RealtimeServerEventResponseFunctionCallArgumentsDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             call_id: ::std::convert::Into::into(call_id),
             delta: ::std::convert::Into::into(delta),
         }
@@ -80348,10 +80233,10 @@ impl RealtimeServerEventResponseFunctionCallArgumentsDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             call_id: ::std::convert::Into::into(call_id),
             arguments: ::std::convert::Into::into(arguments),
         }
@@ -80369,10 +80254,10 @@ impl RealtimeServerEventResponseOutputItemAdded {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
-            output_index: output_index,
-            item: item,
+            output_index,
+            item,
         }
     }
 }
@@ -80388,10 +80273,10 @@ impl RealtimeServerEventResponseOutputItemDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
-            output_index: output_index,
-            item: item,
+            output_index,
+            item,
         }
     }
 }
@@ -80409,11 +80294,11 @@ impl RealtimeServerEventResponseTextDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -80432,11 +80317,11 @@ impl RealtimeServerEventResponseTextDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -80449,7 +80334,7 @@ impl RealtimeServerEventSessionCreated {
         type_: RealtimeServerEventSessionCreatedType,
         session: RealtimeSession,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80460,7 +80345,7 @@ impl RealtimeServerEventSessionUpdated {
         type_: RealtimeServerEventSessionUpdatedType,
         session: RealtimeSession,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80471,7 +80356,7 @@ impl RealtimeServerEventTranscriptionSessionUpdated {
         type_: RealtimeServerEventTranscriptionSessionUpdatedType,
         session: RealtimeTranscriptionSessionCreateResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80810,7 +80695,7 @@ impl RealtimeSessionCreateResponse {
     /// A `RealtimeSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
     pub fn new(client_secret: RealtimeSessionCreateResponseClientSecret) -> Self {
         Self {
-            client_secret: client_secret,
+            client_secret,
             modalities: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
             voice: ::std::option::Option::None,
@@ -80884,7 +80769,7 @@ impl RealtimeSessionCreateResponse {
 impl RealtimeSessionCreateResponseClientSecret {
     /// A `RealtimeSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
     pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
-        Self { value: ::std::convert::Into::into(value), expires_at: expires_at }
+        Self { value: ::std::convert::Into::into(value), expires_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81290,7 +81175,7 @@ impl RealtimeTranscriptionSessionCreateResponse {
     /// A `RealtimeTranscriptionSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
     pub fn new(client_secret: RealtimeTranscriptionSessionCreateResponseClientSecret) -> Self {
         Self {
-            client_secret: client_secret,
+            client_secret,
             modalities: ::std::option::Option::None,
             input_audio_format: ::std::option::Option::None,
             input_audio_transcription: ::std::option::Option::None,
@@ -81328,7 +81213,7 @@ impl RealtimeTranscriptionSessionCreateResponse {
 impl RealtimeTranscriptionSessionCreateResponseClientSecret {
     /// A `RealtimeTranscriptionSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
     pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
-        Self { value: ::std::convert::Into::into(value), expires_at: expires_at }
+        Self { value: ::std::convert::Into::into(value), expires_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81455,7 +81340,7 @@ impl ReasoningItem {
         id: impl ::std::convert::Into<::std::string::String>,
         summary: ::std::vec::Vec<ReasoningItemSummaryItem>,
     ) -> Self {
-        Self { type_: type_, id: ::std::convert::Into::into(id), summary: summary, status: ::std::option::Option::None }
+        Self { type_, id: ::std::convert::Into::into(id), summary, status: ::std::option::Option::None }
     }
     /// Sets `status`.
     pub fn status(mut self, value: ReasoningItemStatus) -> Self {
@@ -81467,14 +81352,14 @@ impl ReasoningItem {
 impl ReasoningItemSummaryItem {
     /// A `ReasoningItem summary item` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: ReasoningItemSummaryItemType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RefusalContent {
     /// A `RefusalContent` from its required properties (`type`, `refusal`); set the others with the setters.
     pub fn new(type_: RefusalContentType, refusal: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81503,24 +81388,24 @@ impl Response {
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
             previous_response_id: ::std::option::Option::None,
-            model: model,
+            model,
             reasoning: ::std::option::Option::None,
             max_output_tokens: ::std::option::Option::None,
             instructions,
             text: ::std::option::Option::None,
-            tools: tools,
-            tool_choice: tool_choice,
+            tools,
+            tool_choice,
             truncation: ::std::option::Option::None,
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             status: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             error,
             incomplete_details,
-            output: output,
+            output,
             output_text: ::std::option::Option::None,
             usage: ::std::option::Option::None,
-            parallel_tool_calls: parallel_tool_calls,
+            parallel_tool_calls,
         }
     }
     /// Sets `user`.
@@ -81604,14 +81489,14 @@ impl Response {
 impl ResponseAudioDeltaEvent {
     /// A `ResponseAudioDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
     pub fn new(type_: ResponseAudioDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta) }
+        Self { type_, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseAudioDoneEvent {
     /// A `ResponseAudioDoneEvent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseAudioDoneEventType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81621,14 +81506,14 @@ impl ResponseAudioTranscriptDeltaEvent {
         type_: ResponseAudioTranscriptDeltaEventType,
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta) }
+        Self { type_, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseAudioTranscriptDoneEvent {
     /// A `ResponseAudioTranscriptDoneEvent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseAudioTranscriptDoneEventType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81639,7 +81524,7 @@ impl ResponseCodeInterpreterCallCodeDeltaEvent {
         output_index: i64,
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, delta: ::std::convert::Into::into(delta) }
+        Self { type_, output_index, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81650,7 +81535,7 @@ impl ResponseCodeInterpreterCallCodeDoneEvent {
         output_index: i64,
         code: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code: ::std::convert::Into::into(code) }
+        Self { type_, output_index, code: ::std::convert::Into::into(code) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81661,7 +81546,7 @@ impl ResponseCodeInterpreterCallCompletedEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81672,7 +81557,7 @@ impl ResponseCodeInterpreterCallInProgressEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81683,14 +81568,14 @@ impl ResponseCodeInterpreterCallInterpretingEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseCompletedEvent {
     /// A `ResponseCompletedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseCompletedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81703,13 +81588,7 @@ impl ResponseContentPartAddedEvent {
         content_index: i64,
         part: OutputContent,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81722,27 +81601,21 @@ impl ResponseContentPartDoneEvent {
         content_index: i64,
         part: OutputContent,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseCreatedEvent {
     /// A `ResponseCreatedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseCreatedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseError {
     /// A `ResponseError` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: ResponseErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81754,14 +81627,14 @@ impl ResponseErrorEvent {
         message: impl ::std::convert::Into<::std::string::String>,
         param: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, code, message: ::std::convert::Into::into(message), param }
+        Self { type_, code, message: ::std::convert::Into::into(message), param }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFailedEvent {
     /// A `ResponseFailedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseFailedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81772,7 +81645,7 @@ impl ResponseFileSearchCallCompletedEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81783,7 +81656,7 @@ impl ResponseFileSearchCallInProgressEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81794,21 +81667,21 @@ impl ResponseFileSearchCallSearchingEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFormatJsonObject {
     /// A `ResponseFormatJsonObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseFormatJsonObjectType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFormatJsonSchema {
     /// A `ResponseFormatJsonSchema` from its required properties (`type`, `json_schema`); set the others with the setters.
     pub fn new(type_: ResponseFormatJsonSchemaType, json_schema: ResponseFormatJsonSchemaJsonSchema) -> Self {
-        Self { type_: type_, json_schema: json_schema }
+        Self { type_, json_schema }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81847,7 +81720,7 @@ impl ResponseFormatJsonSchemaJsonSchema {
 impl ResponseFormatText {
     /// A `ResponseFormatText` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseFormatTextType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81860,9 +81733,9 @@ impl ResponseFunctionCallArgumentsDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -81877,9 +81750,9 @@ impl ResponseFunctionCallArgumentsDoneEvent {
         arguments: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             arguments: ::std::convert::Into::into(arguments),
         }
     }
@@ -81888,7 +81761,7 @@ impl ResponseFunctionCallArgumentsDoneEvent {
 impl ResponseInProgressEvent {
     /// A `ResponseInProgressEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseInProgressEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81912,7 +81785,7 @@ impl ::std::default::Default for ResponseIncompleteDetails {
 impl ResponseIncompleteEvent {
     /// A `ResponseIncompleteEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseIncompleteEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81926,9 +81799,9 @@ impl ResponseItemList {
         last_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
-            has_more: has_more,
+            object,
+            data,
+            has_more,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
         }
@@ -81938,14 +81811,14 @@ impl ResponseItemList {
 impl ResponseOutputItemAddedEvent {
     /// A `ResponseOutputItemAddedEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
     pub fn new(type_: ResponseOutputItemAddedEventType, output_index: i64, item: OutputItem) -> Self {
-        Self { type_: type_, output_index: output_index, item: item }
+        Self { type_, output_index, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseOutputItemDoneEvent {
     /// A `ResponseOutputItemDoneEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
     pub fn new(type_: ResponseOutputItemDoneEventType, output_index: i64, item: OutputItem) -> Self {
-        Self { type_: type_, output_index: output_index, item: item }
+        Self { type_, output_index, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82063,13 +81936,7 @@ impl ResponseReasoningSummaryPartAddedEvent {
         summary_index: i64,
         part: ResponseReasoningSummaryPartAddedEventPart,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82079,7 +81946,7 @@ impl ResponseReasoningSummaryPartAddedEventPart {
         type_: ResponseReasoningSummaryPartAddedEventPartType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82092,13 +81959,7 @@ impl ResponseReasoningSummaryPartDoneEvent {
         summary_index: i64,
         part: ResponseReasoningSummaryPartDoneEventPart,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82108,7 +81969,7 @@ impl ResponseReasoningSummaryPartDoneEventPart {
         type_: ResponseReasoningSummaryPartDoneEventPartType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82122,10 +81983,10 @@ impl ResponseReasoningSummaryTextDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
+            output_index,
+            summary_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -82141,10 +82002,10 @@ impl ResponseReasoningSummaryTextDoneEvent {
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
+            output_index,
+            summary_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -82160,10 +82021,10 @@ impl ResponseRefusalDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -82179,10 +82040,10 @@ impl ResponseRefusalDoneEvent {
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             refusal: ::std::convert::Into::into(refusal),
         }
     }
@@ -82216,12 +82077,12 @@ impl ResponseTextAnnotationDeltaEvent {
         annotation: Annotation,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            annotation_index: annotation_index,
-            annotation: annotation,
+            output_index,
+            content_index,
+            annotation_index,
+            annotation,
         }
     }
 }
@@ -82236,10 +82097,10 @@ impl ResponseTextDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -82255,10 +82116,10 @@ impl ResponseTextDoneEvent {
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -82273,27 +82134,21 @@ impl ResponseUsage {
         output_tokens_details: ResponseUsageOutputTokensDetails,
         total_tokens: i64,
     ) -> Self {
-        Self {
-            input_tokens: input_tokens,
-            input_tokens_details: input_tokens_details,
-            output_tokens: output_tokens,
-            output_tokens_details: output_tokens_details,
-            total_tokens: total_tokens,
-        }
+        Self { input_tokens, input_tokens_details, output_tokens, output_tokens_details, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseUsageInputTokensDetails {
     /// A `ResponseUsage input_tokens_details` from its required properties (`cached_tokens`); set the others with the setters.
     pub fn new(cached_tokens: i64) -> Self {
-        Self { cached_tokens: cached_tokens }
+        Self { cached_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseUsageOutputTokensDetails {
     /// A `ResponseUsage output_tokens_details` from its required properties (`reasoning_tokens`); set the others with the setters.
     pub fn new(reasoning_tokens: i64) -> Self {
-        Self { reasoning_tokens: reasoning_tokens }
+        Self { reasoning_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82304,7 +82159,7 @@ impl ResponseWebSearchCallCompletedEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82315,7 +82170,7 @@ impl ResponseWebSearchCallInProgressEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82326,14 +82181,14 @@ impl ResponseWebSearchCallSearchingEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunCompletionUsage {
     /// A `RunCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { completion_tokens: completion_tokens, prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { completion_tokens, prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82368,11 +82223,11 @@ impl RunObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             thread_id: ::std::convert::Into::into(thread_id),
             assistant_id: ::std::convert::Into::into(assistant_id),
-            status: status,
+            status,
             required_action,
             last_error,
             expires_at,
@@ -82383,17 +82238,17 @@ impl RunObject {
             incomplete_details,
             model: ::std::convert::Into::into(model),
             instructions: ::std::convert::Into::into(instructions),
-            tools: tools,
+            tools,
             metadata,
             usage,
             temperature: ::std::option::Option::None,
             top_p: ::std::option::Option::None,
             max_prompt_tokens,
             max_completion_tokens,
-            truncation_strategy: truncation_strategy,
-            tool_choice: tool_choice,
-            parallel_tool_calls: parallel_tool_calls,
-            response_format: response_format,
+            truncation_strategy,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
         }
     }
     /// Sets `temperature`.
@@ -82438,7 +82293,7 @@ impl ::std::default::Default for RunObjectIncompleteDetails {
 impl RunObjectLastError {
     /// A `RunObject last_error` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: RunObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82448,21 +82303,21 @@ impl RunObjectRequiredAction {
         type_: RunObjectRequiredActionType,
         submit_tool_outputs: RunObjectRequiredActionSubmitToolOutputs,
     ) -> Self {
-        Self { type_: type_, submit_tool_outputs: submit_tool_outputs }
+        Self { type_, submit_tool_outputs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunObjectRequiredActionSubmitToolOutputs {
     /// A `RunObjectRequiredAction submit_tool_outputs` from its required properties (`tool_calls`); set the others with the setters.
     pub fn new(tool_calls: ::std::vec::Vec<RunToolCallObject>) -> Self {
-        Self { tool_calls: tool_calls }
+        Self { tool_calls }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepCompletionUsage {
     /// A `RunStepCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { completion_tokens: completion_tokens, prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { completion_tokens, prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82473,7 +82328,7 @@ impl RunStepDeltaObject {
         object: RunStepDeltaObjectObject,
         delta: RunStepDeltaObjectDelta,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, delta: delta }
+        Self { id: ::std::convert::Into::into(id), object, delta }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82497,7 +82352,7 @@ impl ::std::default::Default for RunStepDeltaObjectDelta {
 impl RunStepDeltaStepDetailsMessageCreationObject {
     /// A `RunStepDeltaStepDetailsMessageCreationObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RunStepDeltaStepDetailsMessageCreationObjectType) -> Self {
-        Self { type_: type_, message_creation: ::std::option::Option::None }
+        Self { type_, message_creation: ::std::option::Option::None }
     }
     /// Sets `message_creation`.
     pub fn message_creation(mut self, value: RunStepDeltaStepDetailsMessageCreationObjectMessageCreation) -> Self {
@@ -82526,12 +82381,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsMessageCreationObjectMes
 impl RunStepDeltaStepDetailsToolCallsCodeObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeObjectType) -> Self {
-        Self {
-            index: index,
-            id: ::std::option::Option::None,
-            type_: type_,
-            code_interpreter: ::std::option::Option::None,
-        }
+        Self { index, id: ::std::option::Option::None, type_, code_interpreter: ::std::option::Option::None }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -82573,7 +82423,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeObjectCodeI
 impl RunStepDeltaStepDetailsToolCallsCodeOutputImageObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeOutputImageObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) -> Self {
-        Self { index: index, type_: type_, image: ::std::option::Option::None }
+        Self { index, type_, image: ::std::option::Option::None }
     }
     /// Sets `image`.
     pub fn image(mut self, value: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectImage) -> Self {
@@ -82602,7 +82452,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeOutputImage
 impl RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) -> Self {
-        Self { index: index, type_: type_, logs: ::std::option::Option::None }
+        Self { index, type_, logs: ::std::option::Option::None }
     }
     /// Sets `logs`.
     pub fn logs(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -82618,7 +82468,7 @@ impl RunStepDeltaStepDetailsToolCallsFileSearchObject {
         type_: RunStepDeltaStepDetailsToolCallsFileSearchObjectType,
         file_search: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { index: index, id: ::std::option::Option::None, type_: type_, file_search: file_search }
+        Self { index, id: ::std::option::Option::None, type_, file_search }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -82630,7 +82480,7 @@ impl RunStepDeltaStepDetailsToolCallsFileSearchObject {
 impl RunStepDeltaStepDetailsToolCallsFunctionObject {
     /// A `RunStepDeltaStepDetailsToolCallsFunctionObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsFunctionObjectType) -> Self {
-        Self { index: index, id: ::std::option::Option::None, type_: type_, function: ::std::option::Option::None }
+        Self { index, id: ::std::option::Option::None, type_, function: ::std::option::Option::None }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -82683,7 +82533,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsFunctionObjectF
 impl RunStepDeltaStepDetailsToolCallsObject {
     /// A `RunStepDeltaStepDetailsToolCallsObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RunStepDeltaStepDetailsToolCallsObjectType) -> Self {
-        Self { type_: type_, tool_calls: ::std::option::Option::None }
+        Self { type_, tool_calls: ::std::option::Option::None }
     }
     /// Sets `tool_calls`.
     pub fn tool_calls(mut self, value: ::std::vec::Vec<RunStepDeltaStepDetailsToolCallsObjectToolCallsItem>) -> Self {
@@ -82698,7 +82548,7 @@ impl RunStepDetailsMessageCreationObject {
         type_: RunStepDetailsMessageCreationObjectType,
         message_creation: RunStepDetailsMessageCreationObjectMessageCreation,
     ) -> Self {
-        Self { type_: type_, message_creation: message_creation }
+        Self { type_, message_creation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82716,7 +82566,7 @@ impl RunStepDetailsToolCallsCodeObject {
         type_: RunStepDetailsToolCallsCodeObjectType,
         code_interpreter: RunStepDetailsToolCallsCodeObjectCodeInterpreter,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, code_interpreter: code_interpreter }
+        Self { id: ::std::convert::Into::into(id), type_, code_interpreter }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82726,7 +82576,7 @@ impl RunStepDetailsToolCallsCodeObjectCodeInterpreter {
         input: impl ::std::convert::Into<::std::string::String>,
         outputs: ::std::vec::Vec<RunStepDetailsToolCallsCodeObjectCodeInterpreterOutputsItem>,
     ) -> Self {
-        Self { input: ::std::convert::Into::into(input), outputs: outputs }
+        Self { input: ::std::convert::Into::into(input), outputs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82736,7 +82586,7 @@ impl RunStepDetailsToolCallsCodeOutputImageObject {
         type_: RunStepDetailsToolCallsCodeOutputImageObjectType,
         image: RunStepDetailsToolCallsCodeOutputImageObjectImage,
     ) -> Self {
-        Self { type_: type_, image: image }
+        Self { type_, image }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82753,7 +82603,7 @@ impl RunStepDetailsToolCallsCodeOutputLogsObject {
         type_: RunStepDetailsToolCallsCodeOutputLogsObjectType,
         logs: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, logs: ::std::convert::Into::into(logs) }
+        Self { type_, logs: ::std::convert::Into::into(logs) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82764,7 +82614,7 @@ impl RunStepDetailsToolCallsFileSearchObject {
         type_: RunStepDetailsToolCallsFileSearchObjectType,
         file_search: RunStepDetailsToolCallsFileSearchObjectFileSearch,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, file_search: file_search }
+        Self { id: ::std::convert::Into::into(id), type_, file_search }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82793,7 +82643,7 @@ impl ::std::default::Default for RunStepDetailsToolCallsFileSearchObjectFileSear
 impl RunStepDetailsToolCallsFileSearchRankingOptionsObject {
     /// A `RunStepDetailsToolCallsFileSearchRankingOptionsObject` from its required properties (`ranker`, `score_threshold`); set the others with the setters.
     pub fn new(ranker: FileSearchRanker, score_threshold: f64) -> Self {
-        Self { ranker: ranker, score_threshold: score_threshold }
+        Self { ranker, score_threshold }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82807,7 +82657,7 @@ impl RunStepDetailsToolCallsFileSearchResultObject {
         Self {
             file_id: ::std::convert::Into::into(file_id),
             file_name: ::std::convert::Into::into(file_name),
-            score: score,
+            score,
             content: ::std::option::Option::None,
         }
     }
@@ -82847,7 +82697,7 @@ impl RunStepDetailsToolCallsFunctionObject {
         type_: RunStepDetailsToolCallsFunctionObjectType,
         function: RunStepDetailsToolCallsFunctionObjectFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82868,7 +82718,7 @@ impl RunStepDetailsToolCallsObject {
         type_: RunStepDetailsToolCallsObjectType,
         tool_calls: ::std::vec::Vec<RunStepDetailsToolCallsObjectToolCallsItem>,
     ) -> Self {
-        Self { type_: type_, tool_calls: tool_calls }
+        Self { type_, tool_calls }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82894,14 +82744,14 @@ impl RunStepObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             assistant_id: ::std::convert::Into::into(assistant_id),
             thread_id: ::std::convert::Into::into(thread_id),
             run_id: ::std::convert::Into::into(run_id),
-            type_: type_,
-            status: status,
-            step_details: step_details,
+            type_,
+            status,
+            step_details,
             last_error,
             expired_at,
             cancelled_at,
@@ -82916,126 +82766,126 @@ impl RunStepObject {
 impl RunStepObjectLastError {
     /// A `RunStepObject last_error` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: RunStepObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObjectEvent, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject2 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject2Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject3 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject3Event, data: RunStepDeltaObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject4 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject4Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject5 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject5Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject6 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject6Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject7 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject7Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObjectEvent, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject10 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject10Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject2 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject2Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject3 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject3Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject4 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject4Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject5 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject5Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject6 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject6Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject7 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject7Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject8 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject8Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject9 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject9Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83046,7 +82896,7 @@ impl RunToolCallObject {
         type_: RunToolCallObjectType,
         function: RunToolCallObjectFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83063,42 +82913,42 @@ impl RunToolCallObjectFunction {
 impl Screenshot {
     /// A `Screenshot` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ScreenshotType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Scroll {
     /// A `Scroll` from its required properties (`type`, `x`, `y`, `scroll_x`, `scroll_y`); set the others with the setters.
     pub fn new(type_: ScrollType, x: i64, y: i64, scroll_x: i64, scroll_y: i64) -> Self {
-        Self { type_: type_, x: x, y: y, scroll_x: scroll_x, scroll_y: scroll_y }
+        Self { type_, x, y, scroll_x, scroll_y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategy {
     /// A `StaticChunkingStrategy` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategyRequestParam {
     /// A `StaticChunkingStrategyRequestParam` from its required properties (`type`, `static`); set the others with the setters.
     pub fn new(type_: StaticChunkingStrategyRequestParamType, static_: StaticChunkingStrategy) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategyResponseParam {
     /// A `StaticChunkingStrategyResponseParam` from its required properties (`type`, `static`); set the others with the setters.
     pub fn new(type_: StaticChunkingStrategyResponseParamType, static_: StaticChunkingStrategy) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl SubmitToolOutputsRunRequest {
     /// A `SubmitToolOutputsRunRequest` from its required properties (`tool_outputs`); set the others with the setters.
     pub fn new(tool_outputs: ::std::vec::Vec<SubmitToolOutputsRunRequestToolOutputsItem>) -> Self {
-        Self { tool_outputs: tool_outputs, stream: ::std::option::Option::None }
+        Self { tool_outputs, stream: ::std::option::Option::None }
     }
     /// Sets `stream`.
     pub fn stream(mut self, value: bool) -> Self {
@@ -83142,10 +82992,10 @@ impl TextResponseFormatJsonSchema {
         schema: ResponseFormatJsonSchemaSchema,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             description: ::std::option::Option::None,
             name: ::std::convert::Into::into(name),
-            schema: schema,
+            schema,
             strict: ::std::option::Option::None,
         }
     }
@@ -83175,7 +83025,7 @@ impl ThreadObject {
         tool_resources: ::std::option::Option<ThreadObjectToolResources>,
         metadata: ::std::option::Option<Metadata>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, created_at: created_at, tool_resources, metadata }
+        Self { id: ::std::convert::Into::into(id), object, created_at, tool_resources, metadata }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83238,7 +83088,7 @@ impl ::std::default::Default for ThreadObjectToolResourcesFileSearch {
 impl ThreadStreamEventObject {
     /// A `ThreadStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: ThreadStreamEventObjectEvent, data: ThreadObject) -> Self {
-        Self { enabled: ::std::option::Option::None, event: event, data: data }
+        Self { enabled: ::std::option::Option::None, event, data }
     }
     /// Sets `enabled`.
     pub fn enabled(mut self, value: bool) -> Self {
@@ -83250,28 +83100,28 @@ impl ThreadStreamEventObject {
 impl ToggleCertificatesRequest {
     /// A `ToggleCertificatesRequest` from its required properties (`certificate_ids`); set the others with the setters.
     pub fn new(certificate_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { certificate_ids: certificate_ids }
+        Self { certificate_ids }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ToolChoiceFunction {
     /// A `ToolChoiceFunction` from its required properties (`type`, `name`); set the others with the setters.
     pub fn new(type_: ToolChoiceFunctionType, name: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, name: ::std::convert::Into::into(name) }
+        Self { type_, name: ::std::convert::Into::into(name) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ToolChoiceTypes {
     /// A `ToolChoiceTypes` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ToolChoiceTypesType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl TranscriptTextDeltaEvent {
     /// A `TranscriptTextDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
     pub fn new(type_: TranscriptTextDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta), logprobs: ::std::option::Option::None }
+        Self { type_, delta: ::std::convert::Into::into(delta), logprobs: ::std::option::Option::None }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDeltaEventLogprobsItem>) -> Self {
@@ -83314,7 +83164,7 @@ impl ::std::default::Default for TranscriptTextDeltaEventLogprobsItem {
 impl TranscriptTextDoneEvent {
     /// A `TranscriptTextDoneEvent` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: TranscriptTextDoneEventType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
+        Self { type_, text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDoneEventLogprobsItem>) -> Self {
@@ -83369,16 +83219,16 @@ impl TranscriptionSegment {
         no_speech_prob: f64,
     ) -> Self {
         Self {
-            id: id,
-            seek: seek,
-            start: start,
-            end: end,
+            id,
+            seek,
+            start,
+            end,
             text: ::std::convert::Into::into(text),
-            tokens: tokens,
-            temperature: temperature,
-            avg_logprob: avg_logprob,
-            compression_ratio: compression_ratio,
-            no_speech_prob: no_speech_prob,
+            tokens,
+            temperature,
+            avg_logprob,
+            compression_ratio,
+            no_speech_prob,
         }
     }
 }
@@ -83386,14 +83236,14 @@ impl TranscriptionSegment {
 impl TranscriptionWord {
     /// A `TranscriptionWord` from its required properties (`word`, `start`, `end`); set the others with the setters.
     pub fn new(word: impl ::std::convert::Into<::std::string::String>, start: f64, end: f64) -> Self {
-        Self { word: ::std::convert::Into::into(word), start: start, end: end }
+        Self { word: ::std::convert::Into::into(word), start, end }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl TruncationObject {
     /// A `TruncationObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: TruncationObjectType) -> Self {
-        Self { type_: type_, last_messages: ::std::option::Option::None }
+        Self { type_, last_messages: ::std::option::Option::None }
     }
     /// Sets `last_messages`.
     pub fn last_messages(mut self, value: i64) -> Self {
@@ -83410,7 +83260,7 @@ impl TruncationObject {
 impl Type {
     /// A `Type` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: TypeType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83509,12 +83359,12 @@ impl Upload {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             filename: ::std::convert::Into::into(filename),
-            bytes: bytes,
+            bytes,
             purpose: ::std::convert::Into::into(purpose),
-            status: status,
-            expires_at: expires_at,
+            status,
+            expires_at,
             object: ::std::option::Option::None,
             file: ::std::option::Option::None,
         }
@@ -83553,9 +83403,9 @@ impl UploadPart {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             upload_id: ::std::convert::Into::into(upload_id),
-            object: object,
+            object,
         }
     }
 }
@@ -83570,10 +83420,10 @@ impl UrlCitationBody {
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             url: ::std::convert::Into::into(url),
-            start_index: start_index,
-            end_index: end_index,
+            start_index,
+            end_index,
             title: ::std::convert::Into::into(title),
         }
     }
@@ -83583,9 +83433,9 @@ impl UsageAudioSpeechesResult {
     /// A `UsageAudioSpeechesResult` from its required properties (`object`, `characters`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageAudioSpeechesResultObject, characters: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            characters: characters,
-            num_model_requests: num_model_requests,
+            object,
+            characters,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -83638,9 +83488,9 @@ impl UsageAudioTranscriptionsResult {
     /// A `UsageAudioTranscriptionsResult` from its required properties (`object`, `seconds`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageAudioTranscriptionsResultObject, seconds: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            seconds: seconds,
-            num_model_requests: num_model_requests,
+            object,
+            seconds,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -83692,7 +83542,7 @@ impl UsageAudioTranscriptionsResult {
 impl UsageCodeInterpreterSessionsResult {
     /// A `UsageCodeInterpreterSessionsResult` from its required properties (`object`); set the others with the setters.
     pub fn new(object: UsageCodeInterpreterSessionsResultObject) -> Self {
-        Self { object: object, num_sessions: ::std::option::Option::None, project_id: ::std::option::Option::None }
+        Self { object, num_sessions: ::std::option::Option::None, project_id: ::std::option::Option::None }
     }
     /// Sets `num_sessions`.
     pub fn num_sessions(mut self, value: i64) -> Self {
@@ -83720,13 +83570,13 @@ impl UsageCompletionsResult {
         num_model_requests: i64,
     ) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
+            object,
+            input_tokens,
             input_cached_tokens: ::std::option::Option::None,
-            output_tokens: output_tokens,
+            output_tokens,
             input_audio_tokens: ::std::option::Option::None,
             output_audio_tokens: ::std::option::Option::None,
-            num_model_requests: num_model_requests,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -83805,9 +83655,9 @@ impl UsageEmbeddingsResult {
     /// A `UsageEmbeddingsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageEmbeddingsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
-            num_model_requests: num_model_requests,
+            object,
+            input_tokens,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -83860,9 +83710,9 @@ impl UsageImagesResult {
     /// A `UsageImagesResult` from its required properties (`object`, `images`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageImagesResultObject, images: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            images: images,
-            num_model_requests: num_model_requests,
+            object,
+            images,
+            num_model_requests,
             source: ::std::option::Option::None,
             size: ::std::option::Option::None,
             project_id: ::std::option::Option::None,
@@ -83937,9 +83787,9 @@ impl UsageModerationsResult {
     /// A `UsageModerationsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageModerationsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
-            num_model_requests: num_model_requests,
+            object,
+            input_tokens,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -83996,7 +83846,7 @@ impl UsageResponse {
         has_more: bool,
         next_page: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { object: object, data: data, has_more: has_more, next_page: ::std::convert::Into::into(next_page) }
+        Self { object, data, has_more, next_page: ::std::convert::Into::into(next_page) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84008,14 +83858,14 @@ impl UsageTimeBucket {
         end_time: i64,
         result: ::std::vec::Vec<UsageTimeBucketResultItem>,
     ) -> Self {
-        Self { object: object, start_time: start_time, end_time: end_time, result: result }
+        Self { object, start_time, end_time, result }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl UsageVectorStoresResult {
     /// A `UsageVectorStoresResult` from its required properties (`object`, `usage_bytes`); set the others with the setters.
     pub fn new(object: UsageVectorStoresResultObject, usage_bytes: i64) -> Self {
-        Self { object: object, usage_bytes: usage_bytes, project_id: ::std::option::Option::None }
+        Self { object, usage_bytes, project_id: ::std::option::Option::None }
     }
     /// Sets `project_id`.
     pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -84040,12 +83890,12 @@ impl User {
         added_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
             email: ::std::convert::Into::into(email),
-            role: role,
-            added_at: added_at,
+            role,
+            added_at,
         }
     }
 }
@@ -84057,7 +83907,7 @@ impl UserDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84071,11 +83921,11 @@ impl UserListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -84083,14 +83933,14 @@ impl UserListResponse {
 impl UserRoleUpdateRequest {
     /// A `UserRoleUpdateRequest` from its required properties (`role`); set the others with the setters.
     pub fn new(role: UserRoleUpdateRequestRole) -> Self {
-        Self { role: role }
+        Self { role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl VectorStoreExpirationAfter {
     /// A `VectorStoreExpirationAfter` from its required properties (`anchor`, `days`); set the others with the setters.
     pub fn new(anchor: VectorStoreExpirationAfterAnchor, days: i64) -> Self {
-        Self { anchor: anchor, days: days }
+        Self { anchor, days }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84106,11 +83956,11 @@ impl VectorStoreFileBatchObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             vector_store_id: ::std::convert::Into::into(vector_store_id),
-            status: status,
-            file_counts: file_counts,
+            status,
+            file_counts,
         }
     }
 }
@@ -84118,7 +83968,7 @@ impl VectorStoreFileBatchObject {
 impl VectorStoreFileBatchObjectFileCounts {
     /// A `VectorStoreFileBatchObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
     pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
-        Self { in_progress: in_progress, completed: completed, failed: failed, cancelled: cancelled, total: total }
+        Self { in_progress, completed, failed, cancelled, total }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84130,7 +83980,7 @@ impl VectorStoreFileContentResponse {
         has_more: bool,
         next_page: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { object: object, data: data, has_more: has_more, next_page }
+        Self { object, data, has_more, next_page }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84169,11 +84019,11 @@ impl VectorStoreFileObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            usage_bytes: usage_bytes,
-            created_at: created_at,
+            object,
+            usage_bytes,
+            created_at,
             vector_store_id: ::std::convert::Into::into(vector_store_id),
-            status: status,
+            status,
             last_error,
             chunking_strategy: ::std::option::Option::None,
             attributes: ::std::option::Option::None,
@@ -84202,7 +84052,7 @@ impl VectorStoreFileObjectLastError {
         code: VectorStoreFileObjectLastErrorCode,
         message: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84221,12 +84071,12 @@ impl VectorStoreObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             name: ::std::convert::Into::into(name),
-            usage_bytes: usage_bytes,
-            file_counts: file_counts,
-            status: status,
+            usage_bytes,
+            file_counts,
+            status,
             expires_after: ::std::option::Option::None,
             expires_at: ::std::option::Option::None,
             last_active_at,
@@ -84253,7 +84103,7 @@ impl VectorStoreObject {
 impl VectorStoreObjectFileCounts {
     /// A `VectorStoreObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
     pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
-        Self { in_progress: in_progress, completed: completed, failed: failed, cancelled: cancelled, total: total }
+        Self { in_progress, completed, failed, cancelled, total }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84261,7 +84111,7 @@ impl VectorStoreSearchRequest {
     /// A `VectorStoreSearchRequest` from its required properties (`query`); set the others with the setters.
     pub fn new(query: VectorStoreSearchRequestQuery) -> Self {
         Self {
-            query: query,
+            query,
             rewrite_query: ::std::option::Option::None,
             max_num_results: ::std::option::Option::None,
             filters: ::std::option::Option::None,
@@ -84318,7 +84168,7 @@ impl VectorStoreSearchResultContentObject {
         type_: VectorStoreSearchResultContentObjectType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84334,9 +84184,9 @@ impl VectorStoreSearchResultItem {
         Self {
             file_id: ::std::convert::Into::into(file_id),
             filename: ::std::convert::Into::into(filename),
-            score: score,
+            score,
             attributes,
-            content: content,
+            content,
         }
     }
 }
@@ -84350,14 +84200,14 @@ impl VectorStoreSearchResultsPage {
         has_more: bool,
         next_page: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { object: object, search_query: search_query, data: data, has_more: has_more, next_page }
+        Self { object, search_query, data, has_more, next_page }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Wait {
     /// A `Wait` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: WaitType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84401,11 +84251,7 @@ impl ::std::default::Default for WebSearchLocation {
 impl WebSearchPreviewTool {
     /// A `WebSearchPreviewTool` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: WebSearchPreviewToolType) -> Self {
-        Self {
-            type_: type_,
-            user_location: ::std::option::Option::None,
-            search_context_size: ::std::option::Option::None,
-        }
+        Self { type_, user_location: ::std::option::Option::None, search_context_size: ::std::option::Option::None }
     }
     /// Sets `user_location`.
     pub fn user_location(mut self, value: ApproximateLocation) -> Self {
@@ -84431,6 +84277,6 @@ impl WebSearchToolCall {
         type_: WebSearchToolCallType,
         status: WebSearchToolCallStatus,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, status: status }
+        Self { id: ::std::convert::Into::into(id), type_, status }
     }
 }

@@ -71569,7 +71569,7 @@ impl crate::form::FromFields for CreateTranslationRequest {
 impl AddUploadPartRequest {
     /// A `AddUploadPartRequest` from its required properties (`data`); set the others with the setters.
     pub fn new(data: crate::form::FilePart) -> Self {
-        Self { data: data }
+        Self { data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -71590,9 +71590,9 @@ impl AdminApiKey {
             name: ::std::convert::Into::into(name),
             redacted_value: ::std::convert::Into::into(redacted_value),
             value: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             last_used_at,
-            owner: owner,
+            owner,
         }
     }
     /// Sets `value`.
@@ -71736,7 +71736,7 @@ impl ApproximateLocation {
     /// A `ApproximateLocation` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ApproximateLocationType) -> Self {
         Self {
-            type_: type_,
+            type_,
             country: ::std::option::Option::None,
             region: ::std::option::Option::None,
             city: ::std::option::Option::None,
@@ -71800,13 +71800,13 @@ impl AssistantObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             name,
             description,
             model: ::std::convert::Into::into(model),
             instructions,
-            tools: tools,
+            tools,
             tool_resources: ::std::option::Option::None,
             metadata,
             temperature: ::std::option::Option::None,
@@ -71910,14 +71910,14 @@ impl ::std::default::Default for AssistantObjectToolResourcesFileSearch {
 impl AssistantToolsCode {
     /// A `AssistantToolsCode` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsCodeType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantToolsFileSearch {
     /// A `AssistantToolsFileSearch` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsFileSearchType) -> Self {
-        Self { type_: type_, file_search: ::std::option::Option::None }
+        Self { type_, file_search: ::std::option::Option::None }
     }
     /// Sets `file_search`.
     pub fn file_search(mut self, value: AssistantToolsFileSearchFileSearch) -> Self {
@@ -71951,21 +71951,21 @@ impl ::std::default::Default for AssistantToolsFileSearchFileSearch {
 impl AssistantToolsFileSearchTypeOnly {
     /// A `AssistantToolsFileSearchTypeOnly` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantToolsFileSearchTypeOnlyType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantToolsFunction {
     /// A `AssistantToolsFunction` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: AssistantToolsFunctionType, function: FunctionObject) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl AssistantsNamedToolChoice {
     /// A `AssistantsNamedToolChoice` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AssistantsNamedToolChoiceType) -> Self {
-        Self { type_: type_, function: ::std::option::Option::None }
+        Self { type_, function: ::std::option::Option::None }
     }
     /// Sets `function`.
     pub fn function(mut self, value: AssistantsNamedToolChoiceFunction) -> Self {
@@ -71991,10 +71991,10 @@ impl AuditLog {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
-            effective_at: effective_at,
+            type_,
+            effective_at,
             project: ::std::option::Option::None,
-            actor: actor,
+            actor,
             api_key_created: ::std::option::Option::None,
             api_key_updated: ::std::option::Option::None,
             api_key_deleted: ::std::option::Option::None,
@@ -73213,7 +73213,7 @@ impl ::std::default::Default for AuditLogUserUpdatedChangesRequested {
 impl AutoChunkingStrategyRequestParam {
     /// A `AutoChunkingStrategyRequestParam` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: AutoChunkingStrategyRequestParamType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73230,15 +73230,15 @@ impl Batch {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             endpoint: ::std::convert::Into::into(endpoint),
             errors: ::std::option::Option::None,
             input_file_id: ::std::convert::Into::into(input_file_id),
             completion_window: ::std::convert::Into::into(completion_window),
-            status: status,
+            status,
             output_file_id: ::std::option::Option::None,
             error_file_id: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             in_progress_at: ::std::option::Option::None,
             expires_at: ::std::option::Option::None,
             finalizing_at: ::std::option::Option::None,
@@ -73395,7 +73395,7 @@ impl ::std::default::Default for BatchErrorsDataItem {
 impl BatchRequestCounts {
     /// A `Batch request_counts` from its required properties (`total`, `completed`, `failed`); set the others with the setters.
     pub fn new(total: i64, completed: i64, failed: i64) -> Self {
-        Self { total: total, completed: completed, failed: failed }
+        Self { total, completed, failed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73540,11 +73540,11 @@ impl Certificate {
         certificate_details: CertificateCertificateDetails,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
-            certificate_details: certificate_details,
+            created_at,
+            certificate_details,
             active: ::std::option::Option::None,
         }
     }
@@ -73593,7 +73593,7 @@ impl ChatCompletionDeleted {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73635,11 +73635,11 @@ impl ChatCompletionList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -73654,11 +73654,11 @@ impl ChatCompletionMessageList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -73676,7 +73676,7 @@ impl ChatCompletionMessageListDataItem {
             refusal,
             tool_calls: ::std::option::Option::None,
             annotations: ::std::option::Option::None,
-            role: role,
+            role,
             function_call: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             id: ::std::convert::Into::into(id),
@@ -73716,7 +73716,7 @@ impl ChatCompletionMessageListDataItemAnnotationsItem {
         type_: ChatCompletionMessageListDataItemAnnotationsItemType,
         url_citation: ChatCompletionMessageListDataItemAnnotationsItemUrlCitation,
     ) -> Self {
-        Self { type_: type_, url_citation: url_citation }
+        Self { type_, url_citation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73728,12 +73728,7 @@ impl ChatCompletionMessageListDataItemAnnotationsItemUrlCitation {
         url: impl ::std::convert::Into<::std::string::String>,
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            end_index: end_index,
-            start_index: start_index,
-            url: ::std::convert::Into::into(url),
-            title: ::std::convert::Into::into(title),
-        }
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73747,7 +73742,7 @@ impl ChatCompletionMessageListDataItemAudio {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            expires_at: expires_at,
+            expires_at,
             data: ::std::convert::Into::into(data),
             transcript: ::std::convert::Into::into(transcript),
         }
@@ -73771,7 +73766,7 @@ impl ChatCompletionMessageToolCall {
         type_: ChatCompletionMessageToolCallType,
         function: ChatCompletionMessageToolCallFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73779,7 +73774,7 @@ impl ChatCompletionMessageToolCallChunk {
     /// A `ChatCompletionMessageToolCallChunk` from its required properties (`index`); set the others with the setters.
     pub fn new(index: i64) -> Self {
         Self {
-            index: index,
+            index,
             id: ::std::option::Option::None,
             type_: ::std::option::Option::None,
             function: ::std::option::Option::None,
@@ -73837,7 +73832,7 @@ impl ChatCompletionMessageToolCallFunction {
 impl ChatCompletionNamedToolChoice {
     /// A `ChatCompletionNamedToolChoice` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: ChatCompletionNamedToolChoiceType, function: ChatCompletionNamedToolChoiceFunction) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73854,7 +73849,7 @@ impl ChatCompletionRequestAssistantMessage {
         Self {
             content: ::std::option::Option::None,
             refusal: ::std::option::Option::None,
-            role: role,
+            role,
             name: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             tool_calls: ::std::option::Option::None,
@@ -73938,7 +73933,7 @@ impl ChatCompletionRequestDeveloperMessage {
         content: ChatCompletionRequestDeveloperMessageContent,
         role: ChatCompletionRequestDeveloperMessageRole,
     ) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -73954,7 +73949,7 @@ impl ChatCompletionRequestFunctionMessage {
         content: ::std::option::Option<::std::string::String>,
         name: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { role: role, content, name: ::std::convert::Into::into(name) }
+        Self { role, content, name: ::std::convert::Into::into(name) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73964,7 +73959,7 @@ impl ChatCompletionRequestMessageContentPartAudio {
         type_: ChatCompletionRequestMessageContentPartAudioType,
         input_audio: ChatCompletionRequestMessageContentPartAudioInputAudio,
     ) -> Self {
-        Self { type_: type_, input_audio: input_audio }
+        Self { type_, input_audio }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73974,7 +73969,7 @@ impl ChatCompletionRequestMessageContentPartAudioInputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         format: ChatCompletionRequestMessageContentPartAudioInputAudioFormat,
     ) -> Self {
-        Self { data: ::std::convert::Into::into(data), format: format }
+        Self { data: ::std::convert::Into::into(data), format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -73984,7 +73979,7 @@ impl ChatCompletionRequestMessageContentPartFile {
         type_: ChatCompletionRequestMessageContentPartFileType,
         file: ChatCompletionRequestMessageContentPartFileFile,
     ) -> Self {
-        Self { type_: type_, file: file }
+        Self { type_, file }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74025,7 +74020,7 @@ impl ChatCompletionRequestMessageContentPartImage {
         type_: ChatCompletionRequestMessageContentPartImageType,
         image_url: ChatCompletionRequestMessageContentPartImageImageUrl,
     ) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74047,7 +74042,7 @@ impl ChatCompletionRequestMessageContentPartRefusal {
         type_: ChatCompletionRequestMessageContentPartRefusalType,
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74057,7 +74052,7 @@ impl ChatCompletionRequestMessageContentPartText {
         type_: ChatCompletionRequestMessageContentPartTextType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74067,7 +74062,7 @@ impl ChatCompletionRequestSystemMessage {
         content: ChatCompletionRequestSystemMessageContent,
         role: ChatCompletionRequestSystemMessageRole,
     ) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -74083,14 +74078,14 @@ impl ChatCompletionRequestToolMessage {
         content: ChatCompletionRequestToolMessageContent,
         tool_call_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { role: role, content: content, tool_call_id: ::std::convert::Into::into(tool_call_id) }
+        Self { role, content, tool_call_id: ::std::convert::Into::into(tool_call_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ChatCompletionRequestUserMessage {
     /// A `ChatCompletionRequestUserMessage` from its required properties (`content`, `role`); set the others with the setters.
     pub fn new(content: ChatCompletionRequestUserMessageContent, role: ChatCompletionRequestUserMessageRole) -> Self {
-        Self { content: content, role: role, name: ::std::option::Option::None }
+        Self { content, role, name: ::std::option::Option::None }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -74111,7 +74106,7 @@ impl ChatCompletionResponseMessage {
             refusal,
             tool_calls: ::std::option::Option::None,
             annotations: ::std::option::Option::None,
-            role: role,
+            role,
             function_call: ::std::option::Option::None,
             audio: ::std::option::Option::None,
         }
@@ -74150,7 +74145,7 @@ impl ChatCompletionResponseMessageAnnotationsItem {
         type_: ChatCompletionResponseMessageAnnotationsItemType,
         url_citation: ChatCompletionResponseMessageAnnotationsItemUrlCitation,
     ) -> Self {
-        Self { type_: type_, url_citation: url_citation }
+        Self { type_, url_citation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74162,12 +74157,7 @@ impl ChatCompletionResponseMessageAnnotationsItemUrlCitation {
         url: impl ::std::convert::Into<::std::string::String>,
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            end_index: end_index,
-            start_index: start_index,
-            url: ::std::convert::Into::into(url),
-            title: ::std::convert::Into::into(title),
-        }
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74181,7 +74171,7 @@ impl ChatCompletionResponseMessageAudio {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            expires_at: expires_at,
+            expires_at,
             data: ::std::convert::Into::into(data),
             transcript: ::std::convert::Into::into(transcript),
         }
@@ -74299,7 +74289,7 @@ impl ChatCompletionTokenLogprob {
         bytes: ::std::option::Option<::std::vec::Vec<i64>>,
         top_logprobs: ::std::vec::Vec<ChatCompletionTokenLogprobTopLogprobsItem>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes, top_logprobs: top_logprobs }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes, top_logprobs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74310,21 +74300,21 @@ impl ChatCompletionTokenLogprobTopLogprobsItem {
         logprob: f64,
         bytes: ::std::option::Option<::std::vec::Vec<i64>>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ChatCompletionTool {
     /// A `ChatCompletionTool` from its required properties (`type`, `function`); set the others with the setters.
     pub fn new(type_: ChatCompletionToolType, function: FunctionObject) -> Self {
-        Self { type_: type_, function: function }
+        Self { type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Click {
     /// A `Click` from its required properties (`type`, `button`, `x`, `y`); set the others with the setters.
     pub fn new(type_: ClickType, button: ClickButton, x: i64, y: i64) -> Self {
-        Self { type_: type_, button: button, x: x, y: y }
+        Self { type_, button, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74334,7 +74324,7 @@ impl CodeInterpreterFileOutput {
         type_: CodeInterpreterFileOutputType,
         files: ::std::vec::Vec<CodeInterpreterFileOutputFilesItem>,
     ) -> Self {
-        Self { type_: type_, files: files }
+        Self { type_, files }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74351,7 +74341,7 @@ impl CodeInterpreterFileOutputFilesItem {
 impl CodeInterpreterTextOutput {
     /// A `CodeInterpreterTextOutput` from its required properties (`type`, `logs`); set the others with the setters.
     pub fn new(type_: CodeInterpreterTextOutputType, logs: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, logs: ::std::convert::Into::into(logs) }
+        Self { type_, logs: ::std::convert::Into::into(logs) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74364,13 +74354,7 @@ impl CodeInterpreterToolCall {
         status: CodeInterpreterToolCallStatus,
         results: ::std::vec::Vec<CodeInterpreterToolOutput>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            type_: type_,
-            code: ::std::convert::Into::into(code),
-            status: status,
-            results: results,
-        }
+        Self { id: ::std::convert::Into::into(id), type_, code: ::std::convert::Into::into(code), status, results }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74381,14 +74365,14 @@ impl ComparisonFilter {
         key: impl ::std::convert::Into<::std::string::String>,
         value: ComparisonFilterValue,
     ) -> Self {
-        Self { type_: type_, key: ::std::convert::Into::into(key), value: value }
+        Self { type_, key: ::std::convert::Into::into(key), value }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CompleteUploadRequest {
     /// A `CompleteUploadRequest` from its required properties (`part_ids`); set the others with the setters.
     pub fn new(part_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { part_ids: part_ids, md5: ::std::option::Option::None }
+        Self { part_ids, md5: ::std::option::Option::None }
     }
     /// Sets `md5`.
     pub fn md5(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -74401,9 +74385,9 @@ impl CompletionUsage {
     /// A `CompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
         Self {
-            completion_tokens: completion_tokens,
-            prompt_tokens: prompt_tokens,
-            total_tokens: total_tokens,
+            completion_tokens,
+            prompt_tokens,
+            total_tokens,
             completion_tokens_details: ::std::option::Option::None,
             prompt_tokens_details: ::std::option::Option::None,
         }
@@ -74482,7 +74466,7 @@ impl ::std::default::Default for CompletionUsagePromptTokensDetails {
 impl CompoundFilter {
     /// A `CompoundFilter` from its required properties (`type`, `filters`); set the others with the setters.
     pub fn new(type_: CompoundFilterType, filters: ::std::vec::Vec<CompoundFilterFiltersItem>) -> Self {
-        Self { type_: type_, filters: filters }
+        Self { type_, filters }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74496,8 +74480,8 @@ impl ComputerCallOutputItemParam {
         Self {
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
-            type_: type_,
-            output: output,
+            type_,
+            output,
             acknowledged_safety_checks: ::std::option::Option::None,
             status: ::std::option::Option::None,
         }
@@ -74568,7 +74552,7 @@ impl ComputerCallSafetyCheckParam {
 impl ComputerScreenshotImage {
     /// A `ComputerScreenshotImage` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ComputerScreenshotImageType) -> Self {
-        Self { type_: type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None }
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -74593,12 +74577,12 @@ impl ComputerToolCall {
         status: ComputerToolCallStatus,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::convert::Into::into(id),
             call_id: ::std::convert::Into::into(call_id),
-            action: action,
-            pending_safety_checks: pending_safety_checks,
-            status: status,
+            action,
+            pending_safety_checks,
+            status,
         }
     }
 }
@@ -74611,11 +74595,11 @@ impl ComputerToolCallOutput {
         output: ComputerScreenshotImage,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
             acknowledged_safety_checks: ::std::option::Option::None,
-            output: output,
+            output,
             status: ::std::option::Option::None,
         }
     }
@@ -74645,11 +74629,11 @@ impl ComputerToolCallOutputResource {
         output: ComputerScreenshotImage,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             id: ::std::convert::Into::into(id),
             call_id: ::std::convert::Into::into(call_id),
             acknowledged_safety_checks: ::std::option::Option::None,
-            output: output,
+            output,
             status: ::std::option::Option::None,
         }
     }
@@ -74688,14 +74672,14 @@ impl ComputerUsePreviewTool {
         display_width: i64,
         display_height: i64,
     ) -> Self {
-        Self { type_: type_, environment: environment, display_width: display_width, display_height: display_height }
+        Self { type_, environment, display_width, display_height }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Coordinate {
     /// A `Coordinate` from its required properties (`x`, `y`); set the others with the setters.
     pub fn new(x: i64, y: i64) -> Self {
-        Self { x: x, y: y }
+        Self { x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74703,7 +74687,7 @@ impl CostsResult {
     /// A `CostsResult` from its required properties (`object`); set the others with the setters.
     pub fn new(object: CostsResultObject) -> Self {
         Self {
-            object: object,
+            object,
             amount: ::std::option::Option::None,
             line_item: ::std::option::Option::None,
             project_id: ::std::option::Option::None,
@@ -74762,7 +74746,7 @@ impl CreateAssistantRequest {
     /// A `CreateAssistantRequest` from its required properties (`model`); set the others with the setters.
     pub fn new(model: CreateAssistantRequestModel) -> Self {
         Self {
-            model: model,
+            model,
             name: ::std::option::Option::None,
             description: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
@@ -74975,7 +74959,7 @@ impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrate
     pub fn new(
         type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
     ) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -74985,14 +74969,14 @@ impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrate
         type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
         static_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
     ) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
     /// A `CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75005,8 +74989,8 @@ impl CreateBatchBody {
     ) -> Self {
         Self {
             input_file_id: ::std::convert::Into::into(input_file_id),
-            endpoint: endpoint,
-            completion_window: completion_window,
+            endpoint,
+            completion_window,
             metadata: ::std::option::Option::None,
         }
     }
@@ -75031,8 +75015,8 @@ impl CreateChatCompletionRequest {
             top_p: ::std::option::Option::None,
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
-            messages: messages,
-            model: model,
+            messages,
+            model,
             modalities: ::std::option::Option::None,
             reasoning_effort: ::std::option::Option::None,
             max_completion_tokens: ::std::option::Option::None,
@@ -75318,7 +75302,7 @@ impl CreateChatCompletionRequest {
 impl CreateChatCompletionRequestAudio {
     /// A `CreateChatCompletionRequest audio` from its required properties (`voice`, `format`); set the others with the setters.
     pub fn new(voice: VoiceIdsShared, format: CreateChatCompletionRequestAudioFormat) -> Self {
-        Self { voice: voice, format: format }
+        Self { voice, format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75355,7 +75339,7 @@ impl CreateChatCompletionRequestWebSearchOptionsUserLocation {
         type_: CreateChatCompletionRequestWebSearchOptionsUserLocationType,
         approximate: WebSearchLocation,
     ) -> Self {
-        Self { type_: type_, approximate: approximate }
+        Self { type_, approximate }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75370,12 +75354,12 @@ impl CreateChatCompletionResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             service_tier: ::std::option::Option::None,
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -75409,7 +75393,7 @@ impl CreateChatCompletionResponseChoicesItem {
         message: ChatCompletionResponseMessage,
         logprobs: ::std::option::Option<CreateChatCompletionResponseChoicesItemLogprobs>,
     ) -> Self {
-        Self { finish_reason: finish_reason, index: index, message: message, logprobs }
+        Self { finish_reason, index, message, logprobs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75434,12 +75418,12 @@ impl CreateChatCompletionStreamResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             service_tier: ::std::option::Option::None,
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -75472,7 +75456,7 @@ impl CreateChatCompletionStreamResponseChoicesItem {
         finish_reason: ::std::option::Option<CreateChatCompletionStreamResponseChoicesItemFinishReason>,
         index: i64,
     ) -> Self {
-        Self { delta: delta, logprobs: ::std::option::Option::None, finish_reason, index: index }
+        Self { delta, logprobs: ::std::option::Option::None, finish_reason, index }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: CreateChatCompletionStreamResponseChoicesItemLogprobs) -> Self {
@@ -75503,7 +75487,7 @@ impl CreateCompletionRequest {
         prompt: ::std::option::Option<CreateCompletionRequestPrompt>,
     ) -> Self {
         Self {
-            model: model,
+            model,
             prompt,
             best_of: ::std::option::Option::None,
             echo: ::std::option::Option::None,
@@ -75691,11 +75675,11 @@ impl CreateCompletionResponse {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            choices: choices,
-            created: created,
+            choices,
+            created,
             model: ::std::convert::Into::into(model),
             system_fingerprint: ::std::option::Option::None,
-            object: object,
+            object,
             usage: ::std::option::Option::None,
         }
     }
@@ -75719,7 +75703,7 @@ impl CreateCompletionResponseChoicesItem {
         logprobs: ::std::option::Option<CreateCompletionResponseChoicesItemLogprobs>,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { finish_reason: finish_reason, index: index, logprobs, text: ::std::convert::Into::into(text) }
+        Self { finish_reason, index, logprobs, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75767,8 +75751,8 @@ impl CreateEmbeddingRequest {
     /// A `CreateEmbeddingRequest` from its required properties (`input`, `model`); set the others with the setters.
     pub fn new(input: CreateEmbeddingRequestInput, model: CreateEmbeddingRequestModel) -> Self {
         Self {
-            input: input,
-            model: model,
+            input,
+            model,
             encoding_format: ::std::option::Option::None,
             dimensions: ::std::option::Option::None,
             user: ::std::option::Option::None,
@@ -75799,14 +75783,14 @@ impl CreateEmbeddingResponse {
         object: CreateEmbeddingResponseObject,
         usage: CreateEmbeddingResponseUsage,
     ) -> Self {
-        Self { data: data, model: ::std::convert::Into::into(model), object: object, usage: usage }
+        Self { data, model: ::std::convert::Into::into(model), object, usage }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateEmbeddingResponseUsage {
     /// A `CreateEmbeddingResponse usage` from its required properties (`prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75817,11 +75801,11 @@ impl CreateEvalCompletionsRunDataSource {
         source: CreateEvalCompletionsRunDataSourceSource,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             input_messages: ::std::option::Option::None,
             sampling_params: ::std::option::Option::None,
             model: ::std::option::Option::None,
-            source: source,
+            source,
         }
     }
     /// Sets `input_messages`.
@@ -75847,7 +75831,7 @@ impl CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessages {
         type_: CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessagesType,
         item_reference: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, item_reference: ::std::convert::Into::into(item_reference) }
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75857,7 +75841,7 @@ impl CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessages {
         type_: CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesType,
         template: ::std::vec::Vec<CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesTemplateItem>,
     ) -> Self {
-        Self { type_: type_, template: template }
+        Self { type_, template }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75904,7 +75888,7 @@ impl CreateEvalCustomDataSourceConfig {
         type_: CreateEvalCustomDataSourceConfigType,
         item_schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, item_schema: item_schema, include_sample_schema: ::std::option::Option::None }
+        Self { type_, item_schema, include_sample_schema: ::std::option::Option::None }
     }
     /// Sets `include_sample_schema`.
     pub fn include_sample_schema(mut self, value: bool) -> Self {
@@ -75926,7 +75910,7 @@ impl CreateEvalItemSimpleInputMessage {
 impl CreateEvalJsonlRunDataSource {
     /// A `CreateEvalJsonlRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
     pub fn new(type_: CreateEvalJsonlRunDataSourceType, source: CreateEvalJsonlRunDataSourceSource) -> Self {
-        Self { type_: type_, source: source }
+        Self { type_, source }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -75941,12 +75925,12 @@ impl CreateEvalLabelModelGrader {
         passing_labels: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
-            input: input,
-            labels: labels,
-            passing_labels: passing_labels,
+            input,
+            labels,
+            passing_labels,
         }
     }
 }
@@ -75954,7 +75938,7 @@ impl CreateEvalLabelModelGrader {
 impl CreateEvalLogsDataSourceConfig {
     /// A `CreateEvalLogsDataSourceConfig` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: CreateEvalLogsDataSourceConfigType) -> Self {
-        Self { type_: type_, metadata: ::std::option::Option::None }
+        Self { type_, metadata: ::std::option::Option::None }
     }
     /// Sets `metadata`.
     pub fn metadata(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
@@ -75972,8 +75956,8 @@ impl CreateEvalRequest {
         Self {
             name: ::std::option::Option::None,
             metadata: ::std::option::Option::None,
-            data_source_config: data_source_config,
-            testing_criteria: testing_criteria,
+            data_source_config,
+            testing_criteria,
         }
     }
     /// Sets `name`.
@@ -75997,11 +75981,11 @@ impl CreateEvalResponsesRunDataSource {
     /// A `CreateEvalResponsesRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
     pub fn new(type_: CreateEvalResponsesRunDataSourceType, source: CreateEvalResponsesRunDataSourceSource) -> Self {
         Self {
-            type_: type_,
+            type_,
             input_messages: ::std::option::Option::None,
             sampling_params: ::std::option::Option::None,
             model: ::std::option::Option::None,
-            source: source,
+            source,
         }
     }
     /// Sets `input_messages`.
@@ -76027,7 +76011,7 @@ impl CreateEvalResponsesRunDataSourceInputMessagesObject {
         type_: CreateEvalResponsesRunDataSourceInputMessagesObjectType,
         template: ::std::vec::Vec<CreateEvalResponsesRunDataSourceInputMessagesObjectTemplateItem>,
     ) -> Self {
-        Self { type_: type_, template: template }
+        Self { type_, template }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76037,7 +76021,7 @@ impl CreateEvalResponsesRunDataSourceInputMessagesObject2 {
         type_: CreateEvalResponsesRunDataSourceInputMessagesObject2Type,
         item_reference: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, item_reference: ::std::convert::Into::into(item_reference) }
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76091,7 +76075,7 @@ impl ::std::default::Default for CreateEvalResponsesRunDataSourceSamplingParams 
 impl CreateEvalRunRequest {
     /// A `CreateEvalRunRequest` from its required properties (`data_source`); set the others with the setters.
     pub fn new(data_source: CreateEvalRunRequestDataSource) -> Self {
-        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None, data_source: data_source }
+        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None, data_source }
     }
     /// Sets `name`.
     pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -76113,14 +76097,14 @@ impl CreateEvalRunRequest {
 impl CreateFileRequest {
     /// A `CreateFileRequest` from its required properties (`file`, `purpose`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, purpose: CreateFileRequestPurpose) -> Self {
-        Self { file: file, purpose: purpose }
+        Self { file, purpose }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateFineTuningCheckpointPermissionRequest {
     /// A `CreateFineTuningCheckpointPermissionRequest` from its required properties (`project_ids`); set the others with the setters.
     pub fn new(project_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { project_ids: project_ids }
+        Self { project_ids }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76131,7 +76115,7 @@ impl CreateFineTuningJobRequest {
         training_file: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            model: model,
+            model,
             training_file: ::std::convert::Into::into(training_file),
             hyperparameters: ::std::option::Option::None,
             suffix: ::std::option::Option::None,
@@ -76246,7 +76230,7 @@ impl CreateFineTuningJobRequestIntegrationsItem {
         type_: CreateFineTuningJobRequestIntegrationsItemType,
         wandb: CreateFineTuningJobRequestIntegrationsItemWandb,
     ) -> Self {
-        Self { type_: type_, wandb: wandb }
+        Self { type_, wandb }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76291,7 +76275,7 @@ impl CreateImageEditRequest {
     /// A `CreateImageEditRequest` from its required properties (`image`, `prompt`); set the others with the setters.
     pub fn new(image: CreateImageEditRequestImage, prompt: impl ::std::convert::Into<::std::string::String>) -> Self {
         Self {
-            image: image,
+            image,
             prompt: ::std::convert::Into::into(prompt),
             mask: ::std::option::Option::None,
             model: ::std::option::Option::None,
@@ -76493,7 +76477,7 @@ impl CreateImageVariationRequest {
     /// A `CreateImageVariationRequest` from its required properties (`image`); set the others with the setters.
     pub fn new(image: crate::form::FilePart) -> Self {
         Self {
-            image: image,
+            image,
             model: ::std::option::Option::None,
             n: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
@@ -76551,12 +76535,7 @@ impl CreateImageVariationRequest {
 impl CreateMessageRequest {
     /// A `CreateMessageRequest` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: CreateMessageRequestRole, content: CreateMessageRequestContent) -> Self {
-        Self {
-            role: role,
-            content: content,
-            attachments: ::std::option::Option::None,
-            metadata: ::std::option::Option::None,
-        }
+        Self { role, content, attachments: ::std::option::Option::None, metadata: ::std::option::Option::None }
     }
     /// Sets `attachments`.
     pub fn attachments(mut self, value: ::std::vec::Vec<CreateMessageRequestAttachmentsItem>) -> Self {
@@ -76605,7 +76584,7 @@ impl ::std::default::Default for CreateMessageRequestAttachmentsItem {
 impl CreateModerationRequest {
     /// A `CreateModerationRequest` from its required properties (`input`); set the others with the setters.
     pub fn new(input: CreateModerationRequestInput) -> Self {
-        Self { input: input, model: ::std::option::Option::None }
+        Self { input, model: ::std::option::Option::None }
     }
     /// Sets `model`.
     pub fn model(mut self, value: CreateModerationRequestModel) -> Self {
@@ -76620,7 +76599,7 @@ impl CreateModerationRequestInputArrayItemObject {
         type_: CreateModerationRequestInputArrayItemObjectType,
         image_url: CreateModerationRequestInputArrayItemObjectImageUrl,
     ) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76630,7 +76609,7 @@ impl CreateModerationRequestInputArrayItemObject2 {
         type_: CreateModerationRequestInputArrayItemObject2Type,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76648,7 +76627,7 @@ impl CreateModerationResponse {
         model: impl ::std::convert::Into<::std::string::String>,
         results: ::std::vec::Vec<CreateModerationResponseResultsItem>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), model: ::std::convert::Into::into(model), results: results }
+        Self { id: ::std::convert::Into::into(id), model: ::std::convert::Into::into(model), results }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76660,12 +76639,7 @@ impl CreateModerationResponseResultsItem {
         category_scores: CreateModerationResponseResultsItemCategoryScores,
         category_applied_input_types: CreateModerationResponseResultsItemCategoryAppliedInputTypes,
     ) -> Self {
-        Self {
-            flagged: flagged,
-            categories: categories,
-            category_scores: category_scores,
-            category_applied_input_types: category_applied_input_types,
-        }
+        Self { flagged, categories, category_scores, category_applied_input_types }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -76687,19 +76661,19 @@ impl CreateModerationResponseResultsItemCategories {
         violence_graphic: bool,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
             illicit,
             illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -76734,19 +76708,19 @@ impl CreateModerationResponseResultsItemCategoryAppliedInputTypes {
         >,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
-            illicit: illicit,
-            illicit_violent: illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -76769,19 +76743,19 @@ impl CreateModerationResponseResultsItemCategoryScores {
         violence_graphic: f64,
     ) -> Self {
         Self {
-            hate: hate,
-            hate_threatening: hate_threatening,
-            harassment: harassment,
-            harassment_threatening: harassment_threatening,
-            illicit: illicit,
-            illicit_violent: illicit_violent,
-            self_harm: self_harm,
-            self_harm_intent: self_harm_intent,
-            self_harm_instructions: self_harm_instructions,
-            sexual: sexual,
-            sexual_minors: sexual_minors,
-            violence: violence,
-            violence_graphic: violence_graphic,
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
         }
     }
 }
@@ -76796,7 +76770,7 @@ impl CreateResponse {
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
             previous_response_id: ::std::option::Option::None,
-            model: model,
+            model,
             reasoning: ::std::option::Option::None,
             max_output_tokens: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
@@ -76804,7 +76778,7 @@ impl CreateResponse {
             tools: ::std::option::Option::None,
             tool_choice: ::std::option::Option::None,
             truncation: ::std::option::Option::None,
-            input: input,
+            input,
             include: ::std::option::Option::None,
             parallel_tool_calls: ::std::option::Option::None,
             store: ::std::option::Option::None,
@@ -77150,10 +77124,10 @@ impl CreateSpeechRequest {
         voice: VoiceIdsShared,
     ) -> Self {
         Self {
-            model: model,
+            model,
             input: ::std::convert::Into::into(input),
             instructions: ::std::option::Option::None,
-            voice: voice,
+            voice,
             response_format: ::std::option::Option::None,
             speed: ::std::option::Option::None,
         }
@@ -77529,7 +77503,7 @@ impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyA
     pub fn new(
         type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
     ) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77539,14 +77513,14 @@ impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyS
         type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
         static_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
     ) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
     /// A `CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77554,8 +77528,8 @@ impl CreateTranscriptionRequest {
     /// A `CreateTranscriptionRequest` from its required properties (`file`, `model`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, model: CreateTranscriptionRequestModel) -> Self {
         Self {
-            file: file,
-            model: model,
+            file,
+            model,
             language: ::std::option::Option::None,
             prompt: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
@@ -77662,7 +77636,7 @@ impl CreateTranscriptionResponseVerboseJson {
     ) -> Self {
         Self {
             language: ::std::convert::Into::into(language),
-            duration: duration,
+            duration,
             text: ::std::convert::Into::into(text),
             words: ::std::option::Option::None,
             segments: ::std::option::Option::None,
@@ -77684,8 +77658,8 @@ impl CreateTranslationRequest {
     /// A `CreateTranslationRequest` from its required properties (`file`, `model`); set the others with the setters.
     pub fn new(file: crate::form::FilePart, model: CreateTranslationRequestModel) -> Self {
         Self {
-            file: file,
-            model: model,
+            file,
+            model,
             prompt: ::std::option::Option::None,
             response_format: ::std::option::Option::None,
             temperature: ::std::option::Option::None,
@@ -77724,7 +77698,7 @@ impl CreateTranslationResponseVerboseJson {
     ) -> Self {
         Self {
             language: ::std::convert::Into::into(language),
-            duration: duration,
+            duration,
             text: ::std::convert::Into::into(text),
             segments: ::std::option::Option::None,
         }
@@ -77746,8 +77720,8 @@ impl CreateUploadRequest {
     ) -> Self {
         Self {
             filename: ::std::convert::Into::into(filename),
-            purpose: purpose,
-            bytes: bytes,
+            purpose,
+            bytes,
             mime_type: ::std::convert::Into::into(mime_type),
         }
     }
@@ -77756,11 +77730,7 @@ impl CreateUploadRequest {
 impl CreateVectorStoreFileBatchRequest {
     /// A `CreateVectorStoreFileBatchRequest` from its required properties (`file_ids`); set the others with the setters.
     pub fn new(file_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self {
-            file_ids: file_ids,
-            chunking_strategy: ::std::option::Option::None,
-            attributes: ::std::option::Option::None,
-        }
+        Self { file_ids, chunking_strategy: ::std::option::Option::None, attributes: ::std::option::Option::None }
     }
     /// Sets `chunking_strategy`.
     pub fn chunking_strategy(mut self, value: ChunkingStrategyRequestParam) -> Self {
@@ -77860,14 +77830,14 @@ impl DeleteAssistantResponse {
         deleted: bool,
         object: DeleteAssistantResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DeleteCertificateResponse {
     /// A `DeleteCertificateResponse` from its required properties (`object`, `id`); set the others with the setters.
     pub fn new(object: DeleteCertificateResponseObject, id: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id) }
+        Self { object, id: ::std::convert::Into::into(id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77878,11 +77848,7 @@ impl DeleteEvalResponse200 {
         deleted: bool,
         eval_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            object: ::std::convert::Into::into(object),
-            deleted: deleted,
-            eval_id: ::std::convert::Into::into(eval_id),
-        }
+        Self { object: ::std::convert::Into::into(object), deleted, eval_id: ::std::convert::Into::into(eval_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77924,7 +77890,7 @@ impl DeleteFileResponse {
         object: DeleteFileResponseObject,
         deleted: bool,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, deleted: deleted }
+        Self { id: ::std::convert::Into::into(id), object, deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77935,7 +77901,7 @@ impl DeleteFineTuningCheckpointPermissionResponse {
         object: DeleteFineTuningCheckpointPermissionResponseObject,
         deleted: bool,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, deleted: deleted }
+        Self { id: ::std::convert::Into::into(id), object, deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77946,7 +77912,7 @@ impl DeleteMessageResponse {
         deleted: bool,
         object: DeleteMessageResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77957,7 +77923,7 @@ impl DeleteModelResponse {
         deleted: bool,
         object: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: ::std::convert::Into::into(object) }
+        Self { id: ::std::convert::Into::into(id), deleted, object: ::std::convert::Into::into(object) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77968,7 +77934,7 @@ impl DeleteThreadResponse {
         deleted: bool,
         object: DeleteThreadResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77979,7 +77945,7 @@ impl DeleteVectorStoreFileResponse {
         deleted: bool,
         object: DeleteVectorStoreFileResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -77990,35 +77956,35 @@ impl DeleteVectorStoreResponse {
         deleted: bool,
         object: DeleteVectorStoreResponseObject,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), deleted: deleted, object: object }
+        Self { id: ::std::convert::Into::into(id), deleted, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DoneEvent {
     /// A `DoneEvent` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: DoneEventEvent, data: DoneEventData) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl DoubleClick {
     /// A `DoubleClick` from its required properties (`type`, `x`, `y`); set the others with the setters.
     pub fn new(type_: DoubleClickType, x: i64, y: i64) -> Self {
-        Self { type_: type_, x: x, y: y }
+        Self { type_, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Drag {
     /// A `Drag` from its required properties (`type`, `path`); set the others with the setters.
     pub fn new(type_: DragType, path: ::std::vec::Vec<Coordinate>) -> Self {
-        Self { type_: type_, path: path }
+        Self { type_, path }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EasyInputMessage {
     /// A `EasyInputMessage` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: EasyInputMessageRole, content: EasyInputMessageContent) -> Self {
-        Self { role: role, content: content, type_: ::std::option::Option::None }
+        Self { role, content, type_: ::std::option::Option::None }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: EasyInputMessageType) -> Self {
@@ -78030,7 +77996,7 @@ impl EasyInputMessage {
 impl Embedding {
     /// A `Embedding` from its required properties (`index`, `embedding`, `object`); set the others with the setters.
     pub fn new(index: i64, embedding: ::std::vec::Vec<f64>, object: EmbeddingObject) -> Self {
-        Self { index: index, embedding: embedding, object: object }
+        Self { index, embedding, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78049,14 +78015,14 @@ impl Error {
 impl ErrorEvent {
     /// A `ErrorEvent` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: ErrorEventEvent, data: Error) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ErrorResponse {
     /// A `ErrorResponse` from its required properties (`error`); set the others with the setters.
     pub fn new(error: Error) -> Self {
-        Self { error: error }
+        Self { error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78072,12 +78038,12 @@ impl Eval {
         metadata: ::std::option::Option<Metadata>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            data_source_config: data_source_config,
-            testing_criteria: testing_criteria,
-            created_at: created_at,
+            data_source_config,
+            testing_criteria,
+            created_at,
             metadata,
         }
     }
@@ -78099,14 +78065,14 @@ impl EvalCustomDataSourceConfig {
         type_: EvalCustomDataSourceConfigType,
         schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, schema: schema }
+        Self { type_, schema }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalItem {
     /// A `EvalItem` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: EvalItemRole, content: EvalItemContent) -> Self {
-        Self { role: role, content: content, type_: ::std::option::Option::None }
+        Self { role, content, type_: ::std::option::Option::None }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: EvalItemType) -> Self {
@@ -78118,7 +78084,7 @@ impl EvalItem {
 impl EvalItemContentOutputText {
     /// A `EvalItemContent Output text` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: EvalItemContentOutputTextType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78128,14 +78094,14 @@ impl EvalJsonlFileContentSource {
         type_: EvalJsonlFileContentSourceType,
         content: ::std::vec::Vec<EvalJsonlFileContentSourceContentItem>,
     ) -> Self {
-        Self { type_: type_, content: content }
+        Self { type_, content }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalJsonlFileContentSourceContentItem {
     /// A `EvalJsonlFileContentSource content item` from its required properties (`item`); set the others with the setters.
     pub fn new(item: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
-        Self { item: item, sample: ::std::option::Option::None }
+        Self { item, sample: ::std::option::Option::None }
     }
     /// Sets `sample`.
     pub fn sample(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
@@ -78147,7 +78113,7 @@ impl EvalJsonlFileContentSourceContentItem {
 impl EvalJsonlFileIdSource {
     /// A `EvalJsonlFileIdSource` from its required properties (`type`, `id`); set the others with the setters.
     pub fn new(type_: EvalJsonlFileIdSourceType, id: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, id: ::std::convert::Into::into(id) }
+        Self { type_, id: ::std::convert::Into::into(id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78162,12 +78128,12 @@ impl EvalLabelModelGrader {
         passing_labels: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
-            input: input,
-            labels: labels,
-            passing_labels: passing_labels,
+            input,
+            labels,
+            passing_labels,
         }
     }
 }
@@ -78182,11 +78148,11 @@ impl EvalList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78199,7 +78165,7 @@ impl EvalPythonGrader {
         source: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             source: ::std::convert::Into::into(source),
             pass_threshold: ::std::option::Option::None,
@@ -78222,7 +78188,7 @@ impl EvalResponsesSource {
     /// A `EvalResponsesSource` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: EvalResponsesSourceType) -> Self {
         Self {
-            type_: type_,
+            type_,
             metadata: ::std::option::Option::None,
             model: ::std::option::Option::None,
             instructions_search: ::std::option::Option::None,
@@ -78368,20 +78334,20 @@ impl EvalRun {
         error: EvalApiError,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             eval_id: ::std::convert::Into::into(eval_id),
             status: ::std::convert::Into::into(status),
             model: ::std::convert::Into::into(model),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             report_url: ::std::convert::Into::into(report_url),
-            result_counts: result_counts,
-            per_model_usage: per_model_usage,
-            per_testing_criteria_results: per_testing_criteria_results,
-            data_source: data_source,
+            result_counts,
+            per_model_usage,
+            per_testing_criteria_results,
+            data_source,
             metadata,
-            error: error,
+            error,
         }
     }
 }
@@ -78396,11 +78362,11 @@ impl EvalRunList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78420,16 +78386,16 @@ impl EvalRunOutputItem {
         sample: EvalRunOutputItemSample,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             run_id: ::std::convert::Into::into(run_id),
             eval_id: ::std::convert::Into::into(eval_id),
-            created_at: created_at,
+            created_at,
             status: ::std::convert::Into::into(status),
-            datasource_item_id: datasource_item_id,
-            datasource_item: datasource_item,
-            results: results,
-            sample: sample,
+            datasource_item_id,
+            datasource_item,
+            results,
+            sample,
         }
     }
 }
@@ -78444,11 +78410,11 @@ impl EvalRunOutputItemList {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -78468,16 +78434,16 @@ impl EvalRunOutputItemSample {
         seed: i64,
     ) -> Self {
         Self {
-            input: input,
-            output: output,
+            input,
+            output,
             finish_reason: ::std::convert::Into::into(finish_reason),
             model: ::std::convert::Into::into(model),
-            usage: usage,
-            error: error,
-            temperature: temperature,
-            max_completion_tokens: max_completion_tokens,
-            top_p: top_p,
-            seed: seed,
+            usage,
+            error,
+            temperature,
+            max_completion_tokens,
+            top_p,
+            seed,
         }
     }
 }
@@ -78517,12 +78483,7 @@ impl ::std::default::Default for EvalRunOutputItemSampleOutputItem {
 impl EvalRunOutputItemSampleUsage {
     /// A `EvalRunOutputItemSample usage` from its required properties (`total_tokens`, `completion_tokens`, `prompt_tokens`, `cached_tokens`); set the others with the setters.
     pub fn new(total_tokens: i64, completion_tokens: i64, prompt_tokens: i64, cached_tokens: i64) -> Self {
-        Self {
-            total_tokens: total_tokens,
-            completion_tokens: completion_tokens,
-            prompt_tokens: prompt_tokens,
-            cached_tokens: cached_tokens,
-        }
+        Self { total_tokens, completion_tokens, prompt_tokens, cached_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78538,11 +78499,11 @@ impl EvalRunPerModelUsageItem {
     ) -> Self {
         Self {
             model_name: ::std::convert::Into::into(model_name),
-            invocation_count: invocation_count,
-            prompt_tokens: prompt_tokens,
-            completion_tokens: completion_tokens,
-            total_tokens: total_tokens,
-            cached_tokens: cached_tokens,
+            invocation_count,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            cached_tokens,
         }
     }
 }
@@ -78550,14 +78511,14 @@ impl EvalRunPerModelUsageItem {
 impl EvalRunPerTestingCriteriaResultsItem {
     /// A `EvalRun per_testing_criteria_results item` from its required properties (`testing_criteria`, `passed`, `failed`); set the others with the setters.
     pub fn new(testing_criteria: impl ::std::convert::Into<::std::string::String>, passed: i64, failed: i64) -> Self {
-        Self { testing_criteria: ::std::convert::Into::into(testing_criteria), passed: passed, failed: failed }
+        Self { testing_criteria: ::std::convert::Into::into(testing_criteria), passed, failed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl EvalRunResultCounts {
     /// A `EvalRun result_counts` from its required properties (`total`, `errored`, `failed`, `passed`); set the others with the setters.
     pub fn new(total: i64, errored: i64, failed: i64, passed: i64) -> Self {
-        Self { total: total, errored: errored, failed: failed, passed: passed }
+        Self { total, errored, failed, passed }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -78570,11 +78531,11 @@ impl EvalScoreModelGrader {
         input: ::std::vec::Vec<EvalItem>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             model: ::std::convert::Into::into(model),
             sampling_params: ::std::option::Option::None,
-            input: input,
+            input,
             pass_threshold: ::std::option::Option::None,
             range: ::std::option::Option::None,
         }
@@ -78605,7 +78566,7 @@ impl EvalStoredCompletionsDataSourceConfig {
         type_: EvalStoredCompletionsDataSourceConfigType,
         schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { type_: type_, metadata: ::std::option::Option::None, schema: schema }
+        Self { type_, metadata: ::std::option::Option::None, schema }
     }
     /// Sets `metadata`.
     pub fn metadata(mut self, value: Metadata) -> Self {
@@ -78623,7 +78584,7 @@ impl EvalStoredCompletionsSource {
     /// A `EvalStoredCompletionsSource` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: EvalStoredCompletionsSourceType) -> Self {
         Self {
-            type_: type_,
+            type_,
             metadata: ::std::option::Option::None,
             model: ::std::option::Option::None,
             created_after: ::std::option::Option::None,
@@ -78693,11 +78654,11 @@ impl EvalStringCheckGrader {
         operation: EvalStringCheckGraderOperation,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             input: ::std::convert::Into::into(input),
             reference: ::std::convert::Into::into(reference),
-            operation: operation,
+            operation,
         }
     }
 }
@@ -78712,12 +78673,12 @@ impl EvalTextSimilarityGrader {
         evaluation_metric: EvalTextSimilarityGraderEvaluationMetric,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::option::Option::None,
             input: ::std::convert::Into::into(input),
             reference: ::std::convert::Into::into(reference),
-            pass_threshold: pass_threshold,
-            evaluation_metric: evaluation_metric,
+            pass_threshold,
+            evaluation_metric,
         }
     }
     /// Sets `name`.
@@ -78734,21 +78695,21 @@ impl FileCitationBody {
         file_id: impl ::std::convert::Into<::std::string::String>,
         index: i64,
     ) -> Self {
-        Self { type_: type_, file_id: ::std::convert::Into::into(file_id), index: index }
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl FilePath {
     /// A `FilePath` from its required properties (`type`, `file_id`, `index`); set the others with the setters.
     pub fn new(type_: FilePathType, file_id: impl ::std::convert::Into<::std::string::String>, index: i64) -> Self {
-        Self { type_: type_, file_id: ::std::convert::Into::into(file_id), index: index }
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl FileSearchRankingOptions {
     /// A `FileSearchRankingOptions` from its required properties (`score_threshold`); set the others with the setters.
     pub fn new(score_threshold: f64) -> Self {
-        Self { ranker: ::std::option::Option::None, score_threshold: score_threshold }
+        Self { ranker: ::std::option::Option::None, score_threshold }
     }
     /// Sets `ranker`.
     pub fn ranker(mut self, value: FileSearchRanker) -> Self {
@@ -78761,8 +78722,8 @@ impl FileSearchTool {
     /// A `FileSearchTool` from its required properties (`type`, `vector_store_ids`); set the others with the setters.
     pub fn new(type_: FileSearchToolType, vector_store_ids: ::std::vec::Vec<::std::string::String>) -> Self {
         Self {
-            type_: type_,
-            vector_store_ids: vector_store_ids,
+            type_,
+            vector_store_ids,
             max_num_results: ::std::option::Option::None,
             ranking_options: ::std::option::Option::None,
             filters: ::std::option::Option::None,
@@ -78798,13 +78759,7 @@ impl FileSearchToolCall {
         status: FileSearchToolCallStatus,
         queries: ::std::vec::Vec<::std::string::String>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            type_: type_,
-            status: status,
-            queries: queries,
-            results: ::std::option::Option::None,
-        }
+        Self { id: ::std::convert::Into::into(id), type_, status, queries, results: ::std::option::Option::None }
     }
     /// Sets `results`.
     pub fn results(mut self, value: ::std::vec::Vec<FileSearchToolCallResultsItem>) -> Self {
@@ -78873,7 +78828,7 @@ impl FineTuneChatCompletionRequestAssistantMessage {
             weight: ::std::option::Option::None,
             content: ::std::option::Option::None,
             refusal: ::std::option::Option::None,
-            role: role,
+            role,
             name: ::std::option::Option::None,
             audio: ::std::option::Option::None,
             tool_calls: ::std::option::Option::None,
@@ -79230,9 +79185,9 @@ impl FineTuningCheckpointPermission {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             project_id: ::std::convert::Into::into(project_id),
-            object: object,
+            object,
         }
     }
 }
@@ -79240,7 +79195,7 @@ impl FineTuningCheckpointPermission {
 impl FineTuningIntegration {
     /// A `FineTuningIntegration` from its required properties (`type`, `wandb`); set the others with the setters.
     pub fn new(type_: FineTuningIntegrationType, wandb: FineTuningIntegrationWandb) -> Self {
-        Self { type_: type_, wandb: wandb }
+        Self { type_, wandb }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79302,21 +79257,21 @@ impl FineTuningJob {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             error,
             fine_tuned_model,
             finished_at,
-            hyperparameters: hyperparameters,
+            hyperparameters,
             model: ::std::convert::Into::into(model),
-            object: object,
+            object,
             organization_id: ::std::convert::Into::into(organization_id),
-            result_files: result_files,
-            status: status,
+            result_files,
+            status,
             trained_tokens,
             training_file: ::std::convert::Into::into(training_file),
             validation_file,
             integrations: ::std::option::Option::None,
-            seed: seed,
+            seed,
             estimated_finish: ::std::option::Option::None,
             method: ::std::option::Option::None,
             metadata: ::std::option::Option::None,
@@ -79372,12 +79327,12 @@ impl FineTuningJobCheckpoint {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             fine_tuned_model_checkpoint: ::std::convert::Into::into(fine_tuned_model_checkpoint),
-            step_number: step_number,
-            metrics: metrics,
+            step_number,
+            metrics,
             fine_tuning_job_id: ::std::convert::Into::into(fine_tuning_job_id),
-            object: object,
+            object,
         }
     }
 }
@@ -79458,10 +79413,10 @@ impl FineTuningJobEvent {
         message: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
-            level: level,
+            created_at,
+            level,
             message: ::std::convert::Into::into(message),
             type_: ::std::option::Option::None,
             data: ::std::option::Option::None,
@@ -79520,7 +79475,7 @@ impl FunctionCallOutputItemParam {
         Self {
             id: ::std::option::Option::None,
             call_id: ::std::convert::Into::into(call_id),
-            type_: type_,
+            type_,
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
         }
@@ -79588,7 +79543,7 @@ impl FunctionTool {
         strict: ::std::option::Option<bool>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             name: ::std::convert::Into::into(name),
             description: ::std::option::Option::None,
             parameters,
@@ -79617,7 +79572,7 @@ impl FunctionToolCall {
     ) -> Self {
         Self {
             id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             name: ::std::convert::Into::into(name),
             arguments: ::std::convert::Into::into(arguments),
@@ -79645,7 +79600,7 @@ impl FunctionToolCallOutput {
     ) -> Self {
         Self {
             id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
@@ -79673,7 +79628,7 @@ impl FunctionToolCallOutputResource {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             output: ::std::convert::Into::into(output),
             status: ::std::option::Option::None,
@@ -79697,7 +79652,7 @@ impl FunctionToolCallResource {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            type_: type_,
+            type_,
             call_id: ::std::convert::Into::into(call_id),
             name: ::std::convert::Into::into(name),
             arguments: ::std::convert::Into::into(arguments),
@@ -79745,7 +79700,7 @@ impl ::std::default::Default for Image {
 impl ImagesResponse {
     /// A `ImagesResponse` from its required properties (`created`); set the others with the setters.
     pub fn new(created: i64) -> Self {
-        Self { created: created, data: ::std::option::Option::None, usage: ::std::option::Option::None }
+        Self { created, data: ::std::option::Option::None, usage: ::std::option::Option::None }
     }
     /// Sets `data`.
     pub fn data(mut self, value: ::std::vec::Vec<Image>) -> Self {
@@ -79767,19 +79722,14 @@ impl ImagesResponseUsage {
         output_tokens: i64,
         input_tokens_details: ImagesResponseUsageInputTokensDetails,
     ) -> Self {
-        Self {
-            total_tokens: total_tokens,
-            input_tokens: input_tokens,
-            output_tokens: output_tokens,
-            input_tokens_details: input_tokens_details,
-        }
+        Self { total_tokens, input_tokens, output_tokens, input_tokens_details }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ImagesResponseUsageInputTokensDetails {
     /// A `ImagesResponseUsage input_tokens_details` from its required properties (`text_tokens`, `image_tokens`); set the others with the setters.
     pub fn new(text_tokens: i64, image_tokens: i64) -> Self {
-        Self { text_tokens: text_tokens, image_tokens: image_tokens }
+        Self { text_tokens, image_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79790,7 +79740,7 @@ impl InputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         format: InputAudioFormat,
     ) -> Self {
-        Self { type_: type_, data: ::std::convert::Into::into(data), format: format }
+        Self { type_, data: ::std::convert::Into::into(data), format }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79798,7 +79748,7 @@ impl InputFileContent {
     /// A `InputFileContent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: InputFileContentType) -> Self {
         Self {
-            type_: type_,
+            type_,
             file_id: ::std::option::Option::None,
             filename: ::std::option::Option::None,
             file_data: ::std::option::Option::None,
@@ -79829,12 +79779,7 @@ impl InputFileContent {
 impl InputImageContent {
     /// A `InputImageContent` from its required properties (`type`, `detail`); set the others with the setters.
     pub fn new(type_: InputImageContentType, detail: InputImageContentDetail) -> Self {
-        Self {
-            type_: type_,
-            image_url: ::std::option::Option::None,
-            file_id: ::std::option::Option::None,
-            detail: detail,
-        }
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None, detail }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -79861,7 +79806,7 @@ impl InputImageContent {
 impl InputMessage {
     /// A `InputMessage` from its required properties (`role`, `content`); set the others with the setters.
     pub fn new(role: InputMessageRole, content: InputMessageContentList) -> Self {
-        Self { type_: ::std::option::Option::None, role: role, status: ::std::option::Option::None, content: content }
+        Self { type_: ::std::option::Option::None, role, status: ::std::option::Option::None, content }
     }
     /// Sets `type`.
     pub fn type_(mut self, value: InputMessageType) -> Self {
@@ -79884,9 +79829,9 @@ impl InputMessageResource {
     ) -> Self {
         Self {
             type_: ::std::option::Option::None,
-            role: role,
+            role,
             status: ::std::option::Option::None,
-            content: content,
+            content,
             id: ::std::convert::Into::into(id),
         }
     }
@@ -79905,7 +79850,7 @@ impl InputMessageResource {
 impl InputTextContent {
     /// A `InputTextContent` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: InputTextContentType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79921,13 +79866,13 @@ impl Invite {
         expires_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             email: ::std::convert::Into::into(email),
-            role: role,
-            status: status,
-            invited_at: invited_at,
-            expires_at: expires_at,
+            role,
+            status,
+            invited_at,
+            expires_at,
             accepted_at: ::std::option::Option::None,
             projects: ::std::option::Option::None,
         }
@@ -79951,7 +79896,7 @@ impl InviteDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -79959,8 +79904,8 @@ impl InviteListResponse {
     /// A `InviteListResponse` from its required properties (`object`, `data`); set the others with the setters.
     pub fn new(object: InviteListResponseObject, data: ::std::vec::Vec<Invite>) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::option::Option::None,
             last_id: ::std::option::Option::None,
             has_more: ::std::option::Option::None,
@@ -80008,7 +79953,7 @@ impl ::std::default::Default for InviteProjectsItem {
 impl InviteRequest {
     /// A `InviteRequest` from its required properties (`email`, `role`); set the others with the setters.
     pub fn new(email: impl ::std::convert::Into<::std::string::String>, role: InviteRequestRole) -> Self {
-        Self { email: ::std::convert::Into::into(email), role: role, projects: ::std::option::Option::None }
+        Self { email: ::std::convert::Into::into(email), role, projects: ::std::option::Option::None }
     }
     /// Sets `projects`.
     pub fn projects(mut self, value: ::std::vec::Vec<InviteRequestProjectsItem>) -> Self {
@@ -80020,7 +79965,7 @@ impl InviteRequest {
 impl InviteRequestProjectsItem {
     /// A `InviteRequest projects item` from its required properties (`id`, `role`); set the others with the setters.
     pub fn new(id: impl ::std::convert::Into<::std::string::String>, role: InviteRequestProjectsItemRole) -> Self {
-        Self { id: ::std::convert::Into::into(id), role: role }
+        Self { id: ::std::convert::Into::into(id), role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80044,7 +79989,7 @@ impl ItemReferenceParam {
 impl KeyPress {
     /// A `KeyPress` from its required properties (`type`, `keys`); set the others with the setters.
     pub fn new(type_: KeyPressType, keys: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { type_: type_, keys: keys }
+        Self { type_, keys }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80059,10 +80004,10 @@ impl ListAssistantsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80114,11 +80059,11 @@ impl ListAuditLogsResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80126,13 +80071,7 @@ impl ListAuditLogsResponse {
 impl ListBatchesResponse {
     /// A `ListBatchesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Batch>, has_more: bool, object: ListBatchesResponseObject) -> Self {
-        Self {
-            data: data,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-            object: object,
-        }
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -80149,13 +80088,7 @@ impl ListBatchesResponse {
 impl ListCertificatesResponse {
     /// A `ListCertificatesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
     pub fn new(data: ::std::vec::Vec<Certificate>, has_more: bool, object: ListCertificatesResponseObject) -> Self {
-        Self {
-            data: data,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-            object: object,
-        }
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -80180,10 +80113,10 @@ impl ListFilesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80195,13 +80128,7 @@ impl ListFineTuningCheckpointPermissionResponse {
         object: ListFineTuningCheckpointPermissionResponseObject,
         has_more: bool,
     ) -> Self {
-        Self {
-            data: data,
-            object: object,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-        }
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -80232,13 +80159,7 @@ impl ListFineTuningJobCheckpointsResponse {
         object: ListFineTuningJobCheckpointsResponseObject,
         has_more: bool,
     ) -> Self {
-        Self {
-            data: data,
-            object: object,
-            first_id: ::std::option::Option::None,
-            last_id: ::std::option::Option::None,
-            has_more: has_more,
-        }
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
     }
     /// Sets `first_id`.
     pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -80269,7 +80190,7 @@ impl ListFineTuningJobEventsResponse {
         object: ListFineTuningJobEventsResponseObject,
         has_more: bool,
     ) -> Self {
-        Self { data: data, object: object, has_more: has_more }
+        Self { data, object, has_more }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80284,10 +80205,10 @@ impl ListMessagesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80295,7 +80216,7 @@ impl ListMessagesResponse {
 impl ListModelsResponse {
     /// A `ListModelsResponse` from its required properties (`object`, `data`); set the others with the setters.
     pub fn new(object: ListModelsResponseObject, data: ::std::vec::Vec<Model>) -> Self {
-        Self { object: object, data: data }
+        Self { object, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80306,7 +80227,7 @@ impl ListPaginatedFineTuningJobsResponse {
         has_more: bool,
         object: ListPaginatedFineTuningJobsResponseObject,
     ) -> Self {
-        Self { data: data, has_more: has_more, object: object }
+        Self { data, has_more, object }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80321,10 +80242,10 @@ impl ListRunStepsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80340,10 +80261,10 @@ impl ListRunsResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80359,10 +80280,10 @@ impl ListVectorStoreFilesResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80378,10 +80299,10 @@ impl ListVectorStoresResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -80393,14 +80314,14 @@ impl LogProbProperties {
         logprob: f64,
         bytes: ::std::vec::Vec<i64>,
     ) -> Self {
-        Self { token: ::std::convert::Into::into(token), logprob: logprob, bytes: bytes }
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageContentImageFileObject {
     /// A `MessageContentImageFileObject` from its required properties (`type`, `image_file`); set the others with the setters.
     pub fn new(type_: MessageContentImageFileObjectType, image_file: MessageContentImageFileObjectImageFile) -> Self {
-        Self { type_: type_, image_file: image_file }
+        Self { type_, image_file }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80419,7 +80340,7 @@ impl MessageContentImageFileObjectImageFile {
 impl MessageContentImageUrlObject {
     /// A `MessageContentImageUrlObject` from its required properties (`type`, `image_url`); set the others with the setters.
     pub fn new(type_: MessageContentImageUrlObjectType, image_url: MessageContentImageUrlObjectImageUrl) -> Self {
-        Self { type_: type_, image_url: image_url }
+        Self { type_, image_url }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80441,7 +80362,7 @@ impl MessageContentRefusalObject {
         type_: MessageContentRefusalObjectType,
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80454,13 +80375,7 @@ impl MessageContentTextAnnotationsFileCitationObject {
         start_index: i64,
         end_index: i64,
     ) -> Self {
-        Self {
-            type_: type_,
-            text: ::std::convert::Into::into(text),
-            file_citation: file_citation,
-            start_index: start_index,
-            end_index: end_index,
-        }
+        Self { type_, text: ::std::convert::Into::into(text), file_citation, start_index, end_index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80480,13 +80395,7 @@ impl MessageContentTextAnnotationsFilePathObject {
         start_index: i64,
         end_index: i64,
     ) -> Self {
-        Self {
-            type_: type_,
-            text: ::std::convert::Into::into(text),
-            file_path: file_path,
-            start_index: start_index,
-            end_index: end_index,
-        }
+        Self { type_, text: ::std::convert::Into::into(text), file_path, start_index, end_index }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80500,7 +80409,7 @@ impl MessageContentTextAnnotationsFilePathObjectFilePath {
 impl MessageContentTextObject {
     /// A `MessageContentTextObject` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: MessageContentTextObjectType, text: MessageContentTextObjectText) -> Self {
-        Self { type_: type_, text: text }
+        Self { type_, text }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80510,14 +80419,14 @@ impl MessageContentTextObjectText {
         value: impl ::std::convert::Into<::std::string::String>,
         annotations: ::std::vec::Vec<MessageContentTextObjectTextAnnotationsItem>,
     ) -> Self {
-        Self { value: ::std::convert::Into::into(value), annotations: annotations }
+        Self { value: ::std::convert::Into::into(value), annotations }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageDeltaContentImageFileObject {
     /// A `MessageDeltaContentImageFileObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentImageFileObjectType) -> Self {
-        Self { index: index, type_: type_, image_file: ::std::option::Option::None }
+        Self { index, type_, image_file: ::std::option::Option::None }
     }
     /// Sets `image_file`.
     pub fn image_file(mut self, value: MessageDeltaContentImageFileObjectImageFile) -> Self {
@@ -80551,7 +80460,7 @@ impl ::std::default::Default for MessageDeltaContentImageFileObjectImageFile {
 impl MessageDeltaContentImageUrlObject {
     /// A `MessageDeltaContentImageUrlObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentImageUrlObjectType) -> Self {
-        Self { index: index, type_: type_, image_url: ::std::option::Option::None }
+        Self { index, type_, image_url: ::std::option::Option::None }
     }
     /// Sets `image_url`.
     pub fn image_url(mut self, value: MessageDeltaContentImageUrlObjectImageUrl) -> Self {
@@ -80585,7 +80494,7 @@ impl ::std::default::Default for MessageDeltaContentImageUrlObjectImageUrl {
 impl MessageDeltaContentRefusalObject {
     /// A `MessageDeltaContentRefusalObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentRefusalObjectType) -> Self {
-        Self { index: index, type_: type_, refusal: ::std::option::Option::None }
+        Self { index, type_, refusal: ::std::option::Option::None }
     }
     /// Sets `refusal`.
     pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -80598,8 +80507,8 @@ impl MessageDeltaContentTextAnnotationsFileCitationObject {
     /// A `MessageDeltaContentTextAnnotationsFileCitationObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFileCitationObjectType) -> Self {
         Self {
-            index: index,
-            type_: type_,
+            index,
+            type_,
             text: ::std::option::Option::None,
             file_citation: ::std::option::Option::None,
             start_index: ::std::option::Option::None,
@@ -80654,8 +80563,8 @@ impl MessageDeltaContentTextAnnotationsFilePathObject {
     /// A `MessageDeltaContentTextAnnotationsFilePathObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFilePathObjectType) -> Self {
         Self {
-            index: index,
-            type_: type_,
+            index,
+            type_,
             text: ::std::option::Option::None,
             file_path: ::std::option::Option::None,
             start_index: ::std::option::Option::None,
@@ -80704,7 +80613,7 @@ impl ::std::default::Default for MessageDeltaContentTextAnnotationsFilePathObjec
 impl MessageDeltaContentTextObject {
     /// A `MessageDeltaContentTextObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: MessageDeltaContentTextObjectType) -> Self {
-        Self { index: index, type_: type_, text: ::std::option::Option::None }
+        Self { index, type_, text: ::std::option::Option::None }
     }
     /// Sets `text`.
     pub fn text(mut self, value: MessageDeltaContentTextObjectText) -> Self {
@@ -80742,7 +80651,7 @@ impl MessageDeltaObject {
         object: MessageDeltaObjectObject,
         delta: MessageDeltaObjectDelta,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, delta: delta }
+        Self { id: ::std::convert::Into::into(id), object, delta }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80788,15 +80697,15 @@ impl MessageObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             thread_id: ::std::convert::Into::into(thread_id),
-            status: status,
+            status,
             incomplete_details,
             completed_at,
             incomplete_at,
-            role: role,
-            content: content,
+            role,
+            content,
             assistant_id,
             run_id,
             attachments,
@@ -80830,7 +80739,7 @@ impl ::std::default::Default for MessageObjectAttachmentsItem {
 impl MessageObjectIncompleteDetails {
     /// A `MessageObject incomplete_details` from its required properties (`reason`); set the others with the setters.
     pub fn new(reason: MessageObjectIncompleteDetailsReason) -> Self {
-        Self { reason: reason }
+        Self { reason }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80840,42 +80749,42 @@ impl MessageRequestContentTextObject {
         type_: MessageRequestContentTextObjectType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObjectEvent, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject2 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject2Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject3 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject3Event, data: MessageDeltaObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject4 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject4Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl MessageStreamEventObject5 {
     /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: MessageStreamEventObject5Event, data: MessageObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -80887,12 +80796,7 @@ impl Model {
         object: ModelObject,
         owned_by: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            id: ::std::convert::Into::into(id),
-            created: created,
-            object: object,
-            owned_by: ::std::convert::Into::into(owned_by),
-        }
+        Self { id: ::std::convert::Into::into(id), created, object, owned_by: ::std::convert::Into::into(owned_by) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81276,7 +81180,7 @@ impl ::std::default::Default for ModifyThreadRequestToolResourcesFileSearch {
 impl Move {
     /// A `Move` from its required properties (`type`, `x`, `y`); set the others with the setters.
     pub fn new(type_: MoveType, x: i64, y: i64) -> Self {
-        Self { type_: type_, x: x, y: y }
+        Self { type_, x, y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81293,13 +81197,13 @@ impl OpenAiFile {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            bytes: bytes,
-            created_at: created_at,
+            bytes,
+            created_at,
             expires_at: ::std::option::Option::None,
             filename: ::std::convert::Into::into(filename),
-            object: object,
-            purpose: purpose,
-            status: status,
+            object,
+            purpose,
+            status,
             status_details: ::std::option::Option::None,
         }
     }
@@ -81319,7 +81223,7 @@ impl OpenAiFile {
 impl OtherChunkingStrategyResponseParam {
     /// A `OtherChunkingStrategyResponseParam` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: OtherChunkingStrategyResponseParamType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81330,11 +81234,7 @@ impl OutputAudio {
         data: impl ::std::convert::Into<::std::string::String>,
         transcript: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            type_: type_,
-            data: ::std::convert::Into::into(data),
-            transcript: ::std::convert::Into::into(transcript),
-        }
+        Self { type_, data: ::std::convert::Into::into(data), transcript: ::std::convert::Into::into(transcript) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81347,7 +81247,7 @@ impl OutputMessage {
         content: ::std::vec::Vec<OutputContent>,
         status: OutputMessageStatus,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, role: role, content: content, status: status }
+        Self { id: ::std::convert::Into::into(id), type_, role, content, status }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81358,14 +81258,14 @@ impl OutputTextContent {
         text: impl ::std::convert::Into<::std::string::String>,
         annotations: ::std::vec::Vec<Annotation>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text), annotations: annotations }
+        Self { type_, text: ::std::convert::Into::into(text), annotations }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl PredictionContent {
     /// A `PredictionContent` from its required properties (`type`, `content`); set the others with the setters.
     pub fn new(type_: PredictionContentType, content: PredictionContentContent) -> Self {
-        Self { type_: type_, content: content }
+        Self { type_, content }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81380,11 +81280,11 @@ impl Project {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             archived_at: ::std::option::Option::None,
-            status: status,
+            status,
         }
     }
     /// Sets `archived_at`.
@@ -81411,13 +81311,13 @@ impl ProjectApiKey {
         owner: ProjectApiKeyOwner,
     ) -> Self {
         Self {
-            object: object,
+            object,
             redacted_value: ::std::convert::Into::into(redacted_value),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
-            last_used_at: last_used_at,
+            created_at,
+            last_used_at,
             id: ::std::convert::Into::into(id),
-            owner: owner,
+            owner,
         }
     }
 }
@@ -81429,7 +81329,7 @@ impl ProjectApiKeyDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81443,11 +81343,11 @@ impl ProjectApiKeyListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -81500,11 +81400,11 @@ impl ProjectListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -81519,11 +81419,11 @@ impl ProjectRateLimit {
         max_tokens_per_1_minute: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             model: ::std::convert::Into::into(model),
-            max_requests_per_1_minute: max_requests_per_1_minute,
-            max_tokens_per_1_minute: max_tokens_per_1_minute,
+            max_requests_per_1_minute,
+            max_tokens_per_1_minute,
             max_images_per_1_minute: ::std::option::Option::None,
             max_audio_megabytes_per_1_minute: ::std::option::Option::None,
             max_requests_per_1_day: ::std::option::Option::None,
@@ -81562,11 +81462,11 @@ impl ProjectRateLimitListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -81629,13 +81529,7 @@ impl ProjectServiceAccount {
         role: ProjectServiceAccountRole,
         created_at: i64,
     ) -> Self {
-        Self {
-            object: object,
-            id: ::std::convert::Into::into(id),
-            name: ::std::convert::Into::into(name),
-            role: role,
-            created_at: created_at,
-        }
+        Self { object, id: ::std::convert::Into::into(id), name: ::std::convert::Into::into(name), role, created_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81649,10 +81543,10 @@ impl ProjectServiceAccountApiKey {
         id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
+            object,
             value: ::std::convert::Into::into(value),
             name: ::std::convert::Into::into(name),
-            created_at: created_at,
+            created_at,
             id: ::std::convert::Into::into(id),
         }
     }
@@ -81676,12 +81570,12 @@ impl ProjectServiceAccountCreateResponse {
         api_key: ProjectServiceAccountApiKey,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
-            role: role,
-            created_at: created_at,
-            api_key: api_key,
+            role,
+            created_at,
+            api_key,
         }
     }
 }
@@ -81693,7 +81587,7 @@ impl ProjectServiceAccountDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81707,11 +81601,11 @@ impl ProjectServiceAccountListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -81734,12 +81628,12 @@ impl ProjectUser {
         added_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
             email: ::std::convert::Into::into(email),
-            role: role,
-            added_at: added_at,
+            role,
+            added_at,
         }
     }
 }
@@ -81747,7 +81641,7 @@ impl ProjectUser {
 impl ProjectUserCreateRequest {
     /// A `ProjectUserCreateRequest` from its required properties (`user_id`, `role`); set the others with the setters.
     pub fn new(user_id: impl ::std::convert::Into<::std::string::String>, role: ProjectUserCreateRequestRole) -> Self {
-        Self { user_id: ::std::convert::Into::into(user_id), role: role }
+        Self { user_id: ::std::convert::Into::into(user_id), role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81758,7 +81652,7 @@ impl ProjectUserDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81773,10 +81667,10 @@ impl ProjectUserListResponse {
     ) -> Self {
         Self {
             object: ::std::convert::Into::into(object),
-            data: data,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -81784,7 +81678,7 @@ impl ProjectUserListResponse {
 impl ProjectUserUpdateRequest {
     /// A `ProjectUserUpdateRequest` from its required properties (`role`); set the others with the setters.
     pub fn new(role: ProjectUserUpdateRequestRole) -> Self {
-        Self { role: role }
+        Self { role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -81813,12 +81707,7 @@ impl ::std::default::Default for RankingOptions {
 impl RealtimeClientEventConversationItemCreate {
     /// A `RealtimeClientEventConversationItemCreate` from its required properties (`type`, `item`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventConversationItemCreateType, item: RealtimeConversationItem) -> Self {
-        Self {
-            event_id: ::std::option::Option::None,
-            type_: type_,
-            previous_item_id: ::std::option::Option::None,
-            item: item,
-        }
+        Self { event_id: ::std::option::Option::None, type_, previous_item_id: ::std::option::Option::None, item }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81838,7 +81727,7 @@ impl RealtimeClientEventConversationItemDelete {
         type_: RealtimeClientEventConversationItemDeleteType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, item_id: ::std::convert::Into::into(item_id) }
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81853,7 +81742,7 @@ impl RealtimeClientEventConversationItemRetrieve {
         type_: RealtimeClientEventConversationItemRetrieveType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, item_id: ::std::convert::Into::into(item_id) }
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81872,10 +81761,10 @@ impl RealtimeClientEventConversationItemTruncate {
     ) -> Self {
         Self {
             event_id: ::std::option::Option::None,
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            audio_end_ms: audio_end_ms,
+            content_index,
+            audio_end_ms,
         }
     }
     /// Sets `event_id`.
@@ -81891,7 +81780,7 @@ impl RealtimeClientEventInputAudioBufferAppend {
         type_: RealtimeClientEventInputAudioBufferAppendType,
         audio: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, audio: ::std::convert::Into::into(audio) }
+        Self { event_id: ::std::option::Option::None, type_, audio: ::std::convert::Into::into(audio) }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81903,7 +81792,7 @@ impl RealtimeClientEventInputAudioBufferAppend {
 impl RealtimeClientEventInputAudioBufferClear {
     /// A `RealtimeClientEventInputAudioBufferClear` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventInputAudioBufferClearType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81915,7 +81804,7 @@ impl RealtimeClientEventInputAudioBufferClear {
 impl RealtimeClientEventInputAudioBufferCommit {
     /// A `RealtimeClientEventInputAudioBufferCommit` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventInputAudioBufferCommitType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81927,7 +81816,7 @@ impl RealtimeClientEventInputAudioBufferCommit {
 impl RealtimeClientEventOutputAudioBufferClear {
     /// A `RealtimeClientEventOutputAudioBufferClear` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventOutputAudioBufferClearType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_ }
+        Self { event_id: ::std::option::Option::None, type_ }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81939,7 +81828,7 @@ impl RealtimeClientEventOutputAudioBufferClear {
 impl RealtimeClientEventResponseCancel {
     /// A `RealtimeClientEventResponseCancel` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventResponseCancelType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, response_id: ::std::option::Option::None }
+        Self { event_id: ::std::option::Option::None, type_, response_id: ::std::option::Option::None }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81956,7 +81845,7 @@ impl RealtimeClientEventResponseCancel {
 impl RealtimeClientEventResponseCreate {
     /// A `RealtimeClientEventResponseCreate` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventResponseCreateType) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, response: ::std::option::Option::None }
+        Self { event_id: ::std::option::Option::None, type_, response: ::std::option::Option::None }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81973,7 +81862,7 @@ impl RealtimeClientEventResponseCreate {
 impl RealtimeClientEventSessionUpdate {
     /// A `RealtimeClientEventSessionUpdate` from its required properties (`type`, `session`); set the others with the setters.
     pub fn new(type_: RealtimeClientEventSessionUpdateType, session: RealtimeSessionCreateRequest) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, session: session }
+        Self { event_id: ::std::option::Option::None, type_, session }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -81988,7 +81877,7 @@ impl RealtimeClientEventTranscriptionSessionUpdate {
         type_: RealtimeClientEventTranscriptionSessionUpdateType,
         session: RealtimeTranscriptionSessionCreateRequest,
     ) -> Self {
-        Self { event_id: ::std::option::Option::None, type_: type_, session: session }
+        Self { event_id: ::std::option::Option::None, type_, session }
     }
     /// Sets `event_id`.
     pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -82605,7 +82494,7 @@ impl RealtimeServerEventConversationCreated {
         type_: RealtimeServerEventConversationCreatedType,
         conversation: RealtimeServerEventConversationCreatedConversation,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, conversation: conversation }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, conversation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82641,9 +82530,9 @@ impl RealtimeServerEventConversationItemCreated {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             previous_item_id: ::std::convert::Into::into(previous_item_id),
-            item: item,
+            item,
         }
     }
 }
@@ -82655,11 +82544,7 @@ impl RealtimeServerEventConversationItemDeleted {
         type_: RealtimeServerEventConversationItemDeletedType,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self {
-            event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-        }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82674,9 +82559,9 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionCompleted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
+            content_index,
             transcript: ::std::convert::Into::into(transcript),
             logprobs: ::std::option::Option::None,
         }
@@ -82702,7 +82587,7 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
             content_index: ::std::option::Option::None,
             delta: ::std::option::Option::None,
@@ -82742,10 +82627,10 @@ impl RealtimeServerEventConversationItemInputAudioTranscriptionFailed {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            error: error,
+            content_index,
+            error,
         }
     }
 }
@@ -82794,7 +82679,7 @@ impl RealtimeServerEventConversationItemRetrieved {
         type_: RealtimeServerEventConversationItemRetrievedType,
         item: RealtimeConversationItem,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, item: item }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82809,10 +82694,10 @@ impl RealtimeServerEventConversationItemTruncated {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            content_index: content_index,
-            audio_end_ms: audio_end_ms,
+            content_index,
+            audio_end_ms,
         }
     }
 }
@@ -82824,7 +82709,7 @@ impl RealtimeServerEventError {
         type_: RealtimeServerEventErrorType,
         error: RealtimeServerEventErrorError,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, error: error }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, error }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82880,7 +82765,7 @@ impl RealtimeServerEventInputAudioBufferCleared {
         event_id: impl ::std::convert::Into<::std::string::String>,
         type_: RealtimeServerEventInputAudioBufferClearedType,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_ }
+        Self { event_id: ::std::convert::Into::into(event_id), type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -82894,7 +82779,7 @@ impl RealtimeServerEventInputAudioBufferCommitted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             previous_item_id: ::std::convert::Into::into(previous_item_id),
             item_id: ::std::convert::Into::into(item_id),
         }
@@ -82911,8 +82796,8 @@ impl RealtimeServerEventInputAudioBufferSpeechStarted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            audio_start_ms: audio_start_ms,
+            type_,
+            audio_start_ms,
             item_id: ::std::convert::Into::into(item_id),
         }
     }
@@ -82928,8 +82813,8 @@ impl RealtimeServerEventInputAudioBufferSpeechStopped {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
-            audio_end_ms: audio_end_ms,
+            type_,
+            audio_end_ms,
             item_id: ::std::convert::Into::into(item_id),
         }
     }
@@ -82944,7 +82829,7 @@ impl RealtimeServerEventOutputAudioBufferCleared {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -82959,7 +82844,7 @@ impl RealtimeServerEventOutputAudioBufferStarted {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -82974,7 +82859,7 @@ impl RealtimeServerEventOutputAudioBufferStopped {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
         }
     }
@@ -82987,7 +82872,7 @@ impl RealtimeServerEventRateLimitsUpdated {
         type_: RealtimeServerEventRateLimitsUpdatedType,
         rate_limits: ::std::vec::Vec<RealtimeServerEventRateLimitsUpdatedRateLimitsItem>,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, rate_limits: rate_limits }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, rate_limits }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83041,11 +82926,11 @@ impl RealtimeServerEventResponseAudioDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -83063,11 +82948,11 @@ impl RealtimeServerEventResponseAudioDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
         }
     }
 }
@@ -83085,11 +82970,11 @@ impl RealtimeServerEventResponseAudioTranscriptDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -83108,11 +82993,11 @@ impl RealtimeServerEventResponseAudioTranscriptDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             transcript: ::std::convert::Into::into(transcript),
         }
     }
@@ -83131,12 +83016,12 @@ impl RealtimeServerEventResponseContentPartAdded {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
+            output_index,
+            content_index,
+            part,
         }
     }
 }
@@ -83191,12 +83076,12 @@ impl RealtimeServerEventResponseContentPartDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
+            output_index,
+            content_index,
+            part,
         }
     }
 }
@@ -83245,7 +83130,7 @@ impl RealtimeServerEventResponseCreated {
         type_: RealtimeServerEventResponseCreatedType,
         response: RealtimeResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, response: response }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83256,7 +83141,7 @@ impl RealtimeServerEventResponseDone {
         type_: RealtimeServerEventResponseDoneType,
         response: RealtimeResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, response: response }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83273,10 +83158,10 @@ impl RealtimeServerEventResponseFunctionCallArgumentsDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             call_id: ::std::convert::Into::into(call_id),
             delta: ::std::convert::Into::into(delta),
         }
@@ -83296,10 +83181,10 @@ impl RealtimeServerEventResponseFunctionCallArgumentsDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             call_id: ::std::convert::Into::into(call_id),
             arguments: ::std::convert::Into::into(arguments),
         }
@@ -83317,10 +83202,10 @@ impl RealtimeServerEventResponseOutputItemAdded {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
-            output_index: output_index,
-            item: item,
+            output_index,
+            item,
         }
     }
 }
@@ -83336,10 +83221,10 @@ impl RealtimeServerEventResponseOutputItemDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
-            output_index: output_index,
-            item: item,
+            output_index,
+            item,
         }
     }
 }
@@ -83357,11 +83242,11 @@ impl RealtimeServerEventResponseTextDelta {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -83380,11 +83265,11 @@ impl RealtimeServerEventResponseTextDone {
     ) -> Self {
         Self {
             event_id: ::std::convert::Into::into(event_id),
-            type_: type_,
+            type_,
             response_id: ::std::convert::Into::into(response_id),
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -83397,7 +83282,7 @@ impl RealtimeServerEventSessionCreated {
         type_: RealtimeServerEventSessionCreatedType,
         session: RealtimeSession,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83408,7 +83293,7 @@ impl RealtimeServerEventSessionUpdated {
         type_: RealtimeServerEventSessionUpdatedType,
         session: RealtimeSession,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83419,7 +83304,7 @@ impl RealtimeServerEventTranscriptionSessionUpdated {
         type_: RealtimeServerEventTranscriptionSessionUpdatedType,
         session: RealtimeTranscriptionSessionCreateResponse,
     ) -> Self {
-        Self { event_id: ::std::convert::Into::into(event_id), type_: type_, session: session }
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -83758,7 +83643,7 @@ impl RealtimeSessionCreateResponse {
     /// A `RealtimeSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
     pub fn new(client_secret: RealtimeSessionCreateResponseClientSecret) -> Self {
         Self {
-            client_secret: client_secret,
+            client_secret,
             modalities: ::std::option::Option::None,
             instructions: ::std::option::Option::None,
             voice: ::std::option::Option::None,
@@ -83832,7 +83717,7 @@ impl RealtimeSessionCreateResponse {
 impl RealtimeSessionCreateResponseClientSecret {
     /// A `RealtimeSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
     pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
-        Self { value: ::std::convert::Into::into(value), expires_at: expires_at }
+        Self { value: ::std::convert::Into::into(value), expires_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84238,7 +84123,7 @@ impl RealtimeTranscriptionSessionCreateResponse {
     /// A `RealtimeTranscriptionSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
     pub fn new(client_secret: RealtimeTranscriptionSessionCreateResponseClientSecret) -> Self {
         Self {
-            client_secret: client_secret,
+            client_secret,
             modalities: ::std::option::Option::None,
             input_audio_format: ::std::option::Option::None,
             input_audio_transcription: ::std::option::Option::None,
@@ -84276,7 +84161,7 @@ impl RealtimeTranscriptionSessionCreateResponse {
 impl RealtimeTranscriptionSessionCreateResponseClientSecret {
     /// A `RealtimeTranscriptionSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
     pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
-        Self { value: ::std::convert::Into::into(value), expires_at: expires_at }
+        Self { value: ::std::convert::Into::into(value), expires_at }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84403,7 +84288,7 @@ impl ReasoningItem {
         id: impl ::std::convert::Into<::std::string::String>,
         summary: ::std::vec::Vec<ReasoningItemSummaryItem>,
     ) -> Self {
-        Self { type_: type_, id: ::std::convert::Into::into(id), summary: summary, status: ::std::option::Option::None }
+        Self { type_, id: ::std::convert::Into::into(id), summary, status: ::std::option::Option::None }
     }
     /// Sets `status`.
     pub fn status(mut self, value: ReasoningItemStatus) -> Self {
@@ -84415,14 +84300,14 @@ impl ReasoningItem {
 impl ReasoningItemSummaryItem {
     /// A `ReasoningItem summary item` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: ReasoningItemSummaryItemType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RefusalContent {
     /// A `RefusalContent` from its required properties (`type`, `refusal`); set the others with the setters.
     pub fn new(type_: RefusalContentType, refusal: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, refusal: ::std::convert::Into::into(refusal) }
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84451,24 +84336,24 @@ impl Response {
             user: ::std::option::Option::None,
             service_tier: ::std::option::Option::None,
             previous_response_id: ::std::option::Option::None,
-            model: model,
+            model,
             reasoning: ::std::option::Option::None,
             max_output_tokens: ::std::option::Option::None,
             instructions,
             text: ::std::option::Option::None,
-            tools: tools,
-            tool_choice: tool_choice,
+            tools,
+            tool_choice,
             truncation: ::std::option::Option::None,
             id: ::std::convert::Into::into(id),
-            object: object,
+            object,
             status: ::std::option::Option::None,
-            created_at: created_at,
+            created_at,
             error,
             incomplete_details,
-            output: output,
+            output,
             output_text: ::std::option::Option::None,
             usage: ::std::option::Option::None,
-            parallel_tool_calls: parallel_tool_calls,
+            parallel_tool_calls,
         }
     }
     /// Sets `user`.
@@ -84552,14 +84437,14 @@ impl Response {
 impl ResponseAudioDeltaEvent {
     /// A `ResponseAudioDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
     pub fn new(type_: ResponseAudioDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta) }
+        Self { type_, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseAudioDoneEvent {
     /// A `ResponseAudioDoneEvent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseAudioDoneEventType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84569,14 +84454,14 @@ impl ResponseAudioTranscriptDeltaEvent {
         type_: ResponseAudioTranscriptDeltaEventType,
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta) }
+        Self { type_, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseAudioTranscriptDoneEvent {
     /// A `ResponseAudioTranscriptDoneEvent` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseAudioTranscriptDoneEventType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84587,7 +84472,7 @@ impl ResponseCodeInterpreterCallCodeDeltaEvent {
         output_index: i64,
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, delta: ::std::convert::Into::into(delta) }
+        Self { type_, output_index, delta: ::std::convert::Into::into(delta) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84598,7 +84483,7 @@ impl ResponseCodeInterpreterCallCodeDoneEvent {
         output_index: i64,
         code: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code: ::std::convert::Into::into(code) }
+        Self { type_, output_index, code: ::std::convert::Into::into(code) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84609,7 +84494,7 @@ impl ResponseCodeInterpreterCallCompletedEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84620,7 +84505,7 @@ impl ResponseCodeInterpreterCallInProgressEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84631,14 +84516,14 @@ impl ResponseCodeInterpreterCallInterpretingEvent {
         output_index: i64,
         code_interpreter_call: CodeInterpreterToolCall,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, code_interpreter_call: code_interpreter_call }
+        Self { type_, output_index, code_interpreter_call }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseCompletedEvent {
     /// A `ResponseCompletedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseCompletedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84651,13 +84536,7 @@ impl ResponseContentPartAddedEvent {
         content_index: i64,
         part: OutputContent,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84670,27 +84549,21 @@ impl ResponseContentPartDoneEvent {
         content_index: i64,
         part: OutputContent,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseCreatedEvent {
     /// A `ResponseCreatedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseCreatedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseError {
     /// A `ResponseError` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: ResponseErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84702,14 +84575,14 @@ impl ResponseErrorEvent {
         message: impl ::std::convert::Into<::std::string::String>,
         param: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, code, message: ::std::convert::Into::into(message), param }
+        Self { type_, code, message: ::std::convert::Into::into(message), param }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFailedEvent {
     /// A `ResponseFailedEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseFailedEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84720,7 +84593,7 @@ impl ResponseFileSearchCallCompletedEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84731,7 +84604,7 @@ impl ResponseFileSearchCallInProgressEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84742,21 +84615,21 @@ impl ResponseFileSearchCallSearchingEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFormatJsonObject {
     /// A `ResponseFormatJsonObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseFormatJsonObjectType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseFormatJsonSchema {
     /// A `ResponseFormatJsonSchema` from its required properties (`type`, `json_schema`); set the others with the setters.
     pub fn new(type_: ResponseFormatJsonSchemaType, json_schema: ResponseFormatJsonSchemaJsonSchema) -> Self {
-        Self { type_: type_, json_schema: json_schema }
+        Self { type_, json_schema }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84795,7 +84668,7 @@ impl ResponseFormatJsonSchemaJsonSchema {
 impl ResponseFormatText {
     /// A `ResponseFormatText` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ResponseFormatTextType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84808,9 +84681,9 @@ impl ResponseFunctionCallArgumentsDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -84825,9 +84698,9 @@ impl ResponseFunctionCallArgumentsDoneEvent {
         arguments: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
+            output_index,
             arguments: ::std::convert::Into::into(arguments),
         }
     }
@@ -84836,7 +84709,7 @@ impl ResponseFunctionCallArgumentsDoneEvent {
 impl ResponseInProgressEvent {
     /// A `ResponseInProgressEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseInProgressEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84860,7 +84733,7 @@ impl ::std::default::Default for ResponseIncompleteDetails {
 impl ResponseIncompleteEvent {
     /// A `ResponseIncompleteEvent` from its required properties (`type`, `response`); set the others with the setters.
     pub fn new(type_: ResponseIncompleteEventType, response: Response) -> Self {
-        Self { type_: type_, response: response }
+        Self { type_, response }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -84874,9 +84747,9 @@ impl ResponseItemList {
         last_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
-            has_more: has_more,
+            object,
+            data,
+            has_more,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
         }
@@ -84886,14 +84759,14 @@ impl ResponseItemList {
 impl ResponseOutputItemAddedEvent {
     /// A `ResponseOutputItemAddedEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
     pub fn new(type_: ResponseOutputItemAddedEventType, output_index: i64, item: OutputItem) -> Self {
-        Self { type_: type_, output_index: output_index, item: item }
+        Self { type_, output_index, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseOutputItemDoneEvent {
     /// A `ResponseOutputItemDoneEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
     pub fn new(type_: ResponseOutputItemDoneEventType, output_index: i64, item: OutputItem) -> Self {
-        Self { type_: type_, output_index: output_index, item: item }
+        Self { type_, output_index, item }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85011,13 +84884,7 @@ impl ResponseReasoningSummaryPartAddedEvent {
         summary_index: i64,
         part: ResponseReasoningSummaryPartAddedEventPart,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85027,7 +84894,7 @@ impl ResponseReasoningSummaryPartAddedEventPart {
         type_: ResponseReasoningSummaryPartAddedEventPartType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85040,13 +84907,7 @@ impl ResponseReasoningSummaryPartDoneEvent {
         summary_index: i64,
         part: ResponseReasoningSummaryPartDoneEventPart,
     ) -> Self {
-        Self {
-            type_: type_,
-            item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
-            part: part,
-        }
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85056,7 +84917,7 @@ impl ResponseReasoningSummaryPartDoneEventPart {
         type_: ResponseReasoningSummaryPartDoneEventPartType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85070,10 +84931,10 @@ impl ResponseReasoningSummaryTextDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
+            output_index,
+            summary_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -85089,10 +84950,10 @@ impl ResponseReasoningSummaryTextDoneEvent {
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            summary_index: summary_index,
+            output_index,
+            summary_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -85108,10 +84969,10 @@ impl ResponseRefusalDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -85127,10 +84988,10 @@ impl ResponseRefusalDoneEvent {
         refusal: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             refusal: ::std::convert::Into::into(refusal),
         }
     }
@@ -85164,12 +85025,12 @@ impl ResponseTextAnnotationDeltaEvent {
         annotation: Annotation,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
-            annotation_index: annotation_index,
-            annotation: annotation,
+            output_index,
+            content_index,
+            annotation_index,
+            annotation,
         }
     }
 }
@@ -85184,10 +85045,10 @@ impl ResponseTextDeltaEvent {
         delta: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             delta: ::std::convert::Into::into(delta),
         }
     }
@@ -85203,10 +85064,10 @@ impl ResponseTextDoneEvent {
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             item_id: ::std::convert::Into::into(item_id),
-            output_index: output_index,
-            content_index: content_index,
+            output_index,
+            content_index,
             text: ::std::convert::Into::into(text),
         }
     }
@@ -85221,27 +85082,21 @@ impl ResponseUsage {
         output_tokens_details: ResponseUsageOutputTokensDetails,
         total_tokens: i64,
     ) -> Self {
-        Self {
-            input_tokens: input_tokens,
-            input_tokens_details: input_tokens_details,
-            output_tokens: output_tokens,
-            output_tokens_details: output_tokens_details,
-            total_tokens: total_tokens,
-        }
+        Self { input_tokens, input_tokens_details, output_tokens, output_tokens_details, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseUsageInputTokensDetails {
     /// A `ResponseUsage input_tokens_details` from its required properties (`cached_tokens`); set the others with the setters.
     pub fn new(cached_tokens: i64) -> Self {
-        Self { cached_tokens: cached_tokens }
+        Self { cached_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ResponseUsageOutputTokensDetails {
     /// A `ResponseUsage output_tokens_details` from its required properties (`reasoning_tokens`); set the others with the setters.
     pub fn new(reasoning_tokens: i64) -> Self {
-        Self { reasoning_tokens: reasoning_tokens }
+        Self { reasoning_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85252,7 +85107,7 @@ impl ResponseWebSearchCallCompletedEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85263,7 +85118,7 @@ impl ResponseWebSearchCallInProgressEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85274,14 +85129,14 @@ impl ResponseWebSearchCallSearchingEvent {
         output_index: i64,
         item_id: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, output_index: output_index, item_id: ::std::convert::Into::into(item_id) }
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunCompletionUsage {
     /// A `RunCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { completion_tokens: completion_tokens, prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { completion_tokens, prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85316,11 +85171,11 @@ impl RunObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             thread_id: ::std::convert::Into::into(thread_id),
             assistant_id: ::std::convert::Into::into(assistant_id),
-            status: status,
+            status,
             required_action,
             last_error,
             expires_at,
@@ -85331,17 +85186,17 @@ impl RunObject {
             incomplete_details,
             model: ::std::convert::Into::into(model),
             instructions: ::std::convert::Into::into(instructions),
-            tools: tools,
+            tools,
             metadata,
             usage,
             temperature: ::std::option::Option::None,
             top_p: ::std::option::Option::None,
             max_prompt_tokens,
             max_completion_tokens,
-            truncation_strategy: truncation_strategy,
-            tool_choice: tool_choice,
-            parallel_tool_calls: parallel_tool_calls,
-            response_format: response_format,
+            truncation_strategy,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
         }
     }
     /// Sets `temperature`.
@@ -85386,7 +85241,7 @@ impl ::std::default::Default for RunObjectIncompleteDetails {
 impl RunObjectLastError {
     /// A `RunObject last_error` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: RunObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85396,21 +85251,21 @@ impl RunObjectRequiredAction {
         type_: RunObjectRequiredActionType,
         submit_tool_outputs: RunObjectRequiredActionSubmitToolOutputs,
     ) -> Self {
-        Self { type_: type_, submit_tool_outputs: submit_tool_outputs }
+        Self { type_, submit_tool_outputs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunObjectRequiredActionSubmitToolOutputs {
     /// A `RunObjectRequiredAction submit_tool_outputs` from its required properties (`tool_calls`); set the others with the setters.
     pub fn new(tool_calls: ::std::vec::Vec<RunToolCallObject>) -> Self {
-        Self { tool_calls: tool_calls }
+        Self { tool_calls }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepCompletionUsage {
     /// A `RunStepCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
     pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
-        Self { completion_tokens: completion_tokens, prompt_tokens: prompt_tokens, total_tokens: total_tokens }
+        Self { completion_tokens, prompt_tokens, total_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85421,7 +85276,7 @@ impl RunStepDeltaObject {
         object: RunStepDeltaObjectObject,
         delta: RunStepDeltaObjectDelta,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, delta: delta }
+        Self { id: ::std::convert::Into::into(id), object, delta }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85445,7 +85300,7 @@ impl ::std::default::Default for RunStepDeltaObjectDelta {
 impl RunStepDeltaStepDetailsMessageCreationObject {
     /// A `RunStepDeltaStepDetailsMessageCreationObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RunStepDeltaStepDetailsMessageCreationObjectType) -> Self {
-        Self { type_: type_, message_creation: ::std::option::Option::None }
+        Self { type_, message_creation: ::std::option::Option::None }
     }
     /// Sets `message_creation`.
     pub fn message_creation(mut self, value: RunStepDeltaStepDetailsMessageCreationObjectMessageCreation) -> Self {
@@ -85474,12 +85329,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsMessageCreationObjectMes
 impl RunStepDeltaStepDetailsToolCallsCodeObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeObjectType) -> Self {
-        Self {
-            index: index,
-            id: ::std::option::Option::None,
-            type_: type_,
-            code_interpreter: ::std::option::Option::None,
-        }
+        Self { index, id: ::std::option::Option::None, type_, code_interpreter: ::std::option::Option::None }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -85521,7 +85371,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeObjectCodeI
 impl RunStepDeltaStepDetailsToolCallsCodeOutputImageObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeOutputImageObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) -> Self {
-        Self { index: index, type_: type_, image: ::std::option::Option::None }
+        Self { index, type_, image: ::std::option::Option::None }
     }
     /// Sets `image`.
     pub fn image(mut self, value: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectImage) -> Self {
@@ -85550,7 +85400,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeOutputImage
 impl RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject {
     /// A `RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) -> Self {
-        Self { index: index, type_: type_, logs: ::std::option::Option::None }
+        Self { index, type_, logs: ::std::option::Option::None }
     }
     /// Sets `logs`.
     pub fn logs(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -85566,7 +85416,7 @@ impl RunStepDeltaStepDetailsToolCallsFileSearchObject {
         type_: RunStepDeltaStepDetailsToolCallsFileSearchObjectType,
         file_search: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
     ) -> Self {
-        Self { index: index, id: ::std::option::Option::None, type_: type_, file_search: file_search }
+        Self { index, id: ::std::option::Option::None, type_, file_search }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -85578,7 +85428,7 @@ impl RunStepDeltaStepDetailsToolCallsFileSearchObject {
 impl RunStepDeltaStepDetailsToolCallsFunctionObject {
     /// A `RunStepDeltaStepDetailsToolCallsFunctionObject` from its required properties (`index`, `type`); set the others with the setters.
     pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsFunctionObjectType) -> Self {
-        Self { index: index, id: ::std::option::Option::None, type_: type_, function: ::std::option::Option::None }
+        Self { index, id: ::std::option::Option::None, type_, function: ::std::option::Option::None }
     }
     /// Sets `id`.
     pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -85631,7 +85481,7 @@ impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsFunctionObjectF
 impl RunStepDeltaStepDetailsToolCallsObject {
     /// A `RunStepDeltaStepDetailsToolCallsObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: RunStepDeltaStepDetailsToolCallsObjectType) -> Self {
-        Self { type_: type_, tool_calls: ::std::option::Option::None }
+        Self { type_, tool_calls: ::std::option::Option::None }
     }
     /// Sets `tool_calls`.
     pub fn tool_calls(mut self, value: ::std::vec::Vec<RunStepDeltaStepDetailsToolCallsObjectToolCallsItem>) -> Self {
@@ -85646,7 +85496,7 @@ impl RunStepDetailsMessageCreationObject {
         type_: RunStepDetailsMessageCreationObjectType,
         message_creation: RunStepDetailsMessageCreationObjectMessageCreation,
     ) -> Self {
-        Self { type_: type_, message_creation: message_creation }
+        Self { type_, message_creation }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85664,7 +85514,7 @@ impl RunStepDetailsToolCallsCodeObject {
         type_: RunStepDetailsToolCallsCodeObjectType,
         code_interpreter: RunStepDetailsToolCallsCodeObjectCodeInterpreter,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, code_interpreter: code_interpreter }
+        Self { id: ::std::convert::Into::into(id), type_, code_interpreter }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85674,7 +85524,7 @@ impl RunStepDetailsToolCallsCodeObjectCodeInterpreter {
         input: impl ::std::convert::Into<::std::string::String>,
         outputs: ::std::vec::Vec<RunStepDetailsToolCallsCodeObjectCodeInterpreterOutputsItem>,
     ) -> Self {
-        Self { input: ::std::convert::Into::into(input), outputs: outputs }
+        Self { input: ::std::convert::Into::into(input), outputs }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85684,7 +85534,7 @@ impl RunStepDetailsToolCallsCodeOutputImageObject {
         type_: RunStepDetailsToolCallsCodeOutputImageObjectType,
         image: RunStepDetailsToolCallsCodeOutputImageObjectImage,
     ) -> Self {
-        Self { type_: type_, image: image }
+        Self { type_, image }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85701,7 +85551,7 @@ impl RunStepDetailsToolCallsCodeOutputLogsObject {
         type_: RunStepDetailsToolCallsCodeOutputLogsObjectType,
         logs: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, logs: ::std::convert::Into::into(logs) }
+        Self { type_, logs: ::std::convert::Into::into(logs) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85712,7 +85562,7 @@ impl RunStepDetailsToolCallsFileSearchObject {
         type_: RunStepDetailsToolCallsFileSearchObjectType,
         file_search: RunStepDetailsToolCallsFileSearchObjectFileSearch,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, file_search: file_search }
+        Self { id: ::std::convert::Into::into(id), type_, file_search }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85741,7 +85591,7 @@ impl ::std::default::Default for RunStepDetailsToolCallsFileSearchObjectFileSear
 impl RunStepDetailsToolCallsFileSearchRankingOptionsObject {
     /// A `RunStepDetailsToolCallsFileSearchRankingOptionsObject` from its required properties (`ranker`, `score_threshold`); set the others with the setters.
     pub fn new(ranker: FileSearchRanker, score_threshold: f64) -> Self {
-        Self { ranker: ranker, score_threshold: score_threshold }
+        Self { ranker, score_threshold }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85755,7 +85605,7 @@ impl RunStepDetailsToolCallsFileSearchResultObject {
         Self {
             file_id: ::std::convert::Into::into(file_id),
             file_name: ::std::convert::Into::into(file_name),
-            score: score,
+            score,
             content: ::std::option::Option::None,
         }
     }
@@ -85795,7 +85645,7 @@ impl RunStepDetailsToolCallsFunctionObject {
         type_: RunStepDetailsToolCallsFunctionObjectType,
         function: RunStepDetailsToolCallsFunctionObjectFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85816,7 +85666,7 @@ impl RunStepDetailsToolCallsObject {
         type_: RunStepDetailsToolCallsObjectType,
         tool_calls: ::std::vec::Vec<RunStepDetailsToolCallsObjectToolCallsItem>,
     ) -> Self {
-        Self { type_: type_, tool_calls: tool_calls }
+        Self { type_, tool_calls }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85842,14 +85692,14 @@ impl RunStepObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             assistant_id: ::std::convert::Into::into(assistant_id),
             thread_id: ::std::convert::Into::into(thread_id),
             run_id: ::std::convert::Into::into(run_id),
-            type_: type_,
-            status: status,
-            step_details: step_details,
+            type_,
+            status,
+            step_details,
             last_error,
             expired_at,
             cancelled_at,
@@ -85864,126 +85714,126 @@ impl RunStepObject {
 impl RunStepObjectLastError {
     /// A `RunStepObject last_error` from its required properties (`code`, `message`); set the others with the setters.
     pub fn new(code: RunStepObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObjectEvent, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject2 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject2Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject3 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject3Event, data: RunStepDeltaObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject4 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject4Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject5 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject5Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject6 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject6Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStepStreamEventObject7 {
     /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStepStreamEventObject7Event, data: RunStepObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObjectEvent, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject10 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject10Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject2 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject2Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject3 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject3Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject4 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject4Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject5 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject5Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject6 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject6Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject7 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject7Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject8 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject8Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl RunStreamEventObject9 {
     /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: RunStreamEventObject9Event, data: RunObject) -> Self {
-        Self { event: event, data: data }
+        Self { event, data }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -85994,7 +85844,7 @@ impl RunToolCallObject {
         type_: RunToolCallObjectType,
         function: RunToolCallObjectFunction,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, function: function }
+        Self { id: ::std::convert::Into::into(id), type_, function }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -86011,42 +85861,42 @@ impl RunToolCallObjectFunction {
 impl Screenshot {
     /// A `Screenshot` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ScreenshotType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Scroll {
     /// A `Scroll` from its required properties (`type`, `x`, `y`, `scroll_x`, `scroll_y`); set the others with the setters.
     pub fn new(type_: ScrollType, x: i64, y: i64, scroll_x: i64, scroll_y: i64) -> Self {
-        Self { type_: type_, x: x, y: y, scroll_x: scroll_x, scroll_y: scroll_y }
+        Self { type_, x, y, scroll_x, scroll_y }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategy {
     /// A `StaticChunkingStrategy` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
     pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
-        Self { max_chunk_size_tokens: max_chunk_size_tokens, chunk_overlap_tokens: chunk_overlap_tokens }
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategyRequestParam {
     /// A `StaticChunkingStrategyRequestParam` from its required properties (`type`, `static`); set the others with the setters.
     pub fn new(type_: StaticChunkingStrategyRequestParamType, static_: StaticChunkingStrategy) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl StaticChunkingStrategyResponseParam {
     /// A `StaticChunkingStrategyResponseParam` from its required properties (`type`, `static`); set the others with the setters.
     pub fn new(type_: StaticChunkingStrategyResponseParamType, static_: StaticChunkingStrategy) -> Self {
-        Self { type_: type_, static_: static_ }
+        Self { type_, static_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl SubmitToolOutputsRunRequest {
     /// A `SubmitToolOutputsRunRequest` from its required properties (`tool_outputs`); set the others with the setters.
     pub fn new(tool_outputs: ::std::vec::Vec<SubmitToolOutputsRunRequestToolOutputsItem>) -> Self {
-        Self { tool_outputs: tool_outputs, stream: ::std::option::Option::None }
+        Self { tool_outputs, stream: ::std::option::Option::None }
     }
     /// Sets `stream`.
     pub fn stream(mut self, value: bool) -> Self {
@@ -86090,10 +85940,10 @@ impl TextResponseFormatJsonSchema {
         schema: ResponseFormatJsonSchemaSchema,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             description: ::std::option::Option::None,
             name: ::std::convert::Into::into(name),
-            schema: schema,
+            schema,
             strict: ::std::option::Option::None,
         }
     }
@@ -86123,7 +85973,7 @@ impl ThreadObject {
         tool_resources: ::std::option::Option<ThreadObjectToolResources>,
         metadata: ::std::option::Option<Metadata>,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), object: object, created_at: created_at, tool_resources, metadata }
+        Self { id: ::std::convert::Into::into(id), object, created_at, tool_resources, metadata }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -86186,7 +86036,7 @@ impl ::std::default::Default for ThreadObjectToolResourcesFileSearch {
 impl ThreadStreamEventObject {
     /// A `ThreadStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
     pub fn new(event: ThreadStreamEventObjectEvent, data: ThreadObject) -> Self {
-        Self { enabled: ::std::option::Option::None, event: event, data: data }
+        Self { enabled: ::std::option::Option::None, event, data }
     }
     /// Sets `enabled`.
     pub fn enabled(mut self, value: bool) -> Self {
@@ -86198,28 +86048,28 @@ impl ThreadStreamEventObject {
 impl ToggleCertificatesRequest {
     /// A `ToggleCertificatesRequest` from its required properties (`certificate_ids`); set the others with the setters.
     pub fn new(certificate_ids: ::std::vec::Vec<::std::string::String>) -> Self {
-        Self { certificate_ids: certificate_ids }
+        Self { certificate_ids }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ToolChoiceFunction {
     /// A `ToolChoiceFunction` from its required properties (`type`, `name`); set the others with the setters.
     pub fn new(type_: ToolChoiceFunctionType, name: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, name: ::std::convert::Into::into(name) }
+        Self { type_, name: ::std::convert::Into::into(name) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl ToolChoiceTypes {
     /// A `ToolChoiceTypes` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: ToolChoiceTypesType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl TranscriptTextDeltaEvent {
     /// A `TranscriptTextDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
     pub fn new(type_: TranscriptTextDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, delta: ::std::convert::Into::into(delta), logprobs: ::std::option::Option::None }
+        Self { type_, delta: ::std::convert::Into::into(delta), logprobs: ::std::option::Option::None }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDeltaEventLogprobsItem>) -> Self {
@@ -86262,7 +86112,7 @@ impl ::std::default::Default for TranscriptTextDeltaEventLogprobsItem {
 impl TranscriptTextDoneEvent {
     /// A `TranscriptTextDoneEvent` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: TranscriptTextDoneEventType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
+        Self { type_, text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
     }
     /// Sets `logprobs`.
     pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDoneEventLogprobsItem>) -> Self {
@@ -86317,16 +86167,16 @@ impl TranscriptionSegment {
         no_speech_prob: f64,
     ) -> Self {
         Self {
-            id: id,
-            seek: seek,
-            start: start,
-            end: end,
+            id,
+            seek,
+            start,
+            end,
             text: ::std::convert::Into::into(text),
-            tokens: tokens,
-            temperature: temperature,
-            avg_logprob: avg_logprob,
-            compression_ratio: compression_ratio,
-            no_speech_prob: no_speech_prob,
+            tokens,
+            temperature,
+            avg_logprob,
+            compression_ratio,
+            no_speech_prob,
         }
     }
 }
@@ -86334,14 +86184,14 @@ impl TranscriptionSegment {
 impl TranscriptionWord {
     /// A `TranscriptionWord` from its required properties (`word`, `start`, `end`); set the others with the setters.
     pub fn new(word: impl ::std::convert::Into<::std::string::String>, start: f64, end: f64) -> Self {
-        Self { word: ::std::convert::Into::into(word), start: start, end: end }
+        Self { word: ::std::convert::Into::into(word), start, end }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl TruncationObject {
     /// A `TruncationObject` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: TruncationObjectType) -> Self {
-        Self { type_: type_, last_messages: ::std::option::Option::None }
+        Self { type_, last_messages: ::std::option::Option::None }
     }
     /// Sets `last_messages`.
     pub fn last_messages(mut self, value: i64) -> Self {
@@ -86358,7 +86208,7 @@ impl TruncationObject {
 impl Type {
     /// A `Type` from its required properties (`type`, `text`); set the others with the setters.
     pub fn new(type_: TypeType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -86457,12 +86307,12 @@ impl Upload {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             filename: ::std::convert::Into::into(filename),
-            bytes: bytes,
+            bytes,
             purpose: ::std::convert::Into::into(purpose),
-            status: status,
-            expires_at: expires_at,
+            status,
+            expires_at,
             object: ::std::option::Option::None,
             file: ::std::option::Option::None,
         }
@@ -86501,9 +86351,9 @@ impl UploadPart {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            created_at: created_at,
+            created_at,
             upload_id: ::std::convert::Into::into(upload_id),
-            object: object,
+            object,
         }
     }
 }
@@ -86518,10 +86368,10 @@ impl UrlCitationBody {
         title: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            type_: type_,
+            type_,
             url: ::std::convert::Into::into(url),
-            start_index: start_index,
-            end_index: end_index,
+            start_index,
+            end_index,
             title: ::std::convert::Into::into(title),
         }
     }
@@ -86531,9 +86381,9 @@ impl UsageAudioSpeechesResult {
     /// A `UsageAudioSpeechesResult` from its required properties (`object`, `characters`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageAudioSpeechesResultObject, characters: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            characters: characters,
-            num_model_requests: num_model_requests,
+            object,
+            characters,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -86586,9 +86436,9 @@ impl UsageAudioTranscriptionsResult {
     /// A `UsageAudioTranscriptionsResult` from its required properties (`object`, `seconds`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageAudioTranscriptionsResultObject, seconds: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            seconds: seconds,
-            num_model_requests: num_model_requests,
+            object,
+            seconds,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -86640,7 +86490,7 @@ impl UsageAudioTranscriptionsResult {
 impl UsageCodeInterpreterSessionsResult {
     /// A `UsageCodeInterpreterSessionsResult` from its required properties (`object`); set the others with the setters.
     pub fn new(object: UsageCodeInterpreterSessionsResultObject) -> Self {
-        Self { object: object, num_sessions: ::std::option::Option::None, project_id: ::std::option::Option::None }
+        Self { object, num_sessions: ::std::option::Option::None, project_id: ::std::option::Option::None }
     }
     /// Sets `num_sessions`.
     pub fn num_sessions(mut self, value: i64) -> Self {
@@ -86668,13 +86518,13 @@ impl UsageCompletionsResult {
         num_model_requests: i64,
     ) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
+            object,
+            input_tokens,
             input_cached_tokens: ::std::option::Option::None,
-            output_tokens: output_tokens,
+            output_tokens,
             input_audio_tokens: ::std::option::Option::None,
             output_audio_tokens: ::std::option::Option::None,
-            num_model_requests: num_model_requests,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -86753,9 +86603,9 @@ impl UsageEmbeddingsResult {
     /// A `UsageEmbeddingsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageEmbeddingsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
-            num_model_requests: num_model_requests,
+            object,
+            input_tokens,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -86808,9 +86658,9 @@ impl UsageImagesResult {
     /// A `UsageImagesResult` from its required properties (`object`, `images`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageImagesResultObject, images: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            images: images,
-            num_model_requests: num_model_requests,
+            object,
+            images,
+            num_model_requests,
             source: ::std::option::Option::None,
             size: ::std::option::Option::None,
             project_id: ::std::option::Option::None,
@@ -86885,9 +86735,9 @@ impl UsageModerationsResult {
     /// A `UsageModerationsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
     pub fn new(object: UsageModerationsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
         Self {
-            object: object,
-            input_tokens: input_tokens,
-            num_model_requests: num_model_requests,
+            object,
+            input_tokens,
+            num_model_requests,
             project_id: ::std::option::Option::None,
             user_id: ::std::option::Option::None,
             api_key_id: ::std::option::Option::None,
@@ -86944,7 +86794,7 @@ impl UsageResponse {
         has_more: bool,
         next_page: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { object: object, data: data, has_more: has_more, next_page: ::std::convert::Into::into(next_page) }
+        Self { object, data, has_more, next_page: ::std::convert::Into::into(next_page) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -86956,14 +86806,14 @@ impl UsageTimeBucket {
         end_time: i64,
         result: ::std::vec::Vec<UsageTimeBucketResultItem>,
     ) -> Self {
-        Self { object: object, start_time: start_time, end_time: end_time, result: result }
+        Self { object, start_time, end_time, result }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl UsageVectorStoresResult {
     /// A `UsageVectorStoresResult` from its required properties (`object`, `usage_bytes`); set the others with the setters.
     pub fn new(object: UsageVectorStoresResultObject, usage_bytes: i64) -> Self {
-        Self { object: object, usage_bytes: usage_bytes, project_id: ::std::option::Option::None }
+        Self { object, usage_bytes, project_id: ::std::option::Option::None }
     }
     /// Sets `project_id`.
     pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
@@ -86988,12 +86838,12 @@ impl User {
         added_at: i64,
     ) -> Self {
         Self {
-            object: object,
+            object,
             id: ::std::convert::Into::into(id),
             name: ::std::convert::Into::into(name),
             email: ::std::convert::Into::into(email),
-            role: role,
-            added_at: added_at,
+            role,
+            added_at,
         }
     }
 }
@@ -87005,7 +86855,7 @@ impl UserDeleteResponse {
         id: impl ::std::convert::Into<::std::string::String>,
         deleted: bool,
     ) -> Self {
-        Self { object: object, id: ::std::convert::Into::into(id), deleted: deleted }
+        Self { object, id: ::std::convert::Into::into(id), deleted }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87019,11 +86869,11 @@ impl UserListResponse {
         has_more: bool,
     ) -> Self {
         Self {
-            object: object,
-            data: data,
+            object,
+            data,
             first_id: ::std::convert::Into::into(first_id),
             last_id: ::std::convert::Into::into(last_id),
-            has_more: has_more,
+            has_more,
         }
     }
 }
@@ -87031,14 +86881,14 @@ impl UserListResponse {
 impl UserRoleUpdateRequest {
     /// A `UserRoleUpdateRequest` from its required properties (`role`); set the others with the setters.
     pub fn new(role: UserRoleUpdateRequestRole) -> Self {
-        Self { role: role }
+        Self { role }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl VectorStoreExpirationAfter {
     /// A `VectorStoreExpirationAfter` from its required properties (`anchor`, `days`); set the others with the setters.
     pub fn new(anchor: VectorStoreExpirationAfterAnchor, days: i64) -> Self {
-        Self { anchor: anchor, days: days }
+        Self { anchor, days }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87054,11 +86904,11 @@ impl VectorStoreFileBatchObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             vector_store_id: ::std::convert::Into::into(vector_store_id),
-            status: status,
-            file_counts: file_counts,
+            status,
+            file_counts,
         }
     }
 }
@@ -87066,7 +86916,7 @@ impl VectorStoreFileBatchObject {
 impl VectorStoreFileBatchObjectFileCounts {
     /// A `VectorStoreFileBatchObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
     pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
-        Self { in_progress: in_progress, completed: completed, failed: failed, cancelled: cancelled, total: total }
+        Self { in_progress, completed, failed, cancelled, total }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87078,7 +86928,7 @@ impl VectorStoreFileContentResponse {
         has_more: bool,
         next_page: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { object: object, data: data, has_more: has_more, next_page }
+        Self { object, data, has_more, next_page }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87117,11 +86967,11 @@ impl VectorStoreFileObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            usage_bytes: usage_bytes,
-            created_at: created_at,
+            object,
+            usage_bytes,
+            created_at,
             vector_store_id: ::std::convert::Into::into(vector_store_id),
-            status: status,
+            status,
             last_error,
             chunking_strategy: ::std::option::Option::None,
             attributes: ::std::option::Option::None,
@@ -87150,7 +87000,7 @@ impl VectorStoreFileObjectLastError {
         code: VectorStoreFileObjectLastErrorCode,
         message: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { code: code, message: ::std::convert::Into::into(message) }
+        Self { code, message: ::std::convert::Into::into(message) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87169,12 +87019,12 @@ impl VectorStoreObject {
     ) -> Self {
         Self {
             id: ::std::convert::Into::into(id),
-            object: object,
-            created_at: created_at,
+            object,
+            created_at,
             name: ::std::convert::Into::into(name),
-            usage_bytes: usage_bytes,
-            file_counts: file_counts,
-            status: status,
+            usage_bytes,
+            file_counts,
+            status,
             expires_after: ::std::option::Option::None,
             expires_at: ::std::option::Option::None,
             last_active_at,
@@ -87201,7 +87051,7 @@ impl VectorStoreObject {
 impl VectorStoreObjectFileCounts {
     /// A `VectorStoreObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
     pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
-        Self { in_progress: in_progress, completed: completed, failed: failed, cancelled: cancelled, total: total }
+        Self { in_progress, completed, failed, cancelled, total }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87209,7 +87059,7 @@ impl VectorStoreSearchRequest {
     /// A `VectorStoreSearchRequest` from its required properties (`query`); set the others with the setters.
     pub fn new(query: VectorStoreSearchRequestQuery) -> Self {
         Self {
-            query: query,
+            query,
             rewrite_query: ::std::option::Option::None,
             max_num_results: ::std::option::Option::None,
             filters: ::std::option::Option::None,
@@ -87266,7 +87116,7 @@ impl VectorStoreSearchResultContentObject {
         type_: VectorStoreSearchResultContentObjectType,
         text: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
-        Self { type_: type_, text: ::std::convert::Into::into(text) }
+        Self { type_, text: ::std::convert::Into::into(text) }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87282,9 +87132,9 @@ impl VectorStoreSearchResultItem {
         Self {
             file_id: ::std::convert::Into::into(file_id),
             filename: ::std::convert::Into::into(filename),
-            score: score,
+            score,
             attributes,
-            content: content,
+            content,
         }
     }
 }
@@ -87298,14 +87148,14 @@ impl VectorStoreSearchResultsPage {
         has_more: bool,
         next_page: ::std::option::Option<::std::string::String>,
     ) -> Self {
-        Self { object: object, search_query: search_query, data: data, has_more: has_more, next_page }
+        Self { object, search_query, data, has_more, next_page }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl Wait {
     /// A `Wait` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: WaitType) -> Self {
-        Self { type_: type_ }
+        Self { type_ }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -87349,11 +87199,7 @@ impl ::std::default::Default for WebSearchLocation {
 impl WebSearchPreviewTool {
     /// A `WebSearchPreviewTool` from its required properties (`type`); set the others with the setters.
     pub fn new(type_: WebSearchPreviewToolType) -> Self {
-        Self {
-            type_: type_,
-            user_location: ::std::option::Option::None,
-            search_context_size: ::std::option::Option::None,
-        }
+        Self { type_, user_location: ::std::option::Option::None, search_context_size: ::std::option::Option::None }
     }
     /// Sets `user_location`.
     pub fn user_location(mut self, value: ApproximateLocation) -> Self {
@@ -87379,6 +87225,6 @@ impl WebSearchToolCall {
         type_: WebSearchToolCallType,
         status: WebSearchToolCallStatus,
     ) -> Self {
-        Self { id: ::std::convert::Into::into(id), type_: type_, status: status }
+        Self { id: ::std::convert::Into::into(id), type_, status }
     }
 }

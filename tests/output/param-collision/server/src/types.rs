@@ -369,7 +369,7 @@ impl Result {
     /// A `Result` from its required properties (`validate`); set the others with the setters.
     pub fn new(validate: bool) -> Self {
         Self {
-            validate: validate,
+            validate,
             as_str: ::std::option::Option::None,
             clone: ::std::option::Option::None,
             default: ::std::option::Option::None,

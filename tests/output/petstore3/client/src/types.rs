@@ -613,7 +613,7 @@ impl Pet {
             id: ::std::option::Option::None,
             name: ::std::convert::Into::into(name),
             category: ::std::option::Option::None,
-            photo_urls: photo_urls,
+            photo_urls,
             tags: ::std::option::Option::None,
             status: ::std::option::Option::None,
         }

@@ -103,6 +103,6 @@ impl StreamCompletionBody {
 impl WatchTicksResponse200Event {
     /// A `WatchTicks Response 200 Event` from its required properties (`n`); set the others with the setters.
     pub fn new(n: i64) -> Self {
-        Self { n: n }
+        Self { n }
     }
 }

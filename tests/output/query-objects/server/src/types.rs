@@ -184,7 +184,7 @@ impl ::std::default::Default for ListItemsFilter {
 impl PageSpec {
     /// A `PageSpec` from its required properties (`limit`); set the others with the setters.
     pub fn new(limit: i64) -> Self {
-        Self { limit: limit, cursor: ::std::option::Option::None }
+        Self { limit, cursor: ::std::option::Option::None }
     }
     /// Sets `cursor`.
     pub fn cursor(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {

@@ -225,7 +225,7 @@ impl crate::validate::Validate for Square {
 impl Circle {
     /// A `Circle` from its required properties (`radius`); set the others with the setters.
     pub fn new(radius: f64) -> Self {
-        Self { radius: radius }
+        Self { radius }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -276,6 +276,6 @@ impl ::std::default::Default for NodeMeta {
 impl Square {
     /// A `Square` from its required properties (`side`); set the others with the setters.
     pub fn new(side: i32) -> Self {
-        Self { side: side }
+        Self { side }
     }
 }

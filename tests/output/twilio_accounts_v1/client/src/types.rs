@@ -1371,14 +1371,14 @@ impl ::std::default::Default for AccountsV1SecondaryAuthToken {
 impl CreateBulkConsentsBody {
     /// A `CreateBulkConsents Body` from its required properties (`Items`); set the others with the setters.
     pub fn new(items: ::std::vec::Vec<::serde_json::Value>) -> Self {
-        Self { items: items }
+        Self { items }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
 impl CreateBulkContactsBody {
     /// A `CreateBulkContacts Body` from its required properties (`Items`); set the others with the setters.
     pub fn new(items: ::std::vec::Vec<::serde_json::Value>) -> Self {
-        Self { items: items }
+        Self { items }
     }
 }
 #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
@@ -1646,6 +1646,6 @@ impl ::std::default::Default for UpdateCredentialPublicKeyBody {
 impl UpdateMessagingGeopermissionsBody {
     /// A `UpdateMessagingGeopermissions Body` from its required properties (`Permissions`); set the others with the setters.
     pub fn new(permissions: ::std::vec::Vec<::serde_json::Value>) -> Self {
-        Self { permissions: permissions }
+        Self { permissions }
     }
 }

@@ -162,7 +162,7 @@ impl crate::validate::Validate for Unit {
 impl Reading {
     /// A `Reading` from its required properties (`kind`, `value`, `note`); set the others with the setters.
     pub fn new(kind: ReadingKind, value: i64, note: ::std::option::Option<::std::string::String>) -> Self {
-        Self { kind: kind, value: value, note, unit: ::std::option::Option::None }
+        Self { kind, value, note, unit: ::std::option::Option::None }
     }
     /// Sets `unit`.
     pub fn unit(mut self, value: Unit) -> Self {
