@@ -112,7 +112,7 @@ async fn the_real_client_talks_to_the_typed_fake() {
     let server = runagent_server::spawn_fake(Fake).await.expect("the fake starts");
     assert!(server.base_url().starts_with("http://127.0.0.1:"), "{}", server.base_url());
     assert!(server.base_url().ends_with("/v1"), "{}", server.base_url());
-    let client = Client::builder().base_url(server.base_url()).api_key("any key").build().unwrap();
+    let client = Client::builder().base_url(server.base_url()).api_key("test-key").build().unwrap();
     let response = client.invoke_agent("agt_1", InvokeRequest::new("Hello")).send().await.unwrap();
     match response.body {
         InvokeAgentResponse::Ok(ok) => assert_eq!(ok.data.result, "Hello from agt_1"),
@@ -126,7 +126,7 @@ async fn the_real_client_talks_to_the_typed_fake() {
     drop(server);
     let client = Client::builder()
         .base_url(base)
-        .api_key("any key")
+        .api_key("test-key")
         .retry_policy(runagent_client::RetryPolicy::default().max_retries(0))
         .build()
         .unwrap();
