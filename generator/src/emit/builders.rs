@@ -239,7 +239,9 @@ fn struct_expr(api: &Api, types: &str, type_name: &str, value: &Value, depth: us
         match (names, given) {
             (None, None) => return None,
             (None, Some(Value::Null)) if f.nullable => args.push("None".to_owned()),
-            (None, Some(v)) if f.nullable => args.push(format!("Some({})", owned_expr(api, types, &f.shape, v, depth)?)),
+            (None, Some(v)) if f.nullable => {
+                args.push(format!("Some({})", owned_expr(api, types, &f.shape, v, depth)?))
+            }
             (None, Some(v)) => args.push(arg_expr(api, types, f, v, depth)?),
             // A deprecated property is left out of examples, which must
             // compile without warnings.
@@ -280,8 +282,11 @@ fn owned_expr(api: &Api, types: &str, shape: &Shape, v: &Value, depth: usize) ->
         Shape::Any => Some(format!("::serde_json::json!({v})")),
         Shape::Binary => None,
         Shape::Array(a) => {
-            let items =
-                v.as_array()?.iter().map(|i| owned_expr(api, types, &a.items, i, depth + 1)).collect::<Option<Vec<_>>>()?;
+            let items = v
+                .as_array()?
+                .iter()
+                .map(|i| owned_expr(api, types, &a.items, i, depth + 1))
+                .collect::<Option<Vec<_>>>()?;
             Some(format!("vec![{}]", items.join(", ")))
         }
         Shape::Map(inner) => {

@@ -9,8 +9,8 @@
 //! convention the spec does not follow turns its feature off instead of
 //! producing code that names types the spec lacks.
 
-use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
 use super::builders;
+use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, bodies, versions};
 use crate::config::Names;
@@ -1983,8 +1983,9 @@ fn example(plan: &Plan) -> TokenStream {
             let example = primary.example.clone().unwrap_or(serde_json::json!({}));
             let types = format!("{}::types::", plan.lib());
             let built = match &primary.shape {
-                Shape::Named(n) => builders::example_expr(api, &types, n, &example)
-                    .and_then(|expr| expr.parse::<TokenStream>().ok()),
+                Shape::Named(n) => {
+                    builders::example_expr(api, &types, n, &example).and_then(|expr| expr.parse::<TokenStream>().ok())
+                }
                 _ => None,
             };
             match built {
@@ -2196,6 +2197,15 @@ mod tests {
         let ops = file(&files, "client/src/operations.rs");
         assert!(ops.contains("pub fn into_stream(self)"));
         assert!(ops.contains("impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure"));
+        // The GET and POST streams carry the same events: one enum, which
+        // keeps event names it does not know.
+        assert!(ops.contains("pub type StreamAgentGetEvent = StreamAgentEvent;"), "{ops}");
+        assert_eq!(ops.matches("pub enum StreamAgentEvent").count(), 1);
+        assert!(!ops.contains("pub enum StreamAgentGetEvent"));
+        assert!(ops.contains("Unknown {"));
+        let quickstart = file(&files, "client/examples/quickstart.rs");
+        assert!(quickstart.contains("runagent_client::types::InvokeRequest::new(\"Hello\")"), "{quickstart}");
+        assert!(!quickstart.contains("serde_json"), "{quickstart}");
     }
 
     #[test]

@@ -116,7 +116,9 @@ mod tests {
         let url = url.strip_prefix("http://").expect("an http URL");
         let (host, path) = url.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((url, "/".into()));
         let mut stream = tokio::net::TcpStream::connect(host).await?;
-        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await?;
         let mut text = String::new();
         stream.read_to_string(&mut text).await?;
         Ok(text)
@@ -124,10 +126,8 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_router_under_its_prefix_until_dropped() {
-        let router = axum::Router::new().nest(
-            "/v1",
-            axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" })),
-        );
+        let router = axum::Router::new()
+            .nest("/v1", axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" })));
         let server = LoopbackServer::start(router, "/v1/").await.expect("binds a loopback port");
         assert!(server.addr().ip().is_loopback());
         assert_eq!(server.base_url(), format!("http://{}/v1", server.addr()));

@@ -34,9 +34,9 @@ pub use error::*;
 // The readers and fallbacks are called by the generated router only.
 #[allow(dead_code)]
 mod extract;
+mod fake;
 #[allow(dead_code)]
 mod fallback;
-mod fake;
 pub use fake::*;
 mod idempotency;
 pub use idempotency::*;
