@@ -238,7 +238,11 @@ categories = ["api-bindings", "web-programming::http-client"]
 {deps}
 [dev-dependencies]
 tokio = {{ version = "1.54.1", features = ["macros", "rt-multi-thread"] }}
+# For the README's test against the server crate's fake; a dev-dependency
+# without a version is left out when the crate is published.
+{server} = {{ path = "../server" }}
 "#,
+        server = names.server_crate,
         name = names.client_crate,
         version = names.crate_version,
         keywords = keywords.join(", "),
@@ -320,6 +324,56 @@ fn first_example<'o>(plan: &Plan, ops: &'o [Operation]) -> Option<(&'o Operation
         .filter(|o| pagination_fields(plan, o).is_some() && o.body.as_ref().is_none_or(|b| !b.required))
         .find_map(with_call)
         .or_else(|| ops.iter().filter(usable).find_map(with_call))
+}
+
+/// The README's section on testing code that uses the client against the
+/// server crate's `spawn_fake`: a fake implementing nothing, so the call
+/// answers 501. It runs as a doctest when the call takes no argument and its
+/// credentials are the ones `api_key` sets (an open operation, or the API's
+/// only scheme), and is compiled only otherwise.
+fn testing_section(plan: &Plan) -> String {
+    let (api, names) = (plan.api, plan.names);
+    let lib = plan.lib();
+    let server = names.server_lib();
+    let trait_name = super::server::trait_name(api);
+    let Some((op, setup, call)) = first_example(plan, &api.operations) else { return String::new() };
+    let key = match api.security_schemes.values().next() {
+        Some(crate::ir::SecurityScheme::Basic { .. }) => "user:password",
+        _ => "test-key",
+    };
+    // Arguments come from examples that may break the spec's own
+    // constraints (the client would refuse to send them), so only a call
+    // without any runs. The path `/` is left out too: the router, nested
+    // under the server URL's path, answers `<prefix>` but not the
+    // `<prefix>/` the client asks for (a known gap of the router).
+    let runs =
+        (!op.secured || api.security_schemes.len() == 1) && setup.is_empty() && call.ends_with("()") && op.path != "/";
+    let fence = if runs { "rust" } else { "rust,no_run" };
+    let setup: String = setup.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        r#"
+## Testing your code
+
+`{server}::spawn_fake` (from the server crate generated from the same spec)
+serves your implementation of just the operations a test needs on a
+loopback port; the others answer 501. Point this client at it:
+
+```{fence}
+struct Fake; // implements no operation yet
+
+impl {server}::{trait_name} for Fake {{}}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {{
+    let server = {server}::spawn_fake(Fake).await?;
+    let client = {lib}::Client::builder().base_url(server.base_url()).api_key("{key}").build()?;
+{setup}    let answer = {call}.send().await;
+    assert_eq!(answer.err().and_then(|e| e.status()).map(|s| s.as_u16()), Some(501));
+    Ok(())
+}}
+```
+"#
+    )
 }
 
 /// The first operation whose required body the README can build with the
@@ -429,6 +483,7 @@ fn readme(plan: &Plan) -> String {
         })
         .unwrap_or_default();
     let dependency_version = names.crate_version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let testing = testing_section(plan);
     format!(
         r#"# {crate_name}
 
@@ -451,7 +506,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {{
 
 ## What it does for you
 
-{features}{building}
+{features}{building}{testing}
 ## Operations
 
 | Method | HTTP | Summary |
