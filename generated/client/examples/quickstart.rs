@@ -17,7 +17,7 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     match client
         .invoke_agent(
             ::std::env::var("RUNAGENT_AGENT_ID").unwrap_or_else(|_| "agt_7Hq2mP9xKd".to_owned()),
-            ::serde_json::from_str::<runagent_client::types::InvokeRequest>("{\"query\":\"Hello\"}")?,
+            runagent_client::types::InvokeRequest::new("Hello"),
         )
         .send()
         .await?
@@ -33,7 +33,7 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     let mut events = client
         .stream_agent(
             ::std::env::var("RUNAGENT_AGENT_ID").unwrap_or_else(|_| "agt_7Hq2mP9xKd".to_owned()),
-            ::serde_json::from_str::<runagent_client::types::InvokeRequest>("{\"query\":\"Hello\"}")?,
+            runagent_client::types::InvokeRequest::new("Hello"),
         )
         .send()?;
     while let Some(event) = events.next().await {

@@ -127,3 +127,6 @@ pub const API_KEY_ENV: &str = "RUNAGENT_API_KEY";
 pub const BASE_URL_ENV: &str = "RUNAGENT_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.run-agent.ai/v1";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

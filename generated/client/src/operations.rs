@@ -774,7 +774,7 @@ impl crate::Client {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = runagent_client::Client::from_env()?;
-    /// let body: runagent_client::types::InvokeRequest = serde_json::from_value(serde_json::json!({"query":"Hello"}))?;
+    /// let body = runagent_client::types::InvokeRequest::new("Hello");
     /// let response = client.invoke_agent("agt_7Hq2mP9xKd", body).send().await?;
     /// match response.body {
     ///     runagent_client::operations::InvokeAgentResponse::Ok(body) => println!("{body:?}"),
@@ -1107,47 +1107,13 @@ impl StreamAgentGet {
     /// Opens the event stream. Nothing is sent until the stream is
     /// first polled; a dropped connection is resumed with
     /// `Last-Event-ID` as the client's resume policy allows.
-    pub fn send(self) -> ::std::result::Result<crate::EventStream<StreamAgentGetEvent>, crate::Error> {
+    pub fn send(self) -> ::std::result::Result<crate::EventStream<StreamAgentEvent>, crate::Error> {
         let (spec, options) = self.request()?;
         ::std::result::Result::Ok(crate::EventStream::new(self.client.clone(), spec, options))
     }
 }
-/// One event of the `streamAgentGet` stream.
-#[derive(::std::fmt::Debug, ::std::clone::Clone, ::std::cmp::PartialEq)]
-pub enum StreamAgentGetEvent {
-    /// The `start` event.
-    Start(crate::types::StreamStart),
-    /// The `chunk` event.
-    Chunk(crate::types::StreamChunk),
-    /// The `error` event.
-    Error(crate::types::StreamError),
-    /// The `done` event.
-    Done(crate::types::StreamDone),
-}
-impl crate::StreamEvent for StreamAgentGetEvent {
-    type Model = crate::Api;
-    fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
-        match event.unwrap_or("message") {
-            "start" => ::serde_json::from_str(data).map(Self::Start),
-            "chunk" => ::serde_json::from_str(data).map(Self::Chunk),
-            "error" => ::serde_json::from_str(data).map(Self::Error),
-            "done" => ::serde_json::from_str(data).map(Self::Done),
-            other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(::std::format!(
-                "unknown event `{other}`"
-            ))),
-        }
-    }
-    fn is_terminal(&self) -> bool {
-        matches!(self, Self::Error(_) | Self::Done(_))
-    }
-    fn stream_error(&self) -> ::std::option::Option<crate::StreamFailure> {
-        #[allow(unreachable_patterns)]
-        match self {
-            Self::Error(e) => ::std::option::Option::Some(crate::StreamFailure::new(e.code.clone(), e.message.clone())),
-            _ => ::std::option::Option::None,
-        }
-    }
-}
+/// One event of the `streamAgentGet` stream: the same events as [`StreamAgentEvent`].
+pub type StreamAgentGetEvent = StreamAgentEvent;
 impl crate::Client {
     /// Invoke an agent, streaming its answer
     ///
@@ -1197,7 +1163,7 @@ impl crate::Client {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = runagent_client::Client::from_env()?;
-    /// let body: runagent_client::types::InvokeRequest = serde_json::from_value(serde_json::json!({"query":"Hello"}))?;
+    /// let body = runagent_client::types::InvokeRequest::new("Hello");
     /// use futures::StreamExt;
     /// let mut events = client.stream_agent("agt_7Hq2mP9xKd", body).send()?;
     /// while let Some(event) = events.next().await {
@@ -1365,6 +1331,15 @@ pub enum StreamAgentEvent {
     Error(crate::types::StreamError),
     /// The `done` event.
     Done(crate::types::StreamDone),
+    /// An event this version of the client does not know;
+    /// kept as sent so that a newer server does not break
+    /// the stream.
+    Unknown {
+        /// The `event:` field (`message` when the server sent none).
+        event: ::std::string::String,
+        /// The event's data, undecoded.
+        data: ::std::string::String,
+    },
 }
 impl crate::StreamEvent for StreamAgentEvent {
     type Model = crate::Api;
@@ -1374,9 +1349,10 @@ impl crate::StreamEvent for StreamAgentEvent {
             "chunk" => ::serde_json::from_str(data).map(Self::Chunk),
             "error" => ::serde_json::from_str(data).map(Self::Error),
             "done" => ::serde_json::from_str(data).map(Self::Done),
-            other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(::std::format!(
-                "unknown event `{other}`"
-            ))),
+            other => ::std::result::Result::Ok(Self::Unknown {
+                event: ::std::borrow::ToOwned::to_owned(other),
+                data: ::std::borrow::ToOwned::to_owned(data),
+            }),
         }
     }
     fn is_terminal(&self) -> bool {

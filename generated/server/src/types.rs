@@ -2377,3 +2377,449 @@ impl crate::validate::Validate for UsageResponse {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Agent {
+    /// A `Agent` from its required properties (`id`, `name`, `description`, `framework`, `entrypoint`, `config`, `tags`, `status`, `created_at`, `updated_at`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        framework: Framework,
+        entrypoint: ::std::option::Option<::std::string::String>,
+        config: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+        tags: ::std::vec::Vec<::std::string::String>,
+        status: AgentStatus,
+        created_at: impl ::std::convert::Into<::std::string::String>,
+        updated_at: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            description,
+            framework,
+            entrypoint,
+            config,
+            tags,
+            status,
+            created_at: ::std::convert::Into::into(created_at),
+            updated_at: ::std::convert::Into::into(updated_at),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AgentHealth {
+    /// A `AgentHealth` from its required properties (`agent_id`, `status`, `healthy`, `checked_at`); set the others with the setters.
+    pub fn new(
+        agent_id: impl ::std::convert::Into<::std::string::String>,
+        status: AgentStatus,
+        healthy: bool,
+        checked_at: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            agent_id: ::std::convert::Into::into(agent_id),
+            status,
+            healthy,
+            checked_at: ::std::convert::Into::into(checked_at),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AgentHealthResponse {
+    /// A `AgentHealthResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: AgentHealth) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AgentListResponse {
+    /// A `AgentListResponse` from its required properties (`status`, `data`, `pagination`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: ::std::vec::Vec<Agent>, pagination: Pagination) -> Self {
+        Self { status, data, pagination }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AgentResponse {
+    /// A `AgentResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: Agent) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApiError {
+    /// A `ApiError` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: ErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
+    }
+    /// Sets `details`.
+    pub fn details(mut self, value: ErrorDetails) -> Self {
+        self.details = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `details` as `null` (leaving it out is not the same).
+    pub fn details_null(mut self) -> Self {
+        self.details = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequest {
+    /// A `BatchRequest` from its required properties (`batch`); set the others with the setters.
+    pub fn new(batch: ::std::vec::Vec<InvokeRequest>) -> Self {
+        Self { batch }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchResponse {
+    /// A `BatchResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: ::std::vec::Vec<BatchItem>) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAgentRequest {
+    /// A `CreateAgentRequest` from its required properties (`name`, `framework`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>, framework: Framework) -> Self {
+        Self {
+            name: ::std::convert::Into::into(name),
+            description: ::std::option::Option::None,
+            framework,
+            entrypoint: ::std::option::Option::None,
+            config: ::std::option::Option::None,
+            tags: ::std::option::Option::None,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `description` as `null` (leaving it out is not the same).
+    pub fn description_null(mut self) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `entrypoint`.
+    pub fn entrypoint(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.entrypoint = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `entrypoint` as `null` (leaving it out is not the same).
+    pub fn entrypoint_null(mut self) -> Self {
+        self.entrypoint = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `config`.
+    pub fn config(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.config = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeletedAgent {
+    /// A `DeletedAgent` from its required properties (`id`, `deleted`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>, deleted: bool) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeletedAgentResponse {
+    /// A `DeletedAgentResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: DeletedAgent) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeploymentResult {
+    /// A `DeploymentResult` from its required properties (`agent_id`, `status`, `deployed_at`); set the others with the setters.
+    pub fn new(
+        agent_id: impl ::std::convert::Into<::std::string::String>,
+        status: AgentStatus,
+        deployed_at: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            agent_id: ::std::convert::Into::into(agent_id),
+            status,
+            deployed_at: ::std::convert::Into::into(deployed_at),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ErrorDetails {
+    /// A `ErrorDetails` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            field: ::std::option::Option::None,
+            reason: ::std::option::Option::None,
+            additional_properties: ::std::collections::BTreeMap::new(),
+        }
+    }
+    /// Sets `field`.
+    pub fn field(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.field = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `reason`.
+    pub fn reason(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.reason = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ErrorDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ErrorResponse {
+    /// A `ErrorResponse` from its required properties (`status`, `error`); set the others with the setters.
+    pub fn new(status: ErrorStatus, error: ApiError) -> Self {
+        Self { status, error }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Health {
+    /// A `Health` from its required properties (`healthy`, `version`); set the others with the setters.
+    pub fn new(healthy: bool, version: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { healthy, version: ::std::convert::Into::into(version) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl HealthResponse {
+    /// A `HealthResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: Health) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InvokeMetadata {
+    /// A `InvokeMetadata` from its required properties (`execution_time`, `tokens_used`); set the others with the setters.
+    pub fn new(execution_time: f64, tokens_used: i64) -> Self {
+        Self { execution_time, tokens_used }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InvokeParameters {
+    /// A `InvokeParameters` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            temperature: ::std::option::Option::None,
+            max_tokens: ::std::option::Option::None,
+            timeout_seconds: ::std::option::Option::None,
+            additional_properties: ::std::collections::BTreeMap::new(),
+        }
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_tokens`.
+    pub fn max_tokens(mut self, value: i32) -> Self {
+        self.max_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `timeout_seconds`.
+    pub fn timeout_seconds(mut self, value: i32) -> Self {
+        self.timeout_seconds = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for InvokeParameters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InvokeRequest {
+    /// A `InvokeRequest` from its required properties (`query`); set the others with the setters.
+    pub fn new(query: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            query: ::std::convert::Into::into(query),
+            parameters: ::std::option::Option::None,
+            session_id: ::std::option::Option::None,
+            async_: ::std::option::Option::None,
+        }
+    }
+    /// Sets `parameters`.
+    pub fn parameters(mut self, value: InvokeParameters) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `session_id`.
+    pub fn session_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.session_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `async`.
+    pub fn async_(mut self, value: bool) -> Self {
+        self.async_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InvokeResponse {
+    /// A `InvokeResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: InvokeResult) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InvokeResult {
+    /// A `InvokeResult` from its required properties (`result`, `metadata`); set the others with the setters.
+    pub fn new(result: impl ::std::convert::Into<::std::string::String>, metadata: InvokeMetadata) -> Self {
+        Self { result: ::std::convert::Into::into(result), metadata }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Operation {
+    /// A `Operation` from its required properties (`operation_id`, `kind`, `status`, `check_url`, `agent_id`, `created_at`, `updated_at`); set the others with the setters.
+    pub fn new(
+        operation_id: impl ::std::convert::Into<::std::string::String>,
+        kind: OperationKind,
+        status: OperationStatus,
+        check_url: impl ::std::convert::Into<::std::string::String>,
+        agent_id: impl ::std::convert::Into<::std::string::String>,
+        created_at: impl ::std::convert::Into<::std::string::String>,
+        updated_at: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            operation_id: ::std::convert::Into::into(operation_id),
+            kind,
+            status,
+            check_url: ::std::convert::Into::into(check_url),
+            agent_id: ::std::convert::Into::into(agent_id),
+            result: ::std::option::Option::None,
+            error: ::std::option::Option::None,
+            created_at: ::std::convert::Into::into(created_at),
+            updated_at: ::std::convert::Into::into(updated_at),
+        }
+    }
+    /// Sets `result`.
+    pub fn result(mut self, value: OperationResult) -> Self {
+        self.result = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `error`.
+    pub fn error(mut self, value: ApiError) -> Self {
+        self.error = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OperationAccepted {
+    /// A `OperationAccepted` from its required properties (`operation_id`, `status`, `check_url`); set the others with the setters.
+    pub fn new(
+        operation_id: impl ::std::convert::Into<::std::string::String>,
+        status: OperationStatus,
+        check_url: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            operation_id: ::std::convert::Into::into(operation_id),
+            status,
+            check_url: ::std::convert::Into::into(check_url),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OperationResponse {
+    /// A `OperationResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: Operation) -> Self {
+        Self { status, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pagination {
+    /// A `Pagination` from its required properties (`page`, `limit`, `total`, `pages`); set the others with the setters.
+    pub fn new(page: i32, limit: i32, total: i64, pages: i64) -> Self {
+        Self { page, limit, total, pages }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamChunk {
+    /// A `StreamChunk` from its required properties (`index`, `text`); set the others with the setters.
+    pub fn new(index: i64, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { index, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamDone {
+    /// A `StreamDone` from its required properties (`result`, `metadata`); set the others with the setters.
+    pub fn new(result: impl ::std::convert::Into<::std::string::String>, metadata: InvokeMetadata) -> Self {
+        Self { result: ::std::convert::Into::into(result), metadata }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamError {
+    /// A `StreamError` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: ErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamEvent {
+    /// A `StreamEvent` from its required properties (`event`, `id`, `data`); set the others with the setters.
+    pub fn new(
+        event: StreamEventEvent,
+        id: impl ::std::convert::Into<::std::string::String>,
+        data: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event,
+            id: ::std::convert::Into::into(id),
+            data: ::std::convert::Into::into(data),
+            retry: ::std::option::Option::None,
+        }
+    }
+    /// Sets `retry`.
+    pub fn retry(mut self, value: i32) -> Self {
+        self.retry = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamStart {
+    /// A `StreamStart` from its required properties (`stream_id`, `agent_id`, `created_at`); set the others with the setters.
+    pub fn new(
+        stream_id: impl ::std::convert::Into<::std::string::String>,
+        agent_id: impl ::std::convert::Into<::std::string::String>,
+        created_at: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            stream_id: ::std::convert::Into::into(stream_id),
+            agent_id: ::std::convert::Into::into(agent_id),
+            created_at: ::std::convert::Into::into(created_at),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateAgentRequest {
+    /// A `UpdateAgentRequest` from its required properties (`name`, `description`, `entrypoint`, `config`, `tags`); set the others with the setters.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        entrypoint: ::std::option::Option<::std::string::String>,
+        config: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+        tags: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self { name: ::std::convert::Into::into(name), description, entrypoint, config, tags }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Usage {
+    /// A `Usage` from its required properties (`tier`, `limit`, `used`, `remaining`, `reset`, `window_seconds`); set the others with the setters.
+    pub fn new(tier: Tier, limit: i64, used: i64, remaining: i64, reset: i64, window_seconds: i32) -> Self {
+        Self { tier, limit, used, remaining, reset, window_seconds }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageResponse {
+    /// A `UsageResponse` from its required properties (`status`, `data`); set the others with the setters.
+    pub fn new(status: SuccessStatus, data: Usage) -> Self {
+        Self { status, data }
+    }
+}

@@ -9,6 +9,7 @@
 //! convention the spec does not follow turns its feature off instead of
 //! producing code that names types the spec lacks.
 
+use super::builders;
 use super::doc_text::{doc_attrs, lines_to_attrs, lines_to_inner_attrs, rustdoc};
 use super::models::{self, Mode, ident, rust_type, shape_check};
 use super::{EmitError, Files, bodies, versions};
@@ -20,6 +21,10 @@ use crate::ir::{
 use crate::naming::{Case, sanitize};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+
+// The README, beside the code it shows (a child module sees this one's
+// private plan and example helpers).
+mod readme;
 
 /// Runtime files copied into `src/`, by file name: every file of
 /// `runtime/client/src` but its `lib.rs`, and the two shared with the
@@ -178,7 +183,7 @@ pub fn emit(api: &Api, names: &Names, files: &mut Files) -> Result<(), EmitError
     let plan = Plan::new(api, names);
     let dir = "client";
     files.toml(format!("{dir}/Cargo.toml"), cargo_toml(&plan));
-    files.markdown(format!("{dir}/README.md"), readme(&plan));
+    files.markdown(format!("{dir}/README.md"), readme::readme(&plan));
     files.rust(format!("{dir}/src/lib.rs"), lib_rs(&plan), "client lib")?;
     files.rust(format!("{dir}/src/api.rs"), api_rs(&plan), "client model")?;
     files.rust(format!("{dir}/src/types.rs"), models::emit_types(api, Mode::Client), "client models")?;
@@ -238,7 +243,11 @@ categories = ["api-bindings", "web-programming::http-client"]
 {deps}
 [dev-dependencies]
 tokio = {{ version = "1.54.1", features = ["macros", "rt-multi-thread"] }}
+# For the README's test against the server crate's fake; a dev-dependency
+# without a version is left out when the crate is published.
+{server} = {{ path = "../server" }}
 "#,
+        server = names.server_crate,
         name = names.client_crate,
         version = names.crate_version,
         keywords = keywords.join(", "),
@@ -284,14 +293,26 @@ fn example_call(plan: &Plan, op: &Operation) -> Option<(String, String)> {
             return None;
         }
         let example = primary.example.clone().unwrap_or(serde_json::json!({}));
-        let ty = match &primary.shape {
-            Shape::Named(n) => format!("{}::types::{n}", plan.lib()),
-            _ => "_".into(),
+        let types = format!("{}::types::", plan.lib());
+        // A struct body is built with its constructor and setters; anything
+        // they cannot spell (a `oneOf`, a file) is decoded from the example.
+        let built = match &primary.shape {
+            Shape::Named(n) => builders::example_expr(plan.api, &types, n, &example),
+            _ => None,
         };
-        setup.push_str(&format!(
-            "let body: {ty} = serde_json::from_value(serde_json::json!({}))?;\n",
-            serde_json::to_string(&example).unwrap_or_default()
-        ));
+        match built {
+            Some(expr) => setup.push_str(&format!("let body = {expr};\n")),
+            None => {
+                let ty = match &primary.shape {
+                    Shape::Named(n) => format!("{types}{n}"),
+                    _ => "_".into(),
+                };
+                setup.push_str(&format!(
+                    "let body: {ty} = serde_json::from_value(serde_json::json!({}))?;\n",
+                    serde_json::to_string(&example).unwrap_or_default()
+                ));
+            }
+        }
         args.push("body".into());
     }
     Some((setup, format!("client.{}({})", op.name, args.join(", "))))
@@ -317,124 +338,6 @@ fn env_comment(plan: &Plan) -> String {
     } else {
         format!("// Reads {} (and {}, if the API needs a key).", plan.names.base_url_env(), plan.names.api_key_env())
     }
-}
-
-fn readme(plan: &Plan) -> String {
-    let (api, names) = (plan.api, plan.names);
-    let c = &api.conventions;
-    let lib = plan.lib();
-    let mut ops = String::new();
-    for op in &api.operations {
-        let summary = op.summary.clone().unwrap_or_default();
-        let dep = if op.deprecated { " *(deprecated)*" } else { "" };
-        ops.push_str(&format!("| `{}` | `{} {}` | {summary}{dep} |\n", op.name, op.method.as_str(), op.path));
-    }
-    let call = match first_example(plan, &api.operations) {
-        Some((_, setup, call)) => {
-            let setup: String = setup.lines().map(|l| format!("    {l}\n")).collect();
-            format!(
-                "{setup}    let response = {call}.send().await?;\n    println!(\"{{:?}} (request {{:?}})\", response.body, response.meta.request_id);\n"
-            )
-        }
-        None => "    println!(\"{client:?}\");\n".to_owned(),
-    };
-    let mut intro = format!(
-        "The Rust client for the {} (version {}), generated from the OpenAPI spec. Every call is typed, retried on transient failures",
-        api.title, api.version
-    );
-    if plan.idempotency_header.is_some() {
-        intro.push_str(" with an idempotency key");
-    }
-    intro.push_str(", and returns the body together with the status");
-    match (&c.request_id, &c.rate_limit) {
-        (Some(id), Some(_)) => intro.push_str(&format!(", the `{}` and the rate-limit headers.", id.name)),
-        (Some(id), None) => intro.push_str(&format!(" and the `{}` header.", id.name)),
-        (None, Some(_)) => intro.push_str(" and the rate-limit headers."),
-        (None, None) => intro.push_str(" and the headers."),
-    }
-    let intro = wrap(&intro, 72);
-    let mut bullets: Vec<String> = Vec::new();
-    let key = if c.bearer.is_some() {
-        "A missing key is an error when the client is built."
-    } else {
-        "The spec declares no bearer key, so none is required."
-    };
-    bullets.push(format!(
-        "**Configuration**: `Client::from_env()` or `Client::builder()` (API key, base URL, timeout, retries, user agent, default headers, your own `reqwest::Client`). {key}"
-    ));
-    let hints = if c.rate_limit.is_some() { "`Retry-After` and `X-RateLimit-Reset`" } else { "`Retry-After`" };
-    let retries = "**Retries**: connection errors, timeouts, 408, 429, 500, 502, 503 and 504 are retried (2 times by default) with exponential backoff and jitter, honoring";
-    bullets.push(match plan.idempotency_header {
-        Some(header) => format!(
-            "{retries} {hints}. Every POST carries one `{header}` for all its attempts, so a retry never runs the work twice; a 409 that says the first attempt is still in progress (it carries `Retry-After`) is retried too, and gets the stored answer."
-        ),
-        None => format!(
-            "{retries} {hints}. The spec declares no idempotency key, so a POST or PATCH is repeated only when the server cannot have acted on it (a refused connection, a 429)."
-        ),
-    });
-    let mut carried = vec!["the status".to_owned()];
-    carried.push(match plan.error {
-        Some(_) => "the parsed error envelope (with unknown codes kept)".to_owned(),
-        None => "the headers, the body as received and, when it is JSON, parsed (with its `code` and `message`, if it has them)".to_owned(),
-    });
-    if c.request_id.is_some() {
-        carried.push("the request id".to_owned());
-    }
-    if c.rate_limit.is_some() {
-        carried.push("the rate-limit state".to_owned());
-    }
-    let last = carried.pop().unwrap_or_default();
-    bullets.push(format!("**Errors**: one `Error` type; API errors carry {} and {last}.", carried.join(", ")));
-    if api.operations.iter().any(|o| pagination_fields(plan, o).is_some()) {
-        bullets.push("**Pagination**: list calls return one page, or `.into_stream()` for every item.".to_owned());
-    }
-    if api.operations.iter().any(Operation::is_stream) {
-        bullets.push("**Streaming**: stream calls give a `Stream` of typed events and resume after a dropped connection with `Last-Event-ID`, never delivering an event twice.".to_owned());
-    }
-    if let Some(lr) = &plan.long_running {
-        let cancel = if lr.cancel.is_some() { " and `cancel()`" } else { "" };
-        bullets.push(format!("**Long-running operations**: a 202 gives an `OperationHandle` with `wait()`{cancel}."));
-    }
-    let features: String = bullets.iter().map(|b| format!("- {}\n", wrap(b, 86).replace('\n', "\n  "))).collect();
-    let dependency_version = names.crate_version.split('.').take(2).collect::<Vec<_>>().join(".");
-    format!(
-        r#"# {crate_name}
-
-{intro}
-
-```toml
-[dependencies]
-{crate_name} = "{dependency_version}"
-tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
-```
-
-```rust,no_run
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {{
-    {env}
-    let client = {lib}::Client::from_env()?;
-{call}    Ok(())
-}}
-```
-
-## What it does for you
-
-{features}
-## Operations
-
-| Method | HTTP | Summary |
-|---|---|---|
-{ops}
-This crate is generated by `cargo xtask codegen` from {spec}; do not edit it by hand.
-"#,
-        crate_name = names.client_crate,
-        env = env_comment(plan),
-        spec = if names.spec_path.contains(['/', '.']) {
-            format!("`{}`", names.spec_path)
-        } else {
-            names.spec_path.clone()
-        },
-    )
 }
 
 /// Greedy word wrap at `width` columns.
@@ -540,6 +443,12 @@ fn lib_rs(plan: &Plan) -> TokenStream {
         /// The environment variable `Client::from_env` reads the base URL from.
         pub const BASE_URL_ENV: &str = #url_env;
         #default_url
+
+        // The README's examples are compiled as doctests, so that what it
+        // shows keeps building against the crate.
+        #[cfg(doctest)]
+        #[doc = include_str!("../README.md")]
+        struct ReadmeDoctests;
     }
 }
 
@@ -1645,9 +1554,27 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
             )
         }
         Success::Stream => {
-            let event_enum = format_ident!("{}Event", op.type_prefix);
             let stream = op.event_stream().expect("is_stream checked");
-            let variants =
+            let owner = event_enum_owner(plan, stream);
+            let event_enum = format_ident!("{}Event", owner.type_prefix);
+            let send = quote! {
+                /// Opens the event stream. Nothing is sent until the stream is
+                /// first polled; a dropped connection is resumed with
+                /// `Last-Event-ID` as the client's resume policy allows.
+                pub fn send(self) -> ::std::result::Result<crate::EventStream<#event_enum>, crate::Error> {
+                    let (spec, options) = self.request()?;
+                    ::std::result::Result::Ok(crate::EventStream::new(self.client.clone(), spec, options))
+                }
+            };
+            if owner.id != op.id {
+                // Another operation carries the same events (a GET and a POST
+                // of one stream): one type serves both, and this name stays
+                // for code written against it.
+                let alias = format_ident!("{}Event", op.type_prefix);
+                let doc = format!(" One event of the `{}` stream: the same events as [`{event_enum}`].", op.id);
+                return (quote!(#[doc = #doc] pub type #alias = #event_enum;), send);
+            }
+            let mut variants =
                 models::event_variants(stream, &prefix, " The `event:` field, `None` when the server sent none.");
             let decode_arms: Vec<TokenStream> = stream
                 .events
@@ -1679,14 +1606,31 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         }
                     }
                 }
-                None => quote! {
-                    match event.unwrap_or("message") {
-                        #(#decode_arms)*
-                        other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(
-                            ::std::format!("unknown event `{other}`"),
-                        )),
+                // An event name this version of the client does not know
+                // (one a newer server added) is kept with its raw data
+                // instead of ending the stream.
+                None => {
+                    variants.push(quote! {
+                        /// An event this version of the client does not know;
+                        /// kept as sent so that a newer server does not break
+                        /// the stream.
+                        Unknown {
+                            /// The `event:` field (`message` when the server sent none).
+                            event: ::std::string::String,
+                            /// The event's data, undecoded.
+                            data: ::std::string::String,
+                        },
+                    });
+                    quote! {
+                        match event.unwrap_or("message") {
+                            #(#decode_arms)*
+                            other => ::std::result::Result::Ok(Self::Unknown {
+                                event: ::std::borrow::ToOwned::to_owned(other),
+                                data: ::std::borrow::ToOwned::to_owned(data),
+                            }),
+                        }
                     }
-                },
+                }
             };
             let terminal: Vec<TokenStream> = stream
                 .events
@@ -1750,18 +1694,22 @@ fn send_fn(plan: &Plan, op: &Operation) -> (TokenStream, TokenStream) {
                         }
                     }
                 },
-                quote! {
-                    /// Opens the event stream. Nothing is sent until the stream is
-                    /// first polled; a dropped connection is resumed with
-                    /// `Last-Event-ID` as the client's resume policy allows.
-                    pub fn send(self) -> ::std::result::Result<crate::EventStream<#event_enum>, crate::Error> {
-                        let (spec, options) = self.request()?;
-                        ::std::result::Result::Ok(crate::EventStream::new(self.client.clone(), spec, options))
-                    }
-                },
+                send,
             )
         }
     }
+}
+
+/// The operation whose name a stream's event enum takes: of the operations
+/// carrying exactly these events, the one with the shortest type name (the
+/// plain `streamAgent` rather than `streamAgentGet`), the first on a tie.
+fn event_enum_owner<'a>(plan: &Plan<'a>, stream: &crate::ir::EventStream) -> &'a Operation {
+    plan.api
+        .operations
+        .iter()
+        .filter(|o| matches!(plan.success_kind(o), Success::Stream) && o.event_stream() == Some(stream))
+        .min_by_key(|o| o.type_prefix.len())
+        .expect("the operation itself carries the stream")
 }
 
 /// The pieces `into_stream` needs, when the paged list's shape lets it
@@ -1907,10 +1855,22 @@ fn example(plan: &Plan) -> TokenStream {
             if matches!(primary.encoding, Encoding::Text | Encoding::Binary) {
                 return None;
             }
-            let json =
-                serde_json::to_string(&primary.example.clone().unwrap_or(serde_json::json!({}))).unwrap_or_default();
-            let ty = bodies::content_type(primary, &quote!(#lib::types::));
-            args.push(quote!(::serde_json::from_str::<#ty>(#json)?));
+            let example = primary.example.clone().unwrap_or(serde_json::json!({}));
+            let types = format!("{}::types::", plan.lib());
+            let built = match &primary.shape {
+                Shape::Named(n) => {
+                    builders::example_expr(api, &types, n, &example).and_then(|expr| expr.parse::<TokenStream>().ok())
+                }
+                _ => None,
+            };
+            match built {
+                Some(expr) => args.push(expr),
+                None => {
+                    let json = serde_json::to_string(&example).unwrap_or_default();
+                    let ty = bodies::content_type(primary, &quote!(#lib::types::));
+                    args.push(quote!(::serde_json::from_str::<#ty>(#json)?));
+                }
+            }
         }
         let vars = params
             .iter()
@@ -2112,6 +2072,15 @@ mod tests {
         let ops = file(&files, "client/src/operations.rs");
         assert!(ops.contains("pub fn into_stream(self)"));
         assert!(ops.contains("impl ::std::convert::From<crate::types::StreamError> for crate::StreamFailure"));
+        // The GET and POST streams carry the same events: one enum, which
+        // keeps event names it does not know.
+        assert!(ops.contains("pub type StreamAgentGetEvent = StreamAgentEvent;"), "{ops}");
+        assert_eq!(ops.matches("pub enum StreamAgentEvent").count(), 1);
+        assert!(!ops.contains("pub enum StreamAgentGetEvent"));
+        assert!(ops.contains("Unknown {"));
+        let quickstart = file(&files, "client/examples/quickstart.rs");
+        assert!(quickstart.contains("runagent_client::types::InvokeRequest::new(\"Hello\")"), "{quickstart}");
+        assert!(!quickstart.contains("serde_json"), "{quickstart}");
     }
 
     #[test]

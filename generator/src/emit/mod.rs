@@ -2,6 +2,7 @@
 //! in a sorted map, so the output order never depends on hashing.
 
 pub mod bodies;
+pub mod builders;
 pub mod cli;
 pub mod client;
 pub mod doc_text;

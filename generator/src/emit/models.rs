@@ -108,11 +108,13 @@ pub fn emit_types(api: &Api, mode: Mode) -> TokenStream {
         Some(TypeKind::Struct(s)) => Some(emit_form_impls(name, s)),
         _ => None,
     });
+    let builders = super::builders::emit_builders(api);
     quote! {
         //! Every schema of the spec as a Rust type.
         #![allow(clippy::large_enum_variant, clippy::result_large_err, clippy::derive_partial_eq_without_eq)]
         #(#types)*
         #(#forms)*
+        #builders
     }
 }
 
@@ -345,7 +347,7 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
             }
         }
         TypeKind::OneOf(o) => {
-            let variants: Vec<TokenStream> = o
+            let mut variants: Vec<TokenStream> = o
                 .variants
                 .iter()
                 .map(|v| {
@@ -364,15 +366,21 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                 .map(|v| shape_check(api, &Shape::Named(v.type_name.clone()), &quote!(inner), 0))
                 .collect();
             let path_param = if checks.iter().all(Option::is_none) { quote!(_path) } else { quote!(path) };
-            let arms = o.variants.iter().zip(checks).map(|(v, check)| {
-                let vname = ident(&v.name);
-                match check {
-                    Some(check) => quote!(Self::#vname(inner) => { #check ::std::result::Result::Ok(()) }),
-                    None => quote!(Self::#vname(_) => ::std::result::Result::Ok(()),),
-                }
-            });
+            let mut path_param = path_param;
+            let mut arms: Vec<TokenStream> = o
+                .variants
+                .iter()
+                .zip(checks)
+                .map(|(v, check)| {
+                    let vname = ident(&v.name);
+                    match check {
+                        Some(check) => quote!(Self::#vname(inner) => { #check ::std::result::Result::Ok(()) }),
+                        None => quote!(Self::#vname(_) => ::std::result::Result::Ok(()),),
+                    }
+                })
+                .collect();
             if let Some(d) = &o.discriminator {
-                return emit_tagged(&name, docs, o, d, arms.collect(), mode);
+                return emit_tagged(&name, docs, o, d, arms, mode);
             }
             // A success-or-error alternative (a batch item) reads best as a
             // Result.
@@ -395,6 +403,23 @@ fn emit_type(api: &Api, def: &TypeDef, mode: Mode) -> TokenStream {
                 }
                 _ => None,
             };
+            // The client keeps a value no alternative decodes (one a newer
+            // server added) instead of failing the whole response; serde
+            // tries an untagged enum's variants in order, so it is last. A
+            // success-or-error pair has no third alternative to grow, and
+            // its `into_result` stays total.
+            if mode == Mode::Client && into_result.is_none() {
+                variants.push(quote! {
+                    /// A value none of the alternatives this version of the
+                    /// client knows decodes; kept as sent so that a newer
+                    /// server does not break decoding.
+                    Unknown(::serde_json::Value),
+                });
+                arms.push(quote! {
+                    Self::Unknown(_) => ::std::result::Result::Err(path.error("the value is none of the alternatives the spec allows")),
+                });
+                path_param = quote!(path);
+            }
             quote! {
                 #into_result
                 #docs

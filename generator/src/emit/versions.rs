@@ -57,7 +57,7 @@ pub const SERVER: &[(&str, &str)] = &[
     ("sha2", r#""0.10.9""#),
     ("thiserror", r#""2.0.21""#),
     ("time", r#"{ version = "0.3.55", default-features = false, features = ["parsing", "macros"] }"#),
-    ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt"] }"#),
+    ("tokio", r#"{ version = "1.54.1", features = ["sync", "time", "rt", "net"] }"#),
     ("tower", r#"{ version = "0.5.3", features = ["util"] }"#),
     ("tracing", r#""0.1.44""#),
     ("uuid", r#"{ version = "1.29.3", features = ["v4", "fast-rng"] }"#),

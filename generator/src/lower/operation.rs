@@ -770,7 +770,8 @@ impl<'a> OperationLowering<'_, 'a> {
             self.cx.error(&ext_at, "`x-sse-events` must map event names to schemas");
             return Vec::new();
         };
-        let mut names = NameTable::new();
+        // The client's catch-all for event names it does not know.
+        let mut names = NameTable::with_reserved(crate::emit::reserved_variant_names());
         let mut out = Vec::new();
         for (event, schema) in map {
             let e_at = ext_at.push(event);

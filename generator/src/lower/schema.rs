@@ -514,11 +514,8 @@ impl<'a> TypeBuilder<'a> {
             unreachable!("classify only returns OneOf for oneOf and anyOf")
         };
         let keyword = if any_of { "anyOf" } else { "oneOf" };
-        let mut names = NameTable::new();
-        if schema.schema_data.discriminator.is_some() {
-            // The client's catch-all for values it does not know.
-            names = NameTable::with_reserved(crate::emit::reserved_variant_names());
-        }
+        // The client's catch-all for alternatives it does not know.
+        let mut names = NameTable::with_reserved(crate::emit::reserved_variant_names());
         let mut variants = Vec::new();
         // For each variant: the component it references, if any, and the one
         // value its schema allows the discriminator property, if any.

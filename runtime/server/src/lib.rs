@@ -34,8 +34,10 @@ pub use error::*;
 // The readers and fallbacks are called by the generated router only.
 #[allow(dead_code)]
 mod extract;
+mod fake;
 #[allow(dead_code)]
 mod fallback;
+pub use fake::*;
 mod idempotency;
 pub use idempotency::*;
 mod rate_limit;

@@ -376,6 +376,7 @@ mod sse_faults {
                 Ok(StreamAgentEvent::Chunk(c)) => events.push(format!("chunk {}", c.text)),
                 Ok(StreamAgentEvent::Done(d)) => events.push(format!("done {}", d.result)),
                 Ok(StreamAgentEvent::Error(e)) => events.push(format!("error {e:?}")),
+                Ok(StreamAgentEvent::Unknown { event, .. }) => events.push(format!("unknown {event}")),
                 Err(err) => errors.push(err),
             }
         }

@@ -13,7 +13,7 @@ use runagent_client::{Client, Error, RequestOptions, ResumePolicy, WaitOptions};
 use scripted::{Script, Server, error, json, sse};
 
 fn query() -> InvokeRequest {
-    InvokeRequest { query: "hi".into(), parameters: None, session_id: None, async_: None }
+    InvokeRequest::new("hi")
 }
 
 #[tokio::test]
@@ -122,6 +122,7 @@ async fn sse_cut_mid_stream_resumes_without_duplicates() {
                 assert_eq!(d.result, "Hello");
             }
             StreamAgentEvent::Error(e) => panic!("{e:?}"),
+            StreamAgentEvent::Unknown { event, data } => panic!("unexpected event {event}: {data}"),
         }
     }
     assert_eq!(kinds, ["start", "chunk", "chunk", "done"]);

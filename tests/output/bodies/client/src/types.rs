@@ -273,3 +273,97 @@ impl crate::form::FromFields for UploadRequest {
         ::std::result::Result::Ok(value)
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Author {
+    /// A `Author` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Note {
+    /// A `Note` from its required properties (`title`); set the others with the setters.
+    pub fn new(title: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            title: ::std::convert::Into::into(title),
+            pinned: ::std::option::Option::None,
+            priority: ::std::option::Option::None,
+            author: ::std::option::Option::None,
+        }
+    }
+    /// Sets `pinned`.
+    pub fn pinned(mut self, value: bool) -> Self {
+        self.pinned = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `priority`.
+    pub fn priority(mut self, value: i64) -> Self {
+        self.priority = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `author`.
+    pub fn author(mut self, value: Author) -> Self {
+        self.author = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Upload {
+    /// A `Upload` from its required properties (`id`, `purpose`, `bytes`, `file_name`, `extra_files`, `tags`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        purpose: impl ::std::convert::Into<::std::string::String>,
+        bytes: i64,
+        file_name: ::std::option::Option<::std::string::String>,
+        extra_files: i64,
+        tags: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            purpose: ::std::convert::Into::into(purpose),
+            bytes,
+            file_name,
+            content_type: ::std::option::Option::None,
+            extra_files,
+            tags,
+        }
+    }
+    /// Sets `content_type`.
+    pub fn content_type(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.content_type = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `content_type` as `null` (leaving it out is not the same).
+    pub fn content_type_null(mut self) -> Self {
+        self.content_type = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UploadRequest {
+    /// A `UploadRequest` from its required properties (`file`, `purpose`); set the others with the setters.
+    pub fn new(file: crate::form::FilePart, purpose: UploadRequestPurpose) -> Self {
+        Self {
+            file,
+            extra: ::std::option::Option::None,
+            purpose,
+            tags: ::std::option::Option::None,
+            size_hint: ::std::option::Option::None,
+        }
+    }
+    /// Sets `extra`.
+    pub fn extra(mut self, value: ::std::vec::Vec<crate::form::FilePart>) -> Self {
+        self.extra = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `size_hint`.
+    pub fn size_hint(mut self, value: i64) -> Self {
+        self.size_hint = ::std::option::Option::Some(value);
+        self
+    }
+}

@@ -22,7 +22,7 @@ async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error:
     match client
         .create_thing(
             ::std::env::var("VARIETY_SEND").unwrap_or_else(|_| "now".to_owned()),
-            ::serde_json::from_str::<client_conventions_flat_client::types::Thing>("{\"id\":1,\"name\":\"x\"}")?,
+            client_conventions_flat_client::types::Thing::new(1, "x"),
         )
         .send()
         .await?

@@ -119,3 +119,6 @@ pub type OperationHandle = operation::OperationHandle<Api>;
 pub const API_KEY_ENV: &str = "VARIETY_API_KEY";
 /// The environment variable `Client::from_env` reads the base URL from.
 pub const BASE_URL_ENV: &str = "VARIETY_BASE_URL";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

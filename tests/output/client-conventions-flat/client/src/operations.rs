@@ -208,7 +208,7 @@ impl crate::Client {
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = client_conventions_flat_client::Client::from_env()?;
-    /// let body: client_conventions_flat_client::types::Thing = serde_json::from_value(serde_json::json!({"id":1,"name":"x"}))?;
+    /// let body = client_conventions_flat_client::types::Thing::new(1, "x");
     /// let response = client.create_thing("now", body).send().await?;
     /// match response.body {
     ///     client_conventions_flat_client::operations::CreateThingResponse::Created(body) => println!("{body:?}"),
@@ -663,6 +663,15 @@ pub enum WatchThingEvent {
     Error(crate::types::StreamProblem),
     /// The `done` event.
     Done(::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>),
+    /// An event this version of the client does not know;
+    /// kept as sent so that a newer server does not break
+    /// the stream.
+    Unknown {
+        /// The `event:` field (`message` when the server sent none).
+        event: ::std::string::String,
+        /// The event's data, undecoded.
+        data: ::std::string::String,
+    },
 }
 impl crate::StreamEvent for WatchThingEvent {
     type Model = crate::Api;
@@ -671,9 +680,10 @@ impl crate::StreamEvent for WatchThingEvent {
             "update" => ::serde_json::from_str(data).map(Self::Update),
             "error" => ::serde_json::from_str(data).map(Self::Error),
             "done" => ::serde_json::from_str(data).map(Self::Done),
-            other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(::std::format!(
-                "unknown event `{other}`"
-            ))),
+            other => ::std::result::Result::Ok(Self::Unknown {
+                event: ::std::borrow::ToOwned::to_owned(other),
+                data: ::std::borrow::ToOwned::to_owned(data),
+            }),
         }
     }
     fn is_terminal(&self) -> bool {

@@ -288,3 +288,87 @@ impl crate::validate::Validate for ThingPagePagination {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Job {
+    /// A `Job` from its required properties (`job_id`, `status`); set the others with the setters.
+    pub fn new(job_id: impl ::std::convert::Into<::std::string::String>, status: JobStatus) -> Self {
+        Self { job_id: ::std::convert::Into::into(job_id), status }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Problem {
+    /// A `Problem` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            code: ::std::convert::Into::into(code),
+            message: ::std::convert::Into::into(message),
+            details: ::std::option::Option::None,
+        }
+    }
+    /// Sets `details`.
+    pub fn details(mut self, value: ProblemDetails) -> Self {
+        self.details = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `details` as `null` (leaving it out is not the same).
+    pub fn details_null(mut self) -> Self {
+        self.details = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProblemDetails {
+    /// A `Problem details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { field: ::std::option::Option::None }
+    }
+    /// Sets `field`.
+    pub fn field(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.field = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `field` as `null` (leaving it out is not the same).
+    pub fn field_null(mut self) -> Self {
+        self.field = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ProblemDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamProblem {
+    /// A `StreamProblem` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { code: ::std::convert::Into::into(code), message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Thing {
+    /// A `Thing` from its required properties (`id`, `name`); set the others with the setters.
+    pub fn new(id: i64, name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id, name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThingPage {
+    /// A `ThingPage` from its required properties (`data`, `pagination`); set the others with the setters.
+    pub fn new(data: ::std::vec::Vec<Thing>, pagination: ThingPagePagination) -> Self {
+        Self { data, pagination }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThingPagePagination {
+    /// A `ThingPage pagination` from its required properties (`page`, `pages`); set the others with the setters.
+    pub fn new(page: i64, pages: i64) -> Self {
+        Self { page, pages }
+    }
+}

@@ -121,3 +121,6 @@ pub const API_KEY_ENV: &str = "JOBS_TWO_API_KEY";
 pub const BASE_URL_ENV: &str = "JOBS_TWO_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:9999/api";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

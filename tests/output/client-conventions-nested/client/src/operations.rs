@@ -397,6 +397,15 @@ pub enum TalkEvent {
     Message(crate::types::Item),
     /// The `error` event.
     Error(crate::types::ApiError),
+    /// An event this version of the client does not know;
+    /// kept as sent so that a newer server does not break
+    /// the stream.
+    Unknown {
+        /// The `event:` field (`message` when the server sent none).
+        event: ::std::string::String,
+        /// The event's data, undecoded.
+        data: ::std::string::String,
+    },
 }
 impl crate::StreamEvent for TalkEvent {
     type Model = crate::Api;
@@ -404,9 +413,10 @@ impl crate::StreamEvent for TalkEvent {
         match event.unwrap_or("message") {
             "message" => ::serde_json::from_str(data).map(Self::Message),
             "error" => ::serde_json::from_str(data).map(Self::Error),
-            other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(::std::format!(
-                "unknown event `{other}`"
-            ))),
+            other => ::std::result::Result::Ok(Self::Unknown {
+                event: ::std::borrow::ToOwned::to_owned(other),
+                data: ::std::borrow::ToOwned::to_owned(data),
+            }),
         }
     }
     fn is_terminal(&self) -> bool {

@@ -362,3 +362,94 @@ impl crate::validate::Validate for TaskStatus {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApiError {
+    /// A `ApiError` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: Code, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message), details: ::std::option::Option::None }
+    }
+    /// Sets `details`.
+    pub fn details(mut self, value: ApiErrorDetails) -> Self {
+        self.details = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApiErrorDetails {
+    /// A `ApiError details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { reason: ::std::option::Option::None, additional_properties: ::std::collections::BTreeMap::new() }
+    }
+    /// Sets `reason`.
+    pub fn reason(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.reason = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ApiErrorDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Envelope {
+    /// A `Envelope` from its required properties (`error`); set the others with the setters.
+    pub fn new(error: ApiError) -> Self {
+        Self { error }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Item {
+    /// A `Item` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ItemPage {
+    /// A `ItemPage` from its required properties (`data`, `pagination`); set the others with the setters.
+    pub fn new(data: ::std::vec::Vec<Item>, pagination: ItemPagePagination) -> Self {
+        Self { data, pagination }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ItemPagePagination {
+    /// A `ItemPage pagination` from its required properties (`page`, `pages`, `total`); set the others with the setters.
+    pub fn new(page: i64, pages: i64, total: i64) -> Self {
+        Self { page, pages, total }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Task {
+    /// A `Task` from its required properties (`task_id`, `status`); set the others with the setters.
+    pub fn new(task_id: impl ::std::convert::Into<::std::string::String>, status: TaskStatus) -> Self {
+        Self { task_id: ::std::convert::Into::into(task_id), status, error: ::std::option::Option::None }
+    }
+    /// Sets `error`.
+    pub fn error(mut self, value: ApiError) -> Self {
+        self.error = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `error` as `null` (leaving it out is not the same).
+    pub fn error_null(mut self) -> Self {
+        self.error = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TaskAccepted {
+    /// A `TaskAccepted` from its required properties (`task_id`, `status_url`); set the others with the setters.
+    pub fn new(
+        task_id: impl ::std::convert::Into<::std::string::String>,
+        status_url: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { task_id: ::std::convert::Into::into(task_id), status_url: ::std::convert::Into::into(status_url) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TaskEnvelope {
+    /// A `TaskEnvelope` from its required properties (`task`); set the others with the setters.
+    pub fn new(task: Task) -> Self {
+        Self { task }
+    }
+}

@@ -102,3 +102,6 @@ pub const API_KEY_ENV: &str = "WEIRD_API_KEY";
 pub const BASE_URL_ENV: &str = "WEIRD_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://weird.example.com";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

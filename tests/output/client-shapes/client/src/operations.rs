@@ -285,15 +285,25 @@ impl S {
 pub enum SEvent {
     /// The `tick` event.
     Tick(i64),
+    /// An event this version of the client does not know;
+    /// kept as sent so that a newer server does not break
+    /// the stream.
+    Unknown {
+        /// The `event:` field (`message` when the server sent none).
+        event: ::std::string::String,
+        /// The event's data, undecoded.
+        data: ::std::string::String,
+    },
 }
 impl crate::StreamEvent for SEvent {
     type Model = crate::Api;
     fn decode(event: ::std::option::Option<&str>, data: &str) -> ::std::result::Result<Self, ::serde_json::Error> {
         match event.unwrap_or("message") {
             "tick" => ::serde_json::from_str(data).map(Self::Tick),
-            other => ::std::result::Result::Err(<::serde_json::Error as ::serde::de::Error>::custom(::std::format!(
-                "unknown event `{other}`"
-            ))),
+            other => ::std::result::Result::Ok(Self::Unknown {
+                event: ::std::borrow::ToOwned::to_owned(other),
+                data: ::std::borrow::ToOwned::to_owned(data),
+            }),
         }
     }
     fn is_terminal(&self) -> bool {

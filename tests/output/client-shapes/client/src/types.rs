@@ -151,3 +151,17 @@ impl crate::validate::Validate for PutAId {
         }
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Op {
+    /// A `Op` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OpRecord {
+    /// A `OpRecord` from its required properties (`id`, `status`); set the others with the setters.
+    pub fn new(id: ::std::option::Option<::std::string::String>, status: OpRecordStatus) -> Self {
+        Self { id, status }
+    }
+}

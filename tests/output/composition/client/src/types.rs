@@ -114,6 +114,10 @@ pub enum Shape {
     Object(ShapeObject),
     /// A [`ShapeEnum`].
     Enum(ShapeEnum),
+    /// A value none of the alternatives this version of the
+    /// client knows decodes; kept as sent so that a newer
+    /// server does not break decoding.
+    Unknown(::serde_json::Value),
 }
 impl crate::validate::Validate for Shape {
     fn validate(
@@ -132,6 +136,9 @@ impl crate::validate::Validate for Shape {
             Self::Enum(inner) => {
                 crate::validate::Validate::validate(inner, path)?;
                 ::std::result::Result::Ok(())
+            }
+            Self::Unknown(_) => {
+                ::std::result::Result::Err(path.error("the value is none of the alternatives the spec allows"))
             }
         }
     }
@@ -237,6 +244,10 @@ pub enum Tagged {
     NewPet(NewPet),
     /// A [`Owner`].
     Owner(Owner),
+    /// A value none of the alternatives this version of the
+    /// client knows decodes; kept as sent so that a newer
+    /// server does not break decoding.
+    Unknown(::serde_json::Value),
 }
 impl crate::validate::Validate for Tagged {
     fn validate(
@@ -251,6 +262,9 @@ impl crate::validate::Validate for Tagged {
             Self::Owner(inner) => {
                 crate::validate::Validate::validate(inner, path)?;
                 ::std::result::Result::Ok(())
+            }
+            Self::Unknown(_) => {
+                ::std::result::Result::Err(path.error("the value is none of the alternatives the spec allows"))
             }
         }
     }
@@ -306,6 +320,10 @@ pub enum Value {
     Array(ValueArray),
     /// A [`ValueBoolean`].
     Boolean(ValueBoolean),
+    /// A value none of the alternatives this version of the
+    /// client knows decodes; kept as sent so that a newer
+    /// server does not break decoding.
+    Unknown(::serde_json::Value),
 }
 impl crate::validate::Validate for Value {
     fn validate(
@@ -326,6 +344,9 @@ impl crate::validate::Validate for Value {
             Self::Integer(_) => ::std::result::Result::Ok(()),
             Self::Array(_) => ::std::result::Result::Ok(()),
             Self::Boolean(_) => ::std::result::Result::Ok(()),
+            Self::Unknown(_) => {
+                ::std::result::Result::Err(path.error("the value is none of the alternatives the spec allows"))
+            }
         }
     }
 }
@@ -337,3 +358,90 @@ pub type ValueBoolean = bool;
 pub type ValueInteger = i64;
 /// The `Value String` schema.
 pub type ValueString = ::std::string::String;
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl NewPet {
+    /// A `NewPet` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Owner {
+    /// A `Owner` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { name: ::std::option::Option::None, since: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `since`.
+    pub fn since(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.since = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Owner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pet {
+    /// A `Pet` from its required properties (`name`, `id`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>, id: i64) -> Self {
+        Self {
+            name: ::std::convert::Into::into(name),
+            tag: ::std::option::Option::None,
+            id,
+            owner: ::std::option::Option::None,
+        }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `owner`.
+    pub fn owner(mut self, value: Owner) -> Self {
+        self.owner = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `owner` as `null` (leaving it out is not the same).
+    pub fn owner_null(mut self) -> Self {
+        self.owner = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ShapeCircle {
+    /// A `Shape Circle` from its required properties (`radius`); set the others with the setters.
+    pub fn new(radius: f64) -> Self {
+        Self { radius }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ShapeObject {
+    /// A `Shape Object` from its required properties (`side`); set the others with the setters.
+    pub fn new(side: i64) -> Self {
+        Self { side }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Thing {
+    /// A `Thing` from its required properties (`shape`, `value`); set the others with the setters.
+    pub fn new(shape: Shape, value: Value) -> Self {
+        Self { shape, value, tagged: ::std::option::Option::None }
+    }
+    /// Sets `tagged`.
+    pub fn tagged(mut self, value: Tagged) -> Self {
+        self.tagged = ::std::option::Option::Some(value);
+        self
+    }
+}

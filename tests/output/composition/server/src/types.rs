@@ -362,3 +362,90 @@ pub type ValueBoolean = bool;
 pub type ValueInteger = i64;
 /// The `Value String` schema.
 pub type ValueString = ::std::string::String;
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl NewPet {
+    /// A `NewPet` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Owner {
+    /// A `Owner` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { name: ::std::option::Option::None, since: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `since`.
+    pub fn since(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.since = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Owner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pet {
+    /// A `Pet` from its required properties (`name`, `id`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>, id: i64) -> Self {
+        Self {
+            name: ::std::convert::Into::into(name),
+            tag: ::std::option::Option::None,
+            id,
+            owner: ::std::option::Option::None,
+        }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `owner`.
+    pub fn owner(mut self, value: Owner) -> Self {
+        self.owner = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `owner` as `null` (leaving it out is not the same).
+    pub fn owner_null(mut self) -> Self {
+        self.owner = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ShapeCircle {
+    /// A `Shape Circle` from its required properties (`radius`); set the others with the setters.
+    pub fn new(radius: f64) -> Self {
+        Self { radius }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ShapeObject {
+    /// A `Shape Object` from its required properties (`side`); set the others with the setters.
+    pub fn new(side: i64) -> Self {
+        Self { side }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Thing {
+    /// A `Thing` from its required properties (`shape`, `value`); set the others with the setters.
+    pub fn new(shape: Shape, value: Value) -> Self {
+        Self { shape, value, tagged: ::std::option::Option::None }
+    }
+    /// Sets `tagged`.
+    pub fn tagged(mut self, value: Tagged) -> Self {
+        self.tagged = ::std::option::Option::Some(value);
+        self
+    }
+}

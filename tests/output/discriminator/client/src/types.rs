@@ -359,3 +359,67 @@ impl crate::validate::Validate for ShapeSquareKind {
         }
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Cat {
+    /// A `Cat` from its required properties (`pet_type`, `name`); set the others with the setters.
+    pub fn new(
+        pet_type: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            pet_type: ::std::convert::Into::into(pet_type),
+            name: ::std::convert::Into::into(name),
+            indoor: ::std::option::Option::None,
+        }
+    }
+    /// Sets `indoor`.
+    pub fn indoor(mut self, value: bool) -> Self {
+        self.indoor = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Circle {
+    /// A `Circle` from its required properties (`kind`, `radius`); set the others with the setters.
+    pub fn new(kind: CircleKind, radius: f64) -> Self {
+        Self { kind, radius }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Dog {
+    /// A `Dog` from its required properties (`pet_type`, `name`); set the others with the setters.
+    pub fn new(
+        pet_type: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            pet_type: ::std::convert::Into::into(pet_type),
+            name: ::std::convert::Into::into(name),
+            good_boy: ::std::option::Option::None,
+        }
+    }
+    /// Sets `good_boy`.
+    pub fn good_boy(mut self, value: bool) -> Self {
+        self.good_boy = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Lizard {
+    /// A `Lizard` from its required properties (`pet_type`); set the others with the setters.
+    pub fn new(pet_type: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { pet_type: ::std::convert::Into::into(pet_type), scales: ::std::option::Option::None }
+    }
+    /// Sets `scales`.
+    pub fn scales(mut self, value: i64) -> Self {
+        self.scales = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ShapeSquare {
+    /// A `Shape Square` from its required properties (`kind`, `side`); set the others with the setters.
+    pub fn new(kind: ShapeSquareKind, side: f64) -> Self {
+        Self { kind, side }
+    }
+}

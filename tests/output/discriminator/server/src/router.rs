@@ -15,6 +15,27 @@ struct Shared<A> {
 pub fn router<A: crate::DiscriminatorApi>(api: A, config: crate::ServerConfig) -> ::axum::Router {
     RouterBuilder::new(api).config(config).build()
 }
+/// Serves `api` on an ephemeral loopback port, for the tests of code that
+/// uses the API's client: implement only the operations a test needs (the
+/// others answer 501), point the client at
+/// [`LoopbackServer::base_url`](crate::LoopbackServer::base_url), and drop
+/// the returned value to stop it. Any credential is accepted and nothing is
+/// rate limited. Call it inside a tokio runtime.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// struct Fake;
+/// impl discriminator_server::DiscriminatorApi for Fake {}
+///
+/// let server = discriminator_server::spawn_fake(Fake).await?;
+/// println!("serving on {}", server.base_url());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn spawn_fake<A: crate::DiscriminatorApi>(api: A) -> ::std::io::Result<crate::LoopbackServer> {
+    let app = RouterBuilder::new(api).build();
+    crate::LoopbackServer::start(app, DEFAULT_PREFIX).await
+}
 /// Builds a router.
 pub struct RouterBuilder<A> {
     api: A,

@@ -33,3 +33,13 @@ impl crate::validate::Validate for Pet {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pet {
+    /// A `Pet` from its required properties (`id`, `name`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), name: ::std::convert::Into::into(name) }
+    }
+}

@@ -7,7 +7,7 @@
 #[tokio::main]
 async fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
     let client = naming_client::Client::from_env()?;
-    let response = client.create_thing(::serde_json::from_str::<naming_client::types::Result>("{}")?).send().await?;
+    let response = client.create_thing(naming_client::types::Result::new()).send().await?;
     println!("{:?} (request {:?})", response.body, response.meta.request_id);
     Ok(())
 }

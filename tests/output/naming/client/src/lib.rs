@@ -10,7 +10,7 @@
 //! let client = naming_client::Client::from_env()?;
 //!
 //! // The body, with the response metadata.
-//! let body: naming_client::types::Result = serde_json::from_value(serde_json::json!({}))?;
+//! let body = naming_client::types::Result::new();
 //! let response = client.create_thing(body).send().await?;
 //! println!("{:?} (request id {:?})", response.body, response.meta.request_id);
 //! # Ok(())
@@ -90,3 +90,6 @@ pub type StreamFailure = error::StreamFailure<Api>;
 pub const API_KEY_ENV: &str = "NAMING_API_KEY";
 /// The environment variable `Client::from_env` reads the base URL from.
 pub const BASE_URL_ENV: &str = "NAMING_BASE_URL";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -96,3 +96,52 @@ impl crate::validate::Validate for String {
         }
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Result {
+    /// A `Result` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            async_: ::std::option::Option::None,
+            agent_id: ::std::option::Option::None,
+            agent_id_2: ::std::option::Option::None,
+            _2fa: ::std::option::Option::None,
+            self_: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `async`.
+    pub fn async_(mut self, value: bool) -> Self {
+        self.async_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `agent-id`.
+    pub fn agent_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.agent_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `agent_id`.
+    pub fn agent_id_2(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.agent_id_2 = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `2fa`.
+    pub fn _2fa(mut self, value: bool) -> Self {
+        self._2fa = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `self`.
+    pub fn self_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.self_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Result {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -75,3 +75,46 @@ impl crate::validate::Validate for Record {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Record {
+    /// A `Record` from its required properties (`required_plain`, `required_nullable`); set the others with the setters.
+    pub fn new(
+        required_plain: impl ::std::convert::Into<::std::string::String>,
+        required_nullable: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self {
+            required_plain: ::std::convert::Into::into(required_plain),
+            required_nullable,
+            optional_plain: ::std::option::Option::None,
+            optional_nullable: ::std::option::Option::None,
+            tags: ::std::option::Option::None,
+            extra: ::std::option::Option::None,
+        }
+    }
+    /// Sets `optional_plain`.
+    pub fn optional_plain(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.optional_plain = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `optional_nullable`.
+    pub fn optional_nullable(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.optional_nullable =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `optional_nullable` as `null` (leaving it out is not the same).
+    pub fn optional_nullable_null(mut self) -> Self {
+        self.optional_nullable = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `extra`.
+    pub fn extra(mut self, value: ::std::collections::BTreeMap<::std::string::String, i64>) -> Self {
+        self.extra = ::std::option::Option::Some(value);
+        self
+    }
+}

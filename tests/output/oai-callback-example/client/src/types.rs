@@ -42,3 +42,32 @@ impl crate::validate::Validate for PostStreamsResponse201 {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl PostStreamsOnDataBody {
+    /// A `PostStreams onData Body` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { timestamp: ::std::option::Option::None, user_data: ::std::option::Option::None }
+    }
+    /// Sets `timestamp`.
+    pub fn timestamp(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.timestamp = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `userData`.
+    pub fn user_data(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_data = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for PostStreamsOnDataBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl PostStreamsResponse201 {
+    /// A `PostStreams Response 201` from its required properties (`subscriptionId`); set the others with the setters.
+    pub fn new(subscription_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { subscription_id: ::std::convert::Into::into(subscription_id) }
+    }
+}

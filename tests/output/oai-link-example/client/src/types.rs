@@ -138,3 +138,84 @@ impl crate::validate::Validate for User {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pullrequest {
+    /// A `pullrequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            title: ::std::option::Option::None,
+            repository: ::std::option::Option::None,
+            author: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `title`.
+    pub fn title(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.title = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `repository`.
+    pub fn repository(mut self, value: Repository) -> Self {
+        self.repository = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `author`.
+    pub fn author(mut self, value: User) -> Self {
+        self.author = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for Pullrequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Repository {
+    /// A `repository` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { slug: ::std::option::Option::None, owner: ::std::option::Option::None }
+    }
+    /// Sets `slug`.
+    pub fn slug(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.slug = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `owner`.
+    pub fn owner(mut self, value: User) -> Self {
+        self.owner = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for Repository {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl User {
+    /// A `user` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { username: ::std::option::Option::None, uuid: ::std::option::Option::None }
+    }
+    /// Sets `username`.
+    pub fn username(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.username = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `uuid`.
+    pub fn uuid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.uuid = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for User {
+    fn default() -> Self {
+        Self::new()
+    }
+}

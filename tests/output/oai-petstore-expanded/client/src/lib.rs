@@ -92,3 +92,6 @@ pub const API_KEY_ENV: &str = "SWAGGER_PETSTORE_API_KEY";
 pub const BASE_URL_ENV: &str = "SWAGGER_PETSTORE_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://petstore.swagger.io/v2";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

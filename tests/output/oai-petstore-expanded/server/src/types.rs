@@ -72,3 +72,34 @@ impl crate::validate::Validate for Pet {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Error {
+    /// A `Error` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: i32, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl NewPet {
+    /// A `NewPet` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pet {
+    /// A `Pet` from its required properties (`name`, `id`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>, id: i64) -> Self {
+        Self { name: ::std::convert::Into::into(name), tag: ::std::option::Option::None, id }
+    }
+    /// Sets `tag`.
+    pub fn tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}

@@ -91,3 +91,6 @@ pub type StreamFailure = error::StreamFailure<Api>;
 pub const API_KEY_ENV: &str = "USPTO_DATA_SET_API_KEY";
 /// The environment variable `Client::from_env` reads the base URL from.
 pub const BASE_URL_ENV: &str = "USPTO_DATA_SET_BASE_URL";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -152,3 +152,83 @@ impl crate::form::FromFields for PerformSearchBody {
         ::std::result::Result::Ok(value)
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DataSetList {
+    /// A `dataSetList` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { total: ::std::option::Option::None, apis: ::std::option::Option::None }
+    }
+    /// Sets `total`.
+    pub fn total(mut self, value: i64) -> Self {
+        self.total = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `apis`.
+    pub fn apis(mut self, value: ::std::vec::Vec<DataSetListApisItem>) -> Self {
+        self.apis = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for DataSetList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DataSetListApisItem {
+    /// A `DataSetList apis item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            api_key: ::std::option::Option::None,
+            api_version_number: ::std::option::Option::None,
+            api_url: ::std::option::Option::None,
+            api_documentation_url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `apiKey`.
+    pub fn api_key(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `apiVersionNumber`.
+    pub fn api_version_number(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_version_number = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `apiUrl`.
+    pub fn api_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `apiDocumentationUrl`.
+    pub fn api_documentation_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_documentation_url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for DataSetListApisItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl PerformSearchBody {
+    /// A `PerformSearch Body` from its required properties (`criteria`); set the others with the setters.
+    pub fn new(criteria: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            criteria: ::std::convert::Into::into(criteria),
+            start: ::std::option::Option::None,
+            rows: ::std::option::Option::None,
+        }
+    }
+    /// Sets `start`.
+    pub fn start(mut self, value: i64) -> Self {
+        self.start = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `rows`.
+    pub fn rows(mut self, value: i64) -> Self {
+        self.rows = ::std::option::Option::Some(value);
+        self
+    }
+}

@@ -110,8 +110,9 @@ impl ResumePolicy {
 /// final event (which is yielded, then the stream ends), or one `Err`:
 /// an event reporting a failure arrives as `Error::Stream` and ends the
 /// stream, and so does a failure to connect. An event whose data does not decode is yielded
-/// as `Error::Decode` and the stream goes on, so that an event type added
-/// to the API later does not break older clients.
+/// as `Error::Decode` and the stream goes on; an event name the generated
+/// enum does not list arrives as its `Unknown { event, data }` variant. An
+/// event type added to the API later does not break older clients.
 ///
 /// If the connection drops (an error, the server closing it, or no data for
 /// the call's timeout) before the final event, the stream reconnects with

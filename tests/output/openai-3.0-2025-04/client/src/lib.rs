@@ -93,3 +93,6 @@ pub const API_KEY_ENV: &str = "OPEN_AI_API_KEY";
 pub const BASE_URL_ENV: &str = "OPEN_AI_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -71565,3 +71565,15666 @@ impl crate::form::FromFields for CreateTranslationRequest {
         ::std::result::Result::Ok(value)
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AddUploadPartRequest {
+    /// A `AddUploadPartRequest` from its required properties (`data`); set the others with the setters.
+    pub fn new(data: crate::form::FilePart) -> Self {
+        Self { data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AdminApiKey {
+    /// A `AdminApiKey` from its required properties (`object`, `id`, `name`, `redacted_value`, `created_at`, `last_used_at`, `owner`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        redacted_value: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        last_used_at: ::std::option::Option<i64>,
+        owner: AdminApiKeyOwner,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            redacted_value: ::std::convert::Into::into(redacted_value),
+            value: ::std::option::Option::None,
+            created_at,
+            last_used_at,
+            owner,
+        }
+    }
+    /// Sets `value`.
+    pub fn value(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.value = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AdminApiKeyOwner {
+    /// A `AdminApiKey owner` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            object: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            created_at: ::std::option::Option::None,
+            role: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `created_at`.
+    pub fn created_at(mut self, value: i64) -> Self {
+        self.created_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AdminApiKeyOwner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AdminApiKeysCreateBody {
+    /// A `AdminApiKeysCreate Body` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AdminApiKeysDeleteResponse200 {
+    /// A `AdminApiKeysDelete Response 200` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            object: ::std::option::Option::None,
+            deleted: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `deleted`.
+    pub fn deleted(mut self, value: bool) -> Self {
+        self.deleted = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AdminApiKeysDeleteResponse200 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApiKeyList {
+    /// A `ApiKeyList` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            object: ::std::option::Option::None,
+            data: ::std::option::Option::None,
+            has_more: ::std::option::Option::None,
+            first_id: ::std::option::Option::None,
+            last_id: ::std::option::Option::None,
+        }
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: ::std::vec::Vec<AdminApiKey>) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `has_more`.
+    pub fn has_more(mut self, value: bool) -> Self {
+        self.has_more = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ApiKeyList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApproximateLocation {
+    /// A `ApproximateLocation` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ApproximateLocationType) -> Self {
+        Self {
+            type_,
+            country: ::std::option::Option::None,
+            region: ::std::option::Option::None,
+            city: ::std::option::Option::None,
+            timezone: ::std::option::Option::None,
+        }
+    }
+    /// Sets `country`.
+    pub fn country(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.country = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `country` as `null` (leaving it out is not the same).
+    pub fn country_null(mut self) -> Self {
+        self.country = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `region`.
+    pub fn region(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.region = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `region` as `null` (leaving it out is not the same).
+    pub fn region_null(mut self) -> Self {
+        self.region = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `city`.
+    pub fn city(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.city = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `city` as `null` (leaving it out is not the same).
+    pub fn city_null(mut self) -> Self {
+        self.city = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `timezone`.
+    pub fn timezone(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.timezone = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `timezone` as `null` (leaving it out is not the same).
+    pub fn timezone_null(mut self) -> Self {
+        self.timezone = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantObject {
+    /// A `AssistantObject` from its required properties (`id`, `object`, `created_at`, `name`, `description`, `model`, `instructions`, `tools`, `metadata`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: AssistantObjectObject,
+        created_at: i64,
+        name: ::std::option::Option<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        instructions: ::std::option::Option<::std::string::String>,
+        tools: ::std::vec::Vec<AssistantObjectToolsItem>,
+        metadata: ::std::option::Option<Metadata>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            name,
+            description,
+            model: ::std::convert::Into::into(model),
+            instructions,
+            tools,
+            tool_resources: ::std::option::Option::None,
+            metadata,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+        }
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: AssistantObjectToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AssistantsApiResponseFormatOption) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantObjectToolResources {
+    /// A `AssistantObject tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: AssistantObjectToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: AssistantObjectToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AssistantObjectToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantObjectToolResourcesCodeInterpreter {
+    /// A `AssistantObjectToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AssistantObjectToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantObjectToolResourcesFileSearch {
+    /// A `AssistantObjectToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AssistantObjectToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantToolsCode {
+    /// A `AssistantToolsCode` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: AssistantToolsCodeType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantToolsFileSearch {
+    /// A `AssistantToolsFileSearch` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: AssistantToolsFileSearchType) -> Self {
+        Self { type_, file_search: ::std::option::Option::None }
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: AssistantToolsFileSearchFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantToolsFileSearchFileSearch {
+    /// A `AssistantToolsFileSearch file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { max_num_results: ::std::option::Option::None, ranking_options: ::std::option::Option::None }
+    }
+    /// Sets `max_num_results`.
+    pub fn max_num_results(mut self, value: i64) -> Self {
+        self.max_num_results = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `ranking_options`.
+    pub fn ranking_options(mut self, value: FileSearchRankingOptions) -> Self {
+        self.ranking_options = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AssistantToolsFileSearchFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantToolsFileSearchTypeOnly {
+    /// A `AssistantToolsFileSearchTypeOnly` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: AssistantToolsFileSearchTypeOnlyType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantToolsFunction {
+    /// A `AssistantToolsFunction` from its required properties (`type`, `function`); set the others with the setters.
+    pub fn new(type_: AssistantToolsFunctionType, function: FunctionObject) -> Self {
+        Self { type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantsNamedToolChoice {
+    /// A `AssistantsNamedToolChoice` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: AssistantsNamedToolChoiceType) -> Self {
+        Self { type_, function: ::std::option::Option::None }
+    }
+    /// Sets `function`.
+    pub fn function(mut self, value: AssistantsNamedToolChoiceFunction) -> Self {
+        self.function = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AssistantsNamedToolChoiceFunction {
+    /// A `AssistantsNamedToolChoice function` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLog {
+    /// A `AuditLog` from its required properties (`id`, `type`, `effective_at`, `actor`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: AuditLogEventType,
+        effective_at: i64,
+        actor: AuditLogActor,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            type_,
+            effective_at,
+            project: ::std::option::Option::None,
+            actor,
+            api_key_created: ::std::option::Option::None,
+            api_key_updated: ::std::option::Option::None,
+            api_key_deleted: ::std::option::Option::None,
+            checkpoint_permission_created: ::std::option::Option::None,
+            checkpoint_permission_deleted: ::std::option::Option::None,
+            invite_sent: ::std::option::Option::None,
+            invite_accepted: ::std::option::Option::None,
+            invite_deleted: ::std::option::Option::None,
+            login_failed: ::std::option::Option::None,
+            logout_failed: ::std::option::Option::None,
+            organization_updated: ::std::option::Option::None,
+            project_created: ::std::option::Option::None,
+            project_updated: ::std::option::Option::None,
+            project_archived: ::std::option::Option::None,
+            rate_limit_updated: ::std::option::Option::None,
+            rate_limit_deleted: ::std::option::Option::None,
+            service_account_created: ::std::option::Option::None,
+            service_account_updated: ::std::option::Option::None,
+            service_account_deleted: ::std::option::Option::None,
+            user_added: ::std::option::Option::None,
+            user_updated: ::std::option::Option::None,
+            user_deleted: ::std::option::Option::None,
+            certificate_created: ::std::option::Option::None,
+            certificate_updated: ::std::option::Option::None,
+            certificate_deleted: ::std::option::Option::None,
+            certificates_activated: ::std::option::Option::None,
+            certificates_deactivated: ::std::option::Option::None,
+        }
+    }
+    /// Sets `project`.
+    pub fn project(mut self, value: AuditLogProject) -> Self {
+        self.project = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `api_key.created`.
+    pub fn api_key_created(mut self, value: AuditLogApiKeyCreated) -> Self {
+        self.api_key_created = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `api_key.updated`.
+    pub fn api_key_updated(mut self, value: AuditLogApiKeyUpdated) -> Self {
+        self.api_key_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `api_key.deleted`.
+    pub fn api_key_deleted(mut self, value: AuditLogApiKeyDeleted) -> Self {
+        self.api_key_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `checkpoint_permission.created`.
+    pub fn checkpoint_permission_created(mut self, value: AuditLogCheckpointPermissionCreated) -> Self {
+        self.checkpoint_permission_created = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `checkpoint_permission.deleted`.
+    pub fn checkpoint_permission_deleted(mut self, value: AuditLogCheckpointPermissionDeleted) -> Self {
+        self.checkpoint_permission_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `invite.sent`.
+    pub fn invite_sent(mut self, value: AuditLogInviteSent) -> Self {
+        self.invite_sent = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `invite.accepted`.
+    pub fn invite_accepted(mut self, value: AuditLogInviteAccepted) -> Self {
+        self.invite_accepted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `invite.deleted`.
+    pub fn invite_deleted(mut self, value: AuditLogInviteDeleted) -> Self {
+        self.invite_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `login.failed`.
+    pub fn login_failed(mut self, value: AuditLogLoginFailed) -> Self {
+        self.login_failed = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `logout.failed`.
+    pub fn logout_failed(mut self, value: AuditLogLogoutFailed) -> Self {
+        self.logout_failed = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `organization.updated`.
+    pub fn organization_updated(mut self, value: AuditLogOrganizationUpdated) -> Self {
+        self.organization_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `project.created`.
+    pub fn project_created(mut self, value: AuditLogProjectCreated) -> Self {
+        self.project_created = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `project.updated`.
+    pub fn project_updated(mut self, value: AuditLogProjectUpdated) -> Self {
+        self.project_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `project.archived`.
+    pub fn project_archived(mut self, value: AuditLogProjectArchived) -> Self {
+        self.project_archived = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `rate_limit.updated`.
+    pub fn rate_limit_updated(mut self, value: AuditLogRateLimitUpdated) -> Self {
+        self.rate_limit_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `rate_limit.deleted`.
+    pub fn rate_limit_deleted(mut self, value: AuditLogRateLimitDeleted) -> Self {
+        self.rate_limit_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `service_account.created`.
+    pub fn service_account_created(mut self, value: AuditLogServiceAccountCreated) -> Self {
+        self.service_account_created = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `service_account.updated`.
+    pub fn service_account_updated(mut self, value: AuditLogServiceAccountUpdated) -> Self {
+        self.service_account_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `service_account.deleted`.
+    pub fn service_account_deleted(mut self, value: AuditLogServiceAccountDeleted) -> Self {
+        self.service_account_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user.added`.
+    pub fn user_added(mut self, value: AuditLogUserAdded) -> Self {
+        self.user_added = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user.updated`.
+    pub fn user_updated(mut self, value: AuditLogUserUpdated) -> Self {
+        self.user_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user.deleted`.
+    pub fn user_deleted(mut self, value: AuditLogUserDeleted) -> Self {
+        self.user_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `certificate.created`.
+    pub fn certificate_created(mut self, value: AuditLogCertificateCreated) -> Self {
+        self.certificate_created = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `certificate.updated`.
+    pub fn certificate_updated(mut self, value: AuditLogCertificateUpdated) -> Self {
+        self.certificate_updated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `certificate.deleted`.
+    pub fn certificate_deleted(mut self, value: AuditLogCertificateDeleted) -> Self {
+        self.certificate_deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `certificates.activated`.
+    pub fn certificates_activated(mut self, value: AuditLogCertificatesActivated) -> Self {
+        self.certificates_activated = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `certificates.deactivated`.
+    pub fn certificates_deactivated(mut self, value: AuditLogCertificatesDeactivated) -> Self {
+        self.certificates_deactivated = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogActor {
+    /// A `AuditLogActor` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            session: ::std::option::Option::None,
+            api_key: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: AuditLogActorType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `session`.
+    pub fn session(mut self, value: AuditLogActorSession) -> Self {
+        self.session = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `api_key`.
+    pub fn api_key(mut self, value: AuditLogActorApiKey) -> Self {
+        self.api_key = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogActor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogActorApiKey {
+    /// A `AuditLogActorApiKey` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            type_: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            service_account: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: AuditLogActorApiKeyType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: AuditLogActorUser) -> Self {
+        self.user = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `service_account`.
+    pub fn service_account(mut self, value: AuditLogActorServiceAccount) -> Self {
+        self.service_account = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogActorApiKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogActorServiceAccount {
+    /// A `AuditLogActorServiceAccount` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogActorServiceAccount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogActorSession {
+    /// A `AuditLogActorSession` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { user: ::std::option::Option::None, ip_address: ::std::option::Option::None }
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: AuditLogActorUser) -> Self {
+        self.user = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `ip_address`.
+    pub fn ip_address(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.ip_address = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogActorSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogActorUser {
+    /// A `AuditLogActorUser` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, email: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `email`.
+    pub fn email(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.email = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogActorUser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogApiKeyCreated {
+    /// A `AuditLog api_key.created` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogApiKeyCreatedData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogApiKeyCreated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogApiKeyCreatedData {
+    /// A `AuditLogApiKeyCreated data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { scopes: ::std::option::Option::None }
+    }
+    /// Sets `scopes`.
+    pub fn scopes(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.scopes = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogApiKeyCreatedData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogApiKeyDeleted {
+    /// A `AuditLog api_key.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogApiKeyDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogApiKeyUpdated {
+    /// A `AuditLog api_key.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogApiKeyUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogApiKeyUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogApiKeyUpdatedChangesRequested {
+    /// A `AuditLogApiKeyUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { scopes: ::std::option::Option::None }
+    }
+    /// Sets `scopes`.
+    pub fn scopes(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.scopes = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogApiKeyUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificateCreated {
+    /// A `AuditLog certificate.created` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificateCreated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificateDeleted {
+    /// A `AuditLog certificate.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            certificate: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `certificate`.
+    pub fn certificate(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.certificate = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificateDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificateUpdated {
+    /// A `AuditLog certificate.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificateUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificatesActivated {
+    /// A `AuditLog certificates.activated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { certificates: ::std::option::Option::None }
+    }
+    /// Sets `certificates`.
+    pub fn certificates(mut self, value: ::std::vec::Vec<AuditLogCertificatesActivatedCertificatesItem>) -> Self {
+        self.certificates = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificatesActivated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificatesActivatedCertificatesItem {
+    /// A `AuditLogCertificatesActivated certificates item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificatesActivatedCertificatesItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificatesDeactivated {
+    /// A `AuditLog certificates.deactivated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { certificates: ::std::option::Option::None }
+    }
+    /// Sets `certificates`.
+    pub fn certificates(mut self, value: ::std::vec::Vec<AuditLogCertificatesDeactivatedCertificatesItem>) -> Self {
+        self.certificates = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificatesDeactivated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCertificatesDeactivatedCertificatesItem {
+    /// A `AuditLogCertificatesDeactivated certificates item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCertificatesDeactivatedCertificatesItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCheckpointPermissionCreated {
+    /// A `AuditLog checkpoint_permission.created` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogCheckpointPermissionCreatedData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCheckpointPermissionCreated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCheckpointPermissionCreatedData {
+    /// A `AuditLogCheckpointPermissionCreated data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { project_id: ::std::option::Option::None, fine_tuned_model_checkpoint: ::std::option::Option::None }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `fine_tuned_model_checkpoint`.
+    pub fn fine_tuned_model_checkpoint(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.fine_tuned_model_checkpoint = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCheckpointPermissionCreatedData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogCheckpointPermissionDeleted {
+    /// A `AuditLog checkpoint_permission.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogCheckpointPermissionDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogInviteAccepted {
+    /// A `AuditLog invite.accepted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogInviteAccepted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogInviteDeleted {
+    /// A `AuditLog invite.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogInviteDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogInviteSent {
+    /// A `AuditLog invite.sent` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogInviteSentData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogInviteSent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogInviteSentData {
+    /// A `AuditLogInviteSent data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { email: ::std::option::Option::None, role: ::std::option::Option::None }
+    }
+    /// Sets `email`.
+    pub fn email(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.email = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogInviteSentData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogLoginFailed {
+    /// A `AuditLog login.failed` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { error_code: ::std::option::Option::None, error_message: ::std::option::Option::None }
+    }
+    /// Sets `error_code`.
+    pub fn error_code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.error_code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `error_message`.
+    pub fn error_message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.error_message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogLoginFailed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogLogoutFailed {
+    /// A `AuditLog logout.failed` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { error_code: ::std::option::Option::None, error_message: ::std::option::Option::None }
+    }
+    /// Sets `error_code`.
+    pub fn error_code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.error_code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `error_message`.
+    pub fn error_message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.error_message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogLogoutFailed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogOrganizationUpdated {
+    /// A `AuditLog organization.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogOrganizationUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogOrganizationUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogOrganizationUpdatedChangesRequested {
+    /// A `AuditLogOrganizationUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            title: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            settings: ::std::option::Option::None,
+        }
+    }
+    /// Sets `title`.
+    pub fn title(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.title = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `settings`.
+    pub fn settings(mut self, value: AuditLogOrganizationUpdatedChangesRequestedSettings) -> Self {
+        self.settings = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogOrganizationUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogOrganizationUpdatedChangesRequestedSettings {
+    /// A `AuditLogOrganizationUpdatedChangesRequested settings` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            threads_ui_visibility: ::std::option::Option::None,
+            usage_dashboard_visibility: ::std::option::Option::None,
+        }
+    }
+    /// Sets `threads_ui_visibility`.
+    pub fn threads_ui_visibility(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.threads_ui_visibility = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `usage_dashboard_visibility`.
+    pub fn usage_dashboard_visibility(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.usage_dashboard_visibility = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogOrganizationUpdatedChangesRequestedSettings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProject {
+    /// A `AuditLog project` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProjectArchived {
+    /// A `AuditLog project.archived` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProjectArchived {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProjectCreated {
+    /// A `AuditLog project.created` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogProjectCreatedData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProjectCreated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProjectCreatedData {
+    /// A `AuditLogProjectCreated data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { name: ::std::option::Option::None, title: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `title`.
+    pub fn title(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.title = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProjectCreatedData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProjectUpdated {
+    /// A `AuditLog project.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogProjectUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProjectUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogProjectUpdatedChangesRequested {
+    /// A `AuditLogProjectUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { title: ::std::option::Option::None }
+    }
+    /// Sets `title`.
+    pub fn title(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.title = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogProjectUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogRateLimitDeleted {
+    /// A `AuditLog rate_limit.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogRateLimitDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogRateLimitUpdated {
+    /// A `AuditLog rate_limit.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogRateLimitUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogRateLimitUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogRateLimitUpdatedChangesRequested {
+    /// A `AuditLogRateLimitUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            max_requests_per_1_minute: ::std::option::Option::None,
+            max_tokens_per_1_minute: ::std::option::Option::None,
+            max_images_per_1_minute: ::std::option::Option::None,
+            max_audio_megabytes_per_1_minute: ::std::option::Option::None,
+            max_requests_per_1_day: ::std::option::Option::None,
+            batch_1_day_max_input_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `max_requests_per_1_minute`.
+    pub fn max_requests_per_1_minute(mut self, value: i64) -> Self {
+        self.max_requests_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_tokens_per_1_minute`.
+    pub fn max_tokens_per_1_minute(mut self, value: i64) -> Self {
+        self.max_tokens_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_images_per_1_minute`.
+    pub fn max_images_per_1_minute(mut self, value: i64) -> Self {
+        self.max_images_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_audio_megabytes_per_1_minute`.
+    pub fn max_audio_megabytes_per_1_minute(mut self, value: i64) -> Self {
+        self.max_audio_megabytes_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_requests_per_1_day`.
+    pub fn max_requests_per_1_day(mut self, value: i64) -> Self {
+        self.max_requests_per_1_day = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `batch_1_day_max_input_tokens`.
+    pub fn batch_1_day_max_input_tokens(mut self, value: i64) -> Self {
+        self.batch_1_day_max_input_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogRateLimitUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogServiceAccountCreated {
+    /// A `AuditLog service_account.created` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogServiceAccountCreatedData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogServiceAccountCreated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogServiceAccountCreatedData {
+    /// A `AuditLogServiceAccountCreated data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogServiceAccountCreatedData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogServiceAccountDeleted {
+    /// A `AuditLog service_account.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogServiceAccountDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogServiceAccountUpdated {
+    /// A `AuditLog service_account.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogServiceAccountUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogServiceAccountUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogServiceAccountUpdatedChangesRequested {
+    /// A `AuditLogServiceAccountUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogServiceAccountUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogUserAdded {
+    /// A `AuditLog user.added` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: AuditLogUserAddedData) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogUserAdded {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogUserAddedData {
+    /// A `AuditLogUserAdded data` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogUserAddedData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogUserDeleted {
+    /// A `AuditLog user.deleted` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogUserDeleted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogUserUpdated {
+    /// A `AuditLog user.updated` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, changes_requested: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `changes_requested`.
+    pub fn changes_requested(mut self, value: AuditLogUserUpdatedChangesRequested) -> Self {
+        self.changes_requested = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for AuditLogUserUpdated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AuditLogUserUpdatedChangesRequested {
+    /// A `AuditLogUserUpdated changes_requested` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for AuditLogUserUpdatedChangesRequested {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AutoChunkingStrategyRequestParam {
+    /// A `AutoChunkingStrategyRequestParam` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: AutoChunkingStrategyRequestParamType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Batch {
+    /// A `Batch` from its required properties (`id`, `object`, `endpoint`, `input_file_id`, `completion_window`, `status`, `created_at`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: BatchObject,
+        endpoint: impl ::std::convert::Into<::std::string::String>,
+        input_file_id: impl ::std::convert::Into<::std::string::String>,
+        completion_window: impl ::std::convert::Into<::std::string::String>,
+        status: BatchStatus,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            endpoint: ::std::convert::Into::into(endpoint),
+            errors: ::std::option::Option::None,
+            input_file_id: ::std::convert::Into::into(input_file_id),
+            completion_window: ::std::convert::Into::into(completion_window),
+            status,
+            output_file_id: ::std::option::Option::None,
+            error_file_id: ::std::option::Option::None,
+            created_at,
+            in_progress_at: ::std::option::Option::None,
+            expires_at: ::std::option::Option::None,
+            finalizing_at: ::std::option::Option::None,
+            completed_at: ::std::option::Option::None,
+            failed_at: ::std::option::Option::None,
+            expired_at: ::std::option::Option::None,
+            cancelling_at: ::std::option::Option::None,
+            cancelled_at: ::std::option::Option::None,
+            request_counts: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `errors`.
+    pub fn errors(mut self, value: BatchErrors) -> Self {
+        self.errors = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_file_id`.
+    pub fn output_file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output_file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `error_file_id`.
+    pub fn error_file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.error_file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `in_progress_at`.
+    pub fn in_progress_at(mut self, value: i64) -> Self {
+        self.in_progress_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `expires_at`.
+    pub fn expires_at(mut self, value: i64) -> Self {
+        self.expires_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `finalizing_at`.
+    pub fn finalizing_at(mut self, value: i64) -> Self {
+        self.finalizing_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `completed_at`.
+    pub fn completed_at(mut self, value: i64) -> Self {
+        self.completed_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `failed_at`.
+    pub fn failed_at(mut self, value: i64) -> Self {
+        self.failed_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `expired_at`.
+    pub fn expired_at(mut self, value: i64) -> Self {
+        self.expired_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `cancelling_at`.
+    pub fn cancelling_at(mut self, value: i64) -> Self {
+        self.cancelling_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `cancelled_at`.
+    pub fn cancelled_at(mut self, value: i64) -> Self {
+        self.cancelled_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `request_counts`.
+    pub fn request_counts(mut self, value: BatchRequestCounts) -> Self {
+        self.request_counts = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchErrors {
+    /// A `Batch errors` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { object: ::std::option::Option::None, data: ::std::option::Option::None }
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: ::std::vec::Vec<BatchErrorsDataItem>) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for BatchErrors {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchErrorsDataItem {
+    /// A `BatchErrors data item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            code: ::std::option::Option::None,
+            message: ::std::option::Option::None,
+            param: ::std::option::Option::None,
+            line: ::std::option::Option::None,
+        }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `param`.
+    pub fn param(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.param = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `param` as `null` (leaving it out is not the same).
+    pub fn param_null(mut self) -> Self {
+        self.param = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `line`.
+    pub fn line(mut self, value: i64) -> Self {
+        self.line = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `line` as `null` (leaving it out is not the same).
+    pub fn line_null(mut self) -> Self {
+        self.line = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for BatchErrorsDataItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequestCounts {
+    /// A `Batch request_counts` from its required properties (`total`, `completed`, `failed`); set the others with the setters.
+    pub fn new(total: i64, completed: i64, failed: i64) -> Self {
+        Self { total, completed, failed }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequestInput {
+    /// A `BatchRequestInput` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            custom_id: ::std::option::Option::None,
+            method: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `custom_id`.
+    pub fn custom_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.custom_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `method`.
+    pub fn method(mut self, value: BatchRequestInputMethod) -> Self {
+        self.method = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for BatchRequestInput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequestOutput {
+    /// A `BatchRequestOutput` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            custom_id: ::std::option::Option::None,
+            response: ::std::option::Option::None,
+            error: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `custom_id`.
+    pub fn custom_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.custom_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response`.
+    pub fn response(mut self, value: BatchRequestOutputResponse) -> Self {
+        self.response = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `response` as `null` (leaving it out is not the same).
+    pub fn response_null(mut self) -> Self {
+        self.response = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `error`.
+    pub fn error(mut self, value: BatchRequestOutputError) -> Self {
+        self.error = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `error` as `null` (leaving it out is not the same).
+    pub fn error_null(mut self) -> Self {
+        self.error = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for BatchRequestOutput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequestOutputError {
+    /// A `BatchRequestOutput error` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code: ::std::option::Option::None, message: ::std::option::Option::None }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for BatchRequestOutputError {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl BatchRequestOutputResponse {
+    /// A `BatchRequestOutput response` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            status_code: ::std::option::Option::None,
+            request_id: ::std::option::Option::None,
+            body: ::std::option::Option::None,
+        }
+    }
+    /// Sets `status_code`.
+    pub fn status_code(mut self, value: i64) -> Self {
+        self.status_code = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `request_id`.
+    pub fn request_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.request_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `body`.
+    pub fn body(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.body = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for BatchRequestOutputResponse {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Certificate {
+    /// A `Certificate` from its required properties (`object`, `id`, `name`, `created_at`, `certificate_details`); set the others with the setters.
+    pub fn new(
+        object: CertificateObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        certificate_details: CertificateCertificateDetails,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            created_at,
+            certificate_details,
+            active: ::std::option::Option::None,
+        }
+    }
+    /// Sets `active`.
+    pub fn active(mut self, value: bool) -> Self {
+        self.active = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CertificateCertificateDetails {
+    /// A `Certificate certificate_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            valid_at: ::std::option::Option::None,
+            expires_at: ::std::option::Option::None,
+            content: ::std::option::Option::None,
+        }
+    }
+    /// Sets `valid_at`.
+    pub fn valid_at(mut self, value: i64) -> Self {
+        self.valid_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `expires_at`.
+    pub fn expires_at(mut self, value: i64) -> Self {
+        self.expires_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.content = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for CertificateCertificateDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionDeleted {
+    /// A `ChatCompletionDeleted` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: ChatCompletionDeletedObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionFunctionCallOption {
+    /// A `ChatCompletionFunctionCallOption` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionFunctions {
+    /// A `ChatCompletionFunctions` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            description: ::std::option::Option::None,
+            name: ::std::convert::Into::into(name),
+            parameters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(mut self, value: FunctionParameters) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionList {
+    /// A `ChatCompletionList` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ChatCompletionListObject,
+        data: ::std::vec::Vec<CreateChatCompletionResponse>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageList {
+    /// A `ChatCompletionMessageList` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ChatCompletionMessageListObject,
+        data: ::std::vec::Vec<ChatCompletionMessageListDataItem>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageListDataItem {
+    /// A `ChatCompletionMessageList data item` from its required properties (`content`, `refusal`, `role`, `id`); set the others with the setters.
+    pub fn new(
+        content: ::std::option::Option<::std::string::String>,
+        refusal: ::std::option::Option<::std::string::String>,
+        role: ChatCompletionMessageListDataItemRole,
+        id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            content,
+            refusal,
+            tool_calls: ::std::option::Option::None,
+            annotations: ::std::option::Option::None,
+            role,
+            function_call: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            id: ::std::convert::Into::into(id),
+        }
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ChatCompletionMessageToolCalls) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `annotations`.
+    pub fn annotations(mut self, value: ::std::vec::Vec<ChatCompletionMessageListDataItemAnnotationsItem>) -> Self {
+        self.annotations = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: ChatCompletionMessageListDataItemFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: ChatCompletionMessageListDataItemAudio) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `audio` as `null` (leaving it out is not the same).
+    pub fn audio_null(mut self) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageListDataItemAnnotationsItem {
+    /// A `ChatCompletionMessageListDataItem annotations item` from its required properties (`type`, `url_citation`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionMessageListDataItemAnnotationsItemType,
+        url_citation: ChatCompletionMessageListDataItemAnnotationsItemUrlCitation,
+    ) -> Self {
+        Self { type_, url_citation }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageListDataItemAnnotationsItemUrlCitation {
+    /// A `ChatCompletionMessageListDataItemAnnotationsItem url_citation` from its required properties (`end_index`, `start_index`, `url`, `title`); set the others with the setters.
+    pub fn new(
+        end_index: i64,
+        start_index: i64,
+        url: impl ::std::convert::Into<::std::string::String>,
+        title: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageListDataItemAudio {
+    /// A `ChatCompletionMessageListDataItem audio` from its required properties (`id`, `expires_at`, `data`, `transcript`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        expires_at: i64,
+        data: impl ::std::convert::Into<::std::string::String>,
+        transcript: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            expires_at,
+            data: ::std::convert::Into::into(data),
+            transcript: ::std::convert::Into::into(transcript),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageListDataItemFunctionCall {
+    /// A `ChatCompletionMessageListDataItem function_call` from its required properties (`arguments`, `name`); set the others with the setters.
+    pub fn new(
+        arguments: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { arguments: ::std::convert::Into::into(arguments), name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageToolCall {
+    /// A `ChatCompletionMessageToolCall` from its required properties (`id`, `type`, `function`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: ChatCompletionMessageToolCallType,
+        function: ChatCompletionMessageToolCallFunction,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageToolCallChunk {
+    /// A `ChatCompletionMessageToolCallChunk` from its required properties (`index`); set the others with the setters.
+    pub fn new(index: i64) -> Self {
+        Self {
+            index,
+            id: ::std::option::Option::None,
+            type_: ::std::option::Option::None,
+            function: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: ChatCompletionMessageToolCallChunkType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function`.
+    pub fn function(mut self, value: ChatCompletionMessageToolCallChunkFunction) -> Self {
+        self.function = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageToolCallChunkFunction {
+    /// A `ChatCompletionMessageToolCallChunk function` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { name: ::std::option::Option::None, arguments: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `arguments`.
+    pub fn arguments(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.arguments = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ChatCompletionMessageToolCallChunkFunction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionMessageToolCallFunction {
+    /// A `ChatCompletionMessageToolCall function` from its required properties (`name`, `arguments`); set the others with the setters.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { name: ::std::convert::Into::into(name), arguments: ::std::convert::Into::into(arguments) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionNamedToolChoice {
+    /// A `ChatCompletionNamedToolChoice` from its required properties (`type`, `function`); set the others with the setters.
+    pub fn new(type_: ChatCompletionNamedToolChoiceType, function: ChatCompletionNamedToolChoiceFunction) -> Self {
+        Self { type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionNamedToolChoiceFunction {
+    /// A `ChatCompletionNamedToolChoice function` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestAssistantMessage {
+    /// A `ChatCompletionRequestAssistantMessage` from its required properties (`role`); set the others with the setters.
+    pub fn new(role: ChatCompletionRequestAssistantMessageRole) -> Self {
+        Self {
+            content: ::std::option::Option::None,
+            refusal: ::std::option::Option::None,
+            role,
+            name: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            tool_calls: ::std::option::Option::None,
+            function_call: ::std::option::Option::None,
+        }
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: ChatCompletionRequestAssistantMessageContent) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `content` as `null` (leaving it out is not the same).
+    pub fn content_null(mut self) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `refusal`.
+    pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `refusal` as `null` (leaving it out is not the same).
+    pub fn refusal_null(mut self) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: ChatCompletionRequestAssistantMessageAudio) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `audio` as `null` (leaving it out is not the same).
+    pub fn audio_null(mut self) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ChatCompletionMessageToolCalls) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: ChatCompletionRequestAssistantMessageFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `function_call` as `null` (leaving it out is not the same).
+    #[deprecated]
+    pub fn function_call_null(mut self) -> Self {
+        self.function_call = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestAssistantMessageAudio {
+    /// A `ChatCompletionRequestAssistantMessage audio` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestAssistantMessageFunctionCall {
+    /// A `ChatCompletionRequestAssistantMessage function_call` from its required properties (`arguments`, `name`); set the others with the setters.
+    pub fn new(
+        arguments: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { arguments: ::std::convert::Into::into(arguments), name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestDeveloperMessage {
+    /// A `ChatCompletionRequestDeveloperMessage` from its required properties (`content`, `role`); set the others with the setters.
+    pub fn new(
+        content: ChatCompletionRequestDeveloperMessageContent,
+        role: ChatCompletionRequestDeveloperMessageRole,
+    ) -> Self {
+        Self { content, role, name: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestFunctionMessage {
+    /// A `ChatCompletionRequestFunctionMessage` from its required properties (`role`, `content`, `name`); set the others with the setters.
+    pub fn new(
+        role: ChatCompletionRequestFunctionMessageRole,
+        content: ::std::option::Option<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { role, content, name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartAudio {
+    /// A `ChatCompletionRequestMessageContentPartAudio` from its required properties (`type`, `input_audio`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionRequestMessageContentPartAudioType,
+        input_audio: ChatCompletionRequestMessageContentPartAudioInputAudio,
+    ) -> Self {
+        Self { type_, input_audio }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartAudioInputAudio {
+    /// A `ChatCompletionRequestMessageContentPartAudio input_audio` from its required properties (`data`, `format`); set the others with the setters.
+    pub fn new(
+        data: impl ::std::convert::Into<::std::string::String>,
+        format: ChatCompletionRequestMessageContentPartAudioInputAudioFormat,
+    ) -> Self {
+        Self { data: ::std::convert::Into::into(data), format }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartFile {
+    /// A `ChatCompletionRequestMessageContentPartFile` from its required properties (`type`, `file`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionRequestMessageContentPartFileType,
+        file: ChatCompletionRequestMessageContentPartFileFile,
+    ) -> Self {
+        Self { type_, file }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartFileFile {
+    /// A `ChatCompletionRequestMessageContentPartFile file` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            filename: ::std::option::Option::None,
+            file_data: ::std::option::Option::None,
+            file_id: ::std::option::Option::None,
+        }
+    }
+    /// Sets `filename`.
+    pub fn filename(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.filename = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_data`.
+    pub fn file_data(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_data = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ChatCompletionRequestMessageContentPartFileFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartImage {
+    /// A `ChatCompletionRequestMessageContentPartImage` from its required properties (`type`, `image_url`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionRequestMessageContentPartImageType,
+        image_url: ChatCompletionRequestMessageContentPartImageImageUrl,
+    ) -> Self {
+        Self { type_, image_url }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartImageImageUrl {
+    /// A `ChatCompletionRequestMessageContentPartImage image_url` from its required properties (`url`); set the others with the setters.
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { url: ::std::convert::Into::into(url), detail: ::std::option::Option::None }
+    }
+    /// Sets `detail`.
+    pub fn detail(mut self, value: ChatCompletionRequestMessageContentPartImageImageUrlDetail) -> Self {
+        self.detail = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartRefusal {
+    /// A `ChatCompletionRequestMessageContentPartRefusal` from its required properties (`type`, `refusal`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionRequestMessageContentPartRefusalType,
+        refusal: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestMessageContentPartText {
+    /// A `ChatCompletionRequestMessageContentPartText` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionRequestMessageContentPartTextType,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestSystemMessage {
+    /// A `ChatCompletionRequestSystemMessage` from its required properties (`content`, `role`); set the others with the setters.
+    pub fn new(
+        content: ChatCompletionRequestSystemMessageContent,
+        role: ChatCompletionRequestSystemMessageRole,
+    ) -> Self {
+        Self { content, role, name: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestToolMessage {
+    /// A `ChatCompletionRequestToolMessage` from its required properties (`role`, `content`, `tool_call_id`); set the others with the setters.
+    pub fn new(
+        role: ChatCompletionRequestToolMessageRole,
+        content: ChatCompletionRequestToolMessageContent,
+        tool_call_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { role, content, tool_call_id: ::std::convert::Into::into(tool_call_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionRequestUserMessage {
+    /// A `ChatCompletionRequestUserMessage` from its required properties (`content`, `role`); set the others with the setters.
+    pub fn new(content: ChatCompletionRequestUserMessageContent, role: ChatCompletionRequestUserMessageRole) -> Self {
+        Self { content, role, name: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionResponseMessage {
+    /// A `ChatCompletionResponseMessage` from its required properties (`content`, `refusal`, `role`); set the others with the setters.
+    pub fn new(
+        content: ::std::option::Option<::std::string::String>,
+        refusal: ::std::option::Option<::std::string::String>,
+        role: ChatCompletionResponseMessageRole,
+    ) -> Self {
+        Self {
+            content,
+            refusal,
+            tool_calls: ::std::option::Option::None,
+            annotations: ::std::option::Option::None,
+            role,
+            function_call: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+        }
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ChatCompletionMessageToolCalls) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `annotations`.
+    pub fn annotations(mut self, value: ::std::vec::Vec<ChatCompletionResponseMessageAnnotationsItem>) -> Self {
+        self.annotations = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: ChatCompletionResponseMessageFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: ChatCompletionResponseMessageAudio) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `audio` as `null` (leaving it out is not the same).
+    pub fn audio_null(mut self) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionResponseMessageAnnotationsItem {
+    /// A `ChatCompletionResponseMessage annotations item` from its required properties (`type`, `url_citation`); set the others with the setters.
+    pub fn new(
+        type_: ChatCompletionResponseMessageAnnotationsItemType,
+        url_citation: ChatCompletionResponseMessageAnnotationsItemUrlCitation,
+    ) -> Self {
+        Self { type_, url_citation }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionResponseMessageAnnotationsItemUrlCitation {
+    /// A `ChatCompletionResponseMessageAnnotationsItem url_citation` from its required properties (`end_index`, `start_index`, `url`, `title`); set the others with the setters.
+    pub fn new(
+        end_index: i64,
+        start_index: i64,
+        url: impl ::std::convert::Into<::std::string::String>,
+        title: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { end_index, start_index, url: ::std::convert::Into::into(url), title: ::std::convert::Into::into(title) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionResponseMessageAudio {
+    /// A `ChatCompletionResponseMessage audio` from its required properties (`id`, `expires_at`, `data`, `transcript`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        expires_at: i64,
+        data: impl ::std::convert::Into<::std::string::String>,
+        transcript: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            expires_at,
+            data: ::std::convert::Into::into(data),
+            transcript: ::std::convert::Into::into(transcript),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionResponseMessageFunctionCall {
+    /// A `ChatCompletionResponseMessage function_call` from its required properties (`arguments`, `name`); set the others with the setters.
+    pub fn new(
+        arguments: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { arguments: ::std::convert::Into::into(arguments), name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionStreamOptions {
+    /// A `ChatCompletionStreamOptions` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { include_usage: ::std::option::Option::None }
+    }
+    /// Sets `include_usage`.
+    pub fn include_usage(mut self, value: bool) -> Self {
+        self.include_usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ChatCompletionStreamOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionStreamResponseDelta {
+    /// A `ChatCompletionStreamResponseDelta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            content: ::std::option::Option::None,
+            function_call: ::std::option::Option::None,
+            tool_calls: ::std::option::Option::None,
+            role: ::std::option::Option::None,
+            refusal: ::std::option::Option::None,
+        }
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `content` as `null` (leaving it out is not the same).
+    pub fn content_null(mut self) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: ChatCompletionStreamResponseDeltaFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ::std::vec::Vec<ChatCompletionMessageToolCallChunk>) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: ChatCompletionStreamResponseDeltaRole) -> Self {
+        self.role = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `refusal`.
+    pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `refusal` as `null` (leaving it out is not the same).
+    pub fn refusal_null(mut self) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ChatCompletionStreamResponseDelta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionStreamResponseDeltaFunctionCall {
+    /// A `ChatCompletionStreamResponseDelta function_call` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { arguments: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `arguments`.
+    pub fn arguments(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.arguments = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ChatCompletionStreamResponseDeltaFunctionCall {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionTokenLogprob {
+    /// A `ChatCompletionTokenLogprob` from its required properties (`token`, `logprob`, `bytes`, `top_logprobs`); set the others with the setters.
+    pub fn new(
+        token: impl ::std::convert::Into<::std::string::String>,
+        logprob: f64,
+        bytes: ::std::option::Option<::std::vec::Vec<i64>>,
+        top_logprobs: ::std::vec::Vec<ChatCompletionTokenLogprobTopLogprobsItem>,
+    ) -> Self {
+        Self { token: ::std::convert::Into::into(token), logprob, bytes, top_logprobs }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionTokenLogprobTopLogprobsItem {
+    /// A `ChatCompletionTokenLogprob top_logprobs item` from its required properties (`token`, `logprob`, `bytes`); set the others with the setters.
+    pub fn new(
+        token: impl ::std::convert::Into<::std::string::String>,
+        logprob: f64,
+        bytes: ::std::option::Option<::std::vec::Vec<i64>>,
+    ) -> Self {
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ChatCompletionTool {
+    /// A `ChatCompletionTool` from its required properties (`type`, `function`); set the others with the setters.
+    pub fn new(type_: ChatCompletionToolType, function: FunctionObject) -> Self {
+        Self { type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Click {
+    /// A `Click` from its required properties (`type`, `button`, `x`, `y`); set the others with the setters.
+    pub fn new(type_: ClickType, button: ClickButton, x: i64, y: i64) -> Self {
+        Self { type_, button, x, y }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CodeInterpreterFileOutput {
+    /// A `CodeInterpreterFileOutput` from its required properties (`type`, `files`); set the others with the setters.
+    pub fn new(
+        type_: CodeInterpreterFileOutputType,
+        files: ::std::vec::Vec<CodeInterpreterFileOutputFilesItem>,
+    ) -> Self {
+        Self { type_, files }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CodeInterpreterFileOutputFilesItem {
+    /// A `CodeInterpreterFileOutput files item` from its required properties (`mime_type`, `file_id`); set the others with the setters.
+    pub fn new(
+        mime_type: impl ::std::convert::Into<::std::string::String>,
+        file_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { mime_type: ::std::convert::Into::into(mime_type), file_id: ::std::convert::Into::into(file_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CodeInterpreterTextOutput {
+    /// A `CodeInterpreterTextOutput` from its required properties (`type`, `logs`); set the others with the setters.
+    pub fn new(type_: CodeInterpreterTextOutputType, logs: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, logs: ::std::convert::Into::into(logs) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CodeInterpreterToolCall {
+    /// A `CodeInterpreterToolCall` from its required properties (`id`, `type`, `code`, `status`, `results`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: CodeInterpreterToolCallType,
+        code: impl ::std::convert::Into<::std::string::String>,
+        status: CodeInterpreterToolCallStatus,
+        results: ::std::vec::Vec<CodeInterpreterToolOutput>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, code: ::std::convert::Into::into(code), status, results }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComparisonFilter {
+    /// A `ComparisonFilter` from its required properties (`type`, `key`, `value`); set the others with the setters.
+    pub fn new(
+        type_: ComparisonFilterType,
+        key: impl ::std::convert::Into<::std::string::String>,
+        value: ComparisonFilterValue,
+    ) -> Self {
+        Self { type_, key: ::std::convert::Into::into(key), value }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CompleteUploadRequest {
+    /// A `CompleteUploadRequest` from its required properties (`part_ids`); set the others with the setters.
+    pub fn new(part_ids: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self { part_ids, md5: ::std::option::Option::None }
+    }
+    /// Sets `md5`.
+    pub fn md5(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.md5 = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CompletionUsage {
+    /// A `CompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
+    pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
+        Self {
+            completion_tokens,
+            prompt_tokens,
+            total_tokens,
+            completion_tokens_details: ::std::option::Option::None,
+            prompt_tokens_details: ::std::option::Option::None,
+        }
+    }
+    /// Sets `completion_tokens_details`.
+    pub fn completion_tokens_details(mut self, value: CompletionUsageCompletionTokensDetails) -> Self {
+        self.completion_tokens_details = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prompt_tokens_details`.
+    pub fn prompt_tokens_details(mut self, value: CompletionUsagePromptTokensDetails) -> Self {
+        self.prompt_tokens_details = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CompletionUsageCompletionTokensDetails {
+    /// A `CompletionUsage completion_tokens_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            accepted_prediction_tokens: ::std::option::Option::None,
+            audio_tokens: ::std::option::Option::None,
+            reasoning_tokens: ::std::option::Option::None,
+            rejected_prediction_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `accepted_prediction_tokens`.
+    pub fn accepted_prediction_tokens(mut self, value: i64) -> Self {
+        self.accepted_prediction_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio_tokens`.
+    pub fn audio_tokens(mut self, value: i64) -> Self {
+        self.audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `reasoning_tokens`.
+    pub fn reasoning_tokens(mut self, value: i64) -> Self {
+        self.reasoning_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `rejected_prediction_tokens`.
+    pub fn rejected_prediction_tokens(mut self, value: i64) -> Self {
+        self.rejected_prediction_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CompletionUsageCompletionTokensDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CompletionUsagePromptTokensDetails {
+    /// A `CompletionUsage prompt_tokens_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { audio_tokens: ::std::option::Option::None, cached_tokens: ::std::option::Option::None }
+    }
+    /// Sets `audio_tokens`.
+    pub fn audio_tokens(mut self, value: i64) -> Self {
+        self.audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `cached_tokens`.
+    pub fn cached_tokens(mut self, value: i64) -> Self {
+        self.cached_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CompletionUsagePromptTokensDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CompoundFilter {
+    /// A `CompoundFilter` from its required properties (`type`, `filters`); set the others with the setters.
+    pub fn new(type_: CompoundFilterType, filters: ::std::vec::Vec<CompoundFilterFiltersItem>) -> Self {
+        Self { type_, filters }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerCallOutputItemParam {
+    /// A `ComputerCallOutputItemParam` from its required properties (`call_id`, `type`, `output`); set the others with the setters.
+    pub fn new(
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        type_: ComputerCallOutputItemParamType,
+        output: ComputerScreenshotImage,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            call_id: ::std::convert::Into::into(call_id),
+            type_,
+            output,
+            acknowledged_safety_checks: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `id` as `null` (leaving it out is not the same).
+    pub fn id_null(mut self) -> Self {
+        self.id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `acknowledged_safety_checks`.
+    pub fn acknowledged_safety_checks(mut self, value: ::std::vec::Vec<ComputerCallSafetyCheckParam>) -> Self {
+        self.acknowledged_safety_checks = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `acknowledged_safety_checks` as `null` (leaving it out is not the same).
+    pub fn acknowledged_safety_checks_null(mut self) -> Self {
+        self.acknowledged_safety_checks = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ComputerCallOutputItemParamStatus) -> Self {
+        self.status = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `status` as `null` (leaving it out is not the same).
+    pub fn status_null(mut self) -> Self {
+        self.status = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerCallSafetyCheckParam {
+    /// A `ComputerCallSafetyCheckParam` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            code: ::std::option::Option::None,
+            message: ::std::option::Option::None,
+        }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `code` as `null` (leaving it out is not the same).
+    pub fn code_null(mut self) -> Self {
+        self.code = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `message` as `null` (leaving it out is not the same).
+    pub fn message_null(mut self) -> Self {
+        self.message = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerScreenshotImage {
+    /// A `ComputerScreenshotImage` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ComputerScreenshotImageType) -> Self {
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None }
+    }
+    /// Sets `image_url`.
+    pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.image_url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerToolCall {
+    /// A `ComputerToolCall` from its required properties (`type`, `id`, `call_id`, `action`, `pending_safety_checks`, `status`); set the others with the setters.
+    pub fn new(
+        type_: ComputerToolCallType,
+        id: impl ::std::convert::Into<::std::string::String>,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        action: ComputerAction,
+        pending_safety_checks: ::std::vec::Vec<ComputerToolCallSafetyCheck>,
+        status: ComputerToolCallStatus,
+    ) -> Self {
+        Self {
+            type_,
+            id: ::std::convert::Into::into(id),
+            call_id: ::std::convert::Into::into(call_id),
+            action,
+            pending_safety_checks,
+            status,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerToolCallOutput {
+    /// A `ComputerToolCallOutput` from its required properties (`type`, `call_id`, `output`); set the others with the setters.
+    pub fn new(
+        type_: ComputerToolCallOutputType,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        output: ComputerScreenshotImage,
+    ) -> Self {
+        Self {
+            type_,
+            id: ::std::option::Option::None,
+            call_id: ::std::convert::Into::into(call_id),
+            acknowledged_safety_checks: ::std::option::Option::None,
+            output,
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `acknowledged_safety_checks`.
+    pub fn acknowledged_safety_checks(mut self, value: ::std::vec::Vec<ComputerToolCallSafetyCheck>) -> Self {
+        self.acknowledged_safety_checks = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ComputerToolCallOutputStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerToolCallOutputResource {
+    /// A `ComputerToolCallOutputResource` from its required properties (`type`, `id`, `call_id`, `output`); set the others with the setters.
+    pub fn new(
+        type_: ComputerToolCallOutputResourceType,
+        id: impl ::std::convert::Into<::std::string::String>,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        output: ComputerScreenshotImage,
+    ) -> Self {
+        Self {
+            type_,
+            id: ::std::convert::Into::into(id),
+            call_id: ::std::convert::Into::into(call_id),
+            acknowledged_safety_checks: ::std::option::Option::None,
+            output,
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `acknowledged_safety_checks`.
+    pub fn acknowledged_safety_checks(mut self, value: ::std::vec::Vec<ComputerToolCallSafetyCheck>) -> Self {
+        self.acknowledged_safety_checks = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ComputerToolCallOutputResourceStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerToolCallSafetyCheck {
+    /// A `ComputerToolCallSafetyCheck` from its required properties (`id`, `code`, `message`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            code: ::std::convert::Into::into(code),
+            message: ::std::convert::Into::into(message),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ComputerUsePreviewTool {
+    /// A `ComputerUsePreviewTool` from its required properties (`type`, `environment`, `display_width`, `display_height`); set the others with the setters.
+    pub fn new(
+        type_: ComputerUsePreviewToolType,
+        environment: ComputerUsePreviewToolEnvironment,
+        display_width: i64,
+        display_height: i64,
+    ) -> Self {
+        Self { type_, environment, display_width, display_height }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Coordinate {
+    /// A `Coordinate` from its required properties (`x`, `y`); set the others with the setters.
+    pub fn new(x: i64, y: i64) -> Self {
+        Self { x, y }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CostsResult {
+    /// A `CostsResult` from its required properties (`object`); set the others with the setters.
+    pub fn new(object: CostsResultObject) -> Self {
+        Self {
+            object,
+            amount: ::std::option::Option::None,
+            line_item: ::std::option::Option::None,
+            project_id: ::std::option::Option::None,
+        }
+    }
+    /// Sets `amount`.
+    pub fn amount(mut self, value: CostsResultAmount) -> Self {
+        self.amount = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `line_item`.
+    pub fn line_item(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.line_item = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `line_item` as `null` (leaving it out is not the same).
+    pub fn line_item_null(mut self) -> Self {
+        self.line_item = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CostsResultAmount {
+    /// A `CostsResult amount` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { value: ::std::option::Option::None, currency: ::std::option::Option::None }
+    }
+    /// Sets `value`.
+    pub fn value(mut self, value: f64) -> Self {
+        self.value = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `currency`.
+    pub fn currency(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.currency = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for CostsResultAmount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequest {
+    /// A `CreateAssistantRequest` from its required properties (`model`); set the others with the setters.
+    pub fn new(model: CreateAssistantRequestModel) -> Self {
+        Self {
+            model,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            reasoning_effort: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_resources: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `name` as `null` (leaving it out is not the same).
+    pub fn name_null(mut self) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `description` as `null` (leaving it out is not the same).
+    pub fn description_null(mut self) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning_effort`.
+    pub fn reasoning_effort(mut self, value: ReasoningEffort) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `reasoning_effort` as `null` (leaving it out is not the same).
+    pub fn reasoning_effort_null(mut self) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<CreateAssistantRequestToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: CreateAssistantRequestToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AssistantsApiResponseFormatOption) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResources {
+    /// A `CreateAssistantRequest tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: CreateAssistantRequestToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: CreateAssistantRequestToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateAssistantRequestToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesCodeInterpreter {
+    /// A `CreateAssistantRequestToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateAssistantRequestToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesFileSearch {
+    /// A `CreateAssistantRequestToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None, vector_stores: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `vector_stores`.
+    pub fn vector_stores(
+        mut self,
+        value: ::std::vec::Vec<CreateAssistantRequestToolResourcesFileSearchVectorStoresItem>,
+    ) -> Self {
+        self.vector_stores = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateAssistantRequestToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItem {
+    /// A `CreateAssistantRequestToolResourcesFileSearch vector_stores item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            file_ids: ::std::option::Option::None,
+            chunking_strategy: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(
+        mut self,
+        value: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy,
+    ) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for CreateAssistantRequestToolResourcesFileSearchVectorStoresItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategy {
+    /// A `CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy Auto Chunking Strategy` from its required properties (`type`); set the others with the setters.
+    pub fn new(
+        type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
+    ) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy {
+    /// A `CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy Static Chunking Strategy` from its required properties (`type`, `static`); set the others with the setters.
+    pub fn new(
+        type_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
+        static_: CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
+    ) -> Self {
+        Self { type_, static_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
+    /// A `CreateAssistantRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
+    pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateBatchBody {
+    /// A `CreateBatch Body` from its required properties (`input_file_id`, `endpoint`, `completion_window`); set the others with the setters.
+    pub fn new(
+        input_file_id: impl ::std::convert::Into<::std::string::String>,
+        endpoint: CreateBatchBodyEndpoint,
+        completion_window: CreateBatchBodyCompletionWindow,
+    ) -> Self {
+        Self {
+            input_file_id: ::std::convert::Into::into(input_file_id),
+            endpoint,
+            completion_window,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionRequest {
+    /// A `CreateChatCompletionRequest` from its required properties (`messages`, `model`); set the others with the setters.
+    pub fn new(messages: ::std::vec::Vec<ChatCompletionRequestMessage>, model: ModelIdsShared) -> Self {
+        Self {
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            service_tier: ::std::option::Option::None,
+            messages,
+            model,
+            modalities: ::std::option::Option::None,
+            reasoning_effort: ::std::option::Option::None,
+            max_completion_tokens: ::std::option::Option::None,
+            frequency_penalty: ::std::option::Option::None,
+            presence_penalty: ::std::option::Option::None,
+            web_search_options: ::std::option::Option::None,
+            top_logprobs: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            store: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+            stop: ::std::option::Option::None,
+            logit_bias: ::std::option::Option::None,
+            logprobs: ::std::option::Option::None,
+            max_tokens: ::std::option::Option::None,
+            n: ::std::option::Option::None,
+            prediction: ::std::option::Option::None,
+            seed: ::std::option::Option::None,
+            stream_options: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+            function_call: ::std::option::Option::None,
+            functions: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ResponseModalities) -> Self {
+        self.modalities = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `modalities` as `null` (leaving it out is not the same).
+    pub fn modalities_null(mut self) -> Self {
+        self.modalities = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning_effort`.
+    pub fn reasoning_effort(mut self, value: ReasoningEffort) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `reasoning_effort` as `null` (leaving it out is not the same).
+    pub fn reasoning_effort_null(mut self) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_completion_tokens`.
+    pub fn max_completion_tokens(mut self, value: i64) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_completion_tokens` as `null` (leaving it out is not the same).
+    pub fn max_completion_tokens_null(mut self) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `frequency_penalty`.
+    pub fn frequency_penalty(mut self, value: f64) -> Self {
+        self.frequency_penalty = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `frequency_penalty` as `null` (leaving it out is not the same).
+    pub fn frequency_penalty_null(mut self) -> Self {
+        self.frequency_penalty = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `presence_penalty`.
+    pub fn presence_penalty(mut self, value: f64) -> Self {
+        self.presence_penalty = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `presence_penalty` as `null` (leaving it out is not the same).
+    pub fn presence_penalty_null(mut self) -> Self {
+        self.presence_penalty = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `web_search_options`.
+    pub fn web_search_options(mut self, value: CreateChatCompletionRequestWebSearchOptions) -> Self {
+        self.web_search_options = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `top_logprobs`.
+    pub fn top_logprobs(mut self, value: i64) -> Self {
+        self.top_logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_logprobs` as `null` (leaving it out is not the same).
+    pub fn top_logprobs_null(mut self) -> Self {
+        self.top_logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateChatCompletionRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: CreateChatCompletionRequestAudio) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `audio` as `null` (leaving it out is not the same).
+    pub fn audio_null(mut self) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `store`.
+    pub fn store(mut self, value: bool) -> Self {
+        self.store = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `store` as `null` (leaving it out is not the same).
+    pub fn store_null(mut self) -> Self {
+        self.store = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stop`.
+    pub fn stop(mut self, value: StopConfiguration) -> Self {
+        self.stop = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stop` as `null` (leaving it out is not the same).
+    pub fn stop_null(mut self) -> Self {
+        self.stop = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `logit_bias`.
+    pub fn logit_bias(mut self, value: ::std::collections::BTreeMap<::std::string::String, i64>) -> Self {
+        self.logit_bias = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logit_bias` as `null` (leaving it out is not the same).
+    pub fn logit_bias_null(mut self) -> Self {
+        self.logit_bias = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: bool) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logprobs` as `null` (leaving it out is not the same).
+    pub fn logprobs_null(mut self) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_tokens`.
+    #[deprecated]
+    pub fn max_tokens(mut self, value: i64) -> Self {
+        self.max_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_tokens` as `null` (leaving it out is not the same).
+    #[deprecated]
+    pub fn max_tokens_null(mut self) -> Self {
+        self.max_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `n`.
+    pub fn n(mut self, value: i64) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `n` as `null` (leaving it out is not the same).
+    pub fn n_null(mut self) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `prediction`.
+    pub fn prediction(mut self, value: CreateChatCompletionRequestPrediction) -> Self {
+        self.prediction = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `prediction` as `null` (leaving it out is not the same).
+    pub fn prediction_null(mut self) -> Self {
+        self.prediction = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `seed`.
+    pub fn seed(mut self, value: i64) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `seed` as `null` (leaving it out is not the same).
+    pub fn seed_null(mut self) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream_options`.
+    pub fn stream_options(mut self, value: ChatCompletionStreamOptions) -> Self {
+        self.stream_options = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream_options` as `null` (leaving it out is not the same).
+    pub fn stream_options_null(mut self) -> Self {
+        self.stream_options = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<ChatCompletionTool>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: ChatCompletionToolChoiceOption) -> Self {
+        self.tool_choice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: ParallelToolCalls) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: CreateChatCompletionRequestFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `functions`.
+    #[deprecated]
+    pub fn functions(mut self, value: ::std::vec::Vec<ChatCompletionFunctions>) -> Self {
+        self.functions = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionRequestAudio {
+    /// A `CreateChatCompletionRequest audio` from its required properties (`voice`, `format`); set the others with the setters.
+    pub fn new(voice: VoiceIdsShared, format: CreateChatCompletionRequestAudioFormat) -> Self {
+        Self { voice, format }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionRequestWebSearchOptions {
+    /// A `CreateChatCompletionRequest web_search_options` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { user_location: ::std::option::Option::None, search_context_size: ::std::option::Option::None }
+    }
+    /// Sets `user_location`.
+    pub fn user_location(mut self, value: CreateChatCompletionRequestWebSearchOptionsUserLocation) -> Self {
+        self.user_location = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `user_location` as `null` (leaving it out is not the same).
+    pub fn user_location_null(mut self) -> Self {
+        self.user_location = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `search_context_size`.
+    pub fn search_context_size(mut self, value: WebSearchContextSize) -> Self {
+        self.search_context_size = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateChatCompletionRequestWebSearchOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionRequestWebSearchOptionsUserLocation {
+    /// A `CreateChatCompletionRequestWebSearchOptions user_location` from its required properties (`type`, `approximate`); set the others with the setters.
+    pub fn new(
+        type_: CreateChatCompletionRequestWebSearchOptionsUserLocationType,
+        approximate: WebSearchLocation,
+    ) -> Self {
+        Self { type_, approximate }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionResponse {
+    /// A `CreateChatCompletionResponse` from its required properties (`id`, `choices`, `created`, `model`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        choices: ::std::vec::Vec<CreateChatCompletionResponseChoicesItem>,
+        created: i64,
+        model: impl ::std::convert::Into<::std::string::String>,
+        object: CreateChatCompletionResponseObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            choices,
+            created,
+            model: ::std::convert::Into::into(model),
+            service_tier: ::std::option::Option::None,
+            system_fingerprint: ::std::option::Option::None,
+            object,
+            usage: ::std::option::Option::None,
+        }
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `system_fingerprint`.
+    pub fn system_fingerprint(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.system_fingerprint = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: CompletionUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionResponseChoicesItem {
+    /// A `CreateChatCompletionResponse choices item` from its required properties (`finish_reason`, `index`, `message`, `logprobs`); set the others with the setters.
+    pub fn new(
+        finish_reason: CreateChatCompletionResponseChoicesItemFinishReason,
+        index: i64,
+        message: ChatCompletionResponseMessage,
+        logprobs: ::std::option::Option<CreateChatCompletionResponseChoicesItemLogprobs>,
+    ) -> Self {
+        Self { finish_reason, index, message, logprobs }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionResponseChoicesItemLogprobs {
+    /// A `CreateChatCompletionResponseChoicesItem logprobs` from its required properties (`content`, `refusal`); set the others with the setters.
+    pub fn new(
+        content: ::std::option::Option<::std::vec::Vec<ChatCompletionTokenLogprob>>,
+        refusal: ::std::option::Option<::std::vec::Vec<ChatCompletionTokenLogprob>>,
+    ) -> Self {
+        Self { content, refusal }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionStreamResponse {
+    /// A `CreateChatCompletionStreamResponse` from its required properties (`id`, `choices`, `created`, `model`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        choices: ::std::vec::Vec<CreateChatCompletionStreamResponseChoicesItem>,
+        created: i64,
+        model: impl ::std::convert::Into<::std::string::String>,
+        object: CreateChatCompletionStreamResponseObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            choices,
+            created,
+            model: ::std::convert::Into::into(model),
+            service_tier: ::std::option::Option::None,
+            system_fingerprint: ::std::option::Option::None,
+            object,
+            usage: ::std::option::Option::None,
+        }
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `system_fingerprint`.
+    pub fn system_fingerprint(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.system_fingerprint = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: CompletionUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionStreamResponseChoicesItem {
+    /// A `CreateChatCompletionStreamResponse choices item` from its required properties (`delta`, `finish_reason`, `index`); set the others with the setters.
+    pub fn new(
+        delta: ChatCompletionStreamResponseDelta,
+        finish_reason: ::std::option::Option<CreateChatCompletionStreamResponseChoicesItemFinishReason>,
+        index: i64,
+    ) -> Self {
+        Self { delta, logprobs: ::std::option::Option::None, finish_reason, index }
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: CreateChatCompletionStreamResponseChoicesItemLogprobs) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logprobs` as `null` (leaving it out is not the same).
+    pub fn logprobs_null(mut self) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateChatCompletionStreamResponseChoicesItemLogprobs {
+    /// A `CreateChatCompletionStreamResponseChoicesItem logprobs` from its required properties (`content`, `refusal`); set the others with the setters.
+    pub fn new(
+        content: ::std::option::Option<::std::vec::Vec<ChatCompletionTokenLogprob>>,
+        refusal: ::std::option::Option<::std::vec::Vec<ChatCompletionTokenLogprob>>,
+    ) -> Self {
+        Self { content, refusal }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCompletionRequest {
+    /// A `CreateCompletionRequest` from its required properties (`model`, `prompt`); set the others with the setters.
+    pub fn new(
+        model: CreateCompletionRequestModel,
+        prompt: ::std::option::Option<CreateCompletionRequestPrompt>,
+    ) -> Self {
+        Self {
+            model,
+            prompt,
+            best_of: ::std::option::Option::None,
+            echo: ::std::option::Option::None,
+            frequency_penalty: ::std::option::Option::None,
+            logit_bias: ::std::option::Option::None,
+            logprobs: ::std::option::Option::None,
+            max_tokens: ::std::option::Option::None,
+            n: ::std::option::Option::None,
+            presence_penalty: ::std::option::Option::None,
+            seed: ::std::option::Option::None,
+            stop: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+            stream_options: ::std::option::Option::None,
+            suffix: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+        }
+    }
+    /// Sets `best_of`.
+    pub fn best_of(mut self, value: i64) -> Self {
+        self.best_of = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `best_of` as `null` (leaving it out is not the same).
+    pub fn best_of_null(mut self) -> Self {
+        self.best_of = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `echo`.
+    pub fn echo(mut self, value: bool) -> Self {
+        self.echo = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `echo` as `null` (leaving it out is not the same).
+    pub fn echo_null(mut self) -> Self {
+        self.echo = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `frequency_penalty`.
+    pub fn frequency_penalty(mut self, value: f64) -> Self {
+        self.frequency_penalty = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `frequency_penalty` as `null` (leaving it out is not the same).
+    pub fn frequency_penalty_null(mut self) -> Self {
+        self.frequency_penalty = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `logit_bias`.
+    pub fn logit_bias(mut self, value: ::std::collections::BTreeMap<::std::string::String, i64>) -> Self {
+        self.logit_bias = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logit_bias` as `null` (leaving it out is not the same).
+    pub fn logit_bias_null(mut self) -> Self {
+        self.logit_bias = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: i64) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logprobs` as `null` (leaving it out is not the same).
+    pub fn logprobs_null(mut self) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_tokens`.
+    pub fn max_tokens(mut self, value: i64) -> Self {
+        self.max_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_tokens` as `null` (leaving it out is not the same).
+    pub fn max_tokens_null(mut self) -> Self {
+        self.max_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `n`.
+    pub fn n(mut self, value: i64) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `n` as `null` (leaving it out is not the same).
+    pub fn n_null(mut self) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `presence_penalty`.
+    pub fn presence_penalty(mut self, value: f64) -> Self {
+        self.presence_penalty = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `presence_penalty` as `null` (leaving it out is not the same).
+    pub fn presence_penalty_null(mut self) -> Self {
+        self.presence_penalty = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `seed`.
+    pub fn seed(mut self, value: i64) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `seed` as `null` (leaving it out is not the same).
+    pub fn seed_null(mut self) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stop`.
+    pub fn stop(mut self, value: StopConfiguration) -> Self {
+        self.stop = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stop` as `null` (leaving it out is not the same).
+    pub fn stop_null(mut self) -> Self {
+        self.stop = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream_options`.
+    pub fn stream_options(mut self, value: ChatCompletionStreamOptions) -> Self {
+        self.stream_options = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream_options` as `null` (leaving it out is not the same).
+    pub fn stream_options_null(mut self) -> Self {
+        self.stream_options = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `suffix`.
+    pub fn suffix(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.suffix = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `suffix` as `null` (leaving it out is not the same).
+    pub fn suffix_null(mut self) -> Self {
+        self.suffix = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCompletionResponse {
+    /// A `CreateCompletionResponse` from its required properties (`id`, `choices`, `created`, `model`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        choices: ::std::vec::Vec<CreateCompletionResponseChoicesItem>,
+        created: i64,
+        model: impl ::std::convert::Into<::std::string::String>,
+        object: CreateCompletionResponseObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            choices,
+            created,
+            model: ::std::convert::Into::into(model),
+            system_fingerprint: ::std::option::Option::None,
+            object,
+            usage: ::std::option::Option::None,
+        }
+    }
+    /// Sets `system_fingerprint`.
+    pub fn system_fingerprint(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.system_fingerprint = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: CompletionUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCompletionResponseChoicesItem {
+    /// A `CreateCompletionResponse choices item` from its required properties (`finish_reason`, `index`, `logprobs`, `text`); set the others with the setters.
+    pub fn new(
+        finish_reason: CreateCompletionResponseChoicesItemFinishReason,
+        index: i64,
+        logprobs: ::std::option::Option<CreateCompletionResponseChoicesItemLogprobs>,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { finish_reason, index, logprobs, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCompletionResponseChoicesItemLogprobs {
+    /// A `CreateCompletionResponseChoicesItem logprobs` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            text_offset: ::std::option::Option::None,
+            token_logprobs: ::std::option::Option::None,
+            tokens: ::std::option::Option::None,
+            top_logprobs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `text_offset`.
+    pub fn text_offset(mut self, value: ::std::vec::Vec<i64>) -> Self {
+        self.text_offset = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `token_logprobs`.
+    pub fn token_logprobs(mut self, value: ::std::vec::Vec<f64>) -> Self {
+        self.token_logprobs = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tokens`.
+    pub fn tokens(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `top_logprobs`.
+    pub fn top_logprobs(
+        mut self,
+        value: ::std::vec::Vec<::std::collections::BTreeMap<::std::string::String, f64>>,
+    ) -> Self {
+        self.top_logprobs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateCompletionResponseChoicesItemLogprobs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEmbeddingRequest {
+    /// A `CreateEmbeddingRequest` from its required properties (`input`, `model`); set the others with the setters.
+    pub fn new(input: CreateEmbeddingRequestInput, model: CreateEmbeddingRequestModel) -> Self {
+        Self {
+            input,
+            model,
+            encoding_format: ::std::option::Option::None,
+            dimensions: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+        }
+    }
+    /// Sets `encoding_format`.
+    pub fn encoding_format(mut self, value: CreateEmbeddingRequestEncodingFormat) -> Self {
+        self.encoding_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `dimensions`.
+    pub fn dimensions(mut self, value: i64) -> Self {
+        self.dimensions = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEmbeddingResponse {
+    /// A `CreateEmbeddingResponse` from its required properties (`data`, `model`, `object`, `usage`); set the others with the setters.
+    pub fn new(
+        data: ::std::vec::Vec<Embedding>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        object: CreateEmbeddingResponseObject,
+        usage: CreateEmbeddingResponseUsage,
+    ) -> Self {
+        Self { data, model: ::std::convert::Into::into(model), object, usage }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEmbeddingResponseUsage {
+    /// A `CreateEmbeddingResponse usage` from its required properties (`prompt_tokens`, `total_tokens`); set the others with the setters.
+    pub fn new(prompt_tokens: i64, total_tokens: i64) -> Self {
+        Self { prompt_tokens, total_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalCompletionsRunDataSource {
+    /// A `CreateEvalCompletionsRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalCompletionsRunDataSourceType,
+        source: CreateEvalCompletionsRunDataSourceSource,
+    ) -> Self {
+        Self {
+            type_,
+            input_messages: ::std::option::Option::None,
+            sampling_params: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            source,
+        }
+    }
+    /// Sets `input_messages`.
+    pub fn input_messages(mut self, value: CreateEvalCompletionsRunDataSourceInputMessages) -> Self {
+        self.input_messages = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `sampling_params`.
+    pub fn sampling_params(mut self, value: CreateEvalCompletionsRunDataSourceSamplingParams) -> Self {
+        self.sampling_params = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessages {
+    /// A `CreateEvalCompletionsRunDataSourceInputMessages ItemReferenceInputMessages` from its required properties (`type`, `item_reference`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalCompletionsRunDataSourceInputMessagesItemReferenceInputMessagesType,
+        item_reference: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessages {
+    /// A `CreateEvalCompletionsRunDataSourceInputMessages TemplateInputMessages` from its required properties (`type`, `template`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesType,
+        template: ::std::vec::Vec<CreateEvalCompletionsRunDataSourceInputMessagesTemplateInputMessagesTemplateItem>,
+    ) -> Self {
+        Self { type_, template }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalCompletionsRunDataSourceSamplingParams {
+    /// A `CreateEvalCompletionsRunDataSource sampling_params` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            temperature: ::std::option::Option::None,
+            max_completion_tokens: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            seed: ::std::option::Option::None,
+        }
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_completion_tokens`.
+    pub fn max_completion_tokens(mut self, value: i64) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `seed`.
+    pub fn seed(mut self, value: i64) -> Self {
+        self.seed = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateEvalCompletionsRunDataSourceSamplingParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalCustomDataSourceConfig {
+    /// A `CreateEvalCustomDataSourceConfig` from its required properties (`type`, `item_schema`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalCustomDataSourceConfigType,
+        item_schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        Self { type_, item_schema, include_sample_schema: ::std::option::Option::None }
+    }
+    /// Sets `include_sample_schema`.
+    pub fn include_sample_schema(mut self, value: bool) -> Self {
+        self.include_sample_schema = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalItemSimpleInputMessage {
+    /// A `CreateEvalItem SimpleInputMessage` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(
+        role: impl ::std::convert::Into<::std::string::String>,
+        content: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { role: ::std::convert::Into::into(role), content: ::std::convert::Into::into(content) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalJsonlRunDataSource {
+    /// A `CreateEvalJsonlRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
+    pub fn new(type_: CreateEvalJsonlRunDataSourceType, source: CreateEvalJsonlRunDataSourceSource) -> Self {
+        Self { type_, source }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalLabelModelGrader {
+    /// A `CreateEvalLabelModelGrader` from its required properties (`type`, `name`, `model`, `input`, `labels`, `passing_labels`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalLabelModelGraderType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        input: ::std::vec::Vec<CreateEvalItem>,
+        labels: ::std::vec::Vec<::std::string::String>,
+        passing_labels: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            model: ::std::convert::Into::into(model),
+            input,
+            labels,
+            passing_labels,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalLogsDataSourceConfig {
+    /// A `CreateEvalLogsDataSourceConfig` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: CreateEvalLogsDataSourceConfigType) -> Self {
+        Self { type_, metadata: ::std::option::Option::None }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.metadata = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalRequest {
+    /// A `CreateEvalRequest` from its required properties (`data_source_config`, `testing_criteria`); set the others with the setters.
+    pub fn new(
+        data_source_config: CreateEvalRequestDataSourceConfig,
+        testing_criteria: ::std::vec::Vec<CreateEvalRequestTestingCriteriaItem>,
+    ) -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            data_source_config,
+            testing_criteria,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalResponsesRunDataSource {
+    /// A `CreateEvalResponsesRunDataSource` from its required properties (`type`, `source`); set the others with the setters.
+    pub fn new(type_: CreateEvalResponsesRunDataSourceType, source: CreateEvalResponsesRunDataSourceSource) -> Self {
+        Self {
+            type_,
+            input_messages: ::std::option::Option::None,
+            sampling_params: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            source,
+        }
+    }
+    /// Sets `input_messages`.
+    pub fn input_messages(mut self, value: CreateEvalResponsesRunDataSourceInputMessages) -> Self {
+        self.input_messages = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `sampling_params`.
+    pub fn sampling_params(mut self, value: CreateEvalResponsesRunDataSourceSamplingParams) -> Self {
+        self.sampling_params = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalResponsesRunDataSourceInputMessagesObject {
+    /// A `CreateEvalResponsesRunDataSourceInputMessages Object` from its required properties (`type`, `template`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalResponsesRunDataSourceInputMessagesObjectType,
+        template: ::std::vec::Vec<CreateEvalResponsesRunDataSourceInputMessagesObjectTemplateItem>,
+    ) -> Self {
+        Self { type_, template }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalResponsesRunDataSourceInputMessagesObject2 {
+    /// A `CreateEvalResponsesRunDataSourceInputMessages Object` from its required properties (`type`, `item_reference`); set the others with the setters.
+    pub fn new(
+        type_: CreateEvalResponsesRunDataSourceInputMessagesObject2Type,
+        item_reference: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, item_reference: ::std::convert::Into::into(item_reference) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalResponsesRunDataSourceInputMessagesObjectTemplateItemChatMessage {
+    /// A `CreateEvalResponsesRunDataSourceInputMessagesObjectTemplateItem ChatMessage` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(
+        role: impl ::std::convert::Into<::std::string::String>,
+        content: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { role: ::std::convert::Into::into(role), content: ::std::convert::Into::into(content) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalResponsesRunDataSourceSamplingParams {
+    /// A `CreateEvalResponsesRunDataSource sampling_params` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            temperature: ::std::option::Option::None,
+            max_completion_tokens: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            seed: ::std::option::Option::None,
+        }
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_completion_tokens`.
+    pub fn max_completion_tokens(mut self, value: i64) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `seed`.
+    pub fn seed(mut self, value: i64) -> Self {
+        self.seed = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateEvalResponsesRunDataSourceSamplingParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateEvalRunRequest {
+    /// A `CreateEvalRunRequest` from its required properties (`data_source`); set the others with the setters.
+    pub fn new(data_source: CreateEvalRunRequestDataSource) -> Self {
+        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None, data_source }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFileRequest {
+    /// A `CreateFileRequest` from its required properties (`file`, `purpose`); set the others with the setters.
+    pub fn new(file: crate::form::FilePart, purpose: CreateFileRequestPurpose) -> Self {
+        Self { file, purpose }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFineTuningCheckpointPermissionRequest {
+    /// A `CreateFineTuningCheckpointPermissionRequest` from its required properties (`project_ids`); set the others with the setters.
+    pub fn new(project_ids: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self { project_ids }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFineTuningJobRequest {
+    /// A `CreateFineTuningJobRequest` from its required properties (`model`, `training_file`); set the others with the setters.
+    pub fn new(
+        model: CreateFineTuningJobRequestModel,
+        training_file: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            model,
+            training_file: ::std::convert::Into::into(training_file),
+            hyperparameters: ::std::option::Option::None,
+            suffix: ::std::option::Option::None,
+            validation_file: ::std::option::Option::None,
+            integrations: ::std::option::Option::None,
+            seed: ::std::option::Option::None,
+            method: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `hyperparameters`.
+    #[deprecated]
+    pub fn hyperparameters(mut self, value: CreateFineTuningJobRequestHyperparameters) -> Self {
+        self.hyperparameters = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `suffix`.
+    pub fn suffix(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.suffix = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `suffix` as `null` (leaving it out is not the same).
+    pub fn suffix_null(mut self) -> Self {
+        self.suffix = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `validation_file`.
+    pub fn validation_file(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.validation_file =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `validation_file` as `null` (leaving it out is not the same).
+    pub fn validation_file_null(mut self) -> Self {
+        self.validation_file = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `integrations`.
+    pub fn integrations(mut self, value: ::std::vec::Vec<CreateFineTuningJobRequestIntegrationsItem>) -> Self {
+        self.integrations = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `integrations` as `null` (leaving it out is not the same).
+    pub fn integrations_null(mut self) -> Self {
+        self.integrations = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `seed`.
+    pub fn seed(mut self, value: i64) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `seed` as `null` (leaving it out is not the same).
+    pub fn seed_null(mut self) -> Self {
+        self.seed = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `method`.
+    pub fn method(mut self, value: FineTuneMethod) -> Self {
+        self.method = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFineTuningJobRequestHyperparameters {
+    /// A `CreateFineTuningJobRequest hyperparameters` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            batch_size: ::std::option::Option::None,
+            learning_rate_multiplier: ::std::option::Option::None,
+            n_epochs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `batch_size`.
+    pub fn batch_size(mut self, value: CreateFineTuningJobRequestHyperparametersBatchSize) -> Self {
+        self.batch_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `learning_rate_multiplier`.
+    pub fn learning_rate_multiplier(
+        mut self,
+        value: CreateFineTuningJobRequestHyperparametersLearningRateMultiplier,
+    ) -> Self {
+        self.learning_rate_multiplier = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `n_epochs`.
+    pub fn n_epochs(mut self, value: CreateFineTuningJobRequestHyperparametersNEpochs) -> Self {
+        self.n_epochs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateFineTuningJobRequestHyperparameters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFineTuningJobRequestIntegrationsItem {
+    /// A `CreateFineTuningJobRequest integrations item` from its required properties (`type`, `wandb`); set the others with the setters.
+    pub fn new(
+        type_: CreateFineTuningJobRequestIntegrationsItemType,
+        wandb: CreateFineTuningJobRequestIntegrationsItemWandb,
+    ) -> Self {
+        Self { type_, wandb }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateFineTuningJobRequestIntegrationsItemWandb {
+    /// A `CreateFineTuningJobRequestIntegrationsItem wandb` from its required properties (`project`); set the others with the setters.
+    pub fn new(project: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            project: ::std::convert::Into::into(project),
+            name: ::std::option::Option::None,
+            entity: ::std::option::Option::None,
+            tags: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `name` as `null` (leaving it out is not the same).
+    pub fn name_null(mut self) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `entity`.
+    pub fn entity(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.entity = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `entity` as `null` (leaving it out is not the same).
+    pub fn entity_null(mut self) -> Self {
+        self.entity = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateImageEditRequest {
+    /// A `CreateImageEditRequest` from its required properties (`image`, `prompt`); set the others with the setters.
+    pub fn new(image: CreateImageEditRequestImage, prompt: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            image,
+            prompt: ::std::convert::Into::into(prompt),
+            mask: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            n: ::std::option::Option::None,
+            size: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            quality: ::std::option::Option::None,
+        }
+    }
+    /// Sets `mask`.
+    pub fn mask(mut self, value: crate::form::FilePart) -> Self {
+        self.mask = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateImageEditRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `n`.
+    pub fn n(mut self, value: i64) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `n` as `null` (leaving it out is not the same).
+    pub fn n_null(mut self) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `size`.
+    pub fn size(mut self, value: CreateImageEditRequestSize) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `size` as `null` (leaving it out is not the same).
+    pub fn size_null(mut self) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateImageEditRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `response_format` as `null` (leaving it out is not the same).
+    pub fn response_format_null(mut self) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `quality`.
+    pub fn quality(mut self, value: CreateImageEditRequestQuality) -> Self {
+        self.quality = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `quality` as `null` (leaving it out is not the same).
+    pub fn quality_null(mut self) -> Self {
+        self.quality = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateImageRequest {
+    /// A `CreateImageRequest` from its required properties (`prompt`); set the others with the setters.
+    pub fn new(prompt: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            prompt: ::std::convert::Into::into(prompt),
+            model: ::std::option::Option::None,
+            n: ::std::option::Option::None,
+            quality: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            output_format: ::std::option::Option::None,
+            output_compression: ::std::option::Option::None,
+            size: ::std::option::Option::None,
+            moderation: ::std::option::Option::None,
+            background: ::std::option::Option::None,
+            style: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateImageRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `n`.
+    pub fn n(mut self, value: i64) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `n` as `null` (leaving it out is not the same).
+    pub fn n_null(mut self) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `quality`.
+    pub fn quality(mut self, value: CreateImageRequestQuality) -> Self {
+        self.quality = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `quality` as `null` (leaving it out is not the same).
+    pub fn quality_null(mut self) -> Self {
+        self.quality = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateImageRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `response_format` as `null` (leaving it out is not the same).
+    pub fn response_format_null(mut self) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `output_format`.
+    pub fn output_format(mut self, value: CreateImageRequestOutputFormat) -> Self {
+        self.output_format = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `output_format` as `null` (leaving it out is not the same).
+    pub fn output_format_null(mut self) -> Self {
+        self.output_format = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `output_compression`.
+    pub fn output_compression(mut self, value: i64) -> Self {
+        self.output_compression = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `output_compression` as `null` (leaving it out is not the same).
+    pub fn output_compression_null(mut self) -> Self {
+        self.output_compression = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `size`.
+    pub fn size(mut self, value: CreateImageRequestSize) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `size` as `null` (leaving it out is not the same).
+    pub fn size_null(mut self) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `moderation`.
+    pub fn moderation(mut self, value: CreateImageRequestModeration) -> Self {
+        self.moderation = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `moderation` as `null` (leaving it out is not the same).
+    pub fn moderation_null(mut self) -> Self {
+        self.moderation = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `background`.
+    pub fn background(mut self, value: CreateImageRequestBackground) -> Self {
+        self.background = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `background` as `null` (leaving it out is not the same).
+    pub fn background_null(mut self) -> Self {
+        self.background = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `style`.
+    pub fn style(mut self, value: CreateImageRequestStyle) -> Self {
+        self.style = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `style` as `null` (leaving it out is not the same).
+    pub fn style_null(mut self) -> Self {
+        self.style = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateImageVariationRequest {
+    /// A `CreateImageVariationRequest` from its required properties (`image`); set the others with the setters.
+    pub fn new(image: crate::form::FilePart) -> Self {
+        Self {
+            image,
+            model: ::std::option::Option::None,
+            n: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            size: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateImageVariationRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `n`.
+    pub fn n(mut self, value: i64) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `n` as `null` (leaving it out is not the same).
+    pub fn n_null(mut self) -> Self {
+        self.n = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateImageVariationRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `response_format` as `null` (leaving it out is not the same).
+    pub fn response_format_null(mut self) -> Self {
+        self.response_format = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `size`.
+    pub fn size(mut self, value: CreateImageVariationRequestSize) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `size` as `null` (leaving it out is not the same).
+    pub fn size_null(mut self) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateMessageRequest {
+    /// A `CreateMessageRequest` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(role: CreateMessageRequestRole, content: CreateMessageRequestContent) -> Self {
+        Self { role, content, attachments: ::std::option::Option::None, metadata: ::std::option::Option::None }
+    }
+    /// Sets `attachments`.
+    pub fn attachments(mut self, value: ::std::vec::Vec<CreateMessageRequestAttachmentsItem>) -> Self {
+        self.attachments = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `attachments` as `null` (leaving it out is not the same).
+    pub fn attachments_null(mut self) -> Self {
+        self.attachments = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateMessageRequestAttachmentsItem {
+    /// A `CreateMessageRequest attachments item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None, tools: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<CreateMessageRequestAttachmentsItemToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateMessageRequestAttachmentsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationRequest {
+    /// A `CreateModerationRequest` from its required properties (`input`); set the others with the setters.
+    pub fn new(input: CreateModerationRequestInput) -> Self {
+        Self { input, model: ::std::option::Option::None }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateModerationRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationRequestInputArrayItemObject {
+    /// A `CreateModerationRequestInputArrayItem Object` from its required properties (`type`, `image_url`); set the others with the setters.
+    pub fn new(
+        type_: CreateModerationRequestInputArrayItemObjectType,
+        image_url: CreateModerationRequestInputArrayItemObjectImageUrl,
+    ) -> Self {
+        Self { type_, image_url }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationRequestInputArrayItemObject2 {
+    /// A `CreateModerationRequestInputArrayItem Object` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: CreateModerationRequestInputArrayItemObject2Type,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationRequestInputArrayItemObjectImageUrl {
+    /// A `CreateModerationRequestInputArrayItemObject image_url` from its required properties (`url`); set the others with the setters.
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { url: ::std::convert::Into::into(url) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationResponse {
+    /// A `CreateModerationResponse` from its required properties (`id`, `model`, `results`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        results: ::std::vec::Vec<CreateModerationResponseResultsItem>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), model: ::std::convert::Into::into(model), results }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationResponseResultsItem {
+    /// A `CreateModerationResponse results item` from its required properties (`flagged`, `categories`, `category_scores`, `category_applied_input_types`); set the others with the setters.
+    pub fn new(
+        flagged: bool,
+        categories: CreateModerationResponseResultsItemCategories,
+        category_scores: CreateModerationResponseResultsItemCategoryScores,
+        category_applied_input_types: CreateModerationResponseResultsItemCategoryAppliedInputTypes,
+    ) -> Self {
+        Self { flagged, categories, category_scores, category_applied_input_types }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationResponseResultsItemCategories {
+    /// A `CreateModerationResponseResultsItem categories` from its required properties (`hate`, `hate/threatening`, `harassment`, `harassment/threatening`, `illicit`, `illicit/violent`, `self-harm`, `self-harm/intent`, `self-harm/instructions`, `sexual`, `sexual/minors`, `violence`, `violence/graphic`); set the others with the setters.
+    pub fn new(
+        hate: bool,
+        hate_threatening: bool,
+        harassment: bool,
+        harassment_threatening: bool,
+        illicit: ::std::option::Option<bool>,
+        illicit_violent: ::std::option::Option<bool>,
+        self_harm: bool,
+        self_harm_intent: bool,
+        self_harm_instructions: bool,
+        sexual: bool,
+        sexual_minors: bool,
+        violence: bool,
+        violence_graphic: bool,
+    ) -> Self {
+        Self {
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationResponseResultsItemCategoryAppliedInputTypes {
+    /// A `CreateModerationResponseResultsItem category_applied_input_types` from its required properties (`hate`, `hate/threatening`, `harassment`, `harassment/threatening`, `illicit`, `illicit/violent`, `self-harm`, `self-harm/intent`, `self-harm/instructions`, `sexual`, `sexual/minors`, `violence`, `violence/graphic`); set the others with the setters.
+    pub fn new(
+        hate: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesHateItem>,
+        hate_threatening: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesHateThreateningItem,
+        >,
+        harassment: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesHarassmentItem>,
+        harassment_threatening: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesHarassmentThreateningItem,
+        >,
+        illicit: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesIllicitItem>,
+        illicit_violent: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesIllicitViolentItem,
+        >,
+        self_harm: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesSelfHarmItem>,
+        self_harm_intent: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesSelfHarmIntentItem,
+        >,
+        self_harm_instructions: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesSelfHarmInstructionsItem,
+        >,
+        sexual: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesSexualItem>,
+        sexual_minors: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesSexualMinorsItem>,
+        violence: ::std::vec::Vec<CreateModerationResponseResultsItemCategoryAppliedInputTypesViolenceItem>,
+        violence_graphic: ::std::vec::Vec<
+            CreateModerationResponseResultsItemCategoryAppliedInputTypesViolenceGraphicItem,
+        >,
+    ) -> Self {
+        Self {
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateModerationResponseResultsItemCategoryScores {
+    /// A `CreateModerationResponseResultsItem category_scores` from its required properties (`hate`, `hate/threatening`, `harassment`, `harassment/threatening`, `illicit`, `illicit/violent`, `self-harm`, `self-harm/intent`, `self-harm/instructions`, `sexual`, `sexual/minors`, `violence`, `violence/graphic`); set the others with the setters.
+    pub fn new(
+        hate: f64,
+        hate_threatening: f64,
+        harassment: f64,
+        harassment_threatening: f64,
+        illicit: f64,
+        illicit_violent: f64,
+        self_harm: f64,
+        self_harm_intent: f64,
+        self_harm_instructions: f64,
+        sexual: f64,
+        sexual_minors: f64,
+        violence: f64,
+        violence_graphic: f64,
+    ) -> Self {
+        Self {
+            hate,
+            hate_threatening,
+            harassment,
+            harassment_threatening,
+            illicit,
+            illicit_violent,
+            self_harm,
+            self_harm_intent,
+            self_harm_instructions,
+            sexual,
+            sexual_minors,
+            violence,
+            violence_graphic,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateResponse {
+    /// A `CreateResponse` from its required properties (`model`, `input`); set the others with the setters.
+    pub fn new(model: ModelIdsResponses, input: CreateResponseInput) -> Self {
+        Self {
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            service_tier: ::std::option::Option::None,
+            previous_response_id: ::std::option::Option::None,
+            model,
+            reasoning: ::std::option::Option::None,
+            max_output_tokens: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            truncation: ::std::option::Option::None,
+            input,
+            include: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+            store: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `previous_response_id`.
+    pub fn previous_response_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_response_id =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `previous_response_id` as `null` (leaving it out is not the same).
+    pub fn previous_response_id_null(mut self) -> Self {
+        self.previous_response_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning`.
+    pub fn reasoning(mut self, value: Reasoning) -> Self {
+        self.reasoning = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_output_tokens`.
+    pub fn max_output_tokens(mut self, value: i64) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_output_tokens` as `null` (leaving it out is not the same).
+    pub fn max_output_tokens_null(mut self) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: CreateResponseText) -> Self {
+        self.text = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<Tool>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: CreateResponseToolChoice) -> Self {
+        self.tool_choice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `truncation`.
+    pub fn truncation(mut self, value: CreateResponseTruncation) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `truncation` as `null` (leaving it out is not the same).
+    pub fn truncation_null(mut self) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `include`.
+    pub fn include(mut self, value: ::std::vec::Vec<Includable>) -> Self {
+        self.include = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `include` as `null` (leaving it out is not the same).
+    pub fn include_null(mut self) -> Self {
+        self.include = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: bool) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `parallel_tool_calls` as `null` (leaving it out is not the same).
+    pub fn parallel_tool_calls_null(mut self) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `store`.
+    pub fn store(mut self, value: bool) -> Self {
+        self.store = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `store` as `null` (leaving it out is not the same).
+    pub fn store_null(mut self) -> Self {
+        self.store = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateResponseText {
+    /// A `CreateResponse text` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { format: ::std::option::Option::None }
+    }
+    /// Sets `format`.
+    pub fn format(mut self, value: TextResponseFormatConfiguration) -> Self {
+        self.format = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateResponseText {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateRunRequest {
+    /// A `CreateRunRequest` from its required properties (`assistant_id`); set the others with the setters.
+    pub fn new(assistant_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            assistant_id: ::std::convert::Into::into(assistant_id),
+            model: ::std::option::Option::None,
+            reasoning_effort: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            additional_instructions: ::std::option::Option::None,
+            additional_messages: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+            max_prompt_tokens: ::std::option::Option::None,
+            max_completion_tokens: ::std::option::Option::None,
+            truncation_strategy: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateRunRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning_effort`.
+    pub fn reasoning_effort(mut self, value: ReasoningEffort) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `reasoning_effort` as `null` (leaving it out is not the same).
+    pub fn reasoning_effort_null(mut self) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `additional_instructions`.
+    pub fn additional_instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.additional_instructions =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `additional_instructions` as `null` (leaving it out is not the same).
+    pub fn additional_instructions_null(mut self) -> Self {
+        self.additional_instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `additional_messages`.
+    pub fn additional_messages(mut self, value: ::std::vec::Vec<CreateMessageRequest>) -> Self {
+        self.additional_messages = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `additional_messages` as `null` (leaving it out is not the same).
+    pub fn additional_messages_null(mut self) -> Self {
+        self.additional_messages = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<CreateRunRequestToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tools` as `null` (leaving it out is not the same).
+    pub fn tools_null(mut self) -> Self {
+        self.tools = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_prompt_tokens`.
+    pub fn max_prompt_tokens(mut self, value: i64) -> Self {
+        self.max_prompt_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_prompt_tokens` as `null` (leaving it out is not the same).
+    pub fn max_prompt_tokens_null(mut self) -> Self {
+        self.max_prompt_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_completion_tokens`.
+    pub fn max_completion_tokens(mut self, value: i64) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_completion_tokens` as `null` (leaving it out is not the same).
+    pub fn max_completion_tokens_null(mut self) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `truncation_strategy`.
+    pub fn truncation_strategy(mut self, value: TruncationObject) -> Self {
+        self.truncation_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: AssistantsApiToolChoiceOption) -> Self {
+        self.tool_choice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: ParallelToolCalls) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AssistantsApiResponseFormatOption) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateSpeechRequest {
+    /// A `CreateSpeechRequest` from its required properties (`model`, `input`, `voice`); set the others with the setters.
+    pub fn new(
+        model: CreateSpeechRequestModel,
+        input: impl ::std::convert::Into<::std::string::String>,
+        voice: VoiceIdsShared,
+    ) -> Self {
+        Self {
+            model,
+            input: ::std::convert::Into::into(input),
+            instructions: ::std::option::Option::None,
+            voice,
+            response_format: ::std::option::Option::None,
+            speed: ::std::option::Option::None,
+        }
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateSpeechRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `speed`.
+    pub fn speed(mut self, value: f64) -> Self {
+        self.speed = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadAndRunRequest {
+    /// A `CreateThreadAndRunRequest` from its required properties (`assistant_id`); set the others with the setters.
+    pub fn new(assistant_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            assistant_id: ::std::convert::Into::into(assistant_id),
+            thread: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_resources: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+            max_prompt_tokens: ::std::option::Option::None,
+            max_completion_tokens: ::std::option::Option::None,
+            truncation_strategy: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+        }
+    }
+    /// Sets `thread`.
+    pub fn thread(mut self, value: CreateThreadRequest) -> Self {
+        self.thread = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: CreateThreadAndRunRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<CreateThreadAndRunRequestToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tools` as `null` (leaving it out is not the same).
+    pub fn tools_null(mut self) -> Self {
+        self.tools = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: CreateThreadAndRunRequestToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_prompt_tokens`.
+    pub fn max_prompt_tokens(mut self, value: i64) -> Self {
+        self.max_prompt_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_prompt_tokens` as `null` (leaving it out is not the same).
+    pub fn max_prompt_tokens_null(mut self) -> Self {
+        self.max_prompt_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `max_completion_tokens`.
+    pub fn max_completion_tokens(mut self, value: i64) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_completion_tokens` as `null` (leaving it out is not the same).
+    pub fn max_completion_tokens_null(mut self) -> Self {
+        self.max_completion_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `truncation_strategy`.
+    pub fn truncation_strategy(mut self, value: TruncationObject) -> Self {
+        self.truncation_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: AssistantsApiToolChoiceOption) -> Self {
+        self.tool_choice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: ParallelToolCalls) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AssistantsApiResponseFormatOption) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadAndRunRequestToolResources {
+    /// A `CreateThreadAndRunRequest tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: CreateThreadAndRunRequestToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: CreateThreadAndRunRequestToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadAndRunRequestToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadAndRunRequestToolResourcesCodeInterpreter {
+    /// A `CreateThreadAndRunRequestToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadAndRunRequestToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadAndRunRequestToolResourcesFileSearch {
+    /// A `CreateThreadAndRunRequestToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadAndRunRequestToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequest {
+    /// A `CreateThreadRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            messages: ::std::option::Option::None,
+            tool_resources: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `messages`.
+    pub fn messages(mut self, value: ::std::vec::Vec<CreateMessageRequest>) -> Self {
+        self.messages = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: CreateThreadRequestToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResources {
+    /// A `CreateThreadRequest tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: CreateThreadRequestToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: CreateThreadRequestToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadRequestToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesCodeInterpreter {
+    /// A `CreateThreadRequestToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadRequestToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesFileSearch {
+    /// A `CreateThreadRequestToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None, vector_stores: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `vector_stores`.
+    pub fn vector_stores(
+        mut self,
+        value: ::std::vec::Vec<CreateThreadRequestToolResourcesFileSearchVectorStoresItem>,
+    ) -> Self {
+        self.vector_stores = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadRequestToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesFileSearchVectorStoresItem {
+    /// A `CreateThreadRequestToolResourcesFileSearch vector_stores item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            file_ids: ::std::option::Option::None,
+            chunking_strategy: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(
+        mut self,
+        value: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy,
+    ) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for CreateThreadRequestToolResourcesFileSearchVectorStoresItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategy {
+    /// A `CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy Auto Chunking Strategy` from its required properties (`type`); set the others with the setters.
+    pub fn new(
+        type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyAutoChunkingStrategyType,
+    ) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy {
+    /// A `CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategy Static Chunking Strategy` from its required properties (`type`, `static`); set the others with the setters.
+    pub fn new(
+        type_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyType,
+        static_: CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic,
+    ) -> Self {
+        Self { type_, static_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategyStatic {
+    /// A `CreateThreadRequestToolResourcesFileSearchVectorStoresItemChunkingStrategyStaticChunkingStrategy static` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
+    pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranscriptionRequest {
+    /// A `CreateTranscriptionRequest` from its required properties (`file`, `model`); set the others with the setters.
+    pub fn new(file: crate::form::FilePart, model: CreateTranscriptionRequestModel) -> Self {
+        Self {
+            file,
+            model,
+            language: ::std::option::Option::None,
+            prompt: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            include: ::std::option::Option::None,
+            timestamp_granularities: ::std::option::Option::None,
+            stream: ::std::option::Option::None,
+        }
+    }
+    /// Sets `language`.
+    pub fn language(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.language = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AudioResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `include[]`.
+    pub fn include(mut self, value: ::std::vec::Vec<TranscriptionInclude>) -> Self {
+        self.include = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `timestamp_granularities[]`.
+    pub fn timestamp_granularities(
+        mut self,
+        value: ::std::vec::Vec<CreateTranscriptionRequestTimestampGranularitiesItem>,
+    ) -> Self {
+        self.timestamp_granularities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranscriptionResponseJson {
+    /// A `CreateTranscriptionResponseJson` from its required properties (`text`); set the others with the setters.
+    pub fn new(text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: ::std::vec::Vec<CreateTranscriptionResponseJsonLogprobsItem>) -> Self {
+        self.logprobs = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranscriptionResponseJsonLogprobsItem {
+    /// A `CreateTranscriptionResponseJson logprobs item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            token: ::std::option::Option::None,
+            logprob: ::std::option::Option::None,
+            bytes: ::std::option::Option::None,
+        }
+    }
+    /// Sets `token`.
+    pub fn token(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.token = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `logprob`.
+    pub fn logprob(mut self, value: f64) -> Self {
+        self.logprob = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `bytes`.
+    pub fn bytes(mut self, value: ::std::vec::Vec<f64>) -> Self {
+        self.bytes = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for CreateTranscriptionResponseJsonLogprobsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranscriptionResponseVerboseJson {
+    /// A `CreateTranscriptionResponseVerboseJson` from its required properties (`language`, `duration`, `text`); set the others with the setters.
+    pub fn new(
+        language: impl ::std::convert::Into<::std::string::String>,
+        duration: f64,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            language: ::std::convert::Into::into(language),
+            duration,
+            text: ::std::convert::Into::into(text),
+            words: ::std::option::Option::None,
+            segments: ::std::option::Option::None,
+        }
+    }
+    /// Sets `words`.
+    pub fn words(mut self, value: ::std::vec::Vec<TranscriptionWord>) -> Self {
+        self.words = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `segments`.
+    pub fn segments(mut self, value: ::std::vec::Vec<TranscriptionSegment>) -> Self {
+        self.segments = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranslationRequest {
+    /// A `CreateTranslationRequest` from its required properties (`file`, `model`); set the others with the setters.
+    pub fn new(file: crate::form::FilePart, model: CreateTranslationRequestModel) -> Self {
+        Self {
+            file,
+            model,
+            prompt: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+        }
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: CreateTranslationRequestResponseFormat) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranslationResponseJson {
+    /// A `CreateTranslationResponseJson` from its required properties (`text`); set the others with the setters.
+    pub fn new(text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateTranslationResponseVerboseJson {
+    /// A `CreateTranslationResponseVerboseJson` from its required properties (`language`, `duration`, `text`); set the others with the setters.
+    pub fn new(
+        language: impl ::std::convert::Into<::std::string::String>,
+        duration: f64,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            language: ::std::convert::Into::into(language),
+            duration,
+            text: ::std::convert::Into::into(text),
+            segments: ::std::option::Option::None,
+        }
+    }
+    /// Sets `segments`.
+    pub fn segments(mut self, value: ::std::vec::Vec<TranscriptionSegment>) -> Self {
+        self.segments = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateUploadRequest {
+    /// A `CreateUploadRequest` from its required properties (`filename`, `purpose`, `bytes`, `mime_type`); set the others with the setters.
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        purpose: CreateUploadRequestPurpose,
+        bytes: i64,
+        mime_type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            filename: ::std::convert::Into::into(filename),
+            purpose,
+            bytes,
+            mime_type: ::std::convert::Into::into(mime_type),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateVectorStoreFileBatchRequest {
+    /// A `CreateVectorStoreFileBatchRequest` from its required properties (`file_ids`); set the others with the setters.
+    pub fn new(file_ids: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self { file_ids, chunking_strategy: ::std::option::Option::None, attributes: ::std::option::Option::None }
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(mut self, value: ChunkingStrategyRequestParam) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `attributes`.
+    pub fn attributes(mut self, value: VectorStoreFileAttributes) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `attributes` as `null` (leaving it out is not the same).
+    pub fn attributes_null(mut self) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateVectorStoreFileRequest {
+    /// A `CreateVectorStoreFileRequest` from its required properties (`file_id`); set the others with the setters.
+    pub fn new(file_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            file_id: ::std::convert::Into::into(file_id),
+            chunking_strategy: ::std::option::Option::None,
+            attributes: ::std::option::Option::None,
+        }
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(mut self, value: ChunkingStrategyRequestParam) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `attributes`.
+    pub fn attributes(mut self, value: VectorStoreFileAttributes) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `attributes` as `null` (leaving it out is not the same).
+    pub fn attributes_null(mut self) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateVectorStoreRequest {
+    /// A `CreateVectorStoreRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            file_ids: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            expires_after: ::std::option::Option::None,
+            chunking_strategy: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `expires_after`.
+    pub fn expires_after(mut self, value: VectorStoreExpirationAfter) -> Self {
+        self.expires_after = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(mut self, value: CreateVectorStoreRequestChunkingStrategy) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for CreateVectorStoreRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteAssistantResponse {
+    /// A `DeleteAssistantResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: DeleteAssistantResponseObject,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteCertificateResponse {
+    /// A `DeleteCertificateResponse` from its required properties (`object`, `id`); set the others with the setters.
+    pub fn new(object: DeleteCertificateResponseObject, id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { object, id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteEvalResponse200 {
+    /// A `DeleteEval Response 200` from its required properties (`object`, `deleted`, `eval_id`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        eval_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { object: ::std::convert::Into::into(object), deleted, eval_id: ::std::convert::Into::into(eval_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteEvalRunResponse200 {
+    /// A `DeleteEvalRun Response 200` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            object: ::std::option::Option::None,
+            deleted: ::std::option::Option::None,
+            run_id: ::std::option::Option::None,
+        }
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `deleted`.
+    pub fn deleted(mut self, value: bool) -> Self {
+        self.deleted = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `run_id`.
+    pub fn run_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.run_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for DeleteEvalRunResponse200 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteFileResponse {
+    /// A `DeleteFileResponse` from its required properties (`id`, `object`, `deleted`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: DeleteFileResponseObject,
+        deleted: bool,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), object, deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteFineTuningCheckpointPermissionResponse {
+    /// A `DeleteFineTuningCheckpointPermissionResponse` from its required properties (`id`, `object`, `deleted`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: DeleteFineTuningCheckpointPermissionResponseObject,
+        deleted: bool,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), object, deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteMessageResponse {
+    /// A `DeleteMessageResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: DeleteMessageResponseObject,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteModelResponse {
+    /// A `DeleteModelResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object: ::std::convert::Into::into(object) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteThreadResponse {
+    /// A `DeleteThreadResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: DeleteThreadResponseObject,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteVectorStoreFileResponse {
+    /// A `DeleteVectorStoreFileResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: DeleteVectorStoreFileResponseObject,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DeleteVectorStoreResponse {
+    /// A `DeleteVectorStoreResponse` from its required properties (`id`, `deleted`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+        object: DeleteVectorStoreResponseObject,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), deleted, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DoneEvent {
+    /// A `DoneEvent` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: DoneEventEvent, data: DoneEventData) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl DoubleClick {
+    /// A `DoubleClick` from its required properties (`type`, `x`, `y`); set the others with the setters.
+    pub fn new(type_: DoubleClickType, x: i64, y: i64) -> Self {
+        Self { type_, x, y }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Drag {
+    /// A `Drag` from its required properties (`type`, `path`); set the others with the setters.
+    pub fn new(type_: DragType, path: ::std::vec::Vec<Coordinate>) -> Self {
+        Self { type_, path }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EasyInputMessage {
+    /// A `EasyInputMessage` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(role: EasyInputMessageRole, content: EasyInputMessageContent) -> Self {
+        Self { role, content, type_: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: EasyInputMessageType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Embedding {
+    /// A `Embedding` from its required properties (`index`, `embedding`, `object`); set the others with the setters.
+    pub fn new(index: i64, embedding: ::std::vec::Vec<f64>, object: EmbeddingObject) -> Self {
+        Self { index, embedding, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Error {
+    /// A `Error` from its required properties (`code`, `message`, `param`, `type`); set the others with the setters.
+    pub fn new(
+        code: ::std::option::Option<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+        param: ::std::option::Option<::std::string::String>,
+        type_: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { code, message: ::std::convert::Into::into(message), param, type_: ::std::convert::Into::into(type_) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ErrorEvent {
+    /// A `ErrorEvent` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: ErrorEventEvent, data: Error) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ErrorResponse {
+    /// A `ErrorResponse` from its required properties (`error`); set the others with the setters.
+    pub fn new(error: Error) -> Self {
+        Self { error }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Eval {
+    /// A `Eval` from its required properties (`object`, `id`, `name`, `data_source_config`, `testing_criteria`, `created_at`, `metadata`); set the others with the setters.
+    pub fn new(
+        object: EvalObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        data_source_config: EvalDataSourceConfig,
+        testing_criteria: ::std::vec::Vec<EvalTestingCriteriaItem>,
+        created_at: i64,
+        metadata: ::std::option::Option<Metadata>,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            data_source_config,
+            testing_criteria,
+            created_at,
+            metadata,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalApiError {
+    /// A `EvalApiError` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { code: ::std::convert::Into::into(code), message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalCustomDataSourceConfig {
+    /// A `EvalCustomDataSourceConfig` from its required properties (`type`, `schema`); set the others with the setters.
+    pub fn new(
+        type_: EvalCustomDataSourceConfigType,
+        schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        Self { type_, schema }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalItem {
+    /// A `EvalItem` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(role: EvalItemRole, content: EvalItemContent) -> Self {
+        Self { role, content, type_: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: EvalItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalItemContentOutputText {
+    /// A `EvalItemContent Output text` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: EvalItemContentOutputTextType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalJsonlFileContentSource {
+    /// A `EvalJsonlFileContentSource` from its required properties (`type`, `content`); set the others with the setters.
+    pub fn new(
+        type_: EvalJsonlFileContentSourceType,
+        content: ::std::vec::Vec<EvalJsonlFileContentSourceContentItem>,
+    ) -> Self {
+        Self { type_, content }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalJsonlFileContentSourceContentItem {
+    /// A `EvalJsonlFileContentSource content item` from its required properties (`item`); set the others with the setters.
+    pub fn new(item: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        Self { item, sample: ::std::option::Option::None }
+    }
+    /// Sets `sample`.
+    pub fn sample(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.sample = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalJsonlFileIdSource {
+    /// A `EvalJsonlFileIdSource` from its required properties (`type`, `id`); set the others with the setters.
+    pub fn new(type_: EvalJsonlFileIdSourceType, id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalLabelModelGrader {
+    /// A `EvalLabelModelGrader` from its required properties (`type`, `name`, `model`, `input`, `labels`, `passing_labels`); set the others with the setters.
+    pub fn new(
+        type_: EvalLabelModelGraderType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        input: ::std::vec::Vec<EvalItem>,
+        labels: ::std::vec::Vec<::std::string::String>,
+        passing_labels: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            model: ::std::convert::Into::into(model),
+            input,
+            labels,
+            passing_labels,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalList {
+    /// A `EvalList` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: EvalListObject,
+        data: ::std::vec::Vec<Eval>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalPythonGrader {
+    /// A `EvalPythonGrader` from its required properties (`type`, `name`, `source`); set the others with the setters.
+    pub fn new(
+        type_: EvalPythonGraderType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        source: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            source: ::std::convert::Into::into(source),
+            pass_threshold: ::std::option::Option::None,
+            image_tag: ::std::option::Option::None,
+        }
+    }
+    /// Sets `pass_threshold`.
+    pub fn pass_threshold(mut self, value: f64) -> Self {
+        self.pass_threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `image_tag`.
+    pub fn image_tag(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.image_tag = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalResponsesSource {
+    /// A `EvalResponsesSource` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: EvalResponsesSourceType) -> Self {
+        Self {
+            type_,
+            metadata: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            instructions_search: ::std::option::Option::None,
+            created_after: ::std::option::Option::None,
+            created_before: ::std::option::Option::None,
+            has_tool_calls: ::std::option::Option::None,
+            reasoning_effort: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            users: ::std::option::Option::None,
+            allow_parallel_tool_calls: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions_search`.
+    pub fn instructions_search(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions_search =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions_search` as `null` (leaving it out is not the same).
+    pub fn instructions_search_null(mut self) -> Self {
+        self.instructions_search = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `created_after`.
+    pub fn created_after(mut self, value: i64) -> Self {
+        self.created_after = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `created_after` as `null` (leaving it out is not the same).
+    pub fn created_after_null(mut self) -> Self {
+        self.created_after = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `created_before`.
+    pub fn created_before(mut self, value: i64) -> Self {
+        self.created_before = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `created_before` as `null` (leaving it out is not the same).
+    pub fn created_before_null(mut self) -> Self {
+        self.created_before = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `has_tool_calls`.
+    pub fn has_tool_calls(mut self, value: bool) -> Self {
+        self.has_tool_calls = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `has_tool_calls` as `null` (leaving it out is not the same).
+    pub fn has_tool_calls_null(mut self) -> Self {
+        self.has_tool_calls = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning_effort`.
+    pub fn reasoning_effort(mut self, value: ReasoningEffort) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `reasoning_effort` as `null` (leaving it out is not the same).
+    pub fn reasoning_effort_null(mut self) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `users`.
+    pub fn users(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.users = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `users` as `null` (leaving it out is not the same).
+    pub fn users_null(mut self) -> Self {
+        self.users = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `allow_parallel_tool_calls`.
+    pub fn allow_parallel_tool_calls(mut self, value: bool) -> Self {
+        self.allow_parallel_tool_calls = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `allow_parallel_tool_calls` as `null` (leaving it out is not the same).
+    pub fn allow_parallel_tool_calls_null(mut self) -> Self {
+        self.allow_parallel_tool_calls = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRun {
+    /// A `EvalRun` from its required properties (`object`, `id`, `eval_id`, `status`, `model`, `name`, `created_at`, `report_url`, `result_counts`, `per_model_usage`, `per_testing_criteria_results`, `data_source`, `metadata`, `error`); set the others with the setters.
+    pub fn new(
+        object: EvalRunObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        eval_id: impl ::std::convert::Into<::std::string::String>,
+        status: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        report_url: impl ::std::convert::Into<::std::string::String>,
+        result_counts: EvalRunResultCounts,
+        per_model_usage: ::std::vec::Vec<EvalRunPerModelUsageItem>,
+        per_testing_criteria_results: ::std::vec::Vec<EvalRunPerTestingCriteriaResultsItem>,
+        data_source: EvalRunDataSource,
+        metadata: ::std::option::Option<Metadata>,
+        error: EvalApiError,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            eval_id: ::std::convert::Into::into(eval_id),
+            status: ::std::convert::Into::into(status),
+            model: ::std::convert::Into::into(model),
+            name: ::std::convert::Into::into(name),
+            created_at,
+            report_url: ::std::convert::Into::into(report_url),
+            result_counts,
+            per_model_usage,
+            per_testing_criteria_results,
+            data_source,
+            metadata,
+            error,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunList {
+    /// A `EvalRunList` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: EvalRunListObject,
+        data: ::std::vec::Vec<EvalRun>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItem {
+    /// A `EvalRunOutputItem` from its required properties (`object`, `id`, `run_id`, `eval_id`, `created_at`, `status`, `datasource_item_id`, `datasource_item`, `results`, `sample`); set the others with the setters.
+    pub fn new(
+        object: EvalRunOutputItemObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        run_id: impl ::std::convert::Into<::std::string::String>,
+        eval_id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        status: impl ::std::convert::Into<::std::string::String>,
+        datasource_item_id: i64,
+        datasource_item: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+        results: ::std::vec::Vec<::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>>,
+        sample: EvalRunOutputItemSample,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            run_id: ::std::convert::Into::into(run_id),
+            eval_id: ::std::convert::Into::into(eval_id),
+            created_at,
+            status: ::std::convert::Into::into(status),
+            datasource_item_id,
+            datasource_item,
+            results,
+            sample,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItemList {
+    /// A `EvalRunOutputItemList` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: EvalRunOutputItemListObject,
+        data: ::std::vec::Vec<EvalRunOutputItem>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItemSample {
+    /// A `EvalRunOutputItem sample` from its required properties (`input`, `output`, `finish_reason`, `model`, `usage`, `error`, `temperature`, `max_completion_tokens`, `top_p`, `seed`); set the others with the setters.
+    pub fn new(
+        input: ::std::vec::Vec<EvalRunOutputItemSampleInputItem>,
+        output: ::std::vec::Vec<EvalRunOutputItemSampleOutputItem>,
+        finish_reason: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        usage: EvalRunOutputItemSampleUsage,
+        error: EvalApiError,
+        temperature: f64,
+        max_completion_tokens: i64,
+        top_p: f64,
+        seed: i64,
+    ) -> Self {
+        Self {
+            input,
+            output,
+            finish_reason: ::std::convert::Into::into(finish_reason),
+            model: ::std::convert::Into::into(model),
+            usage,
+            error,
+            temperature,
+            max_completion_tokens,
+            top_p,
+            seed,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItemSampleInputItem {
+    /// A `EvalRunOutputItemSample input item` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(
+        role: impl ::std::convert::Into<::std::string::String>,
+        content: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { role: ::std::convert::Into::into(role), content: ::std::convert::Into::into(content) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItemSampleOutputItem {
+    /// A `EvalRunOutputItemSample output item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None, content: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.role = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.content = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for EvalRunOutputItemSampleOutputItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunOutputItemSampleUsage {
+    /// A `EvalRunOutputItemSample usage` from its required properties (`total_tokens`, `completion_tokens`, `prompt_tokens`, `cached_tokens`); set the others with the setters.
+    pub fn new(total_tokens: i64, completion_tokens: i64, prompt_tokens: i64, cached_tokens: i64) -> Self {
+        Self { total_tokens, completion_tokens, prompt_tokens, cached_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunPerModelUsageItem {
+    /// A `EvalRun per_model_usage item` from its required properties (`model_name`, `invocation_count`, `prompt_tokens`, `completion_tokens`, `total_tokens`, `cached_tokens`); set the others with the setters.
+    pub fn new(
+        model_name: impl ::std::convert::Into<::std::string::String>,
+        invocation_count: i64,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+        total_tokens: i64,
+        cached_tokens: i64,
+    ) -> Self {
+        Self {
+            model_name: ::std::convert::Into::into(model_name),
+            invocation_count,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            cached_tokens,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunPerTestingCriteriaResultsItem {
+    /// A `EvalRun per_testing_criteria_results item` from its required properties (`testing_criteria`, `passed`, `failed`); set the others with the setters.
+    pub fn new(testing_criteria: impl ::std::convert::Into<::std::string::String>, passed: i64, failed: i64) -> Self {
+        Self { testing_criteria: ::std::convert::Into::into(testing_criteria), passed, failed }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalRunResultCounts {
+    /// A `EvalRun result_counts` from its required properties (`total`, `errored`, `failed`, `passed`); set the others with the setters.
+    pub fn new(total: i64, errored: i64, failed: i64, passed: i64) -> Self {
+        Self { total, errored, failed, passed }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalScoreModelGrader {
+    /// A `EvalScoreModelGrader` from its required properties (`type`, `name`, `model`, `input`); set the others with the setters.
+    pub fn new(
+        type_: EvalScoreModelGraderType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        input: ::std::vec::Vec<EvalItem>,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            model: ::std::convert::Into::into(model),
+            sampling_params: ::std::option::Option::None,
+            input,
+            pass_threshold: ::std::option::Option::None,
+            range: ::std::option::Option::None,
+        }
+    }
+    /// Sets `sampling_params`.
+    pub fn sampling_params(
+        mut self,
+        value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        self.sampling_params = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `pass_threshold`.
+    pub fn pass_threshold(mut self, value: f64) -> Self {
+        self.pass_threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `range`.
+    pub fn range(mut self, value: ::std::vec::Vec<f64>) -> Self {
+        self.range = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalStoredCompletionsDataSourceConfig {
+    /// A `EvalStoredCompletionsDataSourceConfig` from its required properties (`type`, `schema`); set the others with the setters.
+    pub fn new(
+        type_: EvalStoredCompletionsDataSourceConfigType,
+        schema: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        Self { type_, metadata: ::std::option::Option::None, schema }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalStoredCompletionsSource {
+    /// A `EvalStoredCompletionsSource` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: EvalStoredCompletionsSourceType) -> Self {
+        Self {
+            type_,
+            metadata: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            created_after: ::std::option::Option::None,
+            created_before: ::std::option::Option::None,
+            limit: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `created_after`.
+    pub fn created_after(mut self, value: i64) -> Self {
+        self.created_after = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `created_after` as `null` (leaving it out is not the same).
+    pub fn created_after_null(mut self) -> Self {
+        self.created_after = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `created_before`.
+    pub fn created_before(mut self, value: i64) -> Self {
+        self.created_before = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `created_before` as `null` (leaving it out is not the same).
+    pub fn created_before_null(mut self) -> Self {
+        self.created_before = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `limit`.
+    pub fn limit(mut self, value: i64) -> Self {
+        self.limit = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `limit` as `null` (leaving it out is not the same).
+    pub fn limit_null(mut self) -> Self {
+        self.limit = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalStringCheckGrader {
+    /// A `EvalStringCheckGrader` from its required properties (`type`, `name`, `input`, `reference`, `operation`); set the others with the setters.
+    pub fn new(
+        type_: EvalStringCheckGraderType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        input: impl ::std::convert::Into<::std::string::String>,
+        reference: impl ::std::convert::Into<::std::string::String>,
+        operation: EvalStringCheckGraderOperation,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            input: ::std::convert::Into::into(input),
+            reference: ::std::convert::Into::into(reference),
+            operation,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl EvalTextSimilarityGrader {
+    /// A `EvalTextSimilarityGrader` from its required properties (`type`, `input`, `reference`, `pass_threshold`, `evaluation_metric`); set the others with the setters.
+    pub fn new(
+        type_: EvalTextSimilarityGraderType,
+        input: impl ::std::convert::Into<::std::string::String>,
+        reference: impl ::std::convert::Into<::std::string::String>,
+        pass_threshold: f64,
+        evaluation_metric: EvalTextSimilarityGraderEvaluationMetric,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::option::Option::None,
+            input: ::std::convert::Into::into(input),
+            reference: ::std::convert::Into::into(reference),
+            pass_threshold,
+            evaluation_metric,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FileCitationBody {
+    /// A `FileCitationBody` from its required properties (`type`, `file_id`, `index`); set the others with the setters.
+    pub fn new(
+        type_: FileCitationBodyType,
+        file_id: impl ::std::convert::Into<::std::string::String>,
+        index: i64,
+    ) -> Self {
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FilePath {
+    /// A `FilePath` from its required properties (`type`, `file_id`, `index`); set the others with the setters.
+    pub fn new(type_: FilePathType, file_id: impl ::std::convert::Into<::std::string::String>, index: i64) -> Self {
+        Self { type_, file_id: ::std::convert::Into::into(file_id), index }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FileSearchRankingOptions {
+    /// A `FileSearchRankingOptions` from its required properties (`score_threshold`); set the others with the setters.
+    pub fn new(score_threshold: f64) -> Self {
+        Self { ranker: ::std::option::Option::None, score_threshold }
+    }
+    /// Sets `ranker`.
+    pub fn ranker(mut self, value: FileSearchRanker) -> Self {
+        self.ranker = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FileSearchTool {
+    /// A `FileSearchTool` from its required properties (`type`, `vector_store_ids`); set the others with the setters.
+    pub fn new(type_: FileSearchToolType, vector_store_ids: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self {
+            type_,
+            vector_store_ids,
+            max_num_results: ::std::option::Option::None,
+            ranking_options: ::std::option::Option::None,
+            filters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `max_num_results`.
+    pub fn max_num_results(mut self, value: i64) -> Self {
+        self.max_num_results = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `ranking_options`.
+    pub fn ranking_options(mut self, value: RankingOptions) -> Self {
+        self.ranking_options = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `filters`.
+    pub fn filters(mut self, value: Filters) -> Self {
+        self.filters = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `filters` as `null` (leaving it out is not the same).
+    pub fn filters_null(mut self) -> Self {
+        self.filters = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FileSearchToolCall {
+    /// A `FileSearchToolCall` from its required properties (`id`, `type`, `status`, `queries`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: FileSearchToolCallType,
+        status: FileSearchToolCallStatus,
+        queries: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, status, queries, results: ::std::option::Option::None }
+    }
+    /// Sets `results`.
+    pub fn results(mut self, value: ::std::vec::Vec<FileSearchToolCallResultsItem>) -> Self {
+        self.results = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `results` as `null` (leaving it out is not the same).
+    pub fn results_null(mut self) -> Self {
+        self.results = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FileSearchToolCallResultsItem {
+    /// A `FileSearchToolCall results item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            file_id: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            filename: ::std::option::Option::None,
+            attributes: ::std::option::Option::None,
+            score: ::std::option::Option::None,
+        }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `filename`.
+    pub fn filename(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.filename = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `attributes`.
+    pub fn attributes(mut self, value: VectorStoreFileAttributes) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `attributes` as `null` (leaving it out is not the same).
+    pub fn attributes_null(mut self) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `score`.
+    pub fn score(mut self, value: f64) -> Self {
+        self.score = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FileSearchToolCallResultsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneChatCompletionRequestAssistantMessage {
+    /// A `FineTuneChatCompletionRequestAssistantMessage` from its required properties (`role`); set the others with the setters.
+    pub fn new(role: FineTuneChatCompletionRequestAssistantMessageRole) -> Self {
+        Self {
+            weight: ::std::option::Option::None,
+            content: ::std::option::Option::None,
+            refusal: ::std::option::Option::None,
+            role,
+            name: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            tool_calls: ::std::option::Option::None,
+            function_call: ::std::option::Option::None,
+        }
+    }
+    /// Sets `weight`.
+    pub fn weight(mut self, value: i64) -> Self {
+        self.weight = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: FineTuneChatCompletionRequestAssistantMessageContent) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `content` as `null` (leaving it out is not the same).
+    pub fn content_null(mut self) -> Self {
+        self.content = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `refusal`.
+    pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `refusal` as `null` (leaving it out is not the same).
+    pub fn refusal_null(mut self) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: FineTuneChatCompletionRequestAssistantMessageAudio) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `audio` as `null` (leaving it out is not the same).
+    pub fn audio_null(mut self) -> Self {
+        self.audio = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ChatCompletionMessageToolCalls) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `function_call`.
+    #[deprecated]
+    pub fn function_call(mut self, value: FineTuneChatCompletionRequestAssistantMessageFunctionCall) -> Self {
+        self.function_call = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `function_call` as `null` (leaving it out is not the same).
+    #[deprecated]
+    pub fn function_call_null(mut self) -> Self {
+        self.function_call = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneChatCompletionRequestAssistantMessageAudio {
+    /// A `FineTuneChatCompletionRequestAssistantMessage audio` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: ::std::convert::Into::into(id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneChatCompletionRequestAssistantMessageFunctionCall {
+    /// A `FineTuneChatCompletionRequestAssistantMessage function_call` from its required properties (`arguments`, `name`); set the others with the setters.
+    pub fn new(
+        arguments: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { arguments: ::std::convert::Into::into(arguments), name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneChatRequestInput {
+    /// A `FineTuneChatRequestInput` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            messages: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+            functions: ::std::option::Option::None,
+        }
+    }
+    /// Sets `messages`.
+    pub fn messages(mut self, value: ::std::vec::Vec<FineTuneChatRequestInputMessagesItem>) -> Self {
+        self.messages = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<ChatCompletionTool>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: ParallelToolCalls) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `functions`.
+    #[deprecated]
+    pub fn functions(mut self, value: ::std::vec::Vec<ChatCompletionFunctions>) -> Self {
+        self.functions = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneChatRequestInput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneCompletionRequestInput {
+    /// A `FineTuneCompletionRequestInput` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { prompt: ::std::option::Option::None, completion: ::std::option::Option::None }
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `completion`.
+    pub fn completion(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.completion = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for FineTuneCompletionRequestInput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneDpoMethod {
+    /// A `FineTuneDPOMethod` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { hyperparameters: ::std::option::Option::None }
+    }
+    /// Sets `hyperparameters`.
+    pub fn hyperparameters(mut self, value: FineTuneDpoMethodHyperparameters) -> Self {
+        self.hyperparameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneDpoMethod {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneDpoMethodHyperparameters {
+    /// A `FineTuneDpoMethod hyperparameters` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            beta: ::std::option::Option::None,
+            batch_size: ::std::option::Option::None,
+            learning_rate_multiplier: ::std::option::Option::None,
+            n_epochs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `beta`.
+    pub fn beta(mut self, value: FineTuneDpoMethodHyperparametersBeta) -> Self {
+        self.beta = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `batch_size`.
+    pub fn batch_size(mut self, value: FineTuneDpoMethodHyperparametersBatchSize) -> Self {
+        self.batch_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `learning_rate_multiplier`.
+    pub fn learning_rate_multiplier(mut self, value: FineTuneDpoMethodHyperparametersLearningRateMultiplier) -> Self {
+        self.learning_rate_multiplier = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `n_epochs`.
+    pub fn n_epochs(mut self, value: FineTuneDpoMethodHyperparametersNEpochs) -> Self {
+        self.n_epochs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneDpoMethodHyperparameters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneMethod {
+    /// A `FineTuneMethod` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            supervised: ::std::option::Option::None,
+            dpo: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: FineTuneMethodType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `supervised`.
+    pub fn supervised(mut self, value: FineTuneSupervisedMethod) -> Self {
+        self.supervised = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `dpo`.
+    pub fn dpo(mut self, value: FineTuneDpoMethod) -> Self {
+        self.dpo = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneMethod {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTunePreferenceRequestInput {
+    /// A `FineTunePreferenceRequestInput` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            input: ::std::option::Option::None,
+            preferred_completion: ::std::option::Option::None,
+            non_preferred_completion: ::std::option::Option::None,
+        }
+    }
+    /// Sets `input`.
+    pub fn input(mut self, value: FineTunePreferenceRequestInputInput) -> Self {
+        self.input = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `preferred_completion`.
+    pub fn preferred_completion(
+        mut self,
+        value: ::std::vec::Vec<FineTunePreferenceRequestInputPreferredCompletionItem>,
+    ) -> Self {
+        self.preferred_completion = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `non_preferred_completion`.
+    pub fn non_preferred_completion(
+        mut self,
+        value: ::std::vec::Vec<FineTunePreferenceRequestInputNonPreferredCompletionItem>,
+    ) -> Self {
+        self.non_preferred_completion = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTunePreferenceRequestInput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTunePreferenceRequestInputInput {
+    /// A `FineTunePreferenceRequestInput input` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            messages: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            parallel_tool_calls: ::std::option::Option::None,
+        }
+    }
+    /// Sets `messages`.
+    pub fn messages(mut self, value: ::std::vec::Vec<FineTunePreferenceRequestInputInputMessagesItem>) -> Self {
+        self.messages = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<ChatCompletionTool>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `parallel_tool_calls`.
+    pub fn parallel_tool_calls(mut self, value: ParallelToolCalls) -> Self {
+        self.parallel_tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTunePreferenceRequestInputInput {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneSupervisedMethod {
+    /// A `FineTuneSupervisedMethod` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { hyperparameters: ::std::option::Option::None }
+    }
+    /// Sets `hyperparameters`.
+    pub fn hyperparameters(mut self, value: FineTuneSupervisedMethodHyperparameters) -> Self {
+        self.hyperparameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneSupervisedMethod {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuneSupervisedMethodHyperparameters {
+    /// A `FineTuneSupervisedMethod hyperparameters` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            batch_size: ::std::option::Option::None,
+            learning_rate_multiplier: ::std::option::Option::None,
+            n_epochs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `batch_size`.
+    pub fn batch_size(mut self, value: FineTuneSupervisedMethodHyperparametersBatchSize) -> Self {
+        self.batch_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `learning_rate_multiplier`.
+    pub fn learning_rate_multiplier(
+        mut self,
+        value: FineTuneSupervisedMethodHyperparametersLearningRateMultiplier,
+    ) -> Self {
+        self.learning_rate_multiplier = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `n_epochs`.
+    pub fn n_epochs(mut self, value: FineTuneSupervisedMethodHyperparametersNEpochs) -> Self {
+        self.n_epochs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuneSupervisedMethodHyperparameters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningCheckpointPermission {
+    /// A `FineTuningCheckpointPermission` from its required properties (`id`, `created_at`, `project_id`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        project_id: impl ::std::convert::Into<::std::string::String>,
+        object: FineTuningCheckpointPermissionObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            created_at,
+            project_id: ::std::convert::Into::into(project_id),
+            object,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningIntegration {
+    /// A `FineTuningIntegration` from its required properties (`type`, `wandb`); set the others with the setters.
+    pub fn new(type_: FineTuningIntegrationType, wandb: FineTuningIntegrationWandb) -> Self {
+        Self { type_, wandb }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningIntegrationWandb {
+    /// A `FineTuningIntegration wandb` from its required properties (`project`); set the others with the setters.
+    pub fn new(project: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            project: ::std::convert::Into::into(project),
+            name: ::std::option::Option::None,
+            entity: ::std::option::Option::None,
+            tags: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `name` as `null` (leaving it out is not the same).
+    pub fn name_null(mut self) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `entity`.
+    pub fn entity(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.entity = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `entity` as `null` (leaving it out is not the same).
+    pub fn entity_null(mut self) -> Self {
+        self.entity = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJob {
+    /// A `FineTuningJob` from its required properties (`id`, `created_at`, `error`, `fine_tuned_model`, `finished_at`, `hyperparameters`, `model`, `object`, `organization_id`, `result_files`, `status`, `trained_tokens`, `training_file`, `validation_file`, `seed`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        error: ::std::option::Option<FineTuningJobError>,
+        fine_tuned_model: ::std::option::Option<::std::string::String>,
+        finished_at: ::std::option::Option<i64>,
+        hyperparameters: FineTuningJobHyperparameters,
+        model: impl ::std::convert::Into<::std::string::String>,
+        object: FineTuningJobObject,
+        organization_id: impl ::std::convert::Into<::std::string::String>,
+        result_files: ::std::vec::Vec<::std::string::String>,
+        status: FineTuningJobStatus,
+        trained_tokens: ::std::option::Option<i64>,
+        training_file: impl ::std::convert::Into<::std::string::String>,
+        validation_file: ::std::option::Option<::std::string::String>,
+        seed: i64,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            created_at,
+            error,
+            fine_tuned_model,
+            finished_at,
+            hyperparameters,
+            model: ::std::convert::Into::into(model),
+            object,
+            organization_id: ::std::convert::Into::into(organization_id),
+            result_files,
+            status,
+            trained_tokens,
+            training_file: ::std::convert::Into::into(training_file),
+            validation_file,
+            integrations: ::std::option::Option::None,
+            seed,
+            estimated_finish: ::std::option::Option::None,
+            method: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `integrations`.
+    pub fn integrations(mut self, value: ::std::vec::Vec<FineTuningJobIntegrationsItem>) -> Self {
+        self.integrations = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `integrations` as `null` (leaving it out is not the same).
+    pub fn integrations_null(mut self) -> Self {
+        self.integrations = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `estimated_finish`.
+    pub fn estimated_finish(mut self, value: i64) -> Self {
+        self.estimated_finish = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `estimated_finish` as `null` (leaving it out is not the same).
+    pub fn estimated_finish_null(mut self) -> Self {
+        self.estimated_finish = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `method`.
+    pub fn method(mut self, value: FineTuneMethod) -> Self {
+        self.method = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJobCheckpoint {
+    /// A `FineTuningJobCheckpoint` from its required properties (`id`, `created_at`, `fine_tuned_model_checkpoint`, `step_number`, `metrics`, `fine_tuning_job_id`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        fine_tuned_model_checkpoint: impl ::std::convert::Into<::std::string::String>,
+        step_number: i64,
+        metrics: FineTuningJobCheckpointMetrics,
+        fine_tuning_job_id: impl ::std::convert::Into<::std::string::String>,
+        object: FineTuningJobCheckpointObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            created_at,
+            fine_tuned_model_checkpoint: ::std::convert::Into::into(fine_tuned_model_checkpoint),
+            step_number,
+            metrics,
+            fine_tuning_job_id: ::std::convert::Into::into(fine_tuning_job_id),
+            object,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJobCheckpointMetrics {
+    /// A `FineTuningJobCheckpoint metrics` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            step: ::std::option::Option::None,
+            train_loss: ::std::option::Option::None,
+            train_mean_token_accuracy: ::std::option::Option::None,
+            valid_loss: ::std::option::Option::None,
+            valid_mean_token_accuracy: ::std::option::Option::None,
+            full_valid_loss: ::std::option::Option::None,
+            full_valid_mean_token_accuracy: ::std::option::Option::None,
+        }
+    }
+    /// Sets `step`.
+    pub fn step(mut self, value: f64) -> Self {
+        self.step = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `train_loss`.
+    pub fn train_loss(mut self, value: f64) -> Self {
+        self.train_loss = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `train_mean_token_accuracy`.
+    pub fn train_mean_token_accuracy(mut self, value: f64) -> Self {
+        self.train_mean_token_accuracy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `valid_loss`.
+    pub fn valid_loss(mut self, value: f64) -> Self {
+        self.valid_loss = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `valid_mean_token_accuracy`.
+    pub fn valid_mean_token_accuracy(mut self, value: f64) -> Self {
+        self.valid_mean_token_accuracy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `full_valid_loss`.
+    pub fn full_valid_loss(mut self, value: f64) -> Self {
+        self.full_valid_loss = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `full_valid_mean_token_accuracy`.
+    pub fn full_valid_mean_token_accuracy(mut self, value: f64) -> Self {
+        self.full_valid_mean_token_accuracy = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuningJobCheckpointMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJobError {
+    /// A `FineTuningJob error` from its required properties (`code`, `message`, `param`); set the others with the setters.
+    pub fn new(
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+        param: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self { code: ::std::convert::Into::into(code), message: ::std::convert::Into::into(message), param }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJobEvent {
+    /// A `FineTuningJobEvent` from its required properties (`object`, `id`, `created_at`, `level`, `message`); set the others with the setters.
+    pub fn new(
+        object: FineTuningJobEventObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        level: FineTuningJobEventLevel,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            created_at,
+            level,
+            message: ::std::convert::Into::into(message),
+            type_: ::std::option::Option::None,
+            data: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: FineTuningJobEventType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FineTuningJobHyperparameters {
+    /// A `FineTuningJob hyperparameters` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            batch_size: ::std::option::Option::None,
+            learning_rate_multiplier: ::std::option::Option::None,
+            n_epochs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `batch_size`.
+    pub fn batch_size(mut self, value: FineTuningJobHyperparametersBatchSize) -> Self {
+        self.batch_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `learning_rate_multiplier`.
+    pub fn learning_rate_multiplier(mut self, value: FineTuningJobHyperparametersLearningRateMultiplier) -> Self {
+        self.learning_rate_multiplier = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `n_epochs`.
+    pub fn n_epochs(mut self, value: FineTuningJobHyperparametersNEpochs) -> Self {
+        self.n_epochs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for FineTuningJobHyperparameters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionCallOutputItemParam {
+    /// A `FunctionCallOutputItemParam` from its required properties (`call_id`, `type`, `output`); set the others with the setters.
+    pub fn new(
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        type_: FunctionCallOutputItemParamType,
+        output: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            call_id: ::std::convert::Into::into(call_id),
+            type_,
+            output: ::std::convert::Into::into(output),
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `id` as `null` (leaving it out is not the same).
+    pub fn id_null(mut self) -> Self {
+        self.id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: FunctionCallOutputItemParamStatus) -> Self {
+        self.status = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `status` as `null` (leaving it out is not the same).
+    pub fn status_null(mut self) -> Self {
+        self.status = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionObject {
+    /// A `FunctionObject` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            description: ::std::option::Option::None,
+            name: ::std::convert::Into::into(name),
+            parameters: ::std::option::Option::None,
+            strict: ::std::option::Option::None,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(mut self, value: FunctionParameters) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `strict`.
+    pub fn strict(mut self, value: bool) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `strict` as `null` (leaving it out is not the same).
+    pub fn strict_null(mut self) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionTool {
+    /// A `FunctionTool` from its required properties (`type`, `name`, `parameters`, `strict`); set the others with the setters.
+    pub fn new(
+        type_: FunctionToolType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        parameters: ::std::option::Option<::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>>,
+        strict: ::std::option::Option<bool>,
+    ) -> Self {
+        Self {
+            type_,
+            name: ::std::convert::Into::into(name),
+            description: ::std::option::Option::None,
+            parameters,
+            strict,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `description` as `null` (leaving it out is not the same).
+    pub fn description_null(mut self) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionToolCall {
+    /// A `FunctionToolCall` from its required properties (`type`, `call_id`, `name`, `arguments`); set the others with the setters.
+    pub fn new(
+        type_: FunctionToolCallType,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            type_,
+            call_id: ::std::convert::Into::into(call_id),
+            name: ::std::convert::Into::into(name),
+            arguments: ::std::convert::Into::into(arguments),
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: FunctionToolCallStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionToolCallOutput {
+    /// A `FunctionToolCallOutput` from its required properties (`type`, `call_id`, `output`); set the others with the setters.
+    pub fn new(
+        type_: FunctionToolCallOutputType,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        output: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            type_,
+            call_id: ::std::convert::Into::into(call_id),
+            output: ::std::convert::Into::into(output),
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: FunctionToolCallOutputStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionToolCallOutputResource {
+    /// A `FunctionToolCallOutputResource` from its required properties (`id`, `type`, `call_id`, `output`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: FunctionToolCallOutputResourceType,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        output: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            type_,
+            call_id: ::std::convert::Into::into(call_id),
+            output: ::std::convert::Into::into(output),
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: FunctionToolCallOutputResourceStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl FunctionToolCallResource {
+    /// A `FunctionToolCallResource` from its required properties (`id`, `type`, `call_id`, `name`, `arguments`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: FunctionToolCallResourceType,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            type_,
+            call_id: ::std::convert::Into::into(call_id),
+            name: ::std::convert::Into::into(name),
+            arguments: ::std::convert::Into::into(arguments),
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: FunctionToolCallResourceStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Image {
+    /// A `Image` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            b64_json: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+            revised_prompt: ::std::option::Option::None,
+        }
+    }
+    /// Sets `b64_json`.
+    pub fn b64_json(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.b64_json = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `revised_prompt`.
+    pub fn revised_prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.revised_prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Image {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ImagesResponse {
+    /// A `ImagesResponse` from its required properties (`created`); set the others with the setters.
+    pub fn new(created: i64) -> Self {
+        Self { created, data: ::std::option::Option::None, usage: ::std::option::Option::None }
+    }
+    /// Sets `data`.
+    pub fn data(mut self, value: ::std::vec::Vec<Image>) -> Self {
+        self.data = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: ImagesResponseUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ImagesResponseUsage {
+    /// A `ImagesResponse usage` from its required properties (`total_tokens`, `input_tokens`, `output_tokens`, `input_tokens_details`); set the others with the setters.
+    pub fn new(
+        total_tokens: i64,
+        input_tokens: i64,
+        output_tokens: i64,
+        input_tokens_details: ImagesResponseUsageInputTokensDetails,
+    ) -> Self {
+        Self { total_tokens, input_tokens, output_tokens, input_tokens_details }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ImagesResponseUsageInputTokensDetails {
+    /// A `ImagesResponseUsage input_tokens_details` from its required properties (`text_tokens`, `image_tokens`); set the others with the setters.
+    pub fn new(text_tokens: i64, image_tokens: i64) -> Self {
+        Self { text_tokens, image_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputAudio {
+    /// A `InputAudio` from its required properties (`type`, `data`, `format`); set the others with the setters.
+    pub fn new(
+        type_: InputAudioType,
+        data: impl ::std::convert::Into<::std::string::String>,
+        format: InputAudioFormat,
+    ) -> Self {
+        Self { type_, data: ::std::convert::Into::into(data), format }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputFileContent {
+    /// A `InputFileContent` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: InputFileContentType) -> Self {
+        Self {
+            type_,
+            file_id: ::std::option::Option::None,
+            filename: ::std::option::Option::None,
+            file_data: ::std::option::Option::None,
+        }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `file_id` as `null` (leaving it out is not the same).
+    pub fn file_id_null(mut self) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `filename`.
+    pub fn filename(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.filename = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_data`.
+    pub fn file_data(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_data = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputImageContent {
+    /// A `InputImageContent` from its required properties (`type`, `detail`); set the others with the setters.
+    pub fn new(type_: InputImageContentType, detail: InputImageContentDetail) -> Self {
+        Self { type_, image_url: ::std::option::Option::None, file_id: ::std::option::Option::None, detail }
+    }
+    /// Sets `image_url`.
+    pub fn image_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.image_url = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `image_url` as `null` (leaving it out is not the same).
+    pub fn image_url_null(mut self) -> Self {
+        self.image_url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `file_id` as `null` (leaving it out is not the same).
+    pub fn file_id_null(mut self) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputMessage {
+    /// A `InputMessage` from its required properties (`role`, `content`); set the others with the setters.
+    pub fn new(role: InputMessageRole, content: InputMessageContentList) -> Self {
+        Self { type_: ::std::option::Option::None, role, status: ::std::option::Option::None, content }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: InputMessageType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: InputMessageStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputMessageResource {
+    /// A `InputMessageResource` from its required properties (`role`, `content`, `id`); set the others with the setters.
+    pub fn new(
+        role: InputMessageResourceRole,
+        content: InputMessageContentList,
+        id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            role,
+            status: ::std::option::Option::None,
+            content,
+            id: ::std::convert::Into::into(id),
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: InputMessageResourceType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: InputMessageResourceStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InputTextContent {
+    /// A `InputTextContent` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: InputTextContentType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Invite {
+    /// A `Invite` from its required properties (`object`, `id`, `email`, `role`, `status`, `invited_at`, `expires_at`); set the others with the setters.
+    pub fn new(
+        object: InviteObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        email: impl ::std::convert::Into<::std::string::String>,
+        role: InviteRole,
+        status: InviteStatus,
+        invited_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            email: ::std::convert::Into::into(email),
+            role,
+            status,
+            invited_at,
+            expires_at,
+            accepted_at: ::std::option::Option::None,
+            projects: ::std::option::Option::None,
+        }
+    }
+    /// Sets `accepted_at`.
+    pub fn accepted_at(mut self, value: i64) -> Self {
+        self.accepted_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `projects`.
+    pub fn projects(mut self, value: ::std::vec::Vec<InviteProjectsItem>) -> Self {
+        self.projects = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InviteDeleteResponse {
+    /// A `InviteDeleteResponse` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: InviteDeleteResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InviteListResponse {
+    /// A `InviteListResponse` from its required properties (`object`, `data`); set the others with the setters.
+    pub fn new(object: InviteListResponseObject, data: ::std::vec::Vec<Invite>) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::option::Option::None,
+            last_id: ::std::option::Option::None,
+            has_more: ::std::option::Option::None,
+        }
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `has_more`.
+    pub fn has_more(mut self, value: bool) -> Self {
+        self.has_more = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InviteProjectsItem {
+    /// A `Invite projects item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, role: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: InviteProjectsItemRole) -> Self {
+        self.role = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for InviteProjectsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InviteRequest {
+    /// A `InviteRequest` from its required properties (`email`, `role`); set the others with the setters.
+    pub fn new(email: impl ::std::convert::Into<::std::string::String>, role: InviteRequestRole) -> Self {
+        Self { email: ::std::convert::Into::into(email), role, projects: ::std::option::Option::None }
+    }
+    /// Sets `projects`.
+    pub fn projects(mut self, value: ::std::vec::Vec<InviteRequestProjectsItem>) -> Self {
+        self.projects = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl InviteRequestProjectsItem {
+    /// A `InviteRequest projects item` from its required properties (`id`, `role`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>, role: InviteRequestProjectsItemRole) -> Self {
+        Self { id: ::std::convert::Into::into(id), role }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ItemReferenceParam {
+    /// A `ItemReferenceParam` from its required properties (`id`); set the others with the setters.
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_: ::std::option::Option::None, id: ::std::convert::Into::into(id) }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: ItemReferenceParamType) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `type` as `null` (leaving it out is not the same).
+    pub fn type_null(mut self) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl KeyPress {
+    /// A `KeyPress` from its required properties (`type`, `keys`); set the others with the setters.
+    pub fn new(type_: KeyPressType, keys: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self { type_, keys }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListAssistantsResponse {
+    /// A `ListAssistantsResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<AssistantObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListAuditLogsEffectiveAt {
+    /// A `ListAuditLogs effective_at` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            gt: ::std::option::Option::None,
+            gte: ::std::option::Option::None,
+            lt: ::std::option::Option::None,
+            lte: ::std::option::Option::None,
+        }
+    }
+    /// Sets `gt`.
+    pub fn gt(mut self, value: i64) -> Self {
+        self.gt = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `gte`.
+    pub fn gte(mut self, value: i64) -> Self {
+        self.gte = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `lt`.
+    pub fn lt(mut self, value: i64) -> Self {
+        self.lt = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `lte`.
+    pub fn lte(mut self, value: i64) -> Self {
+        self.lte = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ListAuditLogsEffectiveAt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListAuditLogsResponse {
+    /// A `ListAuditLogsResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ListAuditLogsResponseObject,
+        data: ::std::vec::Vec<AuditLog>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListBatchesResponse {
+    /// A `ListBatchesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
+    pub fn new(data: ::std::vec::Vec<Batch>, has_more: bool, object: ListBatchesResponseObject) -> Self {
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListCertificatesResponse {
+    /// A `ListCertificatesResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
+    pub fn new(data: ::std::vec::Vec<Certificate>, has_more: bool, object: ListCertificatesResponseObject) -> Self {
+        Self { data, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more, object }
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListFilesResponse {
+    /// A `ListFilesResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<OpenAiFile>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListFineTuningCheckpointPermissionResponse {
+    /// A `ListFineTuningCheckpointPermissionResponse` from its required properties (`data`, `object`, `has_more`); set the others with the setters.
+    pub fn new(
+        data: ::std::vec::Vec<FineTuningCheckpointPermission>,
+        object: ListFineTuningCheckpointPermissionResponseObject,
+        has_more: bool,
+    ) -> Self {
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `first_id` as `null` (leaving it out is not the same).
+    pub fn first_id_null(mut self) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `last_id` as `null` (leaving it out is not the same).
+    pub fn last_id_null(mut self) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListFineTuningJobCheckpointsResponse {
+    /// A `ListFineTuningJobCheckpointsResponse` from its required properties (`data`, `object`, `has_more`); set the others with the setters.
+    pub fn new(
+        data: ::std::vec::Vec<FineTuningJobCheckpoint>,
+        object: ListFineTuningJobCheckpointsResponseObject,
+        has_more: bool,
+    ) -> Self {
+        Self { data, object, first_id: ::std::option::Option::None, last_id: ::std::option::Option::None, has_more }
+    }
+    /// Sets `first_id`.
+    pub fn first_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `first_id` as `null` (leaving it out is not the same).
+    pub fn first_id_null(mut self) -> Self {
+        self.first_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `last_id`.
+    pub fn last_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `last_id` as `null` (leaving it out is not the same).
+    pub fn last_id_null(mut self) -> Self {
+        self.last_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListFineTuningJobEventsResponse {
+    /// A `ListFineTuningJobEventsResponse` from its required properties (`data`, `object`, `has_more`); set the others with the setters.
+    pub fn new(
+        data: ::std::vec::Vec<FineTuningJobEvent>,
+        object: ListFineTuningJobEventsResponseObject,
+        has_more: bool,
+    ) -> Self {
+        Self { data, object, has_more }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListMessagesResponse {
+    /// A `ListMessagesResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<MessageObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListModelsResponse {
+    /// A `ListModelsResponse` from its required properties (`object`, `data`); set the others with the setters.
+    pub fn new(object: ListModelsResponseObject, data: ::std::vec::Vec<Model>) -> Self {
+        Self { object, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListPaginatedFineTuningJobsResponse {
+    /// A `ListPaginatedFineTuningJobsResponse` from its required properties (`data`, `has_more`, `object`); set the others with the setters.
+    pub fn new(
+        data: ::std::vec::Vec<FineTuningJob>,
+        has_more: bool,
+        object: ListPaginatedFineTuningJobsResponseObject,
+    ) -> Self {
+        Self { data, has_more, object }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListRunStepsResponse {
+    /// A `ListRunStepsResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<RunStepObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListRunsResponse {
+    /// A `ListRunsResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<RunObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListVectorStoreFilesResponse {
+    /// A `ListVectorStoreFilesResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<VectorStoreFileObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListVectorStoresResponse {
+    /// A `ListVectorStoresResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<VectorStoreObject>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl LogProbProperties {
+    /// A `LogProbProperties` from its required properties (`token`, `logprob`, `bytes`); set the others with the setters.
+    pub fn new(
+        token: impl ::std::convert::Into<::std::string::String>,
+        logprob: f64,
+        bytes: ::std::vec::Vec<i64>,
+    ) -> Self {
+        Self { token: ::std::convert::Into::into(token), logprob, bytes }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentImageFileObject {
+    /// A `MessageContentImageFileObject` from its required properties (`type`, `image_file`); set the others with the setters.
+    pub fn new(type_: MessageContentImageFileObjectType, image_file: MessageContentImageFileObjectImageFile) -> Self {
+        Self { type_, image_file }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentImageFileObjectImageFile {
+    /// A `MessageContentImageFileObject image_file` from its required properties (`file_id`); set the others with the setters.
+    pub fn new(file_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { file_id: ::std::convert::Into::into(file_id), detail: ::std::option::Option::None }
+    }
+    /// Sets `detail`.
+    pub fn detail(mut self, value: MessageContentImageFileObjectImageFileDetail) -> Self {
+        self.detail = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentImageUrlObject {
+    /// A `MessageContentImageUrlObject` from its required properties (`type`, `image_url`); set the others with the setters.
+    pub fn new(type_: MessageContentImageUrlObjectType, image_url: MessageContentImageUrlObjectImageUrl) -> Self {
+        Self { type_, image_url }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentImageUrlObjectImageUrl {
+    /// A `MessageContentImageUrlObject image_url` from its required properties (`url`); set the others with the setters.
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { url: ::std::convert::Into::into(url), detail: ::std::option::Option::None }
+    }
+    /// Sets `detail`.
+    pub fn detail(mut self, value: MessageContentImageUrlObjectImageUrlDetail) -> Self {
+        self.detail = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentRefusalObject {
+    /// A `MessageContentRefusalObject` from its required properties (`type`, `refusal`); set the others with the setters.
+    pub fn new(
+        type_: MessageContentRefusalObjectType,
+        refusal: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextAnnotationsFileCitationObject {
+    /// A `MessageContentTextAnnotationsFileCitationObject` from its required properties (`type`, `text`, `file_citation`, `start_index`, `end_index`); set the others with the setters.
+    pub fn new(
+        type_: MessageContentTextAnnotationsFileCitationObjectType,
+        text: impl ::std::convert::Into<::std::string::String>,
+        file_citation: MessageContentTextAnnotationsFileCitationObjectFileCitation,
+        start_index: i64,
+        end_index: i64,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text), file_citation, start_index, end_index }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextAnnotationsFileCitationObjectFileCitation {
+    /// A `MessageContentTextAnnotationsFileCitationObject file_citation` from its required properties (`file_id`); set the others with the setters.
+    pub fn new(file_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { file_id: ::std::convert::Into::into(file_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextAnnotationsFilePathObject {
+    /// A `MessageContentTextAnnotationsFilePathObject` from its required properties (`type`, `text`, `file_path`, `start_index`, `end_index`); set the others with the setters.
+    pub fn new(
+        type_: MessageContentTextAnnotationsFilePathObjectType,
+        text: impl ::std::convert::Into<::std::string::String>,
+        file_path: MessageContentTextAnnotationsFilePathObjectFilePath,
+        start_index: i64,
+        end_index: i64,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text), file_path, start_index, end_index }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextAnnotationsFilePathObjectFilePath {
+    /// A `MessageContentTextAnnotationsFilePathObject file_path` from its required properties (`file_id`); set the others with the setters.
+    pub fn new(file_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { file_id: ::std::convert::Into::into(file_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextObject {
+    /// A `MessageContentTextObject` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: MessageContentTextObjectType, text: MessageContentTextObjectText) -> Self {
+        Self { type_, text }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageContentTextObjectText {
+    /// A `MessageContentTextObject text` from its required properties (`value`, `annotations`); set the others with the setters.
+    pub fn new(
+        value: impl ::std::convert::Into<::std::string::String>,
+        annotations: ::std::vec::Vec<MessageContentTextObjectTextAnnotationsItem>,
+    ) -> Self {
+        Self { value: ::std::convert::Into::into(value), annotations }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentImageFileObject {
+    /// A `MessageDeltaContentImageFileObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentImageFileObjectType) -> Self {
+        Self { index, type_, image_file: ::std::option::Option::None }
+    }
+    /// Sets `image_file`.
+    pub fn image_file(mut self, value: MessageDeltaContentImageFileObjectImageFile) -> Self {
+        self.image_file = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentImageFileObjectImageFile {
+    /// A `MessageDeltaContentImageFileObject image_file` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None, detail: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `detail`.
+    pub fn detail(mut self, value: MessageDeltaContentImageFileObjectImageFileDetail) -> Self {
+        self.detail = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaContentImageFileObjectImageFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentImageUrlObject {
+    /// A `MessageDeltaContentImageUrlObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentImageUrlObjectType) -> Self {
+        Self { index, type_, image_url: ::std::option::Option::None }
+    }
+    /// Sets `image_url`.
+    pub fn image_url(mut self, value: MessageDeltaContentImageUrlObjectImageUrl) -> Self {
+        self.image_url = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentImageUrlObjectImageUrl {
+    /// A `MessageDeltaContentImageUrlObject image_url` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { url: ::std::option::Option::None, detail: ::std::option::Option::None }
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `detail`.
+    pub fn detail(mut self, value: MessageDeltaContentImageUrlObjectImageUrlDetail) -> Self {
+        self.detail = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaContentImageUrlObjectImageUrl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentRefusalObject {
+    /// A `MessageDeltaContentRefusalObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentRefusalObjectType) -> Self {
+        Self { index, type_, refusal: ::std::option::Option::None }
+    }
+    /// Sets `refusal`.
+    pub fn refusal(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.refusal = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextAnnotationsFileCitationObject {
+    /// A `MessageDeltaContentTextAnnotationsFileCitationObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFileCitationObjectType) -> Self {
+        Self {
+            index,
+            type_,
+            text: ::std::option::Option::None,
+            file_citation: ::std::option::Option::None,
+            start_index: ::std::option::Option::None,
+            end_index: ::std::option::Option::None,
+        }
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_citation`.
+    pub fn file_citation(mut self, value: MessageDeltaContentTextAnnotationsFileCitationObjectFileCitation) -> Self {
+        self.file_citation = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `start_index`.
+    pub fn start_index(mut self, value: i64) -> Self {
+        self.start_index = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `end_index`.
+    pub fn end_index(mut self, value: i64) -> Self {
+        self.end_index = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextAnnotationsFileCitationObjectFileCitation {
+    /// A `MessageDeltaContentTextAnnotationsFileCitationObject file_citation` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None, quote: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `quote`.
+    pub fn quote(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.quote = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaContentTextAnnotationsFileCitationObjectFileCitation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextAnnotationsFilePathObject {
+    /// A `MessageDeltaContentTextAnnotationsFilePathObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentTextAnnotationsFilePathObjectType) -> Self {
+        Self {
+            index,
+            type_,
+            text: ::std::option::Option::None,
+            file_path: ::std::option::Option::None,
+            start_index: ::std::option::Option::None,
+            end_index: ::std::option::Option::None,
+        }
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `file_path`.
+    pub fn file_path(mut self, value: MessageDeltaContentTextAnnotationsFilePathObjectFilePath) -> Self {
+        self.file_path = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `start_index`.
+    pub fn start_index(mut self, value: i64) -> Self {
+        self.start_index = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `end_index`.
+    pub fn end_index(mut self, value: i64) -> Self {
+        self.end_index = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextAnnotationsFilePathObjectFilePath {
+    /// A `MessageDeltaContentTextAnnotationsFilePathObject file_path` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaContentTextAnnotationsFilePathObjectFilePath {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextObject {
+    /// A `MessageDeltaContentTextObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: MessageDeltaContentTextObjectType) -> Self {
+        Self { index, type_, text: ::std::option::Option::None }
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: MessageDeltaContentTextObjectText) -> Self {
+        self.text = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaContentTextObjectText {
+    /// A `MessageDeltaContentTextObject text` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { value: ::std::option::Option::None, annotations: ::std::option::Option::None }
+    }
+    /// Sets `value`.
+    pub fn value(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.value = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `annotations`.
+    pub fn annotations(mut self, value: ::std::vec::Vec<MessageDeltaContentTextObjectTextAnnotationsItem>) -> Self {
+        self.annotations = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaContentTextObjectText {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaObject {
+    /// A `MessageDeltaObject` from its required properties (`id`, `object`, `delta`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: MessageDeltaObjectObject,
+        delta: MessageDeltaObjectDelta,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), object, delta }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageDeltaObjectDelta {
+    /// A `MessageDeltaObject delta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { role: ::std::option::Option::None, content: ::std::option::Option::None }
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: MessageDeltaObjectDeltaRole) -> Self {
+        self.role = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: ::std::vec::Vec<MessageDeltaObjectDeltaContentItem>) -> Self {
+        self.content = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for MessageDeltaObjectDelta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageObject {
+    /// A `MessageObject` from its required properties (`id`, `object`, `created_at`, `thread_id`, `status`, `incomplete_details`, `completed_at`, `incomplete_at`, `role`, `content`, `assistant_id`, `run_id`, `attachments`, `metadata`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: MessageObjectObject,
+        created_at: i64,
+        thread_id: impl ::std::convert::Into<::std::string::String>,
+        status: MessageObjectStatus,
+        incomplete_details: ::std::option::Option<MessageObjectIncompleteDetails>,
+        completed_at: ::std::option::Option<i64>,
+        incomplete_at: ::std::option::Option<i64>,
+        role: MessageObjectRole,
+        content: ::std::vec::Vec<MessageObjectContentItem>,
+        assistant_id: ::std::option::Option<::std::string::String>,
+        run_id: ::std::option::Option<::std::string::String>,
+        attachments: ::std::option::Option<::std::vec::Vec<MessageObjectAttachmentsItem>>,
+        metadata: ::std::option::Option<Metadata>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            thread_id: ::std::convert::Into::into(thread_id),
+            status,
+            incomplete_details,
+            completed_at,
+            incomplete_at,
+            role,
+            content,
+            assistant_id,
+            run_id,
+            attachments,
+            metadata,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageObjectAttachmentsItem {
+    /// A `MessageObject attachments item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None, tools: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<MessageObjectAttachmentsItemToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for MessageObjectAttachmentsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageObjectIncompleteDetails {
+    /// A `MessageObject incomplete_details` from its required properties (`reason`); set the others with the setters.
+    pub fn new(reason: MessageObjectIncompleteDetailsReason) -> Self {
+        Self { reason }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageRequestContentTextObject {
+    /// A `MessageRequestContentTextObject` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: MessageRequestContentTextObjectType,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageStreamEventObject {
+    /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: MessageStreamEventObjectEvent, data: MessageObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageStreamEventObject2 {
+    /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: MessageStreamEventObject2Event, data: MessageObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageStreamEventObject3 {
+    /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: MessageStreamEventObject3Event, data: MessageDeltaObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageStreamEventObject4 {
+    /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: MessageStreamEventObject4Event, data: MessageObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl MessageStreamEventObject5 {
+    /// A `MessageStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: MessageStreamEventObject5Event, data: MessageObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Model {
+    /// A `Model` from its required properties (`id`, `created`, `object`, `owned_by`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created: i64,
+        object: ModelObject,
+        owned_by: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), created, object, owned_by: ::std::convert::Into::into(owned_by) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModelResponseProperties {
+    /// A `ModelResponseProperties` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            service_tier: ::std::option::Option::None,
+        }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ModelResponseProperties {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyAssistantRequest {
+    /// A `ModifyAssistantRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            model: ::std::option::Option::None,
+            reasoning_effort: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_resources: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            response_format: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: ModifyAssistantRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `reasoning_effort`.
+    pub fn reasoning_effort(mut self, value: ReasoningEffort) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `reasoning_effort` as `null` (leaving it out is not the same).
+    pub fn reasoning_effort_null(mut self) -> Self {
+        self.reasoning_effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `name` as `null` (leaving it out is not the same).
+    pub fn name_null(mut self) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `description` as `null` (leaving it out is not the same).
+    pub fn description_null(mut self) -> Self {
+        self.description = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<ModifyAssistantRequestToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: ModifyAssistantRequestToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `response_format`.
+    pub fn response_format(mut self, value: AssistantsApiResponseFormatOption) -> Self {
+        self.response_format = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyAssistantRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyAssistantRequestToolResources {
+    /// A `ModifyAssistantRequest tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: ModifyAssistantRequestToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: ModifyAssistantRequestToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyAssistantRequestToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyAssistantRequestToolResourcesCodeInterpreter {
+    /// A `ModifyAssistantRequestToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyAssistantRequestToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyAssistantRequestToolResourcesFileSearch {
+    /// A `ModifyAssistantRequestToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyAssistantRequestToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyCertificateRequest {
+    /// A `ModifyCertificateRequest` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyMessageRequest {
+    /// A `ModifyMessageRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { metadata: ::std::option::Option::None }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ModifyMessageRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyRunRequest {
+    /// A `ModifyRunRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { metadata: ::std::option::Option::None }
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ModifyRunRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyThreadRequest {
+    /// A `ModifyThreadRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { tool_resources: ::std::option::Option::None, metadata: ::std::option::Option::None }
+    }
+    /// Sets `tool_resources`.
+    pub fn tool_resources(mut self, value: ModifyThreadRequestToolResources) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `tool_resources` as `null` (leaving it out is not the same).
+    pub fn tool_resources_null(mut self) -> Self {
+        self.tool_resources = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ModifyThreadRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyThreadRequestToolResources {
+    /// A `ModifyThreadRequest tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: ModifyThreadRequestToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: ModifyThreadRequestToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyThreadRequestToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyThreadRequestToolResourcesCodeInterpreter {
+    /// A `ModifyThreadRequestToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyThreadRequestToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ModifyThreadRequestToolResourcesFileSearch {
+    /// A `ModifyThreadRequestToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ModifyThreadRequestToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Move {
+    /// A `Move` from its required properties (`type`, `x`, `y`); set the others with the setters.
+    pub fn new(type_: MoveType, x: i64, y: i64) -> Self {
+        Self { type_, x, y }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OpenAiFile {
+    /// A `OpenAIFile` from its required properties (`id`, `bytes`, `created_at`, `filename`, `object`, `purpose`, `status`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        bytes: i64,
+        created_at: i64,
+        filename: impl ::std::convert::Into<::std::string::String>,
+        object: OpenAiFileObject,
+        purpose: OpenAiFilePurpose,
+        status: OpenAiFileStatus,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            bytes,
+            created_at,
+            expires_at: ::std::option::Option::None,
+            filename: ::std::convert::Into::into(filename),
+            object,
+            purpose,
+            status,
+            status_details: ::std::option::Option::None,
+        }
+    }
+    /// Sets `expires_at`.
+    pub fn expires_at(mut self, value: i64) -> Self {
+        self.expires_at = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status_details`.
+    #[deprecated]
+    pub fn status_details(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.status_details = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OtherChunkingStrategyResponseParam {
+    /// A `OtherChunkingStrategyResponseParam` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: OtherChunkingStrategyResponseParamType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OutputAudio {
+    /// A `OutputAudio` from its required properties (`type`, `data`, `transcript`); set the others with the setters.
+    pub fn new(
+        type_: OutputAudioType,
+        data: impl ::std::convert::Into<::std::string::String>,
+        transcript: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, data: ::std::convert::Into::into(data), transcript: ::std::convert::Into::into(transcript) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OutputMessage {
+    /// A `OutputMessage` from its required properties (`id`, `type`, `role`, `content`, `status`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: OutputMessageType,
+        role: OutputMessageRole,
+        content: ::std::vec::Vec<OutputContent>,
+        status: OutputMessageStatus,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, role, content, status }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl OutputTextContent {
+    /// A `OutputTextContent` from its required properties (`type`, `text`, `annotations`); set the others with the setters.
+    pub fn new(
+        type_: OutputTextContentType,
+        text: impl ::std::convert::Into<::std::string::String>,
+        annotations: ::std::vec::Vec<Annotation>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text), annotations }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl PredictionContent {
+    /// A `PredictionContent` from its required properties (`type`, `content`); set the others with the setters.
+    pub fn new(type_: PredictionContentType, content: PredictionContentContent) -> Self {
+        Self { type_, content }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Project {
+    /// A `Project` from its required properties (`id`, `object`, `name`, `created_at`, `status`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: ProjectObject,
+        name: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        status: ProjectStatus,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            name: ::std::convert::Into::into(name),
+            created_at,
+            archived_at: ::std::option::Option::None,
+            status,
+        }
+    }
+    /// Sets `archived_at`.
+    pub fn archived_at(mut self, value: i64) -> Self {
+        self.archived_at = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `archived_at` as `null` (leaving it out is not the same).
+    pub fn archived_at_null(mut self) -> Self {
+        self.archived_at = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectApiKey {
+    /// A `ProjectApiKey` from its required properties (`object`, `redacted_value`, `name`, `created_at`, `last_used_at`, `id`, `owner`); set the others with the setters.
+    pub fn new(
+        object: ProjectApiKeyObject,
+        redacted_value: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        last_used_at: i64,
+        id: impl ::std::convert::Into<::std::string::String>,
+        owner: ProjectApiKeyOwner,
+    ) -> Self {
+        Self {
+            object,
+            redacted_value: ::std::convert::Into::into(redacted_value),
+            name: ::std::convert::Into::into(name),
+            created_at,
+            last_used_at,
+            id: ::std::convert::Into::into(id),
+            owner,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectApiKeyDeleteResponse {
+    /// A `ProjectApiKeyDeleteResponse` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: ProjectApiKeyDeleteResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectApiKeyListResponse {
+    /// A `ProjectApiKeyListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ProjectApiKeyListResponseObject,
+        data: ::std::vec::Vec<ProjectApiKey>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectApiKeyOwner {
+    /// A `ProjectApiKey owner` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            service_account: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: ProjectApiKeyOwnerType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: ProjectUser) -> Self {
+        self.user = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `service_account`.
+    pub fn service_account(mut self, value: ProjectServiceAccount) -> Self {
+        self.service_account = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ProjectApiKeyOwner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectCreateRequest {
+    /// A `ProjectCreateRequest` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectListResponse {
+    /// A `ProjectListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ProjectListResponseObject,
+        data: ::std::vec::Vec<Project>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectRateLimit {
+    /// A `ProjectRateLimit` from its required properties (`object`, `id`, `model`, `max_requests_per_1_minute`, `max_tokens_per_1_minute`); set the others with the setters.
+    pub fn new(
+        object: ProjectRateLimitObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        max_requests_per_1_minute: i64,
+        max_tokens_per_1_minute: i64,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            model: ::std::convert::Into::into(model),
+            max_requests_per_1_minute,
+            max_tokens_per_1_minute,
+            max_images_per_1_minute: ::std::option::Option::None,
+            max_audio_megabytes_per_1_minute: ::std::option::Option::None,
+            max_requests_per_1_day: ::std::option::Option::None,
+            batch_1_day_max_input_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `max_images_per_1_minute`.
+    pub fn max_images_per_1_minute(mut self, value: i64) -> Self {
+        self.max_images_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_audio_megabytes_per_1_minute`.
+    pub fn max_audio_megabytes_per_1_minute(mut self, value: i64) -> Self {
+        self.max_audio_megabytes_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_requests_per_1_day`.
+    pub fn max_requests_per_1_day(mut self, value: i64) -> Self {
+        self.max_requests_per_1_day = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `batch_1_day_max_input_tokens`.
+    pub fn batch_1_day_max_input_tokens(mut self, value: i64) -> Self {
+        self.batch_1_day_max_input_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectRateLimitListResponse {
+    /// A `ProjectRateLimitListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ProjectRateLimitListResponseObject,
+        data: ::std::vec::Vec<ProjectRateLimit>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectRateLimitUpdateRequest {
+    /// A `ProjectRateLimitUpdateRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            max_requests_per_1_minute: ::std::option::Option::None,
+            max_tokens_per_1_minute: ::std::option::Option::None,
+            max_images_per_1_minute: ::std::option::Option::None,
+            max_audio_megabytes_per_1_minute: ::std::option::Option::None,
+            max_requests_per_1_day: ::std::option::Option::None,
+            batch_1_day_max_input_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `max_requests_per_1_minute`.
+    pub fn max_requests_per_1_minute(mut self, value: i64) -> Self {
+        self.max_requests_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_tokens_per_1_minute`.
+    pub fn max_tokens_per_1_minute(mut self, value: i64) -> Self {
+        self.max_tokens_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_images_per_1_minute`.
+    pub fn max_images_per_1_minute(mut self, value: i64) -> Self {
+        self.max_images_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_audio_megabytes_per_1_minute`.
+    pub fn max_audio_megabytes_per_1_minute(mut self, value: i64) -> Self {
+        self.max_audio_megabytes_per_1_minute = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_requests_per_1_day`.
+    pub fn max_requests_per_1_day(mut self, value: i64) -> Self {
+        self.max_requests_per_1_day = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `batch_1_day_max_input_tokens`.
+    pub fn batch_1_day_max_input_tokens(mut self, value: i64) -> Self {
+        self.batch_1_day_max_input_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ProjectRateLimitUpdateRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccount {
+    /// A `ProjectServiceAccount` from its required properties (`object`, `id`, `name`, `role`, `created_at`); set the others with the setters.
+    pub fn new(
+        object: ProjectServiceAccountObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        role: ProjectServiceAccountRole,
+        created_at: i64,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), name: ::std::convert::Into::into(name), role, created_at }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccountApiKey {
+    /// A `ProjectServiceAccountApiKey` from its required properties (`object`, `value`, `name`, `created_at`, `id`); set the others with the setters.
+    pub fn new(
+        object: ProjectServiceAccountApiKeyObject,
+        value: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            object,
+            value: ::std::convert::Into::into(value),
+            name: ::std::convert::Into::into(name),
+            created_at,
+            id: ::std::convert::Into::into(id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccountCreateRequest {
+    /// A `ProjectServiceAccountCreateRequest` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccountCreateResponse {
+    /// A `ProjectServiceAccountCreateResponse` from its required properties (`object`, `id`, `name`, `role`, `created_at`, `api_key`); set the others with the setters.
+    pub fn new(
+        object: ProjectServiceAccountCreateResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        role: ProjectServiceAccountCreateResponseRole,
+        created_at: i64,
+        api_key: ProjectServiceAccountApiKey,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            role,
+            created_at,
+            api_key,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccountDeleteResponse {
+    /// A `ProjectServiceAccountDeleteResponse` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: ProjectServiceAccountDeleteResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectServiceAccountListResponse {
+    /// A `ProjectServiceAccountListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: ProjectServiceAccountListResponseObject,
+        data: ::std::vec::Vec<ProjectServiceAccount>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUpdateRequest {
+    /// A `ProjectUpdateRequest` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUser {
+    /// A `ProjectUser` from its required properties (`object`, `id`, `name`, `email`, `role`, `added_at`); set the others with the setters.
+    pub fn new(
+        object: ProjectUserObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        email: impl ::std::convert::Into<::std::string::String>,
+        role: ProjectUserRole,
+        added_at: i64,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            email: ::std::convert::Into::into(email),
+            role,
+            added_at,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUserCreateRequest {
+    /// A `ProjectUserCreateRequest` from its required properties (`user_id`, `role`); set the others with the setters.
+    pub fn new(user_id: impl ::std::convert::Into<::std::string::String>, role: ProjectUserCreateRequestRole) -> Self {
+        Self { user_id: ::std::convert::Into::into(user_id), role }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUserDeleteResponse {
+    /// A `ProjectUserDeleteResponse` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: ProjectUserDeleteResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUserListResponse {
+    /// A `ProjectUserListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: impl ::std::convert::Into<::std::string::String>,
+        data: ::std::vec::Vec<ProjectUser>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object: ::std::convert::Into::into(object),
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ProjectUserUpdateRequest {
+    /// A `ProjectUserUpdateRequest` from its required properties (`role`); set the others with the setters.
+    pub fn new(role: ProjectUserUpdateRequestRole) -> Self {
+        Self { role }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RankingOptions {
+    /// A `RankingOptions` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { ranker: ::std::option::Option::None, score_threshold: ::std::option::Option::None }
+    }
+    /// Sets `ranker`.
+    pub fn ranker(mut self, value: RankingOptionsRanker) -> Self {
+        self.ranker = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `score_threshold`.
+    pub fn score_threshold(mut self, value: f64) -> Self {
+        self.score_threshold = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RankingOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventConversationItemCreate {
+    /// A `RealtimeClientEventConversationItemCreate` from its required properties (`type`, `item`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventConversationItemCreateType, item: RealtimeConversationItem) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, previous_item_id: ::std::option::Option::None, item }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `previous_item_id`.
+    pub fn previous_item_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_item_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventConversationItemDelete {
+    /// A `RealtimeClientEventConversationItemDelete` from its required properties (`type`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: RealtimeClientEventConversationItemDeleteType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventConversationItemRetrieve {
+    /// A `RealtimeClientEventConversationItemRetrieve` from its required properties (`type`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: RealtimeClientEventConversationItemRetrieveType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, item_id: ::std::convert::Into::into(item_id) }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventConversationItemTruncate {
+    /// A `RealtimeClientEventConversationItemTruncate` from its required properties (`type`, `item_id`, `content_index`, `audio_end_ms`); set the others with the setters.
+    pub fn new(
+        type_: RealtimeClientEventConversationItemTruncateType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        content_index: i64,
+        audio_end_ms: i64,
+    ) -> Self {
+        Self {
+            event_id: ::std::option::Option::None,
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            content_index,
+            audio_end_ms,
+        }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventInputAudioBufferAppend {
+    /// A `RealtimeClientEventInputAudioBufferAppend` from its required properties (`type`, `audio`); set the others with the setters.
+    pub fn new(
+        type_: RealtimeClientEventInputAudioBufferAppendType,
+        audio: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, audio: ::std::convert::Into::into(audio) }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventInputAudioBufferClear {
+    /// A `RealtimeClientEventInputAudioBufferClear` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventInputAudioBufferClearType) -> Self {
+        Self { event_id: ::std::option::Option::None, type_ }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventInputAudioBufferCommit {
+    /// A `RealtimeClientEventInputAudioBufferCommit` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventInputAudioBufferCommitType) -> Self {
+        Self { event_id: ::std::option::Option::None, type_ }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventOutputAudioBufferClear {
+    /// A `RealtimeClientEventOutputAudioBufferClear` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventOutputAudioBufferClearType) -> Self {
+        Self { event_id: ::std::option::Option::None, type_ }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventResponseCancel {
+    /// A `RealtimeClientEventResponseCancel` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventResponseCancelType) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, response_id: ::std::option::Option::None }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response_id`.
+    pub fn response_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.response_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventResponseCreate {
+    /// A `RealtimeClientEventResponseCreate` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventResponseCreateType) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, response: ::std::option::Option::None }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `response`.
+    pub fn response(mut self, value: RealtimeResponseCreateParams) -> Self {
+        self.response = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventSessionUpdate {
+    /// A `RealtimeClientEventSessionUpdate` from its required properties (`type`, `session`); set the others with the setters.
+    pub fn new(type_: RealtimeClientEventSessionUpdateType, session: RealtimeSessionCreateRequest) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, session }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeClientEventTranscriptionSessionUpdate {
+    /// A `RealtimeClientEventTranscriptionSessionUpdate` from its required properties (`type`, `session`); set the others with the setters.
+    pub fn new(
+        type_: RealtimeClientEventTranscriptionSessionUpdateType,
+        session: RealtimeTranscriptionSessionCreateRequest,
+    ) -> Self {
+        Self { event_id: ::std::option::Option::None, type_, session }
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeConversationItem {
+    /// A `RealtimeConversationItem` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            type_: ::std::option::Option::None,
+            object: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            role: ::std::option::Option::None,
+            content: ::std::option::Option::None,
+            call_id: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            arguments: ::std::option::Option::None,
+            output: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeConversationItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: RealtimeConversationItemObject) -> Self {
+        self.object = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: RealtimeConversationItemStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: RealtimeConversationItemRole) -> Self {
+        self.role = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: ::std::vec::Vec<RealtimeConversationItemContentItem>) -> Self {
+        self.content = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `call_id`.
+    pub fn call_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.call_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `arguments`.
+    pub fn arguments(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.arguments = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `output`.
+    pub fn output(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeConversationItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeConversationItemContentItem {
+    /// A `RealtimeConversationItem content item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            transcript: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeConversationItemContentItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.audio = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `transcript`.
+    pub fn transcript(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.transcript = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeConversationItemContentItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeConversationItemWithReference {
+    /// A `RealtimeConversationItemWithReference` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            type_: ::std::option::Option::None,
+            object: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            role: ::std::option::Option::None,
+            content: ::std::option::Option::None,
+            call_id: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            arguments: ::std::option::Option::None,
+            output: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeConversationItemWithReferenceType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: RealtimeConversationItemWithReferenceObject) -> Self {
+        self.object = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: RealtimeConversationItemWithReferenceStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `role`.
+    pub fn role(mut self, value: RealtimeConversationItemWithReferenceRole) -> Self {
+        self.role = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: ::std::vec::Vec<RealtimeConversationItemWithReferenceContentItem>) -> Self {
+        self.content = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `call_id`.
+    pub fn call_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.call_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `arguments`.
+    pub fn arguments(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.arguments = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `output`.
+    pub fn output(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeConversationItemWithReference {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeConversationItemWithReferenceContentItem {
+    /// A `RealtimeConversationItemWithReference content item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            transcript: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeConversationItemWithReferenceContentItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.audio = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `transcript`.
+    pub fn transcript(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.transcript = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeConversationItemWithReferenceContentItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponse {
+    /// A `RealtimeResponse` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            object: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            status_details: ::std::option::Option::None,
+            output: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            usage: ::std::option::Option::None,
+            conversation_id: ::std::option::Option::None,
+            voice: ::std::option::Option::None,
+            modalities: ::std::option::Option::None,
+            output_audio_format: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            max_output_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: RealtimeResponseObject) -> Self {
+        self.object = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: RealtimeResponseStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status_details`.
+    pub fn status_details(mut self, value: RealtimeResponseStatusDetails) -> Self {
+        self.status_details = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output`.
+    pub fn output(mut self, value: ::std::vec::Vec<RealtimeConversationItem>) -> Self {
+        self.output = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: RealtimeResponseUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `conversation_id`.
+    pub fn conversation_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.conversation_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `voice`.
+    pub fn voice(mut self, value: VoiceIdsShared) -> Self {
+        self.voice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ::std::vec::Vec<RealtimeResponseModalitiesItem>) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_audio_format`.
+    pub fn output_audio_format(mut self, value: RealtimeResponseOutputAudioFormat) -> Self {
+        self.output_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_output_tokens`.
+    pub fn max_output_tokens(mut self, value: RealtimeResponseMaxOutputTokens) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponse {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseCreateParams {
+    /// A `RealtimeResponseCreateParams` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            modalities: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            voice: ::std::option::Option::None,
+            output_audio_format: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            max_response_output_tokens: ::std::option::Option::None,
+            conversation: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+            input: ::std::option::Option::None,
+        }
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ::std::vec::Vec<RealtimeResponseCreateParamsModalitiesItem>) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `voice`.
+    pub fn voice(mut self, value: VoiceIdsShared) -> Self {
+        self.voice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_audio_format`.
+    pub fn output_audio_format(mut self, value: RealtimeResponseCreateParamsOutputAudioFormat) -> Self {
+        self.output_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<RealtimeResponseCreateParamsToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tool_choice = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_response_output_tokens`.
+    pub fn max_response_output_tokens(mut self, value: RealtimeResponseCreateParamsMaxResponseOutputTokens) -> Self {
+        self.max_response_output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `conversation`.
+    pub fn conversation(mut self, value: RealtimeResponseCreateParamsConversation) -> Self {
+        self.conversation = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `input`.
+    pub fn input(mut self, value: ::std::vec::Vec<RealtimeConversationItemWithReference>) -> Self {
+        self.input = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseCreateParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseCreateParamsToolsItem {
+    /// A `RealtimeResponseCreateParams tools item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            parameters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeResponseCreateParamsToolsItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(
+        mut self,
+        value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseCreateParamsToolsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseStatusDetails {
+    /// A `RealtimeResponse status_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            reason: ::std::option::Option::None,
+            error: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeResponseStatusDetailsType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `reason`.
+    pub fn reason(mut self, value: RealtimeResponseStatusDetailsReason) -> Self {
+        self.reason = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `error`.
+    pub fn error(mut self, value: RealtimeResponseStatusDetailsError) -> Self {
+        self.error = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseStatusDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseStatusDetailsError {
+    /// A `RealtimeResponseStatusDetails error` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None, code: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseStatusDetailsError {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseUsage {
+    /// A `RealtimeResponse usage` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            total_tokens: ::std::option::Option::None,
+            input_tokens: ::std::option::Option::None,
+            output_tokens: ::std::option::Option::None,
+            input_token_details: ::std::option::Option::None,
+            output_token_details: ::std::option::Option::None,
+        }
+    }
+    /// Sets `total_tokens`.
+    pub fn total_tokens(mut self, value: i64) -> Self {
+        self.total_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_tokens`.
+    pub fn input_tokens(mut self, value: i64) -> Self {
+        self.input_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_tokens`.
+    pub fn output_tokens(mut self, value: i64) -> Self {
+        self.output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_token_details`.
+    pub fn input_token_details(mut self, value: RealtimeResponseUsageInputTokenDetails) -> Self {
+        self.input_token_details = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_token_details`.
+    pub fn output_token_details(mut self, value: RealtimeResponseUsageOutputTokenDetails) -> Self {
+        self.output_token_details = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseUsage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseUsageInputTokenDetails {
+    /// A `RealtimeResponseUsage input_token_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            cached_tokens: ::std::option::Option::None,
+            text_tokens: ::std::option::Option::None,
+            audio_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `cached_tokens`.
+    pub fn cached_tokens(mut self, value: i64) -> Self {
+        self.cached_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text_tokens`.
+    pub fn text_tokens(mut self, value: i64) -> Self {
+        self.text_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio_tokens`.
+    pub fn audio_tokens(mut self, value: i64) -> Self {
+        self.audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseUsageInputTokenDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeResponseUsageOutputTokenDetails {
+    /// A `RealtimeResponseUsage output_token_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { text_tokens: ::std::option::Option::None, audio_tokens: ::std::option::Option::None }
+    }
+    /// Sets `text_tokens`.
+    pub fn text_tokens(mut self, value: i64) -> Self {
+        self.text_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `audio_tokens`.
+    pub fn audio_tokens(mut self, value: i64) -> Self {
+        self.audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeResponseUsageOutputTokenDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationCreated {
+    /// A `RealtimeServerEventConversationCreated` from its required properties (`event_id`, `type`, `conversation`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationCreatedType,
+        conversation: RealtimeServerEventConversationCreatedConversation,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, conversation }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationCreatedConversation {
+    /// A `RealtimeServerEventConversationCreated conversation` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, object: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.object = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeServerEventConversationCreatedConversation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemCreated {
+    /// A `RealtimeServerEventConversationItemCreated` from its required properties (`event_id`, `type`, `previous_item_id`, `item`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemCreatedType,
+        previous_item_id: impl ::std::convert::Into<::std::string::String>,
+        item: RealtimeConversationItem,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            previous_item_id: ::std::convert::Into::into(previous_item_id),
+            item,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemDeleted {
+    /// A `RealtimeServerEventConversationItemDeleted` from its required properties (`event_id`, `type`, `item_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemDeletedType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemInputAudioTranscriptionCompleted {
+    /// A `RealtimeServerEventConversationItemInputAudioTranscriptionCompleted` from its required properties (`event_id`, `type`, `item_id`, `content_index`, `transcript`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemInputAudioTranscriptionCompletedType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        content_index: i64,
+        transcript: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            content_index,
+            transcript: ::std::convert::Into::into(transcript),
+            logprobs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: ::std::vec::Vec<LogProbProperties>) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logprobs` as `null` (leaving it out is not the same).
+    pub fn logprobs_null(mut self) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemInputAudioTranscriptionDelta {
+    /// A `RealtimeServerEventConversationItemInputAudioTranscriptionDelta` from its required properties (`event_id`, `type`, `item_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemInputAudioTranscriptionDeltaType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            content_index: ::std::option::Option::None,
+            delta: ::std::option::Option::None,
+            logprobs: ::std::option::Option::None,
+        }
+    }
+    /// Sets `content_index`.
+    pub fn content_index(mut self, value: i64) -> Self {
+        self.content_index = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `delta`.
+    pub fn delta(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.delta = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: ::std::vec::Vec<LogProbProperties>) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `logprobs` as `null` (leaving it out is not the same).
+    pub fn logprobs_null(mut self) -> Self {
+        self.logprobs = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemInputAudioTranscriptionFailed {
+    /// A `RealtimeServerEventConversationItemInputAudioTranscriptionFailed` from its required properties (`event_id`, `type`, `item_id`, `content_index`, `error`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemInputAudioTranscriptionFailedType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        content_index: i64,
+        error: RealtimeServerEventConversationItemInputAudioTranscriptionFailedError,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            content_index,
+            error,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemInputAudioTranscriptionFailedError {
+    /// A `RealtimeServerEventConversationItemInputAudioTranscriptionFailed error` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            code: ::std::option::Option::None,
+            message: ::std::option::Option::None,
+            param: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `param`.
+    pub fn param(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.param = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeServerEventConversationItemInputAudioTranscriptionFailedError {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemRetrieved {
+    /// A `RealtimeServerEventConversationItemRetrieved` from its required properties (`event_id`, `type`, `item`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemRetrievedType,
+        item: RealtimeConversationItem,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, item }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventConversationItemTruncated {
+    /// A `RealtimeServerEventConversationItemTruncated` from its required properties (`event_id`, `type`, `item_id`, `content_index`, `audio_end_ms`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventConversationItemTruncatedType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        content_index: i64,
+        audio_end_ms: i64,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            content_index,
+            audio_end_ms,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventError {
+    /// A `RealtimeServerEventError` from its required properties (`event_id`, `type`, `error`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventErrorType,
+        error: RealtimeServerEventErrorError,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, error }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventErrorError {
+    /// A `RealtimeServerEventError error` from its required properties (`type`, `message`); set the others with the setters.
+    pub fn new(
+        type_: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_: ::std::convert::Into::into(type_),
+            code: ::std::option::Option::None,
+            message: ::std::convert::Into::into(message),
+            param: ::std::option::Option::None,
+            event_id: ::std::option::Option::None,
+        }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `code` as `null` (leaving it out is not the same).
+    pub fn code_null(mut self) -> Self {
+        self.code = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `param`.
+    pub fn param(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.param = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `param` as `null` (leaving it out is not the same).
+    pub fn param_null(mut self) -> Self {
+        self.param = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `event_id`.
+    pub fn event_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `event_id` as `null` (leaving it out is not the same).
+    pub fn event_id_null(mut self) -> Self {
+        self.event_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventInputAudioBufferCleared {
+    /// A `RealtimeServerEventInputAudioBufferCleared` from its required properties (`event_id`, `type`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventInputAudioBufferClearedType,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventInputAudioBufferCommitted {
+    /// A `RealtimeServerEventInputAudioBufferCommitted` from its required properties (`event_id`, `type`, `previous_item_id`, `item_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventInputAudioBufferCommittedType,
+        previous_item_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            previous_item_id: ::std::convert::Into::into(previous_item_id),
+            item_id: ::std::convert::Into::into(item_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventInputAudioBufferSpeechStarted {
+    /// A `RealtimeServerEventInputAudioBufferSpeechStarted` from its required properties (`event_id`, `type`, `audio_start_ms`, `item_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventInputAudioBufferSpeechStartedType,
+        audio_start_ms: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            audio_start_ms,
+            item_id: ::std::convert::Into::into(item_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventInputAudioBufferSpeechStopped {
+    /// A `RealtimeServerEventInputAudioBufferSpeechStopped` from its required properties (`event_id`, `type`, `audio_end_ms`, `item_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventInputAudioBufferSpeechStoppedType,
+        audio_end_ms: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            audio_end_ms,
+            item_id: ::std::convert::Into::into(item_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventOutputAudioBufferCleared {
+    /// A `RealtimeServerEventOutputAudioBufferCleared` from its required properties (`event_id`, `type`, `response_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventOutputAudioBufferClearedType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventOutputAudioBufferStarted {
+    /// A `RealtimeServerEventOutputAudioBufferStarted` from its required properties (`event_id`, `type`, `response_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventOutputAudioBufferStartedType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventOutputAudioBufferStopped {
+    /// A `RealtimeServerEventOutputAudioBufferStopped` from its required properties (`event_id`, `type`, `response_id`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventOutputAudioBufferStoppedType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventRateLimitsUpdated {
+    /// A `RealtimeServerEventRateLimitsUpdated` from its required properties (`event_id`, `type`, `rate_limits`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventRateLimitsUpdatedType,
+        rate_limits: ::std::vec::Vec<RealtimeServerEventRateLimitsUpdatedRateLimitsItem>,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, rate_limits }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventRateLimitsUpdatedRateLimitsItem {
+    /// A `RealtimeServerEventRateLimitsUpdated rate_limits item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            limit: ::std::option::Option::None,
+            remaining: ::std::option::Option::None,
+            reset_seconds: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: RealtimeServerEventRateLimitsUpdatedRateLimitsItemName) -> Self {
+        self.name = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `limit`.
+    pub fn limit(mut self, value: i64) -> Self {
+        self.limit = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `remaining`.
+    pub fn remaining(mut self, value: i64) -> Self {
+        self.remaining = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `reset_seconds`.
+    pub fn reset_seconds(mut self, value: f64) -> Self {
+        self.reset_seconds = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeServerEventRateLimitsUpdatedRateLimitsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseAudioDelta {
+    /// A `RealtimeServerEventResponseAudioDelta` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `delta`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseAudioDeltaType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseAudioDone {
+    /// A `RealtimeServerEventResponseAudioDone` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseAudioDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseAudioTranscriptDelta {
+    /// A `RealtimeServerEventResponseAudioTranscriptDelta` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `delta`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseAudioTranscriptDeltaType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseAudioTranscriptDone {
+    /// A `RealtimeServerEventResponseAudioTranscriptDone` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `transcript`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseAudioTranscriptDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        transcript: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            transcript: ::std::convert::Into::into(transcript),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseContentPartAdded {
+    /// A `RealtimeServerEventResponseContentPartAdded` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `part`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseContentPartAddedType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        part: RealtimeServerEventResponseContentPartAddedPart,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            part,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseContentPartAddedPart {
+    /// A `RealtimeServerEventResponseContentPartAdded part` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            transcript: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeServerEventResponseContentPartAddedPartType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.audio = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `transcript`.
+    pub fn transcript(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.transcript = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeServerEventResponseContentPartAddedPart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseContentPartDone {
+    /// A `RealtimeServerEventResponseContentPartDone` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `part`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseContentPartDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        part: RealtimeServerEventResponseContentPartDonePart,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            part,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseContentPartDonePart {
+    /// A `RealtimeServerEventResponseContentPartDone part` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            audio: ::std::option::Option::None,
+            transcript: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeServerEventResponseContentPartDonePartType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `audio`.
+    pub fn audio(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.audio = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `transcript`.
+    pub fn transcript(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.transcript = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeServerEventResponseContentPartDonePart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseCreated {
+    /// A `RealtimeServerEventResponseCreated` from its required properties (`event_id`, `type`, `response`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseCreatedType,
+        response: RealtimeResponse,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseDone {
+    /// A `RealtimeServerEventResponseDone` from its required properties (`event_id`, `type`, `response`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseDoneType,
+        response: RealtimeResponse,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseFunctionCallArgumentsDelta {
+    /// A `RealtimeServerEventResponseFunctionCallArgumentsDelta` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `call_id`, `delta`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseFunctionCallArgumentsDeltaType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            call_id: ::std::convert::Into::into(call_id),
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseFunctionCallArgumentsDone {
+    /// A `RealtimeServerEventResponseFunctionCallArgumentsDone` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `call_id`, `arguments`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseFunctionCallArgumentsDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        call_id: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            call_id: ::std::convert::Into::into(call_id),
+            arguments: ::std::convert::Into::into(arguments),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseOutputItemAdded {
+    /// A `RealtimeServerEventResponseOutputItemAdded` from its required properties (`event_id`, `type`, `response_id`, `output_index`, `item`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseOutputItemAddedType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        item: RealtimeConversationItem,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            output_index,
+            item,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseOutputItemDone {
+    /// A `RealtimeServerEventResponseOutputItemDone` from its required properties (`event_id`, `type`, `response_id`, `output_index`, `item`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseOutputItemDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        item: RealtimeConversationItem,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            output_index,
+            item,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseTextDelta {
+    /// A `RealtimeServerEventResponseTextDelta` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `delta`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseTextDeltaType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventResponseTextDone {
+    /// A `RealtimeServerEventResponseTextDone` from its required properties (`event_id`, `type`, `response_id`, `item_id`, `output_index`, `content_index`, `text`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventResponseTextDoneType,
+        response_id: impl ::std::convert::Into<::std::string::String>,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            event_id: ::std::convert::Into::into(event_id),
+            type_,
+            response_id: ::std::convert::Into::into(response_id),
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            text: ::std::convert::Into::into(text),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventSessionCreated {
+    /// A `RealtimeServerEventSessionCreated` from its required properties (`event_id`, `type`, `session`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventSessionCreatedType,
+        session: RealtimeSession,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventSessionUpdated {
+    /// A `RealtimeServerEventSessionUpdated` from its required properties (`event_id`, `type`, `session`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventSessionUpdatedType,
+        session: RealtimeSession,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeServerEventTranscriptionSessionUpdated {
+    /// A `RealtimeServerEventTranscriptionSessionUpdated` from its required properties (`event_id`, `type`, `session`); set the others with the setters.
+    pub fn new(
+        event_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RealtimeServerEventTranscriptionSessionUpdatedType,
+        session: RealtimeTranscriptionSessionCreateResponse,
+    ) -> Self {
+        Self { event_id: ::std::convert::Into::into(event_id), type_, session }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSession {
+    /// A `RealtimeSession` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            modalities: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            voice: ::std::option::Option::None,
+            input_audio_format: ::std::option::Option::None,
+            output_audio_format: ::std::option::Option::None,
+            input_audio_transcription: ::std::option::Option::None,
+            turn_detection: ::std::option::Option::None,
+            input_audio_noise_reduction: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            max_response_output_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ::std::vec::Vec<RealtimeSessionModalitiesItem>) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: RealtimeSessionModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `voice`.
+    pub fn voice(mut self, value: VoiceIdsShared) -> Self {
+        self.voice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_format`.
+    pub fn input_audio_format(mut self, value: RealtimeSessionInputAudioFormat) -> Self {
+        self.input_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_audio_format`.
+    pub fn output_audio_format(mut self, value: RealtimeSessionOutputAudioFormat) -> Self {
+        self.output_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_transcription`.
+    pub fn input_audio_transcription(mut self, value: RealtimeSessionInputAudioTranscription) -> Self {
+        self.input_audio_transcription = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `turn_detection`.
+    pub fn turn_detection(mut self, value: RealtimeSessionTurnDetection) -> Self {
+        self.turn_detection = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_noise_reduction`.
+    pub fn input_audio_noise_reduction(mut self, value: RealtimeSessionInputAudioNoiseReduction) -> Self {
+        self.input_audio_noise_reduction = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<RealtimeSessionToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tool_choice = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_response_output_tokens`.
+    pub fn max_response_output_tokens(mut self, value: RealtimeSessionMaxResponseOutputTokens) -> Self {
+        self.max_response_output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateRequest {
+    /// A `RealtimeSessionCreateRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            modalities: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            voice: ::std::option::Option::None,
+            input_audio_format: ::std::option::Option::None,
+            output_audio_format: ::std::option::Option::None,
+            input_audio_transcription: ::std::option::Option::None,
+            turn_detection: ::std::option::Option::None,
+            input_audio_noise_reduction: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            max_response_output_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ::std::vec::Vec<RealtimeSessionCreateRequestModalitiesItem>) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: RealtimeSessionCreateRequestModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `voice`.
+    pub fn voice(mut self, value: VoiceIdsShared) -> Self {
+        self.voice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_format`.
+    pub fn input_audio_format(mut self, value: RealtimeSessionCreateRequestInputAudioFormat) -> Self {
+        self.input_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_audio_format`.
+    pub fn output_audio_format(mut self, value: RealtimeSessionCreateRequestOutputAudioFormat) -> Self {
+        self.output_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_transcription`.
+    pub fn input_audio_transcription(mut self, value: RealtimeSessionCreateRequestInputAudioTranscription) -> Self {
+        self.input_audio_transcription = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `turn_detection`.
+    pub fn turn_detection(mut self, value: RealtimeSessionCreateRequestTurnDetection) -> Self {
+        self.turn_detection = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_noise_reduction`.
+    pub fn input_audio_noise_reduction(mut self, value: RealtimeSessionCreateRequestInputAudioNoiseReduction) -> Self {
+        self.input_audio_noise_reduction = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<RealtimeSessionCreateRequestToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tool_choice = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_response_output_tokens`.
+    pub fn max_response_output_tokens(mut self, value: RealtimeSessionCreateRequestMaxResponseOutputTokens) -> Self {
+        self.max_response_output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateRequestInputAudioNoiseReduction {
+    /// A `RealtimeSessionCreateRequest input_audio_noise_reduction` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionCreateRequestInputAudioNoiseReductionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateRequestInputAudioNoiseReduction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateRequestInputAudioTranscription {
+    /// A `RealtimeSessionCreateRequest input_audio_transcription` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            model: ::std::option::Option::None,
+            language: ::std::option::Option::None,
+            prompt: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `language`.
+    pub fn language(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.language = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateRequestInputAudioTranscription {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateRequestToolsItem {
+    /// A `RealtimeSessionCreateRequest tools item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            parameters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionCreateRequestToolsItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(
+        mut self,
+        value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateRequestToolsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateRequestTurnDetection {
+    /// A `RealtimeSessionCreateRequest turn_detection` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            eagerness: ::std::option::Option::None,
+            threshold: ::std::option::Option::None,
+            prefix_padding_ms: ::std::option::Option::None,
+            silence_duration_ms: ::std::option::Option::None,
+            create_response: ::std::option::Option::None,
+            interrupt_response: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionCreateRequestTurnDetectionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `eagerness`.
+    pub fn eagerness(mut self, value: RealtimeSessionCreateRequestTurnDetectionEagerness) -> Self {
+        self.eagerness = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `threshold`.
+    pub fn threshold(mut self, value: f64) -> Self {
+        self.threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prefix_padding_ms`.
+    pub fn prefix_padding_ms(mut self, value: i64) -> Self {
+        self.prefix_padding_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `silence_duration_ms`.
+    pub fn silence_duration_ms(mut self, value: i64) -> Self {
+        self.silence_duration_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `create_response`.
+    pub fn create_response(mut self, value: bool) -> Self {
+        self.create_response = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `interrupt_response`.
+    pub fn interrupt_response(mut self, value: bool) -> Self {
+        self.interrupt_response = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateRequestTurnDetection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateResponse {
+    /// A `RealtimeSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
+    pub fn new(client_secret: RealtimeSessionCreateResponseClientSecret) -> Self {
+        Self {
+            client_secret,
+            modalities: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            voice: ::std::option::Option::None,
+            input_audio_format: ::std::option::Option::None,
+            output_audio_format: ::std::option::Option::None,
+            input_audio_transcription: ::std::option::Option::None,
+            turn_detection: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            temperature: ::std::option::Option::None,
+            max_response_output_tokens: ::std::option::Option::None,
+        }
+    }
+    /// Sets `modalities`.
+    pub fn modalities(mut self, value: ::std::vec::Vec<RealtimeSessionCreateResponseModalitiesItem>) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `voice`.
+    pub fn voice(mut self, value: VoiceIdsShared) -> Self {
+        self.voice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_format`.
+    pub fn input_audio_format(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.input_audio_format = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `output_audio_format`.
+    pub fn output_audio_format(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output_audio_format = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `input_audio_transcription`.
+    pub fn input_audio_transcription(mut self, value: RealtimeSessionCreateResponseInputAudioTranscription) -> Self {
+        self.input_audio_transcription = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `turn_detection`.
+    pub fn turn_detection(mut self, value: RealtimeSessionCreateResponseTurnDetection) -> Self {
+        self.turn_detection = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<RealtimeSessionCreateResponseToolsItem>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tool_choice = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_response_output_tokens`.
+    pub fn max_response_output_tokens(mut self, value: RealtimeSessionCreateResponseMaxResponseOutputTokens) -> Self {
+        self.max_response_output_tokens = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateResponseClientSecret {
+    /// A `RealtimeSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
+    pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
+        Self { value: ::std::convert::Into::into(value), expires_at }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateResponseInputAudioTranscription {
+    /// A `RealtimeSessionCreateResponse input_audio_transcription` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { model: ::std::option::Option::None }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateResponseInputAudioTranscription {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateResponseToolsItem {
+    /// A `RealtimeSessionCreateResponse tools item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            parameters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionCreateResponseToolsItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(
+        mut self,
+        value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateResponseToolsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionCreateResponseTurnDetection {
+    /// A `RealtimeSessionCreateResponse turn_detection` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            threshold: ::std::option::Option::None,
+            prefix_padding_ms: ::std::option::Option::None,
+            silence_duration_ms: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `threshold`.
+    pub fn threshold(mut self, value: f64) -> Self {
+        self.threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prefix_padding_ms`.
+    pub fn prefix_padding_ms(mut self, value: i64) -> Self {
+        self.prefix_padding_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `silence_duration_ms`.
+    pub fn silence_duration_ms(mut self, value: i64) -> Self {
+        self.silence_duration_ms = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionCreateResponseTurnDetection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionInputAudioNoiseReduction {
+    /// A `RealtimeSession input_audio_noise_reduction` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionInputAudioNoiseReductionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionInputAudioNoiseReduction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionInputAudioTranscription {
+    /// A `RealtimeSession input_audio_transcription` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            model: ::std::option::Option::None,
+            language: ::std::option::Option::None,
+            prompt: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `language`.
+    pub fn language(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.language = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionInputAudioTranscription {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionToolsItem {
+    /// A `RealtimeSession tools item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            parameters: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionToolsItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `parameters`.
+    pub fn parameters(
+        mut self,
+        value: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        self.parameters = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionToolsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeSessionTurnDetection {
+    /// A `RealtimeSession turn_detection` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            eagerness: ::std::option::Option::None,
+            threshold: ::std::option::Option::None,
+            prefix_padding_ms: ::std::option::Option::None,
+            silence_duration_ms: ::std::option::Option::None,
+            create_response: ::std::option::Option::None,
+            interrupt_response: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeSessionTurnDetectionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `eagerness`.
+    pub fn eagerness(mut self, value: RealtimeSessionTurnDetectionEagerness) -> Self {
+        self.eagerness = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `threshold`.
+    pub fn threshold(mut self, value: f64) -> Self {
+        self.threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prefix_padding_ms`.
+    pub fn prefix_padding_ms(mut self, value: i64) -> Self {
+        self.prefix_padding_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `silence_duration_ms`.
+    pub fn silence_duration_ms(mut self, value: i64) -> Self {
+        self.silence_duration_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `create_response`.
+    pub fn create_response(mut self, value: bool) -> Self {
+        self.create_response = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `interrupt_response`.
+    pub fn interrupt_response(mut self, value: bool) -> Self {
+        self.interrupt_response = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeSessionTurnDetection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateRequest {
+    /// A `RealtimeTranscriptionSessionCreateRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            modalities: ::std::option::Option::None,
+            input_audio_format: ::std::option::Option::None,
+            input_audio_transcription: ::std::option::Option::None,
+            turn_detection: ::std::option::Option::None,
+            input_audio_noise_reduction: ::std::option::Option::None,
+            include: ::std::option::Option::None,
+        }
+    }
+    /// Sets `modalities`.
+    pub fn modalities(
+        mut self,
+        value: ::std::vec::Vec<RealtimeTranscriptionSessionCreateRequestModalitiesItem>,
+    ) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_format`.
+    pub fn input_audio_format(mut self, value: RealtimeTranscriptionSessionCreateRequestInputAudioFormat) -> Self {
+        self.input_audio_format = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_transcription`.
+    pub fn input_audio_transcription(
+        mut self,
+        value: RealtimeTranscriptionSessionCreateRequestInputAudioTranscription,
+    ) -> Self {
+        self.input_audio_transcription = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `turn_detection`.
+    pub fn turn_detection(mut self, value: RealtimeTranscriptionSessionCreateRequestTurnDetection) -> Self {
+        self.turn_detection = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_noise_reduction`.
+    pub fn input_audio_noise_reduction(
+        mut self,
+        value: RealtimeTranscriptionSessionCreateRequestInputAudioNoiseReduction,
+    ) -> Self {
+        self.input_audio_noise_reduction = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `include`.
+    pub fn include(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.include = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateRequestInputAudioNoiseReduction {
+    /// A `RealtimeTranscriptionSessionCreateRequest input_audio_noise_reduction` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeTranscriptionSessionCreateRequestInputAudioNoiseReductionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateRequestInputAudioNoiseReduction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateRequestInputAudioTranscription {
+    /// A `RealtimeTranscriptionSessionCreateRequest input_audio_transcription` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            model: ::std::option::Option::None,
+            language: ::std::option::Option::None,
+            prompt: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: RealtimeTranscriptionSessionCreateRequestInputAudioTranscriptionModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `language`.
+    pub fn language(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.language = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateRequestInputAudioTranscription {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateRequestTurnDetection {
+    /// A `RealtimeTranscriptionSessionCreateRequest turn_detection` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            eagerness: ::std::option::Option::None,
+            threshold: ::std::option::Option::None,
+            prefix_padding_ms: ::std::option::Option::None,
+            silence_duration_ms: ::std::option::Option::None,
+            create_response: ::std::option::Option::None,
+            interrupt_response: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RealtimeTranscriptionSessionCreateRequestTurnDetectionType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `eagerness`.
+    pub fn eagerness(mut self, value: RealtimeTranscriptionSessionCreateRequestTurnDetectionEagerness) -> Self {
+        self.eagerness = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `threshold`.
+    pub fn threshold(mut self, value: f64) -> Self {
+        self.threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prefix_padding_ms`.
+    pub fn prefix_padding_ms(mut self, value: i64) -> Self {
+        self.prefix_padding_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `silence_duration_ms`.
+    pub fn silence_duration_ms(mut self, value: i64) -> Self {
+        self.silence_duration_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `create_response`.
+    pub fn create_response(mut self, value: bool) -> Self {
+        self.create_response = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `interrupt_response`.
+    pub fn interrupt_response(mut self, value: bool) -> Self {
+        self.interrupt_response = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateRequestTurnDetection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateResponse {
+    /// A `RealtimeTranscriptionSessionCreateResponse` from its required properties (`client_secret`); set the others with the setters.
+    pub fn new(client_secret: RealtimeTranscriptionSessionCreateResponseClientSecret) -> Self {
+        Self {
+            client_secret,
+            modalities: ::std::option::Option::None,
+            input_audio_format: ::std::option::Option::None,
+            input_audio_transcription: ::std::option::Option::None,
+            turn_detection: ::std::option::Option::None,
+        }
+    }
+    /// Sets `modalities`.
+    pub fn modalities(
+        mut self,
+        value: ::std::vec::Vec<RealtimeTranscriptionSessionCreateResponseModalitiesItem>,
+    ) -> Self {
+        self.modalities = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_format`.
+    pub fn input_audio_format(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.input_audio_format = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `input_audio_transcription`.
+    pub fn input_audio_transcription(
+        mut self,
+        value: RealtimeTranscriptionSessionCreateResponseInputAudioTranscription,
+    ) -> Self {
+        self.input_audio_transcription = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `turn_detection`.
+    pub fn turn_detection(mut self, value: RealtimeTranscriptionSessionCreateResponseTurnDetection) -> Self {
+        self.turn_detection = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateResponseClientSecret {
+    /// A `RealtimeTranscriptionSessionCreateResponse client_secret` from its required properties (`value`, `expires_at`); set the others with the setters.
+    pub fn new(value: impl ::std::convert::Into<::std::string::String>, expires_at: i64) -> Self {
+        Self { value: ::std::convert::Into::into(value), expires_at }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateResponseInputAudioTranscription {
+    /// A `RealtimeTranscriptionSessionCreateResponse input_audio_transcription` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            model: ::std::option::Option::None,
+            language: ::std::option::Option::None,
+            prompt: ::std::option::Option::None,
+        }
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: RealtimeTranscriptionSessionCreateResponseInputAudioTranscriptionModel) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `language`.
+    pub fn language(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.language = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `prompt`.
+    pub fn prompt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.prompt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateResponseInputAudioTranscription {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RealtimeTranscriptionSessionCreateResponseTurnDetection {
+    /// A `RealtimeTranscriptionSessionCreateResponse turn_detection` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            type_: ::std::option::Option::None,
+            threshold: ::std::option::Option::None,
+            prefix_padding_ms: ::std::option::Option::None,
+            silence_duration_ms: ::std::option::Option::None,
+        }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `threshold`.
+    pub fn threshold(mut self, value: f64) -> Self {
+        self.threshold = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `prefix_padding_ms`.
+    pub fn prefix_padding_ms(mut self, value: i64) -> Self {
+        self.prefix_padding_ms = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `silence_duration_ms`.
+    pub fn silence_duration_ms(mut self, value: i64) -> Self {
+        self.silence_duration_ms = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RealtimeTranscriptionSessionCreateResponseTurnDetection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Reasoning {
+    /// A `Reasoning` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            effort: ::std::option::Option::None,
+            summary: ::std::option::Option::None,
+            generate_summary: ::std::option::Option::None,
+        }
+    }
+    /// Sets `effort`.
+    pub fn effort(mut self, value: ReasoningEffort) -> Self {
+        self.effort = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `effort` as `null` (leaving it out is not the same).
+    pub fn effort_null(mut self) -> Self {
+        self.effort = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `summary`.
+    pub fn summary(mut self, value: ReasoningSummary) -> Self {
+        self.summary = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `summary` as `null` (leaving it out is not the same).
+    pub fn summary_null(mut self) -> Self {
+        self.summary = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `generate_summary`.
+    #[deprecated]
+    pub fn generate_summary(mut self, value: ReasoningGenerateSummary) -> Self {
+        self.generate_summary = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `generate_summary` as `null` (leaving it out is not the same).
+    #[deprecated]
+    pub fn generate_summary_null(mut self) -> Self {
+        self.generate_summary = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for Reasoning {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ReasoningItem {
+    /// A `ReasoningItem` from its required properties (`type`, `id`, `summary`); set the others with the setters.
+    pub fn new(
+        type_: ReasoningItemType,
+        id: impl ::std::convert::Into<::std::string::String>,
+        summary: ::std::vec::Vec<ReasoningItemSummaryItem>,
+    ) -> Self {
+        Self { type_, id: ::std::convert::Into::into(id), summary, status: ::std::option::Option::None }
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ReasoningItemStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ReasoningItemSummaryItem {
+    /// A `ReasoningItem summary item` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: ReasoningItemSummaryItemType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RefusalContent {
+    /// A `RefusalContent` from its required properties (`type`, `refusal`); set the others with the setters.
+    pub fn new(type_: RefusalContentType, refusal: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, refusal: ::std::convert::Into::into(refusal) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Response {
+    /// A `Response` from its required properties (`metadata`, `temperature`, `top_p`, `model`, `instructions`, `tools`, `tool_choice`, `id`, `object`, `created_at`, `error`, `incomplete_details`, `output`, `parallel_tool_calls`); set the others with the setters.
+    pub fn new(
+        metadata: ::std::option::Option<Metadata>,
+        temperature: ::std::option::Option<f64>,
+        top_p: ::std::option::Option<f64>,
+        model: ModelIdsResponses,
+        instructions: ::std::option::Option<::std::string::String>,
+        tools: ::std::vec::Vec<Tool>,
+        tool_choice: ResponseToolChoice,
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: ResponseObject,
+        created_at: f64,
+        error: ::std::option::Option<ResponseError>,
+        incomplete_details: ::std::option::Option<ResponseIncompleteDetails>,
+        output: ::std::vec::Vec<OutputItem>,
+        parallel_tool_calls: bool,
+    ) -> Self {
+        Self {
+            metadata,
+            temperature,
+            top_p,
+            user: ::std::option::Option::None,
+            service_tier: ::std::option::Option::None,
+            previous_response_id: ::std::option::Option::None,
+            model,
+            reasoning: ::std::option::Option::None,
+            max_output_tokens: ::std::option::Option::None,
+            instructions,
+            text: ::std::option::Option::None,
+            tools,
+            tool_choice,
+            truncation: ::std::option::Option::None,
+            id: ::std::convert::Into::into(id),
+            object,
+            status: ::std::option::Option::None,
+            created_at,
+            error,
+            incomplete_details,
+            output,
+            output_text: ::std::option::Option::None,
+            usage: ::std::option::Option::None,
+            parallel_tool_calls,
+        }
+    }
+    /// Sets `user`.
+    pub fn user(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `service_tier`.
+    pub fn service_tier(mut self, value: ServiceTier) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `service_tier` as `null` (leaving it out is not the same).
+    pub fn service_tier_null(mut self) -> Self {
+        self.service_tier = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `previous_response_id`.
+    pub fn previous_response_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_response_id =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `previous_response_id` as `null` (leaving it out is not the same).
+    pub fn previous_response_id_null(mut self) -> Self {
+        self.previous_response_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `reasoning`.
+    pub fn reasoning(mut self, value: Reasoning) -> Self {
+        self.reasoning = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_output_tokens`.
+    pub fn max_output_tokens(mut self, value: i64) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_output_tokens` as `null` (leaving it out is not the same).
+    pub fn max_output_tokens_null(mut self) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: ResponseText) -> Self {
+        self.text = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `truncation`.
+    pub fn truncation(mut self, value: ResponseTruncation) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `truncation` as `null` (leaving it out is not the same).
+    pub fn truncation_null(mut self) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ResponseStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_text`.
+    pub fn output_text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output_text = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `output_text` as `null` (leaving it out is not the same).
+    pub fn output_text_null(mut self) -> Self {
+        self.output_text = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `usage`.
+    pub fn usage(mut self, value: ResponseUsage) -> Self {
+        self.usage = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseAudioDeltaEvent {
+    /// A `ResponseAudioDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
+    pub fn new(type_: ResponseAudioDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, delta: ::std::convert::Into::into(delta) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseAudioDoneEvent {
+    /// A `ResponseAudioDoneEvent` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ResponseAudioDoneEventType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseAudioTranscriptDeltaEvent {
+    /// A `ResponseAudioTranscriptDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseAudioTranscriptDeltaEventType,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, delta: ::std::convert::Into::into(delta) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseAudioTranscriptDoneEvent {
+    /// A `ResponseAudioTranscriptDoneEvent` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ResponseAudioTranscriptDoneEventType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCodeInterpreterCallCodeDeltaEvent {
+    /// A `ResponseCodeInterpreterCallCodeDeltaEvent` from its required properties (`type`, `output_index`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseCodeInterpreterCallCodeDeltaEventType,
+        output_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, delta: ::std::convert::Into::into(delta) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCodeInterpreterCallCodeDoneEvent {
+    /// A `ResponseCodeInterpreterCallCodeDoneEvent` from its required properties (`type`, `output_index`, `code`); set the others with the setters.
+    pub fn new(
+        type_: ResponseCodeInterpreterCallCodeDoneEventType,
+        output_index: i64,
+        code: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, code: ::std::convert::Into::into(code) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCodeInterpreterCallCompletedEvent {
+    /// A `ResponseCodeInterpreterCallCompletedEvent` from its required properties (`type`, `output_index`, `code_interpreter_call`); set the others with the setters.
+    pub fn new(
+        type_: ResponseCodeInterpreterCallCompletedEventType,
+        output_index: i64,
+        code_interpreter_call: CodeInterpreterToolCall,
+    ) -> Self {
+        Self { type_, output_index, code_interpreter_call }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCodeInterpreterCallInProgressEvent {
+    /// A `ResponseCodeInterpreterCallInProgressEvent` from its required properties (`type`, `output_index`, `code_interpreter_call`); set the others with the setters.
+    pub fn new(
+        type_: ResponseCodeInterpreterCallInProgressEventType,
+        output_index: i64,
+        code_interpreter_call: CodeInterpreterToolCall,
+    ) -> Self {
+        Self { type_, output_index, code_interpreter_call }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCodeInterpreterCallInterpretingEvent {
+    /// A `ResponseCodeInterpreterCallInterpretingEvent` from its required properties (`type`, `output_index`, `code_interpreter_call`); set the others with the setters.
+    pub fn new(
+        type_: ResponseCodeInterpreterCallInterpretingEventType,
+        output_index: i64,
+        code_interpreter_call: CodeInterpreterToolCall,
+    ) -> Self {
+        Self { type_, output_index, code_interpreter_call }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCompletedEvent {
+    /// A `ResponseCompletedEvent` from its required properties (`type`, `response`); set the others with the setters.
+    pub fn new(type_: ResponseCompletedEventType, response: Response) -> Self {
+        Self { type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseContentPartAddedEvent {
+    /// A `ResponseContentPartAddedEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `part`); set the others with the setters.
+    pub fn new(
+        type_: ResponseContentPartAddedEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        part: OutputContent,
+    ) -> Self {
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseContentPartDoneEvent {
+    /// A `ResponseContentPartDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `part`); set the others with the setters.
+    pub fn new(
+        type_: ResponseContentPartDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        part: OutputContent,
+    ) -> Self {
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, content_index, part }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseCreatedEvent {
+    /// A `ResponseCreatedEvent` from its required properties (`type`, `response`); set the others with the setters.
+    pub fn new(type_: ResponseCreatedEventType, response: Response) -> Self {
+        Self { type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseError {
+    /// A `ResponseError` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: ResponseErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseErrorEvent {
+    /// A `ResponseErrorEvent` from its required properties (`type`, `code`, `message`, `param`); set the others with the setters.
+    pub fn new(
+        type_: ResponseErrorEventType,
+        code: ::std::option::Option<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+        param: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self { type_, code, message: ::std::convert::Into::into(message), param }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFailedEvent {
+    /// A `ResponseFailedEvent` from its required properties (`type`, `response`); set the others with the setters.
+    pub fn new(type_: ResponseFailedEventType, response: Response) -> Self {
+        Self { type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFileSearchCallCompletedEvent {
+    /// A `ResponseFileSearchCallCompletedEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseFileSearchCallCompletedEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFileSearchCallInProgressEvent {
+    /// A `ResponseFileSearchCallInProgressEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseFileSearchCallInProgressEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFileSearchCallSearchingEvent {
+    /// A `ResponseFileSearchCallSearchingEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseFileSearchCallSearchingEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFormatJsonObject {
+    /// A `ResponseFormatJsonObject` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ResponseFormatJsonObjectType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFormatJsonSchema {
+    /// A `ResponseFormatJsonSchema` from its required properties (`type`, `json_schema`); set the others with the setters.
+    pub fn new(type_: ResponseFormatJsonSchemaType, json_schema: ResponseFormatJsonSchemaJsonSchema) -> Self {
+        Self { type_, json_schema }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFormatJsonSchemaJsonSchema {
+    /// A `ResponseFormatJsonSchema json_schema` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            description: ::std::option::Option::None,
+            name: ::std::convert::Into::into(name),
+            schema: ::std::option::Option::None,
+            strict: ::std::option::Option::None,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `schema`.
+    pub fn schema(mut self, value: ResponseFormatJsonSchemaSchema) -> Self {
+        self.schema = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `strict`.
+    pub fn strict(mut self, value: bool) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `strict` as `null` (leaving it out is not the same).
+    pub fn strict_null(mut self) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFormatText {
+    /// A `ResponseFormatText` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ResponseFormatTextType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFunctionCallArgumentsDeltaEvent {
+    /// A `ResponseFunctionCallArgumentsDeltaEvent` from its required properties (`type`, `item_id`, `output_index`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseFunctionCallArgumentsDeltaEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseFunctionCallArgumentsDoneEvent {
+    /// A `ResponseFunctionCallArgumentsDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `arguments`); set the others with the setters.
+    pub fn new(
+        type_: ResponseFunctionCallArgumentsDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            arguments: ::std::convert::Into::into(arguments),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseInProgressEvent {
+    /// A `ResponseInProgressEvent` from its required properties (`type`, `response`); set the others with the setters.
+    pub fn new(type_: ResponseInProgressEventType, response: Response) -> Self {
+        Self { type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseIncompleteDetails {
+    /// A `Response incomplete_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { reason: ::std::option::Option::None }
+    }
+    /// Sets `reason`.
+    pub fn reason(mut self, value: ResponseIncompleteDetailsReason) -> Self {
+        self.reason = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ResponseIncompleteDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseIncompleteEvent {
+    /// A `ResponseIncompleteEvent` from its required properties (`type`, `response`); set the others with the setters.
+    pub fn new(type_: ResponseIncompleteEventType, response: Response) -> Self {
+        Self { type_, response }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseItemList {
+    /// A `ResponseItemList` from its required properties (`object`, `data`, `has_more`, `first_id`, `last_id`); set the others with the setters.
+    pub fn new(
+        object: ResponseItemListObject,
+        data: ::std::vec::Vec<ItemResource>,
+        has_more: bool,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            has_more,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseOutputItemAddedEvent {
+    /// A `ResponseOutputItemAddedEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
+    pub fn new(type_: ResponseOutputItemAddedEventType, output_index: i64, item: OutputItem) -> Self {
+        Self { type_, output_index, item }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseOutputItemDoneEvent {
+    /// A `ResponseOutputItemDoneEvent` from its required properties (`type`, `output_index`, `item`); set the others with the setters.
+    pub fn new(type_: ResponseOutputItemDoneEventType, output_index: i64, item: OutputItem) -> Self {
+        Self { type_, output_index, item }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseProperties {
+    /// A `ResponseProperties` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            previous_response_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            reasoning: ::std::option::Option::None,
+            max_output_tokens: ::std::option::Option::None,
+            instructions: ::std::option::Option::None,
+            text: ::std::option::Option::None,
+            tools: ::std::option::Option::None,
+            tool_choice: ::std::option::Option::None,
+            truncation: ::std::option::Option::None,
+        }
+    }
+    /// Sets `previous_response_id`.
+    pub fn previous_response_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_response_id =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `previous_response_id` as `null` (leaving it out is not the same).
+    pub fn previous_response_id_null(mut self) -> Self {
+        self.previous_response_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: ModelIdsResponses) -> Self {
+        self.model = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `reasoning`.
+    pub fn reasoning(mut self, value: Reasoning) -> Self {
+        self.reasoning = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_output_tokens`.
+    pub fn max_output_tokens(mut self, value: i64) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `max_output_tokens` as `null` (leaving it out is not the same).
+    pub fn max_output_tokens_null(mut self) -> Self {
+        self.max_output_tokens = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `instructions`.
+    pub fn instructions(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `instructions` as `null` (leaving it out is not the same).
+    pub fn instructions_null(mut self) -> Self {
+        self.instructions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: ResponsePropertiesText) -> Self {
+        self.text = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tools`.
+    pub fn tools(mut self, value: ::std::vec::Vec<Tool>) -> Self {
+        self.tools = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tool_choice`.
+    pub fn tool_choice(mut self, value: ResponsePropertiesToolChoice) -> Self {
+        self.tool_choice = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `truncation`.
+    pub fn truncation(mut self, value: ResponsePropertiesTruncation) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `truncation` as `null` (leaving it out is not the same).
+    pub fn truncation_null(mut self) -> Self {
+        self.truncation = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for ResponseProperties {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponsePropertiesText {
+    /// A `ResponseProperties text` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { format: ::std::option::Option::None }
+    }
+    /// Sets `format`.
+    pub fn format(mut self, value: TextResponseFormatConfiguration) -> Self {
+        self.format = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ResponsePropertiesText {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryPartAddedEvent {
+    /// A `ResponseReasoningSummaryPartAddedEvent` from its required properties (`type`, `item_id`, `output_index`, `summary_index`, `part`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryPartAddedEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        summary_index: i64,
+        part: ResponseReasoningSummaryPartAddedEventPart,
+    ) -> Self {
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryPartAddedEventPart {
+    /// A `ResponseReasoningSummaryPartAddedEvent part` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryPartAddedEventPartType,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryPartDoneEvent {
+    /// A `ResponseReasoningSummaryPartDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `summary_index`, `part`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryPartDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        summary_index: i64,
+        part: ResponseReasoningSummaryPartDoneEventPart,
+    ) -> Self {
+        Self { type_, item_id: ::std::convert::Into::into(item_id), output_index, summary_index, part }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryPartDoneEventPart {
+    /// A `ResponseReasoningSummaryPartDoneEvent part` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryPartDoneEventPartType,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryTextDeltaEvent {
+    /// A `ResponseReasoningSummaryTextDeltaEvent` from its required properties (`type`, `item_id`, `output_index`, `summary_index`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryTextDeltaEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        summary_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            summary_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseReasoningSummaryTextDoneEvent {
+    /// A `ResponseReasoningSummaryTextDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `summary_index`, `text`); set the others with the setters.
+    pub fn new(
+        type_: ResponseReasoningSummaryTextDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        summary_index: i64,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            summary_index,
+            text: ::std::convert::Into::into(text),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseRefusalDeltaEvent {
+    /// A `ResponseRefusalDeltaEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseRefusalDeltaEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseRefusalDoneEvent {
+    /// A `ResponseRefusalDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `refusal`); set the others with the setters.
+    pub fn new(
+        type_: ResponseRefusalDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        refusal: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            refusal: ::std::convert::Into::into(refusal),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseText {
+    /// A `Response text` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { format: ::std::option::Option::None }
+    }
+    /// Sets `format`.
+    pub fn format(mut self, value: TextResponseFormatConfiguration) -> Self {
+        self.format = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ResponseText {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseTextAnnotationDeltaEvent {
+    /// A `ResponseTextAnnotationDeltaEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `annotation_index`, `annotation`); set the others with the setters.
+    pub fn new(
+        type_: ResponseTextAnnotationDeltaEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        annotation_index: i64,
+        annotation: Annotation,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            annotation_index,
+            annotation,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseTextDeltaEvent {
+    /// A `ResponseTextDeltaEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `delta`); set the others with the setters.
+    pub fn new(
+        type_: ResponseTextDeltaEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            delta: ::std::convert::Into::into(delta),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseTextDoneEvent {
+    /// A `ResponseTextDoneEvent` from its required properties (`type`, `item_id`, `output_index`, `content_index`, `text`); set the others with the setters.
+    pub fn new(
+        type_: ResponseTextDoneEventType,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+        output_index: i64,
+        content_index: i64,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            item_id: ::std::convert::Into::into(item_id),
+            output_index,
+            content_index,
+            text: ::std::convert::Into::into(text),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseUsage {
+    /// A `ResponseUsage` from its required properties (`input_tokens`, `input_tokens_details`, `output_tokens`, `output_tokens_details`, `total_tokens`); set the others with the setters.
+    pub fn new(
+        input_tokens: i64,
+        input_tokens_details: ResponseUsageInputTokensDetails,
+        output_tokens: i64,
+        output_tokens_details: ResponseUsageOutputTokensDetails,
+        total_tokens: i64,
+    ) -> Self {
+        Self { input_tokens, input_tokens_details, output_tokens, output_tokens_details, total_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseUsageInputTokensDetails {
+    /// A `ResponseUsage input_tokens_details` from its required properties (`cached_tokens`); set the others with the setters.
+    pub fn new(cached_tokens: i64) -> Self {
+        Self { cached_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseUsageOutputTokensDetails {
+    /// A `ResponseUsage output_tokens_details` from its required properties (`reasoning_tokens`); set the others with the setters.
+    pub fn new(reasoning_tokens: i64) -> Self {
+        Self { reasoning_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseWebSearchCallCompletedEvent {
+    /// A `ResponseWebSearchCallCompletedEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseWebSearchCallCompletedEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseWebSearchCallInProgressEvent {
+    /// A `ResponseWebSearchCallInProgressEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseWebSearchCallInProgressEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ResponseWebSearchCallSearchingEvent {
+    /// A `ResponseWebSearchCallSearchingEvent` from its required properties (`type`, `output_index`, `item_id`); set the others with the setters.
+    pub fn new(
+        type_: ResponseWebSearchCallSearchingEventType,
+        output_index: i64,
+        item_id: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, output_index, item_id: ::std::convert::Into::into(item_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunCompletionUsage {
+    /// A `RunCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
+    pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
+        Self { completion_tokens, prompt_tokens, total_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunObject {
+    /// A `RunObject` from its required properties (`id`, `object`, `created_at`, `thread_id`, `assistant_id`, `status`, `required_action`, `last_error`, `expires_at`, `started_at`, `cancelled_at`, `failed_at`, `completed_at`, `incomplete_details`, `model`, `instructions`, `tools`, `metadata`, `usage`, `max_prompt_tokens`, `max_completion_tokens`, `truncation_strategy`, `tool_choice`, `parallel_tool_calls`, `response_format`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: RunObjectObject,
+        created_at: i64,
+        thread_id: impl ::std::convert::Into<::std::string::String>,
+        assistant_id: impl ::std::convert::Into<::std::string::String>,
+        status: RunObjectStatus,
+        required_action: ::std::option::Option<RunObjectRequiredAction>,
+        last_error: ::std::option::Option<RunObjectLastError>,
+        expires_at: ::std::option::Option<i64>,
+        started_at: ::std::option::Option<i64>,
+        cancelled_at: ::std::option::Option<i64>,
+        failed_at: ::std::option::Option<i64>,
+        completed_at: ::std::option::Option<i64>,
+        incomplete_details: ::std::option::Option<RunObjectIncompleteDetails>,
+        model: impl ::std::convert::Into<::std::string::String>,
+        instructions: impl ::std::convert::Into<::std::string::String>,
+        tools: ::std::vec::Vec<RunObjectToolsItem>,
+        metadata: ::std::option::Option<Metadata>,
+        usage: ::std::option::Option<RunCompletionUsage>,
+        max_prompt_tokens: ::std::option::Option<i64>,
+        max_completion_tokens: ::std::option::Option<i64>,
+        truncation_strategy: TruncationObject,
+        tool_choice: AssistantsApiToolChoiceOption,
+        parallel_tool_calls: ParallelToolCalls,
+        response_format: AssistantsApiResponseFormatOption,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            thread_id: ::std::convert::Into::into(thread_id),
+            assistant_id: ::std::convert::Into::into(assistant_id),
+            status,
+            required_action,
+            last_error,
+            expires_at,
+            started_at,
+            cancelled_at,
+            failed_at,
+            completed_at,
+            incomplete_details,
+            model: ::std::convert::Into::into(model),
+            instructions: ::std::convert::Into::into(instructions),
+            tools,
+            metadata,
+            usage,
+            temperature: ::std::option::Option::None,
+            top_p: ::std::option::Option::None,
+            max_prompt_tokens,
+            max_completion_tokens,
+            truncation_strategy,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
+        }
+    }
+    /// Sets `temperature`.
+    pub fn temperature(mut self, value: f64) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `temperature` as `null` (leaving it out is not the same).
+    pub fn temperature_null(mut self) -> Self {
+        self.temperature = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `top_p`.
+    pub fn top_p(mut self, value: f64) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `top_p` as `null` (leaving it out is not the same).
+    pub fn top_p_null(mut self) -> Self {
+        self.top_p = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunObjectIncompleteDetails {
+    /// A `RunObject incomplete_details` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { reason: ::std::option::Option::None }
+    }
+    /// Sets `reason`.
+    pub fn reason(mut self, value: RunObjectIncompleteDetailsReason) -> Self {
+        self.reason = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RunObjectIncompleteDetails {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunObjectLastError {
+    /// A `RunObject last_error` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: RunObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunObjectRequiredAction {
+    /// A `RunObject required_action` from its required properties (`type`, `submit_tool_outputs`); set the others with the setters.
+    pub fn new(
+        type_: RunObjectRequiredActionType,
+        submit_tool_outputs: RunObjectRequiredActionSubmitToolOutputs,
+    ) -> Self {
+        Self { type_, submit_tool_outputs }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunObjectRequiredActionSubmitToolOutputs {
+    /// A `RunObjectRequiredAction submit_tool_outputs` from its required properties (`tool_calls`); set the others with the setters.
+    pub fn new(tool_calls: ::std::vec::Vec<RunToolCallObject>) -> Self {
+        Self { tool_calls }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepCompletionUsage {
+    /// A `RunStepCompletionUsage` from its required properties (`completion_tokens`, `prompt_tokens`, `total_tokens`); set the others with the setters.
+    pub fn new(completion_tokens: i64, prompt_tokens: i64, total_tokens: i64) -> Self {
+        Self { completion_tokens, prompt_tokens, total_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaObject {
+    /// A `RunStepDeltaObject` from its required properties (`id`, `object`, `delta`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: RunStepDeltaObjectObject,
+        delta: RunStepDeltaObjectDelta,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), object, delta }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaObjectDelta {
+    /// A `RunStepDeltaObject delta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { step_details: ::std::option::Option::None }
+    }
+    /// Sets `step_details`.
+    pub fn step_details(mut self, value: RunStepDeltaObjectDeltaStepDetails) -> Self {
+        self.step_details = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RunStepDeltaObjectDelta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsMessageCreationObject {
+    /// A `RunStepDeltaStepDetailsMessageCreationObject` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RunStepDeltaStepDetailsMessageCreationObjectType) -> Self {
+        Self { type_, message_creation: ::std::option::Option::None }
+    }
+    /// Sets `message_creation`.
+    pub fn message_creation(mut self, value: RunStepDeltaStepDetailsMessageCreationObjectMessageCreation) -> Self {
+        self.message_creation = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsMessageCreationObjectMessageCreation {
+    /// A `RunStepDeltaStepDetailsMessageCreationObject message_creation` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { message_id: ::std::option::Option::None }
+    }
+    /// Sets `message_id`.
+    pub fn message_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RunStepDeltaStepDetailsMessageCreationObjectMessageCreation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsCodeObject {
+    /// A `RunStepDeltaStepDetailsToolCallsCodeObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeObjectType) -> Self {
+        Self { index, id: ::std::option::Option::None, type_, code_interpreter: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: RunStepDeltaStepDetailsToolCallsCodeObjectCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsCodeObjectCodeInterpreter {
+    /// A `RunStepDeltaStepDetailsToolCallsCodeObject code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { input: ::std::option::Option::None, outputs: ::std::option::Option::None }
+    }
+    /// Sets `input`.
+    pub fn input(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.input = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `outputs`.
+    pub fn outputs(
+        mut self,
+        value: ::std::vec::Vec<RunStepDeltaStepDetailsToolCallsCodeObjectCodeInterpreterOutputsItem>,
+    ) -> Self {
+        self.outputs = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeObjectCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsCodeOutputImageObject {
+    /// A `RunStepDeltaStepDetailsToolCallsCodeOutputImageObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) -> Self {
+        Self { index, type_, image: ::std::option::Option::None }
+    }
+    /// Sets `image`.
+    pub fn image(mut self, value: RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectImage) -> Self {
+        self.image = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectImage {
+    /// A `RunStepDeltaStepDetailsToolCallsCodeOutputImageObject image` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_id: ::std::option::Option::None }
+    }
+    /// Sets `file_id`.
+    pub fn file_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.file_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectImage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject {
+    /// A `RunStepDeltaStepDetailsToolCallsCodeOutputLogsObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) -> Self {
+        Self { index, type_, logs: ::std::option::Option::None }
+    }
+    /// Sets `logs`.
+    pub fn logs(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.logs = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsFileSearchObject {
+    /// A `RunStepDeltaStepDetailsToolCallsFileSearchObject` from its required properties (`index`, `type`, `file_search`); set the others with the setters.
+    pub fn new(
+        index: i64,
+        type_: RunStepDeltaStepDetailsToolCallsFileSearchObjectType,
+        file_search: ::std::collections::BTreeMap<::std::string::String, ::serde_json::Value>,
+    ) -> Self {
+        Self { index, id: ::std::option::Option::None, type_, file_search }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsFunctionObject {
+    /// A `RunStepDeltaStepDetailsToolCallsFunctionObject` from its required properties (`index`, `type`); set the others with the setters.
+    pub fn new(index: i64, type_: RunStepDeltaStepDetailsToolCallsFunctionObjectType) -> Self {
+        Self { index, id: ::std::option::Option::None, type_, function: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `function`.
+    pub fn function(mut self, value: RunStepDeltaStepDetailsToolCallsFunctionObjectFunction) -> Self {
+        self.function = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsFunctionObjectFunction {
+    /// A `RunStepDeltaStepDetailsToolCallsFunctionObject function` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            arguments: ::std::option::Option::None,
+            output: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `arguments`.
+    pub fn arguments(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.arguments = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `output`.
+    pub fn output(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `output` as `null` (leaving it out is not the same).
+    pub fn output_null(mut self) -> Self {
+        self.output = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for RunStepDeltaStepDetailsToolCallsFunctionObjectFunction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDeltaStepDetailsToolCallsObject {
+    /// A `RunStepDeltaStepDetailsToolCallsObject` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: RunStepDeltaStepDetailsToolCallsObjectType) -> Self {
+        Self { type_, tool_calls: ::std::option::Option::None }
+    }
+    /// Sets `tool_calls`.
+    pub fn tool_calls(mut self, value: ::std::vec::Vec<RunStepDeltaStepDetailsToolCallsObjectToolCallsItem>) -> Self {
+        self.tool_calls = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsMessageCreationObject {
+    /// A `RunStepDetailsMessageCreationObject` from its required properties (`type`, `message_creation`); set the others with the setters.
+    pub fn new(
+        type_: RunStepDetailsMessageCreationObjectType,
+        message_creation: RunStepDetailsMessageCreationObjectMessageCreation,
+    ) -> Self {
+        Self { type_, message_creation }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsMessageCreationObjectMessageCreation {
+    /// A `RunStepDetailsMessageCreationObject message_creation` from its required properties (`message_id`); set the others with the setters.
+    pub fn new(message_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { message_id: ::std::convert::Into::into(message_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsCodeObject {
+    /// A `RunStepDetailsToolCallsCodeObject` from its required properties (`id`, `type`, `code_interpreter`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: RunStepDetailsToolCallsCodeObjectType,
+        code_interpreter: RunStepDetailsToolCallsCodeObjectCodeInterpreter,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, code_interpreter }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsCodeObjectCodeInterpreter {
+    /// A `RunStepDetailsToolCallsCodeObject code_interpreter` from its required properties (`input`, `outputs`); set the others with the setters.
+    pub fn new(
+        input: impl ::std::convert::Into<::std::string::String>,
+        outputs: ::std::vec::Vec<RunStepDetailsToolCallsCodeObjectCodeInterpreterOutputsItem>,
+    ) -> Self {
+        Self { input: ::std::convert::Into::into(input), outputs }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsCodeOutputImageObject {
+    /// A `RunStepDetailsToolCallsCodeOutputImageObject` from its required properties (`type`, `image`); set the others with the setters.
+    pub fn new(
+        type_: RunStepDetailsToolCallsCodeOutputImageObjectType,
+        image: RunStepDetailsToolCallsCodeOutputImageObjectImage,
+    ) -> Self {
+        Self { type_, image }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsCodeOutputImageObjectImage {
+    /// A `RunStepDetailsToolCallsCodeOutputImageObject image` from its required properties (`file_id`); set the others with the setters.
+    pub fn new(file_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { file_id: ::std::convert::Into::into(file_id) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsCodeOutputLogsObject {
+    /// A `RunStepDetailsToolCallsCodeOutputLogsObject` from its required properties (`type`, `logs`); set the others with the setters.
+    pub fn new(
+        type_: RunStepDetailsToolCallsCodeOutputLogsObjectType,
+        logs: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, logs: ::std::convert::Into::into(logs) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFileSearchObject {
+    /// A `RunStepDetailsToolCallsFileSearchObject` from its required properties (`id`, `type`, `file_search`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: RunStepDetailsToolCallsFileSearchObjectType,
+        file_search: RunStepDetailsToolCallsFileSearchObjectFileSearch,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, file_search }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFileSearchObjectFileSearch {
+    /// A `RunStepDetailsToolCallsFileSearchObject file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { ranking_options: ::std::option::Option::None, results: ::std::option::Option::None }
+    }
+    /// Sets `ranking_options`.
+    pub fn ranking_options(mut self, value: RunStepDetailsToolCallsFileSearchRankingOptionsObject) -> Self {
+        self.ranking_options = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `results`.
+    pub fn results(mut self, value: ::std::vec::Vec<RunStepDetailsToolCallsFileSearchResultObject>) -> Self {
+        self.results = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for RunStepDetailsToolCallsFileSearchObjectFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFileSearchRankingOptionsObject {
+    /// A `RunStepDetailsToolCallsFileSearchRankingOptionsObject` from its required properties (`ranker`, `score_threshold`); set the others with the setters.
+    pub fn new(ranker: FileSearchRanker, score_threshold: f64) -> Self {
+        Self { ranker, score_threshold }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFileSearchResultObject {
+    /// A `RunStepDetailsToolCallsFileSearchResultObject` from its required properties (`file_id`, `file_name`, `score`); set the others with the setters.
+    pub fn new(
+        file_id: impl ::std::convert::Into<::std::string::String>,
+        file_name: impl ::std::convert::Into<::std::string::String>,
+        score: f64,
+    ) -> Self {
+        Self {
+            file_id: ::std::convert::Into::into(file_id),
+            file_name: ::std::convert::Into::into(file_name),
+            score,
+            content: ::std::option::Option::None,
+        }
+    }
+    /// Sets `content`.
+    pub fn content(mut self, value: ::std::vec::Vec<RunStepDetailsToolCallsFileSearchResultObjectContentItem>) -> Self {
+        self.content = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFileSearchResultObjectContentItem {
+    /// A `RunStepDetailsToolCallsFileSearchResultObject content item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None, text: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: RunStepDetailsToolCallsFileSearchResultObjectContentItemType) -> Self {
+        self.type_ = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for RunStepDetailsToolCallsFileSearchResultObjectContentItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFunctionObject {
+    /// A `RunStepDetailsToolCallsFunctionObject` from its required properties (`id`, `type`, `function`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: RunStepDetailsToolCallsFunctionObjectType,
+        function: RunStepDetailsToolCallsFunctionObjectFunction,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsFunctionObjectFunction {
+    /// A `RunStepDetailsToolCallsFunctionObject function` from its required properties (`name`, `arguments`, `output`); set the others with the setters.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+        output: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self { name: ::std::convert::Into::into(name), arguments: ::std::convert::Into::into(arguments), output }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepDetailsToolCallsObject {
+    /// A `RunStepDetailsToolCallsObject` from its required properties (`type`, `tool_calls`); set the others with the setters.
+    pub fn new(
+        type_: RunStepDetailsToolCallsObjectType,
+        tool_calls: ::std::vec::Vec<RunStepDetailsToolCallsObjectToolCallsItem>,
+    ) -> Self {
+        Self { type_, tool_calls }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepObject {
+    /// A `RunStepObject` from its required properties (`id`, `object`, `created_at`, `assistant_id`, `thread_id`, `run_id`, `type`, `status`, `step_details`, `last_error`, `expired_at`, `cancelled_at`, `failed_at`, `completed_at`, `metadata`, `usage`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: RunStepObjectObject,
+        created_at: i64,
+        assistant_id: impl ::std::convert::Into<::std::string::String>,
+        thread_id: impl ::std::convert::Into<::std::string::String>,
+        run_id: impl ::std::convert::Into<::std::string::String>,
+        type_: RunStepObjectType,
+        status: RunStepObjectStatus,
+        step_details: RunStepObjectStepDetails,
+        last_error: ::std::option::Option<RunStepObjectLastError>,
+        expired_at: ::std::option::Option<i64>,
+        cancelled_at: ::std::option::Option<i64>,
+        failed_at: ::std::option::Option<i64>,
+        completed_at: ::std::option::Option<i64>,
+        metadata: ::std::option::Option<Metadata>,
+        usage: ::std::option::Option<RunStepCompletionUsage>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            assistant_id: ::std::convert::Into::into(assistant_id),
+            thread_id: ::std::convert::Into::into(thread_id),
+            run_id: ::std::convert::Into::into(run_id),
+            type_,
+            status,
+            step_details,
+            last_error,
+            expired_at,
+            cancelled_at,
+            failed_at,
+            completed_at,
+            metadata,
+            usage,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepObjectLastError {
+    /// A `RunStepObject last_error` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(code: RunStepObjectLastErrorCode, message: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObjectEvent, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject2 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject2Event, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject3 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject3Event, data: RunStepDeltaObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject4 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject4Event, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject5 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject5Event, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject6 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject6Event, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStepStreamEventObject7 {
+    /// A `RunStepStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStepStreamEventObject7Event, data: RunStepObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObjectEvent, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject10 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject10Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject2 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject2Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject3 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject3Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject4 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject4Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject5 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject5Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject6 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject6Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject7 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject7Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject8 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject8Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunStreamEventObject9 {
+    /// A `RunStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: RunStreamEventObject9Event, data: RunObject) -> Self {
+        Self { event, data }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunToolCallObject {
+    /// A `RunToolCallObject` from its required properties (`id`, `type`, `function`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: RunToolCallObjectType,
+        function: RunToolCallObjectFunction,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, function }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl RunToolCallObjectFunction {
+    /// A `RunToolCallObject function` from its required properties (`name`, `arguments`); set the others with the setters.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        arguments: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { name: ::std::convert::Into::into(name), arguments: ::std::convert::Into::into(arguments) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Screenshot {
+    /// A `Screenshot` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ScreenshotType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Scroll {
+    /// A `Scroll` from its required properties (`type`, `x`, `y`, `scroll_x`, `scroll_y`); set the others with the setters.
+    pub fn new(type_: ScrollType, x: i64, y: i64, scroll_x: i64, scroll_y: i64) -> Self {
+        Self { type_, x, y, scroll_x, scroll_y }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StaticChunkingStrategy {
+    /// A `StaticChunkingStrategy` from its required properties (`max_chunk_size_tokens`, `chunk_overlap_tokens`); set the others with the setters.
+    pub fn new(max_chunk_size_tokens: i64, chunk_overlap_tokens: i64) -> Self {
+        Self { max_chunk_size_tokens, chunk_overlap_tokens }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StaticChunkingStrategyRequestParam {
+    /// A `StaticChunkingStrategyRequestParam` from its required properties (`type`, `static`); set the others with the setters.
+    pub fn new(type_: StaticChunkingStrategyRequestParamType, static_: StaticChunkingStrategy) -> Self {
+        Self { type_, static_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StaticChunkingStrategyResponseParam {
+    /// A `StaticChunkingStrategyResponseParam` from its required properties (`type`, `static`); set the others with the setters.
+    pub fn new(type_: StaticChunkingStrategyResponseParamType, static_: StaticChunkingStrategy) -> Self {
+        Self { type_, static_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl SubmitToolOutputsRunRequest {
+    /// A `SubmitToolOutputsRunRequest` from its required properties (`tool_outputs`); set the others with the setters.
+    pub fn new(tool_outputs: ::std::vec::Vec<SubmitToolOutputsRunRequestToolOutputsItem>) -> Self {
+        Self { tool_outputs, stream: ::std::option::Option::None }
+    }
+    /// Sets `stream`.
+    pub fn stream(mut self, value: bool) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `stream` as `null` (leaving it out is not the same).
+    pub fn stream_null(mut self) -> Self {
+        self.stream = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl SubmitToolOutputsRunRequestToolOutputsItem {
+    /// A `SubmitToolOutputsRunRequest tool_outputs item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { tool_call_id: ::std::option::Option::None, output: ::std::option::Option::None }
+    }
+    /// Sets `tool_call_id`.
+    pub fn tool_call_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.tool_call_id = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `output`.
+    pub fn output(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.output = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for SubmitToolOutputsRunRequestToolOutputsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TextResponseFormatJsonSchema {
+    /// A `TextResponseFormatJsonSchema` from its required properties (`type`, `name`, `schema`); set the others with the setters.
+    pub fn new(
+        type_: TextResponseFormatJsonSchemaType,
+        name: impl ::std::convert::Into<::std::string::String>,
+        schema: ResponseFormatJsonSchemaSchema,
+    ) -> Self {
+        Self {
+            type_,
+            description: ::std::option::Option::None,
+            name: ::std::convert::Into::into(name),
+            schema,
+            strict: ::std::option::Option::None,
+        }
+    }
+    /// Sets `description`.
+    pub fn description(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.description = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `strict`.
+    pub fn strict(mut self, value: bool) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `strict` as `null` (leaving it out is not the same).
+    pub fn strict_null(mut self) -> Self {
+        self.strict = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThreadObject {
+    /// A `ThreadObject` from its required properties (`id`, `object`, `created_at`, `tool_resources`, `metadata`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: ThreadObjectObject,
+        created_at: i64,
+        tool_resources: ::std::option::Option<ThreadObjectToolResources>,
+        metadata: ::std::option::Option<Metadata>,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), object, created_at, tool_resources, metadata }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThreadObjectToolResources {
+    /// A `ThreadObject tool_resources` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code_interpreter: ::std::option::Option::None, file_search: ::std::option::Option::None }
+    }
+    /// Sets `code_interpreter`.
+    pub fn code_interpreter(mut self, value: ThreadObjectToolResourcesCodeInterpreter) -> Self {
+        self.code_interpreter = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file_search`.
+    pub fn file_search(mut self, value: ThreadObjectToolResourcesFileSearch) -> Self {
+        self.file_search = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ThreadObjectToolResources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThreadObjectToolResourcesCodeInterpreter {
+    /// A `ThreadObjectToolResources code_interpreter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { file_ids: ::std::option::Option::None }
+    }
+    /// Sets `file_ids`.
+    pub fn file_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.file_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ThreadObjectToolResourcesCodeInterpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThreadObjectToolResourcesFileSearch {
+    /// A `ThreadObjectToolResources file_search` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { vector_store_ids: ::std::option::Option::None }
+    }
+    /// Sets `vector_store_ids`.
+    pub fn vector_store_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
+        self.vector_store_ids = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ThreadObjectToolResourcesFileSearch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ThreadStreamEventObject {
+    /// A `ThreadStreamEvent Object` from its required properties (`event`, `data`); set the others with the setters.
+    pub fn new(event: ThreadStreamEventObjectEvent, data: ThreadObject) -> Self {
+        Self { enabled: ::std::option::Option::None, event, data }
+    }
+    /// Sets `enabled`.
+    pub fn enabled(mut self, value: bool) -> Self {
+        self.enabled = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ToggleCertificatesRequest {
+    /// A `ToggleCertificatesRequest` from its required properties (`certificate_ids`); set the others with the setters.
+    pub fn new(certificate_ids: ::std::vec::Vec<::std::string::String>) -> Self {
+        Self { certificate_ids }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ToolChoiceFunction {
+    /// A `ToolChoiceFunction` from its required properties (`type`, `name`); set the others with the setters.
+    pub fn new(type_: ToolChoiceFunctionType, name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, name: ::std::convert::Into::into(name) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ToolChoiceTypes {
+    /// A `ToolChoiceTypes` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: ToolChoiceTypesType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptTextDeltaEvent {
+    /// A `TranscriptTextDeltaEvent` from its required properties (`type`, `delta`); set the others with the setters.
+    pub fn new(type_: TranscriptTextDeltaEventType, delta: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, delta: ::std::convert::Into::into(delta), logprobs: ::std::option::Option::None }
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDeltaEventLogprobsItem>) -> Self {
+        self.logprobs = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptTextDeltaEventLogprobsItem {
+    /// A `TranscriptTextDeltaEvent logprobs item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            token: ::std::option::Option::None,
+            logprob: ::std::option::Option::None,
+            bytes: ::std::option::Option::None,
+        }
+    }
+    /// Sets `token`.
+    pub fn token(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.token = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `logprob`.
+    pub fn logprob(mut self, value: f64) -> Self {
+        self.logprob = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `bytes`.
+    pub fn bytes(mut self, value: ::std::vec::Vec<::serde_json::Value>) -> Self {
+        self.bytes = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for TranscriptTextDeltaEventLogprobsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptTextDoneEvent {
+    /// A `TranscriptTextDoneEvent` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: TranscriptTextDoneEventType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text), logprobs: ::std::option::Option::None }
+    }
+    /// Sets `logprobs`.
+    pub fn logprobs(mut self, value: ::std::vec::Vec<TranscriptTextDoneEventLogprobsItem>) -> Self {
+        self.logprobs = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptTextDoneEventLogprobsItem {
+    /// A `TranscriptTextDoneEvent logprobs item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            token: ::std::option::Option::None,
+            logprob: ::std::option::Option::None,
+            bytes: ::std::option::Option::None,
+        }
+    }
+    /// Sets `token`.
+    pub fn token(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.token = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `logprob`.
+    pub fn logprob(mut self, value: f64) -> Self {
+        self.logprob = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `bytes`.
+    pub fn bytes(mut self, value: ::std::vec::Vec<::serde_json::Value>) -> Self {
+        self.bytes = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for TranscriptTextDoneEventLogprobsItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptionSegment {
+    /// A `TranscriptionSegment` from its required properties (`id`, `seek`, `start`, `end`, `text`, `tokens`, `temperature`, `avg_logprob`, `compression_ratio`, `no_speech_prob`); set the others with the setters.
+    pub fn new(
+        id: i64,
+        seek: i64,
+        start: f64,
+        end: f64,
+        text: impl ::std::convert::Into<::std::string::String>,
+        tokens: ::std::vec::Vec<i64>,
+        temperature: f64,
+        avg_logprob: f64,
+        compression_ratio: f64,
+        no_speech_prob: f64,
+    ) -> Self {
+        Self {
+            id,
+            seek,
+            start,
+            end,
+            text: ::std::convert::Into::into(text),
+            tokens,
+            temperature,
+            avg_logprob,
+            compression_ratio,
+            no_speech_prob,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TranscriptionWord {
+    /// A `TranscriptionWord` from its required properties (`word`, `start`, `end`); set the others with the setters.
+    pub fn new(word: impl ::std::convert::Into<::std::string::String>, start: f64, end: f64) -> Self {
+        Self { word: ::std::convert::Into::into(word), start, end }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl TruncationObject {
+    /// A `TruncationObject` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: TruncationObjectType) -> Self {
+        Self { type_, last_messages: ::std::option::Option::None }
+    }
+    /// Sets `last_messages`.
+    pub fn last_messages(mut self, value: i64) -> Self {
+        self.last_messages = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `last_messages` as `null` (leaving it out is not the same).
+    pub fn last_messages_null(mut self) -> Self {
+        self.last_messages = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Type {
+    /// A `Type` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(type_: TypeType, text: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateChatCompletionBody {
+    /// A `UpdateChatCompletion Body` from its required properties (`metadata`); set the others with the setters.
+    pub fn new(metadata: ::std::option::Option<Metadata>) -> Self {
+        Self { metadata }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateEvalBody {
+    /// A `UpdateEval Body` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { name: ::std::option::Option::None, metadata: ::std::option::Option::None }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for UpdateEvalBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateVectorStoreFileAttributesRequest {
+    /// A `UpdateVectorStoreFileAttributesRequest` from its required properties (`attributes`); set the others with the setters.
+    pub fn new(attributes: ::std::option::Option<VectorStoreFileAttributes>) -> Self {
+        Self { attributes }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateVectorStoreRequest {
+    /// A `UpdateVectorStoreRequest` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            expires_after: ::std::option::Option::None,
+            metadata: ::std::option::Option::None,
+        }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `name` as `null` (leaving it out is not the same).
+    pub fn name_null(mut self) -> Self {
+        self.name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `expires_after`.
+    pub fn expires_after(mut self, value: VectorStoreExpirationAfter) -> Self {
+        self.expires_after = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `metadata`.
+    pub fn metadata(mut self, value: Metadata) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `metadata` as `null` (leaving it out is not the same).
+    pub fn metadata_null(mut self) -> Self {
+        self.metadata = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for UpdateVectorStoreRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Upload {
+    /// A `Upload` from its required properties (`id`, `created_at`, `filename`, `bytes`, `purpose`, `status`, `expires_at`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        filename: impl ::std::convert::Into<::std::string::String>,
+        bytes: i64,
+        purpose: impl ::std::convert::Into<::std::string::String>,
+        status: UploadStatus,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            created_at,
+            filename: ::std::convert::Into::into(filename),
+            bytes,
+            purpose: ::std::convert::Into::into(purpose),
+            status,
+            expires_at,
+            object: ::std::option::Option::None,
+            file: ::std::option::Option::None,
+        }
+    }
+    /// Sets `object`.
+    pub fn object(mut self, value: UploadObject) -> Self {
+        self.object = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `file`.
+    pub fn file(mut self, value: OpenAiFile) -> Self {
+        self.file = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UploadCertificateRequest {
+    /// A `UploadCertificateRequest` from its required properties (`content`); set the others with the setters.
+    pub fn new(content: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: ::std::option::Option::None, content: ::std::convert::Into::into(content) }
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UploadPart {
+    /// A `UploadPart` from its required properties (`id`, `created_at`, `upload_id`, `object`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        created_at: i64,
+        upload_id: impl ::std::convert::Into<::std::string::String>,
+        object: UploadPartObject,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            created_at,
+            upload_id: ::std::convert::Into::into(upload_id),
+            object,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UrlCitationBody {
+    /// A `UrlCitationBody` from its required properties (`type`, `url`, `start_index`, `end_index`, `title`); set the others with the setters.
+    pub fn new(
+        type_: UrlCitationBodyType,
+        url: impl ::std::convert::Into<::std::string::String>,
+        start_index: i64,
+        end_index: i64,
+        title: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            type_,
+            url: ::std::convert::Into::into(url),
+            start_index,
+            end_index,
+            title: ::std::convert::Into::into(title),
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageAudioSpeechesResult {
+    /// A `UsageAudioSpeechesResult` from its required properties (`object`, `characters`, `num_model_requests`); set the others with the setters.
+    pub fn new(object: UsageAudioSpeechesResultObject, characters: i64, num_model_requests: i64) -> Self {
+        Self {
+            object,
+            characters,
+            num_model_requests,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+        }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageAudioTranscriptionsResult {
+    /// A `UsageAudioTranscriptionsResult` from its required properties (`object`, `seconds`, `num_model_requests`); set the others with the setters.
+    pub fn new(object: UsageAudioTranscriptionsResultObject, seconds: i64, num_model_requests: i64) -> Self {
+        Self {
+            object,
+            seconds,
+            num_model_requests,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+        }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageCodeInterpreterSessionsResult {
+    /// A `UsageCodeInterpreterSessionsResult` from its required properties (`object`); set the others with the setters.
+    pub fn new(object: UsageCodeInterpreterSessionsResultObject) -> Self {
+        Self { object, num_sessions: ::std::option::Option::None, project_id: ::std::option::Option::None }
+    }
+    /// Sets `num_sessions`.
+    pub fn num_sessions(mut self, value: i64) -> Self {
+        self.num_sessions = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageCompletionsResult {
+    /// A `UsageCompletionsResult` from its required properties (`object`, `input_tokens`, `output_tokens`, `num_model_requests`); set the others with the setters.
+    pub fn new(
+        object: UsageCompletionsResultObject,
+        input_tokens: i64,
+        output_tokens: i64,
+        num_model_requests: i64,
+    ) -> Self {
+        Self {
+            object,
+            input_tokens,
+            input_cached_tokens: ::std::option::Option::None,
+            output_tokens,
+            input_audio_tokens: ::std::option::Option::None,
+            output_audio_tokens: ::std::option::Option::None,
+            num_model_requests,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+            batch: ::std::option::Option::None,
+        }
+    }
+    /// Sets `input_cached_tokens`.
+    pub fn input_cached_tokens(mut self, value: i64) -> Self {
+        self.input_cached_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `input_audio_tokens`.
+    pub fn input_audio_tokens(mut self, value: i64) -> Self {
+        self.input_audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `output_audio_tokens`.
+    pub fn output_audio_tokens(mut self, value: i64) -> Self {
+        self.output_audio_tokens = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `batch`.
+    pub fn batch(mut self, value: bool) -> Self {
+        self.batch = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `batch` as `null` (leaving it out is not the same).
+    pub fn batch_null(mut self) -> Self {
+        self.batch = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageEmbeddingsResult {
+    /// A `UsageEmbeddingsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
+    pub fn new(object: UsageEmbeddingsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
+        Self {
+            object,
+            input_tokens,
+            num_model_requests,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+        }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageImagesResult {
+    /// A `UsageImagesResult` from its required properties (`object`, `images`, `num_model_requests`); set the others with the setters.
+    pub fn new(object: UsageImagesResultObject, images: i64, num_model_requests: i64) -> Self {
+        Self {
+            object,
+            images,
+            num_model_requests,
+            source: ::std::option::Option::None,
+            size: ::std::option::Option::None,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+        }
+    }
+    /// Sets `source`.
+    pub fn source(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.source = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `source` as `null` (leaving it out is not the same).
+    pub fn source_null(mut self) -> Self {
+        self.source = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `size`.
+    pub fn size(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `size` as `null` (leaving it out is not the same).
+    pub fn size_null(mut self) -> Self {
+        self.size = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageModerationsResult {
+    /// A `UsageModerationsResult` from its required properties (`object`, `input_tokens`, `num_model_requests`); set the others with the setters.
+    pub fn new(object: UsageModerationsResultObject, input_tokens: i64, num_model_requests: i64) -> Self {
+        Self {
+            object,
+            input_tokens,
+            num_model_requests,
+            project_id: ::std::option::Option::None,
+            user_id: ::std::option::Option::None,
+            api_key_id: ::std::option::Option::None,
+            model: ::std::option::Option::None,
+        }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `user_id`.
+    pub fn user_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `user_id` as `null` (leaving it out is not the same).
+    pub fn user_id_null(mut self) -> Self {
+        self.user_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `api_key_id`.
+    pub fn api_key_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `api_key_id` as `null` (leaving it out is not the same).
+    pub fn api_key_id_null(mut self) -> Self {
+        self.api_key_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `model`.
+    pub fn model(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `model` as `null` (leaving it out is not the same).
+    pub fn model_null(mut self) -> Self {
+        self.model = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageResponse {
+    /// A `UsageResponse` from its required properties (`object`, `data`, `has_more`, `next_page`); set the others with the setters.
+    pub fn new(
+        object: UsageResponseObject,
+        data: ::std::vec::Vec<UsageTimeBucket>,
+        has_more: bool,
+        next_page: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { object, data, has_more, next_page: ::std::convert::Into::into(next_page) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageTimeBucket {
+    /// A `UsageTimeBucket` from its required properties (`object`, `start_time`, `end_time`, `result`); set the others with the setters.
+    pub fn new(
+        object: UsageTimeBucketObject,
+        start_time: i64,
+        end_time: i64,
+        result: ::std::vec::Vec<UsageTimeBucketResultItem>,
+    ) -> Self {
+        Self { object, start_time, end_time, result }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UsageVectorStoresResult {
+    /// A `UsageVectorStoresResult` from its required properties (`object`, `usage_bytes`); set the others with the setters.
+    pub fn new(object: UsageVectorStoresResultObject, usage_bytes: i64) -> Self {
+        Self { object, usage_bytes, project_id: ::std::option::Option::None }
+    }
+    /// Sets `project_id`.
+    pub fn project_id(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `project_id` as `null` (leaving it out is not the same).
+    pub fn project_id_null(mut self) -> Self {
+        self.project_id = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl User {
+    /// A `User` from its required properties (`object`, `id`, `name`, `email`, `role`, `added_at`); set the others with the setters.
+    pub fn new(
+        object: UserObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        email: impl ::std::convert::Into<::std::string::String>,
+        role: UserRole,
+        added_at: i64,
+    ) -> Self {
+        Self {
+            object,
+            id: ::std::convert::Into::into(id),
+            name: ::std::convert::Into::into(name),
+            email: ::std::convert::Into::into(email),
+            role,
+            added_at,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UserDeleteResponse {
+    /// A `UserDeleteResponse` from its required properties (`object`, `id`, `deleted`); set the others with the setters.
+    pub fn new(
+        object: UserDeleteResponseObject,
+        id: impl ::std::convert::Into<::std::string::String>,
+        deleted: bool,
+    ) -> Self {
+        Self { object, id: ::std::convert::Into::into(id), deleted }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UserListResponse {
+    /// A `UserListResponse` from its required properties (`object`, `data`, `first_id`, `last_id`, `has_more`); set the others with the setters.
+    pub fn new(
+        object: UserListResponseObject,
+        data: ::std::vec::Vec<User>,
+        first_id: impl ::std::convert::Into<::std::string::String>,
+        last_id: impl ::std::convert::Into<::std::string::String>,
+        has_more: bool,
+    ) -> Self {
+        Self {
+            object,
+            data,
+            first_id: ::std::convert::Into::into(first_id),
+            last_id: ::std::convert::Into::into(last_id),
+            has_more,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UserRoleUpdateRequest {
+    /// A `UserRoleUpdateRequest` from its required properties (`role`); set the others with the setters.
+    pub fn new(role: UserRoleUpdateRequestRole) -> Self {
+        Self { role }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreExpirationAfter {
+    /// A `VectorStoreExpirationAfter` from its required properties (`anchor`, `days`); set the others with the setters.
+    pub fn new(anchor: VectorStoreExpirationAfterAnchor, days: i64) -> Self {
+        Self { anchor, days }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileBatchObject {
+    /// A `VectorStoreFileBatchObject` from its required properties (`id`, `object`, `created_at`, `vector_store_id`, `status`, `file_counts`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: VectorStoreFileBatchObjectObject,
+        created_at: i64,
+        vector_store_id: impl ::std::convert::Into<::std::string::String>,
+        status: VectorStoreFileBatchObjectStatus,
+        file_counts: VectorStoreFileBatchObjectFileCounts,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            vector_store_id: ::std::convert::Into::into(vector_store_id),
+            status,
+            file_counts,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileBatchObjectFileCounts {
+    /// A `VectorStoreFileBatchObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
+    pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
+        Self { in_progress, completed, failed, cancelled, total }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileContentResponse {
+    /// A `VectorStoreFileContentResponse` from its required properties (`object`, `data`, `has_more`, `next_page`); set the others with the setters.
+    pub fn new(
+        object: VectorStoreFileContentResponseObject,
+        data: ::std::vec::Vec<VectorStoreFileContentResponseDataItem>,
+        has_more: bool,
+        next_page: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self { object, data, has_more, next_page }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileContentResponseDataItem {
+    /// A `VectorStoreFileContentResponse data item` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { type_: ::std::option::Option::None, text: ::std::option::Option::None }
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `text`.
+    pub fn text(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.text = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for VectorStoreFileContentResponseDataItem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileObject {
+    /// A `VectorStoreFileObject` from its required properties (`id`, `object`, `usage_bytes`, `created_at`, `vector_store_id`, `status`, `last_error`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: VectorStoreFileObjectObject,
+        usage_bytes: i64,
+        created_at: i64,
+        vector_store_id: impl ::std::convert::Into<::std::string::String>,
+        status: VectorStoreFileObjectStatus,
+        last_error: ::std::option::Option<VectorStoreFileObjectLastError>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            usage_bytes,
+            created_at,
+            vector_store_id: ::std::convert::Into::into(vector_store_id),
+            status,
+            last_error,
+            chunking_strategy: ::std::option::Option::None,
+            attributes: ::std::option::Option::None,
+        }
+    }
+    /// Sets `chunking_strategy`.
+    pub fn chunking_strategy(mut self, value: VectorStoreFileObjectChunkingStrategy) -> Self {
+        self.chunking_strategy = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `attributes`.
+    pub fn attributes(mut self, value: VectorStoreFileAttributes) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `attributes` as `null` (leaving it out is not the same).
+    pub fn attributes_null(mut self) -> Self {
+        self.attributes = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreFileObjectLastError {
+    /// A `VectorStoreFileObject last_error` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(
+        code: VectorStoreFileObjectLastErrorCode,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { code, message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreObject {
+    /// A `VectorStoreObject` from its required properties (`id`, `object`, `created_at`, `name`, `usage_bytes`, `file_counts`, `status`, `last_active_at`, `metadata`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        object: VectorStoreObjectObject,
+        created_at: i64,
+        name: impl ::std::convert::Into<::std::string::String>,
+        usage_bytes: i64,
+        file_counts: VectorStoreObjectFileCounts,
+        status: VectorStoreObjectStatus,
+        last_active_at: ::std::option::Option<i64>,
+        metadata: ::std::option::Option<Metadata>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            object,
+            created_at,
+            name: ::std::convert::Into::into(name),
+            usage_bytes,
+            file_counts,
+            status,
+            expires_after: ::std::option::Option::None,
+            expires_at: ::std::option::Option::None,
+            last_active_at,
+            metadata,
+        }
+    }
+    /// Sets `expires_after`.
+    pub fn expires_after(mut self, value: VectorStoreExpirationAfter) -> Self {
+        self.expires_after = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `expires_at`.
+    pub fn expires_at(mut self, value: i64) -> Self {
+        self.expires_at = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `expires_at` as `null` (leaving it out is not the same).
+    pub fn expires_at_null(mut self) -> Self {
+        self.expires_at = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreObjectFileCounts {
+    /// A `VectorStoreObject file_counts` from its required properties (`in_progress`, `completed`, `failed`, `cancelled`, `total`); set the others with the setters.
+    pub fn new(in_progress: i64, completed: i64, failed: i64, cancelled: i64, total: i64) -> Self {
+        Self { in_progress, completed, failed, cancelled, total }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreSearchRequest {
+    /// A `VectorStoreSearchRequest` from its required properties (`query`); set the others with the setters.
+    pub fn new(query: VectorStoreSearchRequestQuery) -> Self {
+        Self {
+            query,
+            rewrite_query: ::std::option::Option::None,
+            max_num_results: ::std::option::Option::None,
+            filters: ::std::option::Option::None,
+            ranking_options: ::std::option::Option::None,
+        }
+    }
+    /// Sets `rewrite_query`.
+    pub fn rewrite_query(mut self, value: bool) -> Self {
+        self.rewrite_query = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `max_num_results`.
+    pub fn max_num_results(mut self, value: i64) -> Self {
+        self.max_num_results = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `filters`.
+    pub fn filters(mut self, value: VectorStoreSearchRequestFilters) -> Self {
+        self.filters = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `ranking_options`.
+    pub fn ranking_options(mut self, value: VectorStoreSearchRequestRankingOptions) -> Self {
+        self.ranking_options = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreSearchRequestRankingOptions {
+    /// A `VectorStoreSearchRequest ranking_options` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { ranker: ::std::option::Option::None, score_threshold: ::std::option::Option::None }
+    }
+    /// Sets `ranker`.
+    pub fn ranker(mut self, value: VectorStoreSearchRequestRankingOptionsRanker) -> Self {
+        self.ranker = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `score_threshold`.
+    pub fn score_threshold(mut self, value: f64) -> Self {
+        self.score_threshold = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for VectorStoreSearchRequestRankingOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreSearchResultContentObject {
+    /// A `VectorStoreSearchResultContentObject` from its required properties (`type`, `text`); set the others with the setters.
+    pub fn new(
+        type_: VectorStoreSearchResultContentObjectType,
+        text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { type_, text: ::std::convert::Into::into(text) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreSearchResultItem {
+    /// A `VectorStoreSearchResultItem` from its required properties (`file_id`, `filename`, `score`, `attributes`, `content`); set the others with the setters.
+    pub fn new(
+        file_id: impl ::std::convert::Into<::std::string::String>,
+        filename: impl ::std::convert::Into<::std::string::String>,
+        score: f64,
+        attributes: ::std::option::Option<VectorStoreFileAttributes>,
+        content: ::std::vec::Vec<VectorStoreSearchResultContentObject>,
+    ) -> Self {
+        Self {
+            file_id: ::std::convert::Into::into(file_id),
+            filename: ::std::convert::Into::into(filename),
+            score,
+            attributes,
+            content,
+        }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl VectorStoreSearchResultsPage {
+    /// A `VectorStoreSearchResultsPage` from its required properties (`object`, `search_query`, `data`, `has_more`, `next_page`); set the others with the setters.
+    pub fn new(
+        object: VectorStoreSearchResultsPageObject,
+        search_query: ::std::vec::Vec<::std::string::String>,
+        data: ::std::vec::Vec<VectorStoreSearchResultItem>,
+        has_more: bool,
+        next_page: ::std::option::Option<::std::string::String>,
+    ) -> Self {
+        Self { object, search_query, data, has_more, next_page }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Wait {
+    /// A `Wait` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: WaitType) -> Self {
+        Self { type_ }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl WebSearchLocation {
+    /// A `WebSearchLocation` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            country: ::std::option::Option::None,
+            region: ::std::option::Option::None,
+            city: ::std::option::Option::None,
+            timezone: ::std::option::Option::None,
+        }
+    }
+    /// Sets `country`.
+    pub fn country(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.country = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `region`.
+    pub fn region(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.region = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `city`.
+    pub fn city(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.city = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `timezone`.
+    pub fn timezone(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.timezone = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for WebSearchLocation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl WebSearchPreviewTool {
+    /// A `WebSearchPreviewTool` from its required properties (`type`); set the others with the setters.
+    pub fn new(type_: WebSearchPreviewToolType) -> Self {
+        Self { type_, user_location: ::std::option::Option::None, search_context_size: ::std::option::Option::None }
+    }
+    /// Sets `user_location`.
+    pub fn user_location(mut self, value: ApproximateLocation) -> Self {
+        self.user_location = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `user_location` as `null` (leaving it out is not the same).
+    pub fn user_location_null(mut self) -> Self {
+        self.user_location = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `search_context_size`.
+    pub fn search_context_size(mut self, value: WebSearchPreviewToolSearchContextSize) -> Self {
+        self.search_context_size = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl WebSearchToolCall {
+    /// A `WebSearchToolCall` from its required properties (`id`, `type`, `status`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        type_: WebSearchToolCallType,
+        status: WebSearchToolCallStatus,
+    ) -> Self {
+        Self { id: ::std::convert::Into::into(id), type_, status }
+    }
+}

@@ -199,3 +199,161 @@ impl crate::validate::Validate for Value {
 }
 /// Named after std's Vec.
 pub type Vec = ::std::collections::BTreeMap<::std::string::String, Box>;
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Client {
+    /// A `Client` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { error: ::std::option::Option::None }
+    }
+    /// Sets `error`.
+    pub fn error(mut self, value: Error) -> Self {
+        self.error = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Error {
+    /// A `Error` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { code: ::std::option::Option::None, message: ::std::option::Option::None }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.code = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Error {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Option {
+    /// A `Option` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            some: ::std::option::Option::None,
+            none: ::std::option::Option::None,
+            value: ::std::option::Option::None,
+        }
+    }
+    /// Sets `Some`.
+    pub fn some(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.some = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `None`.
+    pub fn none(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.none = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `value`.
+    pub fn value(mut self, value: Value) -> Self {
+        self.value = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for Option {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Result {
+    /// A `Result` from its required properties (`validate`); set the others with the setters.
+    pub fn new(validate: bool) -> Self {
+        Self {
+            validate,
+            as_str: ::std::option::Option::None,
+            clone: ::std::option::Option::None,
+            default: ::std::option::Option::None,
+            fmt: ::std::option::Option::None,
+            serialize: ::std::option::Option::None,
+            deserialize: ::std::option::Option::None,
+            eq: ::std::option::Option::None,
+            hash: ::std::option::Option::None,
+            into: ::std::option::Option::None,
+            from: ::std::option::Option::None,
+            new: ::std::option::Option::None,
+            additional_properties_2: ::std::option::Option::None,
+            additional_properties_3: ::std::option::Option::None,
+            additional_properties: ::std::collections::BTreeMap::new(),
+        }
+    }
+    /// Sets `as_str`.
+    pub fn with_as_str(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.as_str = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `clone`.
+    pub fn with_clone(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.clone = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `default`.
+    pub fn with_default(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.default = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `fmt`.
+    pub fn with_fmt(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.fmt = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `serialize`.
+    pub fn with_serialize(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.serialize = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `deserialize`.
+    pub fn with_deserialize(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.deserialize = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `eq`.
+    pub fn with_eq(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.eq = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `hash`.
+    pub fn with_hash(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.hash = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `into`.
+    pub fn with_into(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.into = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `from`.
+    pub fn from(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.from = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `new`.
+    pub fn with_new(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.new = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `additional_properties`.
+    pub fn additional_properties_2(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.additional_properties_2 = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `additionalProperties`.
+    pub fn additional_properties_3(mut self, value: i64) -> Self {
+        self.additional_properties_3 = ::std::option::Option::Some(value);
+        self
+    }
+}

@@ -96,3 +96,6 @@ pub const API_KEY_ENV: &str = "SWAGGER_PETSTORE_OPEN_API_3_0_API_KEY";
 pub const BASE_URL_ENV: &str = "SWAGGER_PETSTORE_OPEN_API_3_0_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://petstore3.swagger.io/api/v3";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

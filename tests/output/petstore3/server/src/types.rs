@@ -625,3 +625,225 @@ impl crate::form::FromFields for User {
         ::std::result::Result::Ok(value)
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ApiResponse {
+    /// A `ApiResponse` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            code: ::std::option::Option::None,
+            type_: ::std::option::Option::None,
+            message: ::std::option::Option::None,
+        }
+    }
+    /// Sets `code`.
+    pub fn code(mut self, value: i32) -> Self {
+        self.code = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `type`.
+    pub fn type_(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.type_ = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `message`.
+    pub fn message(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.message = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ApiResponse {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Category {
+    /// A `Category` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Category {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Order {
+    /// A `Order` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            pet_id: ::std::option::Option::None,
+            quantity: ::std::option::Option::None,
+            ship_date: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            complete: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `petId`.
+    pub fn pet_id(mut self, value: i64) -> Self {
+        self.pet_id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `quantity`.
+    pub fn quantity(mut self, value: i32) -> Self {
+        self.quantity = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `shipDate`.
+    pub fn ship_date(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.ship_date = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: OrderStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `complete`.
+    pub fn complete(mut self, value: bool) -> Self {
+        self.complete = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for Order {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Pet {
+    /// A `Pet` from its required properties (`name`, `photoUrls`); set the others with the setters.
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        photo_urls: ::std::vec::Vec<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            name: ::std::convert::Into::into(name),
+            category: ::std::option::Option::None,
+            photo_urls,
+            tags: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `category`.
+    pub fn category(mut self, value: Category) -> Self {
+        self.category = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `tags`.
+    pub fn tags(mut self, value: ::std::vec::Vec<Tag>) -> Self {
+        self.tags = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: PetStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Tag {
+    /// A `Tag` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { id: ::std::option::Option::None, name: ::std::option::Option::None }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `name`.
+    pub fn name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for Tag {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl User {
+    /// A `User` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            first_name: ::std::option::Option::None,
+            last_name: ::std::option::Option::None,
+            email: ::std::option::Option::None,
+            password: ::std::option::Option::None,
+            phone: ::std::option::Option::None,
+            user_status: ::std::option::Option::None,
+        }
+    }
+    /// Sets `id`.
+    pub fn id(mut self, value: i64) -> Self {
+        self.id = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `username`.
+    pub fn username(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.username = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `firstName`.
+    pub fn first_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `lastName`.
+    pub fn last_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.last_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `email`.
+    pub fn email(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.email = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `password`.
+    pub fn password(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.password = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `phone`.
+    pub fn phone(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.phone = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `userStatus`.
+    pub fn user_status(mut self, value: i32) -> Self {
+        self.user_status = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for User {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -67,3 +67,42 @@ impl crate::validate::Validate for WatchTicksResponse200Event {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Chunk {
+    /// A `Chunk` from its required properties (`id`, `delta`); set the others with the setters.
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        delta: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::convert::Into::into(id),
+            delta: ::std::convert::Into::into(delta),
+            finish_reason: ::std::option::Option::None,
+        }
+    }
+    /// Sets `finish_reason`.
+    pub fn finish_reason(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.finish_reason =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `finish_reason` as `null` (leaving it out is not the same).
+    pub fn finish_reason_null(mut self) -> Self {
+        self.finish_reason = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl StreamCompletionBody {
+    /// A `StreamCompletion Body` from its required properties (`prompt`); set the others with the setters.
+    pub fn new(prompt: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { prompt: ::std::convert::Into::into(prompt) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl WatchTicksResponse200Event {
+    /// A `WatchTicks Response 200 Event` from its required properties (`n`); set the others with the setters.
+    pub fn new(n: i64) -> Self {
+        Self { n }
+    }
+}

@@ -89,3 +89,6 @@ pub type StreamFailure = error::StreamFailure<Api>;
 pub const API_KEY_ENV: &str = "QUERY_OBJECTS_API_KEY";
 /// The environment variable `Client::from_env` reads the base URL from.
 pub const BASE_URL_ENV: &str = "QUERY_OBJECTS_BASE_URL";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -129,3 +129,46 @@ impl crate::validate::Validate for PageSpec {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListItemsFilter {
+    /// A `ListItems filter` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            status: ::std::option::Option::None,
+            owner: ::std::option::Option::None,
+            min_price: ::std::option::Option::None,
+        }
+    }
+    /// Sets `status`.
+    pub fn status(mut self, value: ListItemsFilterStatus) -> Self {
+        self.status = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `owner`.
+    pub fn owner(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.owner = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `min_price`.
+    pub fn min_price(mut self, value: f64) -> Self {
+        self.min_price = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ListItemsFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl PageSpec {
+    /// A `PageSpec` from its required properties (`limit`); set the others with the setters.
+    pub fn new(limit: i64) -> Self {
+        Self { limit, cursor: ::std::option::Option::None }
+    }
+    /// Sets `cursor`.
+    pub fn cursor(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.cursor = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}

@@ -24,6 +24,27 @@ pub fn router<A: crate::RefsApi, Au: crate::Authenticator>(
 ) -> ::axum::Router {
     RouterBuilder::new(api, authenticator).config(config).build()
 }
+/// Serves `api` on an ephemeral loopback port, for the tests of code that
+/// uses the API's client: implement only the operations a test needs (the
+/// others answer 501), point the client at
+/// [`LoopbackServer::base_url`](crate::LoopbackServer::base_url), and drop
+/// the returned value to stop it. Any credential is accepted and nothing is
+/// rate limited. Call it inside a tokio runtime.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// struct Fake;
+/// impl refs_server::RefsApi for Fake {}
+///
+/// let server = refs_server::spawn_fake(Fake).await?;
+/// println!("serving on {}", server.base_url());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn spawn_fake<A: crate::RefsApi>(api: A) -> ::std::io::Result<crate::LoopbackServer> {
+    let app = RouterBuilder::new(api, crate::AnyCredential).rate_limiting(false).build();
+    crate::LoopbackServer::start(app, DEFAULT_PREFIX).await
+}
 /// Builds a router, with a pluggable store for the rate-limit counters
 /// (to share them between instances).
 pub struct RouterBuilder<A, Au> {

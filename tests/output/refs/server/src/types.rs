@@ -221,3 +221,61 @@ impl crate::validate::Validate for Square {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Circle {
+    /// A `Circle` from its required properties (`radius`); set the others with the setters.
+    pub fn new(radius: f64) -> Self {
+        Self { radius }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Node {
+    /// A `Node` from its required properties (`name`); set the others with the setters.
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: ::std::convert::Into::into(name),
+            parent: ::std::option::Option::None,
+            children: ::std::option::Option::None,
+            meta: ::std::option::Option::None,
+        }
+    }
+    /// Sets `parent`.
+    pub fn parent(mut self, value: Node) -> Self {
+        self.parent = ::std::option::Option::Some(::std::boxed::Box::new(value));
+        self
+    }
+    /// Sets `children`.
+    pub fn children(mut self, value: ::std::vec::Vec<Node>) -> Self {
+        self.children = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `meta`.
+    pub fn meta(mut self, value: NodeMeta) -> Self {
+        self.meta = ::std::option::Option::Some(value);
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl NodeMeta {
+    /// A `Node meta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { color: ::std::option::Option::None }
+    }
+    /// Sets `color`.
+    pub fn color(mut self, value: NodeMetaColor) -> Self {
+        self.color = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for NodeMeta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Square {
+    /// A `Square` from its required properties (`side`); set the others with the setters.
+    pub fn new(side: i32) -> Self {
+        Self { side }
+    }
+}

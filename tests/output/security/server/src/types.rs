@@ -37,3 +37,20 @@ impl crate::validate::Validate for Who {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Error {
+    /// A `Error` from its required properties (`code`, `message`); set the others with the setters.
+    pub fn new(
+        code: impl ::std::convert::Into<::std::string::String>,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self { code: ::std::convert::Into::into(code), message: ::std::convert::Into::into(message) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Who {
+    /// A `Who` from its required properties (`principal`); set the others with the setters.
+    pub fn new(principal: ::std::option::Option<::std::string::String>) -> Self {
+        Self { principal }
+    }
+}

@@ -92,3 +92,6 @@ pub const API_KEY_ENV: &str = "TWILIO_ACCOUNTS_API_KEY";
 pub const BASE_URL_ENV: &str = "TWILIO_ACCOUNTS_BASE_URL";
 /// The API's server, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://accounts.twilio.com";
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

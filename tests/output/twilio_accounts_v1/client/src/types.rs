@@ -972,3 +972,680 @@ impl crate::form::FromFields for UpdateMessagingGeopermissionsBody {
         ::std::result::Result::Ok(value)
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1AuthTokenPromotion {
+    /// A `accounts.v1.auth_token_promotion` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            account_sid: ::std::option::Option::None,
+            auth_token: ::std::option::Option::None,
+            date_created: ::std::option::Option::None,
+            date_updated: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `account_sid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `account_sid` as `null` (leaving it out is not the same).
+    pub fn account_sid_null(mut self) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `auth_token`.
+    pub fn auth_token(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.auth_token = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `auth_token` as `null` (leaving it out is not the same).
+    pub fn auth_token_null(mut self) -> Self {
+        self.auth_token = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_created`.
+    pub fn date_created(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_created` as `null` (leaving it out is not the same).
+    pub fn date_created_null(mut self) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_updated`.
+    pub fn date_updated(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_updated` as `null` (leaving it out is not the same).
+    pub fn date_updated_null(mut self) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `url` as `null` (leaving it out is not the same).
+    pub fn url_null(mut self) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1AuthTokenPromotion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1BulkConsents {
+    /// A `accounts.v1.bulk_consents` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { items: ::std::option::Option::None }
+    }
+    /// Sets `items`.
+    pub fn items(mut self, value: ::serde_json::Value) -> Self {
+        self.items = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `items` as `null` (leaving it out is not the same).
+    pub fn items_null(mut self) -> Self {
+        self.items = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1BulkConsents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1BulkContacts {
+    /// A `accounts.v1.bulk_contacts` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { items: ::std::option::Option::None }
+    }
+    /// Sets `items`.
+    pub fn items(mut self, value: ::serde_json::Value) -> Self {
+        self.items = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `items` as `null` (leaving it out is not the same).
+    pub fn items_null(mut self) -> Self {
+        self.items = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1BulkContacts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1CredentialCredentialAws {
+    /// A `accounts.v1.credential.credential_aws` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            sid: ::std::option::Option::None,
+            account_sid: ::std::option::Option::None,
+            friendly_name: ::std::option::Option::None,
+            date_created: ::std::option::Option::None,
+            date_updated: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `sid`.
+    pub fn sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `sid` as `null` (leaving it out is not the same).
+    pub fn sid_null(mut self) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `account_sid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `account_sid` as `null` (leaving it out is not the same).
+    pub fn account_sid_null(mut self) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `friendly_name`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `friendly_name` as `null` (leaving it out is not the same).
+    pub fn friendly_name_null(mut self) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_created`.
+    pub fn date_created(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_created` as `null` (leaving it out is not the same).
+    pub fn date_created_null(mut self) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_updated`.
+    pub fn date_updated(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_updated` as `null` (leaving it out is not the same).
+    pub fn date_updated_null(mut self) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `url` as `null` (leaving it out is not the same).
+    pub fn url_null(mut self) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1CredentialCredentialAws {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1CredentialCredentialPublicKey {
+    /// A `accounts.v1.credential.credential_public_key` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            sid: ::std::option::Option::None,
+            account_sid: ::std::option::Option::None,
+            friendly_name: ::std::option::Option::None,
+            date_created: ::std::option::Option::None,
+            date_updated: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `sid`.
+    pub fn sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `sid` as `null` (leaving it out is not the same).
+    pub fn sid_null(mut self) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `account_sid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `account_sid` as `null` (leaving it out is not the same).
+    pub fn account_sid_null(mut self) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `friendly_name`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `friendly_name` as `null` (leaving it out is not the same).
+    pub fn friendly_name_null(mut self) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_created`.
+    pub fn date_created(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_created` as `null` (leaving it out is not the same).
+    pub fn date_created_null(mut self) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_updated`.
+    pub fn date_updated(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_updated` as `null` (leaving it out is not the same).
+    pub fn date_updated_null(mut self) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `url` as `null` (leaving it out is not the same).
+    pub fn url_null(mut self) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1CredentialCredentialPublicKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1MessagingGeopermissions {
+    /// A `accounts.v1.messaging_geopermissions` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { permissions: ::std::option::Option::None }
+    }
+    /// Sets `permissions`.
+    pub fn permissions(mut self, value: ::serde_json::Value) -> Self {
+        self.permissions = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `permissions` as `null` (leaving it out is not the same).
+    pub fn permissions_null(mut self) -> Self {
+        self.permissions = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1MessagingGeopermissions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1Safelist {
+    /// A `accounts.v1.safelist` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { sid: ::std::option::Option::None, phone_number: ::std::option::Option::None }
+    }
+    /// Sets `sid`.
+    pub fn sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `sid` as `null` (leaving it out is not the same).
+    pub fn sid_null(mut self) -> Self {
+        self.sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `phone_number`.
+    pub fn phone_number(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.phone_number = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `phone_number` as `null` (leaving it out is not the same).
+    pub fn phone_number_null(mut self) -> Self {
+        self.phone_number = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1Safelist {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl AccountsV1SecondaryAuthToken {
+    /// A `accounts.v1.secondary_auth_token` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            account_sid: ::std::option::Option::None,
+            date_created: ::std::option::Option::None,
+            date_updated: ::std::option::Option::None,
+            secondary_auth_token: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `account_sid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `account_sid` as `null` (leaving it out is not the same).
+    pub fn account_sid_null(mut self) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_created`.
+    pub fn date_created(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_created` as `null` (leaving it out is not the same).
+    pub fn date_created_null(mut self) -> Self {
+        self.date_created = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `date_updated`.
+    pub fn date_updated(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `date_updated` as `null` (leaving it out is not the same).
+    pub fn date_updated_null(mut self) -> Self {
+        self.date_updated = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `secondary_auth_token`.
+    pub fn secondary_auth_token(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.secondary_auth_token =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `secondary_auth_token` as `null` (leaving it out is not the same).
+    pub fn secondary_auth_token_null(mut self) -> Self {
+        self.secondary_auth_token = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `url` as `null` (leaving it out is not the same).
+    pub fn url_null(mut self) -> Self {
+        self.url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
+impl ::std::default::Default for AccountsV1SecondaryAuthToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateBulkConsentsBody {
+    /// A `CreateBulkConsents Body` from its required properties (`Items`); set the others with the setters.
+    pub fn new(items: ::std::vec::Vec<::serde_json::Value>) -> Self {
+        Self { items }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateBulkContactsBody {
+    /// A `CreateBulkContacts Body` from its required properties (`Items`); set the others with the setters.
+    pub fn new(items: ::std::vec::Vec<::serde_json::Value>) -> Self {
+        Self { items }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCredentialAwsBody {
+    /// A `CreateCredentialAws Body` from its required properties (`Credentials`); set the others with the setters.
+    pub fn new(credentials: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            credentials: ::std::convert::Into::into(credentials),
+            friendly_name: ::std::option::Option::None,
+            account_sid: ::std::option::Option::None,
+        }
+    }
+    /// Sets `FriendlyName`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `AccountSid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateCredentialPublicKeyBody {
+    /// A `CreateCredentialPublicKey Body` from its required properties (`PublicKey`); set the others with the setters.
+    pub fn new(public_key: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            public_key: ::std::convert::Into::into(public_key),
+            friendly_name: ::std::option::Option::None,
+            account_sid: ::std::option::Option::None,
+        }
+    }
+    /// Sets `FriendlyName`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `AccountSid`.
+    pub fn account_sid(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.account_sid = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl CreateSafelistBody {
+    /// A `CreateSafelist Body` from its required properties (`PhoneNumber`); set the others with the setters.
+    pub fn new(phone_number: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { phone_number: ::std::convert::Into::into(phone_number) }
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListCredentialAwsResponse200 {
+    /// A `ListCredentialAws Response 200` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { credentials: ::std::option::Option::None, meta: ::std::option::Option::None }
+    }
+    /// Sets `credentials`.
+    pub fn credentials(mut self, value: ::std::vec::Vec<AccountsV1CredentialCredentialAws>) -> Self {
+        self.credentials = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `meta`.
+    pub fn meta(mut self, value: ListCredentialAwsResponse200Meta) -> Self {
+        self.meta = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ListCredentialAwsResponse200 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListCredentialAwsResponse200Meta {
+    /// A `ListCredentialAwsResponse200 meta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            first_page_url: ::std::option::Option::None,
+            key: ::std::option::Option::None,
+            next_page_url: ::std::option::Option::None,
+            page: ::std::option::Option::None,
+            page_size: ::std::option::Option::None,
+            previous_page_url: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `first_page_url`.
+    pub fn first_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_page_url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `key`.
+    pub fn key(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.key = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `next_page_url`.
+    pub fn next_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.next_page_url =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `next_page_url` as `null` (leaving it out is not the same).
+    pub fn next_page_url_null(mut self) -> Self {
+        self.next_page_url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `page`.
+    pub fn page(mut self, value: i64) -> Self {
+        self.page = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `page_size`.
+    pub fn page_size(mut self, value: i64) -> Self {
+        self.page_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `previous_page_url`.
+    pub fn previous_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_page_url =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `previous_page_url` as `null` (leaving it out is not the same).
+    pub fn previous_page_url_null(mut self) -> Self {
+        self.previous_page_url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ListCredentialAwsResponse200Meta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListCredentialPublicKeyResponse200 {
+    /// A `ListCredentialPublicKey Response 200` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { credentials: ::std::option::Option::None, meta: ::std::option::Option::None }
+    }
+    /// Sets `credentials`.
+    pub fn credentials(mut self, value: ::std::vec::Vec<AccountsV1CredentialCredentialPublicKey>) -> Self {
+        self.credentials = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `meta`.
+    pub fn meta(mut self, value: ListCredentialPublicKeyResponse200Meta) -> Self {
+        self.meta = ::std::option::Option::Some(value);
+        self
+    }
+}
+impl ::std::default::Default for ListCredentialPublicKeyResponse200 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl ListCredentialPublicKeyResponse200Meta {
+    /// A `ListCredentialPublicKeyResponse200 meta` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self {
+            first_page_url: ::std::option::Option::None,
+            key: ::std::option::Option::None,
+            next_page_url: ::std::option::Option::None,
+            page: ::std::option::Option::None,
+            page_size: ::std::option::Option::None,
+            previous_page_url: ::std::option::Option::None,
+            url: ::std::option::Option::None,
+        }
+    }
+    /// Sets `first_page_url`.
+    pub fn first_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.first_page_url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `key`.
+    pub fn key(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.key = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+    /// Sets `next_page_url`.
+    pub fn next_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.next_page_url =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `next_page_url` as `null` (leaving it out is not the same).
+    pub fn next_page_url_null(mut self) -> Self {
+        self.next_page_url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `page`.
+    pub fn page(mut self, value: i64) -> Self {
+        self.page = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `page_size`.
+    pub fn page_size(mut self, value: i64) -> Self {
+        self.page_size = ::std::option::Option::Some(value);
+        self
+    }
+    /// Sets `previous_page_url`.
+    pub fn previous_page_url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.previous_page_url =
+            ::std::option::Option::Some(::std::option::Option::Some(::std::convert::Into::into(value)));
+        self
+    }
+    /// Sends `previous_page_url` as `null` (leaving it out is not the same).
+    pub fn previous_page_url_null(mut self) -> Self {
+        self.previous_page_url = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+    /// Sets `url`.
+    pub fn url(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.url = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for ListCredentialPublicKeyResponse200Meta {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateCredentialAwsBody {
+    /// A `UpdateCredentialAws Body` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { friendly_name: ::std::option::Option::None }
+    }
+    /// Sets `FriendlyName`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for UpdateCredentialAwsBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateCredentialPublicKeyBody {
+    /// A `UpdateCredentialPublicKey Body` with every property left out; set them with the setters.
+    pub fn new() -> Self {
+        Self { friendly_name: ::std::option::Option::None }
+    }
+    /// Sets `FriendlyName`.
+    pub fn friendly_name(mut self, value: impl ::std::convert::Into<::std::string::String>) -> Self {
+        self.friendly_name = ::std::option::Option::Some(::std::convert::Into::into(value));
+        self
+    }
+}
+impl ::std::default::Default for UpdateCredentialPublicKeyBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl UpdateMessagingGeopermissionsBody {
+    /// A `UpdateMessagingGeopermissions Body` from its required properties (`Permissions`); set the others with the setters.
+    pub fn new(permissions: ::std::vec::Vec<::serde_json::Value>) -> Self {
+        Self { permissions }
+    }
+}

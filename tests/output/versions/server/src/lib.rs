@@ -25,6 +25,8 @@ mod error;
 pub use error::*;
 #[allow(dead_code)]
 mod extract;
+mod fake;
+pub use fake::*;
 mod fallback;
 mod idempotency;
 pub use idempotency::*;

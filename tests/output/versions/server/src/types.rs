@@ -158,3 +158,20 @@ impl crate::validate::Validate for Unit {
         ::std::result::Result::Ok(())
     }
 }
+#[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+impl Reading {
+    /// A `Reading` from its required properties (`kind`, `value`, `note`); set the others with the setters.
+    pub fn new(kind: ReadingKind, value: i64, note: ::std::option::Option<::std::string::String>) -> Self {
+        Self { kind, value, note, unit: ::std::option::Option::None }
+    }
+    /// Sets `unit`.
+    pub fn unit(mut self, value: Unit) -> Self {
+        self.unit = ::std::option::Option::Some(::std::option::Option::Some(value));
+        self
+    }
+    /// Sends `unit` as `null` (leaving it out is not the same).
+    pub fn unit_null(mut self) -> Self {
+        self.unit = ::std::option::Option::Some(::std::option::Option::None);
+        self
+    }
+}
