@@ -691,6 +691,13 @@ pub async fn run_invoke_agent(
                 ::runagent_client::operations::StreamAgentEvent::Done(data) => {
                     (::std::string::String::from("done"), crate::input::json(&data), true)
                 }
+                ::runagent_client::operations::StreamAgentEvent::Unknown { event, data } => {
+                    let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                    };
+                    (event, data, false)
+                }
             };
             out.event(&name, &data, last);
         }
@@ -774,6 +781,13 @@ pub async fn run_stream_agent_get(
                 }
                 ::runagent_client::operations::StreamAgentGetEvent::Done(data) => {
                     (::std::string::String::from("done"), crate::input::json(&data), true)
+                }
+                ::runagent_client::operations::StreamAgentGetEvent::Unknown { event, data } => {
+                    let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                    };
+                    (event, data, false)
                 }
             };
             out.event(&name, &data, last);

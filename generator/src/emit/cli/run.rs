@@ -169,6 +169,20 @@ fn stream_output(op: &Operation, lib: &TokenStream) -> TokenStream {
             quote!(#lib operations::#event_enum::#v(data) => (::std::string::String::from(#name), crate::input::json(&data), #last),)
         }
     });
+    // Without an event for every name, the client keeps names it does not
+    // know as `Unknown` (a newer server's events); print them as they came.
+    let unknown = (!stream.events.iter().any(|e| e.any_name)).then(|| {
+        quote! {
+            #lib operations::#event_enum::Unknown { event, data } => {
+                let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                    ::std::result::Result::Ok(value) => value,
+                    ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                };
+                (event, data, false)
+            }
+        }
+    });
+    let arms = arms.chain(unknown);
     quote! {
         let mut events = ::std::pin::pin!(request.send()?);
         while let ::std::option::Option::Some(event) = ::futures::StreamExt::next(&mut events).await {

@@ -343,6 +343,13 @@ pub async fn run_watch_thing(
                 ::client_conventions_flat_client::operations::WatchThingEvent::Done(data) => {
                     (::std::string::String::from("done"), crate::input::json(&data), true)
                 }
+                ::client_conventions_flat_client::operations::WatchThingEvent::Unknown { event, data } => {
+                    let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                    };
+                    (event, data, false)
+                }
             };
             out.event(&name, &data, last);
         }

@@ -194,6 +194,13 @@ pub async fn run_talk(
                 ::client_conventions_nested_client::operations::TalkEvent::Error(data) => {
                     (::std::string::String::from("error"), crate::input::json(&data), true)
                 }
+                ::client_conventions_nested_client::operations::TalkEvent::Unknown { event, data } => {
+                    let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                    };
+                    (event, data, false)
+                }
             };
             out.event(&name, &data, last);
         }

@@ -140,6 +140,13 @@ pub async fn run_s(
                 ::client_shapes_client::operations::SEvent::Tick(data) => {
                     (::std::string::String::from("tick"), crate::input::json(&data), false)
                 }
+                ::client_shapes_client::operations::SEvent::Unknown { event, data } => {
+                    let data = match ::serde_json::from_str::<::serde_json::Value>(&data) {
+                        ::std::result::Result::Ok(value) => value,
+                        ::std::result::Result::Err(_) => ::serde_json::Value::String(data),
+                    };
+                    (event, data, false)
+                }
             };
             out.event(&name, &data, last);
         }
