@@ -2,7 +2,7 @@
 //! on the server stubs generated from that spec: what someone implementing a
 //! spec nobody here wrote would write. The round-trip test drives it through
 //! the generated client, and schemathesis checks it against the spec
-//! (`tests/contract/petstore3`, serving it with the `petstore3` binary).
+//! (`tests/contract/petstore3`, serving it with the `petstore-demo` binary, named apart from the `petstore3` CLI generated for that spec).
 //!
 //! Pets, orders and users live in maps. A pet sent as XML is read for its
 //! `<id>`, `<name>` and `<photoUrl>`s only: the stubs hand XML over as text,

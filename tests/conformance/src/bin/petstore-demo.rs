@@ -1,7 +1,7 @@
 //! Serves the in-memory Swagger Petstore (`runagent_conformance::petstore`)
 //! on loopback, for schemathesis (`tests/contract/petstore3`).
 //!
-//! Usage: `petstore3 [PORT]` (default: a free port). It prints
+//! Usage: `petstore-demo [PORT]` (default: a free port). It prints
 //! `listening on http://127.0.0.1:PORT/api/v3` once it accepts connections.
 
 #[tokio::main]
