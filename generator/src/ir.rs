@@ -834,6 +834,12 @@ pub struct BodyContent {
     pub example: Option<Value>,
 }
 
+/// A media type's essence: lower case, without parameters
+/// (`application/json; charset=utf-8` is `application/json`).
+pub fn media_essence(media: &str) -> String {
+    media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
 /// How a body is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

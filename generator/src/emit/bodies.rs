@@ -255,7 +255,7 @@ fn server_decode(api: &Api, content: &BodyContent) -> TokenStream {
 pub fn server_read(api: &Api, body: &RequestBody) -> TokenStream {
     let Some(name) = &body.choice else { return server_decode(api, body.primary()) };
     let name = format_ident!("{}", name);
-    let essences: Vec<String> = body.contents.iter().map(|c| essence(&c.media_type)).collect();
+    let essences: Vec<String> = body.contents.iter().map(|c| crate::ir::media_essence(&c.media_type)).collect();
     let arms = body.contents.iter().enumerate().map(|(i, c)| {
         let v = format_ident!("{}", c.variant);
         let decode = server_decode(api, c);
@@ -268,9 +268,4 @@ pub fn server_read(api: &Api, body: &RequestBody) -> TokenStream {
             _ => return ::std::result::Result::Err(crate::bodies::wrong_content_type(#listed, &parts.headers)),
         }
     }
-}
-
-/// A media type's essence in lower case, without parameters.
-fn essence(media: &str) -> String {
-    media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }

@@ -704,7 +704,7 @@ impl<'a> OperationLowering<'_, 'a> {
         // event stream, else text, else bytes. The others are named in a
         // warning, since neither side produces them.
         let rank = |media: &str| {
-            let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = crate::ir::media_essence(media);
             if is_json(&essence) {
                 0
             } else if essence == "text/event-stream" {
@@ -828,7 +828,7 @@ impl<'a> OperationLowering<'_, 'a> {
 
 /// How a body of a media type is written.
 fn encoding_of(media: &str) -> Encoding {
-    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = crate::ir::media_essence(media);
     if is_json(&essence) {
         Encoding::Json
     } else if essence == "application/x-www-form-urlencoded" {
@@ -849,7 +849,7 @@ fn is_text(essence: &str) -> bool {
 
 /// The variant of a body's enum for a media type.
 fn variant_name(media: &str, encoding: Encoding) -> String {
-    let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = crate::ir::media_essence(media);
     match (encoding, essence.as_str()) {
         (Encoding::Json, "application/json") => "Json".into(),
         (Encoding::Form, _) => "Form".into(),
