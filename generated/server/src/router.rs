@@ -6,15 +6,12 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `https://api.run-agent.ai/v1`.
 pub const DEFAULT_PREFIX: &str = "/v1";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
     config: crate::ServerConfig,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
-    idempotency: crate::IdempotencyLayer,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -92,1007 +89,1262 @@ impl<A: crate::RunAgentApi, Au: crate::Authenticator> RouterBuilder<A, Au> {
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers {
-            auth: crate::AuthLayer::new(self.authenticator),
-            rate_limit,
-            idempotency: crate::IdempotencyLayer::new(
-                self.idempotency.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryIdempotencyStore::default())),
-                self.config.body_limit,
-            ),
-        };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
+        let gate = gate.idempotency(
+            self.idempotency.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryIdempotencyStore::default())),
+            self.config.body_limit,
+        );
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>).layer(crate::RequestIdLayer::default())
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(true))
     }
 }
 fn routes<A: crate::RunAgentApi, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/agents",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_list_agents::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_create_agent::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
-        )
-        .route(
-            "/agents/{agent_id}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_agent::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .put(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_agent::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_agent::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT, DELETE")),
-        )
-        .route(
-            "/agents/{agent_id}/status",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(
-                            handle_get_agent_status::<A>,
-                            ::tower::util::option_layer(layers.rate_limit.clone()),
-                        ),
-                        layers
-                            .auth
-                            .requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                    ),
-                    crate::DeprecationLayer::new(
-                        "@1751328000",
-                        ::std::option::Option::Some("Wed, 30 Jun 2027 00:00:00 GMT"),
-                    ),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/agents/{agent_id}/deployments",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_deploy_agent::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/agents/{agent_id}/invoke",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_invoke_agent::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/agents/{agent_id}/stream",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_stream_agent_get::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_stream_agent::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
-        )
-        .route(
-            "/agents/{agent_id}/batch",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_batch_invoke::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/operations/{operation_id}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_operation::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/operations/{operation_id}/cancel",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        ::axum::handler::Handler::layer(handle_cancel_operation::<A>, layers.idempotency.clone()),
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/agents/{agent_id}/health",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_agent_health::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/health",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_health::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/usage",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_usage::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/agents"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_agents::<A, Au>)
+            .post(handle_create_agent::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_agent::<A, Au>)
+            .put(handle_update_agent::<A, Au>)
+            .delete(handle_delete_agent::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT, DELETE", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/status"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_agent_status::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/deployments"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_deploy_agent::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/invoke"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_invoke_agent::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/stream"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_stream_agent_get::<A, Au>)
+            .post(handle_stream_agent::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/batch"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_batch_invoke::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/operations/{operation_id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_operation::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/operations/{operation_id}/cancel"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_cancel_operation::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/agents/{agent_id}/health"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_agent_health::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/health"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_health::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/usage"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_usage::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_list_agents<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_list_agents<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "page", default)]
-            page: ::std::option::Option<i32>,
-            #[serde(rename = "limit", default)]
-            limit: ::std::option::Option<i32>,
-            #[serde(rename = "status", default)]
-            status: ::std::option::Option<crate::types::AgentStatus>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "page", default)]
+                page: ::std::option::Option<i32>,
+                #[serde(rename = "limit", default)]
+                limit: ::std::option::Option<i32>,
+                #[serde(rename = "status", default)]
+                status: ::std::option::Option<crate::types::AgentStatus>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let page = query_string.page;
+            if let ::std::option::Option::Some(value) = &page {
+                let path = &mut crate::validate::FieldPath::field("page");
+                crate::validate::check_integer(
+                    i64::from(*value),
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(2147483647),
+                )?;
+            }
+            let page = page.unwrap_or(1);
+            let limit = query_string.limit;
+            if let ::std::option::Option::Some(value) = &limit {
+                let path = &mut crate::validate::FieldPath::field("limit");
+                crate::validate::check_integer(
+                    i64::from(*value),
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(100),
+                )?;
+            }
+            let limit = limit.unwrap_or(20);
+            let status = query_string.status;
+            if let ::std::option::Option::Some(value) = &status {
+                let path = &mut crate::validate::FieldPath::field("status");
+                crate::validate::Validate::validate(value, path)?;
+            }
+            let params = crate::ListAgentsParams { page, limit, status };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_agents(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let page = query_string.page;
-        if let ::std::option::Option::Some(value) = &page {
-            let path = &mut crate::validate::FieldPath::field("page");
-            crate::validate::check_integer(
-                i64::from(*value),
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(2147483647),
-            )?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let page = page.unwrap_or(1);
-        let limit = query_string.limit;
-        if let ::std::option::Option::Some(value) = &limit {
-            let path = &mut crate::validate::FieldPath::field("limit");
-            crate::validate::check_integer(
-                i64::from(*value),
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(100),
-            )?;
-        }
-        let limit = limit.unwrap_or(20);
-        let status = query_string.status;
-        if let ::std::option::Option::Some(value) = &status {
-            let path = &mut crate::validate::FieldPath::field("status");
-            crate::validate::Validate::validate(value, path)?;
-        }
-        let params = crate::ListAgentsParams { page, limit, status };
-        state.api.list_agents(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_create_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_create_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let params = crate::CreateAgentParams { idempotency_key };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_agent(ctx, params, body).await
         }
-        let params = crate::CreateAgentParams { idempotency_key };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.create_agent(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_get_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let params = crate::GetAgentParams { agent_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_agent(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let params = crate::GetAgentParams { agent_id };
-        state.api.get_agent(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_update_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_update_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let params = crate::UpdateAgentParams { agent_id };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_agent(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let params = crate::UpdateAgentParams { agent_id };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.update_agent(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_delete_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_delete_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let params = crate::DeleteAgentParams { agent_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_agent(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let params = crate::DeleteAgentParams { agent_id };
-        state.api.delete_agent(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_get_agent_status<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_agent_status<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let params = crate::GetAgentStatusParams { agent_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_agent_status(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::Some(crate::Deprecation {
+                since: "@1751328000",
+                sunset: ::std::option::Option::Some("Wed, 30 Jun 2027 00:00:00 GMT"),
+            }),
         };
-        let params = crate::GetAgentStatusParams { agent_id };
-        state.api.get_agent_status(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_deploy_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_deploy_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let params = crate::DeployAgentParams { agent_id, idempotency_key };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.deploy_agent(ctx, params).await
         }
-        let params = crate::DeployAgentParams { agent_id, idempotency_key };
-        state.api.deploy_agent(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_invoke_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_invoke_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let params = crate::InvokeAgentParams { agent_id, idempotency_key };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.invoke_agent(ctx, params, body).await
         }
-        let params = crate::InvokeAgentParams { agent_id, idempotency_key };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.invoke_agent(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_stream_agent_get<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_stream_agent_get<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "query", default)]
-            query: ::std::option::Option<::std::string::String>,
-            #[serde(rename = "session_id", default)]
-            session_id: ::std::option::Option<::std::string::String>,
-        }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "query", default)]
+                query: ::std::option::Option<::std::string::String>,
+                #[serde(rename = "session_id", default)]
+                session_id: ::std::option::Option<::std::string::String>,
             }
-        };
-        let query = query_string.query;
-        if let ::std::option::Option::Some(value) = &query {
-            let path = &mut crate::validate::FieldPath::field("query");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(10000),
-                ::std::option::Option::None,
-            )?;
-        }
-        let query = match query {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("query", "missing"));
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let session_id = query_string.session_id;
-        if let ::std::option::Option::Some(value) = &session_id {
-            let path = &mut crate::validate::FieldPath::field("session_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(128),
-                ::std::option::Option::None,
-            )?;
-        }
-        let last_event_id = crate::extract::header_str(&parts.headers, "Last-Event-ID")?
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let query = query_string.query;
+            if let ::std::option::Option::Some(value) = &query {
+                let path = &mut crate::validate::FieldPath::field("query");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(10000),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let query = match query {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("query", "missing"));
+                }
+            };
+            let session_id = query_string.session_id;
+            if let ::std::option::Option::Some(value) = &session_id {
+                let path = &mut crate::validate::FieldPath::field("session_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(128),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let last_event_id = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
+                    NAME
+                },
+                "Last-Event-ID",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &last_event_id {
-            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                            .expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                }),
-            )?;
+            if let ::std::option::Option::Some(value) = &last_event_id {
+                let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                                .expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                    }),
+                )?;
+            }
+            let params = crate::StreamAgentGetParams { agent_id, query, session_id, last_event_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.stream_agent_get(ctx, params).await
         }
-        let params = crate::StreamAgentGetParams { agent_id, query, session_id, last_event_id };
-        state.api.stream_agent_get(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_stream_agent<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_stream_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let last_event_id = crate::extract::header_str(&parts.headers, "Last-Event-ID")?
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let last_event_id = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
+                    NAME
+                },
+                "Last-Event-ID",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &last_event_id {
-            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                            .expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                }),
-            )?;
-        }
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            if let ::std::option::Option::Some(value) = &last_event_id {
+                let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                                .expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                    }),
+                )?;
+            }
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let params = crate::StreamAgentParams { agent_id, last_event_id, idempotency_key };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.stream_agent(ctx, params, body).await
         }
-        let params = crate::StreamAgentParams { agent_id, last_event_id, idempotency_key };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.stream_agent(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_batch_invoke<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_batch_invoke<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let params = crate::BatchInvokeParams { agent_id, idempotency_key };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.batch_invoke(ctx, params, body).await
         }
-        let params = crate::BatchInvokeParams { agent_id, idempotency_key };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.batch_invoke(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_get_operation<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_operation<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let operation_id = {
-            let text = crate::extract::path_param(&path_params, "operation_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &operation_id {
-            let path = &mut crate::validate::FieldPath::field("operation_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let operation_id = match operation_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let operation_id = {
+                let text = crate::extract::path_param(&path_params, "operation_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &operation_id {
+                let path = &mut crate::validate::FieldPath::field("operation_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
+            let operation_id = match operation_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
+                }
+            };
+            let params = crate::GetOperationParams { operation_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_operation(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let params = crate::GetOperationParams { operation_id };
-        state.api.get_operation(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_cancel_operation<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_cancel_operation<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let operation_id = {
-            let text = crate::extract::path_param(&path_params, "operation_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &operation_id {
-            let path = &mut crate::validate::FieldPath::field("operation_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let operation_id = match operation_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let operation_id = {
+                let text = crate::extract::path_param(&path_params, "operation_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &operation_id {
+                let path = &mut crate::validate::FieldPath::field("operation_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
             }
-        };
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            let operation_id = match operation_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
+                }
+            };
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        if let ::std::option::Option::Some(value) = &idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(255),
-                ::std::option::Option::None,
-            )?;
-        }
-        let params = crate::CancelOperationParams { operation_id, idempotency_key };
-        state.api.cancel_operation(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_get_agent_health<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let agent_id = {
-            let text = crate::extract::path_param(&path_params, "agent_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &agent_id {
-            let path = &mut crate::validate::FieldPath::field("agent_id");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::None,
-                ::std::option::Option::None,
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                }),
-            )?;
-        }
-        let agent_id = match agent_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            if let ::std::option::Option::Some(value) = &idempotency_key {
+                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(255),
+                    ::std::option::Option::None,
+                )?;
             }
+            let params = crate::CancelOperationParams { operation_id, idempotency_key };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.cancel_operation(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: true,
+            deprecation: ::std::option::Option::None,
         };
-        let params = crate::GetAgentHealthParams { agent_id };
-        state.api.get_agent_health(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_get_health<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_agent_health<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetHealthParams {};
-        state.api.get_health(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let agent_id = {
+                let text = crate::extract::path_param(&path_params, "agent_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &agent_id {
+                let path = &mut crate::validate::FieldPath::field("agent_id");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::None,
+                    ::std::option::Option::None,
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                    }),
+                )?;
+            }
+            let agent_id = match agent_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+                }
+            };
+            let params = crate::GetAgentHealthParams { agent_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_agent_health(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        let (parts, body) = request.into_parts();
+        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_get_usage<A: crate::RunAgentApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_health<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetUsageParams {};
-        state.api.get_usage(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetHealthParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_health(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        let (parts, body) = request.into_parts();
+        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+    })
+    .await
+}
+#[allow(deprecated)]
+async fn handle_get_usage<A: crate::RunAgentApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetUsageParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_usage(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }

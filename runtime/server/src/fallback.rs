@@ -8,32 +8,53 @@
 //! path, so the header is exact (axum's own list would add `HEAD` after
 //! `GET`), and gives the `Router` [`not_found`] for unknown paths.
 
-use axum::extract::OriginalUri;
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::extract::{OriginalUri, Request};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, header};
+use http::{HeaderValue, header};
 
 use crate::error::{ApiFailure, ErrorEnvelope};
 
-/// `404 NOT_FOUND` for a path that matches no route. The original URI is
-/// quoted because inside a nested router the URI has lost its prefix.
-pub(crate) async fn not_found<E: ErrorEnvelope>(OriginalUri(uri): OriginalUri) -> ApiFailure<E> {
-    ApiFailure::not_found(format!("There is no endpoint at {}.", uri.path()))
+/// The future of a fallback handler. Boxed: these answer only requests no
+/// operation takes, so their cost does not matter, and a named type keeps
+/// the generated router short.
+type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A handler answering `404 NOT_FOUND` for a path that matches no route,
+/// for `Router::fallback`; with `ids`, the answer gets a request id as
+/// every other does (see [`identified`](crate::request_id::identified)).
+pub(crate) fn not_found<E: ErrorEnvelope>(ids: bool) -> impl FnOnce(Request) -> Answer + Clone + Send + Sync + 'static {
+    move |request: Request| -> Answer {
+        let answer = |request: Request| {
+            // The original URI, in case this router is nested in another.
+            let uri = request.extensions().get::<OriginalUri>().map_or(request.uri(), |original| &original.0);
+            let failure = ApiFailure::<E>::not_found(format!("There is no endpoint at {}.", uri.path()));
+            std::future::ready(failure.into_response())
+        };
+        if ids { Box::pin(crate::request_id::identified(request, move |_, request| answer(request))) } else { Box::pin(answer(request)) }
+    }
 }
 
 /// A handler answering `405 METHOD_NOT_ALLOWED` with `Allow: <allow>`, for
 /// `MethodRouter::fallback`; `allow` lists the path's methods, e.g.
-/// `"GET, POST"`.
+/// `"GET, POST"`. With `ids`, the answer gets a request id.
 pub(crate) fn method_not_allowed<E: ErrorEnvelope>(
     allow: &'static str,
-) -> impl FnOnce(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    move |method: Method| {
-        let mut response = ApiFailure::<E>::method_not_allowed(&[])
-            .with_message(format!("{method} is not allowed here; this path supports {allow}."))
-            .into_response();
-        if let Ok(value) = HeaderValue::from_str(allow) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
-        std::future::ready(response)
+    ids: bool,
+) -> impl FnOnce(Request) -> Answer + Clone + Send + Sync + 'static {
+    move |request: Request| -> Answer {
+        let answer = move |request: Request| {
+            let mut response = ApiFailure::<E>::method_not_allowed(&[])
+                .with_message(format!("{} is not allowed here; this path supports {allow}.", request.method()))
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            std::future::ready(response)
+        };
+        if ids { Box::pin(crate::request_id::identified(request, move |_, request| answer(request))) } else { Box::pin(answer(request)) }
     }
 }
 
@@ -55,11 +76,11 @@ mod tests {
                 MethodRouter::new()
                     .get(|| async { "list" })
                     .post(|| async { "create" })
-                    .fallback(method_not_allowed::<TestErrors>("GET, POST")),
+                    .fallback(method_not_allowed::<TestErrors>("GET, POST", false)),
             )
-            .route("/health", get(|| async { "ok" }).fallback(method_not_allowed::<TestErrors>("GET")))
-            .fallback(not_found::<TestErrors>);
-        Router::new().nest("/v1", api).fallback(not_found::<TestErrors>)
+            .route("/health", get(|| async { "ok" }).fallback(method_not_allowed::<TestErrors>("GET", true)))
+            .fallback(not_found::<TestErrors>(false));
+        Router::new().nest("/v1", api).fallback(not_found::<TestErrors>(true))
     }
 
     async fn call(method: &str, path: &str) -> Response {
@@ -79,6 +100,9 @@ mod tests {
         let (status, headers, _) = envelope(call("POST", "/v1/health").await).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers[header::ALLOW], "GET");
+        // Only the fallbacks asked to give ids do.
+        assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+        assert!(!call("DELETE", "/v1/agents").await.headers().contains_key("x-request-id"));
         assert_eq!(call("HEAD", "/v1/health").await.status(), StatusCode::OK);
     }
 

@@ -35,6 +35,8 @@ pub use error::*;
 #[allow(dead_code)]
 mod extract;
 mod fake;
+mod gate;
+pub use gate::*;
 #[allow(dead_code)]
 mod fallback;
 pub use fake::*;

@@ -41,6 +41,7 @@ pub const RUNTIME: &[(&str, &str)] = &[
     ("extract.rs", include_str!("../../../../runtime/server/src/extract.rs")),
     ("fake.rs", include_str!("../../../../runtime/server/src/fake.rs")),
     ("fallback.rs", include_str!("../../../../runtime/server/src/fallback.rs")),
+    ("gate.rs", include_str!("../../../../runtime/server/src/gate.rs")),
     ("idempotency.rs", include_str!("../../../../runtime/server/src/idempotency.rs")),
     ("rate_limit.rs", include_str!("../../../../runtime/server/src/rate_limit.rs")),
     ("request_id.rs", include_str!("../../../../runtime/server/src/request_id.rs")),
@@ -91,7 +92,7 @@ fn module_use(module: &str) -> ModuleUse {
 /// results, the inputs), so no parameter may take them. Keep in step with
 /// `handler`, `read_params` and `params_struct`.
 pub const RESERVED_PARAMS: &[&str] =
-    &["ctx", "state", "params", "request", "parts", "body", "bytes", "path_params", "query_string"];
+    &["ctx", "state", "params", "request", "parts", "body", "bytes", "path_params", "query_string", "admission", "respond"];
 
 /// Response headers the runtime layers set, so implementations never do.
 const MANAGED_HEADERS: &[&str] = &[
@@ -942,8 +943,9 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
             },
             ParamLocation::Header => {
                 let parse = parse_text(&p.shape, wire);
+                let lookup = header_lookup(wire);
                 quote! {
-                    crate::extract::header_str(&parts.headers, #wire)?
+                    #lookup?
                         .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(#parse))
                         .transpose()?
                 }
@@ -1000,6 +1002,26 @@ fn read_params(api: &Api, op: &Operation) -> TokenStream {
 }
 
 /// Parses header or path text (`text: &str`) into a parameter's type.
+/// Reads the header `wire` from `parts.headers`. A name that is a valid
+/// header token is looked up as a `HeaderName` constant, which spares
+/// parsing and lowercasing the text on every request; `from_static` in a
+/// constant would fail the build on any other name, so those go as text.
+fn header_lookup(wire: &str) -> TokenStream {
+    let lower = wire.to_ascii_lowercase();
+    let token = !lower.is_empty()
+        && lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        quote! {
+            crate::extract::header_named(&parts.headers, {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static(#lower);
+                NAME
+            }, #wire)
+        }
+    } else {
+        quote!(crate::extract::header_str(&parts.headers, #wire))
+    }
+}
+
 fn parse_text(shape: &Shape, wire: &str) -> TokenStream {
     match shape {
         Shape::String(_) => quote!(text.to_owned()),
@@ -1032,7 +1054,7 @@ fn default_expr(shape: &Shape, value: &serde_json::Value) -> TokenStream {
     }
 }
 
-fn handler(api: &Api, op: &Operation) -> TokenStream {
+fn handler(api: &Api, op: &Operation, features: Features) -> TokenStream {
     let trait_name = format_ident!("{}", trait_name(api));
     let h = format_ident!("handle_{}", op.name);
     let m = ident(&op.name);
@@ -1053,27 +1075,96 @@ fn handler(api: &Api, op: &Operation) -> TokenStream {
     });
     let body_arg = op.body.as_ref().map(|_| quote!(body,));
     let ignore_body = op.body.is_none().then(|| quote!(let _ = body;));
-    quote! {
-        #[allow(deprecated)]
-        async fn #h<A: crate::#trait_name>(
-            ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-            request: ::axum::extract::Request,
-        ) -> ::axum::response::Response {
+    let (au_bound, shared) = if features.auth {
+        (quote!(, Au: crate::Authenticator), quote!(Shared<A, Au>))
+    } else {
+        (TokenStream::new(), quote!(Shared<A>))
+    };
+    let deprecation = deprecation(op);
+    // What runs once the request is let through: read the inputs, move
+    // the headers into the context, call the implementation.
+    let respond = quote! {
+        let respond = |admission: crate::Admission,
+                       request_id: ::std::option::Option<crate::RequestId>,
+                       #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                       body: ::axum::body::Body| async move {
             let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-                #[allow(unused_mut)]
-                let (mut parts, body) = request.into_parts();
                 #ignore_body
-                let ctx = crate::RequestContext::from_parts(&parts);
                 #read
                 #body
+                let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
                 state.api.#m(ctx, params, #body_arg).await
             }.await;
             match result {
                 ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
                 ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
             }
+        };
+    };
+    // With request ids, `id` is the request's (see `crate::identified`).
+    let id = if features.request_id { quote!(::std::option::Option::Some(id)) } else { quote!(::std::option::Option::None) };
+    let run = if features.auth && (guarded(op) || op.secured || op.deprecated) {
+        let requirements = requirements(api, op);
+        let rate_limited = op.secured;
+        let idempotent = op.method == Method::Post && op.secured && features.idempotency;
+        let deprecation = match &deprecation {
+            Some(d) => quote!(::std::option::Option::Some(#d)),
+            None => quote!(::std::option::Option::None),
+        };
+        quote! {
+            const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+                requirements: #requirements,
+                rate_limited: #rate_limited,
+                idempotent: #idempotent,
+                deprecation: #deprecation,
+            };
+            state.gate.pass(&POLICY, request, move |admission, parts, body| respond(admission, #id, parts, body)).await
+        }
+    } else {
+        match deprecation {
+            Some(d) => quote! {
+                let (parts, body) = request.into_parts();
+                let mut response = respond(crate::Admission::default(), #id, parts, body).await;
+                crate::mark_deprecated(&mut response, &#d);
+                response
+            },
+            None => quote! {
+                let (parts, body) = request.into_parts();
+                respond(crate::Admission::default(), #id, parts, body).await
+            },
+        }
+    };
+    let run = if features.request_id {
+        quote!(crate::identified(request, |id, request| async move { #run }).await)
+    } else {
+        run
+    };
+    quote! {
+        #[allow(deprecated)]
+        async fn #h<A: crate::#trait_name #au_bound>(
+            ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<#shared>>,
+            request: ::axum::extract::Request,
+        ) -> ::axum::response::Response {
+            let state = &*state;
+            #respond
+            #run
         }
     }
+}
+
+/// A deprecated operation's `crate::Deprecation`: RFC 9745 wants the date
+/// of deprecation; without `x-deprecated-at` the older draft's `true` still
+/// says "deprecated".
+fn deprecation(op: &Operation) -> Option<TokenStream> {
+    if !op.deprecated {
+        return None;
+    }
+    let sunset = match op.sunset.as_deref().and_then(http_date) {
+        Some(s) => quote!(::std::option::Option::Some(#s)),
+        None => quote!(::std::option::Option::None),
+    };
+    let since = op.deprecated_at.as_deref().and_then(structured_date).unwrap_or_else(|| "true".to_owned());
+    Some(quote!(crate::Deprecation { since: #since, sunset: #sunset }))
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (the days-from-civil
@@ -1138,36 +1229,6 @@ fn requirements(api: &Api, op: &Operation) -> TokenStream {
     quote!(&[#(#alternatives),*])
 }
 
-fn route_layers(api: &Api, op: &Operation, features: Features) -> TokenStream {
-    let h = format_ident!("handle_{}", op.name);
-    let mut handler = quote!(#h::<A>);
-    // Innermost first: idempotency needs the principal, so it sits inside
-    // auth; rate limiting counts every authenticated attempt, replays too.
-    if op.method == Method::Post && op.secured && features.idempotency {
-        handler = quote!(::axum::handler::Handler::layer(#handler, layers.idempotency.clone()));
-    }
-    if op.secured {
-        handler =
-            quote!(::axum::handler::Handler::layer(#handler, ::tower::util::option_layer(layers.rate_limit.clone())));
-    }
-    if guarded(op) {
-        let requirements = requirements(api, op);
-        handler = quote!(::axum::handler::Handler::layer(#handler, layers.auth.requiring(#requirements)));
-    }
-    if op.deprecated {
-        let sunset = op.sunset.as_deref().and_then(http_date);
-        let sunset = match sunset {
-            Some(s) => quote!(::std::option::Option::Some(#s)),
-            None => quote!(::std::option::Option::None),
-        };
-        // RFC 9745 wants the date of deprecation; without `x-deprecated-at`
-        // the older draft's `true` still says "deprecated".
-        let since = op.deprecated_at.as_deref().and_then(structured_date).unwrap_or_else(|| "true".to_owned());
-        handler = quote!(::axum::handler::Handler::layer(#handler, crate::DeprecationLayer::new(#since, #sunset)));
-    }
-    handler
-}
-
 /// The path of a server URL (`https://api.example.com/v1/` → `/v1`): where
 /// the routes are mounted unless the configuration says otherwise. Empty
 /// for a URL without a path or with server variables in it.
@@ -1180,11 +1241,49 @@ fn server_path(url: &str) -> String {
     if path.contains(['{', '}']) || !path.starts_with('/') { String::new() } else { path.to_owned() }
 }
 
+/// Routes per generated function: a router of a thousand operations is a
+/// few dozen short functions rather than one chain, which rustfmt formats
+/// in time and memory linear in the routes (a single chain is quadratic).
+const ROUTES_PER_FUNCTION: usize = 32;
+
+/// The statement mounting one path's operations under the prefix.
+fn mount(path: &str, ops: &[&Operation], features: Features) -> TokenStream {
+    let allow = ops.iter().map(|o| o.method.as_str()).collect::<Vec<_>>().join(", ");
+    let generics = if features.auth { quote!(<A, Au>) } else { quote!(<A>) };
+    let mut chain = quote!(::axum::routing::MethodRouter::new());
+    for op in ops {
+        let h = format_ident!("handle_{}", op.name);
+        let method = match op.method {
+            Method::Get => quote!(get),
+            Method::Put => quote!(put),
+            Method::Post => quote!(post),
+            Method::Delete => quote!(delete),
+            Method::Patch => quote!(patch),
+        };
+        chain = quote!(#chain.#method(#h::#generics));
+    }
+    let ids = features.request_id;
+    let methods = quote!(#chain.fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>(#allow, #ids)));
+    if path == "/" {
+        // The root answers with and without the slash after the prefix.
+        quote! {
+            let methods = #methods;
+            router = if prefix.is_empty() {
+                router.route("/", methods)
+            } else {
+                router.route(prefix, methods.clone()).route(&[prefix, "/"].concat(), methods)
+            };
+        }
+    } else {
+        quote!(router = router.route(&[prefix, #path].concat(), #methods);)
+    }
+}
+
 fn router_rs(api: &Api, names: &Names) -> TokenStream {
     let features = Features::of(api);
     let lib = names.server_lib();
     let trait_name = format_ident!("{}", trait_name(api));
-    let handlers = api.operations.iter().map(|op| handler(api, op));
+    let handlers = api.operations.iter().map(|op| handler(api, op, features));
     // Group operations by path, keeping spec order.
     let mut paths: Vec<(String, Vec<&Operation>)> = Vec::new();
     for op in &api.operations {
@@ -1193,23 +1292,29 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
             None => paths.push((op.path.clone(), vec![op])),
         }
     }
-    let routes = paths.iter().map(|(path, ops)| {
-        let allow = ops.iter().map(|o| o.method.as_str()).collect::<Vec<_>>().join(", ");
-        let mut chain = quote!(::axum::routing::MethodRouter::new());
-        for op in ops {
-            let layered = route_layers(api, op, features);
-            let method = match op.method {
-                Method::Get => quote!(get),
-                Method::Put => quote!(put),
-                Method::Post => quote!(post),
-                Method::Delete => quote!(delete),
-                Method::Patch => quote!(patch),
-            };
-            chain = quote!(#chain.#method(#layered));
-        }
-        quote! {
-            .route(#path, #chain.fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>(#allow)))
-        }
+    let (au_param, au_bound) = if features.auth {
+        (quote!(, Au), quote!(, Au: crate::Authenticator))
+    } else {
+        Default::default()
+    };
+    let state = quote!(::axum::Router<::std::sync::Arc<Shared<A #au_param>>>);
+    let chunks: Vec<TokenStream> = paths
+        .chunks(ROUTES_PER_FUNCTION)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let f = format_ident!("routes_{}", i);
+            let mounts = chunk.iter().map(|(path, ops)| mount(path, ops, features));
+            quote! {
+                fn #f<A: crate::#trait_name #au_bound>(mut router: #state, prefix: &str) -> #state {
+                    #(#mounts)*
+                    router
+                }
+            }
+        })
+        .collect();
+    let chunk_calls = (0..chunks.len()).map(|i| {
+        let f = format_ident!("routes_{}", i);
+        quote!(router = #f::<A #au_param>(router, prefix);)
     });
     let prefix = api.servers.first().map(|s| server_path(&s.url)).unwrap_or_default();
     let prefix_doc = match api.servers.first() {
@@ -1221,31 +1326,13 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
     };
 
     // What the router is built from: the implementation, the authenticator
-    // when an operation is secured, the stores of the layers it installs.
-    let (au_param, au_bound, au_arg, au_field, au_new_param, au_new_field) = if features.auth {
-        (
-            quote!(, Au),
-            quote!(, Au: crate::Authenticator),
-            quote!(authenticator: Au,),
-            quote!(authenticator: Au,),
-            quote!(, authenticator: Au),
-            quote!(authenticator,),
-        )
+    // when an operation is secured, the stores the gate uses.
+    let (au_arg, au_field, au_new_param, au_new_field) = if features.auth {
+        (quote!(authenticator: Au,), quote!(authenticator: Au,), quote!(, authenticator: Au), quote!(authenticator,))
     } else {
         Default::default()
     };
     let router_args = if features.auth { quote!(api, authenticator) } else { quote!(api) };
-    let layers_struct = features.auth.then(|| {
-        let idempotency = features.idempotency.then(|| quote!(idempotency: crate::IdempotencyLayer,));
-        quote! {
-            /// The layers a secured route may need, built once and cloned per route.
-            struct Layers<Au: crate::Authenticator> {
-                auth: crate::AuthLayer<Au>,
-                rate_limit: ::std::option::Option<crate::RateLimitLayer>,
-                #idempotency
-            }
-        }
-    });
     let rate_limit_default = features.rate_limits;
     let store_fields = features.auth.then(|| {
         let idempotency = features
@@ -1295,34 +1382,27 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
             #idempotency
         }
     });
-    let build_layers = features.auth.then(|| {
+    let build_gate = features.auth.then(|| {
         let idempotency = features.idempotency.then(|| {
             quote! {
-                idempotency: crate::IdempotencyLayer::new(
+                let gate = gate.idempotency(
                     self.idempotency.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryIdempotencyStore::default())),
                     self.config.body_limit,
-                ),
+                );
             }
         });
         quote! {
-            let rate_limit = self.rate_limiting.then(|| {
+            let mut gate = crate::Gate::new(self.authenticator);
+            if self.rate_limiting {
                 let counters = self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-                crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-            });
-            let layers = Layers {
-                auth: crate::AuthLayer::new(self.authenticator),
-                rate_limit,
-                #idempotency
-            };
+                gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+            }
+            #idempotency
         }
     });
-    let (routes_params, routes_args, routes_bounds) = if features.auth {
-        (quote!(layers: &Layers<Au>), quote!(&layers), quote!(<A: crate::#trait_name, Au: crate::Authenticator>))
-    } else {
-        (TokenStream::new(), TokenStream::new(), quote!(<A: crate::#trait_name>))
-    };
-    let routes_call = if features.auth { quote!(routes::<A, Au>(#routes_args)) } else { quote!(routes::<A>()) };
-    let request_id = features.request_id.then(|| quote!(.layer(crate::RequestIdLayer::default())));
+    let gate_field = features.auth.then(|| quote!(gate: crate::Gate<Au, crate::ApiErrors>,));
+    let gate_init = features.auth.then(|| quote!(gate,));
+    let ids = features.request_id;
     let builder_doc = match (features.auth, features.idempotency) {
         (true, true) => {
             " Builds a router, with pluggable stores for the rate-limit counters\n and the idempotency records (to share them between instances)."
@@ -1353,7 +1433,7 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
     // The handlers read the configuration only for the body limit.
     let reads_bodies = api.operations.iter().any(|op| op.body.is_some());
     let config_field = reads_bodies.then(|| quote!(config: crate::ServerConfig,));
-    let config_init = reads_bodies.then(|| quote!(config: self.config));
+    let config_init = reads_bodies.then(|| quote!(config: self.config,));
     // The fake accepts any credential and counts nothing: a test of client
     // code wants the operations' answers, not 401s and 429s.
     let fake_builder = if features.auth {
@@ -1372,12 +1452,13 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
         #prefix_doc
         pub const DEFAULT_PREFIX: &str = #prefix;
 
-        struct Shared<A> {
+        /// What every handler reads: the implementation, the configuration
+        /// and the gate of the secured operations.
+        struct Shared<A #au_param> {
             api: A,
             #config_field
+            #gate_field
         }
-
-        #layers_struct
 
         #router_doc
         pub fn router<A: crate::#trait_name #au_bound>(api: A, #au_arg config: crate::ServerConfig) -> ::axum::Router {
@@ -1411,24 +1492,24 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
             #store_setters
             /// Builds the axum router.
             pub fn build(self) -> ::axum::Router {
-                #build_layers
+                #build_gate
+                // Every route carries the prefix rather than being nested
+                // under it: a nested router rewrites each request's URI.
                 let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-                let shared = ::std::sync::Arc::new(Shared { api: self.api, #config_init });
-                let routes = #routes_call.with_state(shared);
-                let app = if prefix.is_empty() {
-                    routes
-                } else {
-                    ::axum::Router::new().nest(&prefix, routes)
-                };
-                app.fallback(crate::fallback::not_found::<crate::ApiErrors>) #request_id
+                let routes = routes::<A #au_param>(&prefix);
+                let shared = ::std::sync::Arc::new(Shared { api: self.api, #config_init #gate_init });
+                routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(#ids))
             }
         }
 
-        fn routes #routes_bounds(#routes_params) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-            ::axum::Router::new()
-                #(#routes)*
-                .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        fn routes<A: crate::#trait_name #au_bound>(prefix: &str) -> #state {
+            #[allow(unused_mut)]
+            let mut router = ::axum::Router::new();
+            #(#chunk_calls)*
+            router
         }
+
+        #(#chunks)*
 
         #(#handlers)*
     }
@@ -1496,6 +1577,6 @@ mod tests {
         let envelope = &files.0["server/src/envelope.rs"].contents;
         assert!(envelope.contains("crate::error::PROBLEM_JSON") && envelope.contains("\"minimal\""), "{envelope}");
         let router = &files.0["server/src/router.rs"].contents;
-        assert!(!router.contains("Authenticator") && !router.contains("RequestIdLayer"), "{router}");
+        assert!(!router.contains("Authenticator") && !router.contains("identified"), "{router}");
     }
 }

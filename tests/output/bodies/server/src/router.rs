@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
     config: crate::ServerConfig,
@@ -54,199 +56,237 @@ impl<A: crate::BodiesApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::BodiesApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/uploads",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_create_upload::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/uploads/{upload_id}/content",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_upload_content::<A>)
-                .put(handle_replace_upload_content::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT")),
-        )
-        .route(
-            "/notes",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_create_note::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/search",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_search::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::BodiesApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::BodiesApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    router = router.route(
+        &[prefix, "/uploads"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_upload::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/uploads/{upload_id}/content"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_upload_content::<A>)
+            .put(handle_replace_upload_content::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT", false)),
+    );
+    router = router.route(
+        &[prefix, "/notes"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_note::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/search"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_search::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_create_upload<A: crate::BodiesApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateUploadParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-        state.api.create_upload(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateUploadParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_upload(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_upload_content<A: crate::BodiesApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let upload_id = {
-            let text = crate::extract::path_param(&path_params, "upload_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let upload_id = match upload_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-            }
-        };
-        let params = crate::GetUploadContentParams { upload_id };
-        state.api.get_upload_content(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let upload_id = {
+                let text = crate::extract::path_param(&path_params, "upload_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let upload_id = match upload_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+                }
+            };
+            let params = crate::GetUploadContentParams { upload_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_upload_content(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_replace_upload_content<A: crate::BodiesApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let upload_id = {
-            let text = crate::extract::path_param(&path_params, "upload_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let upload_id = match upload_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-            }
-        };
-        let params = crate::ReplaceUploadContentParams { upload_id };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = ::std::clone::Clone::clone(&bytes);
-        state.api.replace_upload_content(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let upload_id = {
+                let text = crate::extract::path_param(&path_params, "upload_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let upload_id = match upload_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+                }
+            };
+            let params = crate::ReplaceUploadContentParams { upload_id };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = ::std::clone::Clone::clone(&bytes);
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.replace_upload_content(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_create_note<A: crate::BodiesApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateNoteParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = match crate::bodies::content_type_index(
-            &parts.headers,
-            &["application/json", "application/x-www-form-urlencoded", "text/plain"],
-        ) {
-            ::std::option::Option::Some(0usize) => {
-                crate::CreateNoteBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-            }
-            ::std::option::Option::Some(1usize) => {
-                crate::CreateNoteBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-            }
-            ::std::option::Option::Some(2usize) => crate::CreateNoteBody::Text(crate::bodies::text_body(&bytes)?),
-            _ => {
-                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                    "application/json, application/x-www-form-urlencoded, text/plain",
-                    &parts.headers,
-                ));
-            }
-        };
-        state.api.create_note(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateNoteParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = match crate::bodies::content_type_index(
+                &parts.headers,
+                &["application/json", "application/x-www-form-urlencoded", "text/plain"],
+            ) {
+                ::std::option::Option::Some(0usize) => {
+                    crate::CreateNoteBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                }
+                ::std::option::Option::Some(1usize) => {
+                    crate::CreateNoteBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                }
+                ::std::option::Option::Some(2usize) => crate::CreateNoteBody::Text(crate::bodies::text_body(&bytes)?),
+                _ => {
+                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                        "application/json, application/x-www-form-urlencoded, text/plain",
+                        &parts.headers,
+                    ));
+                }
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_note(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_search<A: crate::BodiesApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "limit", default)]
-            limit: ::std::option::Option<i64>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "limit", default)]
+                limit: ::std::option::Option<i64>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let limit = query_string.limit;
+            if let ::std::option::Option::Some(value) = &limit {
+                let path = &mut crate::validate::FieldPath::field("limit");
+                crate::validate::check_integer(
+                    *value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(100),
+                )?;
+            }
+            let filter = crate::extract::query_object::<
+                ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+                _,
+            >(&parts.uri, "filter", true, crate::extract::Keys::Except(&["limit", "labels"]))?;
+            let labels =
+                crate::extract::query_object::<
+                    ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+                    _,
+                >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter["]))?;
+            let params = crate::SearchParams { limit, filter, labels };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.search(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let limit = query_string.limit;
-        if let ::std::option::Option::Some(value) = &limit {
-            let path = &mut crate::validate::FieldPath::field("limit");
-            crate::validate::check_integer(
-                *value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(100),
-            )?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let filter = crate::extract::query_object::<
-            ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-            _,
-        >(&parts.uri, "filter", true, crate::extract::Keys::Except(&["limit", "labels"]))?;
-        let labels = crate::extract::query_object::<
-            ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-            _,
-        >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter["]))?;
-        let params = crate::SearchParams { limit, filter, labels };
-        state.api.search(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

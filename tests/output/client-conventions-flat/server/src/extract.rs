@@ -127,9 +127,14 @@ fn json_document_failure<T: DeserializeOwned, E: ErrorEnvelope>(bytes: &[u8]) ->
 /// Whether a `Content-Type` names JSON: `application/json` or a structured
 /// syntax suffix `+json`, in any letter case, with any parameters.
 fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim();
     match essence.split_once('/') {
-        Some(("application", subtype)) => subtype == "json" || (subtype.len() > 5 && subtype.ends_with("+json")),
+        Some((kind, subtype)) if kind.eq_ignore_ascii_case("application") => {
+            subtype.eq_ignore_ascii_case("json")
+                || (subtype.len() > 5
+                    && subtype.is_char_boundary(subtype.len() - 5)
+                    && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+        }
         _ => false,
     }
 }
@@ -680,9 +685,11 @@ impl<'de> Deserializer<'de> for QueryField {
     }
 }
 
-/// The percent-decoded path parameters of a request.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PathParams(Vec<(String, String)>);
+/// The percent-decoded path parameters of a request, as the router matched
+/// them (axum keeps each name and value behind an `Arc`, so holding them
+/// copies no text).
+#[derive(Debug, Default)]
+pub(crate) struct PathParams(Option<RawPathParams>);
 
 /// Reads the path parameters the router matched. A parameter that is not
 /// valid UTF-8 once percent-decoded is a `400` naming it (axum's own
@@ -690,7 +697,7 @@ pub(crate) struct PathParams(Vec<(String, String)>);
 pub(crate) async fn path_params<E: ErrorEnvelope>(parts: &mut Parts) -> Result<PathParams, ApiFailure<E>> {
     use axum::extract::rejection::RawPathParamsRejection;
     match RawPathParams::from_request_parts(parts, &()).await {
-        Ok(raw) => Ok(PathParams(raw.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())),
+        Ok(raw) => Ok(PathParams(Some(raw))),
         Err(RawPathParamsRejection::InvalidUtf8InPathParam(rejection)) => {
             // axum keeps the parameter's name private but spells it out, in
             // backticks, in its message.
@@ -707,7 +714,7 @@ pub(crate) async fn path_params<E: ErrorEnvelope>(parts: &mut Parts) -> Result<P
 /// One path parameter by name. Its absence means the route and the handler
 /// disagree, a bug in the server rather than in the request, hence a 500.
 pub(crate) fn path_param<'p, E: ErrorEnvelope>(params: &'p PathParams, name: &str) -> Result<&'p str, ApiFailure<E>> {
-    params.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).ok_or_else(|| {
+    params.0.iter().flat_map(|raw| raw.iter()).find(|(key, _)| *key == name).map(|(_, value)| value).ok_or_else(|| {
         tracing::error!(parameter = name, "the route has no such path parameter");
         ApiFailure::internal("The server's route is missing a path parameter.")
     })
@@ -720,7 +727,18 @@ pub(crate) fn header_str<'h, E: ErrorEnvelope>(
     headers: &'h HeaderMap,
     name: &str,
 ) -> Result<Option<&'h str>, ApiFailure<E>> {
-    let mut values = headers.get_all(name).iter();
+    header_named(headers, name, name)
+}
+
+/// [`header_str`] looking the header up by `key`, a `HeaderName` made once
+/// (a name given as text is parsed and lowercased on every lookup), and
+/// naming it `name` in errors.
+pub(crate) fn header_named<'h, E: ErrorEnvelope>(
+    headers: &'h HeaderMap,
+    key: impl http::header::AsHeaderName,
+    name: &str,
+) -> Result<Option<&'h str>, ApiFailure<E>> {
+    let mut values = headers.get_all(key).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };

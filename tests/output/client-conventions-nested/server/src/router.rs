@@ -6,13 +6,11 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `/relative`.
 pub const DEFAULT_PREFIX: &str = "/relative";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -83,222 +81,294 @@ impl<A: crate::JobsTwoApi, Au: crate::Authenticator> RouterBuilder<A, Au> {
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers { auth: crate::AuthLayer::new(self.authenticator), rate_limit };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>).layer(crate::RequestIdLayer::default())
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(true))
     }
 }
 fn routes<A: crate::JobsTwoApi, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/items",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_list_items::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/tasks",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_start_task::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/tasks/{task_id}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_task::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/tasks/{task_id}/cancel",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_cancel_task::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/talk",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_talk::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/items"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_items::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/tasks"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_start_task::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/tasks/{task_id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_task::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router = router.route(
+        &[prefix, "/tasks/{task_id}/cancel"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_cancel_task::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", true)),
+    );
+    router = router.route(
+        &[prefix, "/talk"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_talk::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_list_items<A: crate::JobsTwoApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_list_items<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "page", default)]
-            page: ::std::option::Option<i32>,
-            #[serde(rename = "limit", default)]
-            limit: ::std::option::Option<i64>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "page", default)]
+                page: ::std::option::Option<i32>,
+                #[serde(rename = "limit", default)]
+                limit: ::std::option::Option<i64>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let page = query_string.page;
+            let limit = query_string.limit;
+            let params = crate::ListItemsParams { page, limit };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_items(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let page = query_string.page;
-        let limit = query_string.limit;
-        let params = crate::ListItemsParams { page, limit };
-        state.api.list_items(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_start_task<A: crate::JobsTwoApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::StartTaskParams {};
-        state.api.start_task(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_get_task<A: crate::JobsTwoApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "verbose", default)]
-            verbose: ::std::option::Option<bool>,
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let task_id = {
-            let text = crate::extract::path_param(&path_params, "task_id")?;
-            ::std::option::Option::Some(text.to_owned())
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let task_id = match task_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
-            }
-        };
-        let verbose = query_string.verbose;
-        let verbose = match verbose {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("verbose", "missing"));
-            }
-        };
-        let params = crate::GetTaskParams { task_id, verbose };
-        state.api.get_task(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_cancel_task<A: crate::JobsTwoApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_start_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let task_id = {
-            let text = crate::extract::path_param(&path_params, "task_id")?;
-            ::std::option::Option::Some(text.to_owned())
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::StartTaskParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.start_task(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let task_id = match task_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
-            }
-        };
-        let params = crate::CancelTaskParams { task_id };
-        state.api.cancel_task(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_talk<A: crate::JobsTwoApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::TalkParams {};
-        state.api.talk(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "verbose", default)]
+                verbose: ::std::option::Option<bool>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let task_id = {
+                let text = crate::extract::path_param(&path_params, "task_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let task_id = match task_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
+                }
+            };
+            let verbose = query_string.verbose;
+            let verbose = match verbose {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("verbose", "missing"));
+                }
+            };
+            let params = crate::GetTaskParams { task_id, verbose };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_task(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
+}
+#[allow(deprecated)]
+async fn handle_cancel_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let task_id = {
+                let text = crate::extract::path_param(&path_params, "task_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let task_id = match task_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
+                }
+            };
+            let params = crate::CancelTaskParams { task_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.cancel_task(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
+}
+#[allow(deprecated)]
+async fn handle_talk<A: crate::JobsTwoApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::TalkParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.talk(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "key", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
+        };
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }

@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `https://weird.example.com`.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
     config: crate::ServerConfig,
@@ -54,156 +56,189 @@ impl<A: crate::WeirdApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::WeirdApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/a/{id}",
-            ::axum::routing::MethodRouter::new()
-                .put(handle_put_a::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("PUT")),
-        )
-        .route(
-            "/ops/{op_id}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_op::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/s",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_s::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::WeirdApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::WeirdApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    router = router.route(
+        &[prefix, "/a/{id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .put(handle_put_a::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("PUT", false)),
+    );
+    router = router.route(
+        &[prefix, "/ops/{op_id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_op::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/s"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_s::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_put_a<A: crate::WeirdApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "n", default)]
-            n: ::std::option::Option<f64>,
-            #[serde(rename = "tags", default)]
-            tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
-        let id = {
-            let text = crate::extract::path_param(&path_params, "id")?;
-            ::std::option::Option::Some(
-                text.parse().map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input("id", reason))?,
-            )
-        };
-        if let ::std::option::Option::Some(value) = &id {
-            let path = &mut crate::validate::FieldPath::field("id");
-            crate::validate::Validate::validate(value, path)?;
-        }
-        let id = match id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "n", default)]
+                n: ::std::option::Option<f64>,
+                #[serde(rename = "tags", default)]
+                tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
             }
-        };
-        let n = query_string.n;
-        if let ::std::option::Option::Some(value) = &n {
-            let path = &mut crate::validate::FieldPath::field("n");
-            crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
-        }
-        let n = match n {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("n", "missing"));
+            let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
+            let id = {
+                let text = crate::extract::path_param(&path_params, "id")?;
+                ::std::option::Option::Some(
+                    text.parse()
+                        .map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input("id", reason))?,
+                )
+            };
+            if let ::std::option::Option::Some(value) = &id {
+                let path = &mut crate::validate::FieldPath::field("id");
+                crate::validate::Validate::validate(value, path)?;
             }
-        };
-        let tags = query_string.tags;
-        let tags = match tags {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("tags", "missing"));
+            let id = match id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+                }
+            };
+            let n = query_string.n;
+            if let ::std::option::Option::Some(value) = &n {
+                let path = &mut crate::validate::FieldPath::field("n");
+                crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
             }
-        };
-        let idempotency_key = crate::extract::header_str(&parts.headers, "Idempotency-Key")?
+            let n = match n {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("n", "missing"));
+                }
+            };
+            let tags = query_string.tags;
+            let tags = match tags {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("tags", "missing"));
+                }
+            };
+            let idempotency_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                    NAME
+                },
+                "Idempotency-Key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        let idempotency_key = match idempotency_key {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Idempotency-Key", "missing"));
-            }
-        };
-        let params = crate::PutAParams { id, n, tags, idempotency_key };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::extract::json_document(&parts.headers, &bytes)?)
-        };
-        state.api.put_a(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+            let idempotency_key = match idempotency_key {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Idempotency-Key", "missing"));
+                }
+            };
+            let params = crate::PutAParams { id, n, tags, idempotency_key };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::extract::json_document(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.put_a(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_op<A: crate::WeirdApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let op_id = {
-            let text = crate::extract::path_param(&path_params, "op_id")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let op_id = match op_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("op_id", "missing"));
-            }
-        };
-        let params = crate::GetOpParams { op_id };
-        state.api.get_op(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let op_id = {
+                let text = crate::extract::path_param(&path_params, "op_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let op_id = match op_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("op_id", "missing"));
+                }
+            };
+            let params = crate::GetOpParams { op_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_op(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_s<A: crate::WeirdApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::SParams {};
-        state.api.s(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::SParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.s(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

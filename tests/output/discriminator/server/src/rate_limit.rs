@@ -227,6 +227,18 @@ impl CounterStore for InMemoryCounterStore {
     fn peek<'a>(&'a self, key: &'a str, limit: u64, window: Duration, now: SystemTime) -> StoreFuture<'a, Decision> {
         Box::pin(std::future::ready(self.decide(key, limit, window, now, false)))
     }
+
+    // Answered here rather than by the default, which would box a future
+    // around `hit`'s boxed future on every request.
+    fn try_hit<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        window: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Result<Decision, StoreUnavailable>> {
+        Box::pin(std::future::ready(Ok(self.decide(key, limit, window, now, true))))
+    }
 }
 
 /// The caller's rate-limit window after counting the current request, as
@@ -249,6 +261,13 @@ pub struct RateLimitStatus {
 }
 
 impl RateLimitStatus {
+    /// Sets the `X-RateLimit-Limit`, `-Remaining` and `-Reset` headers.
+    pub fn stamp(&self, headers: &mut HeaderMap) {
+        headers.insert(LIMIT_HEADER, repeated_value(0, self.limit));
+        headers.insert(REMAINING_HEADER, HeaderValue::from(self.remaining));
+        headers.insert(RESET_HEADER, repeated_value(1, self.reset));
+    }
+
     /// The status [`RateLimitLayer`](crate::RateLimitLayer) stored in a request; its absence means
     /// the route is not rate limited, a server misconfiguration, hence a
     /// `500`. The generated crate's `FromRequestParts` implementation calls
@@ -302,6 +321,13 @@ impl<E: ErrorEnvelope> RateLimitLayer<E> {
     /// Limits with `config`, counting in a fresh [`InMemoryCounterStore`].
     pub fn in_memory(config: RateLimitConfig) -> Self {
         Self::new(config, Arc::new(InMemoryCounterStore::new()))
+    }
+}
+
+impl<E: ErrorEnvelope> RateLimitLayer<E> {
+    /// Counts one request of `principal`, as the layer does; see [`count`].
+    pub(crate) async fn count(&self, principal: &Principal) -> Result<RateLimitStatus, Response> {
+        count::<E>(&self.config, &*self.store, principal).await
     }
 }
 
@@ -373,50 +399,82 @@ where
             let Some(principal) = request.extensions().get::<Principal>() else {
                 return inner.call(request).await;
             };
-            let tier = principal.tier;
-            let limit = config.limit_for(tier);
-            let now = SystemTime::now();
-            let decision = match store.try_hit(&principal.id, limit, config.window, now).await {
-                Ok(decision) => decision,
-                Err(unavailable) => {
-                    tracing::warn!(reason = %unavailable.reason, "the rate-limit store is unavailable");
-                    return Ok(ApiFailure::<E>::service_unavailable(unavailable.retry_after).into_response());
-                }
+            let status = match count::<E>(&config, &*store, principal).await {
+                Ok(status) => status,
+                Err(refusal) => return Ok(refusal),
             };
-            if !decision.allowed {
-                let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                let retry_after = Duration::from_secs(decision.reset.saturating_sub(now_secs));
-                let failure = ApiFailure::<E>::rate_limited(retry_after)
-                    .with_message(format!(
-                        "Rate limit of {} requests per {} exceeded.",
-                        decision.limit,
-                        describe_window(config.window)
-                    ))
-                    .with_detail("limit", decision.limit)
-                    .with_detail("reset", decision.reset);
-                let mut response = failure.into_response();
-                set_headers(response.headers_mut(), &decision);
-                return Ok(response);
-            }
-            request.extensions_mut().insert(RateLimitStatus {
-                tier,
-                limit: decision.limit,
-                remaining: decision.remaining,
-                reset: decision.reset,
-                used: decision.used,
-                window_seconds: config.window.as_secs().max(1),
-            });
+            request.extensions_mut().insert(status.clone());
             let mut response = inner.call(request).await?;
-            set_headers(response.headers_mut(), &decision);
+            status.stamp(response.headers_mut());
             Ok(response)
         })
     }
 }
 
-fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
-    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
-    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
-    headers.insert(RESET_HEADER, HeaderValue::from(decision.reset));
+/// Counts one request of `principal`: its window after counting, or the
+/// response refusing it (`429` with the rate-limit headers, or `503` with
+/// `Retry-After` when the store cannot decide). What [`RateLimitLayer`]
+/// does per request, and what the generated router's gate calls directly.
+pub(crate) async fn count<E: ErrorEnvelope>(
+    config: &RateLimitConfig,
+    store: &dyn CounterStore,
+    principal: &Principal,
+) -> Result<RateLimitStatus, Response> {
+    let tier = principal.tier;
+    let limit = config.limit_for(tier);
+    let now = SystemTime::now();
+    let decision = match store.try_hit(&principal.id, limit, config.window, now).await {
+        Ok(decision) => decision,
+        Err(unavailable) => {
+            tracing::warn!(reason = %unavailable.reason, "the rate-limit store is unavailable");
+            return Err(ApiFailure::<E>::service_unavailable(unavailable.retry_after).into_response());
+        }
+    };
+    let status = RateLimitStatus {
+        tier,
+        limit: decision.limit,
+        remaining: decision.remaining,
+        reset: decision.reset,
+        used: decision.used,
+        window_seconds: config.window.as_secs().max(1),
+    };
+    if !decision.allowed {
+        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let retry_after = Duration::from_secs(decision.reset.saturating_sub(now_secs));
+        let failure = ApiFailure::<E>::rate_limited(retry_after)
+            .with_message(format!(
+                "Rate limit of {} requests per {} exceeded.",
+                decision.limit,
+                describe_window(config.window)
+            ))
+            .with_detail("limit", decision.limit)
+            .with_detail("reset", decision.reset);
+        let mut response = failure.into_response();
+        status.stamp(response.headers_mut());
+        return Err(response);
+    }
+    Ok(status)
+}
+
+/// The header value of `number`, for the numbers that repeat from one
+/// request to the next (a tier's limit, a window's reset): each thread
+/// keeps the last value per `slot`, and a clone of it shares its bytes,
+/// which spares an allocation per header on most requests.
+fn repeated_value(slot: usize, number: u64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<[Option<(u64, HeaderValue)>; 2]> = const { std::cell::RefCell::new([None, None]) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &last[slot] {
+            Some((kept, value)) if *kept == number => value.clone(),
+            _ => {
+                let value = HeaderValue::from(number);
+                last[slot] = Some((number, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// "hour" for 3600 s, "minute", "day", else "N seconds", for the 429 message.

@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
     config: crate::ServerConfig,
@@ -54,65 +56,84 @@ impl<A: crate::DiscriminatorApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::DiscriminatorApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/pets",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_add_pet::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/shapes",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_add_shape::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::DiscriminatorApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::DiscriminatorApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    router = router.route(
+        &[prefix, "/pets"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_add_pet::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/shapes"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_add_shape::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_add_pet<A: crate::DiscriminatorApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::AddPetParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.add_pet(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::AddPetParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.add_pet(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_add_shape<A: crate::DiscriminatorApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::AddShapeParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.add_shape(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::AddShapeParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.add_shape(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

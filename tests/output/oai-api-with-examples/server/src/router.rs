@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
 }
@@ -53,63 +55,84 @@ impl<A: crate::SimpleApiOverviewApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::SimpleApiOverviewApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_list_versionsv2::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/v2",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_version_detailsv2::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::SimpleApiOverviewApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::SimpleApiOverviewApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    let methods = ::axum::routing::MethodRouter::new()
+        .get(handle_list_versionsv2::<A>)
+        .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false));
+    router = if prefix.is_empty() {
+        router.route("/", methods)
+    } else {
+        router.route(prefix, methods.clone()).route(&[prefix, "/"].concat(), methods)
+    };
+    router = router.route(
+        &[prefix, "/v2"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_version_detailsv2::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_list_versionsv2<A: crate::SimpleApiOverviewApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::ListVersionsv2Params {};
-        state.api.list_versionsv2(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::ListVersionsv2Params {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_versionsv2(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_version_detailsv2<A: crate::SimpleApiOverviewApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetVersionDetailsv2Params {};
-        state.api.get_version_detailsv2(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetVersionDetailsv2Params {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_version_detailsv2(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
 }
@@ -53,300 +55,343 @@ impl<A: crate::LinkExampleApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::LinkExampleApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/2.0/users/{username}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_user_by_name::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/2.0/repositories/{username}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_repositories_by_owner::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/2.0/repositories/{username}/{slug}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_repository::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/2.0/repositories/{username}/{slug}/pullrequests",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_pull_requests_by_repository::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/2.0/repositories/{username}/{slug}/pullrequests/{pid}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_pull_requests_by_id::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/2.0/repositories/{username}/{slug}/pullrequests/{pid}/merge",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_merge_pull_request::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::LinkExampleApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::LinkExampleApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    router = router.route(
+        &[prefix, "/2.0/users/{username}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_user_by_name::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/2.0/repositories/{username}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_repositories_by_owner::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/2.0/repositories/{username}/{slug}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_repository::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/2.0/repositories/{username}/{slug}/pullrequests"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_pull_requests_by_repository::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/2.0/repositories/{username}/{slug}/pullrequests/{pid}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_pull_requests_by_id::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/2.0/repositories/{username}/{slug}/pullrequests/{pid}/merge"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_merge_pull_request::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_get_user_by_name<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let params = crate::GetUserByNameParams { username };
-        state.api.get_user_by_name(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let params = crate::GetUserByNameParams { username };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_user_by_name(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_repositories_by_owner<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let params = crate::GetRepositoriesByOwnerParams { username };
-        state.api.get_repositories_by_owner(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let params = crate::GetRepositoriesByOwnerParams { username };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_repositories_by_owner(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_repository<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let slug = {
-            let text = crate::extract::path_param(&path_params, "slug")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let slug = match slug {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-            }
-        };
-        let params = crate::GetRepositoryParams { username, slug };
-        state.api.get_repository(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let slug = {
+                let text = crate::extract::path_param(&path_params, "slug")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let slug = match slug {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+                }
+            };
+            let params = crate::GetRepositoryParams { username, slug };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_repository(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_pull_requests_by_repository<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "state", default)]
-            state_2: ::std::option::Option<crate::types::GetPullRequestsByRepositoryState>,
-        }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "state", default)]
+                state_2: ::std::option::Option<crate::types::GetPullRequestsByRepositoryState>,
             }
-        };
-        let slug = {
-            let text = crate::extract::path_param(&path_params, "slug")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let slug = match slug {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let slug = {
+                let text = crate::extract::path_param(&path_params, "slug")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let slug = match slug {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+                }
+            };
+            let state_2 = query_string.state_2;
+            if let ::std::option::Option::Some(value) = &state_2 {
+                let path = &mut crate::validate::FieldPath::field("state");
+                crate::validate::Validate::validate(value, path)?;
             }
-        };
-        let state_2 = query_string.state_2;
-        if let ::std::option::Option::Some(value) = &state_2 {
-            let path = &mut crate::validate::FieldPath::field("state");
-            crate::validate::Validate::validate(value, path)?;
+            let params = crate::GetPullRequestsByRepositoryParams { username, slug, state_2 };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_pull_requests_by_repository(ctx, params).await
         }
-        let params = crate::GetPullRequestsByRepositoryParams { username, slug, state_2 };
-        state.api.get_pull_requests_by_repository(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_get_pull_requests_by_id<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let slug = {
-            let text = crate::extract::path_param(&path_params, "slug")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let slug = match slug {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-            }
-        };
-        let pid = {
-            let text = crate::extract::path_param(&path_params, "pid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let pid = match pid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
-            }
-        };
-        let params = crate::GetPullRequestsByIdParams { username, slug, pid };
-        state.api.get_pull_requests_by_id(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let slug = {
+                let text = crate::extract::path_param(&path_params, "slug")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let slug = match slug {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+                }
+            };
+            let pid = {
+                let text = crate::extract::path_param(&path_params, "pid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let pid = match pid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
+                }
+            };
+            let params = crate::GetPullRequestsByIdParams { username, slug, pid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_pull_requests_by_id(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_merge_pull_request<A: crate::LinkExampleApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let slug = {
-            let text = crate::extract::path_param(&path_params, "slug")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let slug = match slug {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-            }
-        };
-        let pid = {
-            let text = crate::extract::path_param(&path_params, "pid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let pid = match pid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
-            }
-        };
-        let params = crate::MergePullRequestParams { username, slug, pid };
-        state.api.merge_pull_request(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let slug = {
+                let text = crate::extract::path_param(&path_params, "slug")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let slug = match slug {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+                }
+            };
+            let pid = {
+                let text = crate::extract::path_param(&path_params, "pid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let pid = match pid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
+                }
+            };
+            let params = crate::MergePullRequestParams { username, slug, pid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.merge_pull_request(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

@@ -579,6 +579,26 @@ impl<A, S, E> fmt::Debug for AuthService<A, S, E> {
     }
 }
 
+/// Checks a request's credentials against `requirements` (alternatives:
+/// the first satisfied wins). `Ok(Some(principal))` when one was, `Ok(None)`
+/// when none was needed and none was sent, and otherwise the `401` to
+/// answer, in the envelope `E` with its `WWW-Authenticate` challenge. What
+/// [`AuthLayer`] does per request, and what the generated router's gate
+/// calls directly.
+pub(crate) async fn authenticate<A: Authenticator, E: ErrorEnvelope>(
+    authenticator: &A,
+    requirements: &'static [Requirement],
+    parts: &Parts,
+) -> Result<Option<Principal>, Response> {
+    match check(authenticator, requirements, parts).await {
+        Outcome::Admitted(principal) => Ok(Some(principal)),
+        Outcome::Anonymous => Ok(None),
+        Outcome::Refused(message) => Err(ApiFailure::<E>::unauthorized(message)
+            .with_header(header::WWW_AUTHENTICATE, challenge::<E>(requirements))
+            .into_response()),
+    }
+}
+
 /// What checking the requirements found.
 enum Outcome {
     /// A requirement was satisfied by this principal.
@@ -663,17 +683,14 @@ where
         let requirements = self.requirements;
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match check(&*authenticator, requirements, &parts).await {
-                Outcome::Admitted(principal) => {
-                    parts.extensions.insert(principal);
+            match authenticate::<A, E>(&*authenticator, requirements, &parts).await {
+                Ok(principal) => {
+                    if let Some(principal) = principal {
+                        parts.extensions.insert(principal);
+                    }
                     inner.call(Request::from_parts(parts, body)).await
                 }
-                Outcome::Anonymous => inner.call(Request::from_parts(parts, body)).await,
-                Outcome::Refused(message) => {
-                    let failure = ApiFailure::<E>::unauthorized(message)
-                        .with_header(header::WWW_AUTHENTICATE, challenge::<E>(requirements));
-                    Ok(failure.into_response())
-                }
+                Err(refusal) => Ok(refusal),
             }
         })
     }

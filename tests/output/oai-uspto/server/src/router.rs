@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `{scheme}://developer.uspto.gov/ds-api`.
 pub const DEFAULT_PREFIX: &str = "/ds-api";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
     config: crate::ServerConfig,
@@ -54,135 +56,162 @@ impl<A: crate::UsptoDataSetApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::UsptoDataSetApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_list_data_sets::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/{dataset}/{version}/fields",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_list_searchable_fields::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/{dataset}/{version}/records",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_perform_search::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::UsptoDataSetApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::UsptoDataSetApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    let methods = ::axum::routing::MethodRouter::new()
+        .get(handle_list_data_sets::<A>)
+        .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false));
+    router = if prefix.is_empty() {
+        router.route("/", methods)
+    } else {
+        router.route(prefix, methods.clone()).route(&[prefix, "/"].concat(), methods)
+    };
+    router = router.route(
+        &[prefix, "/{dataset}/{version}/fields"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_searchable_fields::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/{dataset}/{version}/records"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_perform_search::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_list_data_sets<A: crate::UsptoDataSetApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::ListDataSetsParams {};
-        state.api.list_data_sets(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::ListDataSetsParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_data_sets(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_list_searchable_fields<A: crate::UsptoDataSetApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let dataset = {
-            let text = crate::extract::path_param(&path_params, "dataset")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let dataset = match dataset {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
-            }
-        };
-        let version = {
-            let text = crate::extract::path_param(&path_params, "version")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let version = match version {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
-            }
-        };
-        let params = crate::ListSearchableFieldsParams { dataset, version };
-        state.api.list_searchable_fields(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let dataset = {
+                let text = crate::extract::path_param(&path_params, "dataset")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let dataset = match dataset {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
+                }
+            };
+            let version = {
+                let text = crate::extract::path_param(&path_params, "version")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let version = match version {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
+                }
+            };
+            let params = crate::ListSearchableFieldsParams { dataset, version };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_searchable_fields(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
 async fn handle_perform_search<A: crate::UsptoDataSetApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let dataset = {
-            let text = crate::extract::path_param(&path_params, "dataset")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let dataset = match dataset {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
-            }
-        };
-        let version = {
-            let text = crate::extract::path_param(&path_params, "version")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let version = match version {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
-            }
-        };
-        let params = crate::PerformSearchParams { dataset, version };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.perform_search(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let dataset = {
+                let text = crate::extract::path_param(&path_params, "dataset")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let dataset = match dataset {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
+                }
+            };
+            let version = {
+                let text = crate::extract::path_param(&path_params, "version")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let version = match version {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
+                }
+            };
+            let params = crate::PerformSearchParams { dataset, version };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.perform_search(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

@@ -3,6 +3,7 @@
 //! What an implementation learns about the request besides its inputs.
 
 use crate::auth::Principal;
+use crate::gate::Admission;
 use crate::rate_limit::RateLimitStatus;
 use crate::request_id::RequestId;
 
@@ -31,6 +32,19 @@ impl RequestContext {
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
             rate_limit: parts.extensions.get::<RateLimitStatus>().cloned(),
             headers: parts.headers.clone(),
+        }
+    }
+
+    /// The context of a request the generated router let through: what
+    /// its [`Gate`](crate::Gate) found, the request's id (see
+    /// [`identified`](crate::identified)), and the headers, moved out of
+    /// `parts` (so read the inputs from them first).
+    pub fn admitted(admission: Admission, request_id: Option<RequestId>, parts: &mut http::request::Parts) -> Self {
+        RequestContext {
+            principal: admission.principal,
+            request_id: request_id.map(|id| id.0).unwrap_or_default(),
+            rate_limit: admission.rate_limit,
+            headers: std::mem::take(&mut parts.headers),
         }
     }
 

@@ -28,6 +28,8 @@ mod extract;
 mod fake;
 pub use fake::*;
 mod fallback;
+mod gate;
+pub use gate::*;
 mod idempotency;
 pub use idempotency::*;
 mod rate_limit;

@@ -6,14 +6,12 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `https://petstore3.swagger.io/api/v3`.
 pub const DEFAULT_PREFIX: &str = "/api/v3";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
     config: crate::ServerConfig,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -85,844 +83,995 @@ impl<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator> RouterBuil
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers { auth: crate::AuthLayer::new(self.authenticator), rate_limit };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
 fn routes<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/pet",
-            ::axum::routing::MethodRouter::new()
-                .put(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_pet::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_add_pet::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("PUT, POST")),
-        )
-        .route(
-            "/pet/findByStatus",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_find_pets_by_status::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/pet/findByTags",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_find_pets_by_tags::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/pet/{petId}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_pet_by_id::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[
-                        &[crate::Scheme {
-                            name: "api_key",
-                            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "api_key" },
-                        }],
-                        &[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }],
-                    ]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_pet_with_form::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_pet::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE")),
-        )
-        .route(
-            "/pet/{petId}/uploadImage",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_upload_file::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers
-                        .auth
-                        .requiring(&[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/store/inventory",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_inventory::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "api_key",
-                        kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "api_key" },
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/store/order",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_place_order::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/store/order/{orderId}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_order_by_id::<A>)
-                .delete(handle_delete_order::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, DELETE")),
-        )
-        .route(
-            "/user",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_create_user::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/user/createWithList",
-            ::axum::routing::MethodRouter::new()
-                .post(handle_create_users_with_list_input::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/user/login",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_login_user::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/user/logout",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_logout_user::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/user/{username}",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_get_user_by_name::<A>)
-                .put(handle_update_user::<A>)
-                .delete(handle_delete_user::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT, DELETE")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/pet"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .put(handle_update_pet::<A, Au>)
+            .post(handle_add_pet::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("PUT, POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/pet/findByStatus"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_find_pets_by_status::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/pet/findByTags"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_find_pets_by_tags::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/pet/{petId}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_pet_by_id::<A, Au>)
+            .post(handle_update_pet_with_form::<A, Au>)
+            .delete(handle_delete_pet::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE", false)),
+    );
+    router = router.route(
+        &[prefix, "/pet/{petId}/uploadImage"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_upload_file::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/store/inventory"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_inventory::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/store/order"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_place_order::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/store/order/{orderId}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_order_by_id::<A, Au>)
+            .delete(handle_delete_order::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, DELETE", false)),
+    );
+    router = router.route(
+        &[prefix, "/user"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_user::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/user/createWithList"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_users_with_list_input::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/user/login"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_login_user::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/user/logout"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_logout_user::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/user/{username}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_user_by_name::<A, Au>)
+            .put(handle_update_user::<A, Au>)
+            .delete(handle_delete_user::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT, DELETE", false)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_update_pet<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_update_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::UpdatePetParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = match crate::bodies::content_type_index(
-            &parts.headers,
-            &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-        ) {
-            ::std::option::Option::Some(0usize) => {
-                crate::UpdatePetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-            }
-            ::std::option::Option::Some(1usize) => crate::UpdatePetBody::Xml(crate::bodies::text_body(&bytes)?),
-            ::std::option::Option::Some(2usize) => {
-                crate::UpdatePetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-            }
-            _ => {
-                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                    "application/json, application/xml, application/x-www-form-urlencoded",
-                    &parts.headers,
-                ));
-            }
-        };
-        state.api.update_pet(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_add_pet<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::AddPetParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = match crate::bodies::content_type_index(
-            &parts.headers,
-            &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-        ) {
-            ::std::option::Option::Some(0usize) => {
-                crate::AddPetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-            }
-            ::std::option::Option::Some(1usize) => crate::AddPetBody::Xml(crate::bodies::text_body(&bytes)?),
-            ::std::option::Option::Some(2usize) => {
-                crate::AddPetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-            }
-            _ => {
-                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                    "application/json, application/xml, application/x-www-form-urlencoded",
-                    &parts.headers,
-                ));
-            }
-        };
-        state.api.add_pet(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_find_pets_by_status<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "status", default)]
-            status: ::std::option::Option<crate::types::FindPetsByStatusStatus>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::UpdatePetParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = match crate::bodies::content_type_index(
+                &parts.headers,
+                &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+            ) {
+                ::std::option::Option::Some(0usize) => {
+                    crate::UpdatePetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                }
+                ::std::option::Option::Some(1usize) => crate::UpdatePetBody::Xml(crate::bodies::text_body(&bytes)?),
+                ::std::option::Option::Some(2usize) => {
+                    crate::UpdatePetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                }
+                _ => {
+                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                        "application/json, application/xml, application/x-www-form-urlencoded",
+                        &parts.headers,
+                    ));
+                }
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_pet(ctx, params, body).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let status = query_string.status;
-        if let ::std::option::Option::Some(value) = &status {
-            let path = &mut crate::validate::FieldPath::field("status");
-            crate::validate::Validate::validate(value, path)?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let status = status.unwrap_or_else(|| {
-            "available"
-                .parse::<crate::types::FindPetsByStatusStatus>()
-                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-        });
-        let params = crate::FindPetsByStatusParams { status };
-        state.api.find_pets_by_status(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_find_pets_by_tags<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_add_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "tags", default)]
-            tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::AddPetParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = match crate::bodies::content_type_index(
+                &parts.headers,
+                &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+            ) {
+                ::std::option::Option::Some(0usize) => {
+                    crate::AddPetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                }
+                ::std::option::Option::Some(1usize) => crate::AddPetBody::Xml(crate::bodies::text_body(&bytes)?),
+                ::std::option::Option::Some(2usize) => {
+                    crate::AddPetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                }
+                _ => {
+                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                        "application/json, application/xml, application/x-www-form-urlencoded",
+                        &parts.headers,
+                    ));
+                }
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.add_pet(ctx, params, body).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
-        let tags = query_string.tags;
-        let params = crate::FindPetsByTagsParams { tags };
-        state.api.find_pets_by_tags(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_get_pet_by_id<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let pet_id = {
-            let text = crate::extract::path_param(&path_params, "petId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let pet_id = match pet_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-            }
-        };
-        let params = crate::GetPetByIdParams { pet_id };
-        state.api.get_pet_by_id(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_update_pet_with_form<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "name", default)]
-            name: ::std::option::Option<::std::string::String>,
-            #[serde(rename = "status", default)]
-            status: ::std::option::Option<::std::string::String>,
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let pet_id = {
-            let text = crate::extract::path_param(&path_params, "petId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let pet_id = match pet_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-            }
-        };
-        let name = query_string.name;
-        let status = query_string.status;
-        let params = crate::UpdatePetWithFormParams { pet_id, name, status };
-        state.api.update_pet_with_form(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_delete_pet<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_find_pets_by_status<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let pet_id = {
-            let text = crate::extract::path_param(&path_params, "petId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let pet_id = match pet_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "status", default)]
+                status: ::std::option::Option<crate::types::FindPetsByStatusStatus>,
             }
-        };
-        let api_key = crate::extract::header_str(&parts.headers, "api_key")?
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let status = query_string.status;
+            if let ::std::option::Option::Some(value) = &status {
+                let path = &mut crate::validate::FieldPath::field("status");
+                crate::validate::Validate::validate(value, path)?;
+            }
+            let status = status.unwrap_or_else(|| {
+                "available"
+                    .parse::<crate::types::FindPetsByStatusStatus>()
+                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+            });
+            let params = crate::FindPetsByStatusParams { status };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.find_pets_by_status(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_find_pets_by_tags<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "tags", default)]
+                tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
+            let tags = query_string.tags;
+            let params = crate::FindPetsByTagsParams { tags };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.find_pets_by_tags(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_get_pet_by_id<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let pet_id = {
+                let text = crate::extract::path_param(&path_params, "petId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let pet_id = match pet_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+                }
+            };
+            let params = crate::GetPetByIdParams { pet_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_pet_by_id(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[
+            &[crate::Scheme {
+                name: "api_key",
+                kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "api_key" },
+            }],
+            &[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }],
+        ],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_update_pet_with_form<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "name", default)]
+                name: ::std::option::Option<::std::string::String>,
+                #[serde(rename = "status", default)]
+                status: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let pet_id = {
+                let text = crate::extract::path_param(&path_params, "petId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let pet_id = match pet_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+                }
+            };
+            let name = query_string.name;
+            let status = query_string.status;
+            let params = crate::UpdatePetWithFormParams { pet_id, name, status };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_pet_with_form(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_delete_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let pet_id = {
+                let text = crate::extract::path_param(&path_params, "petId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let pet_id = match pet_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+                }
+            };
+            let api_key = crate::extract::header_named(
+                &parts.headers,
+                {
+                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("api_key");
+                    NAME
+                },
+                "api_key",
+            )?
             .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
             .transpose()?;
-        let params = crate::DeletePetParams { pet_id, api_key };
-        state.api.delete_pet(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_upload_file<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "additionalMetadata", default)]
-            additional_metadata: ::std::option::Option<::std::string::String>,
+            let params = crate::DeletePetParams { pet_id, api_key };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_pet(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let pet_id = {
-            let text = crate::extract::path_param(&path_params, "petId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let pet_id = match pet_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_upload_file<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "additionalMetadata", default)]
+                additional_metadata: ::std::option::Option<::std::string::String>,
             }
-        };
-        let additional_metadata = query_string.additional_metadata;
-        let params = crate::UploadFileParams { pet_id, additional_metadata };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(::std::clone::Clone::clone(&bytes))
-        };
-        state.api.upload_file(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_get_inventory<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetInventoryParams {};
-        state.api.get_inventory(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_place_order<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::PlaceOrderParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(
-                match crate::bodies::content_type_index(
-                    &parts.headers,
-                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                ) {
-                    ::std::option::Option::Some(0usize) => {
-                        crate::PlaceOrderBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                    }
-                    ::std::option::Option::Some(1usize) => {
-                        crate::PlaceOrderBody::Xml(crate::bodies::text_body(&bytes)?)
-                    }
-                    ::std::option::Option::Some(2usize) => {
-                        crate::PlaceOrderBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                    }
-                    _ => {
-                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                            "application/json, application/xml, application/x-www-form-urlencoded",
-                            &parts.headers,
-                        ));
-                    }
-                },
-            )
-        };
-        state.api.place_order(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_get_order_by_id<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let order_id = {
-            let text = crate::extract::path_param(&path_params, "orderId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let order_id = match order_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
-            }
-        };
-        let params = crate::GetOrderByIdParams { order_id };
-        state.api.get_order_by_id(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_delete_order<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let order_id = {
-            let text = crate::extract::path_param(&path_params, "orderId")?;
-            ::std::option::Option::Some(text.parse().map_err(|_| {
-                crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
-            })?)
-        };
-        let order_id = match order_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
-            }
-        };
-        let params = crate::DeleteOrderParams { order_id };
-        state.api.delete_order(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_create_user<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateUserParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(
-                match crate::bodies::content_type_index(
-                    &parts.headers,
-                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                ) {
-                    ::std::option::Option::Some(0usize) => {
-                        crate::CreateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                    }
-                    ::std::option::Option::Some(1usize) => {
-                        crate::CreateUserBody::Xml(crate::bodies::text_body(&bytes)?)
-                    }
-                    ::std::option::Option::Some(2usize) => {
-                        crate::CreateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                    }
-                    _ => {
-                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                            "application/json, application/xml, application/x-www-form-urlencoded",
-                            &parts.headers,
-                        ));
-                    }
-                },
-            )
-        };
-        state.api.create_user(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_create_users_with_list_input<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateUsersWithListInputParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some({
-                let value: ::std::vec::Vec<crate::types::User> = crate::extract::json_document(&parts.headers, &bytes)?;
-                {
-                    let value = &value;
-                    let path = &mut crate::validate::FieldPath::root();
-                    for (index, item) in value.iter().enumerate() {
-                        path.push_index(index);
-                        crate::validate::Validate::validate(item, path)?;
-                        path.pop();
-                    }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let pet_id = {
+                let text = crate::extract::path_param(&path_params, "petId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let pet_id = match pet_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
                 }
-                value
-            })
-        };
-        state.api.create_users_with_list_input(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_login_user<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "username", default)]
-            username: ::std::option::Option<::std::string::String>,
-            #[serde(rename = "password", default)]
-            password: ::std::option::Option<::std::string::String>,
+            };
+            let additional_metadata = query_string.additional_metadata;
+            let params = crate::UploadFileParams { pet_id, additional_metadata };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(::std::clone::Clone::clone(&bytes))
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.upload_file(ctx, params, body).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let username = query_string.username;
-        let password = query_string.password;
-        let params = crate::LoginUserParams { username, password };
-        state.api.login_user(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_logout_user<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_inventory<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::LogoutUserParams {};
-        state.api.logout_user(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetInventoryParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_inventory(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme {
+            name: "api_key",
+            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "api_key" },
+        }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_user_by_name<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_place_order<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::PlaceOrderParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(
+                    match crate::bodies::content_type_index(
+                        &parts.headers,
+                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                    ) {
+                        ::std::option::Option::Some(0usize) => {
+                            crate::PlaceOrderBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                        }
+                        ::std::option::Option::Some(1usize) => {
+                            crate::PlaceOrderBody::Xml(crate::bodies::text_body(&bytes)?)
+                        }
+                        ::std::option::Option::Some(2usize) => {
+                            crate::PlaceOrderBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                        }
+                        _ => {
+                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                                "application/json, application/xml, application/x-www-form-urlencoded",
+                                &parts.headers,
+                            ));
+                        }
+                    },
+                )
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.place_order(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_get_order_by_id<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let order_id = {
+                let text = crate::extract::path_param(&path_params, "orderId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let order_id = match order_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
+                }
+            };
+            let params = crate::GetOrderByIdParams { order_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_order_by_id(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_delete_order<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let order_id = {
+                let text = crate::extract::path_param(&path_params, "orderId")?;
+                ::std::option::Option::Some(text.parse().map_err(|_| {
+                    crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
+                })?)
+            };
+            let order_id = match order_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
+                }
+            };
+            let params = crate::DeleteOrderParams { order_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_order(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_create_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateUserParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(
+                    match crate::bodies::content_type_index(
+                        &parts.headers,
+                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                    ) {
+                        ::std::option::Option::Some(0usize) => {
+                            crate::CreateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                        }
+                        ::std::option::Option::Some(1usize) => {
+                            crate::CreateUserBody::Xml(crate::bodies::text_body(&bytes)?)
+                        }
+                        ::std::option::Option::Some(2usize) => {
+                            crate::CreateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                        }
+                        _ => {
+                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                                "application/json, application/xml, application/x-www-form-urlencoded",
+                                &parts.headers,
+                            ));
+                        }
+                    },
+                )
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_user(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_create_users_with_list_input<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateUsersWithListInputParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some({
+                    let value: ::std::vec::Vec<crate::types::User> =
+                        crate::extract::json_document(&parts.headers, &bytes)?;
+                    {
+                        let value = &value;
+                        let path = &mut crate::validate::FieldPath::root();
+                        for (index, item) in value.iter().enumerate() {
+                            path.push_index(index);
+                            crate::validate::Validate::validate(item, path)?;
+                            path.pop();
+                        }
+                    }
+                    value
+                })
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_users_with_list_input(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_login_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "username", default)]
+                username: ::std::option::Option<::std::string::String>,
+                #[serde(rename = "password", default)]
+                password: ::std::option::Option<::std::string::String>,
             }
-        };
-        let params = crate::GetUserByNameParams { username };
-        state.api.get_user_by_name(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let username = query_string.username;
+            let password = query_string.password;
+            let params = crate::LoginUserParams { username, password };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.login_user(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
-async fn handle_update_user<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_logout_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let params = crate::UpdateUserParams { username };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(
-                match crate::bodies::content_type_index(
-                    &parts.headers,
-                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                ) {
-                    ::std::option::Option::Some(0usize) => {
-                        crate::UpdateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                    }
-                    ::std::option::Option::Some(1usize) => {
-                        crate::UpdateUserBody::Xml(crate::bodies::text_body(&bytes)?)
-                    }
-                    ::std::option::Option::Some(2usize) => {
-                        crate::UpdateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                    }
-                    _ => {
-                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                            "application/json, application/xml, application/x-www-form-urlencoded",
-                            &parts.headers,
-                        ));
-                    }
-                },
-            )
-        };
-        state.api.update_user(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::LogoutUserParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.logout_user(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }
 #[allow(deprecated)]
-async fn handle_delete_user<A: crate::SwaggerPetstoreOpenApi30Api>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_user_by_name<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let username = {
-            let text = crate::extract::path_param(&path_params, "username")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        let username = match username {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-            }
-        };
-        let params = crate::DeleteUserParams { username };
-        state.api.delete_user(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let params = crate::GetUserByNameParams { username };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_user_by_name(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_update_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let params = crate::UpdateUserParams { username };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(
+                    match crate::bodies::content_type_index(
+                        &parts.headers,
+                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                    ) {
+                        ::std::option::Option::Some(0usize) => {
+                            crate::UpdateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                        }
+                        ::std::option::Option::Some(1usize) => {
+                            crate::UpdateUserBody::Xml(crate::bodies::text_body(&bytes)?)
+                        }
+                        ::std::option::Option::Some(2usize) => {
+                            crate::UpdateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                        }
+                        _ => {
+                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                                "application/json, application/xml, application/x-www-form-urlencoded",
+                                &parts.headers,
+                            ));
+                        }
+                    },
+                )
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_user(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+}
+#[allow(deprecated)]
+async fn handle_delete_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let username = {
+                let text = crate::extract::path_param(&path_params, "username")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let username = match username {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+                }
+            };
+            let params = crate::DeleteUserParams { username };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_user(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

@@ -6,6 +6,8 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
 struct Shared<A> {
     api: A,
 }
@@ -53,65 +55,78 @@ impl<A: crate::QueryObjectsApi> RouterBuilder<A> {
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
+        let routes = routes::<A>(&prefix);
         let shared = ::std::sync::Arc::new(Shared { api: self.api });
-        let routes = routes::<A>().with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
-fn routes<A: crate::QueryObjectsApi>() -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/items",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_list_items::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+fn routes<A: crate::QueryObjectsApi>(prefix: &str) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A>(router, prefix);
+    router
+}
+fn routes_0<A: crate::QueryObjectsApi>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
+    router = router.route(
+        &[prefix, "/items"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_items::<A>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router
 }
 #[allow(deprecated)]
 async fn handle_list_items<A: crate::QueryObjectsApi>(
     ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "q", default)]
-            q: ::std::option::Option<::std::string::String>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "q", default)]
+                q: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let page = crate::extract::query_object::<crate::types::PageSpec, _>(
+                &parts.uri,
+                "page",
+                false,
+                crate::extract::Keys::Only(&["limit", "cursor"]),
+            )?;
+            if let ::std::option::Option::Some(value) = &page {
+                let path = &mut crate::validate::FieldPath::field("page");
+                crate::validate::Validate::validate(value, path)?;
+            }
+            let filter = crate::extract::query_object::<crate::types::ListItemsFilter, _>(
+                &parts.uri,
+                "filter",
+                true,
+                crate::extract::Keys::Only(&["status", "owner", "min_price"]),
+            )?;
+            if let ::std::option::Option::Some(value) = &filter {
+                let path = &mut crate::validate::FieldPath::field("filter");
+                crate::validate::Validate::validate(value, path)?;
+            }
+            let q = query_string.q;
+            let params = crate::ListItemsParams { page, filter, q };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_items(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let page = crate::extract::query_object::<crate::types::PageSpec, _>(
-            &parts.uri,
-            "page",
-            false,
-            crate::extract::Keys::Only(&["limit", "cursor"]),
-        )?;
-        if let ::std::option::Option::Some(value) = &page {
-            let path = &mut crate::validate::FieldPath::field("page");
-            crate::validate::Validate::validate(value, path)?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let filter = crate::extract::query_object::<crate::types::ListItemsFilter, _>(
-            &parts.uri,
-            "filter",
-            true,
-            crate::extract::Keys::Only(&["status", "owner", "min_price"]),
-        )?;
-        if let ::std::option::Option::Some(value) = &filter {
-            let path = &mut crate::validate::FieldPath::field("filter");
-            crate::validate::Validate::validate(value, path)?;
-        }
-        let q = query_string.q;
-        let params = crate::ListItemsParams { page, filter, q };
-        state.api.list_items(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    let (parts, body) = request.into_parts();
+    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
 }

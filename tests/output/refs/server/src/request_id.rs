@@ -36,7 +36,11 @@ impl RequestId {
     /// keys) come from the same generator; only non-secret jitter (retry
     /// backoff) uses `fastrand`.
     pub fn generate() -> Self {
-        Self(format!("req_{}", uuid::Uuid::new_v4().simple()))
+        let mut hex = uuid::Uuid::encode_buffer();
+        let mut id = String::with_capacity(36);
+        id.push_str("req_");
+        id.push_str(uuid::Uuid::new_v4().simple().encode_lower(&mut hex));
+        Self(id)
     }
 
     /// The id as text.
@@ -124,17 +128,8 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let id = request
-            .headers()
-            .get(&REQUEST_ID_HEADER)
-            .filter(|value| RequestId::is_valid(value.as_bytes()))
-            .and_then(|value| value.to_str().ok())
-            .map_or_else(RequestId::generate, |value| RequestId(value.to_owned()));
-        // Checked above or generated from hex digits, so always a valid value.
-        let value = HeaderValue::from_str(id.as_str()).unwrap_or_else(|_| HeaderValue::from_static("req_invalid"));
-        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
-        let span =
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+        let (id, value) = assign(&mut request);
+        let span = span(&id, &request);
         request.extensions_mut().insert(id);
         // Calling inside the span makes the inner service's synchronous work
         // (routing, layer setup) part of the request's trace too.
@@ -148,6 +143,45 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The request's id: the caller's `X-Request-Id` when it may be echoed,
+/// else a fresh one, also set as the request's `X-Request-Id` header; with
+/// the header value for the response.
+fn assign(request: &mut Request) -> (RequestId, HeaderValue) {
+    let echoed = request.headers().get(&REQUEST_ID_HEADER).filter(|value| RequestId::is_valid(value.as_bytes()));
+    if let Some((value, text)) = echoed.and_then(|value| Some((value, value.to_str().ok()?))) {
+        return (RequestId(text.to_owned()), value.clone());
+    }
+    let id = RequestId::generate();
+    // Generated from hex digits, so always a valid value.
+    let value = HeaderValue::from_str(id.as_str()).unwrap_or_else(|_| HeaderValue::from_static("req_invalid"));
+    request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+    (id, value)
+}
+
+/// The tracing span of one request.
+fn span(id: &RequestId, request: &Request) -> tracing::Span {
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+/// What [`RequestIdLayer`] does, called by a handler itself: gives the
+/// request its id, runs `handler` with it inside the request's tracing
+/// span, and sets `X-Request-Id` on the response. The generated router
+/// calls it in every handler and fallback rather than layering the router,
+/// because axum applies a router's layer to each route separately, which
+/// adds a boxed service and its clone to every request.
+pub async fn identified<F, Fut>(mut request: Request, handler: F) -> Response
+where
+    F: FnOnce(RequestId, Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let (id, value) = assign(&mut request);
+    let span = span(&id, &request);
+    let future = span.in_scope(|| handler(id, request));
+    let mut response = future.instrument(span).await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    response
 }
 
 /// Marks the responses of a deprecated operation with `Deprecation` (RFC
@@ -199,15 +233,10 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let future = self.inner.call(request);
-        let since = HeaderValue::from_str(self.since).unwrap_or_else(|_| HeaderValue::from_static("true"));
-        let sunset = self.sunset.and_then(|date| HeaderValue::from_str(date).ok());
+        let deprecation = crate::gate::Deprecation { since: self.since, sunset: self.sunset };
         Box::pin(async move {
             let mut response = future.await?;
-            let headers = response.headers_mut();
-            headers.insert(HeaderName::from_static("deprecation"), since);
-            if let Some(sunset) = sunset {
-                headers.insert(HeaderName::from_static("sunset"), sunset);
-            }
+            crate::gate::mark_deprecated(&mut response, &deprecation);
             Ok(response)
         })
     }

@@ -6,14 +6,12 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the root, as the spec names no server.
 pub const DEFAULT_PREFIX: &str = "";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
     config: crate::ServerConfig,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -85,127 +83,169 @@ impl<A: crate::RefsApi, Au: crate::Authenticator> RouterBuilder<A, Au> {
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers { auth: crate::AuthLayer::new(self.authenticator), rate_limit };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>).layer(crate::RequestIdLayer::default())
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(true))
     }
 }
 fn routes<A: crate::RefsApi, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/nodes/{node_id}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_node::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .put(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_put_node::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT")),
-        )
-        .route(
-            "/ping",
-            ::axum::routing::MethodRouter::new()
-                .get(handle_ping::<A>)
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::RefsApi, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/nodes/{node_id}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_node::<A, Au>)
+            .put(handle_put_node::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PUT", true)),
+    );
+    router = router.route(
+        &[prefix, "/ping"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_ping::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", true)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_get_node<A: crate::RefsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_node<A: crate::RefsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let node_id = {
-            let text = crate::extract::path_param(&path_params, "node_id")?;
-            ::std::option::Option::Some(text.to_owned())
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let node_id = {
+                let text = crate::extract::path_param(&path_params, "node_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let node_id = match node_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
+                }
+            };
+            let params = crate::GetNodeParams { node_id };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_node(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let node_id = match node_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
-            }
-        };
-        let params = crate::GetNodeParams { node_id };
-        state.api.get_node(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_put_node<A: crate::RefsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_put_node<A: crate::RefsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let node_id = {
-            let text = crate::extract::path_param(&path_params, "node_id")?;
-            ::std::option::Option::Some(text.to_owned())
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let node_id = {
+                let text = crate::extract::path_param(&path_params, "node_id")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            let node_id = match node_id {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
+                }
+            };
+            let params = crate::PutNodeParams { node_id };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = crate::extract::json_body(&parts.headers, &bytes)?;
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.put_node(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+            requirements: &[&[crate::Scheme { name: "bearer", kind: crate::SchemeKind::Bearer }]],
+            rate_limited: true,
+            idempotent: false,
+            deprecation: ::std::option::Option::None,
         };
-        let node_id = match node_id {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
-            }
-        };
-        let params = crate::PutNodeParams { node_id };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = crate::extract::json_body(&parts.headers, &bytes)?;
-        state.api.put_node(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        state
+            .gate
+            .pass(&POLICY, request, move |admission, parts, body| {
+                respond(admission, ::std::option::Option::Some(id), parts, body)
+            })
+            .await
+    })
+    .await
 }
 #[allow(deprecated)]
-async fn handle_ping<A: crate::RefsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_ping<A: crate::RefsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::PingParams {};
-        state.api.ping(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::PingParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.ping(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    crate::identified(request, |id, request| async move {
+        let (parts, body) = request.into_parts();
+        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+    })
+    .await
 }

@@ -6,13 +6,11 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `http://localhost:8080/v1`.
 pub const DEFAULT_PREFIX: &str = "/v1";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -84,300 +82,384 @@ impl<A: crate::SecurityFixtureApi, Au: crate::Authenticator> RouterBuilder<A, Au
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers { auth: crate::AuthLayer::new(self.authenticator), rate_limit };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
 fn routes<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/bearer",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_bearer::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/basic",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_basic::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "basicAuth", kind: crate::SchemeKind::Basic }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/header-key",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_header_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "headerKey",
-                        kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "X-Api-Key" },
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/query-key",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_query_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "queryKey",
-                        kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Query, name: "api_key" },
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/cookie-key",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_cookie_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "cookieKey",
-                        kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Cookie, name: "session" },
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/oauth",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_oauth::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme { name: "oauth", kind: crate::SchemeKind::Bearer }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/either",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_get_either::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[
-                        &[crate::Scheme { name: "basicAuth", kind: crate::SchemeKind::Basic }],
-                        &[
-                            crate::Scheme {
-                                name: "headerKey",
-                                kind: crate::SchemeKind::ApiKey {
-                                    location: crate::KeyLocation::Header,
-                                    name: "X-Api-Key",
-                                },
-                            },
-                            crate::Scheme {
-                                name: "queryKey",
-                                kind: crate::SchemeKind::ApiKey {
-                                    location: crate::KeyLocation::Query,
-                                    name: "api_key",
-                                },
-                            },
-                        ],
-                    ]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .route(
-            "/optional",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    handle_get_optional::<A>,
-                    layers.auth.requiring(&[
-                        &[crate::Scheme {
-                            name: "headerKey",
-                            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "X-Api-Key" },
-                        }],
-                        &[],
-                    ]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/bearer"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_bearer::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/basic"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_basic::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/header-key"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_header_key::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/query-key"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_query_key::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/cookie-key"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_cookie_key::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/oauth"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_oauth::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/either"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_either::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router = router.route(
+        &[prefix, "/optional"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_get_optional::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET", false)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_get_bearer<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_bearer<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetBearerParams {};
-        state.api.get_bearer(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetBearerParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_bearer(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_basic<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_basic<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetBasicParams {};
-        state.api.get_basic(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetBasicParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_basic(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "basicAuth", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_header_key<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_header_key<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetHeaderKeyParams {};
-        state.api.get_header_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetHeaderKeyParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_header_key(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme {
+            name: "headerKey",
+            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "X-Api-Key" },
+        }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_query_key<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_query_key<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetQueryKeyParams {};
-        state.api.get_query_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetQueryKeyParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_query_key(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme {
+            name: "queryKey",
+            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Query, name: "api_key" },
+        }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_cookie_key<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_cookie_key<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetCookieKeyParams {};
-        state.api.get_cookie_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetCookieKeyParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_cookie_key(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme {
+            name: "cookieKey",
+            kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Cookie, name: "session" },
+        }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_oauth<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_oauth<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetOauthParams {};
-        state.api.get_oauth(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetOauthParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_oauth(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "oauth", kind: crate::SchemeKind::Bearer }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_either<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_either<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetEitherParams {};
-        state.api.get_either(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetEitherParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_either(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[
+            &[crate::Scheme { name: "basicAuth", kind: crate::SchemeKind::Basic }],
+            &[
+                crate::Scheme {
+                    name: "headerKey",
+                    kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "X-Api-Key" },
+                },
+                crate::Scheme {
+                    name: "queryKey",
+                    kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Query, name: "api_key" },
+                },
+            ],
+        ],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_get_optional<A: crate::SecurityFixtureApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_get_optional<A: crate::SecurityFixtureApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::GetOptionalParams {};
-        state.api.get_optional(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::GetOptionalParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.get_optional(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[
+            &[crate::Scheme {
+                name: "headerKey",
+                kind: crate::SchemeKind::ApiKey { location: crate::KeyLocation::Header, name: "X-Api-Key" },
+            }],
+            &[],
+        ],
+        rate_limited: false,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }

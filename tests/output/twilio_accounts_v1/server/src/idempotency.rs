@@ -29,6 +29,8 @@ use crate::store::StoreFuture;
 
 /// The request header naming an idempotent request.
 pub(crate) const KEY_HEADER: &str = "Idempotency-Key";
+/// [`KEY_HEADER`] as a header name, for lookups.
+const KEY_NAME: HeaderName = HeaderName::from_static("idempotency-key");
 /// The response header marking a replayed response.
 pub(crate) const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
 
@@ -224,7 +226,7 @@ pub fn idempotency_scope(principal_id: &str, key: &str) -> String {
 /// characters of UTF-8, exactly as the spec's schema says (any other check
 /// would refuse keys the spec allows), else `400`.
 pub(crate) fn idempotency_key<E: ErrorEnvelope>(headers: &HeaderMap) -> Result<Option<&str>, ApiFailure<E>> {
-    let Some(key) = crate::extract::header_str(headers, KEY_HEADER)? else {
+    let Some(key) = crate::extract::header_named(headers, &KEY_NAME, KEY_HEADER)? else {
         return Ok(None);
     };
     let reason = match key.chars().count() {
@@ -374,21 +376,40 @@ where
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return inner.call(request).await;
     }
-    let key = match idempotency_key::<E>(request.headers()) {
-        Ok(Some(key)) => key.to_owned(),
+    let scope = match idempotency_key::<E>(request.headers()) {
+        Ok(Some(key)) => match request.extensions().get::<Principal>() {
+            Some(principal) => idempotency_scope(&principal.id, key),
+            None => return inner.call(request).await,
+        },
         Ok(None) => return inner.call(request).await,
         Err(failure) => return Ok(failure.into_response()),
     };
-    let Some(principal) = request.extensions().get::<Principal>().cloned() else {
-        return inner.call(request).await;
-    };
+    run_once::<E, _, _, _>(&store, body_limit, scope, request, |request| inner.call(request)).await
+}
+
+/// Runs `run` on `request` at most once per `scope` (the caller's id and the
+/// request's `Idempotency-Key`, see [`idempotency_scope`]): a retry with the
+/// same body gets the stored response back, one with another body or while
+/// the first still runs a `409`. What [`IdempotencyLayer`] does for a request
+/// with a key, and what the generated router's gate calls directly.
+pub(crate) async fn run_once<E, F, Fut, Err>(
+    store: &Arc<dyn IdempotencyStore>,
+    body_limit: usize,
+    scope: String,
+    request: Request,
+    run: F,
+) -> Result<Response, Err>
+where
+    E: ErrorEnvelope,
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response, Err>>,
+{
     let (parts, body) = request.into_parts();
     let bytes = match read_body::<E>(body, body_limit).await {
         Ok(bytes) => bytes,
         Err(failure) => return Ok(failure.into_response()),
     };
     let fingerprint = request_fingerprint(&parts.method, &parts.uri, &bytes);
-    let scope = idempotency_scope(&principal.id, &key);
     match store.begin(&scope, &fingerprint, SystemTime::now()).await {
         // A store that keys on scope alone could hand back another request's
         // response; comparing here keeps that from ever being replayed.
@@ -404,8 +425,8 @@ where
         }
         IdempotencyBegin::Started => {}
     }
-    let reservation = Reservation { store: Some(store), scope };
-    let response = inner.call(Request::from_parts(parts, Body::from(bytes))).await?;
+    let reservation = Reservation { store: Some(Arc::clone(store)), scope };
+    let response = run(Request::from_parts(parts, Body::from(bytes))).await?;
     if response.status().is_server_error() || is_event_stream(response.headers()) {
         reservation.abandon().await;
         return Ok(response);

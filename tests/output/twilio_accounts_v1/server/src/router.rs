@@ -6,14 +6,12 @@
 /// The path the routes are mounted under unless [`ServerConfig::prefix`](crate::ServerConfig::prefix)
 /// says otherwise: the path of the spec's first server URL, `https://accounts.twilio.com`.
 pub const DEFAULT_PREFIX: &str = "";
-struct Shared<A> {
+/// What every handler reads: the implementation, the configuration
+/// and the gate of the secured operations.
+struct Shared<A, Au> {
     api: A,
     config: crate::ServerConfig,
-}
-/// The layers a secured route may need, built once and cloned per route.
-struct Layers<Au: crate::Authenticator> {
-    auth: crate::AuthLayer<Au>,
-    rate_limit: ::std::option::Option<crate::RateLimitLayer>,
+    gate: crate::Gate<Au, crate::ApiErrors>,
 }
 /// Builds the router, with in-memory stores for the rate limits and
 /// idempotency records. See [`RouterBuilder`] to plug in shared stores.
@@ -85,921 +83,1078 @@ impl<A: crate::TwilioAccountsApi, Au: crate::Authenticator> RouterBuilder<A, Au>
     }
     /// Builds the axum router.
     pub fn build(self) -> ::axum::Router {
-        let rate_limit = self.rate_limiting.then(|| {
+        let mut gate = crate::Gate::new(self.authenticator);
+        if self.rate_limiting {
             let counters =
                 self.counters.unwrap_or_else(|| ::std::sync::Arc::new(crate::InMemoryCounterStore::default()));
-            crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters)
-        });
-        let layers = Layers { auth: crate::AuthLayer::new(self.authenticator), rate_limit };
+            gate = gate.rate_limit(crate::RateLimitLayer::new(self.config.rate_limit.clone(), counters));
+        }
         let prefix = self.config.prefix_or(DEFAULT_PREFIX).to_owned();
-        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config });
-        let routes = routes::<A, Au>(&layers).with_state(shared);
-        let app = if prefix.is_empty() { routes } else { ::axum::Router::new().nest(&prefix, routes) };
-        app.fallback(crate::fallback::not_found::<crate::ApiErrors>)
+        let routes = routes::<A, Au>(&prefix);
+        let shared = ::std::sync::Arc::new(Shared { api: self.api, config: self.config, gate });
+        routes.with_state(shared).fallback(crate::fallback::not_found::<crate::ApiErrors>(false))
     }
 }
 fn routes<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
-    layers: &Layers<Au>,
-) -> ::axum::Router<::std::sync::Arc<Shared<A>>> {
-    ::axum::Router::new()
-        .route(
-            "/v1/AuthTokens/Promote",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_auth_token_promotion::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/v1/Consents/Bulk",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_bulk_consents::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/v1/Contacts/Bulk",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_bulk_contacts::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST")),
-        )
-        .route(
-            "/v1/Credentials/AWS",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_list_credential_aws::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_credential_aws::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
-        )
-        .route(
-            "/v1/Credentials/AWS/{Sid}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_fetch_credential_aws::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_credential_aws::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_credential_aws::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE")),
-        )
-        .route(
-            "/v1/Credentials/PublicKeys",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_list_credential_public_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_credential_public_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST")),
-        )
-        .route(
-            "/v1/Credentials/PublicKeys/{Sid}",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_fetch_credential_public_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_credential_public_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_credential_public_key::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE")),
-        )
-        .route(
-            "/v1/Messaging/GeoPermissions",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_fetch_messaging_geopermissions::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .patch(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_update_messaging_geopermissions::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PATCH")),
-        )
-        .route(
-            "/v1/SafeList/Numbers",
-            ::axum::routing::MethodRouter::new()
-                .get(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_fetch_safelist::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_safelist::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_safelist::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE")),
-        )
-        .route(
-            "/v1/AuthTokens/Secondary",
-            ::axum::routing::MethodRouter::new()
-                .post(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_create_secondary_auth_token::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .delete(::axum::handler::Handler::layer(
-                    ::axum::handler::Handler::layer(
-                        handle_delete_secondary_auth_token::<A>,
-                        ::tower::util::option_layer(layers.rate_limit.clone()),
-                    ),
-                    layers.auth.requiring(&[&[crate::Scheme {
-                        name: "accountSid_authToken",
-                        kind: crate::SchemeKind::Basic,
-                    }]]),
-                ))
-                .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST, DELETE")),
-        )
-        .fallback(crate::fallback::not_found::<crate::ApiErrors>)
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    #[allow(unused_mut)]
+    let mut router = ::axum::Router::new();
+    router = routes_0::<A, Au>(router, prefix);
+    router
+}
+fn routes_0<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    mut router: ::axum::Router<::std::sync::Arc<Shared<A, Au>>>,
+    prefix: &str,
+) -> ::axum::Router<::std::sync::Arc<Shared<A, Au>>> {
+    router = router.route(
+        &[prefix, "/v1/AuthTokens/Promote"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_update_auth_token_promotion::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Consents/Bulk"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_bulk_consents::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Contacts/Bulk"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_bulk_contacts::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Credentials/AWS"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_credential_aws::<A, Au>)
+            .post(handle_create_credential_aws::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Credentials/AWS/{Sid}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_fetch_credential_aws::<A, Au>)
+            .post(handle_update_credential_aws::<A, Au>)
+            .delete(handle_delete_credential_aws::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Credentials/PublicKeys"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_list_credential_public_key::<A, Au>)
+            .post(handle_create_credential_public_key::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Credentials/PublicKeys/{Sid}"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_fetch_credential_public_key::<A, Au>)
+            .post(handle_update_credential_public_key::<A, Au>)
+            .delete(handle_delete_credential_public_key::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/Messaging/GeoPermissions"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_fetch_messaging_geopermissions::<A, Au>)
+            .patch(handle_update_messaging_geopermissions::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, PATCH", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/SafeList/Numbers"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .get(handle_fetch_safelist::<A, Au>)
+            .post(handle_create_safelist::<A, Au>)
+            .delete(handle_delete_safelist::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("GET, POST, DELETE", false)),
+    );
+    router = router.route(
+        &[prefix, "/v1/AuthTokens/Secondary"].concat(),
+        ::axum::routing::MethodRouter::new()
+            .post(handle_create_secondary_auth_token::<A, Au>)
+            .delete(handle_delete_secondary_auth_token::<A, Au>)
+            .fallback(crate::fallback::method_not_allowed::<crate::ApiErrors>("POST, DELETE", false)),
+    );
+    router
 }
 #[allow(deprecated)]
-async fn handle_update_auth_token_promotion<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_update_auth_token_promotion<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::UpdateAuthTokenPromotionParams {};
-        state.api.update_auth_token_promotion(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_create_bulk_consents<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateBulkConsentsParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.create_bulk_consents(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_create_bulk_contacts<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateBulkContactsParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.create_bulk_contacts(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_list_credential_aws<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "PageSize", default)]
-            page_size: ::std::option::Option<i64>,
-            #[serde(rename = "Page", default)]
-            page: ::std::option::Option<i64>,
-            #[serde(rename = "PageToken", default)]
-            page_token: ::std::option::Option<::std::string::String>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::UpdateAuthTokenPromotionParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_auth_token_promotion(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let page_size = query_string.page_size;
-        if let ::std::option::Option::Some(value) = &page_size {
-            let path = &mut crate::validate::FieldPath::field("PageSize");
-            crate::validate::check_integer(
-                *value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(1000),
-            )?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let page = query_string.page;
-        if let ::std::option::Option::Some(value) = &page {
-            let path = &mut crate::validate::FieldPath::field("Page");
-            crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
-        }
-        let page_token = query_string.page_token;
-        let params = crate::ListCredentialAwsParams { page_size, page, page_token };
-        state.api.list_credential_aws(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_create_credential_aws<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_create_bulk_consents<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateCredentialAwsParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.create_credential_aws(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateBulkConsentsParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_bulk_consents(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_fetch_credential_aws<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_create_bulk_contacts<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateBulkContactsParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_bulk_contacts(ctx, params, body).await
         }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_list_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "PageSize", default)]
+                page_size: ::std::option::Option<i64>,
+                #[serde(rename = "Page", default)]
+                page: ::std::option::Option<i64>,
+                #[serde(rename = "PageToken", default)]
+                page_token: ::std::option::Option<::std::string::String>,
             }
-        };
-        let params = crate::FetchCredentialAwsParams { sid };
-        state.api.fetch_credential_aws(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_update_credential_aws<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
-        }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let page_size = query_string.page_size;
+            if let ::std::option::Option::Some(value) = &page_size {
+                let path = &mut crate::validate::FieldPath::field("PageSize");
+                crate::validate::check_integer(
+                    *value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(1000),
+                )?;
             }
-        };
-        let params = crate::UpdateCredentialAwsParams { sid };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.update_credential_aws(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_delete_credential_aws<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
-        }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+            let page = query_string.page;
+            if let ::std::option::Option::Some(value) = &page {
+                let path = &mut crate::validate::FieldPath::field("Page");
+                crate::validate::check_integer(
+                    *value,
+                    path,
+                    ::std::option::Option::Some(0),
+                    ::std::option::Option::None,
+                )?;
             }
-        };
-        let params = crate::DeleteCredentialAwsParams { sid };
-        state.api.delete_credential_aws(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+            let page_token = query_string.page_token;
+            let params = crate::ListCredentialAwsParams { page_size, page, page_token };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_credential_aws(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_list_credential_public_key<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_create_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "PageSize", default)]
-            page_size: ::std::option::Option<i64>,
-            #[serde(rename = "Page", default)]
-            page: ::std::option::Option<i64>,
-            #[serde(rename = "PageToken", default)]
-            page_token: ::std::option::Option<::std::string::String>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateCredentialAwsParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_credential_aws(ctx, params, body).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let page_size = query_string.page_size;
-        if let ::std::option::Option::Some(value) = &page_size {
-            let path = &mut crate::validate::FieldPath::field("PageSize");
-            crate::validate::check_integer(
-                *value,
-                path,
-                ::std::option::Option::Some(1),
-                ::std::option::Option::Some(1000),
-            )?;
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let page = query_string.page;
-        if let ::std::option::Option::Some(value) = &page {
-            let path = &mut crate::validate::FieldPath::field("Page");
-            crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
-        }
-        let page_token = query_string.page_token;
-        let params = crate::ListCredentialPublicKeyParams { page_size, page, page_token };
-        state.api.list_credential_public_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_create_credential_public_key<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_fetch_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateCredentialPublicKeyParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.create_credential_public_key(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_fetch_credential_public_key<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
-        }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
             }
-        };
-        let params = crate::FetchCredentialPublicKeyParams { sid };
-        state.api.fetch_credential_public_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::FetchCredentialAwsParams { sid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.fetch_credential_aws(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_update_credential_public_key<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_update_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
-        }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
             }
-        };
-        let params = crate::UpdateCredentialPublicKeyParams { sid };
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.update_credential_public_key(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::UpdateCredentialAwsParams { sid };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_credential_aws(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_delete_credential_public_key<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_delete_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let path_params = crate::extract::path_params(&mut parts).await?;
-        let sid = {
-            let text = crate::extract::path_param(&path_params, "Sid")?;
-            ::std::option::Option::Some(text.to_owned())
-        };
-        if let ::std::option::Option::Some(value) = &sid {
-            let path = &mut crate::validate::FieldPath::field("Sid");
-            crate::validate::check_string(
-                value,
-                path,
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some(34),
-                ::std::option::Option::Some({
-                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                    });
-                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                }),
-            )?;
-        }
-        let sid = match sid {
-            ::std::option::Option::Some(v) => v,
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
             }
-        };
-        let params = crate::DeleteCredentialPublicKeyParams { sid };
-        state.api.delete_credential_public_key(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_fetch_messaging_geopermissions<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "CountryCode", default)]
-            country_code: ::std::option::Option<::std::string::String>,
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::DeleteCredentialAwsParams { sid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_credential_aws(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let country_code = query_string.country_code;
-        let params = crate::FetchMessagingGeopermissionsParams { country_code };
-        state.api.fetch_messaging_geopermissions(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_update_messaging_geopermissions<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::UpdateMessagingGeopermissionsParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.update_messaging_geopermissions(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_fetch_safelist<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "PhoneNumber", default)]
-            phone_number: ::std::option::Option<::std::string::String>,
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let phone_number = query_string.phone_number;
-        let params = crate::FetchSafelistParams { phone_number };
-        state.api.fetch_safelist(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_create_safelist<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_list_credential_public_key<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateSafelistParams {};
-        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-        let body = if bytes.is_empty() {
-            ::std::option::Option::None
-        } else {
-            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-        };
-        state.api.create_safelist(ctx, params, body).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
-}
-#[allow(deprecated)]
-async fn handle_delete_safelist<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
-    request: ::axum::extract::Request,
-) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        #[derive(::serde::Deserialize)]
-        struct Query {
-            #[serde(rename = "PhoneNumber", default)]
-            phone_number: ::std::option::Option<::std::string::String>,
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "PageSize", default)]
+                page_size: ::std::option::Option<i64>,
+                #[serde(rename = "Page", default)]
+                page: ::std::option::Option<i64>,
+                #[serde(rename = "PageToken", default)]
+                page_token: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let page_size = query_string.page_size;
+            if let ::std::option::Option::Some(value) = &page_size {
+                let path = &mut crate::validate::FieldPath::field("PageSize");
+                crate::validate::check_integer(
+                    *value,
+                    path,
+                    ::std::option::Option::Some(1),
+                    ::std::option::Option::Some(1000),
+                )?;
+            }
+            let page = query_string.page;
+            if let ::std::option::Option::Some(value) = &page {
+                let path = &mut crate::validate::FieldPath::field("Page");
+                crate::validate::check_integer(
+                    *value,
+                    path,
+                    ::std::option::Option::Some(0),
+                    ::std::option::Option::None,
+                )?;
+            }
+            let page_token = query_string.page_token;
+            let params = crate::ListCredentialPublicKeyParams { page_size, page, page_token };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.list_credential_public_key(ctx, params).await
         }
-        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-        let phone_number = query_string.phone_number;
-        let params = crate::DeleteSafelistParams { phone_number };
-        state.api.delete_safelist(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_create_secondary_auth_token<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_create_credential_public_key<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::CreateSecondaryAuthTokenParams {};
-        state.api.create_secondary_auth_token(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateCredentialPublicKeyParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_credential_public_key(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
 #[allow(deprecated)]
-async fn handle_delete_secondary_auth_token<A: crate::TwilioAccountsApi>(
-    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A>>>,
+async fn handle_fetch_credential_public_key<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
     request: ::axum::extract::Request,
 ) -> ::axum::response::Response {
-    let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-        #[allow(unused_mut)]
-        let (mut parts, body) = request.into_parts();
-        let _ = body;
-        let ctx = crate::RequestContext::from_parts(&parts);
-        let params = crate::DeleteSecondaryAuthTokenParams {};
-        state.api.delete_secondary_auth_token(ctx, params).await
-    }
-    .await;
-    match result {
-        ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-        ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-    }
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
+            }
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::FetchCredentialPublicKeyParams { sid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.fetch_credential_public_key(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_update_credential_public_key<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
+            }
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::UpdateCredentialPublicKeyParams { sid };
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_credential_public_key(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_delete_credential_public_key<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let path_params = crate::extract::path_params(&mut parts).await?;
+            let sid = {
+                let text = crate::extract::path_param(&path_params, "Sid")?;
+                ::std::option::Option::Some(text.to_owned())
+            };
+            if let ::std::option::Option::Some(value) = &sid {
+                let path = &mut crate::validate::FieldPath::field("Sid");
+                crate::validate::check_string(
+                    value,
+                    path,
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some(34),
+                    ::std::option::Option::Some({
+                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                        });
+                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                    }),
+                )?;
+            }
+            let sid = match sid {
+                ::std::option::Option::Some(v) => v,
+                ::std::option::Option::None => {
+                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
+                }
+            };
+            let params = crate::DeleteCredentialPublicKeyParams { sid };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_credential_public_key(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_fetch_messaging_geopermissions<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "CountryCode", default)]
+                country_code: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let country_code = query_string.country_code;
+            let params = crate::FetchMessagingGeopermissionsParams { country_code };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.fetch_messaging_geopermissions(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_update_messaging_geopermissions<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::UpdateMessagingGeopermissionsParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.update_messaging_geopermissions(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_fetch_safelist<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "PhoneNumber", default)]
+                phone_number: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let phone_number = query_string.phone_number;
+            let params = crate::FetchSafelistParams { phone_number };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.fetch_safelist(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_create_safelist<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let params = crate::CreateSafelistParams {};
+            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+            let body = if bytes.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+            };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_safelist(ctx, params, body).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_delete_safelist<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            #[derive(::serde::Deserialize)]
+            struct Query {
+                #[serde(rename = "PhoneNumber", default)]
+                phone_number: ::std::option::Option<::std::string::String>,
+            }
+            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+            let phone_number = query_string.phone_number;
+            let params = crate::DeleteSafelistParams { phone_number };
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_safelist(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_create_secondary_auth_token<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::CreateSecondaryAuthTokenParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.create_secondary_auth_token(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
+}
+#[allow(deprecated)]
+async fn handle_delete_secondary_auth_token<A: crate::TwilioAccountsApi, Au: crate::Authenticator>(
+    ::axum::extract::State(state): ::axum::extract::State<::std::sync::Arc<Shared<A, Au>>>,
+    request: ::axum::extract::Request,
+) -> ::axum::response::Response {
+    let state = &*state;
+    let respond = |admission: crate::Admission,
+                   request_id: ::std::option::Option<crate::RequestId>,
+                   #[allow(unused_mut)] mut parts: ::http::request::Parts,
+                   body: ::axum::body::Body| async move {
+        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
+            let _ = body;
+            let params = crate::DeleteSecondaryAuthTokenParams {};
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.delete_secondary_auth_token(ctx, params).await
+        }
+        .await;
+        match result {
+            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
+            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        }
+    };
+    const POLICY: crate::RoutePolicy = crate::RoutePolicy {
+        requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
+        rate_limited: true,
+        idempotent: false,
+        deprecation: ::std::option::Option::None,
+    };
+    state
+        .gate
+        .pass(&POLICY, request, move |admission, parts, body| {
+            respond(admission, ::std::option::Option::None, parts, body)
+        })
+        .await
 }
