@@ -147,7 +147,11 @@ impl<A: Authenticator, E: ErrorEnvelope> Gate<A, E> {
                     async move { Ok::<_, std::convert::Infallible>(handler(admission, parts, body).await) }
                 };
                 let request = Request::from_parts(parts, body);
-                match crate::idempotency::run_once::<E, _, _, _>(store, body_limit, scope, request, run).await {
+                // Boxed: only requests with a key take this path, and inline
+                // it would double the size of every request's future (the
+                // handler's future sits in both arms), which is copied as a
+                // whole each time it moves.
+                match Box::pin(crate::idempotency::run_once::<E, _, _, _>(store, body_limit, scope, request, run)).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 }
