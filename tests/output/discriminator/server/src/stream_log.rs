@@ -517,7 +517,10 @@ impl Follow {
             }
             match self.log.wait(&self.stream, self.after, FOLLOW_BATCH, FOLLOW_WAIT).await {
                 Ok(read) => {
-                    self.pending.extend(read.events);
+                    // `pending` is empty here: take the read's allocation
+                    // (sized to its events) rather than grow a queue that
+                    // would keep its capacity for the life of the stream.
+                    self.pending = VecDeque::from(read.events);
                     self.closed = read.closed;
                 }
                 Err(error) => {
