@@ -53,11 +53,12 @@ pub async fn generated_stream(log: Arc<InMemoryStreamLog>) -> Result<StreamAgent
     // The first event is in the log before the response follows it.
     log.append(&id, 0, data(0)).await.map_err(|_| ApiFailure::internal("the stream log refused"))?;
     let producer = (Arc::clone(&log), id.clone());
+    let start = tokio::time::Instant::now();
     tokio::spawn(async move {
         let (log, id) = producer;
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
         for seq in 1..MAX_CHUNKS {
-            ticks.tick().await;
+            // The same schedule as the minimal handler's.
+            tokio::time::sleep_until(start + PERIOD * seq as u32).await;
             if log.append(&id, seq, data(seq)).await.is_err() {
                 return;
             }

@@ -70,8 +70,9 @@ impl<E: SseEventData> SseItem<E> {
             push_field(&mut frame, "retry", &retry.as_millis().to_string());
         }
         // Each line of the data is a `data:` field of its own; a client joins
-        // them back with `\n`. CRLF, CR and LF all end a line in SSE.
-        let data = data.replace("\r\n", "\n").replace('\r', "\n");
+        // them back with `\n`. CRLF, CR and LF all end a line in SSE (the
+        // usual data has no CR, and is then split as it is).
+        let data = if data.contains('\r') { data.replace("\r\n", "\n").replace('\r', "\n") } else { data };
         for line in data.split('\n') {
             frame.push_str("data: ");
             frame.push_str(line);
@@ -219,6 +220,8 @@ mod tests {
     fn multi_line_data_and_hostile_ids() {
         let frame = SseItem::new("a\r\nb\0c", Event::Chunk("one\r\ntwo\rthree\nfour")).to_frame();
         assert_eq!(frame, "event: chunk\nid: abc\ndata: one\ndata: two\ndata: three\ndata: four\n\n");
+        let frame = SseItem::new("1", Event::Chunk("{\"a\":1}\n{\"b\":2}")).to_frame();
+        assert_eq!(frame, "event: chunk\nid: 1\ndata: {\"a\":1}\ndata: {\"b\":2}\n\n");
         let frame = SseItem::new("", Event::Chunk("")).to_frame();
         assert_eq!(frame, "event: chunk\nid: \ndata: \n\n");
     }

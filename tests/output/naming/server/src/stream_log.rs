@@ -21,13 +21,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::sync::watch;
 
 use crate::store::{StoreFuture, StoreUnavailable};
 
@@ -158,6 +160,13 @@ pub(crate) fn next_seq(after: Option<u64>) -> Result<u64, StreamLogError> {
 }
 
 /// Logs in a mutex-guarded map, for a single process.
+///
+/// A stream's kept events are stored back to back in one buffer (not one
+/// allocation per event, and without the spare capacity of the `Bytes`
+/// they were appended as); a read copies the events it returns. Readers
+/// waiting in [`StreamLog::wait`] are woken by the stream's own list of
+/// wakers, so a stream that nobody waits on holds no notification
+/// machinery.
 pub struct InMemoryStreamLog {
     config: StreamLogConfig,
     streams: Mutex<HashMap<String, Arc<LogEntry>>>,
@@ -166,30 +175,62 @@ pub struct InMemoryStreamLog {
 struct LogEntry {
     created: Instant,
     state: Mutex<LogState>,
-    /// Bumped on every append and at the close, to wake waiting readers.
-    notify: watch::Sender<u64>,
 }
 
 struct LogState {
-    /// The sequence number of `events[0]`.
+    /// The sequence number of the first kept event.
     first_seq: u64,
-    events: VecDeque<Bytes>,
+    /// The data of the kept events, back to back, oldest first.
+    data: VecDeque<u8>,
+    /// The length in `data` of each kept event, oldest first.
+    lens: VecDeque<usize>,
     closed: bool,
     /// The last append or the close.
     touched: Instant,
+    /// The readers waiting for an append or the close; woken (and removed)
+    /// by either, under the lock, so that a reader's view of the log and
+    /// of the wake-up never disagree.
+    waiters: Vec<Waker>,
 }
 
 impl LogState {
     fn end(&self) -> u64 {
-        self.first_seq + self.events.len() as u64
+        self.first_seq + self.lens.len() as u64
     }
+
+    fn wake_all(&mut self) {
+        for waker in self.waiters.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// `len` bytes of `data` from `start`, copied into a `Bytes` of their own.
+fn copy_out(data: &VecDeque<u8>, start: usize, len: usize) -> Bytes {
+    let (front, back) = data.as_slices();
+    let mut out = Vec::with_capacity(len);
+    if start < front.len() {
+        let end = (start + len).min(front.len());
+        out.extend_from_slice(&front[start..end]);
+        out.extend_from_slice(&back[..len - (end - start)]);
+    } else {
+        let start = start - front.len();
+        out.extend_from_slice(&back[start..start + len]);
+    }
+    Bytes::from(out)
 }
 
 impl LogEntry {
     fn new(now: Instant) -> Self {
-        let (notify, _) = watch::channel(0);
-        let state = LogState { first_seq: 0, events: VecDeque::new(), closed: false, touched: now };
-        LogEntry { created: now, state: Mutex::new(state), notify }
+        let state = LogState {
+            first_seq: 0,
+            data: VecDeque::new(),
+            lens: VecDeque::new(),
+            closed: false,
+            touched: now,
+            waiters: Vec::new(),
+        };
+        LogEntry { created: now, state: Mutex::new(state) }
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
@@ -211,16 +252,63 @@ impl LogEntry {
             return Err(StreamLogError::NotInLog);
         }
         let skip = (next - state.first_seq) as usize;
-        let events: Vec<LoggedEvent> = state
-            .events
-            .iter()
-            .skip(skip)
-            .take(max.max(1))
-            .enumerate()
-            .map(|(i, data)| LoggedEvent { seq: next + i as u64, data: data.clone() })
-            .collect();
+        let take = max.max(1).min(state.lens.len() - skip);
+        let mut offset: usize = state.lens.iter().take(skip).sum();
+        let mut events = Vec::with_capacity(take);
+        for (i, &len) in state.lens.iter().skip(skip).take(take).enumerate() {
+            events.push(LoggedEvent { seq: next + i as u64, data: copy_out(&state.data, offset, len) });
+            offset += len;
+        }
         let closed = state.closed && next + events.len() as u64 == end;
         Ok(StreamRead { events, closed })
+    }
+}
+
+/// Resolves once stream `entry` has an event at or after `next`, or is
+/// closed; leaves the stream's list of waiters when dropped.
+struct Appended<'a> {
+    entry: &'a LogEntry,
+    next: u64,
+    /// The waker this future put in the list, if it is there.
+    registered: Option<Waker>,
+}
+
+impl Future for Appended<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut state = this.entry.lock();
+        if state.closed || state.end() > this.next {
+            // A wake-up emptied the list; nothing of ours is left in it.
+            this.registered = None;
+            return Poll::Ready(());
+        }
+        match &this.registered {
+            Some(waker) if waker.will_wake(cx.waker()) && state.waiters.iter().any(|w| w.will_wake(waker)) => {}
+            _ => {
+                if let Some(old) = this.registered.take() {
+                    remove_waker(&mut state.waiters, &old);
+                }
+                state.waiters.push(cx.waker().clone());
+                this.registered = Some(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Appended<'_> {
+    fn drop(&mut self) {
+        if let Some(waker) = self.registered.take() {
+            remove_waker(&mut self.entry.lock().waiters, &waker);
+        }
+    }
+}
+
+fn remove_waker(waiters: &mut Vec<Waker>, waker: &Waker) {
+    if let Some(i) = waiters.iter().position(|w| w.will_wake(waker)) {
+        waiters.swap_remove(i);
     }
 }
 
@@ -307,15 +395,15 @@ impl InMemoryStreamLog {
         if seq > next {
             return Err(StreamLogError::OutOfOrder { seq, expected: next });
         }
-        state.events.push_back(data);
-        if state.events.len() > self.config.max_events.max(1) {
-            state.events.pop_front();
+        state.data.extend(&data[..]);
+        state.lens.push_back(data.len());
+        if state.lens.len() > self.config.max_events.max(1) {
+            let dropped = state.lens.pop_front().unwrap_or(0);
+            state.data.drain(..dropped);
             state.first_seq += 1;
         }
         state.touched = Instant::now();
-        // Sent under the lock, so that a reader's view of the log and of
-        // the notification never disagree.
-        entry.notify.send_replace(next + 1);
+        state.wake_all();
         Ok(())
     }
 
@@ -324,8 +412,7 @@ impl InMemoryStreamLog {
         let mut state = entry.lock();
         state.closed = true;
         state.touched = Instant::now();
-        let end = state.end();
-        entry.notify.send_replace(end + 1);
+        state.wake_all();
     }
 }
 
@@ -364,17 +451,15 @@ impl StreamLog for InMemoryStreamLog {
     ) -> StoreFuture<'a, Result<StreamRead, StreamLogError>> {
         Box::pin(async move {
             let entry = self.get(stream).ok_or(StreamLogError::Unknown)?;
-            let mut wake = entry.notify.subscribe();
-            // Marked seen before reading: an append after the read then
-            // shows as a change below.
-            wake.borrow_and_update();
             let read = entry.read(after, max)?;
             if !read.events.is_empty() || read.closed {
                 return Ok(read);
             }
-            // The entry (and so the sender) lives as long as `entry`, so
-            // `changed` only ends by a change or the timeout.
-            let _ = tokio::time::timeout(timeout, wake.changed()).await;
+            // `read` succeeded, so `after + 1` exists. An append or close
+            // between the read and the first poll shows in the state, which
+            // the poll checks under the lock before it registers.
+            let next = next_seq(after)?;
+            let _ = tokio::time::timeout(timeout, Appended { entry: &entry, next, registered: None }).await;
             entry.read(after, max)
         })
     }
@@ -432,7 +517,10 @@ impl Follow {
             }
             match self.log.wait(&self.stream, self.after, FOLLOW_BATCH, FOLLOW_WAIT).await {
                 Ok(read) => {
-                    self.pending.extend(read.events);
+                    // `pending` is empty here: take the read's allocation
+                    // (sized to its events) rather than grow a queue that
+                    // would keep its capacity for the life of the stream.
+                    self.pending = VecDeque::from(read.events);
                     self.closed = read.closed;
                 }
                 Err(error) => {
@@ -577,6 +665,53 @@ mod tests {
         for follower in followers {
             follower.await.unwrap();
         }
+    }
+
+    /// Events of every size, the empty one included, come back whole
+    /// while the oldest are dropped and the shared buffer wraps around.
+    #[tokio::test]
+    async fn events_come_back_whole_as_the_buffer_wraps() {
+        let config = StreamLogConfig { max_events: 3, ..StreamLogConfig::default() };
+        let log = InMemoryStreamLog::new(config);
+        let event = |seq: u64| Bytes::from(vec![b'a' + (seq % 26) as u8; (seq as usize * 7) % 40]);
+        for seq in 0..60u64 {
+            log.append("s", seq, event(seq)).await.unwrap();
+            let read = log.read("s", seq.checked_sub(3), 10).await.unwrap();
+            let from = seq.saturating_sub(2);
+            let expected: Vec<LoggedEvent> = (from..=seq).map(|seq| LoggedEvent { seq, data: event(seq) }).collect();
+            assert_eq!(read.events, expected, "after {seq}");
+            // Only the kept events' bytes are held.
+            let state = log.get("s").unwrap();
+            let state = state.lock();
+            assert_eq!(state.data.len(), expected.iter().map(|e| e.data.len()).sum::<usize>());
+        }
+    }
+
+    /// A reader leaves the stream's list of waiters when its wait times
+    /// out, is dropped, or is woken, so the list never grows with readers
+    /// that are gone.
+    #[tokio::test]
+    async fn waiters_leave_when_their_wait_ends() {
+        let log = Arc::new(InMemoryStreamLog::default());
+        log.append("s", 0, data(0)).await.unwrap();
+        let waiters = |log: &InMemoryStreamLog| log.get("s").unwrap().lock().waiters.len();
+        for _ in 0..3 {
+            assert_eq!(seqs(log.wait("s", Some(0), 10, Duration::from_millis(5)).await).await, (vec![], false));
+        }
+        assert_eq!(waiters(&log), 0);
+        let spawn_waiter = || {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.wait("s", Some(0), 10, Duration::from_secs(10)).await })
+        };
+        let (dropped, woken) = (spawn_waiter(), spawn_waiter());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(waiters(&log), 2);
+        dropped.abort();
+        let _ = dropped.await;
+        assert_eq!(waiters(&log), 1);
+        log.append("s", 1, data(1)).await.unwrap();
+        assert_eq!(seqs(woken.await.unwrap()).await, (vec![1], false));
+        assert_eq!(waiters(&log), 0);
     }
 
     #[tokio::test]
