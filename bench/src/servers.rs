@@ -166,7 +166,12 @@ pub fn serve(kind: ServerKind, threads: usize, redis: Option<String>) -> Result<
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         println!("listening http://127.0.0.1:{port}");
         std::io::stdout().flush().map_err(|e| e.to_string())?;
-        axum::serve(listener, app).await.map_err(|e| format!("the server failed: {e}"))
+        // Every kind is served the same way, through `into_make_service`,
+        // which shares the route table between connections; given the
+        // router itself, axum rebuilds the table for every connection and
+        // the connection keeps the copy (a cost that grows with the routes,
+        // which the open-streams row would otherwise measure).
+        axum::serve(listener, app.into_make_service()).await.map_err(|e| format!("the server failed: {e}"))
     })
 }
 

@@ -182,7 +182,9 @@ pub async fn run_until(
     let serve = {
         let stopping = stopping.clone();
         tokio::spawn(
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await }).into_future(),
+            axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(async move { stopping.cancelled().await })
+                .into_future(),
         )
     };
     tokio::pin!(stop);

@@ -33,7 +33,11 @@ pub(crate) fn not_found<E: ErrorEnvelope>(ids: bool) -> impl FnOnce(Request) -> 
             let failure = ApiFailure::<E>::not_found(format!("There is no endpoint at {}.", uri.path()));
             std::future::ready(failure.into_response())
         };
-        if ids { Box::pin(crate::request_id::identified(request, move |_, request| answer(request))) } else { Box::pin(answer(request)) }
+        if ids {
+            Box::pin(crate::request_id::identified(request, move |_, request| answer(request)))
+        } else {
+            Box::pin(answer(request))
+        }
     }
 }
 
@@ -54,7 +58,11 @@ pub(crate) fn method_not_allowed<E: ErrorEnvelope>(
             }
             std::future::ready(response)
         };
-        if ids { Box::pin(crate::request_id::identified(request, move |_, request| answer(request))) } else { Box::pin(answer(request)) }
+        if ids {
+            Box::pin(crate::request_id::identified(request, move |_, request| answer(request)))
+        } else {
+            Box::pin(answer(request))
+        }
     }
 }
 

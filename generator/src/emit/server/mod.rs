@@ -91,8 +91,19 @@ fn module_use(module: &str) -> ModuleUse {
 /// state, the request and its parts, the body and its bytes, the readers'
 /// results, the inputs), so no parameter may take them. Keep in step with
 /// `handler`, `read_params` and `params_struct`.
-pub const RESERVED_PARAMS: &[&str] =
-    &["ctx", "state", "params", "request", "parts", "body", "bytes", "path_params", "query_string", "admission", "respond"];
+pub const RESERVED_PARAMS: &[&str] = &[
+    "ctx",
+    "state",
+    "params",
+    "request",
+    "parts",
+    "body",
+    "bytes",
+    "path_params",
+    "query_string",
+    "admission",
+    "respond",
+];
 
 /// Response headers the runtime layers set, so implementations never do.
 const MANAGED_HEADERS: &[&str] = &[
@@ -351,7 +362,9 @@ impl {trait_name} for MyServer {{
 # async fn serve() -> std::io::Result<()> {{
 let app = {lib}::router(MyServer, {keys}ServerConfig::default());
 let listener = tokio::net::TcpListener::bind("127.0.0.1:8450").await?;
-axum::serve(listener, app).await
+// `into_make_service` shares the route table between connections; given
+// the router itself, axum rebuilds the table for every connection it accepts.
+axum::serve(listener, app.into_make_service()).await
 # }}
 ```"#,
         uses = uses.join(", "),
@@ -1102,7 +1115,8 @@ fn handler(api: &Api, op: &Operation, features: Features) -> TokenStream {
         };
     };
     // With request ids, `id` is the request's (see `crate::identified`).
-    let id = if features.request_id { quote!(::std::option::Option::Some(id)) } else { quote!(::std::option::Option::None) };
+    let id =
+        if features.request_id { quote!(::std::option::Option::Some(id)) } else { quote!(::std::option::Option::None) };
     let run = if features.auth && (guarded(op) || op.secured || op.deprecated) {
         let requirements = requirements(api, op);
         let rate_limited = op.secured;
@@ -1292,11 +1306,8 @@ fn router_rs(api: &Api, names: &Names) -> TokenStream {
             None => paths.push((op.path.clone(), vec![op])),
         }
     }
-    let (au_param, au_bound) = if features.auth {
-        (quote!(, Au), quote!(, Au: crate::Authenticator))
-    } else {
-        Default::default()
-    };
+    let (au_param, au_bound) =
+        if features.auth { (quote!(, Au), quote!(, Au: crate::Authenticator)) } else { Default::default() };
     let state = quote!(::axum::Router<::std::sync::Arc<Shared<A #au_param>>>);
     let chunks: Vec<TokenStream> = paths
         .chunks(ROUTES_PER_FUNCTION)

@@ -9,5 +9,5 @@ async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}/api/v3", listener.local_addr()?);
-    axum::serve(listener, runagent_conformance::petstore::router()).await
+    axum::serve(listener, runagent_conformance::petstore::router().into_make_service()).await
 }

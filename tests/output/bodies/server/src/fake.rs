@@ -43,7 +43,7 @@ impl LoopbackServer {
             };
             // An error here is a failure to accept, which only a test that
             // already lost its server would notice; the task just ends.
-            let _ = axum::serve(listener, router).with_graceful_shutdown(stop).await;
+            let _ = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(stop).await;
         });
         let base_url = format!("http://{addr}{}", prefix.trim_end_matches('/'));
         Ok(Self { addr, base_url, shutdown: Some(shutdown), task: Some(task) })

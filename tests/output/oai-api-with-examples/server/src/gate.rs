@@ -151,7 +151,8 @@ impl<A: Authenticator, E: ErrorEnvelope> Gate<A, E> {
                 // it would double the size of every request's future (the
                 // handler's future sits in both arms), which is copied as a
                 // whole each time it moves.
-                match Box::pin(crate::idempotency::run_once::<E, _, _, _>(store, body_limit, scope, request, run)).await {
+                match Box::pin(crate::idempotency::run_once::<E, _, _, _>(store, body_limit, scope, request, run)).await
+                {
                     Ok(response) => response,
                     Err(never) => match never {},
                 }
@@ -167,7 +168,12 @@ impl<A: Authenticator, E: ErrorEnvelope> Gate<A, E> {
     /// For a request the policy protects and that carries a key, its
     /// idempotency scope, the store and the body limit (`None` when it runs
     /// unprotected); or the `400` for a key that is not a valid value.
-    fn scope(&self, policy: &RoutePolicy, parts: &Parts, admission: &Admission) -> Result<Option<Scope<'_>>, ApiFailure<E>> {
+    fn scope(
+        &self,
+        policy: &RoutePolicy,
+        parts: &Parts,
+        admission: &Admission,
+    ) -> Result<Option<Scope<'_>>, ApiFailure<E>> {
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
         let (true, false, Some((store, body_limit)), Some(principal)) =
             (policy.idempotent, safe, &self.idempotency, &admission.principal)

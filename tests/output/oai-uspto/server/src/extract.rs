@@ -86,9 +86,8 @@ pub(crate) fn json_document<T: DeserializeOwned, E: ErrorEnvelope>(
 ) -> Result<T, ApiFailure<E>> {
     let content_type = headers.get(header::CONTENT_TYPE);
     // The usual value, compared as bytes before anything is parsed.
-    let json = content_type.is_some_and(|value| {
-        value.as_bytes() == b"application/json" || value.to_str().is_ok_and(is_json_media_type)
-    });
+    let json = content_type
+        .is_some_and(|value| value.as_bytes() == b"application/json" || value.to_str().is_ok_and(is_json_media_type));
     if !json {
         let content_type = content_type.map(|value| String::from_utf8_lossy(value.as_bytes()));
         return Err(ApiFailure::invalid_input("body", "content_type").with_message(match content_type {
