@@ -196,15 +196,33 @@ impl<M: ApiModel> Client<M> {
     /// Joins an operation path (already percent-encoded, starting with '/')
     /// and query to the base URL.
     pub(crate) fn endpoint_url(&self, path: &str, query: &[(&'static str, String)]) -> Result<Url, Error<M>> {
-        let prefix = &self.inner.base_prefix;
-        let mut joined = String::with_capacity(prefix.len() + 1 + path.len());
-        joined.push_str(prefix);
-        if !path.starts_with('/') {
-            joined.push('/');
-        }
-        joined.push_str(path);
-        let mut url =
-            Url::parse(&joined).map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?;
+        let mut url = if path.contains(['?', '#']) {
+            // A path that would start a query or a fragment (a spec can
+            // write one) is parsed as part of a whole URL, as it always was.
+            let prefix = &self.inner.base_prefix;
+            let mut joined = String::with_capacity(prefix.len() + 1 + path.len());
+            joined.push_str(prefix);
+            if !path.starts_with('/') {
+                joined.push('/');
+            }
+            joined.push_str(path);
+            Url::parse(&joined).map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?
+        } else {
+            // The base URL was parsed once, when the client was built: only
+            // the path is parsed per call (scheme and host parsing, IDNA
+            // included, cost several times more). The result is the URL the
+            // whole text would parse to.
+            let mut url = self.inner.base_url.clone();
+            let base_path = url.path().trim_end_matches('/');
+            let mut joined = String::with_capacity(base_path.len() + 1 + path.len());
+            joined.push_str(base_path);
+            if !path.starts_with('/') {
+                joined.push('/');
+            }
+            joined.push_str(path);
+            url.set_path(&joined);
+            url
+        };
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in query {
@@ -1452,6 +1470,37 @@ mod tests {
         assert_eq!(url.as_str(), "https://api.example.com/v1/agents");
         let slash = client_with_slash();
         assert_eq!(slash.endpoint_url("/agents", &[]).unwrap().as_str(), "https://api.example.com/v1/agents");
+    }
+
+    #[test]
+    fn endpoint_urls_are_what_the_whole_text_parses_to() {
+        let paths = [
+            "/agents",
+            "agents/a",
+            "",
+            "/",
+            "/a/../b/./c",
+            "/a%2Fb/%20/x",
+            "/with space/ünïcode/\\back",
+            "/a//b/",
+            "/pets?kind=dog",
+            "/pets#frag",
+            "/a/%2e%2e/b",
+        ];
+        for base in
+            ["https://api.example.com/v1", "http://127.0.0.1:8450/v1/", "https://h.example", "https://h.example/a//"]
+        {
+            let client = client(base);
+            for path in paths {
+                let prefix = &client.inner.base_prefix;
+                let whole = if path.starts_with('/') { format!("{prefix}{path}") } else { format!("{prefix}/{path}") };
+                let expected = Url::parse(&whole).unwrap();
+                assert_eq!(client.endpoint_url(path, &[]).unwrap(), expected, "{base} + {path}");
+                let mut expected = expected;
+                expected.query_pairs_mut().append_pair("q", "a b");
+                assert_eq!(client.endpoint_url(path, &[("q", "a b".into())]).unwrap(), expected, "{base} + {path}");
+            }
+        }
     }
 
     fn client_with_slash() -> Client {
