@@ -1366,7 +1366,7 @@ fn path_expr(api: &Api, op: &Operation) -> TokenStream {
                 if let Some(p) = p {
                     if !literal.is_empty() {
                         capacity += literal.len();
-                        pushes.push(quote!(path.push_str(#literal);));
+                        pushes.push(push_literal(&literal));
                         literal.clear();
                     }
                     let n = ident(&p.name);
@@ -1386,7 +1386,7 @@ fn path_expr(api: &Api, op: &Operation) -> TokenStream {
     }
     if !literal.is_empty() {
         capacity += literal.len();
-        pushes.push(quote!(path.push_str(#literal);));
+        pushes.push(push_literal(&literal));
     }
     let capacity = capacity + 32 * params;
     quote!({
@@ -1394,6 +1394,16 @@ fn path_expr(api: &Api, op: &Operation) -> TokenStream {
         #(#pushes)*
         path
     })
+}
+
+/// Appends a literal piece of a path to `path`: a single character (`/`
+/// between two parameters) as a `char`, as clippy asks.
+fn push_literal(literal: &str) -> TokenStream {
+    let mut chars = literal.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => quote!(path.push(#c);),
+        _ => quote!(path.push_str(#literal);),
+    }
 }
 
 /// How a parameter's value becomes its wire text.

@@ -202,7 +202,7 @@ impl GetRepository {
                 let mut path = ::std::string::String::with_capacity(83usize);
                 path.push_str("/2.0/repositories/");
                 crate::url::push_segment(&mut path, &self.username);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.slug);
                 path
             },
@@ -296,7 +296,7 @@ impl GetPullRequestsByRepository {
                 let mut path = ::std::string::String::with_capacity(96usize);
                 path.push_str("/2.0/repositories/");
                 crate::url::push_segment(&mut path, &self.username);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.slug);
                 path.push_str("/pullrequests");
                 path
@@ -380,7 +380,7 @@ impl GetPullRequestsById {
                 let mut path = ::std::string::String::with_capacity(129usize);
                 path.push_str("/2.0/repositories/");
                 crate::url::push_segment(&mut path, &self.username);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.slug);
                 path.push_str("/pullrequests/");
                 crate::url::push_segment(&mut path, &self.pid);
@@ -463,7 +463,7 @@ impl MergePullRequest {
                 let mut path = ::std::string::String::with_capacity(135usize);
                 path.push_str("/2.0/repositories/");
                 crate::url::push_segment(&mut path, &self.username);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.slug);
                 path.push_str("/pullrequests/");
                 crate::url::push_segment(&mut path, &self.pid);

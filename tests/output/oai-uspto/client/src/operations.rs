@@ -121,9 +121,9 @@ impl ListSearchableFields {
             method: ::http::Method::GET,
             path: {
                 let mut path = ::std::string::String::with_capacity(73usize);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.dataset);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.version);
                 path.push_str("/fields");
                 path
@@ -231,9 +231,9 @@ impl PerformSearch {
             method: ::http::Method::POST,
             path: {
                 let mut path = ::std::string::String::with_capacity(74usize);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.dataset);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.version);
                 path.push_str("/records");
                 path

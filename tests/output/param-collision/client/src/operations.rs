@@ -359,7 +359,7 @@ impl GetThing {
                 let mut path = ::std::string::String::with_capacity(73usize);
                 path.push_str("/things/");
                 crate::url::push_segment(&mut path, &self.client_2);
-                path.push_str("/");
+                path.push('/');
                 crate::url::push_segment(&mut path, &self.state_2);
                 path
             },
