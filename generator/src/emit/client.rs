@@ -62,6 +62,7 @@ pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "val
 /// complete; lowering must avoid them when it names operations.
 pub const RESERVED_METHODS: &[&str] = &[
     "apply_query_credentials",
+    "assemble_headers",
     "attempt_timeout",
     "base_url",
     "builder",
