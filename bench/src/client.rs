@@ -122,8 +122,38 @@ async fn load(side: &Side, concurrency: usize, duration: Duration) -> Result<(f6
     Ok((calls / start.elapsed().as_secs_f64(), (cpu_us() - cpu) / calls))
 }
 
+/// Makes exactly `calls` calls on one side (`concurrency` loops sharing
+/// them), for counting what does not move with the machine's load
+/// (instructions, allocations) with `perf stat` around the whole process.
+async fn fixed(side: &Side, concurrency: usize, calls: u64) -> Result<(), String> {
+    let left = Arc::new(AtomicU64::new(calls));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (side, left) = (side.clone(), left.clone());
+        tasks.push(tokio::spawn(async move {
+            while left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+                side.call().await?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// Runs the comparison; with `RUNAGENT_BENCH_CLIENT_SIDE=ours|raw` (a
+/// profiling aid, not used by `cargo xtask bench`) it instead makes
+/// `RUNAGENT_BENCH_CLIENT_CALLS` calls (default 20000) on that side only,
+/// so that two counts of `perf stat` differ by exactly the calls' cost.
 pub fn run(url: &str, concurrency: usize, duration_ms: u64, pairs: usize, threads: usize) -> Result<(), String> {
     let duration = Duration::from_millis(duration_ms);
+    let only = std::env::var("RUNAGENT_BENCH_CLIENT_SIDE").ok();
+    let calls: u64 = match std::env::var("RUNAGENT_BENCH_CLIENT_CALLS") {
+        Ok(n) => n.parse().map_err(|_| format!("RUNAGENT_BENCH_CLIENT_CALLS={n:?} is not a number"))?,
+        Err(_) => 20_000,
+    };
     crate::runtime(threads)?.block_on(async {
         let client = runagent_client::Client::builder()
             .api_key(API_KEY)
@@ -153,6 +183,12 @@ pub fn run(url: &str, concurrency: usize, duration_ms: u64, pairs: usize, thread
                 session_id: "sess_42".into(),
             },
         };
+        match only.as_deref() {
+            None => {}
+            Some("ours") => return fixed(&ours, concurrency, calls).await,
+            Some("raw") => return fixed(&raw, concurrency, calls).await,
+            Some(other) => return Err(format!("RUNAGENT_BENCH_CLIENT_SIDE={other:?}: expected ours or raw")),
+        }
         // A short warm-up opens each side's connections and fills the
         // allocator's caches before anything is counted.
         let warm_up = duration / 5;

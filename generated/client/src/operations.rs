@@ -72,27 +72,31 @@ impl ListAgents {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.page {
-            let path = &mut crate::validate::FieldPath::field("page");
+            path.push_field("page");
             crate::validate::check_integer(
                 i64::from(*value),
                 path,
                 ::std::option::Option::Some(1),
                 ::std::option::Option::Some(2147483647),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.limit {
-            let path = &mut crate::validate::FieldPath::field("limit");
+            path.push_field("limit");
             crate::validate::check_integer(
                 i64::from(*value),
                 path,
                 ::std::option::Option::Some(1),
                 ::std::option::Option::Some(100),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.status {
-            let path = &mut crate::validate::FieldPath::field("status");
+            path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -204,8 +208,9 @@ impl CreateAgent {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -213,9 +218,9 @@ impl CreateAgent {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -300,9 +305,10 @@ impl GetAgent {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -315,6 +321,7 @@ impl GetAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -332,7 +339,12 @@ impl GetAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -396,9 +408,10 @@ impl UpdateAgent {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -411,9 +424,9 @@ impl UpdateAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -442,7 +455,12 @@ impl UpdateAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -495,9 +513,10 @@ impl DeleteAgent {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -510,6 +529,7 @@ impl DeleteAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -527,7 +547,12 @@ impl DeleteAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/agents/{}", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -583,9 +608,10 @@ impl GetAgentStatus {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -598,6 +624,7 @@ impl GetAgentStatus {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -615,7 +642,13 @@ impl GetAgentStatus {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/agents/{}/status", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/status");
+                path
+            },
             query,
             free_query,
             headers,
@@ -677,9 +710,10 @@ impl DeployAgent {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -692,9 +726,10 @@ impl DeployAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -702,6 +737,7 @@ impl DeployAgent {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -722,7 +758,13 @@ impl DeployAgent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/agents/{}/deployments", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/deployments");
+                path
+            },
             query,
             free_query,
             headers,
@@ -825,9 +867,10 @@ impl InvokeAgent {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -840,9 +883,10 @@ impl InvokeAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -850,9 +894,9 @@ impl InvokeAgent {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -884,7 +928,13 @@ impl InvokeAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/agents/{}/invoke", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/invoke");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1012,9 +1062,10 @@ impl StreamAgentGet {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1027,10 +1078,11 @@ impl StreamAgentGet {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         {
             let value = &self.query;
-            let path = &mut crate::validate::FieldPath::field("query");
+            path.push_field("query");
             crate::validate::check_string(
                 value,
                 path,
@@ -1038,9 +1090,10 @@ impl StreamAgentGet {
                 ::std::option::Option::Some(10000),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.session_id {
-            let path = &mut crate::validate::FieldPath::field("session_id");
+            path.push_field("session_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1048,9 +1101,10 @@ impl StreamAgentGet {
                 ::std::option::Option::Some(128),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+            path.push_field("Last-Event-ID");
             crate::validate::check_string(
                 value,
                 path,
@@ -1064,6 +1118,7 @@ impl StreamAgentGet {
                     (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1091,7 +1146,13 @@ impl StreamAgentGet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/stream");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1221,9 +1282,10 @@ impl StreamAgent {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1236,9 +1298,10 @@ impl StreamAgent {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.last_event_id {
-            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+            path.push_field("Last-Event-ID");
             crate::validate::check_string(
                 value,
                 path,
@@ -1252,9 +1315,10 @@ impl StreamAgent {
                     (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -1262,9 +1326,9 @@ impl StreamAgent {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1299,7 +1363,13 @@ impl StreamAgent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/agents/{}/stream", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/stream");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1416,9 +1486,10 @@ impl BatchInvoke {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1431,9 +1502,10 @@ impl BatchInvoke {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -1441,9 +1513,9 @@ impl BatchInvoke {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1475,7 +1547,13 @@ impl BatchInvoke {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/agents/{}/batch", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(46usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/batch");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1528,9 +1606,10 @@ impl GetOperation {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.operation_id;
-            let path = &mut crate::validate::FieldPath::field("operation_id");
+            path.push_field("operation_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1543,6 +1622,7 @@ impl GetOperation {
                     (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1560,7 +1640,12 @@ impl GetOperation {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/operations/{}", crate::url::encode_segment(&self.operation_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/operations/");
+                crate::url::push_segment(&mut path, &self.operation_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1622,9 +1707,10 @@ impl CancelOperation {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.operation_id;
-            let path = &mut crate::validate::FieldPath::field("operation_id");
+            path.push_field("operation_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1637,9 +1723,10 @@ impl CancelOperation {
                     (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.idempotency_key {
-            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            path.push_field("Idempotency-Key");
             crate::validate::check_string(
                 value,
                 path,
@@ -1647,6 +1734,7 @@ impl CancelOperation {
                 ::std::option::Option::Some(255),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1667,7 +1755,13 @@ impl CancelOperation {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/operations/{}/cancel", crate::url::encode_segment(&self.operation_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(51usize);
+                path.push_str("/operations/");
+                crate::url::push_segment(&mut path, &self.operation_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1722,9 +1816,10 @@ impl GetAgentHealth {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.agent_id;
-            let path = &mut crate::validate::FieldPath::field("agent_id");
+            path.push_field("agent_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -1737,6 +1832,7 @@ impl GetAgentHealth {
                     (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1754,7 +1850,13 @@ impl GetAgentHealth {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/agents/{}/health", crate::url::encode_segment(&self.agent_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/agents/");
+                crate::url::push_segment(&mut path, &self.agent_id);
+                path.push_str("/health");
+                path
+            },
             query,
             free_query,
             headers,

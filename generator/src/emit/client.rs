@@ -62,6 +62,7 @@ pub const RESERVED_PARAMS: &[&str] = &["body", "client", "options", "send", "val
 /// complete; lowering must avoid them when it names operations.
 pub const RESERVED_METHODS: &[&str] = &[
     "apply_query_credentials",
+    "assemble_headers",
     "attempt_timeout",
     "base_url",
     "builder",
@@ -1157,8 +1158,9 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             let wire = &p.api_name;
             let check = shape_check(api, &p.shape, &quote!(value), 0)?;
             let check = quote! {
-                let path = &mut crate::validate::FieldPath::field(#wire);
+                path.push_field(#wire);
                 #check
+                path.pop();
             };
             Some(if is_argument(plan, p) {
                 quote! { { let value = &self.#n; #check } }
@@ -1172,11 +1174,15 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
     let body_check = op.body.as_ref().and_then(|b| bodies::body_check(api, b)).map(|check| {
         quote! {
             if let ::std::option::Option::Some(body) = &self.body {
-                let path = &mut crate::validate::FieldPath::root();
                 #check
             }
         }
     });
+
+    // One path for every check, sized once: each parameter steps in and
+    // out of it, and the body starts from its top.
+    let validation_path = (!param_checks.is_empty() || body_check.is_some())
+        .then(|| quote!(let path = &mut crate::validate::FieldPath::with_capacity(64, 8);));
 
     // Building the request.
     let path_expr = path_expr(api, op);
@@ -1300,6 +1306,7 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
             /// Checks the parameters and body against the spec's constraints.
             pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
                 #required_body_check
+                #validation_path
                 #(#param_checks)*
                 #body_check
                 ::std::result::Result::Ok(())
@@ -1345,30 +1352,59 @@ fn operation(plan: &Plan, op: &Operation) -> TokenStream {
 }
 
 fn path_expr(api: &Api, op: &Operation) -> TokenStream {
-    let mut fmt = String::new();
-    let mut args = Vec::new();
+    // Literal pieces and encoded parameters are pushed into one buffer
+    // sized for the literals plus a typical id, instead of `format!` over
+    // an encoded `String` per parameter.
+    let mut literal = String::new();
+    let mut pushes = Vec::new();
+    let mut capacity = 0;
+    let mut params = 0;
     for seg in &op.segments {
         match seg {
-            PathSegment::Literal(l) => fmt.push_str(&l.replace('{', "{{").replace('}', "}}")),
+            PathSegment::Literal(l) => literal.push_str(l),
             PathSegment::Param(api_name) => {
-                fmt.push_str("{}");
                 let p = op.parameters.iter().find(|p| p.location == ParamLocation::Path && &p.api_name == api_name);
                 if let Some(p) = p {
+                    if !literal.is_empty() {
+                        capacity += literal.len();
+                        pushes.push(push_literal(&literal));
+                        literal.clear();
+                    }
                     let n = ident(&p.name);
                     let text = match wire_kind(api, &p.shape) {
                         WireKind::Text => quote!(&self.#n),
                         WireKind::Enum => quote!(self.#n.as_str()),
                         WireKind::Display => quote!(&::std::string::ToString::to_string(&self.#n)),
                     };
-                    args.push(quote!(crate::url::encode_segment(#text)));
+                    pushes.push(quote!(crate::url::push_segment(&mut path, #text);));
+                    params += 1;
                 }
             }
         }
     }
-    if args.is_empty() {
-        return quote!(::std::string::String::from(#fmt));
+    if params == 0 {
+        return quote!(::std::string::String::from(#literal));
     }
-    quote!(::std::format!(#fmt, #(#args),*))
+    if !literal.is_empty() {
+        capacity += literal.len();
+        pushes.push(push_literal(&literal));
+    }
+    let capacity = capacity + 32 * params;
+    quote!({
+        let mut path = ::std::string::String::with_capacity(#capacity);
+        #(#pushes)*
+        path
+    })
+}
+
+/// Appends a literal piece of a path to `path`: a single character (`/`
+/// between two parameters) as a `char`, as clippy asks.
+fn push_literal(literal: &str) -> TokenStream {
+    let mut chars = literal.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => quote!(path.push(#c);),
+        _ => quote!(path.push_str(#literal);),
+    }
 }
 
 /// How a parameter's value becomes its wire text.

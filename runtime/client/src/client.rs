@@ -26,6 +26,10 @@ const EVENT_STREAM: &str = "text/event-stream";
 /// The idempotency header sent when a call sets a key but the API names none.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const LAST_EVENT_ID: &str = "last-event-id";
+// Header names the runtime looks up or sends on every call, parsed once: a
+// `&str` name is parsed and lowercased again on every use.
+static IDEMPOTENCY_KEY_NAME: HeaderName = HeaderName::from_static(IDEMPOTENCY_KEY);
+static LAST_EVENT_ID_NAME: HeaderName = HeaderName::from_static(LAST_EVENT_ID);
 
 /// A client for an API described by `M`; the generated crate names it
 /// `Client`, and adds one method per operation.
@@ -59,6 +63,8 @@ struct Inner {
     credentials: Vec<(&'static str, Applied)>,
     /// Sent with every request; includes the user agent.
     default_headers: HeaderMap,
+    /// The header the API names for idempotency keys, parsed once.
+    idempotency_header: Option<HeaderName>,
     timeout: Duration,
     retry: RetryPolicy,
     resume: Option<ResumePolicy>,
@@ -114,13 +120,19 @@ impl<M: ApiModel> Client<M> {
     /// returns the success response with its body read.
     // Called by the generated operations, which a spec may not have.
     #[allow(dead_code)]
-    pub(crate) async fn execute(&self, spec: RequestSpec, opts: &RequestOptions) -> Result<RawResponse<M>, Error<M>> {
+    pub(crate) async fn execute(
+        &self,
+        mut spec: RequestSpec,
+        opts: &RequestOptions,
+    ) -> Result<RawResponse<M>, Error<M>> {
         let mut url = self.endpoint_url(&spec.path, &spec.query)?;
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
-        let headers = self.request_headers(&spec, opts, spec.accept.unwrap_or(JSON), None)?;
-        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method };
-        self.send_with_retries(call, url, headers, spec.body, opts, read_body).await
+        let body = spec.body.take();
+        let (has_body, accept, mut key) = (body.is_some(), spec.accept.unwrap_or(JSON), None);
+        let headers = || self.assemble_headers(&spec, has_body, opts, accept, None, &mut key);
+        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method.clone() };
+        self.send_with_retries(call, url, headers, body, opts, read_body).await
     }
 
     /// Sends a request to a URL the API returned, such as an operation's
@@ -136,9 +148,10 @@ impl<M: ApiModel> Client<M> {
     ) -> Result<RawResponse<M>, Error<M>> {
         let url = self.resolve_url(url)?;
         let spec = RequestSpec::new(method, String::new());
-        let headers = self.request_headers(&spec, opts, JSON, None)?;
+        let mut key = None;
+        let headers = || self.assemble_headers(&spec, false, opts, JSON, None, &mut key);
         let path = url.path().to_owned();
-        let call = Call { operation: "", path: &path, method: spec.method };
+        let call = Call { operation: "", path: &path, method: spec.method.clone() };
         self.send_with_retries(call, url, headers, None, opts, read_body).await
     }
 
@@ -149,16 +162,18 @@ impl<M: ApiModel> Client<M> {
     /// carrying its body, rather than a stream that silently yields nothing.
     pub(crate) async fn execute_stream(
         &self,
-        spec: RequestSpec,
+        mut spec: RequestSpec,
         opts: &RequestOptions,
         last_event_id: Option<&str>,
     ) -> Result<reqwest::Response, Error<M>> {
         let mut url = self.endpoint_url(&spec.path, &spec.query)?;
         append_free_query(&mut url, &spec.free_query);
         self.apply_query_credentials(&spec, &mut url);
-        let headers = self.request_headers(&spec, opts, EVENT_STREAM, last_event_id)?;
-        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method };
-        self.send_with_retries(call, url, headers, spec.body, opts, expect_event_stream).await
+        let body = spec.body.take();
+        let (has_body, mut key) = (body.is_some(), None);
+        let headers = || self.assemble_headers(&spec, has_body, opts, EVENT_STREAM, last_event_id, &mut key);
+        let call = Call { operation: spec.operation, path: spec.path_template, method: spec.method.clone() };
+        self.send_with_retries(call, url, headers, body, opts, expect_event_stream).await
     }
 
     /// The timeout of one attempt for a call.
@@ -179,13 +194,33 @@ impl<M: ApiModel> Client<M> {
     /// Joins an operation path (already percent-encoded, starting with '/')
     /// and query to the base URL.
     pub(crate) fn endpoint_url(&self, path: &str, query: &[(&'static str, String)]) -> Result<Url, Error<M>> {
-        let joined = if path.starts_with('/') {
-            format!("{}{path}", self.inner.base_prefix)
+        let mut url = if path.contains(['?', '#']) {
+            // A path that would start a query or a fragment (a spec can
+            // write one) is parsed as part of a whole URL, as it always was.
+            let prefix = &self.inner.base_prefix;
+            let mut joined = String::with_capacity(prefix.len() + 1 + path.len());
+            joined.push_str(prefix);
+            if !path.starts_with('/') {
+                joined.push('/');
+            }
+            joined.push_str(path);
+            Url::parse(&joined).map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?
         } else {
-            format!("{}/{path}", self.inner.base_prefix)
+            // The base URL was parsed once, when the client was built: only
+            // the path is parsed per call (scheme and host parsing, IDNA
+            // included, cost several times more). The result is the URL the
+            // whole text would parse to.
+            let mut url = self.inner.base_url.clone();
+            let base_path = url.path().trim_end_matches('/');
+            let mut joined = String::with_capacity(base_path.len() + 1 + path.len());
+            joined.push_str(base_path);
+            if !path.starts_with('/') {
+                joined.push('/');
+            }
+            joined.push_str(path);
+            url.set_path(&joined);
+            url
         };
-        let mut url =
-            Url::parse(&joined).map_err(|err| Error::Config(format!("invalid request URL {joined:?}: {err}")))?;
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in query {
@@ -208,8 +243,8 @@ impl<M: ApiModel> Client<M> {
         Ok(url)
     }
 
-    /// Assembles the headers of a logical call, once, so that every retry
-    /// sends the same ones, the idempotency key included.
+    /// The headers of a call's first attempt, for the tests.
+    #[cfg(test)]
     fn request_headers(
         &self,
         spec: &RequestSpec,
@@ -217,15 +252,39 @@ impl<M: ApiModel> Client<M> {
         accept: &'static str,
         last_event_id: Option<&str>,
     ) -> Result<HeaderMap, Error<M>> {
-        let mut headers = HeaderMap::new();
+        self.assemble_headers(spec, spec.body.is_some(), opts, accept, last_event_id, &mut None)
+    }
+
+    /// Assembles the headers of one attempt of a call. Every attempt of a
+    /// call gets the same ones: `key` holds the idempotency key generated
+    /// for the call's first attempt, which its retries send again.
+    fn assemble_headers(
+        &self,
+        spec: &RequestSpec,
+        has_body: bool,
+        opts: &RequestOptions,
+        accept: &'static str,
+        last_event_id: Option<&str>,
+        key: &mut Option<uuid::Uuid>,
+    ) -> Result<HeaderMap, Error<M>> {
+        // Room for the usual set (authorization, accept, content type, user
+        // agent, idempotency key) without growing.
+        let mut headers = HeaderMap::with_capacity(8);
+        let mut sent_authorization = None;
         if let Some(authorization) = &self.inner.authorization
             && (M::BEARER_AUTH || spec.security.is_none())
         {
             headers.insert(header::AUTHORIZATION, authorization.clone());
+            sent_authorization = Some(authorization);
         }
         let mut cookies = Vec::new();
         for applied in self.chosen_credentials(spec) {
             match applied {
+                // The API key's bearer scheme is usually the authorization
+                // already inserted: the same value is not inserted twice.
+                Applied::Header(name, value)
+                    if *name == header::AUTHORIZATION
+                        && sent_authorization.is_some_and(|sent| sent.as_bytes() == value.as_bytes()) => {}
                 Applied::Header(name, value) => {
                     headers.insert(name, value.clone());
                 }
@@ -234,7 +293,7 @@ impl<M: ApiModel> Client<M> {
             }
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
-        if spec.body.is_some() {
+        if has_body {
             let content_type = match &spec.content_type {
                 None => HeaderValue::from_static(JSON),
                 Some(media) => HeaderValue::from_str(media)
@@ -255,25 +314,25 @@ impl<M: ApiModel> Client<M> {
             let (name, value) = parse_header(name, value)?;
             headers.insert(name, value);
         }
-        let idempotency_header = M::IDEMPOTENCY_KEY_HEADER;
         if let Some(key) = &opts.idempotency_key {
-            let (name, value) = parse_header(idempotency_header.unwrap_or(IDEMPOTENCY_KEY), key)?;
+            let name = self.inner.idempotency_header.clone().unwrap_or_else(|| IDEMPOTENCY_KEY_NAME.clone());
+            let value = parse_header_value(&name, key)?;
             headers.insert(name, value);
-        } else if let Some(header_name) = idempotency_header
-            && needs_idempotency_key(&spec.method)
-            && !headers.contains_key(header_name)
+        } else if needs_idempotency_key(&spec.method)
+            && let Some(name) = &self.inner.idempotency_header
+            && !headers.contains_key(name)
         {
             // A v4 UUID from a CSPRNG (uuid's `fast-rng`: rand's thread-local
             // ChaCha, seeded from the OS), so keys stay unguessable without a
             // syscall per call; encoded on the stack, copied once.
             let mut buffer = uuid::Uuid::encode_buffer();
-            let key = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-            let (name, value) = parse_header(header_name, key)?;
-            headers.insert(name, value);
+            let key = key.get_or_insert_with(uuid::Uuid::new_v4).hyphenated().encode_lower(&mut buffer);
+            let value = parse_header_value(name, key)?;
+            headers.insert(name.clone(), value);
         }
         if let Some(id) = last_event_id {
-            let (name, value) = parse_header(LAST_EVENT_ID, id)?;
-            headers.insert(name, value);
+            let value = parse_header_value(&LAST_EVENT_ID_NAME, id)?;
+            headers.insert(LAST_EVENT_ID_NAME.clone(), value);
         }
         if !cookies.is_empty() {
             if let Some(existing) = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) {
@@ -318,16 +377,17 @@ impl<M: ApiModel> Client<M> {
     /// error. `read` turns a success response into the result within the
     /// attempt's timeout. A POST or PATCH without an idempotency key is
     /// repeated only when the server cannot have acted on it.
-    async fn send_with_retries<T, R, Fut>(
+    async fn send_with_retries<T, H, R, Fut>(
         &self,
         call: Call<'_>,
         url: Url,
-        headers: HeaderMap,
+        mut headers: H,
         body: Option<Bytes>,
         opts: &RequestOptions,
         read: R,
     ) -> Result<T, Error<M>>
     where
+        H: FnMut() -> Result<HeaderMap, Error<M>>,
         R: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, Error<M>>>,
     {
@@ -346,19 +406,30 @@ impl<M: ApiModel> Client<M> {
         );
         let policy = self.retry_policy_for(opts);
         let timeout = self.attempt_timeout(opts);
-        let replay_safe = !needs_idempotency_key(&method)
-            || M::IDEMPOTENCY_KEY_HEADER
-                .or(opts.idempotency_key.as_ref().map(|_| IDEMPOTENCY_KEY))
-                .is_some_and(|name| headers.contains_key(name));
+        let mut replay_safe = None;
         let mut retry = 0;
         let calling = async {
             loop {
                 let attempt_number = retry + 1;
-                tracing::Span::current().record("attempt", attempt_number);
+                span.record("attempt", attempt_number);
                 // The request is assembled directly rather than through a
                 // `RequestBuilder`, whose `headers` merges the map entry by entry.
                 let mut request = reqwest::Request::new(method.clone(), url.clone());
-                *request.headers_mut() = headers.clone();
+                // Assembled again for each attempt (the same headers, the
+                // idempotency key included) rather than cloned from a copy
+                // kept for retries: a call that succeeds at once builds them
+                // once. Hooks then change this attempt's copy only.
+                let attempt_headers = headers()?;
+                let replay_safe = *replay_safe.get_or_insert_with(|| {
+                    !needs_idempotency_key(&method)
+                        || self
+                            .inner
+                            .idempotency_header
+                            .as_ref()
+                            .or(opts.idempotency_key.as_ref().map(|_| &IDEMPOTENCY_KEY_NAME))
+                            .is_some_and(|name| attempt_headers.contains_key(name))
+                });
+                *request.headers_mut() = attempt_headers;
                 if !self.inner.hooks.is_empty() {
                     let mut attempt = AttemptRequest {
                         operation: call.operation,
@@ -384,9 +455,8 @@ impl<M: ApiModel> Client<M> {
                             self.inner.credentials.iter().any(|(_, applied)| matches!(applied, Applied::Query(..)));
                         Error::from_reqwest(if keyed { err.without_url() } else { err })
                     })?;
-                    let span = tracing::Span::current();
                     span.record("status", response.status().as_u16());
-                    if let Some(id) = response.headers().get(crate::response::REQUEST_ID).and_then(|v| v.to_str().ok())
+                    if let Some(id) = response.headers().get(&crate::response::REQUEST_ID).and_then(|v| v.to_str().ok())
                     {
                         span.record("request_id", id);
                     }
@@ -428,7 +498,11 @@ impl<M: ApiModel> Client<M> {
                 }
             }
         };
-        tracing::Instrument::instrument(calling, span).await
+        // The loop records into `span` directly rather than looking up the
+        // current span, which costs a thread-local lookup per use. A span
+        // no subscriber wants is not entered on every poll: there is
+        // nothing to enter.
+        if span.is_disabled() { calling.await } else { tracing::Instrument::instrument(calling, span.clone()).await }
     }
 }
 
@@ -496,12 +570,29 @@ fn needs_idempotency_key(method: &Method) -> bool {
     *method == Method::POST || *method == Method::PATCH
 }
 
+/// The header the API names for idempotency keys, if any, parsed when the
+/// client is built rather than on every call.
+fn idempotency_header_name<M: ApiModel>() -> Result<Option<HeaderName>, Error<M>> {
+    match M::IDEMPOTENCY_KEY_HEADER {
+        None => Ok(None),
+        Some(name) if name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) => Ok(Some(IDEMPOTENCY_KEY_NAME.clone())),
+        Some(name) => HeaderName::from_bytes(name.as_bytes())
+            .map(Some)
+            .map_err(|_| Error::Config(format!("invalid header name {name:?}"))),
+    }
+}
+
+/// Validates a header value given as text.
+fn parse_header_value<M: ApiModel>(name: &HeaderName, value: &str) -> Result<HeaderValue, Error<M>> {
+    HeaderValue::from_str(value).map_err(|_| Error::Config(format!("invalid value for header {:?}", name.as_str())))
+}
+
 /// Validates a header name and value given as text.
 fn parse_header<M: ApiModel>(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error<M>> {
     // The names the runtime sends on every call are not standard headers,
     // which `from_bytes` would lowercase into a fresh allocation each time.
     let header_name = if name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
-        HeaderName::from_static("idempotency-key")
+        IDEMPOTENCY_KEY_NAME.clone()
     } else {
         HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Config(format!("invalid header name {name:?}")))?
     };
@@ -772,6 +863,7 @@ impl<M: ApiModel> ClientBuilder<M> {
                 authorization,
                 credentials,
                 default_headers,
+                idempotency_header: idempotency_header_name::<M>()?,
                 timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
                 retry,
                 resume: self.resume_policy,
@@ -1376,6 +1468,37 @@ mod tests {
         assert_eq!(url.as_str(), "https://api.example.com/v1/agents");
         let slash = client_with_slash();
         assert_eq!(slash.endpoint_url("/agents", &[]).unwrap().as_str(), "https://api.example.com/v1/agents");
+    }
+
+    #[test]
+    fn endpoint_urls_are_what_the_whole_text_parses_to() {
+        let paths = [
+            "/agents",
+            "agents/a",
+            "",
+            "/",
+            "/a/../b/./c",
+            "/a%2Fb/%20/x",
+            "/with space/ünïcode/\\back",
+            "/a//b/",
+            "/pets?kind=dog",
+            "/pets#frag",
+            "/a/%2e%2e/b",
+        ];
+        for base in
+            ["https://api.example.com/v1", "http://127.0.0.1:8450/v1/", "https://h.example", "https://h.example/a//"]
+        {
+            let client = client(base);
+            for path in paths {
+                let prefix = &client.inner.base_prefix;
+                let whole = if path.starts_with('/') { format!("{prefix}{path}") } else { format!("{prefix}/{path}") };
+                let expected = Url::parse(&whole).unwrap();
+                assert_eq!(client.endpoint_url(path, &[]).unwrap(), expected, "{base} + {path}");
+                let mut expected = expected;
+                expected.query_pairs_mut().append_pair("q", "a b");
+                assert_eq!(client.endpoint_url(path, &[("q", "a b".into())]).unwrap(), expected, "{base} + {path}");
+            }
+        }
     }
 
     fn client_with_slash() -> Client {

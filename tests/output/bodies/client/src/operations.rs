@@ -38,8 +38,8 @@ impl CreateUpload {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -139,7 +139,13 @@ impl GetUploadContent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/uploads/{}/content", crate::url::encode_segment(&self.upload_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(49usize);
+                path.push_str("/uploads/");
+                crate::url::push_segment(&mut path, &self.upload_id);
+                path.push_str("/content");
+                path
+            },
             query,
             free_query,
             headers,
@@ -225,7 +231,13 @@ impl ReplaceUploadContent {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!("/uploads/{}/content", crate::url::encode_segment(&self.upload_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(49usize);
+                path.push_str("/uploads/");
+                crate::url::push_segment(&mut path, &self.upload_id);
+                path.push_str("/content");
+                path
+            },
             query,
             free_query,
             headers,
@@ -281,8 +293,8 @@ impl CreateNote {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 CreateNoteBody::Json(body) => {
@@ -432,14 +444,16 @@ impl Search {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.limit {
-            let path = &mut crate::validate::FieldPath::field("limit");
+            path.push_field("limit");
             crate::validate::check_integer(
                 *value,
                 path,
                 ::std::option::Option::Some(1),
                 ::std::option::Option::Some(100),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }

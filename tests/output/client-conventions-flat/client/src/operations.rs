@@ -108,9 +108,11 @@ impl ListThings {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.kind {
-            let path = &mut crate::validate::FieldPath::field("kind");
+            path.push_field("kind");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -259,8 +261,8 @@ impl CreateThing {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -361,10 +363,12 @@ impl GetThing {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.kind;
-            let path = &mut crate::validate::FieldPath::field("kind");
+            path.push_field("kind");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -386,10 +390,12 @@ impl GetThing {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/things/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/things/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.thing_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -450,10 +456,12 @@ impl DeleteThing {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/things/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/things/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.thing_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -519,7 +527,12 @@ impl GetJob {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/jobs/{}", crate::url::encode_segment(&self.job_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/jobs/");
+                crate::url::push_segment(&mut path, &self.job_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -597,8 +610,8 @@ impl WatchThing {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -630,10 +643,13 @@ impl WatchThing {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/things/{}/events",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.thing_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/things/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.thing_id));
+                path.push_str("/events");
+                path
+            },
             query,
             free_query,
             headers,

@@ -230,7 +230,12 @@ impl GetTask {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/tasks/{}", crate::url::encode_segment(&self.task_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/tasks/");
+                crate::url::push_segment(&mut path, &self.task_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -295,7 +300,13 @@ impl CancelTask {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/tasks/{}/cancel", crate::url::encode_segment(&self.task_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(46usize);
+                path.push_str("/tasks/");
+                crate::url::push_segment(&mut path, &self.task_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,

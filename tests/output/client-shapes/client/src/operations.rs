@@ -49,15 +49,18 @@ impl PutA {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.id;
-            let path = &mut crate::validate::FieldPath::field("id");
+            path.push_field("id");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         {
             let value = &self.n;
-            let path = &mut crate::validate::FieldPath::field("n");
+            path.push_field("n");
             crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -98,7 +101,12 @@ impl PutA {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!("/a/{}", crate::url::encode_segment(self.id.as_str())),
+            path: {
+                let mut path = ::std::string::String::with_capacity(35usize);
+                path.push_str("/a/");
+                crate::url::push_segment(&mut path, self.id.as_str());
+                path
+            },
             query,
             free_query,
             headers,
@@ -185,7 +193,12 @@ impl GetOp {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/ops/{}", crate::url::encode_segment(&self.op_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(37usize);
+                path.push_str("/ops/");
+                crate::url::push_segment(&mut path, &self.op_id);
+                path
+            },
             query,
             free_query,
             headers,

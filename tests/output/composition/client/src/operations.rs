@@ -36,8 +36,8 @@ impl AddPet {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -127,7 +127,12 @@ impl GetThing {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/things/{}", crate::url::encode_segment(&self.id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/things/");
+                crate::url::push_segment(&mut path, &self.id);
+                path
+            },
             query,
             free_query,
             headers,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode, header};
 
-use crate::response::{header_str, header_u64};
+use crate::response::{RATE_LIMIT_REMAINING, RATE_LIMIT_RESET, header_str, header_u64};
 
 /// How the exponential backoff delay is randomised.
 ///
@@ -160,11 +160,11 @@ pub(crate) fn retry_delay(
 /// because then the window's reset is exactly when a retry can succeed; a
 /// reset already in the past gives no hint, so the backoff applies instead.
 pub(crate) fn server_retry_after(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(delay) = header_str(headers, header::RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)) {
+    if let Some(delay) = header_str(headers, header::RETRY_AFTER).and_then(|v| parse_retry_after(v, now)) {
         return Some(delay);
     }
-    if status == StatusCode::TOO_MANY_REQUESTS && header_u64(headers, "x-ratelimit-remaining") == Some(0) {
-        let reset = header_u64(headers, "x-ratelimit-reset")?;
+    if status == StatusCode::TOO_MANY_REQUESTS && header_u64(headers, &RATE_LIMIT_REMAINING) == Some(0) {
+        let reset = header_u64(headers, &RATE_LIMIT_RESET)?;
         let reset_at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
         return reset_at.duration_since(now).ok().filter(|delay| !delay.is_zero());
     }

@@ -33,9 +33,10 @@ impl GetPet {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.pet_id;
-            let path = &mut crate::validate::FieldPath::field("pet_id");
+            path.push_field("pet_id");
             crate::validate::check_string(
                 value,
                 path,
@@ -48,6 +49,7 @@ impl GetPet {
                     (&*PATTERN, "^pet_[a-z0-9]+$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -65,7 +67,12 @@ impl GetPet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/pets/{}", crate::url::encode_segment(&self.pet_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/pets/");
+                crate::url::push_segment(&mut path, &self.pet_id);
+                path
+            },
             query,
             free_query,
             headers,

@@ -7,18 +7,21 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::AsHeaderName;
+use http::{HeaderMap, HeaderName, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::model::ApiModel;
 
+// The names are `HeaderName`s rather than text: looking a header up by
+// `&str` parses (and lowercases) the name on every lookup.
 /// The header APIs commonly use to identify a request in their logs.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The rate-limit headers APIs commonly send on every response.
-const RATE_LIMIT_LIMIT: &str = "x-ratelimit-limit";
-const RATE_LIMIT_REMAINING: &str = "x-ratelimit-remaining";
-const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
+static RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub(crate) static RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub(crate) static RATE_LIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// The status line and headers of a response, with the well-known request-id
 /// and rate-limit headers already parsed.
@@ -37,7 +40,7 @@ pub struct ResponseMeta {
 impl ResponseMeta {
     /// Parses the request-id and rate-limit headers out of a status and header map.
     pub fn from_parts(status: StatusCode, headers: HeaderMap) -> Self {
-        let request_id = header_str(&headers, REQUEST_ID).map(str::to_owned);
+        let request_id = header_str(&headers, &REQUEST_ID).map(str::to_owned);
         let rate_limit = RateLimit::from_headers(&headers);
         Self { status, headers, request_id, rate_limit }
     }
@@ -64,9 +67,9 @@ impl RateLimit {
     /// present and are non-negative integers.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         Some(Self {
-            limit: header_u64(headers, RATE_LIMIT_LIMIT)?,
-            remaining: header_u64(headers, RATE_LIMIT_REMAINING)?,
-            reset: header_u64(headers, RATE_LIMIT_RESET)?,
+            limit: header_u64(headers, &RATE_LIMIT_LIMIT)?,
+            remaining: header_u64(headers, &RATE_LIMIT_REMAINING)?,
+            reset: header_u64(headers, &RATE_LIMIT_RESET)?,
         })
     }
 
@@ -216,12 +219,12 @@ impl<M: ApiModel> RawResponse<M> {
 }
 
 /// Returns a header as text, or `None` when absent or not visible ASCII.
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim)
 }
 
 /// Returns a header parsed as an unsigned integer.
-pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+pub(crate) fn header_u64(headers: &HeaderMap, name: impl AsHeaderName) -> Option<u64> {
     header_str(headers, name).and_then(|value| value.parse().ok())
 }
 

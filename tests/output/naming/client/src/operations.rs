@@ -50,8 +50,8 @@ impl CreateThing {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())

@@ -47,7 +47,12 @@ impl GetUserByName {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/2.0/users/{}", crate::url::encode_segment(&self.username)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(43usize);
+                path.push_str("/2.0/users/");
+                crate::url::push_segment(&mut path, &self.username);
+                path
+            },
             query,
             free_query,
             headers,
@@ -115,7 +120,12 @@ impl GetRepositoriesByOwner {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/2.0/repositories/{}", crate::url::encode_segment(&self.username)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/2.0/repositories/");
+                crate::url::push_segment(&mut path, &self.username);
+                path
+            },
             query,
             free_query,
             headers,
@@ -188,11 +198,14 @@ impl GetRepository {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/2.0/repositories/{}/{}",
-                crate::url::encode_segment(&self.username),
-                crate::url::encode_segment(&self.slug)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(83usize);
+                path.push_str("/2.0/repositories/");
+                crate::url::push_segment(&mut path, &self.username);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.slug);
+                path
+            },
             query,
             free_query,
             headers,
@@ -254,9 +267,11 @@ impl GetPullRequestsByRepository {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.state_2 {
-            let path = &mut crate::validate::FieldPath::field("state");
+            path.push_field("state");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -277,11 +292,15 @@ impl GetPullRequestsByRepository {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/2.0/repositories/{}/{}/pullrequests",
-                crate::url::encode_segment(&self.username),
-                crate::url::encode_segment(&self.slug)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(96usize);
+                path.push_str("/2.0/repositories/");
+                crate::url::push_segment(&mut path, &self.username);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.slug);
+                path.push_str("/pullrequests");
+                path
+            },
             query,
             free_query,
             headers,
@@ -357,12 +376,16 @@ impl GetPullRequestsById {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/2.0/repositories/{}/{}/pullrequests/{}",
-                crate::url::encode_segment(&self.username),
-                crate::url::encode_segment(&self.slug),
-                crate::url::encode_segment(&self.pid)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(129usize);
+                path.push_str("/2.0/repositories/");
+                crate::url::push_segment(&mut path, &self.username);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.slug);
+                path.push_str("/pullrequests/");
+                crate::url::push_segment(&mut path, &self.pid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -436,12 +459,17 @@ impl MergePullRequest {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/2.0/repositories/{}/{}/pullrequests/{}/merge",
-                crate::url::encode_segment(&self.username),
-                crate::url::encode_segment(&self.slug),
-                crate::url::encode_segment(&self.pid)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(135usize);
+                path.push_str("/2.0/repositories/");
+                crate::url::push_segment(&mut path, &self.username);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.slug);
+                path.push_str("/pullrequests/");
+                crate::url::push_segment(&mut path, &self.pid);
+                path.push_str("/merge");
+                path
+            },
             query,
             free_query,
             headers,

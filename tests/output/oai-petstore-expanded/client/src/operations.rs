@@ -131,8 +131,8 @@ impl AddPet {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -224,7 +224,12 @@ impl FindPetById {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/pets/{}", crate::url::encode_segment(&::std::string::ToString::to_string(&self.id))),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/pets/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -287,7 +292,12 @@ impl DeletePet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/pets/{}", crate::url::encode_segment(&::std::string::ToString::to_string(&self.id))),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/pets/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.id));
+                path
+            },
             query,
             free_query,
             headers,

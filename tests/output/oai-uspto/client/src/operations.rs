@@ -119,11 +119,15 @@ impl ListSearchableFields {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/{}/{}/fields",
-                crate::url::encode_segment(&self.dataset),
-                crate::url::encode_segment(&self.version)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(73usize);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.dataset);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.version);
+                path.push_str("/fields");
+                path
+            },
             query,
             free_query,
             headers,
@@ -189,8 +193,8 @@ impl PerformSearch {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -225,11 +229,15 @@ impl PerformSearch {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/{}/{}/records",
-                crate::url::encode_segment(&self.dataset),
-                crate::url::encode_segment(&self.version)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(74usize);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.dataset);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.version);
+                path.push_str("/records");
+                path
+            },
             query,
             free_query,
             headers,

@@ -65,9 +65,11 @@ impl ListAssistants {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -155,8 +157,8 @@ impl CreateAssistant {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -252,7 +254,12 @@ impl GetAssistant {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/assistants/{}", crate::url::encode_segment(&self.assistant_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/assistants/");
+                crate::url::push_segment(&mut path, &self.assistant_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -314,8 +321,8 @@ impl ModifyAssistant {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -344,7 +351,12 @@ impl ModifyAssistant {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/assistants/{}", crate::url::encode_segment(&self.assistant_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/assistants/");
+                crate::url::push_segment(&mut path, &self.assistant_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -411,7 +423,12 @@ impl DeleteAssistant {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/assistants/{}", crate::url::encode_segment(&self.assistant_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/assistants/");
+                crate::url::push_segment(&mut path, &self.assistant_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -469,8 +486,8 @@ impl CreateSpeech {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -555,8 +572,8 @@ impl CreateTranscription {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -647,8 +664,8 @@ impl CreateTranslation {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -829,8 +846,8 @@ impl CreateBatch {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -926,7 +943,12 @@ impl RetrieveBatch {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/batches/{}", crate::url::encode_segment(&self.batch_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(41usize);
+                path.push_str("/batches/");
+                crate::url::push_segment(&mut path, &self.batch_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -993,7 +1015,13 @@ impl CancelBatch {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/batches/{}/cancel", crate::url::encode_segment(&self.batch_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(48usize);
+                path.push_str("/batches/");
+                crate::url::push_segment(&mut path, &self.batch_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1084,9 +1112,11 @@ impl ListChatCompletions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1193,8 +1223,8 @@ impl CreateChatCompletion {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1296,7 +1326,12 @@ impl GetChatCompletion {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/chat/completions/{}", crate::url::encode_segment(&self.completion_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/chat/completions/");
+                crate::url::push_segment(&mut path, &self.completion_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1362,8 +1397,8 @@ impl UpdateChatCompletion {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1392,7 +1427,12 @@ impl UpdateChatCompletion {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/chat/completions/{}", crate::url::encode_segment(&self.completion_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/chat/completions/");
+                crate::url::push_segment(&mut path, &self.completion_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1465,7 +1505,12 @@ impl DeleteChatCompletion {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/chat/completions/{}", crate::url::encode_segment(&self.completion_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/chat/completions/");
+                crate::url::push_segment(&mut path, &self.completion_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1548,9 +1593,11 @@ impl GetChatCompletionMessages {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1577,7 +1624,13 @@ impl GetChatCompletionMessages {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/chat/completions/{}/messages", crate::url::encode_segment(&self.completion_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/chat/completions/");
+                crate::url::push_segment(&mut path, &self.completion_id);
+                path.push_str("/messages");
+                path
+            },
             query,
             free_query,
             headers,
@@ -1635,8 +1688,8 @@ impl CreateCompletion {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1723,8 +1776,8 @@ impl CreateEmbedding {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1840,13 +1893,16 @@ impl ListEvals {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.order_by {
-            let path = &mut crate::validate::FieldPath::field("order_by");
+            path.push_field("order_by");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1934,8 +1990,8 @@ impl CreateEval {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -2031,7 +2087,12 @@ impl GetEval {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/evals/{}", crate::url::encode_segment(&self.eval_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2093,8 +2154,8 @@ impl UpdateEval {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -2123,7 +2184,12 @@ impl UpdateEval {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/evals/{}", crate::url::encode_segment(&self.eval_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2190,7 +2256,12 @@ impl DeleteEval {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/evals/{}", crate::url::encode_segment(&self.eval_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2275,13 +2346,16 @@ impl GetEvalRuns {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.status {
-            let path = &mut crate::validate::FieldPath::field("status");
+            path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -2311,7 +2385,13 @@ impl GetEvalRuns {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/evals/{}/runs", crate::url::encode_segment(&self.eval_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs");
+                path
+            },
             query,
             free_query,
             headers,
@@ -2373,8 +2453,8 @@ impl CreateEvalRun {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -2403,7 +2483,13 @@ impl CreateEvalRun {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/evals/{}/runs", crate::url::encode_segment(&self.eval_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(44usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs");
+                path
+            },
             query,
             free_query,
             headers,
@@ -2476,11 +2562,14 @@ impl GetEvalRun {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/evals/{}/runs/{}",
-                crate::url::encode_segment(&self.eval_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(77usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2553,11 +2642,14 @@ impl CancelEvalRun {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/evals/{}/runs/{}",
-                crate::url::encode_segment(&self.eval_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(77usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2630,11 +2722,14 @@ impl DeleteEvalRun {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/evals/{}/runs/{}",
-                crate::url::encode_segment(&self.eval_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(77usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2726,13 +2821,16 @@ impl GetEvalRunOutputItems {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.status {
-            let path = &mut crate::validate::FieldPath::field("status");
+            path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -2762,11 +2860,15 @@ impl GetEvalRunOutputItems {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/evals/{}/runs/{}/output_items",
-                crate::url::encode_segment(&self.eval_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(90usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/output_items");
+                path
+            },
             query,
             free_query,
             headers,
@@ -2844,12 +2946,16 @@ impl GetEvalRunOutputItem {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/evals/{}/runs/{}/output_items/{}",
-                crate::url::encode_segment(&self.eval_id),
-                crate::url::encode_segment(&self.run_id),
-                crate::url::encode_segment(&self.output_item_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(123usize);
+                path.push_str("/evals/");
+                crate::url::push_segment(&mut path, &self.eval_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/output_items/");
+                crate::url::push_segment(&mut path, &self.output_item_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -2934,9 +3040,11 @@ impl ListFiles {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -3032,8 +3140,8 @@ impl CreateFile {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -3133,7 +3241,12 @@ impl RetrieveFile {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/files/{}", crate::url::encode_segment(&self.file_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -3200,7 +3313,12 @@ impl DeleteFile {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/files/{}", crate::url::encode_segment(&self.file_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -3269,7 +3387,13 @@ impl DownloadFile {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/files/{}/content", crate::url::encode_segment(&self.file_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path.push_str("/content");
+                path
+            },
             query,
             free_query,
             headers,
@@ -3357,9 +3481,11 @@ impl ListFineTuningCheckpointPermissions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -3389,10 +3515,13 @@ impl ListFineTuningCheckpointPermissions {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/fine_tuning/checkpoints/{}/permissions",
-                crate::url::encode_segment(&self.fine_tuned_model_checkpoint)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(69usize);
+                path.push_str("/fine_tuning/checkpoints/");
+                crate::url::push_segment(&mut path, &self.fine_tuned_model_checkpoint);
+                path.push_str("/permissions");
+                path
+            },
             query,
             free_query,
             headers,
@@ -3459,8 +3588,8 @@ impl CreateFineTuningCheckpointPermission {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -3489,10 +3618,13 @@ impl CreateFineTuningCheckpointPermission {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/fine_tuning/checkpoints/{}/permissions",
-                crate::url::encode_segment(&self.fine_tuned_model_checkpoint)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(69usize);
+                path.push_str("/fine_tuning/checkpoints/");
+                crate::url::push_segment(&mut path, &self.fine_tuned_model_checkpoint);
+                path.push_str("/permissions");
+                path
+            },
             query,
             free_query,
             headers,
@@ -3570,11 +3702,14 @@ impl DeleteFineTuningCheckpointPermission {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/fine_tuning/checkpoints/{}/permissions/{}",
-                crate::url::encode_segment(&self.fine_tuned_model_checkpoint),
-                crate::url::encode_segment(&self.permission_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(102usize);
+                path.push_str("/fine_tuning/checkpoints/");
+                crate::url::push_segment(&mut path, &self.fine_tuned_model_checkpoint);
+                path.push_str("/permissions/");
+                crate::url::push_segment(&mut path, &self.permission_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -3744,8 +3879,8 @@ impl CreateFineTuningJob {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -3846,7 +3981,12 @@ impl RetrieveFineTuningJob {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/fine_tuning/jobs/{}", crate::url::encode_segment(&self.fine_tuning_job_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/fine_tuning/jobs/");
+                crate::url::push_segment(&mut path, &self.fine_tuning_job_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -3916,7 +4056,13 @@ impl CancelFineTuningJob {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/fine_tuning/jobs/{}/cancel", crate::url::encode_segment(&self.fine_tuning_job_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(57usize);
+                path.push_str("/fine_tuning/jobs/");
+                crate::url::push_segment(&mut path, &self.fine_tuning_job_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -4008,10 +4154,13 @@ impl ListFineTuningJobCheckpoints {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/fine_tuning/jobs/{}/checkpoints",
-                crate::url::encode_segment(&self.fine_tuning_job_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(62usize);
+                path.push_str("/fine_tuning/jobs/");
+                crate::url::push_segment(&mut path, &self.fine_tuning_job_id);
+                path.push_str("/checkpoints");
+                path
+            },
             query,
             free_query,
             headers,
@@ -4106,7 +4255,13 @@ impl ListFineTuningEvents {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/fine_tuning/jobs/{}/events", crate::url::encode_segment(&self.fine_tuning_job_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(57usize);
+                path.push_str("/fine_tuning/jobs/");
+                crate::url::push_segment(&mut path, &self.fine_tuning_job_id);
+                path.push_str("/events");
+                path
+            },
             query,
             free_query,
             headers,
@@ -4164,8 +4319,8 @@ impl CreateImageEdit {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -4254,8 +4409,8 @@ impl CreateImage {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -4340,8 +4495,8 @@ impl CreateImageVariation {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -4505,7 +4660,12 @@ impl RetrieveModel {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/models/{}", crate::url::encode_segment(&self.model)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/models/");
+                crate::url::push_segment(&mut path, &self.model);
+                path
+            },
             query,
             free_query,
             headers,
@@ -4572,7 +4732,12 @@ impl DeleteModel {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/models/{}", crate::url::encode_segment(&self.model)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(40usize);
+                path.push_str("/models/");
+                crate::url::push_segment(&mut path, &self.model);
+                path
+            },
             query,
             free_query,
             headers,
@@ -4631,8 +4796,8 @@ impl CreateModeration {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -4739,9 +4904,11 @@ impl AdminApiKeysList {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -4826,8 +4993,8 @@ impl AdminApiKeysCreate {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -4925,7 +5092,12 @@ impl AdminApiKeysGet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/admin_api_keys/{}", crate::url::encode_segment(&self.key_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(61usize);
+                path.push_str("/organization/admin_api_keys/");
+                crate::url::push_segment(&mut path, &self.key_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -4997,7 +5169,12 @@ impl AdminApiKeysDelete {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/organization/admin_api_keys/{}", crate::url::encode_segment(&self.key_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(61usize);
+                path.push_str("/organization/admin_api_keys/");
+                crate::url::push_segment(&mut path, &self.key_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -5114,17 +5291,20 @@ impl ListAuditLogs {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.effective_at {
-            let path = &mut crate::validate::FieldPath::field("effective_at");
+            path.push_field("effective_at");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.event_types {
-            let path = &mut crate::validate::FieldPath::field("event_types[]");
+            path.push_field("event_types[]");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -5271,9 +5451,11 @@ impl ListOrganizationCertificates {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -5360,8 +5542,8 @@ impl UploadCertificate {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -5451,8 +5633,8 @@ impl ActivateOrganizationCertificates {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -5544,8 +5726,8 @@ impl DeactivateOrganizationCertificates {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -5636,13 +5818,15 @@ impl GetCertificate {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include");
+            path.push_field("include");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -5665,7 +5849,12 @@ impl GetCertificate {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/certificates/{}", crate::url::encode_segment(&self.certificate_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/organization/certificates/");
+                crate::url::push_segment(&mut path, &self.certificate_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -5727,8 +5916,8 @@ impl ModifyCertificate {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -5757,7 +5946,12 @@ impl ModifyCertificate {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/organization/certificates/{}", crate::url::encode_segment(&self.certificate_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/organization/certificates/");
+                crate::url::push_segment(&mut path, &self.certificate_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -5829,7 +6023,12 @@ impl DeleteCertificate {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/organization/certificates/{}", crate::url::encode_segment(&self.certificate_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/organization/certificates/");
+                crate::url::push_segment(&mut path, &self.certificate_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -5929,17 +6128,20 @@ impl UsageCosts {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -6129,8 +6331,8 @@ impl InviteUser {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -6226,7 +6428,12 @@ impl RetrieveInvite {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/invites/{}", crate::url::encode_segment(&self.invite_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(54usize);
+                path.push_str("/organization/invites/");
+                crate::url::push_segment(&mut path, &self.invite_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6293,7 +6500,12 @@ impl DeleteInvite {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/organization/invites/{}", crate::url::encode_segment(&self.invite_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(54usize);
+                path.push_str("/organization/invites/");
+                crate::url::push_segment(&mut path, &self.invite_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6453,8 +6665,8 @@ impl CreateProject {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -6550,7 +6762,12 @@ impl RetrieveProject {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/projects/{}", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(55usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6612,8 +6829,8 @@ impl ModifyProject {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -6642,7 +6859,12 @@ impl ModifyProject {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/organization/projects/{}", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(55usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6735,7 +6957,13 @@ impl ListProjectApiKeys {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/projects/{}/api_keys", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(64usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/api_keys");
+                path
+            },
             query,
             free_query,
             headers,
@@ -6810,11 +7038,14 @@ impl RetrieveProjectApiKey {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/organization/projects/{}/api_keys/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.key_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(97usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/api_keys/");
+                crate::url::push_segment(&mut path, &self.key_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6887,11 +7118,14 @@ impl DeleteProjectApiKey {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/organization/projects/{}/api_keys/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.key_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(97usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/api_keys/");
+                crate::url::push_segment(&mut path, &self.key_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -6960,7 +7194,13 @@ impl ArchiveProject {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/organization/projects/{}/archive", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(63usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/archive");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7041,9 +7281,11 @@ impl ListProjectCertificates {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -7070,10 +7312,13 @@ impl ListProjectCertificates {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/organization/projects/{}/certificates",
-                crate::url::encode_segment(&self.project_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(68usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/certificates");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7139,8 +7384,8 @@ impl ActivateProjectCertificates {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -7169,10 +7414,13 @@ impl ActivateProjectCertificates {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/organization/projects/{}/certificates/activate",
-                crate::url::encode_segment(&self.project_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(77usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/certificates/activate");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7238,8 +7486,8 @@ impl DeactivateProjectCertificates {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -7268,10 +7516,13 @@ impl DeactivateProjectCertificates {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/organization/projects/{}/certificates/deactivate",
-                crate::url::encode_segment(&self.project_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(79usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/certificates/deactivate");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7376,7 +7627,13 @@ impl ListProjectRateLimits {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/projects/{}/rate_limits", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(67usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/rate_limits");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7443,8 +7700,8 @@ impl UpdateProjectRateLimits {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -7473,11 +7730,14 @@ impl UpdateProjectRateLimits {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/organization/projects/{}/rate_limits/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.rate_limit_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(100usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/rate_limits/");
+                crate::url::push_segment(&mut path, &self.rate_limit_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -7570,10 +7830,13 @@ impl ListProjectServiceAccounts {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/organization/projects/{}/service_accounts",
-                crate::url::encode_segment(&self.project_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(72usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/service_accounts");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7637,8 +7900,8 @@ impl CreateProjectServiceAccount {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -7667,10 +7930,13 @@ impl CreateProjectServiceAccount {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/organization/projects/{}/service_accounts",
-                crate::url::encode_segment(&self.project_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(72usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/service_accounts");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7746,11 +8012,14 @@ impl RetrieveProjectServiceAccount {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/organization/projects/{}/service_accounts/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.service_account_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(105usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/service_accounts/");
+                crate::url::push_segment(&mut path, &self.service_account_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -7825,11 +8094,14 @@ impl DeleteProjectServiceAccount {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/organization/projects/{}/service_accounts/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.service_account_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(105usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/service_accounts/");
+                crate::url::push_segment(&mut path, &self.service_account_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -7922,7 +8194,13 @@ impl ListProjectUsers {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/projects/{}/users", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(61usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/users");
+                path
+            },
             query,
             free_query,
             headers,
@@ -7986,8 +8264,8 @@ impl CreateProjectUser {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -8016,7 +8294,13 @@ impl CreateProjectUser {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/organization/projects/{}/users", crate::url::encode_segment(&self.project_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(61usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/users");
+                path
+            },
             query,
             free_query,
             headers,
@@ -8089,11 +8373,14 @@ impl RetrieveProjectUser {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/organization/projects/{}/users/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.user_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(94usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -8158,8 +8445,8 @@ impl ModifyProjectUser {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -8188,11 +8475,14 @@ impl ModifyProjectUser {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/organization/projects/{}/users/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.user_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(94usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -8265,11 +8555,14 @@ impl DeleteProjectUser {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/organization/projects/{}/users/{}",
-                crate::url::encode_segment(&self.project_id),
-                crate::url::encode_segment(&self.user_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(94usize);
+                path.push_str("/organization/projects/");
+                crate::url::push_segment(&mut path, &self.project_id);
+                path.push_str("/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -8390,17 +8683,20 @@ impl UsageAudioSpeeches {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -8578,17 +8874,20 @@ impl UsageAudioTranscriptions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -8745,17 +9044,20 @@ impl UsageCodeInterpreterSessions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -8925,17 +9227,20 @@ impl UsageCompletions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -9116,17 +9421,20 @@ impl UsageEmbeddings {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -9318,33 +9626,38 @@ impl UsageImages {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.sources {
-            let path = &mut crate::validate::FieldPath::field("sources");
+            path.push_field("sources");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.sizes {
-            let path = &mut crate::validate::FieldPath::field("sizes");
+            path.push_field("sizes");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -9532,17 +9845,20 @@ impl UsageModerations {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -9699,17 +10015,20 @@ impl UsageVectorStores {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.bucket_width {
-            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            path.push_field("bucket_width");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.group_by {
-            let path = &mut crate::validate::FieldPath::field("group_by");
+            path.push_field("group_by");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -9920,7 +10239,12 @@ impl RetrieveUser {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/organization/users/{}", crate::url::encode_segment(&self.user_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/organization/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -9982,8 +10306,8 @@ impl ModifyUser {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10012,7 +10336,12 @@ impl ModifyUser {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/organization/users/{}", crate::url::encode_segment(&self.user_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/organization/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -10079,7 +10408,12 @@ impl DeleteUser {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/organization/users/{}", crate::url::encode_segment(&self.user_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/organization/users/");
+                crate::url::push_segment(&mut path, &self.user_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -10143,8 +10477,8 @@ impl CreateRealtimeSession {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10240,8 +10574,8 @@ impl CreateRealtimeTranscriptionSession {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10335,8 +10669,8 @@ impl CreateResponse {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10424,13 +10758,15 @@ impl GetResponse {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include");
+            path.push_field("include");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -10453,7 +10789,12 @@ impl GetResponse {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/responses/{}", crate::url::encode_segment(&self.response_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(43usize);
+                path.push_str("/responses/");
+                crate::url::push_segment(&mut path, &self.response_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -10520,7 +10861,12 @@ impl DeleteResponse {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/responses/{}", crate::url::encode_segment(&self.response_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(43usize);
+                path.push_str("/responses/");
+                crate::url::push_segment(&mut path, &self.response_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -10613,17 +10959,20 @@ impl ListInputItems {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include");
+            path.push_field("include");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -10658,7 +11007,13 @@ impl ListInputItems {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/responses/{}/input_items", crate::url::encode_segment(&self.response_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(55usize);
+                path.push_str("/responses/");
+                crate::url::push_segment(&mut path, &self.response_id);
+                path.push_str("/input_items");
+                path
+            },
             query,
             free_query,
             headers,
@@ -10714,8 +11069,8 @@ impl CreateThread {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10800,8 +11155,8 @@ impl CreateThreadAndRun {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10897,7 +11252,12 @@ impl GetThread {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/threads/{}", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(41usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -10959,8 +11319,8 @@ impl ModifyThread {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -10989,7 +11349,12 @@ impl ModifyThread {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/threads/{}", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(41usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11056,7 +11421,12 @@ impl DeleteThread {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/threads/{}", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(41usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11150,9 +11520,11 @@ impl ListMessages {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -11185,7 +11557,13 @@ impl ListMessages {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/threads/{}/messages", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/messages");
+                path
+            },
             query,
             free_query,
             headers,
@@ -11249,8 +11627,8 @@ impl CreateMessage {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -11279,7 +11657,13 @@ impl CreateMessage {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/threads/{}/messages", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/messages");
+                path
+            },
             query,
             free_query,
             headers,
@@ -11352,11 +11736,14 @@ impl GetMessage {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/threads/{}/messages/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.message_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(83usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/messages/");
+                crate::url::push_segment(&mut path, &self.message_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11421,8 +11808,8 @@ impl ModifyMessage {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -11451,11 +11838,14 @@ impl ModifyMessage {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/threads/{}/messages/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.message_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(83usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/messages/");
+                crate::url::push_segment(&mut path, &self.message_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11528,11 +11918,14 @@ impl DeleteMessage {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/threads/{}/messages/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.message_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(83usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/messages/");
+                crate::url::push_segment(&mut path, &self.message_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11619,9 +12012,11 @@ impl ListRuns {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -11651,7 +12046,13 @@ impl ListRuns {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/threads/{}/runs", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(46usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs");
+                path
+            },
             query,
             free_query,
             headers,
@@ -11722,16 +12123,17 @@ impl CreateRun {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include[]");
+            path.push_field("include[]");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -11765,7 +12167,13 @@ impl CreateRun {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/threads/{}/runs", crate::url::encode_segment(&self.thread_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(46usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs");
+                path
+            },
             query,
             free_query,
             headers,
@@ -11838,11 +12246,14 @@ impl GetRun {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/threads/{}/runs/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(79usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -11907,8 +12318,8 @@ impl ModifyRun {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -11937,11 +12348,14 @@ impl ModifyRun {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/threads/{}/runs/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(79usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -12014,11 +12428,15 @@ impl CancelRun {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/threads/{}/runs/{}/cancel",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(86usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12118,17 +12536,20 @@ impl ListRunSteps {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include[]");
+            path.push_field("include[]");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -12163,11 +12584,15 @@ impl ListRunSteps {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/threads/{}/runs/{}/steps",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(85usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/steps");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12238,13 +12663,15 @@ impl GetRunStep {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.include {
-            let path = &mut crate::validate::FieldPath::field("include[]");
+            path.push_field("include[]");
             for (index, item) in value.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
                 path.pop();
             }
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -12267,12 +12694,16 @@ impl GetRunStep {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/threads/{}/runs/{}/steps/{}",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id),
-                crate::url::encode_segment(&self.step_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(118usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/steps/");
+                crate::url::push_segment(&mut path, &self.step_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -12337,8 +12768,8 @@ impl SubmitToolOuputsToRun {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -12367,11 +12798,15 @@ impl SubmitToolOuputsToRun {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/threads/{}/runs/{}/submit_tool_outputs",
-                crate::url::encode_segment(&self.thread_id),
-                crate::url::encode_segment(&self.run_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(99usize);
+                path.push_str("/threads/");
+                crate::url::push_segment(&mut path, &self.thread_id);
+                path.push_str("/runs/");
+                crate::url::push_segment(&mut path, &self.run_id);
+                path.push_str("/submit_tool_outputs");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12443,8 +12878,8 @@ impl CreateUpload {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -12540,7 +12975,13 @@ impl CancelUpload {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/uploads/{}/cancel", crate::url::encode_segment(&self.upload_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(48usize);
+                path.push_str("/uploads/");
+                crate::url::push_segment(&mut path, &self.upload_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12608,8 +13049,8 @@ impl CompleteUpload {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -12638,7 +13079,13 @@ impl CompleteUpload {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/uploads/{}/complete", crate::url::encode_segment(&self.upload_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(50usize);
+                path.push_str("/uploads/");
+                crate::url::push_segment(&mut path, &self.upload_id);
+                path.push_str("/complete");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12704,8 +13151,8 @@ impl AddUploadPart {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -12738,7 +13185,13 @@ impl AddUploadPart {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/uploads/{}/parts", crate::url::encode_segment(&self.upload_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/uploads/");
+                crate::url::push_segment(&mut path, &self.upload_id);
+                path.push_str("/parts");
+                path
+            },
             query,
             free_query,
             headers,
@@ -12821,9 +13274,11 @@ impl ListVectorStores {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -12911,8 +13366,8 @@ impl CreateVectorStore {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -13013,7 +13468,12 @@ impl GetVectorStore {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/vector_stores/{}", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -13077,8 +13537,8 @@ impl ModifyVectorStore {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -13107,7 +13567,12 @@ impl ModifyVectorStore {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/vector_stores/{}", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -13179,7 +13644,12 @@ impl DeleteVectorStore {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/vector_stores/{}", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(47usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -13243,8 +13713,8 @@ impl CreateVectorStoreFileBatch {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -13273,7 +13743,13 @@ impl CreateVectorStoreFileBatch {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/vector_stores/{}/file_batches", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(60usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/file_batches");
+                path
+            },
             query,
             free_query,
             headers,
@@ -13348,11 +13824,14 @@ impl GetVectorStoreFileBatch {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/vector_stores/{}/file_batches/{}",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.batch_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(93usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/file_batches/");
+                crate::url::push_segment(&mut path, &self.batch_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -13427,11 +13906,15 @@ impl CancelVectorStoreFileBatch {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/vector_stores/{}/file_batches/{}/cancel",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.batch_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(100usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/file_batches/");
+                crate::url::push_segment(&mut path, &self.batch_id);
+                path.push_str("/cancel");
+                path
+            },
             query,
             free_query,
             headers,
@@ -13531,13 +14014,16 @@ impl ListFilesInVectorStoreBatch {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.filter {
-            let path = &mut crate::validate::FieldPath::field("filter");
+            path.push_field("filter");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -13570,11 +14056,15 @@ impl ListFilesInVectorStoreBatch {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/vector_stores/{}/file_batches/{}/files",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.batch_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(99usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/file_batches/");
+                crate::url::push_segment(&mut path, &self.batch_id);
+                path.push_str("/files");
+                path
+            },
             query,
             free_query,
             headers,
@@ -13671,13 +14161,16 @@ impl ListVectorStoreFiles {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.order {
-            let path = &mut crate::validate::FieldPath::field("order");
+            path.push_field("order");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.filter {
-            let path = &mut crate::validate::FieldPath::field("filter");
+            path.push_field("filter");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -13710,7 +14203,13 @@ impl ListVectorStoreFiles {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/vector_stores/{}/files", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(53usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files");
+                path
+            },
             query,
             free_query,
             headers,
@@ -13774,8 +14273,8 @@ impl CreateVectorStoreFile {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -13804,7 +14303,13 @@ impl CreateVectorStoreFile {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/vector_stores/{}/files", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(53usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files");
+                path
+            },
             query,
             free_query,
             headers,
@@ -13879,11 +14384,14 @@ impl GetVectorStoreFile {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/vector_stores/{}/files/{}",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.file_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(86usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -13950,8 +14458,8 @@ impl UpdateVectorStoreFileAttributes {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -13980,11 +14488,14 @@ impl UpdateVectorStoreFileAttributes {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/vector_stores/{}/files/{}",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.file_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(86usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -14059,11 +14570,14 @@ impl DeleteVectorStoreFile {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/vector_stores/{}/files/{}",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.file_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(86usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -14138,11 +14652,15 @@ impl RetrieveVectorStoreFileContent {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/vector_stores/{}/files/{}/content",
-                crate::url::encode_segment(&self.vector_store_id),
-                crate::url::encode_segment(&self.file_id)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(94usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/files/");
+                crate::url::push_segment(&mut path, &self.file_id);
+                path.push_str("/content");
+                path
+            },
             query,
             free_query,
             headers,
@@ -14206,8 +14724,8 @@ impl SearchVectorStore {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -14236,7 +14754,13 @@ impl SearchVectorStore {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/vector_stores/{}/search", crate::url::encode_segment(&self.vector_store_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(54usize);
+                path.push_str("/vector_stores/");
+                crate::url::push_segment(&mut path, &self.vector_store_id);
+                path.push_str("/search");
+                path
+            },
             query,
             free_query,
             headers,

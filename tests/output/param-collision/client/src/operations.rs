@@ -355,11 +355,14 @@ impl GetThing {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/things/{}/{}",
-                crate::url::encode_segment(&self.client_2),
-                crate::url::encode_segment(&self.state_2)
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(73usize);
+                path.push_str("/things/");
+                crate::url::push_segment(&mut path, &self.client_2);
+                path.push('/');
+                crate::url::push_segment(&mut path, &self.state_2);
+                path
+            },
             query,
             free_query,
             headers,
@@ -415,8 +418,8 @@ impl Builder {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -648,9 +651,11 @@ impl BaseUrl {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.timeout {
-            let path = &mut crate::validate::FieldPath::field("timeout");
+            path.push_field("timeout");
             crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }

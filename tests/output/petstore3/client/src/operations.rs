@@ -40,8 +40,8 @@ impl UpdatePet {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 UpdatePetBody::Json(body) => {
@@ -179,8 +179,8 @@ impl AddPet {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 AddPetBody::Json(body) => {
@@ -320,9 +320,11 @@ impl FindPetsByStatus {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.status {
-            let path = &mut crate::validate::FieldPath::field("status");
+            path.push_field("status");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -491,10 +493,12 @@ impl GetPetById {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/pet/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pet_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(37usize);
+                path.push_str("/pet/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.pet_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -583,10 +587,12 @@ impl UpdatePetWithForm {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/pet/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pet_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(37usize);
+                path.push_str("/pet/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.pet_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -665,10 +671,12 @@ impl DeletePet {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/pet/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pet_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(37usize);
+                path.push_str("/pet/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.pet_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -762,10 +770,13 @@ impl UploadFile {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!(
-                "/pet/{}/uploadImage",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.pet_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(49usize);
+                path.push_str("/pet/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.pet_id));
+                path.push_str("/uploadImage");
+                path
+            },
             query,
             free_query,
             headers,
@@ -890,8 +901,8 @@ impl PlaceOrder {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 PlaceOrderBody::Json(body) => {
@@ -1036,10 +1047,12 @@ impl GetOrderById {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!(
-                "/store/order/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.order_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(45usize);
+                path.push_str("/store/order/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.order_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -1104,10 +1117,12 @@ impl DeleteOrder {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!(
-                "/store/order/{}",
-                crate::url::encode_segment(&::std::string::ToString::to_string(&self.order_id))
-            ),
+            path: {
+                let mut path = ::std::string::String::with_capacity(45usize);
+                path.push_str("/store/order/");
+                crate::url::push_segment(&mut path, &::std::string::ToString::to_string(&self.order_id));
+                path
+            },
             query,
             free_query,
             headers,
@@ -1165,8 +1180,8 @@ impl CreateUser {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 CreateUserBody::Json(body) => {
@@ -1304,8 +1319,8 @@ impl CreateUsersWithListInput {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             for (index, item) in body.iter().enumerate() {
                 path.push_index(index);
                 crate::validate::Validate::validate(item, path)?;
@@ -1558,7 +1573,12 @@ impl GetUserByName {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/user/{}", crate::url::encode_segment(&self.username)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/user/");
+                crate::url::push_segment(&mut path, &self.username);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1618,8 +1638,8 @@ impl UpdateUser {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             #[allow(unreachable_patterns)]
             match body {
                 UpdateUserBody::Json(body) => {
@@ -1677,7 +1697,12 @@ impl UpdateUser {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!("/user/{}", crate::url::encode_segment(&self.username)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/user/");
+                crate::url::push_segment(&mut path, &self.username);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1768,7 +1793,12 @@ impl DeleteUser {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/user/{}", crate::url::encode_segment(&self.username)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(38usize);
+                path.push_str("/user/");
+                crate::url::push_segment(&mut path, &self.username);
+                path
+            },
             query,
             free_query,
             headers,

@@ -50,13 +50,16 @@ impl ListItems {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.page {
-            let path = &mut crate::validate::FieldPath::field("page");
+            path.push_field("page");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.filter {
-            let path = &mut crate::validate::FieldPath::field("filter");
+            path.push_field("filter");
             crate::validate::Validate::validate(value, path)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }

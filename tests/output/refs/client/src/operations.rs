@@ -47,7 +47,12 @@ impl GetNode {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/nodes/{}", crate::url::encode_segment(&self.node_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/nodes/");
+                crate::url::push_segment(&mut path, &self.node_id);
+                path
+            },
             query,
             free_query,
             headers,
@@ -107,8 +112,8 @@ impl PutNode {
                 crate::validate::FieldPath::root().error("a request body is required"),
             ));
         }
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -137,7 +142,12 @@ impl PutNode {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::PUT,
-            path: ::std::format!("/nodes/{}", crate::url::encode_segment(&self.node_id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(39usize);
+                path.push_str("/nodes/");
+                crate::url::push_segment(&mut path, &self.node_id);
+                path
+            },
             query,
             free_query,
             headers,

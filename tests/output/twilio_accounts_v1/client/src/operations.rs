@@ -106,8 +106,8 @@ impl CreateBulkConsents {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -202,8 +202,8 @@ impl CreateBulkContacts {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -312,18 +312,21 @@ impl ListCredentialAws {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.page_size {
-            let path = &mut crate::validate::FieldPath::field("PageSize");
+            path.push_field("PageSize");
             crate::validate::check_integer(
                 *value,
                 path,
                 ::std::option::Option::Some(1),
                 ::std::option::Option::Some(1000),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.page {
-            let path = &mut crate::validate::FieldPath::field("Page");
+            path.push_field("Page");
             crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -410,8 +413,8 @@ impl CreateCredentialAws {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -501,9 +504,10 @@ impl FetchCredentialAws {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -516,6 +520,7 @@ impl FetchCredentialAws {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -533,7 +538,12 @@ impl FetchCredentialAws {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/v1/Credentials/AWS/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/v1/Credentials/AWS/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -595,9 +605,10 @@ impl UpdateCredentialAws {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -610,9 +621,9 @@ impl UpdateCredentialAws {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -647,7 +658,12 @@ impl UpdateCredentialAws {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/v1/Credentials/AWS/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/v1/Credentials/AWS/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -702,9 +718,10 @@ impl DeleteCredentialAws {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -717,6 +734,7 @@ impl DeleteCredentialAws {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -734,7 +752,12 @@ impl DeleteCredentialAws {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/v1/Credentials/AWS/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(52usize);
+                path.push_str("/v1/Credentials/AWS/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -806,18 +829,21 @@ impl ListCredentialPublicKey {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.page_size {
-            let path = &mut crate::validate::FieldPath::field("PageSize");
+            path.push_field("PageSize");
             crate::validate::check_integer(
                 *value,
                 path,
                 ::std::option::Option::Some(1),
                 ::std::option::Option::Some(1000),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(value) = &self.page {
-            let path = &mut crate::validate::FieldPath::field("Page");
+            path.push_field("Page");
             crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -904,8 +930,8 @@ impl CreateCredentialPublicKey {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -999,9 +1025,10 @@ impl FetchCredentialPublicKey {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -1014,6 +1041,7 @@ impl FetchCredentialPublicKey {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1031,7 +1059,12 @@ impl FetchCredentialPublicKey {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/v1/Credentials/PublicKeys/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/v1/Credentials/PublicKeys/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1097,9 +1130,10 @@ impl UpdateCredentialPublicKey {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -1112,9 +1146,9 @@ impl UpdateCredentialPublicKey {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1149,7 +1183,12 @@ impl UpdateCredentialPublicKey {
         };
         let spec = crate::RequestSpec {
             method: ::http::Method::POST,
-            path: ::std::format!("/v1/Credentials/PublicKeys/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/v1/Credentials/PublicKeys/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1208,9 +1247,10 @@ impl DeleteCredentialPublicKey {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         {
             let value = &self.sid;
-            let path = &mut crate::validate::FieldPath::field("Sid");
+            path.push_field("Sid");
             crate::validate::check_string(
                 value,
                 path,
@@ -1223,6 +1263,7 @@ impl DeleteCredentialPublicKey {
                     (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
                 }),
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -1240,7 +1281,12 @@ impl DeleteCredentialPublicKey {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::DELETE,
-            path: ::std::format!("/v1/Credentials/PublicKeys/{}", crate::url::encode_segment(&self.sid)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(59usize);
+                path.push_str("/v1/Credentials/PublicKeys/");
+                crate::url::push_segment(&mut path, &self.sid);
+                path
+            },
             query,
             free_query,
             headers,
@@ -1377,8 +1423,8 @@ impl UpdateMessagingGeopermissions {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())
@@ -1552,8 +1598,8 @@ impl CreateSafelist {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(body) = &self.body {
-            let path = &mut crate::validate::FieldPath::root();
             crate::validate::Validate::validate(body, path)?;
         }
         ::std::result::Result::Ok(())

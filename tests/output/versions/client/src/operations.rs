@@ -38,14 +38,16 @@ impl GetReading {
     }
     /// Checks the parameters and body against the spec's constraints.
     pub fn validate(&self) -> ::std::result::Result<(), crate::Error> {
+        let path = &mut crate::validate::FieldPath::with_capacity(64, 8);
         if let ::std::option::Option::Some(value) = &self.above {
-            let path = &mut crate::validate::FieldPath::field("above");
+            path.push_field("above");
             crate::validate::check_number(
                 *value,
                 path,
                 ::std::option::Option::Some((0.0, true)),
                 ::std::option::Option::None,
             )?;
+            path.pop();
         }
         ::std::result::Result::Ok(())
     }
@@ -66,7 +68,12 @@ impl GetReading {
         let body = ::std::option::Option::None;
         let spec = crate::RequestSpec {
             method: ::http::Method::GET,
-            path: ::std::format!("/readings/{}", crate::url::encode_segment(&self.id)),
+            path: {
+                let mut path = ::std::string::String::with_capacity(42usize);
+                path.push_str("/readings/");
+                crate::url::push_segment(&mut path, &self.id);
+                path
+            },
             query,
             free_query,
             headers,
