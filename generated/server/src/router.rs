@@ -205,54 +205,47 @@ async fn handle_list_agents<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<i32>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i32>,
-                #[serde(rename = "status", default)]
-                status: ::std::option::Option<crate::types::AgentStatus>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page = query_string.page;
-            if let ::std::option::Option::Some(value) = &page {
-                let path = &mut crate::validate::FieldPath::field("page");
-                crate::validate::check_integer(
-                    i64::from(*value),
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(2147483647),
-                )?;
-            }
-            let page = page.unwrap_or(1);
-            let limit = query_string.limit;
-            if let ::std::option::Option::Some(value) = &limit {
-                let path = &mut crate::validate::FieldPath::field("limit");
-                crate::validate::check_integer(
-                    i64::from(*value),
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(100),
-                )?;
-            }
-            let limit = limit.unwrap_or(20);
-            let status = query_string.status;
-            if let ::std::option::Option::Some(value) = &status {
-                let path = &mut crate::validate::FieldPath::field("status");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::ListAgentsParams { page, limit, status };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_agents(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<i32>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i32>,
+            #[serde(rename = "status", default)]
+            status: ::std::option::Option<crate::types::AgentStatus>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page = query_string.page;
+        if let ::std::option::Option::Some(value) = &page {
+            let path = &mut crate::validate::FieldPath::field("page");
+            crate::validate::check_integer(
+                i64::from(*value),
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(2147483647),
+            )?;
         }
+        let page = page.unwrap_or(1);
+        let limit = query_string.limit;
+        if let ::std::option::Option::Some(value) = &limit {
+            let path = &mut crate::validate::FieldPath::field("limit");
+            crate::validate::check_integer(
+                i64::from(*value),
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(100),
+            )?;
+        }
+        let limit = limit.unwrap_or(20);
+        let status = query_string.status;
+        if let ::std::option::Option::Some(value) = &status {
+            let path = &mut crate::validate::FieldPath::field("status");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let params = crate::ListAgentsParams { page, limit, status };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_agents(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -280,38 +273,31 @@ async fn handle_create_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::CreateAgentParams { idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_agent(ctx, params, body).await
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateAgentParams { idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_agent(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -339,43 +325,36 @@ async fn handle_get_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
             }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let params = crate::GetAgentParams { agent_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_agent(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::GetAgentParams { agent_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_agent(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -403,44 +382,37 @@ async fn handle_update_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
             }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let params = crate::UpdateAgentParams { agent_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_agent(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::UpdateAgentParams { agent_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_agent(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -468,43 +440,36 @@ async fn handle_delete_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
             }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let params = crate::DeleteAgentParams { agent_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_agent(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::DeleteAgentParams { agent_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_agent(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -532,43 +497,36 @@ async fn handle_get_agent_status<A: crate::RunAgentApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
             }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let params = crate::GetAgentStatusParams { agent_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_agent_status(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::GetAgentStatusParams { agent_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_agent_status(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -599,63 +557,56 @@ async fn handle_deploy_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::DeployAgentParams { agent_id, idempotency_key };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.deploy_agent(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
         }
+        let params = crate::DeployAgentParams { agent_id, idempotency_key };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.deploy_agent(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -683,64 +634,57 @@ async fn handle_invoke_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::InvokeAgentParams { agent_id, idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.invoke_agent(ctx, params, body).await
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
         }
+        let params = crate::InvokeAgentParams { agent_id, idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.invoke_agent(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -768,105 +712,98 @@ async fn handle_stream_agent_get<A: crate::RunAgentApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "query", default)]
-                query: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "session_id", default)]
-                session_id: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let query = query_string.query;
-            if let ::std::option::Option::Some(value) = &query {
-                let path = &mut crate::validate::FieldPath::field("query");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(10000),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let query = match query {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("query", "missing"));
-                }
-            };
-            let session_id = query_string.session_id;
-            if let ::std::option::Option::Some(value) = &session_id {
-                let path = &mut crate::validate::FieldPath::field("session_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(128),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let last_event_id = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
-                    NAME
-                },
-                "Last-Event-ID",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &last_event_id {
-                let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                                .expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                    }),
-                )?;
-            }
-            let params = crate::StreamAgentGetParams { agent_id, query, session_id, last_event_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.stream_agent_get(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "query", default)]
+            query: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "session_id", default)]
+            session_id: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            }
+        };
+        let query = query_string.query;
+        if let ::std::option::Option::Some(value) = &query {
+            let path = &mut crate::validate::FieldPath::field("query");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(10000),
+                ::std::option::Option::None,
+            )?;
+        }
+        let query = match query {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("query", "missing"));
+            }
+        };
+        let session_id = query_string.session_id;
+        if let ::std::option::Option::Some(value) = &session_id {
+            let path = &mut crate::validate::FieldPath::field("session_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(128),
+                ::std::option::Option::None,
+            )?;
+        }
+        let last_event_id = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
+                NAME
+            },
+            "Last-Event-ID",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &last_event_id {
+            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                            .expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                }),
+            )?;
+        }
+        let params = crate::StreamAgentGetParams { agent_id, query, session_id, last_event_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.stream_agent_get(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -894,90 +831,83 @@ async fn handle_stream_agent<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let last_event_id = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
-                    NAME
-                },
-                "Last-Event-ID",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &last_event_id {
-                let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                                .expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
-                    }),
-                )?;
-            }
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::StreamAgentParams { agent_id, last_event_id, idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.stream_agent(ctx, params, body).await
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            }
+        };
+        let last_event_id = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
+                NAME
+            },
+            "Last-Event-ID",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &last_event_id {
+            let path = &mut crate::validate::FieldPath::field("Last-Event-ID");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                            .expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^str_[A-Za-z0-9]{1,64}:[0-9]{1,10}$")
+                }),
+            )?;
         }
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
+        }
+        let params = crate::StreamAgentParams { agent_id, last_event_id, idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.stream_agent(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -1005,64 +935,57 @@ async fn handle_batch_invoke<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::BatchInvokeParams { agent_id, idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.batch_invoke(ctx, params, body).await
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
+            }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
         }
+        let params = crate::BatchInvokeParams { agent_id, idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.batch_invoke(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -1090,43 +1013,36 @@ async fn handle_get_operation<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let operation_id = {
-                let text = crate::extract::path_param(&path_params, "operation_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &operation_id {
-                let path = &mut crate::validate::FieldPath::field("operation_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let operation_id = {
+            let text = crate::extract::path_param(&path_params, "operation_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &operation_id {
+            let path = &mut crate::validate::FieldPath::field("operation_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let operation_id = match operation_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
             }
-            let operation_id = match operation_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
-                }
-            };
-            let params = crate::GetOperationParams { operation_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_operation(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::GetOperationParams { operation_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_operation(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -1154,63 +1070,56 @@ async fn handle_cancel_operation<A: crate::RunAgentApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let operation_id = {
-                let text = crate::extract::path_param(&path_params, "operation_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &operation_id {
-                let path = &mut crate::validate::FieldPath::field("operation_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
-            }
-            let operation_id = match operation_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            if let ::std::option::Option::Some(value) = &idempotency_key {
-                let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(255),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::CancelOperationParams { operation_id, idempotency_key };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_operation(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let operation_id = {
+            let text = crate::extract::path_param(&path_params, "operation_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &operation_id {
+            let path = &mut crate::validate::FieldPath::field("operation_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^op_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^op_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let operation_id = match operation_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("operation_id", "missing"));
+            }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        if let ::std::option::Option::Some(value) = &idempotency_key {
+            let path = &mut crate::validate::FieldPath::field("Idempotency-Key");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(255),
+                ::std::option::Option::None,
+            )?;
         }
+        let params = crate::CancelOperationParams { operation_id, idempotency_key };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_operation(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -1238,47 +1147,40 @@ async fn handle_get_agent_health<A: crate::RunAgentApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let agent_id = {
-                let text = crate::extract::path_param(&path_params, "agent_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &agent_id {
-                let path = &mut crate::validate::FieldPath::field("agent_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let agent_id = {
+            let text = crate::extract::path_param(&path_params, "agent_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &agent_id {
+            let path = &mut crate::validate::FieldPath::field("agent_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^agt_[A-Za-z0-9]{1,64}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^agt_[A-Za-z0-9]{1,64}$")
+                }),
+            )?;
+        }
+        let agent_id = match agent_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
             }
-            let agent_id = match agent_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("agent_id", "missing"));
-                }
-            };
-            let params = crate::GetAgentHealthParams { agent_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_agent_health(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::GetAgentHealthParams { agent_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_agent_health(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         let (parts, body) = request.into_parts();
-        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+        crate::answer(respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await)
     })
     .await
 }
@@ -1292,21 +1194,14 @@ async fn handle_get_health<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetHealthParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_health(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetHealthParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_health(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         let (parts, body) = request.into_parts();
-        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+        crate::answer(respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await)
     })
     .await
 }
@@ -1320,17 +1215,10 @@ async fn handle_get_usage<A: crate::RunAgentApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetUsageParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_usage(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetUsageParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_usage(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {

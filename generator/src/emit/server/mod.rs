@@ -1101,17 +1101,11 @@ fn handler(api: &Api, op: &Operation, features: Features) -> TokenStream {
                        request_id: ::std::option::Option<crate::RequestId>,
                        #[allow(unused_mut)] mut parts: ::http::request::Parts,
                        body: ::axum::body::Body| async move {
-            let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-                #ignore_body
-                #read
-                #body
-                let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-                state.api.#m(ctx, params, #body_arg).await
-            }.await;
-            match result {
-                ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-                ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-            }
+            #ignore_body
+            #read
+            #body
+            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+            state.api.#m(ctx, params, #body_arg).await
         };
     };
     // With request ids, `id` is the request's (see `crate::identified`).
@@ -1138,13 +1132,13 @@ fn handler(api: &Api, op: &Operation, features: Features) -> TokenStream {
         match deprecation {
             Some(d) => quote! {
                 let (parts, body) = request.into_parts();
-                let mut response = respond(crate::Admission::default(), #id, parts, body).await;
+                let mut response = crate::answer(respond(crate::Admission::default(), #id, parts, body).await);
                 crate::mark_deprecated(&mut response, &#d);
                 response
             },
             None => quote! {
                 let (parts, body) = request.into_parts();
-                respond(crate::Admission::default(), #id, parts, body).await
+                crate::answer(respond(crate::Admission::default(), #id, parts, body).await)
             },
         }
     };

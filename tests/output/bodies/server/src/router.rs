@@ -108,21 +108,14 @@ async fn handle_create_upload<A: crate::BodiesApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateUploadParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_upload(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateUploadParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_upload(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_upload_content<A: crate::BodiesApi>(
@@ -134,31 +127,24 @@ async fn handle_get_upload_content<A: crate::BodiesApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let upload_id = {
-                let text = crate::extract::path_param(&path_params, "upload_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let upload_id = match upload_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-                }
-            };
-            let params = crate::GetUploadContentParams { upload_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_upload_content(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let upload_id = {
+            let text = crate::extract::path_param(&path_params, "upload_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let upload_id = match upload_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+            }
+        };
+        let params = crate::GetUploadContentParams { upload_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_upload_content(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_replace_upload_content<A: crate::BodiesApi>(
@@ -170,32 +156,25 @@ async fn handle_replace_upload_content<A: crate::BodiesApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let upload_id = {
-                let text = crate::extract::path_param(&path_params, "upload_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let upload_id = match upload_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-                }
-            };
-            let params = crate::ReplaceUploadContentParams { upload_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = ::std::clone::Clone::clone(&bytes);
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.replace_upload_content(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let upload_id = {
+            let text = crate::extract::path_param(&path_params, "upload_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let upload_id = match upload_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+            }
+        };
+        let params = crate::ReplaceUploadContentParams { upload_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = ::std::clone::Clone::clone(&bytes);
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.replace_upload_content(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_create_note<A: crate::BodiesApi>(
@@ -207,38 +186,31 @@ async fn handle_create_note<A: crate::BodiesApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateNoteParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = match crate::bodies::content_type_index(
-                &parts.headers,
-                &["application/json", "application/x-www-form-urlencoded", "text/plain"],
-            ) {
-                ::std::option::Option::Some(0usize) => {
-                    crate::CreateNoteBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                }
-                ::std::option::Option::Some(1usize) => {
-                    crate::CreateNoteBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                }
-                ::std::option::Option::Some(2usize) => crate::CreateNoteBody::Text(crate::bodies::text_body(&bytes)?),
-                _ => {
-                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                        "application/json, application/x-www-form-urlencoded, text/plain",
-                        &parts.headers,
-                    ));
-                }
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_note(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateNoteParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = match crate::bodies::content_type_index(
+            &parts.headers,
+            &["application/json", "application/x-www-form-urlencoded", "text/plain"],
+        ) {
+            ::std::option::Option::Some(0usize) => {
+                crate::CreateNoteBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+            }
+            ::std::option::Option::Some(1usize) => {
+                crate::CreateNoteBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+            }
+            ::std::option::Option::Some(2usize) => crate::CreateNoteBody::Text(crate::bodies::text_body(&bytes)?),
+            _ => {
+                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                    "application/json, application/x-www-form-urlencoded, text/plain",
+                    &parts.headers,
+                ));
+            }
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_note(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_search<A: crate::BodiesApi>(
@@ -250,43 +222,35 @@ async fn handle_search<A: crate::BodiesApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            if let ::std::option::Option::Some(value) = &limit {
-                let path = &mut crate::validate::FieldPath::field("limit");
-                crate::validate::check_integer(
-                    *value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(100),
-                )?;
-            }
-            let filter = crate::extract::query_object::<
-                ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-                _,
-            >(&parts.uri, "filter", true, crate::extract::Keys::Except(&["limit", "labels"]))?;
-            let labels =
-                crate::extract::query_object::<
-                    ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-                    _,
-                >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter["]))?;
-            let params = crate::SearchParams { limit, filter, labels };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.search(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        if let ::std::option::Option::Some(value) = &limit {
+            let path = &mut crate::validate::FieldPath::field("limit");
+            crate::validate::check_integer(
+                *value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(100),
+            )?;
         }
+        let filter = crate::extract::query_object::<
+            ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            _,
+        >(&parts.uri, "filter", true, crate::extract::Keys::Except(&["limit", "labels"]))?;
+        let labels = crate::extract::query_object::<
+            ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            _,
+        >(&parts.uri, "labels", false, crate::extract::Keys::Except(&["limit", "filter["]))?;
+        let params = crate::SearchParams { limit, filter, labels };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.search(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -109,75 +109,68 @@ async fn handle_list_things<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<i64>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "validate", default)]
-                validate_2: ::std::option::Option<bool>,
-                #[serde(rename = "send", default)]
-                send_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "options", default)]
-                options_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "body", default)]
-                body_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "request", default)]
-                request_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "into_stream", default)]
-                into_stream_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "client", default)]
-                client_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "kind", default)]
-                kind: ::std::option::Option<crate::types::Kind>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page = query_string.page;
-            let page = match page {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("page", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let validate_2 = query_string.validate_2;
-            let send_2 = query_string.send_2;
-            let options_2 = query_string.options_2;
-            let body_2 = query_string.body_2;
-            let request_2 = query_string.request_2;
-            let into_stream_2 = query_string.into_stream_2;
-            let client_2 = query_string.client_2;
-            let kind = query_string.kind;
-            if let ::std::option::Option::Some(value) = &kind {
-                let path = &mut crate::validate::FieldPath::field("kind");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::ListThingsParams {
-                page,
-                limit,
-                validate_2,
-                send_2,
-                options_2,
-                body_2,
-                request_2,
-                into_stream_2,
-                client_2,
-                kind,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_things(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<i64>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "validate", default)]
+            validate_2: ::std::option::Option<bool>,
+            #[serde(rename = "send", default)]
+            send_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "options", default)]
+            options_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "body", default)]
+            body_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "request", default)]
+            request_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "into_stream", default)]
+            into_stream_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "client", default)]
+            client_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "kind", default)]
+            kind: ::std::option::Option<crate::types::Kind>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page = query_string.page;
+        let page = match page {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("page", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let validate_2 = query_string.validate_2;
+        let send_2 = query_string.send_2;
+        let options_2 = query_string.options_2;
+        let body_2 = query_string.body_2;
+        let request_2 = query_string.request_2;
+        let into_stream_2 = query_string.into_stream_2;
+        let client_2 = query_string.client_2;
+        let kind = query_string.kind;
+        if let ::std::option::Option::Some(value) = &kind {
+            let path = &mut crate::validate::FieldPath::field("kind");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let params = crate::ListThingsParams {
+            page,
+            limit,
+            validate_2,
+            send_2,
+            options_2,
+            body_2,
+            request_2,
+            into_stream_2,
+            client_2,
+            kind,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_things(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_create_thing<A: crate::VarietyApi>(
@@ -189,44 +182,37 @@ async fn handle_create_thing<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "send", default)]
-                send_2: ::std::option::Option<::std::string::String>,
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "send", default)]
+            send_2: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let send_2 = query_string.send_2;
+        let send_2 = match send_2 {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("send", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let send_2 = query_string.send_2;
-            let send_2 = match send_2 {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("send", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let params = crate::CreateThingParams { send_2, idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_thing(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let params = crate::CreateThingParams { send_2, idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_thing(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_thing<A: crate::VarietyApi>(
@@ -238,50 +224,43 @@ async fn handle_get_thing<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "kind", default)]
-                kind: ::std::option::Option<crate::types::Kind>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let thing_id = {
-                let text = crate::extract::path_param(&path_params, "thing_id")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let thing_id = match thing_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
-                }
-            };
-            let kind = query_string.kind;
-            if let ::std::option::Option::Some(value) = &kind {
-                let path = &mut crate::validate::FieldPath::field("kind");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let kind = match kind {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("kind", "missing"));
-                }
-            };
-            let params = crate::GetThingParams { thing_id, kind };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_thing(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "kind", default)]
+            kind: ::std::option::Option<crate::types::Kind>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let thing_id = {
+            let text = crate::extract::path_param(&path_params, "thing_id")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let thing_id = match thing_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
+            }
+        };
+        let kind = query_string.kind;
+        if let ::std::option::Option::Some(value) = &kind {
+            let path = &mut crate::validate::FieldPath::field("kind");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let kind = match kind {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("kind", "missing"));
+            }
+        };
+        let params = crate::GetThingParams { thing_id, kind };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_thing(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_delete_thing<A: crate::VarietyApi>(
@@ -293,33 +272,26 @@ async fn handle_delete_thing<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thing_id = {
-                let text = crate::extract::path_param(&path_params, "thing_id")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let thing_id = match thing_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
-                }
-            };
-            let params = crate::DeleteThingParams { thing_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_thing(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thing_id = {
+            let text = crate::extract::path_param(&path_params, "thing_id")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let thing_id = match thing_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
+            }
+        };
+        let params = crate::DeleteThingParams { thing_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_thing(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_job<A: crate::VarietyApi>(
@@ -331,31 +303,25 @@ async fn handle_get_job<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let job_id = {
-                let text = crate::extract::path_param(&path_params, "job_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let job_id = match job_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("job_id", "missing"));
-                }
-            };
-            let params = crate::GetJobParams { job_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_job(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let job_id = {
+            let text = crate::extract::path_param(&path_params, "job_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let job_id = match job_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("job_id", "missing"));
+            }
+        };
+        let params = crate::GetJobParams { job_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_job(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    let mut response = respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await;
+    let mut response =
+        crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await);
     crate::mark_deprecated(&mut response, &crate::Deprecation { since: "true", sunset: ::std::option::Option::None });
     response
 }
@@ -369,42 +335,35 @@ async fn handle_watch_thing<A: crate::VarietyApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thing_id = {
-                let text = crate::extract::path_param(&path_params, "thing_id")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let thing_id = match thing_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
-                }
-            };
-            let last_event_id = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
-                    NAME
-                },
-                "Last-Event-ID",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let params = crate::WatchThingParams { thing_id, last_event_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.watch_thing(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thing_id = {
+            let text = crate::extract::path_param(&path_params, "thing_id")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("thing_id", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let thing_id = match thing_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thing_id", "missing"));
+            }
+        };
+        let last_event_id = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("last-event-id");
+                NAME
+            },
+            "Last-Event-ID",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let params = crate::WatchThingParams { thing_id, last_event_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.watch_thing(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 
@@ -102,49 +102,47 @@ impl<A: Authenticator, E: ErrorEnvelope> Gate<A, E> {
     /// Passes `request` through the checks `policy` names, in the order
     /// the layers would run them: authentication (`401`), the rate limit
     /// (`429`, or `503` when its store cannot decide), then at most one run
-    /// per `Idempotency-Key`. `handler` answers what gets through. Every
-    /// response of a rate-limited request carries the `X-RateLimit-*`
-    /// headers, replays included, and every response of a deprecated
-    /// operation its deprecation headers, refusals included.
-    pub async fn pass<F, Fut>(&self, policy: &RoutePolicy, request: Request, handler: F) -> Response
+    /// per `Idempotency-Key`. `handler` answers what gets through, or fails
+    /// with the envelope to answer. Every response of a rate-limited
+    /// request carries the `X-RateLimit-*` headers, replays included, and
+    /// every response of a deprecated operation its deprecation headers,
+    /// refusals included.
+    ///
+    /// One `async fn` taking the handler's result rather than its response:
+    /// each level of future around the handler's is another copy of it
+    /// every time the request's future moves.
+    pub async fn pass<F, Fut, R>(&self, policy: &RoutePolicy, request: Request, handler: F) -> Response
     where
         F: FnOnce(Admission, Parts, Body) -> Fut,
-        Fut: Future<Output = Response>,
-    {
-        let mut response = self.admit(policy, request, handler).await;
-        if let Some(deprecation) = &policy.deprecation {
-            mark_deprecated(&mut response, deprecation);
-        }
-        response
-    }
-
-    async fn admit<F, Fut>(&self, policy: &RoutePolicy, request: Request, handler: F) -> Response
-    where
-        F: FnOnce(Admission, Parts, Body) -> Fut,
-        Fut: Future<Output = Response>,
+        Fut: Future<Output = Result<R, ApiFailure<E>>>,
+        R: IntoResponse,
     {
         let (parts, body) = request.into_parts();
         let mut admission = Admission::default();
+        let mut refusal = None;
         if !policy.requirements.is_empty() {
             match crate::auth::authenticate::<A, E>(&self.authenticator, policy.requirements, &parts).await {
                 Ok(principal) => admission.principal = principal,
-                Err(refusal) => return refusal,
+                Err(response) => refusal = Some(response),
             }
         }
-        if let (true, Some(limiter), Some(principal)) = (policy.rate_limited, &self.limiter, &admission.principal) {
+        if let (None, true, Some(limiter), Some(principal)) =
+            (&refusal, policy.rate_limited, &self.limiter, &admission.principal)
+        {
             match limiter.count(principal).await {
                 Ok(status) => admission.rate_limit = Some(status),
-                Err(refusal) => return refusal,
+                Err(response) => refusal = Some(response),
             }
         }
         // Rate-limit headers go on every answer to a counted request.
         let status = admission.rate_limit.clone();
-        let mut response = match self.scope(policy, &parts, &admission) {
-            Ok(None) => handler(admission, parts, body).await,
-            Ok(Some((scope, store, body_limit))) => {
+        let mut response = match (refusal, self.scope(policy, &parts, &admission)) {
+            (Some(refusal), _) => refusal,
+            (None, Ok(None)) => answer(handler(admission, parts, body).await),
+            (None, Ok(Some((scope, store, body_limit)))) => {
                 let run = |request: Request| {
                     let (parts, body) = request.into_parts();
-                    async move { Ok::<_, std::convert::Infallible>(handler(admission, parts, body).await) }
+                    async move { Ok::<_, std::convert::Infallible>(answer(handler(admission, parts, body).await)) }
                 };
                 let request = Request::from_parts(parts, body);
                 // Boxed: only requests with a key take this path, and inline
@@ -157,10 +155,13 @@ impl<A: Authenticator, E: ErrorEnvelope> Gate<A, E> {
                     Err(never) => match never {},
                 }
             }
-            Err(refusal) => axum::response::IntoResponse::into_response(refusal),
+            (None, Err(failure)) => failure.into_response(),
         };
         if let Some(status) = status {
             status.stamp(response.headers_mut());
+        }
+        if let Some(deprecation) = &policy.deprecation {
+            mark_deprecated(&mut response, deprecation);
         }
         response
     }
@@ -197,6 +198,14 @@ impl<A, E> std::fmt::Debug for Gate<A, E> {
             .field("rate_limit", &self.limiter)
             .field("idempotency", &self.idempotency.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The response to a handler's result: its own, or the failure's envelope.
+pub fn answer<R: IntoResponse, E: ErrorEnvelope>(result: Result<R, ApiFailure<E>>) -> Response {
+    match result {
+        Ok(response) => response.into_response(),
+        Err(failure) => failure.into_response(),
     }
 }
 

@@ -147,27 +147,20 @@ async fn handle_list_items<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<i32>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page = query_string.page;
-            let limit = query_string.limit;
-            let params = crate::ListItemsParams { page, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_items(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<i32>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page = query_string.page;
+        let limit = query_string.limit;
+        let params = crate::ListItemsParams { page, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_items(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -195,17 +188,10 @@ async fn handle_start_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::StartTaskParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.start_task(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::StartTaskParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.start_task(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -233,41 +219,34 @@ async fn handle_get_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "verbose", default)]
-                verbose: ::std::option::Option<bool>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "verbose", default)]
+            verbose: ::std::option::Option<bool>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let task_id = {
+            let text = crate::extract::path_param(&path_params, "task_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let task_id = match task_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let task_id = {
-                let text = crate::extract::path_param(&path_params, "task_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let task_id = match task_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
-                }
-            };
-            let verbose = query_string.verbose;
-            let verbose = match verbose {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("verbose", "missing"));
-                }
-            };
-            let params = crate::GetTaskParams { task_id, verbose };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_task(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let verbose = query_string.verbose;
+        let verbose = match verbose {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("verbose", "missing"));
+            }
+        };
+        let params = crate::GetTaskParams { task_id, verbose };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_task(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -295,28 +274,21 @@ async fn handle_cancel_task<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let task_id = {
-                let text = crate::extract::path_param(&path_params, "task_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let task_id = match task_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
-                }
-            };
-            let params = crate::CancelTaskParams { task_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_task(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let task_id = {
+            let text = crate::extract::path_param(&path_params, "task_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let task_id = match task_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("task_id", "missing"));
+            }
+        };
+        let params = crate::CancelTaskParams { task_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_task(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -344,17 +316,10 @@ async fn handle_talk<A: crate::JobsTwoApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::TalkParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.talk(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::TalkParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.talk(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {

@@ -101,85 +101,77 @@ async fn handle_put_a<A: crate::WeirdApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "n", default)]
-                n: ::std::option::Option<f64>,
-                #[serde(rename = "tags", default)]
-                tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
-            let id = {
-                let text = crate::extract::path_param(&path_params, "id")?;
-                ::std::option::Option::Some(
-                    text.parse()
-                        .map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input("id", reason))?,
-                )
-            };
-            if let ::std::option::Option::Some(value) = &id {
-                let path = &mut crate::validate::FieldPath::field("id");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let id = match id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
-                }
-            };
-            let n = query_string.n;
-            if let ::std::option::Option::Some(value) = &n {
-                let path = &mut crate::validate::FieldPath::field("n");
-                crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
-            }
-            let n = match n {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("n", "missing"));
-                }
-            };
-            let tags = query_string.tags;
-            let tags = match tags {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("tags", "missing"));
-                }
-            };
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let idempotency_key = match idempotency_key {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Idempotency-Key", "missing"));
-                }
-            };
-            let params = crate::PutAParams { id, n, tags, idempotency_key };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::extract::json_document(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.put_a(ctx, params, body).await
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "n", default)]
+            n: ::std::option::Option<f64>,
+            #[serde(rename = "tags", default)]
+            tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
+        let id = {
+            let text = crate::extract::path_param(&path_params, "id")?;
+            ::std::option::Option::Some(
+                text.parse().map_err(|reason: ::std::string::String| crate::ApiFailure::invalid_input("id", reason))?,
+            )
+        };
+        if let ::std::option::Option::Some(value) = &id {
+            let path = &mut crate::validate::FieldPath::field("id");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let id = match id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+            }
+        };
+        let n = query_string.n;
+        if let ::std::option::Option::Some(value) = &n {
+            let path = &mut crate::validate::FieldPath::field("n");
+            crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
+        }
+        let n = match n {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("n", "missing"));
+            }
+        };
+        let tags = query_string.tags;
+        let tags = match tags {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("tags", "missing"));
+            }
+        };
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let idempotency_key = match idempotency_key {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Idempotency-Key", "missing"));
+            }
+        };
+        let params = crate::PutAParams { id, n, tags, idempotency_key };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::extract::json_document(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.put_a(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_op<A: crate::WeirdApi>(
@@ -191,31 +183,24 @@ async fn handle_get_op<A: crate::WeirdApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let op_id = {
-                let text = crate::extract::path_param(&path_params, "op_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let op_id = match op_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("op_id", "missing"));
-                }
-            };
-            let params = crate::GetOpParams { op_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_op(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let op_id = {
+            let text = crate::extract::path_param(&path_params, "op_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let op_id = match op_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("op_id", "missing"));
+            }
+        };
+        let params = crate::GetOpParams { op_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_op(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_s<A: crate::WeirdApi>(
@@ -227,18 +212,11 @@ async fn handle_s<A: crate::WeirdApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::SParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.s(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::SParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.s(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

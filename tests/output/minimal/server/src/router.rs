@@ -88,44 +88,37 @@ async fn handle_get_pet<A: crate::MinimalApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let pet_id = {
-                let text = crate::extract::path_param(&path_params, "pet_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &pet_id {
-                let path = &mut crate::validate::FieldPath::field("pet_id");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::None,
-                    ::std::option::Option::None,
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^pet_[a-z0-9]+$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^pet_[a-z0-9]+$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let pet_id = {
+            let text = crate::extract::path_param(&path_params, "pet_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &pet_id {
+            let path = &mut crate::validate::FieldPath::field("pet_id");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::None,
+                ::std::option::Option::None,
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^pet_[a-z0-9]+$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^pet_[a-z0-9]+$")
+                }),
+            )?;
+        }
+        let pet_id = match pet_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pet_id", "missing"));
             }
-            let pet_id = match pet_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pet_id", "missing"));
-                }
-            };
-            let params = crate::GetPetParams { pet_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_pet(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::GetPetParams { pet_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_pet(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

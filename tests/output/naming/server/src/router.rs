@@ -89,36 +89,29 @@ async fn handle_create_thing<A: crate::NamingApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "type", default)]
-                type_: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let type_ = query_string.type_;
-            let x_trace_id = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("x-trace-id");
-                    NAME
-                },
-                "X-Trace-Id",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let params = crate::CreateThingParams { type_, x_trace_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_thing(ctx, params, body).await
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "type", default)]
+            type_: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let type_ = query_string.type_;
+        let x_trace_id = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("x-trace-id");
+                NAME
+            },
+            "X-Trace-Id",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let params = crate::CreateThingParams { type_, x_trace_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_thing(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -89,19 +89,12 @@ async fn handle_put_record<A: crate::NullableApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::PutRecordParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.put_record(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::PutRecordParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.put_record(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -96,20 +96,13 @@ async fn handle_list_versionsv2<A: crate::SimpleApiOverviewApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::ListVersionsv2Params {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_versionsv2(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::ListVersionsv2Params {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_versionsv2(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_version_detailsv2<A: crate::SimpleApiOverviewApi>(
@@ -121,18 +114,11 @@ async fn handle_get_version_detailsv2<A: crate::SimpleApiOverviewApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetVersionDetailsv2Params {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_version_detailsv2(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetVersionDetailsv2Params {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_version_detailsv2(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

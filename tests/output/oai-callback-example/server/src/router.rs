@@ -88,31 +88,24 @@ async fn handle_post_streams<A: crate::CallbackExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "callbackUrl", default)]
-                callback_url: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "callbackUrl", default)]
+            callback_url: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let callback_url = query_string.callback_url;
+        let callback_url = match callback_url {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("callbackUrl", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let callback_url = query_string.callback_url;
-            let callback_url = match callback_url {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("callbackUrl", "missing"));
-                }
-            };
-            let params = crate::PostStreamsParams { callback_url };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.post_streams(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::PostStreamsParams { callback_url };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.post_streams(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -118,31 +118,24 @@ async fn handle_get_user_by_name<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let params = crate::GetUserByNameParams { username };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_user_by_name(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let params = crate::GetUserByNameParams { username };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_user_by_name(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_repositories_by_owner<A: crate::LinkExampleApi>(
@@ -154,31 +147,24 @@ async fn handle_get_repositories_by_owner<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let params = crate::GetRepositoriesByOwnerParams { username };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_repositories_by_owner(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let params = crate::GetRepositoriesByOwnerParams { username };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_repositories_by_owner(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_repository<A: crate::LinkExampleApi>(
@@ -190,41 +176,34 @@ async fn handle_get_repository<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let slug = {
-                let text = crate::extract::path_param(&path_params, "slug")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let slug = match slug {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-                }
-            };
-            let params = crate::GetRepositoryParams { username, slug };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_repository(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let slug = {
+            let text = crate::extract::path_param(&path_params, "slug")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let slug = match slug {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+            }
+        };
+        let params = crate::GetRepositoryParams { username, slug };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_repository(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_pull_requests_by_repository<A: crate::LinkExampleApi>(
@@ -236,52 +215,45 @@ async fn handle_get_pull_requests_by_repository<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "state", default)]
-                state_2: ::std::option::Option<crate::types::GetPullRequestsByRepositoryState>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let slug = {
-                let text = crate::extract::path_param(&path_params, "slug")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let slug = match slug {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-                }
-            };
-            let state_2 = query_string.state_2;
-            if let ::std::option::Option::Some(value) = &state_2 {
-                let path = &mut crate::validate::FieldPath::field("state");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::GetPullRequestsByRepositoryParams { username, slug, state_2 };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_pull_requests_by_repository(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "state", default)]
+            state_2: ::std::option::Option<crate::types::GetPullRequestsByRepositoryState>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let slug = {
+            let text = crate::extract::path_param(&path_params, "slug")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let slug = match slug {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+            }
+        };
+        let state_2 = query_string.state_2;
+        if let ::std::option::Option::Some(value) = &state_2 {
+            let path = &mut crate::validate::FieldPath::field("state");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let params = crate::GetPullRequestsByRepositoryParams { username, slug, state_2 };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_pull_requests_by_repository(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_pull_requests_by_id<A: crate::LinkExampleApi>(
@@ -293,51 +265,44 @@ async fn handle_get_pull_requests_by_id<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let slug = {
-                let text = crate::extract::path_param(&path_params, "slug")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let slug = match slug {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-                }
-            };
-            let pid = {
-                let text = crate::extract::path_param(&path_params, "pid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let pid = match pid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
-                }
-            };
-            let params = crate::GetPullRequestsByIdParams { username, slug, pid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_pull_requests_by_id(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let slug = {
+            let text = crate::extract::path_param(&path_params, "slug")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let slug = match slug {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+            }
+        };
+        let pid = {
+            let text = crate::extract::path_param(&path_params, "pid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let pid = match pid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
+            }
+        };
+        let params = crate::GetPullRequestsByIdParams { username, slug, pid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_pull_requests_by_id(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_merge_pull_request<A: crate::LinkExampleApi>(
@@ -349,49 +314,42 @@ async fn handle_merge_pull_request<A: crate::LinkExampleApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let slug = {
-                let text = crate::extract::path_param(&path_params, "slug")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let slug = match slug {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
-                }
-            };
-            let pid = {
-                let text = crate::extract::path_param(&path_params, "pid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let pid = match pid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
-                }
-            };
-            let params = crate::MergePullRequestParams { username, slug, pid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.merge_pull_request(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let slug = {
+            let text = crate::extract::path_param(&path_params, "slug")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let slug = match slug {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("slug", "missing"));
+            }
+        };
+        let pid = {
+            let text = crate::extract::path_param(&path_params, "pid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let pid = match pid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("pid", "missing"));
+            }
+        };
+        let params = crate::MergePullRequestParams { username, slug, pid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.merge_pull_request(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

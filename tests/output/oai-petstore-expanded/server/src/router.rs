@@ -97,30 +97,23 @@ async fn handle_find_pets<A: crate::SwaggerPetstoreApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "tags", default)]
-                tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i32>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
-            let tags = query_string.tags;
-            let limit = query_string.limit;
-            let params = crate::FindPetsParams { tags, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.find_pets(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "tags", default)]
+            tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i32>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
+        let tags = query_string.tags;
+        let limit = query_string.limit;
+        let params = crate::FindPetsParams { tags, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.find_pets(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_add_pet<A: crate::SwaggerPetstoreApi>(
@@ -132,21 +125,14 @@ async fn handle_add_pet<A: crate::SwaggerPetstoreApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::AddPetParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.add_pet(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::AddPetParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.add_pet(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_find_pet_by_id<A: crate::SwaggerPetstoreApi>(
@@ -158,33 +144,27 @@ async fn handle_find_pet_by_id<A: crate::SwaggerPetstoreApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let id = {
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let id =
+            {
                 let text = crate::extract::path_param(&path_params, "id")?;
                 ::std::option::Option::Some(text.parse().map_err(|_| {
                     crate::ApiFailure::invalid_input("id", ::std::format!("`{text}` is not a valid value"))
                 })?)
             };
-            let id = match id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
-                }
-            };
-            let params = crate::FindPetByIdParams { id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.find_pet_by_id(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let id = match id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+            }
+        };
+        let params = crate::FindPetByIdParams { id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.find_pet_by_id(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_delete_pet<A: crate::SwaggerPetstoreApi>(
@@ -196,31 +176,25 @@ async fn handle_delete_pet<A: crate::SwaggerPetstoreApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let id = {
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let id =
+            {
                 let text = crate::extract::path_param(&path_params, "id")?;
                 ::std::option::Option::Some(text.parse().map_err(|_| {
                     crate::ApiFailure::invalid_input("id", ::std::format!("`{text}` is not a valid value"))
                 })?)
             };
-            let id = match id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
-                }
-            };
-            let params = crate::DeletePetParams { id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_pet(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let id = match id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+            }
+        };
+        let params = crate::DeletePetParams { id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_pet(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

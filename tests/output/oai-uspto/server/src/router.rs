@@ -103,20 +103,13 @@ async fn handle_list_data_sets<A: crate::UsptoDataSetApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::ListDataSetsParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_data_sets(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::ListDataSetsParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_data_sets(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_list_searchable_fields<A: crate::UsptoDataSetApi>(
@@ -128,41 +121,34 @@ async fn handle_list_searchable_fields<A: crate::UsptoDataSetApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let dataset = {
-                let text = crate::extract::path_param(&path_params, "dataset")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let dataset = match dataset {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
-                }
-            };
-            let version = {
-                let text = crate::extract::path_param(&path_params, "version")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let version = match version {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
-                }
-            };
-            let params = crate::ListSearchableFieldsParams { dataset, version };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_searchable_fields(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let dataset = {
+            let text = crate::extract::path_param(&path_params, "dataset")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let dataset = match dataset {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
+            }
+        };
+        let version = {
+            let text = crate::extract::path_param(&path_params, "version")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let version = match version {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
+            }
+        };
+        let params = crate::ListSearchableFieldsParams { dataset, version };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_searchable_fields(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_perform_search<A: crate::UsptoDataSetApi>(
@@ -174,44 +160,37 @@ async fn handle_perform_search<A: crate::UsptoDataSetApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let dataset = {
-                let text = crate::extract::path_param(&path_params, "dataset")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let dataset = match dataset {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
-                }
-            };
-            let version = {
-                let text = crate::extract::path_param(&path_params, "version")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let version = match version {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
-                }
-            };
-            let params = crate::PerformSearchParams { dataset, version };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.perform_search(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let dataset = {
+            let text = crate::extract::path_param(&path_params, "dataset")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let dataset = match dataset {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("dataset", "missing"));
+            }
+        };
+        let version = {
+            let text = crate::extract::path_param(&path_params, "version")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let version = match version {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("version", "missing"));
+            }
+        };
+        let params = crate::PerformSearchParams { dataset, version };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.perform_search(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -783,43 +783,36 @@ async fn handle_list_assistants<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListAssistantsOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListAssistantsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let params = crate::ListAssistantsParams { limit, order, after, before };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_assistants(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListAssistantsOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListAssistantsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let params = crate::ListAssistantsParams { limit, order, after, before };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_assistants(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -844,18 +837,11 @@ async fn handle_create_assistant<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateAssistantParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_assistant(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateAssistantParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_assistant(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -880,28 +866,21 @@ async fn handle_get_assistant<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let assistant_id = {
-                let text = crate::extract::path_param(&path_params, "assistant_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let assistant_id = match assistant_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
-                }
-            };
-            let params = crate::GetAssistantParams { assistant_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_assistant(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let assistant_id = {
+            let text = crate::extract::path_param(&path_params, "assistant_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let assistant_id = match assistant_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
+            }
+        };
+        let params = crate::GetAssistantParams { assistant_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_assistant(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -926,29 +905,22 @@ async fn handle_modify_assistant<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let assistant_id = {
-                let text = crate::extract::path_param(&path_params, "assistant_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let assistant_id = match assistant_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
-                }
-            };
-            let params = crate::ModifyAssistantParams { assistant_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_assistant(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let assistant_id = {
+            let text = crate::extract::path_param(&path_params, "assistant_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let assistant_id = match assistant_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
+            }
+        };
+        let params = crate::ModifyAssistantParams { assistant_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_assistant(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -973,28 +945,21 @@ async fn handle_delete_assistant<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let assistant_id = {
-                let text = crate::extract::path_param(&path_params, "assistant_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let assistant_id = match assistant_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
-                }
-            };
-            let params = crate::DeleteAssistantParams { assistant_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_assistant(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let assistant_id = {
+            let text = crate::extract::path_param(&path_params, "assistant_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let assistant_id = match assistant_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("assistant_id", "missing"));
+            }
+        };
+        let params = crate::DeleteAssistantParams { assistant_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_assistant(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1019,18 +984,11 @@ async fn handle_create_speech<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateSpeechParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_speech(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateSpeechParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_speech(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1055,18 +1013,11 @@ async fn handle_create_transcription<A: crate::OpenAiApi, Au: crate::Authenticat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateTranscriptionParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_transcription(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateTranscriptionParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_transcription(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1091,18 +1042,11 @@ async fn handle_create_translation<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateTranslationParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_translation(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateTranslationParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_translation(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1127,28 +1071,21 @@ async fn handle_list_batches<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let params = crate::ListBatchesParams { after, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_batches(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let params = crate::ListBatchesParams { after, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_batches(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1173,18 +1110,11 @@ async fn handle_create_batch<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateBatchParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_batch(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateBatchParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_batch(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1209,28 +1139,21 @@ async fn handle_retrieve_batch<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let batch_id = {
-                let text = crate::extract::path_param(&path_params, "batch_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let batch_id = match batch_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveBatchParams { batch_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_batch(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let batch_id = {
+            let text = crate::extract::path_param(&path_params, "batch_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let batch_id = match batch_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveBatchParams { batch_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_batch(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1255,28 +1178,21 @@ async fn handle_cancel_batch<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let batch_id = {
-                let text = crate::extract::path_param(&path_params, "batch_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let batch_id = match batch_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
-                }
-            };
-            let params = crate::CancelBatchParams { batch_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_batch(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let batch_id = {
+            let text = crate::extract::path_param(&path_params, "batch_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let batch_id = match batch_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
+            }
+        };
+        let params = crate::CancelBatchParams { batch_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_batch(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1301,49 +1217,42 @@ async fn handle_list_chat_completions<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "model", default)]
-                model: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListChatCompletionsOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let model = query_string.model;
-            let metadata = crate::extract::query_object::<crate::types::Metadata, _>(
-                &parts.uri,
-                "metadata",
-                false,
-                crate::extract::Keys::Except(&["model", "after", "limit", "order"]),
-            )?;
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::ListChatCompletionsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::ListChatCompletionsParams { model, metadata, after, limit, order };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_chat_completions(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "model", default)]
+            model: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListChatCompletionsOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let model = query_string.model;
+        let metadata = crate::extract::query_object::<crate::types::Metadata, _>(
+            &parts.uri,
+            "metadata",
+            false,
+            crate::extract::Keys::Except(&["model", "after", "limit", "order"]),
+        )?;
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::ListChatCompletionsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::ListChatCompletionsParams { model, metadata, after, limit, order };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_chat_completions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1368,18 +1277,11 @@ async fn handle_create_chat_completion<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateChatCompletionParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_chat_completion(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateChatCompletionParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_chat_completion(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1404,28 +1306,21 @@ async fn handle_get_chat_completion<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let completion_id = {
-                let text = crate::extract::path_param(&path_params, "completion_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let completion_id = match completion_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
-                }
-            };
-            let params = crate::GetChatCompletionParams { completion_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_chat_completion(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let completion_id = {
+            let text = crate::extract::path_param(&path_params, "completion_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let completion_id = match completion_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
+            }
+        };
+        let params = crate::GetChatCompletionParams { completion_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_chat_completion(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1450,29 +1345,22 @@ async fn handle_update_chat_completion<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let completion_id = {
-                let text = crate::extract::path_param(&path_params, "completion_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let completion_id = match completion_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
-                }
-            };
-            let params = crate::UpdateChatCompletionParams { completion_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_chat_completion(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let completion_id = {
+            let text = crate::extract::path_param(&path_params, "completion_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let completion_id = match completion_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
+            }
+        };
+        let params = crate::UpdateChatCompletionParams { completion_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_chat_completion(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1497,28 +1385,21 @@ async fn handle_delete_chat_completion<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let completion_id = {
-                let text = crate::extract::path_param(&path_params, "completion_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let completion_id = match completion_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
-                }
-            };
-            let params = crate::DeleteChatCompletionParams { completion_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_chat_completion(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let completion_id = {
+            let text = crate::extract::path_param(&path_params, "completion_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let completion_id = match completion_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
+            }
+        };
+        let params = crate::DeleteChatCompletionParams { completion_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_chat_completion(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1543,51 +1424,44 @@ async fn handle_get_chat_completion_messages<A: crate::OpenAiApi, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::GetChatCompletionMessagesOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let completion_id = {
-                let text = crate::extract::path_param(&path_params, "completion_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let completion_id = match completion_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
-                }
-            };
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::GetChatCompletionMessagesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::GetChatCompletionMessagesParams { completion_id, after, limit, order };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_chat_completion_messages(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::GetChatCompletionMessagesOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let completion_id = {
+            let text = crate::extract::path_param(&path_params, "completion_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let completion_id = match completion_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("completion_id", "missing"));
+            }
+        };
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::GetChatCompletionMessagesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::GetChatCompletionMessagesParams { completion_id, after, limit, order };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_chat_completion_messages(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1612,18 +1486,11 @@ async fn handle_create_completion<A: crate::OpenAiApi, Au: crate::Authenticator>
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateCompletionParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_completion(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateCompletionParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_completion(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1648,18 +1515,11 @@ async fn handle_create_embedding<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateEmbeddingParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_embedding(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateEmbeddingParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_embedding(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1684,52 +1544,45 @@ async fn handle_list_evals<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListEvalsOrder>,
-                #[serde(rename = "order_by", default)]
-                order_by: ::std::option::Option<crate::types::ListEvalsOrderBy>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::ListEvalsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let order_by = query_string.order_by;
-            if let ::std::option::Option::Some(value) = &order_by {
-                let path = &mut crate::validate::FieldPath::field("order_by");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order_by = order_by.unwrap_or_else(|| {
-                "created_at"
-                    .parse::<crate::types::ListEvalsOrderBy>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::ListEvalsParams { after, limit, order, order_by };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_evals(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListEvalsOrder>,
+            #[serde(rename = "order_by", default)]
+            order_by: ::std::option::Option<crate::types::ListEvalsOrderBy>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::ListEvalsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let order_by = query_string.order_by;
+        if let ::std::option::Option::Some(value) = &order_by {
+            let path = &mut crate::validate::FieldPath::field("order_by");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let order_by = order_by.unwrap_or_else(|| {
+            "created_at"
+                .parse::<crate::types::ListEvalsOrderBy>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::ListEvalsParams { after, limit, order, order_by };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_evals(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1754,18 +1607,11 @@ async fn handle_create_eval<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateEvalParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_eval(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateEvalParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_eval(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1790,28 +1636,21 @@ async fn handle_get_eval<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let params = crate::GetEvalParams { eval_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_eval(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let params = crate::GetEvalParams { eval_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_eval(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1836,29 +1675,22 @@ async fn handle_update_eval<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let params = crate::UpdateEvalParams { eval_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_eval(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let params = crate::UpdateEvalParams { eval_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_eval(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1883,28 +1715,21 @@ async fn handle_delete_eval<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let params = crate::DeleteEvalParams { eval_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_eval(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let params = crate::DeleteEvalParams { eval_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_eval(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -1929,58 +1754,51 @@ async fn handle_get_eval_runs<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::GetEvalRunsOrder>,
-                #[serde(rename = "status", default)]
-                status: ::std::option::Option<crate::types::GetEvalRunsStatus>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::GetEvalRunsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let status = query_string.status;
-            if let ::std::option::Option::Some(value) = &status {
-                let path = &mut crate::validate::FieldPath::field("status");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::GetEvalRunsParams { eval_id, after, limit, order, status };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_eval_runs(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::GetEvalRunsOrder>,
+            #[serde(rename = "status", default)]
+            status: ::std::option::Option<crate::types::GetEvalRunsStatus>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::GetEvalRunsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let status = query_string.status;
+        if let ::std::option::Option::Some(value) = &status {
+            let path = &mut crate::validate::FieldPath::field("status");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let params = crate::GetEvalRunsParams { eval_id, after, limit, order, status };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_eval_runs(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2005,29 +1823,22 @@ async fn handle_create_eval_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let params = crate::CreateEvalRunParams { eval_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_eval_run(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let params = crate::CreateEvalRunParams { eval_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_eval_run(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2052,38 +1863,31 @@ async fn handle_get_eval_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::GetEvalRunParams { eval_id, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_eval_run(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::GetEvalRunParams { eval_id, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_eval_run(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2108,38 +1912,31 @@ async fn handle_cancel_eval_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::CancelEvalRunParams { eval_id, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_eval_run(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::CancelEvalRunParams { eval_id, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_eval_run(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2164,38 +1961,31 @@ async fn handle_delete_eval_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::DeleteEvalRunParams { eval_id, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_eval_run(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::DeleteEvalRunParams { eval_id, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_eval_run(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2220,68 +2010,61 @@ async fn handle_get_eval_run_output_items<A: crate::OpenAiApi, Au: crate::Authen
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "status", default)]
-                status: ::std::option::Option<crate::types::GetEvalRunOutputItemsStatus>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::GetEvalRunOutputItemsOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let status = query_string.status;
-            if let ::std::option::Option::Some(value) = &status {
-                let path = &mut crate::validate::FieldPath::field("status");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::GetEvalRunOutputItemsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::GetEvalRunOutputItemsParams { eval_id, run_id, after, limit, status, order };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_eval_run_output_items(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "status", default)]
+            status: ::std::option::Option<crate::types::GetEvalRunOutputItemsStatus>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::GetEvalRunOutputItemsOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let status = query_string.status;
+        if let ::std::option::Option::Some(value) = &status {
+            let path = &mut crate::validate::FieldPath::field("status");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::GetEvalRunOutputItemsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::GetEvalRunOutputItemsParams { eval_id, run_id, after, limit, status, order };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_eval_run_output_items(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2306,48 +2089,41 @@ async fn handle_get_eval_run_output_item<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let eval_id = {
-                let text = crate::extract::path_param(&path_params, "eval_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let eval_id = match eval_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let output_item_id = {
-                let text = crate::extract::path_param(&path_params, "output_item_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let output_item_id = match output_item_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("output_item_id", "missing"));
-                }
-            };
-            let params = crate::GetEvalRunOutputItemParams { eval_id, run_id, output_item_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_eval_run_output_item(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let eval_id = {
+            let text = crate::extract::path_param(&path_params, "eval_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let eval_id = match eval_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("eval_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let output_item_id = {
+            let text = crate::extract::path_param(&path_params, "output_item_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let output_item_id = match output_item_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("output_item_id", "missing"));
+            }
+        };
+        let params = crate::GetEvalRunOutputItemParams { eval_id, run_id, output_item_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_eval_run_output_item(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2372,43 +2148,36 @@ async fn handle_list_files<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "purpose", default)]
-                purpose: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListFilesOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let purpose = query_string.purpose;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(10000);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListFilesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let params = crate::ListFilesParams { purpose, limit, order, after };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_files(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "purpose", default)]
+            purpose: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListFilesOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let purpose = query_string.purpose;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(10000);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListFilesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let params = crate::ListFilesParams { purpose, limit, order, after };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_files(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2433,18 +2202,11 @@ async fn handle_create_file<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateFileParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_file(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateFileParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_file(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2469,28 +2231,21 @@ async fn handle_retrieve_file<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveFileParams { file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_file(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveFileParams { file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_file(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2515,28 +2270,21 @@ async fn handle_delete_file<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::DeleteFileParams { file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_file(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::DeleteFileParams { file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_file(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2561,28 +2309,21 @@ async fn handle_download_file<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::DownloadFileParams { file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.download_file(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::DownloadFileParams { file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.download_file(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2607,63 +2348,56 @@ async fn handle_list_fine_tuning_checkpoint_permissions<A: crate::OpenAiApi, Au:
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "project_id", default)]
-                project_id: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListFineTuningCheckpointPermissionsOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let fine_tuned_model_checkpoint = {
-                let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuned_model_checkpoint",
-                        "missing",
-                    ));
-                }
-            };
-            let project_id = query_string.project_id;
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(10);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "descending"
-                    .parse::<crate::types::ListFineTuningCheckpointPermissionsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::ListFineTuningCheckpointPermissionsParams {
-                fine_tuned_model_checkpoint,
-                project_id,
-                after,
-                limit,
-                order,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_fine_tuning_checkpoint_permissions(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "project_id", default)]
+            project_id: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListFineTuningCheckpointPermissionsOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let fine_tuned_model_checkpoint = {
+            let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
+                    "fine_tuned_model_checkpoint",
+                    "missing",
+                ));
+            }
+        };
+        let project_id = query_string.project_id;
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(10);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "descending"
+                .parse::<crate::types::ListFineTuningCheckpointPermissionsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::ListFineTuningCheckpointPermissionsParams {
+            fine_tuned_model_checkpoint,
+            project_id,
+            after,
+            limit,
+            order,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_fine_tuning_checkpoint_permissions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2688,32 +2422,25 @@ async fn handle_create_fine_tuning_checkpoint_permission<A: crate::OpenAiApi, Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let fine_tuned_model_checkpoint = {
-                let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuned_model_checkpoint",
-                        "missing",
-                    ));
-                }
-            };
-            let params = crate::CreateFineTuningCheckpointPermissionParams { fine_tuned_model_checkpoint };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_fine_tuning_checkpoint_permission(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let fine_tuned_model_checkpoint = {
+            let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
+                    "fine_tuned_model_checkpoint",
+                    "missing",
+                ));
+            }
+        };
+        let params = crate::CreateFineTuningCheckpointPermissionParams { fine_tuned_model_checkpoint };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_fine_tuning_checkpoint_permission(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2738,42 +2465,34 @@ async fn handle_delete_fine_tuning_checkpoint_permission<A: crate::OpenAiApi, Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let fine_tuned_model_checkpoint = {
-                let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuned_model_checkpoint",
-                        "missing",
-                    ));
-                }
-            };
-            let permission_id = {
-                let text = crate::extract::path_param(&path_params, "permission_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let permission_id = match permission_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("permission_id", "missing"));
-                }
-            };
-            let params =
-                crate::DeleteFineTuningCheckpointPermissionParams { fine_tuned_model_checkpoint, permission_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_fine_tuning_checkpoint_permission(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let fine_tuned_model_checkpoint = {
+            let text = crate::extract::path_param(&path_params, "fine_tuned_model_checkpoint")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuned_model_checkpoint = match fine_tuned_model_checkpoint {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
+                    "fine_tuned_model_checkpoint",
+                    "missing",
+                ));
+            }
+        };
+        let permission_id = {
+            let text = crate::extract::path_param(&path_params, "permission_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let permission_id = match permission_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("permission_id", "missing"));
+            }
+        };
+        let params = crate::DeleteFineTuningCheckpointPermissionParams { fine_tuned_model_checkpoint, permission_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_fine_tuning_checkpoint_permission(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2798,33 +2517,25 @@ async fn handle_list_paginated_fine_tuning_jobs<A: crate::OpenAiApi, Au: crate::
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let metadata =
-                crate::extract::query_object::<
-                    ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-                    _,
-                >(&parts.uri, "metadata", true, crate::extract::Keys::Except(&["after", "limit"]))?;
-            let params = crate::ListPaginatedFineTuningJobsParams { after, limit, metadata };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_paginated_fine_tuning_jobs(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let metadata = crate::extract::query_object::<
+            ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            _,
+        >(&parts.uri, "metadata", true, crate::extract::Keys::Except(&["after", "limit"]))?;
+        let params = crate::ListPaginatedFineTuningJobsParams { after, limit, metadata };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_paginated_fine_tuning_jobs(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2849,18 +2560,11 @@ async fn handle_create_fine_tuning_job<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateFineTuningJobParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_fine_tuning_job(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateFineTuningJobParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_fine_tuning_job(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2885,31 +2589,21 @@ async fn handle_retrieve_fine_tuning_job<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let fine_tuning_job_id = {
-                let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuning_job_id = match fine_tuning_job_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuning_job_id",
-                        "missing",
-                    ));
-                }
-            };
-            let params = crate::RetrieveFineTuningJobParams { fine_tuning_job_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_fine_tuning_job(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let fine_tuning_job_id = {
+            let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuning_job_id = match fine_tuning_job_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("fine_tuning_job_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveFineTuningJobParams { fine_tuning_job_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_fine_tuning_job(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2934,31 +2628,21 @@ async fn handle_cancel_fine_tuning_job<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let fine_tuning_job_id = {
-                let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuning_job_id = match fine_tuning_job_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuning_job_id",
-                        "missing",
-                    ));
-                }
-            };
-            let params = crate::CancelFineTuningJobParams { fine_tuning_job_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_fine_tuning_job(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let fine_tuning_job_id = {
+            let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuning_job_id = match fine_tuning_job_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("fine_tuning_job_id", "missing"));
+            }
+        };
+        let params = crate::CancelFineTuningJobParams { fine_tuning_job_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_fine_tuning_job(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -2983,42 +2667,32 @@ async fn handle_list_fine_tuning_job_checkpoints<A: crate::OpenAiApi, Au: crate:
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let fine_tuning_job_id = {
+            let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuning_job_id = match fine_tuning_job_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("fine_tuning_job_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let fine_tuning_job_id = {
-                let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuning_job_id = match fine_tuning_job_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuning_job_id",
-                        "missing",
-                    ));
-                }
-            };
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(10);
-            let params = crate::ListFineTuningJobCheckpointsParams { fine_tuning_job_id, after, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_fine_tuning_job_checkpoints(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(10);
+        let params = crate::ListFineTuningJobCheckpointsParams { fine_tuning_job_id, after, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_fine_tuning_job_checkpoints(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3043,42 +2717,32 @@ async fn handle_list_fine_tuning_events<A: crate::OpenAiApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let fine_tuning_job_id = {
+            let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let fine_tuning_job_id = match fine_tuning_job_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("fine_tuning_job_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let fine_tuning_job_id = {
-                let text = crate::extract::path_param(&path_params, "fine_tuning_job_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let fine_tuning_job_id = match fine_tuning_job_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "fine_tuning_job_id",
-                        "missing",
-                    ));
-                }
-            };
-            let after = query_string.after;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let params = crate::ListFineTuningEventsParams { fine_tuning_job_id, after, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_fine_tuning_events(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let after = query_string.after;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let params = crate::ListFineTuningEventsParams { fine_tuning_job_id, after, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_fine_tuning_events(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3103,18 +2767,11 @@ async fn handle_create_image_edit<A: crate::OpenAiApi, Au: crate::Authenticator>
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateImageEditParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_image_edit(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateImageEditParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_image_edit(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3139,18 +2796,11 @@ async fn handle_create_image<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateImageParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_image(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateImageParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_image(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3175,18 +2825,11 @@ async fn handle_create_image_variation<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateImageVariationParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_image_variation(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateImageVariationParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_image_variation(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3211,17 +2854,10 @@ async fn handle_list_models<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::ListModelsParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_models(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::ListModelsParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_models(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3246,28 +2882,21 @@ async fn handle_retrieve_model<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let model = {
-                let text = crate::extract::path_param(&path_params, "model")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let model = match model {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("model", "missing"));
-                }
-            };
-            let params = crate::RetrieveModelParams { model };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_model(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let model = {
+            let text = crate::extract::path_param(&path_params, "model")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let model = match model {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("model", "missing"));
+            }
+        };
+        let params = crate::RetrieveModelParams { model };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_model(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3292,28 +2921,21 @@ async fn handle_delete_model<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let model = {
-                let text = crate::extract::path_param(&path_params, "model")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let model = match model {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("model", "missing"));
-                }
-            };
-            let params = crate::DeleteModelParams { model };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_model(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let model = {
+            let text = crate::extract::path_param(&path_params, "model")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let model = match model {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("model", "missing"));
+            }
+        };
+        let params = crate::DeleteModelParams { model };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_model(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3338,18 +2960,11 @@ async fn handle_create_moderation<A: crate::OpenAiApi, Au: crate::Authenticator>
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateModerationParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_moderation(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateModerationParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_moderation(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3374,40 +2989,33 @@ async fn handle_admin_api_keys_list<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::AdminApiKeysListOrder>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let after = query_string.after;
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "asc"
-                    .parse::<crate::types::AdminApiKeysListOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let params = crate::AdminApiKeysListParams { after, order, limit };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.admin_api_keys_list(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::AdminApiKeysListOrder>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let after = query_string.after;
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "asc"
+                .parse::<crate::types::AdminApiKeysListOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let params = crate::AdminApiKeysListParams { after, order, limit };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.admin_api_keys_list(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3432,18 +3040,11 @@ async fn handle_admin_api_keys_create<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::AdminApiKeysCreateParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.admin_api_keys_create(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::AdminApiKeysCreateParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.admin_api_keys_create(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3468,28 +3069,21 @@ async fn handle_admin_api_keys_get<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let key_id = {
-                let text = crate::extract::path_param(&path_params, "key_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let key_id = match key_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
-                }
-            };
-            let params = crate::AdminApiKeysGetParams { key_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.admin_api_keys_get(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let key_id = {
+            let text = crate::extract::path_param(&path_params, "key_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let key_id = match key_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
+            }
+        };
+        let params = crate::AdminApiKeysGetParams { key_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.admin_api_keys_get(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3514,28 +3108,21 @@ async fn handle_admin_api_keys_delete<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let key_id = {
-                let text = crate::extract::path_param(&path_params, "key_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let key_id = match key_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
-                }
-            };
-            let params = crate::AdminApiKeysDeleteParams { key_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.admin_api_keys_delete(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let key_id = {
+            let text = crate::extract::path_param(&path_params, "key_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let key_id = match key_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
+            }
+        };
+        let params = crate::AdminApiKeysDeleteParams { key_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.admin_api_keys_delete(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3560,77 +3147,70 @@ async fn handle_list_audit_logs<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "project_ids[]", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "event_types[]", default)]
-                event_types: ::std::option::Option<::std::vec::Vec<crate::types::AuditLogEventType>>,
-                #[serde(rename = "actor_ids[]", default)]
-                actor_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "actor_emails[]", default)]
-                actor_emails: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "resource_ids[]", default)]
-                resource_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(
-                &parts.uri,
-                &["project_ids[]", "event_types[]", "actor_ids[]", "actor_emails[]", "resource_ids[]"],
-            )?;
-            let effective_at = crate::extract::query_object::<crate::types::ListAuditLogsEffectiveAt, _>(
-                &parts.uri,
-                "effective_at",
-                false,
-                crate::extract::Keys::Only(&["gt", "gte", "lt", "lte"]),
-            )?;
-            if let ::std::option::Option::Some(value) = &effective_at {
-                let path = &mut crate::validate::FieldPath::field("effective_at");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let project_ids = query_string.project_ids;
-            let event_types = query_string.event_types;
-            if let ::std::option::Option::Some(value) = &event_types {
-                let path = &mut crate::validate::FieldPath::field("event_types[]");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let actor_ids = query_string.actor_ids;
-            let actor_emails = query_string.actor_emails;
-            let resource_ids = query_string.resource_ids;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let before = query_string.before;
-            let params = crate::ListAuditLogsParams {
-                effective_at,
-                project_ids,
-                event_types,
-                actor_ids,
-                actor_emails,
-                resource_ids,
-                limit,
-                after,
-                before,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_audit_logs(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "project_ids[]", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "event_types[]", default)]
+            event_types: ::std::option::Option<::std::vec::Vec<crate::types::AuditLogEventType>>,
+            #[serde(rename = "actor_ids[]", default)]
+            actor_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "actor_emails[]", default)]
+            actor_emails: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "resource_ids[]", default)]
+            resource_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(
+            &parts.uri,
+            &["project_ids[]", "event_types[]", "actor_ids[]", "actor_emails[]", "resource_ids[]"],
+        )?;
+        let effective_at = crate::extract::query_object::<crate::types::ListAuditLogsEffectiveAt, _>(
+            &parts.uri,
+            "effective_at",
+            false,
+            crate::extract::Keys::Only(&["gt", "gte", "lt", "lte"]),
+        )?;
+        if let ::std::option::Option::Some(value) = &effective_at {
+            let path = &mut crate::validate::FieldPath::field("effective_at");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let project_ids = query_string.project_ids;
+        let event_types = query_string.event_types;
+        if let ::std::option::Option::Some(value) = &event_types {
+            let path = &mut crate::validate::FieldPath::field("event_types[]");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let actor_ids = query_string.actor_ids;
+        let actor_emails = query_string.actor_emails;
+        let resource_ids = query_string.resource_ids;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let before = query_string.before;
+        let params = crate::ListAuditLogsParams {
+            effective_at,
+            project_ids,
+            event_types,
+            actor_ids,
+            actor_emails,
+            resource_ids,
+            limit,
+            after,
+            before,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_audit_logs(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3655,40 +3235,33 @@ async fn handle_list_organization_certificates<A: crate::OpenAiApi, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListOrganizationCertificatesOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListOrganizationCertificatesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::ListOrganizationCertificatesParams { limit, after, order };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_organization_certificates(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListOrganizationCertificatesOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListOrganizationCertificatesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::ListOrganizationCertificatesParams { limit, after, order };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_organization_certificates(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3713,18 +3286,11 @@ async fn handle_upload_certificate<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::UploadCertificateParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.upload_certificate(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::UploadCertificateParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.upload_certificate(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3749,18 +3315,11 @@ async fn handle_activate_organization_certificates<A: crate::OpenAiApi, Au: crat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::ActivateOrganizationCertificatesParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.activate_organization_certificates(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::ActivateOrganizationCertificatesParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.activate_organization_certificates(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3785,18 +3344,11 @@ async fn handle_deactivate_organization_certificates<A: crate::OpenAiApi, Au: cr
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::DeactivateOrganizationCertificatesParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.deactivate_organization_certificates(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::DeactivateOrganizationCertificatesParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.deactivate_organization_certificates(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3821,43 +3373,36 @@ async fn handle_get_certificate<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "include", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::GetCertificateIncludeItem>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
-            let certificate_id = {
-                let text = crate::extract::path_param(&path_params, "certificate_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let certificate_id = match certificate_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
-                }
-            };
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::GetCertificateParams { certificate_id, include };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_certificate(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "include", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::GetCertificateIncludeItem>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
+        let certificate_id = {
+            let text = crate::extract::path_param(&path_params, "certificate_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let certificate_id = match certificate_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
+            }
+        };
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
         }
+        let params = crate::GetCertificateParams { certificate_id, include };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_certificate(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3882,29 +3427,22 @@ async fn handle_modify_certificate<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let certificate_id = {
-                let text = crate::extract::path_param(&path_params, "certificate_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let certificate_id = match certificate_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
-                }
-            };
-            let params = crate::ModifyCertificateParams { certificate_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_certificate(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let certificate_id = {
+            let text = crate::extract::path_param(&path_params, "certificate_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let certificate_id = match certificate_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
+            }
+        };
+        let params = crate::ModifyCertificateParams { certificate_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_certificate(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3929,28 +3467,21 @@ async fn handle_delete_certificate<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let certificate_id = {
-                let text = crate::extract::path_param(&path_params, "certificate_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let certificate_id = match certificate_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
-                }
-            };
-            let params = crate::DeleteCertificateParams { certificate_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_certificate(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let certificate_id = {
+            let text = crate::extract::path_param(&path_params, "certificate_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let certificate_id = match certificate_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("certificate_id", "missing"));
+            }
+        };
+        let params = crate::DeleteCertificateParams { certificate_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_certificate(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -3975,66 +3506,58 @@ async fn handle_usage_costs<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageCostsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCostsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageCostsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(7);
-            let page = query_string.page;
-            let params =
-                crate::UsageCostsParams { start_time, end_time, bucket_width, project_ids, group_by, limit, page };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_costs(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageCostsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCostsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageCostsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(7);
+        let page = query_string.page;
+        let params = crate::UsageCostsParams { start_time, end_time, bucket_width, project_ids, group_by, limit, page };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_costs(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4059,28 +3582,21 @@ async fn handle_list_invites<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let params = crate::ListInvitesParams { limit, after };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_invites(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let params = crate::ListInvitesParams { limit, after };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_invites(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4105,18 +3621,11 @@ async fn handle_invite_user<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::InviteUserParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.invite_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::InviteUserParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.invite_user(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4141,28 +3650,21 @@ async fn handle_retrieve_invite<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let invite_id = {
-                let text = crate::extract::path_param(&path_params, "invite_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let invite_id = match invite_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("invite_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveInviteParams { invite_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_invite(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let invite_id = {
+            let text = crate::extract::path_param(&path_params, "invite_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let invite_id = match invite_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("invite_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveInviteParams { invite_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_invite(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4187,28 +3689,21 @@ async fn handle_delete_invite<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let invite_id = {
-                let text = crate::extract::path_param(&path_params, "invite_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let invite_id = match invite_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("invite_id", "missing"));
-                }
-            };
-            let params = crate::DeleteInviteParams { invite_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_invite(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let invite_id = {
+            let text = crate::extract::path_param(&path_params, "invite_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let invite_id = match invite_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("invite_id", "missing"));
+            }
+        };
+        let params = crate::DeleteInviteParams { invite_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_invite(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4233,32 +3728,25 @@ async fn handle_list_projects<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "include_archived", default)]
-                include_archived: ::std::option::Option<bool>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let include_archived = query_string.include_archived;
-            let include_archived = include_archived.unwrap_or(false);
-            let params = crate::ListProjectsParams { limit, after, include_archived };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_projects(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "include_archived", default)]
+            include_archived: ::std::option::Option<bool>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let include_archived = query_string.include_archived;
+        let include_archived = include_archived.unwrap_or(false);
+        let params = crate::ListProjectsParams { limit, after, include_archived };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_projects(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4283,18 +3771,11 @@ async fn handle_create_project<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateProjectParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_project(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateProjectParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_project(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4319,28 +3800,21 @@ async fn handle_retrieve_project<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveProjectParams { project_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_project(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveProjectParams { project_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_project(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4365,29 +3839,22 @@ async fn handle_modify_project<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::ModifyProjectParams { project_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_project(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::ModifyProjectParams { project_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_project(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4412,39 +3879,32 @@ async fn handle_list_project_api_keys<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let params = crate::ListProjectApiKeysParams { project_id, limit, after };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_project_api_keys(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let params = crate::ListProjectApiKeysParams { project_id, limit, after };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_project_api_keys(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4469,38 +3929,31 @@ async fn handle_retrieve_project_api_key<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let key_id = {
-                let text = crate::extract::path_param(&path_params, "key_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let key_id = match key_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveProjectApiKeyParams { project_id, key_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_project_api_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let key_id = {
+            let text = crate::extract::path_param(&path_params, "key_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let key_id = match key_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveProjectApiKeyParams { project_id, key_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_project_api_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4525,38 +3978,31 @@ async fn handle_delete_project_api_key<A: crate::OpenAiApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let key_id = {
-                let text = crate::extract::path_param(&path_params, "key_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let key_id = match key_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
-                }
-            };
-            let params = crate::DeleteProjectApiKeyParams { project_id, key_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_project_api_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let key_id = {
+            let text = crate::extract::path_param(&path_params, "key_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let key_id = match key_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("key_id", "missing"));
+            }
+        };
+        let params = crate::DeleteProjectApiKeyParams { project_id, key_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_project_api_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4581,28 +4027,21 @@ async fn handle_archive_project<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::ArchiveProjectParams { project_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.archive_project(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::ArchiveProjectParams { project_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.archive_project(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4627,51 +4066,44 @@ async fn handle_list_project_certificates<A: crate::OpenAiApi, Au: crate::Authen
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListProjectCertificatesOrder>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListProjectCertificatesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::ListProjectCertificatesParams { project_id, limit, after, order };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_project_certificates(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListProjectCertificatesOrder>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListProjectCertificatesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::ListProjectCertificatesParams { project_id, limit, after, order };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_project_certificates(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4696,29 +4128,22 @@ async fn handle_activate_project_certificates<A: crate::OpenAiApi, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::ActivateProjectCertificatesParams { project_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.activate_project_certificates(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::ActivateProjectCertificatesParams { project_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.activate_project_certificates(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4743,29 +4168,22 @@ async fn handle_deactivate_project_certificates<A: crate::OpenAiApi, Au: crate::
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::DeactivateProjectCertificatesParams { project_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.deactivate_project_certificates(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::DeactivateProjectCertificatesParams { project_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.deactivate_project_certificates(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4790,42 +4208,35 @@ async fn handle_list_project_rate_limits<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(100);
-            let after = query_string.after;
-            let before = query_string.before;
-            let params = crate::ListProjectRateLimitsParams { project_id, limit, after, before };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_project_rate_limits(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(100);
+        let after = query_string.after;
+        let before = query_string.before;
+        let params = crate::ListProjectRateLimitsParams { project_id, limit, after, before };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_project_rate_limits(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4850,39 +4261,32 @@ async fn handle_update_project_rate_limits<A: crate::OpenAiApi, Au: crate::Authe
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let rate_limit_id = {
-                let text = crate::extract::path_param(&path_params, "rate_limit_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let rate_limit_id = match rate_limit_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("rate_limit_id", "missing"));
-                }
-            };
-            let params = crate::UpdateProjectRateLimitsParams { project_id, rate_limit_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_project_rate_limits(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let rate_limit_id = {
+            let text = crate::extract::path_param(&path_params, "rate_limit_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let rate_limit_id = match rate_limit_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("rate_limit_id", "missing"));
+            }
+        };
+        let params = crate::UpdateProjectRateLimitsParams { project_id, rate_limit_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_project_rate_limits(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4907,39 +4311,32 @@ async fn handle_list_project_service_accounts<A: crate::OpenAiApi, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let params = crate::ListProjectServiceAccountsParams { project_id, limit, after };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_project_service_accounts(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let params = crate::ListProjectServiceAccountsParams { project_id, limit, after };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_project_service_accounts(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -4964,29 +4361,22 @@ async fn handle_create_project_service_account<A: crate::OpenAiApi, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::CreateProjectServiceAccountParams { project_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_project_service_account(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::CreateProjectServiceAccountParams { project_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_project_service_account(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5011,41 +4401,31 @@ async fn handle_retrieve_project_service_account<A: crate::OpenAiApi, Au: crate:
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let service_account_id = {
-                let text = crate::extract::path_param(&path_params, "service_account_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let service_account_id = match service_account_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "service_account_id",
-                        "missing",
-                    ));
-                }
-            };
-            let params = crate::RetrieveProjectServiceAccountParams { project_id, service_account_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_project_service_account(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let service_account_id = {
+            let text = crate::extract::path_param(&path_params, "service_account_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let service_account_id = match service_account_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("service_account_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveProjectServiceAccountParams { project_id, service_account_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_project_service_account(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5070,41 +4450,31 @@ async fn handle_delete_project_service_account<A: crate::OpenAiApi, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let service_account_id = {
-                let text = crate::extract::path_param(&path_params, "service_account_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let service_account_id = match service_account_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input(
-                        "service_account_id",
-                        "missing",
-                    ));
-                }
-            };
-            let params = crate::DeleteProjectServiceAccountParams { project_id, service_account_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_project_service_account(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let service_account_id = {
+            let text = crate::extract::path_param(&path_params, "service_account_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let service_account_id = match service_account_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("service_account_id", "missing"));
+            }
+        };
+        let params = crate::DeleteProjectServiceAccountParams { project_id, service_account_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_project_service_account(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5129,39 +4499,32 @@ async fn handle_list_project_users<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let params = crate::ListProjectUsersParams { project_id, limit, after };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_project_users(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let params = crate::ListProjectUsersParams { project_id, limit, after };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_project_users(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5186,29 +4549,22 @@ async fn handle_create_project_user<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let params = crate::CreateProjectUserParams { project_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_project_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let params = crate::CreateProjectUserParams { project_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_project_user(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5233,38 +4589,31 @@ async fn handle_retrieve_project_user<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveProjectUserParams { project_id, user_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_project_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveProjectUserParams { project_id, user_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_project_user(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5289,39 +4638,32 @@ async fn handle_modify_project_user<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::ModifyProjectUserParams { project_id, user_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_project_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::ModifyProjectUserParams { project_id, user_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_project_user(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5346,38 +4688,31 @@ async fn handle_delete_project_user<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let project_id = {
-                let text = crate::extract::path_param(&path_params, "project_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let project_id = match project_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
-                }
-            };
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::DeleteProjectUserParams { project_id, user_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_project_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let project_id = {
+            let text = crate::extract::path_param(&path_params, "project_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let project_id = match project_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("project_id", "missing"));
+            }
+        };
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::DeleteProjectUserParams { project_id, user_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_project_user(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5402,85 +4737,78 @@ async fn handle_usage_audio_speeches<A: crate::OpenAiApi, Au: crate::Authenticat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageAudioSpeechesBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageAudioSpeechesGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query =
-                crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageAudioSpeechesBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageAudioSpeechesParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_audio_speeches(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageAudioSpeechesBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageAudioSpeechesGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageAudioSpeechesBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageAudioSpeechesParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_audio_speeches(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5505,85 +4833,78 @@ async fn handle_usage_audio_transcriptions<A: crate::OpenAiApi, Au: crate::Authe
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageAudioTranscriptionsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageAudioTranscriptionsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query =
-                crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageAudioTranscriptionsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageAudioTranscriptionsParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_audio_transcriptions(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageAudioTranscriptionsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageAudioTranscriptionsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageAudioTranscriptionsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageAudioTranscriptionsParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_audio_transcriptions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5608,72 +4929,65 @@ async fn handle_usage_code_interpreter_sessions<A: crate::OpenAiApi, Au: crate::
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageCodeInterpreterSessionsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCodeInterpreterSessionsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageCodeInterpreterSessionsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageCodeInterpreterSessionsParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_code_interpreter_sessions(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageCodeInterpreterSessionsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCodeInterpreterSessionsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageCodeInterpreterSessionsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageCodeInterpreterSessionsParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_code_interpreter_sessions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5698,89 +5012,82 @@ async fn handle_usage_completions<A: crate::OpenAiApi, Au: crate::Authenticator>
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageCompletionsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "batch", default)]
-                batch: ::std::option::Option<bool>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCompletionsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query =
-                crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageCompletionsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let batch = query_string.batch;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageCompletionsParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                batch,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_completions(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageCompletionsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "batch", default)]
+            batch: ::std::option::Option<bool>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageCompletionsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageCompletionsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let batch = query_string.batch;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageCompletionsParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            batch,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_completions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5805,85 +5112,78 @@ async fn handle_usage_embeddings<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageEmbeddingsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageEmbeddingsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query =
-                crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageEmbeddingsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageEmbeddingsParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_embeddings(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageEmbeddingsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageEmbeddingsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageEmbeddingsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageEmbeddingsParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_embeddings(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -5908,111 +5208,104 @@ async fn handle_usage_images<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageImagesBucketWidth>,
-                #[serde(rename = "sources", default)]
-                sources: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesSourcesItem>>,
-                #[serde(rename = "sizes", default)]
-                sizes: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesSizesItem>>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(
-                &parts.uri,
-                &["sources", "sizes", "project_ids", "user_ids", "api_key_ids", "models", "group_by"],
-            )?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageImagesBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let sources = query_string.sources;
-            if let ::std::option::Option::Some(value) = &sources {
-                let path = &mut crate::validate::FieldPath::field("sources");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let sizes = query_string.sizes;
-            if let ::std::option::Option::Some(value) = &sizes {
-                let path = &mut crate::validate::FieldPath::field("sizes");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageImagesParams {
-                start_time,
-                end_time,
-                bucket_width,
-                sources,
-                sizes,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_images(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageImagesBucketWidth>,
+            #[serde(rename = "sources", default)]
+            sources: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesSourcesItem>>,
+            #[serde(rename = "sizes", default)]
+            sizes: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesSizesItem>>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageImagesGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(
+            &parts.uri,
+            &["sources", "sizes", "project_ids", "user_ids", "api_key_ids", "models", "group_by"],
+        )?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageImagesBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let sources = query_string.sources;
+        if let ::std::option::Option::Some(value) = &sources {
+            let path = &mut crate::validate::FieldPath::field("sources");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let sizes = query_string.sizes;
+        if let ::std::option::Option::Some(value) = &sizes {
+            let path = &mut crate::validate::FieldPath::field("sizes");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageImagesParams {
+            start_time,
+            end_time,
+            bucket_width,
+            sources,
+            sizes,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_images(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6037,85 +5330,78 @@ async fn handle_usage_moderations<A: crate::OpenAiApi, Au: crate::Authenticator>
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageModerationsBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "user_ids", default)]
-                user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "api_key_ids", default)]
-                api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "models", default)]
-                models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageModerationsGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query =
-                crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageModerationsBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let user_ids = query_string.user_ids;
-            let api_key_ids = query_string.api_key_ids;
-            let models = query_string.models;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageModerationsParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                user_ids,
-                api_key_ids,
-                models,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_moderations(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageModerationsBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "user_ids", default)]
+            user_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "api_key_ids", default)]
+            api_key_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "models", default)]
+            models: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageModerationsGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query =
+            crate::extract::query(&parts.uri, &["project_ids", "user_ids", "api_key_ids", "models", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageModerationsBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let user_ids = query_string.user_ids;
+        let api_key_ids = query_string.api_key_ids;
+        let models = query_string.models;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params = crate::UsageModerationsParams {
+            start_time,
+            end_time,
+            bucket_width,
+            project_ids,
+            user_ids,
+            api_key_ids,
+            models,
+            group_by,
+            limit,
+            page,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_moderations(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6140,72 +5426,58 @@ async fn handle_usage_vector_stores<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "start_time", default)]
-                start_time: ::std::option::Option<i64>,
-                #[serde(rename = "end_time", default)]
-                end_time: ::std::option::Option<i64>,
-                #[serde(rename = "bucket_width", default)]
-                bucket_width: ::std::option::Option<crate::types::UsageVectorStoresBucketWidth>,
-                #[serde(rename = "project_ids", default)]
-                project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                #[serde(rename = "group_by", default)]
-                group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageVectorStoresGroupByItem>>,
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
-            let start_time = query_string.start_time;
-            let start_time = match start_time {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
-                }
-            };
-            let end_time = query_string.end_time;
-            let bucket_width = query_string.bucket_width;
-            if let ::std::option::Option::Some(value) = &bucket_width {
-                let path = &mut crate::validate::FieldPath::field("bucket_width");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let bucket_width = bucket_width.unwrap_or_else(|| {
-                "1d".parse::<crate::types::UsageVectorStoresBucketWidth>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let project_ids = query_string.project_ids;
-            let group_by = query_string.group_by;
-            if let ::std::option::Option::Some(value) = &group_by {
-                let path = &mut crate::validate::FieldPath::field("group_by");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let limit = query_string.limit;
-            let page = query_string.page;
-            let params = crate::UsageVectorStoresParams {
-                start_time,
-                end_time,
-                bucket_width,
-                project_ids,
-                group_by,
-                limit,
-                page,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.usage_vector_stores(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "start_time", default)]
+            start_time: ::std::option::Option<i64>,
+            #[serde(rename = "end_time", default)]
+            end_time: ::std::option::Option<i64>,
+            #[serde(rename = "bucket_width", default)]
+            bucket_width: ::std::option::Option<crate::types::UsageVectorStoresBucketWidth>,
+            #[serde(rename = "project_ids", default)]
+            project_ids: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            #[serde(rename = "group_by", default)]
+            group_by: ::std::option::Option<::std::vec::Vec<crate::types::UsageVectorStoresGroupByItem>>,
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["project_ids", "group_by"])?;
+        let start_time = query_string.start_time;
+        let start_time = match start_time {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("start_time", "missing"));
+            }
+        };
+        let end_time = query_string.end_time;
+        let bucket_width = query_string.bucket_width;
+        if let ::std::option::Option::Some(value) = &bucket_width {
+            let path = &mut crate::validate::FieldPath::field("bucket_width");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let bucket_width = bucket_width.unwrap_or_else(|| {
+            "1d".parse::<crate::types::UsageVectorStoresBucketWidth>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let project_ids = query_string.project_ids;
+        let group_by = query_string.group_by;
+        if let ::std::option::Option::Some(value) = &group_by {
+            let path = &mut crate::validate::FieldPath::field("group_by");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let limit = query_string.limit;
+        let page = query_string.page;
+        let params =
+            crate::UsageVectorStoresParams { start_time, end_time, bucket_width, project_ids, group_by, limit, page };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.usage_vector_stores(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6230,31 +5502,24 @@ async fn handle_list_users<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "emails", default)]
-                emails: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["emails"])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let after = query_string.after;
-            let emails = query_string.emails;
-            let params = crate::ListUsersParams { limit, after, emails };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_users(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "emails", default)]
+            emails: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &["emails"])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let after = query_string.after;
+        let emails = query_string.emails;
+        let params = crate::ListUsersParams { limit, after, emails };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_users(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6279,28 +5544,21 @@ async fn handle_retrieve_user<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveUserParams { user_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveUserParams { user_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_user(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6325,29 +5583,22 @@ async fn handle_modify_user<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::ModifyUserParams { user_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::ModifyUserParams { user_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_user(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6372,28 +5623,21 @@ async fn handle_delete_user<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let user_id = {
-                let text = crate::extract::path_param(&path_params, "user_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let user_id = match user_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
-                }
-            };
-            let params = crate::DeleteUserParams { user_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let user_id = {
+            let text = crate::extract::path_param(&path_params, "user_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let user_id = match user_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("user_id", "missing"));
+            }
+        };
+        let params = crate::DeleteUserParams { user_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_user(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6418,18 +5662,11 @@ async fn handle_create_realtime_session<A: crate::OpenAiApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateRealtimeSessionParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_realtime_session(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateRealtimeSessionParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_realtime_session(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6454,18 +5691,11 @@ async fn handle_create_realtime_transcription_session<A: crate::OpenAiApi, Au: c
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateRealtimeTranscriptionSessionParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_realtime_transcription_session(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateRealtimeTranscriptionSessionParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_realtime_transcription_session(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6490,18 +5720,11 @@ async fn handle_create_response<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateResponseParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_response(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateResponseParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_response(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6526,43 +5749,36 @@ async fn handle_get_response<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "include", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
-            let response_id = {
-                let text = crate::extract::path_param(&path_params, "response_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let response_id = match response_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
-                }
-            };
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::GetResponseParams { response_id, include };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_response(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "include", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
+        let response_id = {
+            let text = crate::extract::path_param(&path_params, "response_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let response_id = match response_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
+            }
+        };
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
         }
+        let params = crate::GetResponseParams { response_id, include };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_response(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6587,28 +5803,21 @@ async fn handle_delete_response<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let response_id = {
-                let text = crate::extract::path_param(&path_params, "response_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let response_id = match response_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
-                }
-            };
-            let params = crate::DeleteResponseParams { response_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_response(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let response_id = {
+            let text = crate::extract::path_param(&path_params, "response_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let response_id = match response_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
+            }
+        };
+        let params = crate::DeleteResponseParams { response_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_response(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6633,60 +5842,53 @@ async fn handle_list_input_items<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListInputItemsOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "include", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
-            let response_id = {
-                let text = crate::extract::path_param(&path_params, "response_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let response_id = match response_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let after = query_string.after;
-            let before = query_string.before;
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::ListInputItemsParams { response_id, limit, order, after, before, include };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_input_items(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListInputItemsOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "include", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::Includable>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include"])?;
+        let response_id = {
+            let text = crate::extract::path_param(&path_params, "response_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let response_id = match response_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("response_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let after = query_string.after;
+        let before = query_string.before;
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let params = crate::ListInputItemsParams { response_id, limit, order, after, before, include };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_input_items(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6711,22 +5913,15 @@ async fn handle_create_thread<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateThreadParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::extract::json_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_thread(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateThreadParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::extract::json_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_thread(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6751,18 +5946,11 @@ async fn handle_create_thread_and_run<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateThreadAndRunParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_thread_and_run(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateThreadAndRunParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_thread_and_run(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6787,28 +5975,21 @@ async fn handle_get_thread<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let params = crate::GetThreadParams { thread_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_thread(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let params = crate::GetThreadParams { thread_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_thread(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6833,29 +6014,22 @@ async fn handle_modify_thread<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let params = crate::ModifyThreadParams { thread_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_thread(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let params = crate::ModifyThreadParams { thread_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_thread(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6880,28 +6054,21 @@ async fn handle_delete_thread<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let params = crate::DeleteThreadParams { thread_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_thread(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let params = crate::DeleteThreadParams { thread_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_thread(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -6926,57 +6093,50 @@ async fn handle_list_messages<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListMessagesOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "run_id", default)]
-                run_id: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListMessagesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let run_id = query_string.run_id;
-            let params = crate::ListMessagesParams { thread_id, limit, order, after, before, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_messages(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListMessagesOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "run_id", default)]
+            run_id: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListMessagesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let run_id = query_string.run_id;
+        let params = crate::ListMessagesParams { thread_id, limit, order, after, before, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_messages(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7001,29 +6161,22 @@ async fn handle_create_message<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let params = crate::CreateMessageParams { thread_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_message(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let params = crate::CreateMessageParams { thread_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_message(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7048,38 +6201,31 @@ async fn handle_get_message<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let message_id = {
-                let text = crate::extract::path_param(&path_params, "message_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let message_id = match message_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
-                }
-            };
-            let params = crate::GetMessageParams { thread_id, message_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_message(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let message_id = {
+            let text = crate::extract::path_param(&path_params, "message_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let message_id = match message_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
+            }
+        };
+        let params = crate::GetMessageParams { thread_id, message_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_message(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7104,39 +6250,32 @@ async fn handle_modify_message<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let message_id = {
-                let text = crate::extract::path_param(&path_params, "message_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let message_id = match message_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
-                }
-            };
-            let params = crate::ModifyMessageParams { thread_id, message_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_message(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let message_id = {
+            let text = crate::extract::path_param(&path_params, "message_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let message_id = match message_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
+            }
+        };
+        let params = crate::ModifyMessageParams { thread_id, message_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_message(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7161,38 +6300,31 @@ async fn handle_delete_message<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let message_id = {
-                let text = crate::extract::path_param(&path_params, "message_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let message_id = match message_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
-                }
-            };
-            let params = crate::DeleteMessageParams { thread_id, message_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_message(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let message_id = {
+            let text = crate::extract::path_param(&path_params, "message_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let message_id = match message_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("message_id", "missing"));
+            }
+        };
+        let params = crate::DeleteMessageParams { thread_id, message_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_message(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7217,54 +6349,47 @@ async fn handle_list_runs<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListRunsOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListRunsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let params = crate::ListRunsParams { thread_id, limit, order, after, before };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_runs(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListRunsOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListRunsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let params = crate::ListRunsParams { thread_id, limit, order, after, before };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_runs(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7289,44 +6414,37 @@ async fn handle_create_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "include[]", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::CreateRunIncludeItem>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include[]");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::CreateRunParams { thread_id, include };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_run(ctx, params, body).await
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "include[]", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::CreateRunIncludeItem>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include[]");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
         }
+        let params = crate::CreateRunParams { thread_id, include };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_run(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7351,38 +6469,31 @@ async fn handle_get_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::GetRunParams { thread_id, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_run(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::GetRunParams { thread_id, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_run(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7407,39 +6518,32 @@ async fn handle_modify_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::ModifyRunParams { thread_id, run_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_run(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::ModifyRunParams { thread_id, run_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_run(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7464,38 +6568,31 @@ async fn handle_cancel_run<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::CancelRunParams { thread_id, run_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_run(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::CancelRunParams { thread_id, run_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_run(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7520,75 +6617,68 @@ async fn handle_list_run_steps<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListRunStepsOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "include[]", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::ListRunStepsIncludeItem>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListRunStepsOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include[]");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::ListRunStepsParams { thread_id, run_id, limit, order, after, before, include };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_run_steps(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListRunStepsOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "include[]", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::ListRunStepsIncludeItem>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListRunStepsOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include[]");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
+        }
+        let params = crate::ListRunStepsParams { thread_id, run_id, limit, order, after, before, include };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_run_steps(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7613,63 +6703,56 @@ async fn handle_get_run_step<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "include[]", default)]
-                include: ::std::option::Option<::std::vec::Vec<crate::types::GetRunStepIncludeItem>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let step_id = {
-                let text = crate::extract::path_param(&path_params, "step_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let step_id = match step_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("step_id", "missing"));
-                }
-            };
-            let include = query_string.include;
-            if let ::std::option::Option::Some(value) = &include {
-                let path = &mut crate::validate::FieldPath::field("include[]");
-                for (index, item) in value.iter().enumerate() {
-                    path.push_index(index);
-                    crate::validate::Validate::validate(item, path)?;
-                    path.pop();
-                }
-            }
-            let params = crate::GetRunStepParams { thread_id, run_id, step_id, include };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_run_step(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "include[]", default)]
+            include: ::std::option::Option<::std::vec::Vec<crate::types::GetRunStepIncludeItem>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &["include[]"])?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let step_id = {
+            let text = crate::extract::path_param(&path_params, "step_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let step_id = match step_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("step_id", "missing"));
+            }
+        };
+        let include = query_string.include;
+        if let ::std::option::Option::Some(value) = &include {
+            let path = &mut crate::validate::FieldPath::field("include[]");
+            for (index, item) in value.iter().enumerate() {
+                path.push_index(index);
+                crate::validate::Validate::validate(item, path)?;
+                path.pop();
+            }
         }
+        let params = crate::GetRunStepParams { thread_id, run_id, step_id, include };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_run_step(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7694,39 +6777,32 @@ async fn handle_submit_tool_ouputs_to_run<A: crate::OpenAiApi, Au: crate::Authen
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let thread_id = {
-                let text = crate::extract::path_param(&path_params, "thread_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let thread_id = match thread_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
-                }
-            };
-            let run_id = {
-                let text = crate::extract::path_param(&path_params, "run_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let run_id = match run_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
-                }
-            };
-            let params = crate::SubmitToolOuputsToRunParams { thread_id, run_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.submit_tool_ouputs_to_run(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let thread_id = {
+            let text = crate::extract::path_param(&path_params, "thread_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let thread_id = match thread_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("thread_id", "missing"));
+            }
+        };
+        let run_id = {
+            let text = crate::extract::path_param(&path_params, "run_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let run_id = match run_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("run_id", "missing"));
+            }
+        };
+        let params = crate::SubmitToolOuputsToRunParams { thread_id, run_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.submit_tool_ouputs_to_run(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7751,18 +6827,11 @@ async fn handle_create_upload<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateUploadParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_upload(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateUploadParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_upload(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7787,28 +6856,21 @@ async fn handle_cancel_upload<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let upload_id = {
-                let text = crate::extract::path_param(&path_params, "upload_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let upload_id = match upload_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-                }
-            };
-            let params = crate::CancelUploadParams { upload_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_upload(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let upload_id = {
+            let text = crate::extract::path_param(&path_params, "upload_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let upload_id = match upload_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+            }
+        };
+        let params = crate::CancelUploadParams { upload_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_upload(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7833,29 +6895,22 @@ async fn handle_complete_upload<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let upload_id = {
-                let text = crate::extract::path_param(&path_params, "upload_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let upload_id = match upload_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-                }
-            };
-            let params = crate::CompleteUploadParams { upload_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.complete_upload(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let upload_id = {
+            let text = crate::extract::path_param(&path_params, "upload_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let upload_id = match upload_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+            }
+        };
+        let params = crate::CompleteUploadParams { upload_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.complete_upload(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7880,29 +6935,22 @@ async fn handle_add_upload_part<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let upload_id = {
-                let text = crate::extract::path_param(&path_params, "upload_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let upload_id = match upload_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
-                }
-            };
-            let params = crate::AddUploadPartParams { upload_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.add_upload_part(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let upload_id = {
+            let text = crate::extract::path_param(&path_params, "upload_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let upload_id = match upload_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("upload_id", "missing"));
+            }
+        };
+        let params = crate::AddUploadPartParams { upload_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::bodies::multipart_body(&parts.headers, ::std::clone::Clone::clone(&bytes)).await?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.add_upload_part(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7927,43 +6975,36 @@ async fn handle_list_vector_stores<A: crate::OpenAiApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListVectorStoresOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListVectorStoresOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let params = crate::ListVectorStoresParams { limit, order, after, before };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_vector_stores(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListVectorStoresOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListVectorStoresOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let params = crate::ListVectorStoresParams { limit, order, after, before };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_vector_stores(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -7988,18 +7029,11 @@ async fn handle_create_vector_store<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateVectorStoreParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_vector_store(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateVectorStoreParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_vector_store(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8024,28 +7058,21 @@ async fn handle_get_vector_store<A: crate::OpenAiApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::GetVectorStoreParams { vector_store_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_vector_store(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::GetVectorStoreParams { vector_store_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_vector_store(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8070,29 +7097,22 @@ async fn handle_modify_vector_store<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::ModifyVectorStoreParams { vector_store_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.modify_vector_store(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::ModifyVectorStoreParams { vector_store_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.modify_vector_store(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8117,28 +7137,21 @@ async fn handle_delete_vector_store<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::DeleteVectorStoreParams { vector_store_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_vector_store(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::DeleteVectorStoreParams { vector_store_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_vector_store(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8163,29 +7176,22 @@ async fn handle_create_vector_store_file_batch<A: crate::OpenAiApi, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::CreateVectorStoreFileBatchParams { vector_store_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_vector_store_file_batch(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::CreateVectorStoreFileBatchParams { vector_store_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_vector_store_file_batch(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8210,38 +7216,31 @@ async fn handle_get_vector_store_file_batch<A: crate::OpenAiApi, Au: crate::Auth
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let batch_id = {
-                let text = crate::extract::path_param(&path_params, "batch_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let batch_id = match batch_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
-                }
-            };
-            let params = crate::GetVectorStoreFileBatchParams { vector_store_id, batch_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_vector_store_file_batch(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let batch_id = {
+            let text = crate::extract::path_param(&path_params, "batch_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let batch_id = match batch_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
+            }
+        };
+        let params = crate::GetVectorStoreFileBatchParams { vector_store_id, batch_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_vector_store_file_batch(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8266,38 +7265,31 @@ async fn handle_cancel_vector_store_file_batch<A: crate::OpenAiApi, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let batch_id = {
-                let text = crate::extract::path_param(&path_params, "batch_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let batch_id = match batch_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
-                }
-            };
-            let params = crate::CancelVectorStoreFileBatchParams { vector_store_id, batch_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.cancel_vector_store_file_batch(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let batch_id = {
+            let text = crate::extract::path_param(&path_params, "batch_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let batch_id = match batch_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
+            }
+        };
+        let params = crate::CancelVectorStoreFileBatchParams { vector_store_id, batch_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.cancel_vector_store_file_batch(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8322,79 +7314,65 @@ async fn handle_list_files_in_vector_store_batch<A: crate::OpenAiApi, Au: crate:
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListFilesInVectorStoreBatchOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "filter", default)]
-                filter: ::std::option::Option<crate::types::ListFilesInVectorStoreBatchFilter>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let batch_id = {
-                let text = crate::extract::path_param(&path_params, "batch_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let batch_id = match batch_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListFilesInVectorStoreBatchOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let filter = query_string.filter;
-            if let ::std::option::Option::Some(value) = &filter {
-                let path = &mut crate::validate::FieldPath::field("filter");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::ListFilesInVectorStoreBatchParams {
-                vector_store_id,
-                batch_id,
-                limit,
-                order,
-                after,
-                before,
-                filter,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_files_in_vector_store_batch(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListFilesInVectorStoreBatchOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "filter", default)]
+            filter: ::std::option::Option<crate::types::ListFilesInVectorStoreBatchFilter>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let batch_id = {
+            let text = crate::extract::path_param(&path_params, "batch_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let batch_id = match batch_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("batch_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListFilesInVectorStoreBatchOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let filter = query_string.filter;
+        if let ::std::option::Option::Some(value) = &filter {
+            let path = &mut crate::validate::FieldPath::field("filter");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let params =
+            crate::ListFilesInVectorStoreBatchParams { vector_store_id, batch_id, limit, order, after, before, filter };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_files_in_vector_store_batch(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8419,61 +7397,54 @@ async fn handle_list_vector_store_files<A: crate::OpenAiApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "limit", default)]
-                limit: ::std::option::Option<i64>,
-                #[serde(rename = "order", default)]
-                order: ::std::option::Option<crate::types::ListVectorStoreFilesOrder>,
-                #[serde(rename = "after", default)]
-                after: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "before", default)]
-                before: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "filter", default)]
-                filter: ::std::option::Option<crate::types::ListVectorStoreFilesFilter>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let limit = query_string.limit;
-            let limit = limit.unwrap_or(20);
-            let order = query_string.order;
-            if let ::std::option::Option::Some(value) = &order {
-                let path = &mut crate::validate::FieldPath::field("order");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let order = order.unwrap_or_else(|| {
-                "desc"
-                    .parse::<crate::types::ListVectorStoreFilesOrder>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let after = query_string.after;
-            let before = query_string.before;
-            let filter = query_string.filter;
-            if let ::std::option::Option::Some(value) = &filter {
-                let path = &mut crate::validate::FieldPath::field("filter");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let params = crate::ListVectorStoreFilesParams { vector_store_id, limit, order, after, before, filter };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_vector_store_files(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "limit", default)]
+            limit: ::std::option::Option<i64>,
+            #[serde(rename = "order", default)]
+            order: ::std::option::Option<crate::types::ListVectorStoreFilesOrder>,
+            #[serde(rename = "after", default)]
+            after: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "before", default)]
+            before: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "filter", default)]
+            filter: ::std::option::Option<crate::types::ListVectorStoreFilesFilter>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let limit = query_string.limit;
+        let limit = limit.unwrap_or(20);
+        let order = query_string.order;
+        if let ::std::option::Option::Some(value) = &order {
+            let path = &mut crate::validate::FieldPath::field("order");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let order = order.unwrap_or_else(|| {
+            "desc"
+                .parse::<crate::types::ListVectorStoreFilesOrder>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let after = query_string.after;
+        let before = query_string.before;
+        let filter = query_string.filter;
+        if let ::std::option::Option::Some(value) = &filter {
+            let path = &mut crate::validate::FieldPath::field("filter");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let params = crate::ListVectorStoreFilesParams { vector_store_id, limit, order, after, before, filter };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_vector_store_files(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8498,29 +7469,22 @@ async fn handle_create_vector_store_file<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::CreateVectorStoreFileParams { vector_store_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_vector_store_file(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::CreateVectorStoreFileParams { vector_store_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_vector_store_file(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8545,38 +7509,31 @@ async fn handle_get_vector_store_file<A: crate::OpenAiApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::GetVectorStoreFileParams { vector_store_id, file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_vector_store_file(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::GetVectorStoreFileParams { vector_store_id, file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_vector_store_file(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8601,39 +7558,32 @@ async fn handle_update_vector_store_file_attributes<A: crate::OpenAiApi, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::UpdateVectorStoreFileAttributesParams { vector_store_id, file_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_vector_store_file_attributes(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::UpdateVectorStoreFileAttributesParams { vector_store_id, file_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_vector_store_file_attributes(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8658,38 +7608,31 @@ async fn handle_delete_vector_store_file<A: crate::OpenAiApi, Au: crate::Authent
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::DeleteVectorStoreFileParams { vector_store_id, file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_vector_store_file(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::DeleteVectorStoreFileParams { vector_store_id, file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_vector_store_file(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8714,38 +7657,31 @@ async fn handle_retrieve_vector_store_file_content<A: crate::OpenAiApi, Au: crat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let file_id = {
-                let text = crate::extract::path_param(&path_params, "file_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let file_id = match file_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
-                }
-            };
-            let params = crate::RetrieveVectorStoreFileContentParams { vector_store_id, file_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.retrieve_vector_store_file_content(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let file_id = {
+            let text = crate::extract::path_param(&path_params, "file_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let file_id = match file_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("file_id", "missing"));
+            }
+        };
+        let params = crate::RetrieveVectorStoreFileContentParams { vector_store_id, file_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.retrieve_vector_store_file_content(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],
@@ -8770,29 +7706,22 @@ async fn handle_search_vector_store<A: crate::OpenAiApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let vector_store_id = {
-                let text = crate::extract::path_param(&path_params, "vector_store_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let vector_store_id = match vector_store_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
-                }
-            };
-            let params = crate::SearchVectorStoreParams { vector_store_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.search_vector_store(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let vector_store_id = {
+            let text = crate::extract::path_param(&path_params, "vector_store_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let vector_store_id = match vector_store_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("vector_store_id", "missing"));
+            }
+        };
+        let params = crate::SearchVectorStoreParams { vector_store_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.search_vector_store(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "ApiKeyAuth", kind: crate::SchemeKind::Bearer }]],

@@ -113,182 +113,175 @@ async fn handle_get_thing<A: crate::ParamCollisionApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "validate", default)]
-                validate_2: ::std::option::Option<bool>,
-                #[serde(rename = "send", default)]
-                send_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "options", default)]
-                options_2: ::std::option::Option<i64>,
-                #[serde(rename = "body", default)]
-                body_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "request", default)]
-                request_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "into_stream", default)]
-                into_stream_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "ctx", default)]
-                ctx_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "params", default)]
-                params_2: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "response", default)]
-                response: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "headers", default)]
-                headers: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "query", default)]
-                query: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "path", default)]
-                path: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "spec", default)]
-                spec: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "raw", default)]
-                raw: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "meta", default)]
-                meta: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "self", default)]
-                self_: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "api", default)]
-                api: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "router", default)]
-                router: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "result", default)]
-                result: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "value", default)]
-                value: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "item", default)]
-                item: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "page", default)]
-                page: ::std::option::Option<i64>,
-                #[serde(rename = "e", default)]
-                e: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "err", default)]
-                err: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "failure", default)]
-                failure: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "config", default)]
-                config: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "keys", default)]
-                keys: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "auth", default)]
-                auth: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "validate", default)]
+            validate_2: ::std::option::Option<bool>,
+            #[serde(rename = "send", default)]
+            send_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "options", default)]
+            options_2: ::std::option::Option<i64>,
+            #[serde(rename = "body", default)]
+            body_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "request", default)]
+            request_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "into_stream", default)]
+            into_stream_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "ctx", default)]
+            ctx_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "params", default)]
+            params_2: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "response", default)]
+            response: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "headers", default)]
+            headers: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "query", default)]
+            query: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "path", default)]
+            path: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "spec", default)]
+            spec: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "raw", default)]
+            raw: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "meta", default)]
+            meta: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "self", default)]
+            self_: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "api", default)]
+            api: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "router", default)]
+            router: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "result", default)]
+            result: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "value", default)]
+            value: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "item", default)]
+            item: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "page", default)]
+            page: ::std::option::Option<i64>,
+            #[serde(rename = "e", default)]
+            e: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "err", default)]
+            err: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "failure", default)]
+            failure: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "config", default)]
+            config: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "keys", default)]
+            keys: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "auth", default)]
+            auth: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let client_2 = {
+            let text = crate::extract::path_param(&path_params, "client")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let client_2 = match client_2 {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("client", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let client_2 = {
-                let text = crate::extract::path_param(&path_params, "client")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let client_2 = match client_2 {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("client", "missing"));
-                }
-            };
-            let state_2 = {
-                let text = crate::extract::path_param(&path_params, "state")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let state_2 = match state_2 {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("state", "missing"));
-                }
-            };
-            let validate_2 = query_string.validate_2;
-            let send_2 = query_string.send_2;
-            let options_2 = query_string.options_2;
-            let body_2 = query_string.body_2;
-            let request_2 = query_string.request_2;
-            let into_stream_2 = query_string.into_stream_2;
-            let ctx_2 = query_string.ctx_2;
-            let params_2 = query_string.params_2;
-            let response = query_string.response;
-            let headers = query_string.headers;
-            let query = query_string.query;
-            let path = query_string.path;
-            let spec = query_string.spec;
-            let raw = query_string.raw;
-            let meta = query_string.meta;
-            let self_ = query_string.self_;
-            let api = query_string.api;
-            let router = query_string.router;
-            let result = query_string.result;
-            let value = query_string.value;
-            let item = query_string.item;
-            let page = query_string.page;
-            let e = query_string.e;
-            let err = query_string.err;
-            let failure = query_string.failure;
-            let config = query_string.config;
-            let keys = query_string.keys;
-            let auth = query_string.auth;
-            let self_2 = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("self");
-                    NAME
-                },
-                "Self",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let idempotency_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
-                    NAME
-                },
-                "Idempotency-Key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let params = crate::GetThingParams {
-                client_2,
-                state_2,
-                validate_2,
-                send_2,
-                options_2,
-                body_2,
-                request_2,
-                into_stream_2,
-                ctx_2,
-                params_2,
-                response,
-                headers,
-                query,
-                path,
-                spec,
-                raw,
-                meta,
-                self_,
-                api,
-                router,
-                result,
-                value,
-                item,
-                page,
-                e,
-                err,
-                failure,
-                config,
-                keys,
-                auth,
-                self_2,
-                idempotency_key,
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_thing(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let state_2 = {
+            let text = crate::extract::path_param(&path_params, "state")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let state_2 = match state_2 {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("state", "missing"));
+            }
+        };
+        let validate_2 = query_string.validate_2;
+        let send_2 = query_string.send_2;
+        let options_2 = query_string.options_2;
+        let body_2 = query_string.body_2;
+        let request_2 = query_string.request_2;
+        let into_stream_2 = query_string.into_stream_2;
+        let ctx_2 = query_string.ctx_2;
+        let params_2 = query_string.params_2;
+        let response = query_string.response;
+        let headers = query_string.headers;
+        let query = query_string.query;
+        let path = query_string.path;
+        let spec = query_string.spec;
+        let raw = query_string.raw;
+        let meta = query_string.meta;
+        let self_ = query_string.self_;
+        let api = query_string.api;
+        let router = query_string.router;
+        let result = query_string.result;
+        let value = query_string.value;
+        let item = query_string.item;
+        let page = query_string.page;
+        let e = query_string.e;
+        let err = query_string.err;
+        let failure = query_string.failure;
+        let config = query_string.config;
+        let keys = query_string.keys;
+        let auth = query_string.auth;
+        let self_2 = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("self");
+                NAME
+            },
+            "Self",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let idempotency_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("idempotency-key");
+                NAME
+            },
+            "Idempotency-Key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let params = crate::GetThingParams {
+            client_2,
+            state_2,
+            validate_2,
+            send_2,
+            options_2,
+            body_2,
+            request_2,
+            into_stream_2,
+            ctx_2,
+            params_2,
+            response,
+            headers,
+            query,
+            path,
+            spec,
+            raw,
+            meta,
+            self_,
+            api,
+            router,
+            result,
+            value,
+            item,
+            page,
+            e,
+            err,
+            failure,
+            config,
+            keys,
+            auth,
+            self_2,
+            idempotency_key,
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_thing(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_builder_2<A: crate::ParamCollisionApi>(
@@ -300,21 +293,14 @@ async fn handle_builder_2<A: crate::ParamCollisionApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::BuilderParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.builder_2(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::BuilderParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.builder_2(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_from_env_2<A: crate::ParamCollisionApi>(
@@ -326,20 +312,13 @@ async fn handle_from_env_2<A: crate::ParamCollisionApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::FromEnvParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.from_env_2(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::FromEnvParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.from_env_2(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_execute_2<A: crate::ParamCollisionApi>(
@@ -351,20 +330,13 @@ async fn handle_execute_2<A: crate::ParamCollisionApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::ExecuteParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.execute_2(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::ExecuteParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.execute_2(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_base_url_2<A: crate::ParamCollisionApi>(
@@ -376,32 +348,25 @@ async fn handle_base_url_2<A: crate::ParamCollisionApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "timeout", default)]
-                timeout: ::std::option::Option<f64>,
-                #[serde(rename = "retry_policy", default)]
-                retry_policy: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let timeout = query_string.timeout;
-            if let ::std::option::Option::Some(value) = &timeout {
-                let path = &mut crate::validate::FieldPath::field("timeout");
-                crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
-            }
-            let retry_policy = query_string.retry_policy;
-            let params = crate::BaseUrlParams { timeout, retry_policy };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.base_url_2(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "timeout", default)]
+            timeout: ::std::option::Option<f64>,
+            #[serde(rename = "retry_policy", default)]
+            retry_policy: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let timeout = query_string.timeout;
+        if let ::std::option::Option::Some(value) = &timeout {
+            let path = &mut crate::validate::FieldPath::field("timeout");
+            crate::validate::check_number(*value, path, ::std::option::Option::None, ::std::option::Option::None)?;
         }
+        let retry_policy = query_string.retry_policy;
+        let params = crate::BaseUrlParams { timeout, retry_policy };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.base_url_2(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -203,35 +203,28 @@ async fn handle_update_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::UpdatePetParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = match crate::bodies::content_type_index(
-                &parts.headers,
-                &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-            ) {
-                ::std::option::Option::Some(0usize) => {
-                    crate::UpdatePetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                }
-                ::std::option::Option::Some(1usize) => crate::UpdatePetBody::Xml(crate::bodies::text_body(&bytes)?),
-                ::std::option::Option::Some(2usize) => {
-                    crate::UpdatePetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                }
-                _ => {
-                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                        "application/json, application/xml, application/x-www-form-urlencoded",
-                        &parts.headers,
-                    ));
-                }
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_pet(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::UpdatePetParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = match crate::bodies::content_type_index(
+            &parts.headers,
+            &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+        ) {
+            ::std::option::Option::Some(0usize) => {
+                crate::UpdatePetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+            }
+            ::std::option::Option::Some(1usize) => crate::UpdatePetBody::Xml(crate::bodies::text_body(&bytes)?),
+            ::std::option::Option::Some(2usize) => {
+                crate::UpdatePetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+            }
+            _ => {
+                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                    "application/json, application/xml, application/x-www-form-urlencoded",
+                    &parts.headers,
+                ));
+            }
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_pet(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -256,35 +249,28 @@ async fn handle_add_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authen
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::AddPetParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = match crate::bodies::content_type_index(
-                &parts.headers,
-                &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-            ) {
-                ::std::option::Option::Some(0usize) => {
-                    crate::AddPetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                }
-                ::std::option::Option::Some(1usize) => crate::AddPetBody::Xml(crate::bodies::text_body(&bytes)?),
-                ::std::option::Option::Some(2usize) => {
-                    crate::AddPetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                }
-                _ => {
-                    return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                        "application/json, application/xml, application/x-www-form-urlencoded",
-                        &parts.headers,
-                    ));
-                }
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.add_pet(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::AddPetParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = match crate::bodies::content_type_index(
+            &parts.headers,
+            &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+        ) {
+            ::std::option::Option::Some(0usize) => {
+                crate::AddPetBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+            }
+            ::std::option::Option::Some(1usize) => crate::AddPetBody::Xml(crate::bodies::text_body(&bytes)?),
+            ::std::option::Option::Some(2usize) => {
+                crate::AddPetBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+            }
+            _ => {
+                return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                    "application/json, application/xml, application/x-www-form-urlencoded",
+                    &parts.headers,
+                ));
+            }
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.add_pet(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -309,33 +295,26 @@ async fn handle_find_pets_by_status<A: crate::SwaggerPetstoreOpenApi30Api, Au: c
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "status", default)]
-                status: ::std::option::Option<crate::types::FindPetsByStatusStatus>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let status = query_string.status;
-            if let ::std::option::Option::Some(value) = &status {
-                let path = &mut crate::validate::FieldPath::field("status");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let status = status.unwrap_or_else(|| {
-                "available"
-                    .parse::<crate::types::FindPetsByStatusStatus>()
-                    .unwrap_or_else(|_| unreachable!("the generator checked the default"))
-            });
-            let params = crate::FindPetsByStatusParams { status };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.find_pets_by_status(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "status", default)]
+            status: ::std::option::Option<crate::types::FindPetsByStatusStatus>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let status = query_string.status;
+        if let ::std::option::Option::Some(value) = &status {
+            let path = &mut crate::validate::FieldPath::field("status");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let status = status.unwrap_or_else(|| {
+            "available"
+                .parse::<crate::types::FindPetsByStatusStatus>()
+                .unwrap_or_else(|_| unreachable!("the generator checked the default"))
+        });
+        let params = crate::FindPetsByStatusParams { status };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.find_pets_by_status(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -360,24 +339,17 @@ async fn handle_find_pets_by_tags<A: crate::SwaggerPetstoreOpenApi30Api, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "tags", default)]
-                tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
-            let tags = query_string.tags;
-            let params = crate::FindPetsByTagsParams { tags };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.find_pets_by_tags(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "tags", default)]
+            tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &["tags"])?;
+        let tags = query_string.tags;
+        let params = crate::FindPetsByTagsParams { tags };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.find_pets_by_tags(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -402,30 +374,23 @@ async fn handle_get_pet_by_id<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let pet_id = {
-                let text = crate::extract::path_param(&path_params, "petId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let pet_id = match pet_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-                }
-            };
-            let params = crate::GetPetByIdParams { pet_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_pet_by_id(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let pet_id = {
+            let text = crate::extract::path_param(&path_params, "petId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let pet_id = match pet_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+            }
+        };
+        let params = crate::GetPetByIdParams { pet_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_pet_by_id(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[
@@ -456,40 +421,33 @@ async fn handle_update_pet_with_form<A: crate::SwaggerPetstoreOpenApi30Api, Au: 
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "name", default)]
-                name: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "status", default)]
-                status: ::std::option::Option<::std::string::String>,
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "name", default)]
+            name: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "status", default)]
+            status: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let pet_id = {
+            let text = crate::extract::path_param(&path_params, "petId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let pet_id = match pet_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let pet_id = {
-                let text = crate::extract::path_param(&path_params, "petId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let pet_id = match pet_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-                }
-            };
-            let name = query_string.name;
-            let status = query_string.status;
-            let params = crate::UpdatePetWithFormParams { pet_id, name, status };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_pet_with_form(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let name = query_string.name;
+        let status = query_string.status;
+        let params = crate::UpdatePetWithFormParams { pet_id, name, status };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_pet_with_form(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -514,40 +472,33 @@ async fn handle_delete_pet<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let pet_id = {
-                let text = crate::extract::path_param(&path_params, "petId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let pet_id = match pet_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-                }
-            };
-            let api_key = crate::extract::header_named(
-                &parts.headers,
-                {
-                    const NAME: ::http::HeaderName = ::http::HeaderName::from_static("api_key");
-                    NAME
-                },
-                "api_key",
-            )?
-            .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
-            .transpose()?;
-            let params = crate::DeletePetParams { pet_id, api_key };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_pet(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let pet_id = {
+            let text = crate::extract::path_param(&path_params, "petId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let pet_id = match pet_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
+            }
+        };
+        let api_key = crate::extract::header_named(
+            &parts.headers,
+            {
+                const NAME: ::http::HeaderName = ::http::HeaderName::from_static("api_key");
+                NAME
+            },
+            "api_key",
+        )?
+        .map(|text| ::std::result::Result::<_, crate::ApiFailure>::Ok(text.to_owned()))
+        .transpose()?;
+        let params = crate::DeletePetParams { pet_id, api_key };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_pet(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -572,42 +523,35 @@ async fn handle_upload_file<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "additionalMetadata", default)]
-                additional_metadata: ::std::option::Option<::std::string::String>,
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "additionalMetadata", default)]
+            additional_metadata: ::std::option::Option<::std::string::String>,
+        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let pet_id = {
+            let text = crate::extract::path_param(&path_params, "petId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let pet_id = match pet_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
             }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let pet_id = {
-                let text = crate::extract::path_param(&path_params, "petId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("petId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let pet_id = match pet_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("petId", "missing"));
-                }
-            };
-            let additional_metadata = query_string.additional_metadata;
-            let params = crate::UploadFileParams { pet_id, additional_metadata };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(::std::clone::Clone::clone(&bytes))
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.upload_file(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let additional_metadata = query_string.additional_metadata;
+        let params = crate::UploadFileParams { pet_id, additional_metadata };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(::std::clone::Clone::clone(&bytes))
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.upload_file(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "petstore_auth", kind: crate::SchemeKind::Bearer }]],
@@ -632,17 +576,10 @@ async fn handle_get_inventory<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetInventoryParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_inventory(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetInventoryParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_inventory(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme {
@@ -670,46 +607,39 @@ async fn handle_place_order<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::PlaceOrderParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(
-                    match crate::bodies::content_type_index(
-                        &parts.headers,
-                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                    ) {
-                        ::std::option::Option::Some(0usize) => {
-                            crate::PlaceOrderBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                        }
-                        ::std::option::Option::Some(1usize) => {
-                            crate::PlaceOrderBody::Xml(crate::bodies::text_body(&bytes)?)
-                        }
-                        ::std::option::Option::Some(2usize) => {
-                            crate::PlaceOrderBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                        }
-                        _ => {
-                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                                "application/json, application/xml, application/x-www-form-urlencoded",
-                                &parts.headers,
-                            ));
-                        }
-                    },
-                )
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.place_order(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::PlaceOrderParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(
+                match crate::bodies::content_type_index(
+                    &parts.headers,
+                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                ) {
+                    ::std::option::Option::Some(0usize) => {
+                        crate::PlaceOrderBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                    }
+                    ::std::option::Option::Some(1usize) => {
+                        crate::PlaceOrderBody::Xml(crate::bodies::text_body(&bytes)?)
+                    }
+                    ::std::option::Option::Some(2usize) => {
+                        crate::PlaceOrderBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                    }
+                    _ => {
+                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                            "application/json, application/xml, application/x-www-form-urlencoded",
+                            &parts.headers,
+                        ));
+                    }
+                },
+            )
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.place_order(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_order_by_id<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -721,33 +651,26 @@ async fn handle_get_order_by_id<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let order_id = {
-                let text = crate::extract::path_param(&path_params, "orderId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let order_id = match order_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
-                }
-            };
-            let params = crate::GetOrderByIdParams { order_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_order_by_id(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let order_id = {
+            let text = crate::extract::path_param(&path_params, "orderId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let order_id = match order_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
+            }
+        };
+        let params = crate::GetOrderByIdParams { order_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_order_by_id(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_delete_order<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -759,33 +682,26 @@ async fn handle_delete_order<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let order_id = {
-                let text = crate::extract::path_param(&path_params, "orderId")?;
-                ::std::option::Option::Some(text.parse().map_err(|_| {
-                    crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
-                })?)
-            };
-            let order_id = match order_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
-                }
-            };
-            let params = crate::DeleteOrderParams { order_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_order(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let order_id = {
+            let text = crate::extract::path_param(&path_params, "orderId")?;
+            ::std::option::Option::Some(text.parse().map_err(|_| {
+                crate::ApiFailure::invalid_input("orderId", ::std::format!("`{text}` is not a valid value"))
+            })?)
+        };
+        let order_id = match order_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("orderId", "missing"));
+            }
+        };
+        let params = crate::DeleteOrderParams { order_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_order(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_create_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -797,46 +713,39 @@ async fn handle_create_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateUserParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(
-                    match crate::bodies::content_type_index(
-                        &parts.headers,
-                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                    ) {
-                        ::std::option::Option::Some(0usize) => {
-                            crate::CreateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                        }
-                        ::std::option::Option::Some(1usize) => {
-                            crate::CreateUserBody::Xml(crate::bodies::text_body(&bytes)?)
-                        }
-                        ::std::option::Option::Some(2usize) => {
-                            crate::CreateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                        }
-                        _ => {
-                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                                "application/json, application/xml, application/x-www-form-urlencoded",
-                                &parts.headers,
-                            ));
-                        }
-                    },
-                )
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateUserParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(
+                match crate::bodies::content_type_index(
+                    &parts.headers,
+                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                ) {
+                    ::std::option::Option::Some(0usize) => {
+                        crate::CreateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                    }
+                    ::std::option::Option::Some(1usize) => {
+                        crate::CreateUserBody::Xml(crate::bodies::text_body(&bytes)?)
+                    }
+                    ::std::option::Option::Some(2usize) => {
+                        crate::CreateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                    }
+                    _ => {
+                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                            "application/json, application/xml, application/x-www-form-urlencoded",
+                            &parts.headers,
+                        ));
+                    }
+                },
+            )
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_user(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_create_users_with_list_input<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -848,38 +757,30 @@ async fn handle_create_users_with_list_input<A: crate::SwaggerPetstoreOpenApi30A
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateUsersWithListInputParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some({
-                    let value: ::std::vec::Vec<crate::types::User> =
-                        crate::extract::json_document(&parts.headers, &bytes)?;
-                    {
-                        let value = &value;
-                        let path = &mut crate::validate::FieldPath::root();
-                        for (index, item) in value.iter().enumerate() {
-                            path.push_index(index);
-                            crate::validate::Validate::validate(item, path)?;
-                            path.pop();
-                        }
+        let params = crate::CreateUsersWithListInputParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some({
+                let value: ::std::vec::Vec<crate::types::User> = crate::extract::json_document(&parts.headers, &bytes)?;
+                {
+                    let value = &value;
+                    let path = &mut crate::validate::FieldPath::root();
+                    for (index, item) in value.iter().enumerate() {
+                        path.push_index(index);
+                        crate::validate::Validate::validate(item, path)?;
+                        path.pop();
                     }
-                    value
-                })
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_users_with_list_input(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+                }
+                value
+            })
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_users_with_list_input(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_login_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -891,30 +792,23 @@ async fn handle_login_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "username", default)]
-                username: ::std::option::Option<::std::string::String>,
-                #[serde(rename = "password", default)]
-                password: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let username = query_string.username;
-            let password = query_string.password;
-            let params = crate::LoginUserParams { username, password };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.login_user(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "username", default)]
+            username: ::std::option::Option<::std::string::String>,
+            #[serde(rename = "password", default)]
+            password: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let username = query_string.username;
+        let password = query_string.password;
+        let params = crate::LoginUserParams { username, password };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.login_user(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_logout_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -926,20 +820,13 @@ async fn handle_logout_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::LogoutUserParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.logout_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::LogoutUserParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.logout_user(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_get_user_by_name<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -951,31 +838,24 @@ async fn handle_get_user_by_name<A: crate::SwaggerPetstoreOpenApi30Api, Au: crat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let params = crate::GetUserByNameParams { username };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_user_by_name(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let params = crate::GetUserByNameParams { username };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_user_by_name(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_update_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -987,57 +867,50 @@ async fn handle_update_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let params = crate::UpdateUserParams { username };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(
-                    match crate::bodies::content_type_index(
-                        &parts.headers,
-                        &["application/json", "application/xml", "application/x-www-form-urlencoded"],
-                    ) {
-                        ::std::option::Option::Some(0usize) => {
-                            crate::UpdateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
-                        }
-                        ::std::option::Option::Some(1usize) => {
-                            crate::UpdateUserBody::Xml(crate::bodies::text_body(&bytes)?)
-                        }
-                        ::std::option::Option::Some(2usize) => {
-                            crate::UpdateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
-                        }
-                        _ => {
-                            return ::std::result::Result::Err(crate::bodies::wrong_content_type(
-                                "application/json, application/xml, application/x-www-form-urlencoded",
-                                &parts.headers,
-                            ));
-                        }
-                    },
-                )
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_user(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let params = crate::UpdateUserParams { username };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(
+                match crate::bodies::content_type_index(
+                    &parts.headers,
+                    &["application/json", "application/xml", "application/x-www-form-urlencoded"],
+                ) {
+                    ::std::option::Option::Some(0usize) => {
+                        crate::UpdateUserBody::Json(crate::extract::json_body(&parts.headers, &bytes)?)
+                    }
+                    ::std::option::Option::Some(1usize) => {
+                        crate::UpdateUserBody::Xml(crate::bodies::text_body(&bytes)?)
+                    }
+                    ::std::option::Option::Some(2usize) => {
+                        crate::UpdateUserBody::Form(crate::bodies::form_body(&parts.headers, &bytes)?)
+                    }
+                    _ => {
+                        return ::std::result::Result::Err(crate::bodies::wrong_content_type(
+                            "application/json, application/xml, application/x-www-form-urlencoded",
+                            &parts.headers,
+                        ));
+                    }
+                },
+            )
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_user(ctx, params, body).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
 #[allow(deprecated)]
 async fn handle_delete_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Authenticator>(
@@ -1049,29 +922,22 @@ async fn handle_delete_user<A: crate::SwaggerPetstoreOpenApi30Api, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let username = {
-                let text = crate::extract::path_param(&path_params, "username")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let username = match username {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
-                }
-            };
-            let params = crate::DeleteUserParams { username };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_user(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let username = {
+            let text = crate::extract::path_param(&path_params, "username")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let username = match username {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("username", "missing"));
+            }
+        };
+        let params = crate::DeleteUserParams { username };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_user(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

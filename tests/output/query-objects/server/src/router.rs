@@ -88,45 +88,38 @@ async fn handle_list_items<A: crate::QueryObjectsApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "q", default)]
-                q: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page = crate::extract::query_object::<crate::types::PageSpec, _>(
-                &parts.uri,
-                "page",
-                false,
-                crate::extract::Keys::Only(&["limit", "cursor"]),
-            )?;
-            if let ::std::option::Option::Some(value) = &page {
-                let path = &mut crate::validate::FieldPath::field("page");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let filter = crate::extract::query_object::<crate::types::ListItemsFilter, _>(
-                &parts.uri,
-                "filter",
-                true,
-                crate::extract::Keys::Only(&["status", "owner", "min_price"]),
-            )?;
-            if let ::std::option::Option::Some(value) = &filter {
-                let path = &mut crate::validate::FieldPath::field("filter");
-                crate::validate::Validate::validate(value, path)?;
-            }
-            let q = query_string.q;
-            let params = crate::ListItemsParams { page, filter, q };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_items(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "q", default)]
+            q: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page = crate::extract::query_object::<crate::types::PageSpec, _>(
+            &parts.uri,
+            "page",
+            false,
+            crate::extract::Keys::Only(&["limit", "cursor"]),
+        )?;
+        if let ::std::option::Option::Some(value) = &page {
+            let path = &mut crate::validate::FieldPath::field("page");
+            crate::validate::Validate::validate(value, path)?;
         }
+        let filter = crate::extract::query_object::<crate::types::ListItemsFilter, _>(
+            &parts.uri,
+            "filter",
+            true,
+            crate::extract::Keys::Only(&["status", "owner", "min_price"]),
+        )?;
+        if let ::std::option::Option::Some(value) = &filter {
+            let path = &mut crate::validate::FieldPath::field("filter");
+            crate::validate::Validate::validate(value, path)?;
+        }
+        let q = query_string.q;
+        let params = crate::ListItemsParams { page, filter, q };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_items(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }

@@ -132,28 +132,21 @@ async fn handle_get_node<A: crate::RefsApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let node_id = {
-                let text = crate::extract::path_param(&path_params, "node_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let node_id = match node_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
-                }
-            };
-            let params = crate::GetNodeParams { node_id };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_node(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let node_id = {
+            let text = crate::extract::path_param(&path_params, "node_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let node_id = match node_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
+            }
+        };
+        let params = crate::GetNodeParams { node_id };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_node(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -181,29 +174,22 @@ async fn handle_put_node<A: crate::RefsApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let node_id = {
-                let text = crate::extract::path_param(&path_params, "node_id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let node_id = match node_id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
-                }
-            };
-            let params = crate::PutNodeParams { node_id };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = crate::extract::json_body(&parts.headers, &bytes)?;
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.put_node(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let node_id = {
+            let text = crate::extract::path_param(&path_params, "node_id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let node_id = match node_id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("node_id", "missing"));
+            }
+        };
+        let params = crate::PutNodeParams { node_id };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = crate::extract::json_body(&parts.headers, &bytes)?;
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.put_node(ctx, params, body).await
     };
     crate::identified(request, |id, request| async move {
         const POLICY: crate::RoutePolicy = crate::RoutePolicy {
@@ -231,21 +217,14 @@ async fn handle_ping<A: crate::RefsApi, Au: crate::Authenticator>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::PingParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.ping(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::PingParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.ping(ctx, params).await
     };
     crate::identified(request, |id, request| async move {
         let (parts, body) = request.into_parts();
-        respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await
+        crate::answer(respond(crate::Admission::default(), ::std::option::Option::Some(id), parts, body).await)
     })
     .await
 }

@@ -166,17 +166,10 @@ async fn handle_get_bearer<A: crate::SecurityFixtureApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetBearerParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_bearer(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetBearerParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_bearer(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "bearerAuth", kind: crate::SchemeKind::Bearer }]],
@@ -201,17 +194,10 @@ async fn handle_get_basic<A: crate::SecurityFixtureApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetBasicParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_basic(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetBasicParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_basic(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "basicAuth", kind: crate::SchemeKind::Basic }]],
@@ -236,17 +222,10 @@ async fn handle_get_header_key<A: crate::SecurityFixtureApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetHeaderKeyParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_header_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetHeaderKeyParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_header_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme {
@@ -274,17 +253,10 @@ async fn handle_get_query_key<A: crate::SecurityFixtureApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetQueryKeyParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_query_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetQueryKeyParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_query_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme {
@@ -312,17 +284,10 @@ async fn handle_get_cookie_key<A: crate::SecurityFixtureApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetCookieKeyParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_cookie_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetCookieKeyParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_cookie_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme {
@@ -350,17 +315,10 @@ async fn handle_get_oauth<A: crate::SecurityFixtureApi, Au: crate::Authenticator
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetOauthParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_oauth(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetOauthParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_oauth(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "oauth", kind: crate::SchemeKind::Bearer }]],
@@ -385,17 +343,10 @@ async fn handle_get_either<A: crate::SecurityFixtureApi, Au: crate::Authenticato
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetEitherParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_either(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetEitherParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_either(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[
@@ -432,17 +383,10 @@ async fn handle_get_optional<A: crate::SecurityFixtureApi, Au: crate::Authentica
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::GetOptionalParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_optional(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::GetOptionalParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_optional(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[

@@ -189,17 +189,10 @@ async fn handle_update_auth_token_promotion<A: crate::TwilioAccountsApi, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::UpdateAuthTokenPromotionParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_auth_token_promotion(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::UpdateAuthTokenPromotionParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_auth_token_promotion(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -224,22 +217,15 @@ async fn handle_create_bulk_consents<A: crate::TwilioAccountsApi, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateBulkConsentsParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_bulk_consents(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateBulkConsentsParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_bulk_consents(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -264,22 +250,15 @@ async fn handle_create_bulk_contacts<A: crate::TwilioAccountsApi, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateBulkContactsParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_bulk_contacts(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateBulkContactsParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_bulk_contacts(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -304,48 +283,36 @@ async fn handle_list_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Auth
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "PageSize", default)]
-                page_size: ::std::option::Option<i64>,
-                #[serde(rename = "Page", default)]
-                page: ::std::option::Option<i64>,
-                #[serde(rename = "PageToken", default)]
-                page_token: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page_size = query_string.page_size;
-            if let ::std::option::Option::Some(value) = &page_size {
-                let path = &mut crate::validate::FieldPath::field("PageSize");
-                crate::validate::check_integer(
-                    *value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(1000),
-                )?;
-            }
-            let page = query_string.page;
-            if let ::std::option::Option::Some(value) = &page {
-                let path = &mut crate::validate::FieldPath::field("Page");
-                crate::validate::check_integer(
-                    *value,
-                    path,
-                    ::std::option::Option::Some(0),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let page_token = query_string.page_token;
-            let params = crate::ListCredentialAwsParams { page_size, page, page_token };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_credential_aws(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "PageSize", default)]
+            page_size: ::std::option::Option<i64>,
+            #[serde(rename = "Page", default)]
+            page: ::std::option::Option<i64>,
+            #[serde(rename = "PageToken", default)]
+            page_token: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page_size = query_string.page_size;
+        if let ::std::option::Option::Some(value) = &page_size {
+            let path = &mut crate::validate::FieldPath::field("PageSize");
+            crate::validate::check_integer(
+                *value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(1000),
+            )?;
         }
+        let page = query_string.page;
+        if let ::std::option::Option::Some(value) = &page {
+            let path = &mut crate::validate::FieldPath::field("Page");
+            crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
+        }
+        let page_token = query_string.page_token;
+        let params = crate::ListCredentialAwsParams { page_size, page, page_token };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_credential_aws(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -370,22 +337,15 @@ async fn handle_create_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateCredentialAwsParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_credential_aws(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateCredentialAwsParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_credential_aws(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -410,43 +370,36 @@ async fn handle_fetch_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Aut
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::FetchCredentialAwsParams { sid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.fetch_credential_aws(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::FetchCredentialAwsParams { sid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.fetch_credential_aws(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -471,48 +424,41 @@ async fn handle_update_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::UpdateCredentialAwsParams { sid };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_credential_aws(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::UpdateCredentialAwsParams { sid };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_credential_aws(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -537,43 +483,36 @@ async fn handle_delete_credential_aws<A: crate::TwilioAccountsApi, Au: crate::Au
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::DeleteCredentialAwsParams { sid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_credential_aws(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::DeleteCredentialAwsParams { sid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_credential_aws(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -598,48 +537,36 @@ async fn handle_list_credential_public_key<A: crate::TwilioAccountsApi, Au: crat
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "PageSize", default)]
-                page_size: ::std::option::Option<i64>,
-                #[serde(rename = "Page", default)]
-                page: ::std::option::Option<i64>,
-                #[serde(rename = "PageToken", default)]
-                page_token: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let page_size = query_string.page_size;
-            if let ::std::option::Option::Some(value) = &page_size {
-                let path = &mut crate::validate::FieldPath::field("PageSize");
-                crate::validate::check_integer(
-                    *value,
-                    path,
-                    ::std::option::Option::Some(1),
-                    ::std::option::Option::Some(1000),
-                )?;
-            }
-            let page = query_string.page;
-            if let ::std::option::Option::Some(value) = &page {
-                let path = &mut crate::validate::FieldPath::field("Page");
-                crate::validate::check_integer(
-                    *value,
-                    path,
-                    ::std::option::Option::Some(0),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let page_token = query_string.page_token;
-            let params = crate::ListCredentialPublicKeyParams { page_size, page, page_token };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.list_credential_public_key(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "PageSize", default)]
+            page_size: ::std::option::Option<i64>,
+            #[serde(rename = "Page", default)]
+            page: ::std::option::Option<i64>,
+            #[serde(rename = "PageToken", default)]
+            page_token: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let page_size = query_string.page_size;
+        if let ::std::option::Option::Some(value) = &page_size {
+            let path = &mut crate::validate::FieldPath::field("PageSize");
+            crate::validate::check_integer(
+                *value,
+                path,
+                ::std::option::Option::Some(1),
+                ::std::option::Option::Some(1000),
+            )?;
         }
+        let page = query_string.page;
+        if let ::std::option::Option::Some(value) = &page {
+            let path = &mut crate::validate::FieldPath::field("Page");
+            crate::validate::check_integer(*value, path, ::std::option::Option::Some(0), ::std::option::Option::None)?;
+        }
+        let page_token = query_string.page_token;
+        let params = crate::ListCredentialPublicKeyParams { page_size, page, page_token };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.list_credential_public_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -664,22 +591,15 @@ async fn handle_create_credential_public_key<A: crate::TwilioAccountsApi, Au: cr
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateCredentialPublicKeyParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_credential_public_key(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateCredentialPublicKeyParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_credential_public_key(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -704,43 +624,36 @@ async fn handle_fetch_credential_public_key<A: crate::TwilioAccountsApi, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::FetchCredentialPublicKeyParams { sid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.fetch_credential_public_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::FetchCredentialPublicKeyParams { sid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.fetch_credential_public_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -765,48 +678,41 @@ async fn handle_update_credential_public_key<A: crate::TwilioAccountsApi, Au: cr
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::UpdateCredentialPublicKeyParams { sid };
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_credential_public_key(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::UpdateCredentialPublicKeyParams { sid };
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_credential_public_key(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -831,43 +737,36 @@ async fn handle_delete_credential_public_key<A: crate::TwilioAccountsApi, Au: cr
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            let sid = {
-                let text = crate::extract::path_param(&path_params, "Sid")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            if let ::std::option::Option::Some(value) = &sid {
-                let path = &mut crate::validate::FieldPath::field("Sid");
-                crate::validate::check_string(
-                    value,
-                    path,
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some(34),
-                    ::std::option::Option::Some({
-                        static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
-                            ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
-                        });
-                        (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
-                    }),
-                )?;
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        let sid = {
+            let text = crate::extract::path_param(&path_params, "Sid")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        if let ::std::option::Option::Some(value) = &sid {
+            let path = &mut crate::validate::FieldPath::field("Sid");
+            crate::validate::check_string(
+                value,
+                path,
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some(34),
+                ::std::option::Option::Some({
+                    static PATTERN: ::std::sync::LazyLock<::regex::Regex> = ::std::sync::LazyLock::new(|| {
+                        ::regex::Regex::new("^CR[0-9a-fA-F]{32}$").expect("the generator checked this pattern")
+                    });
+                    (&*PATTERN, "^CR[0-9a-fA-F]{32}$")
+                }),
+            )?;
+        }
+        let sid = match sid {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
             }
-            let sid = match sid {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("Sid", "missing"));
-                }
-            };
-            let params = crate::DeleteCredentialPublicKeyParams { sid };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_credential_public_key(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        };
+        let params = crate::DeleteCredentialPublicKeyParams { sid };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_credential_public_key(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -892,24 +791,17 @@ async fn handle_fetch_messaging_geopermissions<A: crate::TwilioAccountsApi, Au: 
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "CountryCode", default)]
-                country_code: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let country_code = query_string.country_code;
-            let params = crate::FetchMessagingGeopermissionsParams { country_code };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.fetch_messaging_geopermissions(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "CountryCode", default)]
+            country_code: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let country_code = query_string.country_code;
+        let params = crate::FetchMessagingGeopermissionsParams { country_code };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.fetch_messaging_geopermissions(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -934,22 +826,15 @@ async fn handle_update_messaging_geopermissions<A: crate::TwilioAccountsApi, Au:
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::UpdateMessagingGeopermissionsParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.update_messaging_geopermissions(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::UpdateMessagingGeopermissionsParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.update_messaging_geopermissions(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -974,24 +859,17 @@ async fn handle_fetch_safelist<A: crate::TwilioAccountsApi, Au: crate::Authentic
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "PhoneNumber", default)]
-                phone_number: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let phone_number = query_string.phone_number;
-            let params = crate::FetchSafelistParams { phone_number };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.fetch_safelist(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "PhoneNumber", default)]
+            phone_number: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let phone_number = query_string.phone_number;
+        let params = crate::FetchSafelistParams { phone_number };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.fetch_safelist(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -1016,22 +894,15 @@ async fn handle_create_safelist<A: crate::TwilioAccountsApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let params = crate::CreateSafelistParams {};
-            let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
-            let body = if bytes.is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
-            };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_safelist(ctx, params, body).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let params = crate::CreateSafelistParams {};
+        let bytes = crate::extract::read_body(body, state.config.body_limit).await?;
+        let body = if bytes.is_empty() {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(crate::bodies::form_body(&parts.headers, &bytes)?)
+        };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_safelist(ctx, params, body).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -1056,24 +927,17 @@ async fn handle_delete_safelist<A: crate::TwilioAccountsApi, Au: crate::Authenti
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "PhoneNumber", default)]
-                phone_number: ::std::option::Option<::std::string::String>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let phone_number = query_string.phone_number;
-            let params = crate::DeleteSafelistParams { phone_number };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_safelist(ctx, params).await
+        let _ = body;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "PhoneNumber", default)]
+            phone_number: ::std::option::Option<::std::string::String>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let phone_number = query_string.phone_number;
+        let params = crate::DeleteSafelistParams { phone_number };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_safelist(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -1098,17 +962,10 @@ async fn handle_create_secondary_auth_token<A: crate::TwilioAccountsApi, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::CreateSecondaryAuthTokenParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.create_secondary_auth_token(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::CreateSecondaryAuthTokenParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.create_secondary_auth_token(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],
@@ -1133,17 +990,10 @@ async fn handle_delete_secondary_auth_token<A: crate::TwilioAccountsApi, Au: cra
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let params = crate::DeleteSecondaryAuthTokenParams {};
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.delete_secondary_auth_token(ctx, params).await
-        }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
-        }
+        let _ = body;
+        let params = crate::DeleteSecondaryAuthTokenParams {};
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.delete_secondary_auth_token(ctx, params).await
     };
     const POLICY: crate::RoutePolicy = crate::RoutePolicy {
         requirements: &[&[crate::Scheme { name: "accountSid_authToken", kind: crate::SchemeKind::Basic }]],

@@ -88,45 +88,38 @@ async fn handle_get_reading<A: crate::VersionsApi>(
                    request_id: ::std::option::Option<crate::RequestId>,
                    #[allow(unused_mut)] mut parts: ::http::request::Parts,
                    body: ::axum::body::Body| async move {
-        let result: ::std::result::Result<_, crate::ApiFailure> = async move {
-            let _ = body;
-            let path_params = crate::extract::path_params(&mut parts).await?;
-            #[derive(::serde::Deserialize)]
-            struct Query {
-                #[serde(rename = "above", default)]
-                above: ::std::option::Option<f64>,
-            }
-            let query_string: Query = crate::extract::query(&parts.uri, &[])?;
-            let id = {
-                let text = crate::extract::path_param(&path_params, "id")?;
-                ::std::option::Option::Some(text.to_owned())
-            };
-            let id = match id {
-                ::std::option::Option::Some(v) => v,
-                ::std::option::Option::None => {
-                    return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
-                }
-            };
-            let above = query_string.above;
-            if let ::std::option::Option::Some(value) = &above {
-                let path = &mut crate::validate::FieldPath::field("above");
-                crate::validate::check_number(
-                    *value,
-                    path,
-                    ::std::option::Option::Some((0.0, true)),
-                    ::std::option::Option::None,
-                )?;
-            }
-            let params = crate::GetReadingParams { id, above };
-            let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
-            state.api.get_reading(ctx, params).await
+        let _ = body;
+        let path_params = crate::extract::path_params(&mut parts).await?;
+        #[derive(::serde::Deserialize)]
+        struct Query {
+            #[serde(rename = "above", default)]
+            above: ::std::option::Option<f64>,
         }
-        .await;
-        match result {
-            ::std::result::Result::Ok(response) => ::axum::response::IntoResponse::into_response(response),
-            ::std::result::Result::Err(failure) => ::axum::response::IntoResponse::into_response(failure),
+        let query_string: Query = crate::extract::query(&parts.uri, &[])?;
+        let id = {
+            let text = crate::extract::path_param(&path_params, "id")?;
+            ::std::option::Option::Some(text.to_owned())
+        };
+        let id = match id {
+            ::std::option::Option::Some(v) => v,
+            ::std::option::Option::None => {
+                return ::std::result::Result::Err(crate::ApiFailure::invalid_input("id", "missing"));
+            }
+        };
+        let above = query_string.above;
+        if let ::std::option::Option::Some(value) = &above {
+            let path = &mut crate::validate::FieldPath::field("above");
+            crate::validate::check_number(
+                *value,
+                path,
+                ::std::option::Option::Some((0.0, true)),
+                ::std::option::Option::None,
+            )?;
         }
+        let params = crate::GetReadingParams { id, above };
+        let ctx = crate::RequestContext::admitted(admission, request_id, &mut parts);
+        state.api.get_reading(ctx, params).await
     };
     let (parts, body) = request.into_parts();
-    respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await
+    crate::answer(respond(crate::Admission::default(), ::std::option::Option::None, parts, body).await)
 }
