@@ -24,6 +24,18 @@ use crate::error::{ApiFailure, ErrorEnvelope};
 /// the generated router short.
 type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
 
+/// `answer` to `request`, given a request id when `ids` says so.
+fn reply<F>(ids: bool, request: Request, answer: impl FnOnce(Request) -> F + Send + 'static) -> Answer
+where
+    F: Future<Output = Response> + Send + 'static,
+{
+    if ids {
+        Box::pin(crate::request_id::identified(request, move |_, request| answer(request)))
+    } else {
+        Box::pin(answer(request))
+    }
+}
+
 /// A handler answering `404 NOT_FOUND` for a path that matches no route,
 /// for `Router::fallback`; with `ids`, the answer gets a request id as
 /// every other does (see [`identified`](crate::request_id::identified)).
@@ -35,11 +47,7 @@ pub(crate) fn not_found<E: ErrorEnvelope>(ids: bool) -> impl FnOnce(Request) -> 
             let failure = ApiFailure::<E>::not_found(format!("There is no endpoint at {}.", uri.path()));
             std::future::ready(failure.into_response())
         };
-        if ids {
-            Box::pin(crate::request_id::identified(request, move |_, request| answer(request)))
-        } else {
-            Box::pin(answer(request))
-        }
+        reply(ids, request, answer)
     }
 }
 
@@ -60,11 +68,7 @@ pub(crate) fn method_not_allowed<E: ErrorEnvelope>(
             }
             std::future::ready(response)
         };
-        if ids {
-            Box::pin(crate::request_id::identified(request, move |_, request| answer(request)))
-        } else {
-            Box::pin(answer(request))
-        }
+        reply(ids, request, answer)
     }
 }
 
